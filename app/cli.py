@@ -1,0 +1,240 @@
+"""The ``carelevel`` command line: evaluate answers and check rule sets."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import textwrap
+from collections.abc import Sequence
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from app.engine import (
+    CompiledRuleSet,
+    Determination,
+    RuleSetError,
+    ScreeningAnswers,
+    compile_rule_set,
+    default_rule_set,
+    determination_to_json,
+    evaluate,
+    run_tests,
+)
+from app.engine.determination import RuleResult
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``carelevel`` command."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "handler"):
+        parser.print_help()
+        return EXIT_USAGE
+    code: int = args.handler(args)
+    return code
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="carelevel",
+        description="Level-of-care screening: is an intensive outpatient program the right fit? "
+        "Clinical decision support, not a diagnosis.",
+    )
+    commands = parser.add_subparsers(metavar="command")
+
+    evaluate_cmd = commands.add_parser(
+        "evaluate", help="evaluate a screening answers file and print the determination"
+    )
+    evaluate_cmd.add_argument("answers", type=Path, help="answers JSON file ('-' for stdin)")
+    evaluate_cmd.add_argument(
+        "--rules", type=Path, help="rule-set YAML/JSON file (default: the shipped rule set)"
+    )
+    evaluate_cmd.add_argument("--json", action="store_true", help="print the full JSON")
+    evaluate_cmd.set_defaults(handler=_evaluate)
+
+    rules_cmd = commands.add_parser("rules", help="work with rule-set documents")
+    rules_sub = rules_cmd.add_subparsers(metavar="action")
+    check = rules_sub.add_parser(
+        "check", help="validate a rule set, run its test cases and report rule coverage"
+    )
+    check.add_argument("file", type=Path, help="rule-set YAML/JSON file")
+    check.set_defaults(handler=_rules_check)
+    facts = rules_sub.add_parser(
+        "facts", help="print the catalogue of facts conditions may use, as Markdown"
+    )
+    facts.set_defaults(handler=_rules_facts)
+    return parser
+
+
+def _load_rules(path: Path | None) -> CompiledRuleSet:
+    return default_rule_set() if path is None else compile_rule_set(path.read_text("utf-8"))
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    try:
+        compiled = _load_rules(args.rules)
+    except (OSError, RuleSetError) as error:
+        print(f"carelevel: cannot use the rule set: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    try:
+        text = sys.stdin.read() if str(args.answers) == "-" else args.answers.read_text("utf-8")
+        answers = ScreeningAnswers.model_validate_json(text)
+    except OSError as error:
+        print(f"carelevel: cannot read answers: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except ValidationError as error:
+        print("carelevel: the answers are invalid:", file=sys.stderr)
+        for problem in error.errors(include_input=False):
+            where = ".".join(str(part) for part in problem["loc"]) or "(body)"
+            print(f"  - {where}: {problem['msg']}", file=sys.stderr)
+        return EXIT_USAGE
+    determination = evaluate(compiled, answers)
+    if args.json:
+        sys.stdout.write(determination_to_json(determination, indent=True).decode() + "\n")
+    else:
+        print(render(determination))
+    return EXIT_OK
+
+
+def render(d: Determination) -> str:
+    """A readable, plain-text rendering of a determination for a terminal."""
+    lines: list[str] = []
+    add = lines.append
+    wrap = textwrap.TextWrapper(width=96, subsequent_indent="    ")
+    level = d.recommended_level
+    add(
+        f"Rule set {d.rule_set.key} {d.rule_set.version} (sha256 {d.rule_set.sha256[:12]}…), "
+        f"engine {d.engine_version}"
+    )
+    add("")
+    add(f"Recommended level : {level.label if level else 'none (information is insufficient)'}")
+    if level:
+        add(f"                    aligned with {level.aligned_with}")
+        add(f"                    {level.hours_per_week.note}")
+    add(f"Urgency           : {d.urgency.value}")
+    add(f"Status            : {d.status.value}")
+    add(f"IOP               : {d.iop.verdict.value.replace('_', ' ')}")
+
+    def section(title: str, items: Sequence[str]) -> None:
+        if items:
+            add("")
+            add(title)
+            for item in items:
+                lines.extend(wrap.wrap(f"  - {item}"))
+
+    section("Why", [_reason(r.rule_id, r.text) for r in d.iop.reasons])
+    section(
+        "Safety alerts",
+        [f"[{a.urgency.value}] {a.action} ({a.rule_id}: {a.reason})" for a in d.safety_alerts],
+    )
+    section(
+        "Missing information",
+        [f"{m.label} [{m.item}] — needed by {', '.join(m.needed_by)}" for m in d.missing],
+    )
+    section(
+        "Barriers to attending",
+        [
+            f"{b.description} → "
+            + (" ".join(a.description for a in b.accommodations) or "no accommodation applies")
+            for b in d.barriers
+        ],
+    )
+    section("Conditions", [c.description for c in d.conditions])
+    section(
+        "Domains",
+        [
+            f"{r.label}: {r.rating.value}"
+            + (f" ({'; '.join(e.rule_id or '' for e in r.evidence)})" if r.evidence else "")
+            for r in d.domains
+        ],
+    )
+    section(
+        "Levels ruled out",
+        [
+            f"{e.level.value}: {' / '.join(_reason(r.rule_id, r.text) for r in e.reasons)}"
+            for e in d.eliminated
+        ],
+    )
+    section("Scores", [_score(s) for s in d.scores])
+    fired = sum(1 for step in d.trace if step.result is RuleResult.FIRED)
+    undetermined = sum(1 for step in d.trace if step.result is RuleResult.UNDETERMINED)
+    add("")
+    add(
+        f"Trace: {len(d.trace)} rules evaluated, {fired} fired, {undetermined} undetermined "
+        "(--json shows every step)."
+    )
+    add("")
+    lines.extend(textwrap.wrap(d.disclaimer, width=96))
+    return "\n".join(lines)
+
+
+def _reason(rule_id: str | None, text: str) -> str:
+    return f"{text} ({rule_id})" if rule_id else text
+
+
+def _score(score: object) -> str:
+    from app.engine.instruments import InstrumentScore
+
+    assert isinstance(score, InstrumentScore)
+    if score.tier is not None or score.tier_at_least is not None:
+        tier = score.tier.value if score.tier else f"at least {score.tier_at_least}"
+        return f"{score.title}: tier {tier}"
+    total = (
+        str(score.total)
+        if score.total is not None
+        else f"{score.total_min}-{score.total_max} (items declined)"
+    )
+    parts = [f"{score.title}: {total}"]
+    if score.band:
+        parts.append(score.band.replace("_", " "))
+    if score.positive is not None:
+        parts.append("positive" if score.positive else "negative")
+    if score.loinc_total:
+        parts.append(f"LOINC {score.loinc_total}")
+    return ", ".join(parts)
+
+
+def _rules_check(args: argparse.Namespace) -> int:
+    try:
+        compiled = compile_rule_set(args.file.read_text("utf-8"))
+    except OSError as error:
+        print(f"carelevel: cannot read {args.file}: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except RuleSetError as error:
+        print(f"{args.file}: the rule set is invalid ({len(error.problems)} problems):")
+        for problem in error.problems:
+            print(f"  ✗ {problem}")
+        return EXIT_FAILED
+    report = run_tests(compiled)
+    print(
+        f"{compiled.key} {compiled.version}: {len(compiled.rule_ids)} rules compiled "
+        f"(sha256 {compiled.ref.sha256[:12]}…)"
+    )
+    failed = [case for case in report.cases if not case.passed]
+    print(f"Test cases: {len(report.cases) - len(failed)}/{len(report.cases)} passed")
+    for case in failed:
+        print(f"  ✗ {case.name}")
+        for failure in case.failures:
+            print(f"      {failure}")
+    covered = len(report.rules) - len(report.never_fired)
+    print(f"Rule coverage: {covered}/{len(report.rules)} ({report.coverage:.0%})")
+    for rule_id in report.never_fired:
+        print(f"  ✗ rule '{rule_id}' never fires in any test case")
+    if not report.cases:
+        print("  ✗ the rule set has no test cases")
+    print("OK" if report.passed else "FAILED")
+    return EXIT_OK if report.passed else EXIT_FAILED
+
+
+def _rules_facts(args: argparse.Namespace) -> int:
+    from app.engine.catalogue import render_catalogue
+
+    print(render_catalogue())
+    return EXIT_OK
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

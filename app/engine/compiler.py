@@ -1,0 +1,608 @@
+"""Compile a rule-set document into a ``CompiledRuleSet``, rejecting anything unsound.
+
+Compilation happens once per rule-set version (the service caches the result). Every problem
+found is reported together, each naming the rule id and where in the document it is: syntax
+errors, unknown facts, type mismatches, duplicate ids, invalid outcomes, stages out of order and
+cut-off tables that do not cover their instrument's range.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import yaml
+from pydantic import ValidationError
+
+from app.engine.determination import (
+    LEVEL_RANK,
+    RATING_RANK,
+    Accommodation,
+    Domain,
+    LevelOfCare,
+    PlacementCondition,
+    Rating,
+    Reason,
+    RuleResult,
+    RuleSetRef,
+    Stage,
+    TraceStep,
+    Urgency,
+)
+from app.engine.expressions import CompiledCondition, ExpressionError, FactType, compile_condition
+from app.engine.facts import FactSpec, build_catalogue, types_for_stage
+from app.engine.instruments import (
+    DEFAULT_POLICIES,
+    SPECS,
+    AnswerKind,
+    Band,
+    InstrumentId,
+    InstrumentPolicy,
+    ScoringSex,
+)
+from app.engine.ruleset import (
+    DomainStage,
+    FeasibilityRule,
+    FeasibilityStage,
+    InformationStage,
+    InstrumentPolicyDocument,
+    PlacementStage,
+    RuleBase,
+    RuleSetDocument,
+    SafetyRule,
+    SafetyStage,
+)
+
+REQUIRED_STAGES = (Stage.SAFETY, Stage.PLACEMENT)
+SAFETY_OVERRIDE_LEVELS = (LevelOfCare.INPATIENT, LevelOfCare.EMERGENCY_EVALUATION)
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSetProblem:
+    """One reason a document cannot be compiled."""
+
+    rule_id: str | None
+    location: str
+    message: str
+
+    def __str__(self) -> str:
+        if self.rule_id:
+            return f"rule '{self.rule_id}' ({self.location}): {self.message}"
+        return f"{self.location}: {self.message}"
+
+
+class RuleSetError(ValueError):
+    """The document is not a valid rule set; ``problems`` lists every reason."""
+
+    def __init__(self, problems: list[RuleSetProblem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(problem) for problem in problems))
+
+
+@dataclass(frozen=True, slots=True)
+class _RuleOutcomes:
+    """What every compiled rule shares: its trace steps and reason, built once at compile time
+    so evaluation only picks them (the hot path allocates nothing per rule)."""
+
+    fired_step: TraceStep
+    not_fired_step: TraceStep
+    reason: Reason
+
+
+def _outcomes(stage: Stage, rule_id: str, description: str) -> dict[str, Any]:
+    return {
+        "fired_step": TraceStep(stage, rule_id, RuleResult.FIRED),
+        "not_fired_step": TraceStep(stage, rule_id, RuleResult.NOT_FIRED),
+        "reason": Reason(rule_id, description),
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledSafetyRule(_RuleOutcomes):
+    id: str
+    description: str
+    condition: CompiledCondition
+    override_level: LevelOfCare | None
+    urgency: Urgency
+    action: str
+    requires: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledInformationRule(_RuleOutcomes):
+    id: str
+    description: str
+    condition: CompiledCondition
+    missing: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledDomainRule(_RuleOutcomes):
+    id: str
+    description: str
+    condition: CompiledCondition
+    domain: Domain
+    rating: Rating
+    rank: int
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledPlacementRule(_RuleOutcomes):
+    id: str
+    description: str
+    condition: CompiledCondition
+    level: LevelOfCare
+    rank: int
+    urgency: Urgency
+    conditions: tuple[PlacementCondition, ...]
+    not_met: Reason
+    not_evaluated: Reason
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledAccommodation:
+    accommodation: Accommodation
+    condition: CompiledCondition | None
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledFeasibilityRule(_RuleOutcomes):
+    id: str
+    description: str
+    condition: CompiledCondition
+    code: str
+    barrier_description: str
+    accommodations: tuple[CompiledAccommodation, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledRuleSet:
+    """A validated rule set, ready to evaluate; immutable and safe to share between requests."""
+
+    document: RuleSetDocument
+    ref: RuleSetRef
+    policies: Mapping[InstrumentId, InstrumentPolicy]
+    catalogue: Mapping[str, FactSpec]
+    safety: tuple[CompiledSafetyRule, ...]
+    information: tuple[CompiledInformationRule, ...]
+    domains: tuple[CompiledDomainRule, ...]
+    placement: tuple[CompiledPlacementRule, ...]
+    default_level: LevelOfCare
+    default_reason: str
+    feasibility: tuple[CompiledFeasibilityRule, ...]
+    rule_ids: tuple[str, ...] = field(default=())
+    not_indicated: Mapping[LevelOfCare, tuple[Reason, ...]] = field(default_factory=dict)
+    """Why each level was not indicated when every placement rule was determined (cached)."""
+
+    @property
+    def key(self) -> str:
+        return self.ref.key
+
+    @property
+    def version(self) -> str:
+        return self.ref.version
+
+
+def canonical_json(document: RuleSetDocument) -> bytes:
+    """The canonical JSON of a document: sorted keys, no insignificant whitespace."""
+    return orjson.dumps(document.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+
+
+def document_sha256(document: RuleSetDocument) -> str:
+    """The sha256 (hex) of a document's canonical JSON; identifies its exact content."""
+    return hashlib.sha256(canonical_json(document)).hexdigest()
+
+
+def parse_document(source: str | bytes | Mapping[str, Any]) -> RuleSetDocument:
+    """Parse YAML/JSON text or an already-loaded mapping into a validated document."""
+    if isinstance(source, str | bytes):
+        try:
+            raw = yaml.safe_load(source)
+        except yaml.YAMLError as error:
+            problem = RuleSetProblem(None, "document", f"not valid YAML/JSON: {error}")
+            raise RuleSetError([problem]) from None
+    else:
+        raw = source
+    if not isinstance(raw, Mapping):
+        raise RuleSetError([RuleSetProblem(None, "document", "must be a mapping at the top level")])
+    try:
+        return RuleSetDocument.model_validate(raw)
+    except ValidationError as error:
+        raise RuleSetError([_problem_from(raw, e) for e in error.errors()]) from None
+
+
+_STAGE_TAGS = frozenset(stage.value for stage in Stage)
+
+
+def _problem_from(raw: Mapping[str, Any], error: Any) -> RuleSetProblem:
+    loc = tuple(error["loc"])
+    if len(loc) >= 3 and loc[0] == "stages" and loc[2] in _STAGE_TAGS:
+        loc = loc[:2] + loc[3:]  # drop the discriminator Pydantic inserts for the stage union
+    location = ".".join(str(part) for part in loc) or "document"
+    rule_id = None
+    if len(loc) >= 4 and loc[0] == "stages" and loc[2] == "rules":
+        try:
+            candidate = raw["stages"][loc[1]]["rules"][loc[3]].get("id")
+            rule_id = candidate if isinstance(candidate, str) else None
+        except (KeyError, IndexError, TypeError, AttributeError):
+            rule_id = None
+    return RuleSetProblem(rule_id, location, error["msg"])
+
+
+def compile_rule_set(
+    source: RuleSetDocument | str | bytes | Mapping[str, Any],
+    *,
+    version: str | None = None,
+) -> CompiledRuleSet:
+    """Validate and compile a rule set; raise ``RuleSetError`` listing every problem.
+
+    ``version`` overrides the document's own version label (the service numbers versions).
+    """
+    document = source if isinstance(source, RuleSetDocument) else parse_document(source)
+    problems: list[RuleSetProblem] = []
+    policies = _compile_policies(document, problems)
+    catalogue = build_catalogue(policies)
+    _check_stages(document, problems)
+    _check_unique_ids(document, problems)
+    safety: tuple[CompiledSafetyRule, ...] = ()
+    information: tuple[CompiledInformationRule, ...] = ()
+    domains: tuple[CompiledDomainRule, ...] = ()
+    placement: tuple[CompiledPlacementRule, ...] = ()
+    feasibility: tuple[CompiledFeasibilityRule, ...] = ()
+    default_level, default_reason = LevelOfCare.OUTPATIENT, ""
+    for index, stage in enumerate(document.stages):
+        ctx = _Context(problems, types_for_stage(catalogue, Stage(stage.stage)), f"stages.{index}")
+        if isinstance(stage, SafetyStage):
+            safety = tuple(_safety_rule(ctx, n, rule) for n, rule in enumerate(stage.rules))
+        elif isinstance(stage, InformationStage):
+            information = tuple(
+                CompiledInformationRule(
+                    id=rule.id,
+                    description=rule.description,
+                    condition=ctx.condition(rule, n),
+                    missing=tuple(rule.missing),
+                    **_outcomes(Stage.INFORMATION, rule.id, rule.description),
+                )
+                for n, rule in enumerate(stage.rules)
+            )
+        elif isinstance(stage, DomainStage):
+            domains = tuple(
+                CompiledDomainRule(
+                    id=rule.id,
+                    description=rule.description,
+                    condition=ctx.condition(rule, n),
+                    domain=rule.domain,
+                    rating=rule.rating,
+                    rank=RATING_RANK[rule.rating],
+                    **_outcomes(Stage.DOMAINS, rule.id, rule.description),
+                )
+                for n, rule in enumerate(stage.rules)
+            )
+        elif isinstance(stage, PlacementStage):
+            default_level, default_reason = stage.default_level, stage.default_reason
+            placement = tuple(
+                CompiledPlacementRule(
+                    id=rule.id,
+                    description=rule.description,
+                    condition=ctx.condition(rule, n),
+                    level=rule.level,
+                    rank=LEVEL_RANK[rule.level],
+                    urgency=rule.urgency,
+                    conditions=tuple(
+                        PlacementCondition(c.code, c.description, rule.id) for c in rule.conditions
+                    ),
+                    not_met=Reason(rule.id, f"Not met: {rule.description}"),
+                    not_evaluated=Reason(
+                        rule.id, f"Could not be evaluated (information missing): {rule.description}"
+                    ),
+                    **_outcomes(Stage.PLACEMENT, rule.id, rule.description),
+                )
+                for n, rule in enumerate(stage.rules)
+            )
+        else:
+            feasibility = tuple(
+                _feasibility_rule(ctx, n, rule) for n, rule in enumerate(stage.rules)
+            )
+    _check_test_references(document, problems)
+    if problems:
+        raise RuleSetError(problems)
+    not_indicated = {
+        level: level_not_indicated(safety, placement, level, frozenset()) for level in LevelOfCare
+    }
+    return CompiledRuleSet(
+        document=document,
+        ref=RuleSetRef(document.key, version or document.version, document_sha256(document)),
+        policies=policies,
+        catalogue=catalogue,
+        safety=safety,
+        information=information,
+        domains=domains,
+        placement=placement,
+        default_level=default_level,
+        default_reason=default_reason,
+        feasibility=feasibility,
+        rule_ids=tuple(rule.id for stage in document.stages for rule in stage.rules),
+        not_indicated=not_indicated,
+    )
+
+
+_NO_OVERRIDE = Reason(None, "No safety override for this level fired.")
+_NO_RULE = Reason(None, "No rule in this rule set indicated this level.")
+
+
+def level_not_indicated(
+    safety: tuple[CompiledSafetyRule, ...],
+    placement: tuple[CompiledPlacementRule, ...],
+    level: LevelOfCare,
+    undetermined: frozenset[str] | set[str],
+) -> tuple[Reason, ...]:
+    """Why ``level`` was not the result: the rules for it that did not fire (or could not be
+    evaluated, for the ids in ``undetermined``)."""
+    reasons: list[Reason] = []
+    if any(rule.override_level is level for rule in safety):
+        reasons.append(_NO_OVERRIDE)
+    for rule in placement:
+        if rule.level is level:
+            reasons.append(rule.not_evaluated if rule.id in undetermined else rule.not_met)
+    return tuple(reasons) or (_NO_RULE,)
+
+
+# A placeholder condition lets compilation go on after an error so every problem is reported.
+_NEVER = CompiledCondition("false", lambda facts: False, ())
+
+
+@dataclass(slots=True)
+class _Context:
+    problems: list[RuleSetProblem]
+    types: Mapping[str, FactType]
+    location: str
+
+    def compile(self, rule_id: str, location: str, source: str) -> CompiledCondition:
+        try:
+            return compile_condition(source, self.types)
+        except ExpressionError as error:
+            self.problems.append(RuleSetProblem(rule_id, location, str(error)))
+            return _NEVER
+
+    def condition(self, rule: RuleBase, position: int) -> CompiledCondition:
+        return self.compile(rule.id, f"{self.location}.rules.{position}.when", rule.when)
+
+    def problem(self, rule_id: str, location: str, message: str) -> None:
+        self.problems.append(RuleSetProblem(rule_id, f"{self.location}.{location}", message))
+
+
+def _safety_rule(ctx: _Context, position: int, rule: SafetyRule) -> CompiledSafetyRule:
+    condition = ctx.condition(rule, position)
+    if rule.override is not None:
+        if rule.override.level not in SAFETY_OVERRIDE_LEVELS:
+            ctx.problem(
+                rule.id,
+                f"rules.{position}.override.level",
+                "a safety override must send the person to emergency_evaluation or inpatient",
+            )
+        return CompiledSafetyRule(
+            id=rule.id,
+            description=rule.description,
+            condition=condition,
+            override_level=rule.override.level,
+            urgency=rule.override.urgency,
+            action=rule.override.action,
+            requires=(),
+            **_outcomes(Stage.SAFETY, rule.id, rule.description),
+        )
+    assert rule.alert is not None  # the document model requires exactly one outcome
+    if rule.alert.urgency is Urgency.ROUTINE:
+        ctx.problem(
+            rule.id, f"rules.{position}.alert.urgency", "a safety alert must be urgent or emergent"
+        )
+    return CompiledSafetyRule(
+        id=rule.id,
+        description=rule.description,
+        condition=condition,
+        override_level=None,
+        urgency=rule.alert.urgency,
+        action=rule.alert.action,
+        requires=tuple(rule.alert.requires),
+        **_outcomes(Stage.SAFETY, rule.id, rule.description),
+    )
+
+
+def _feasibility_rule(
+    ctx: _Context, position: int, rule: FeasibilityRule
+) -> CompiledFeasibilityRule:
+    where = f"{ctx.location}.rules.{position}.barrier.accommodations"
+    accommodations = tuple(
+        CompiledAccommodation(
+            Accommodation(a.code, a.description),
+            None if a.when is None else ctx.compile(rule.id, f"{where}.{n}.when", a.when),
+        )
+        for n, a in enumerate(rule.barrier.accommodations)
+    )
+    return CompiledFeasibilityRule(
+        id=rule.id,
+        description=rule.description,
+        condition=ctx.condition(rule, position),
+        code=rule.barrier.code,
+        barrier_description=rule.barrier.description,
+        accommodations=accommodations,
+        **_outcomes(Stage.FEASIBILITY, rule.id, rule.description),
+    )
+
+
+def _check_stages(document: RuleSetDocument, problems: list[RuleSetProblem]) -> None:
+    stages = [Stage(stage.stage) for stage in document.stages]
+    order = {stage: rank for rank, stage in enumerate(Stage)}
+    for index, (before, after) in enumerate(zip(stages, stages[1:], strict=False), start=1):
+        if order[after] <= order[before]:
+            expected = " → ".join(stage.value for stage in Stage)
+            problems.append(
+                RuleSetProblem(
+                    None,
+                    f"stages.{index}",
+                    f"stage '{after.value}' is out of order after '{before.value}' (each stage "
+                    f"at most once, in the order {expected})",
+                )
+            )
+    for required in REQUIRED_STAGES:
+        if required not in stages:
+            problems.append(
+                RuleSetProblem(None, "stages", f"the '{required.value}' stage is required")
+            )
+
+
+def _check_unique_ids(document: RuleSetDocument, problems: list[RuleSetProblem]) -> None:
+    seen: set[str] = set()
+    for index, stage in enumerate(document.stages):
+        for position, rule in enumerate(stage.rules):
+            if rule.id in seen:
+                problems.append(
+                    RuleSetProblem(
+                        rule.id, f"stages.{index}.rules.{position}.id", "duplicate rule id"
+                    )
+                )
+            seen.add(rule.id)
+    names = [case.name for case in document.tests]
+    for name in sorted({n for n in names if names.count(n) > 1}):
+        problems.append(RuleSetProblem(None, "tests", f"duplicate test case name '{name}'"))
+
+
+def _check_test_references(document: RuleSetDocument, problems: list[RuleSetProblem]) -> None:
+    rule_ids = {rule.id for stage in document.stages for rule in stage.rules}
+    barrier_codes = {
+        rule.barrier.code
+        for stage in document.stages
+        if isinstance(stage, FeasibilityStage)
+        for rule in stage.rules
+    }
+    condition_codes = {
+        c.code
+        for stage in document.stages
+        if isinstance(stage, PlacementStage)
+        for rule in stage.rules
+        for c in rule.conditions
+    }
+    for index, case in enumerate(document.tests):
+        where = f"tests.{index} ('{case.name}')"
+        if case.extends is not None and case.extends not in document.fixtures:
+            problems.append(RuleSetProblem(None, where, f"unknown fixture '{case.extends}'"))
+        expect = case.expect
+        for rule_id in (*expect.fired, *expect.not_fired):
+            if rule_id not in rule_ids:
+                problems.append(RuleSetProblem(None, where, f"expects unknown rule '{rule_id}'"))
+        for code in expect.barriers or ():
+            if code not in barrier_codes:
+                problems.append(RuleSetProblem(None, where, f"expects unknown barrier '{code}'"))
+        for code in expect.conditions or ():
+            if code not in condition_codes:
+                problems.append(RuleSetProblem(None, where, f"expects unknown condition '{code}'"))
+        if expect.no_level and expect.level is not None:
+            problems.append(RuleSetProblem(None, where, "expects both a level and no level"))
+
+
+def _compile_policies(
+    document: RuleSetDocument, problems: list[RuleSetProblem]
+) -> dict[InstrumentId, InstrumentPolicy]:
+    policies = dict(DEFAULT_POLICIES)
+    for instrument, override in document.instruments.items():
+        location = f"instruments.{instrument.value}"
+        policy = _compile_policy(instrument, override, location, problems)
+        if policy is not None:
+            policies[instrument] = policy
+    return policies
+
+
+def _compile_policy(
+    instrument: InstrumentId,
+    override: InstrumentPolicyDocument,
+    location: str,
+    problems: list[RuleSetProblem],
+) -> InstrumentPolicy | None:
+    spec = SPECS[instrument]
+    default = DEFAULT_POLICIES[instrument]
+    if spec.kind is AnswerKind.CATEGORICAL:
+        problems.append(RuleSetProblem(None, location, f"{spec.title} has no adjustable cut-offs"))
+        return None
+    low, high = spec.total_range
+    bands = default.bands
+    count = len(problems)
+    if override.bands is not None:
+        bands = tuple(Band(b.label, b.min, b.max) for b in override.bands)
+        expected_next = low
+        for n, band in enumerate(bands):
+            if band.minimum != expected_next or band.maximum < band.minimum:
+                problems.append(
+                    RuleSetProblem(
+                        None,
+                        f"{location}.bands.{n}",
+                        f"{spec.title} bands must be ascending and contiguous from {low} to "
+                        f"{high}; band '{band.label}' should start at {expected_next}",
+                    )
+                )
+                break
+            expected_next = band.maximum + 1
+        else:
+            if bands and expected_next != high + 1:
+                problems.append(
+                    RuleSetProblem(
+                        None,
+                        f"{location}.bands",
+                        f"{spec.title} bands must end at the maximum score {high}",
+                    )
+                )
+        labels = [band.label for band in bands]
+        if len(set(labels)) != len(labels):
+            problems.append(RuleSetProblem(None, f"{location}.bands", "band labels must be unique"))
+    positive_at, by_sex = default.positive_at, default.positive_at_by_sex
+    if isinstance(override.positive_at, int):
+        positive_at, by_sex = override.positive_at, None
+    elif isinstance(override.positive_at, dict):
+        if instrument is not InstrumentId.AUDIT_C:
+            problems.append(
+                RuleSetProblem(
+                    None, f"{location}.positive_at", "only AUDIT-C has sex-specific cut-offs"
+                )
+            )
+        elif set(override.positive_at) != set(ScoringSex):
+            problems.append(
+                RuleSetProblem(
+                    None,
+                    f"{location}.positive_at",
+                    "give a cut-off for each of female, male and unknown",
+                )
+            )
+        else:
+            by_sex, positive_at = dict(override.positive_at), None
+            if by_sex[ScoringSex.UNKNOWN] > min(by_sex[ScoringSex.FEMALE], by_sex[ScoringSex.MALE]):
+                problems.append(
+                    RuleSetProblem(
+                        None,
+                        f"{location}.positive_at.unknown",
+                        "the cut-off for unknown sex must be the conservative (lowest) one",
+                    )
+                )
+    for threshold in (positive_at, *(by_sex or {}).values()):
+        if threshold is not None and not low <= threshold <= high:
+            problems.append(
+                RuleSetProblem(
+                    None,
+                    f"{location}.positive_at",
+                    f"{spec.title} cut-off must lie within the score range {low}-{high}",
+                )
+            )
+    if len(problems) > count:
+        return None
+    return InstrumentPolicy(bands=bands, positive_at=positive_at, positive_at_by_sex=by_sex)
+
+
+__all__ = [
+    "CompiledRuleSet",
+    "RuleSetError",
+    "RuleSetProblem",
+    "canonical_json",
+    "compile_rule_set",
+    "document_sha256",
+    "parse_document",
+]

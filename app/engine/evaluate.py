@@ -1,0 +1,412 @@
+"""``evaluate(compiled, answers)``: the pure function at the heart of carelevel.
+
+Stages run in a fixed order. Safety first: the first override that fires ends the evaluation,
+so nothing later can outvote it; alerts are collected. Then the information check (too little
+to place anyone → ``insufficient_information``, never a guess), domain ratings (highest that
+fires, per domain), placement (highest level that fires; no averaging, no composite score) and
+feasibility (every practical barrier, with the accommodations that lift it; barriers never
+change the clinical level).
+
+A condition that needs an unknown fact is *undetermined*. When its rule could have changed the
+result had it fired, the unknown facts are reported as missing and the status is ``partial``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+from app.engine.answers import AgeGroup, ScreeningAnswers
+from app.engine.compiler import (
+    CompiledDomainRule,
+    CompiledPlacementRule,
+    CompiledRuleSet,
+    CompiledSafetyRule,
+    level_not_indicated,
+)
+from app.engine.determination import (
+    DISCLAIMER,
+    DOMAIN_LABELS,
+    ENGINE_VERSION,
+    LEVEL_INFO,
+    LEVEL_ORDER,
+    LEVEL_RANK,
+    URGENCY_RANK,
+    Barrier,
+    Determination,
+    Domain,
+    DomainRating,
+    EliminatedLevel,
+    IopAssessment,
+    IopVerdict,
+    LevelOfCare,
+    MissingItem,
+    PlacementCondition,
+    Rating,
+    Reason,
+    RecommendedLevel,
+    RuleResult,
+    SafetyAlert,
+    Stage,
+    Status,
+    TraceStep,
+    Urgency,
+)
+from app.engine.expressions import CompiledCondition
+from app.engine.facts import FactSpec, extract_facts
+from app.engine.instruments import InstrumentScore
+from app.engine.scoring import score_answers
+
+_RATINGS = tuple(Rating)
+_URGENCIES = tuple(Urgency)
+_DOMAINS = tuple(Domain)
+_DOMAIN_FACTS = {domain: f"domains.{domain.value}" for domain in Domain}
+_IOP_RANK = LEVEL_RANK[LevelOfCare.INTENSIVE_OUTPATIENT]
+
+
+class _Run:
+    """Mutable bookkeeping for one evaluation: facts, the trace and what was missing."""
+
+    __slots__ = ("facts", "catalogue", "trace", "missing", "urgency")
+
+    def __init__(self, facts: dict[str, object], catalogue: Mapping[str, FactSpec]) -> None:
+        self.facts = facts
+        self.catalogue = catalogue
+        self.trace: list[TraceStep] = []
+        self.missing: dict[str, tuple[str, list[str]]] = {}
+        self.urgency = 0
+
+    def undetermined(self, stage: Stage, rule_id: str, condition: CompiledCondition) -> None:
+        """Record a rule whose condition needed an unknown fact."""
+        unknown = tuple(f for f in condition.facts if self.facts.get(f) is None)
+        self.trace.append(TraceStep(stage, rule_id, RuleResult.UNDETERMINED, unknown))
+
+    def could_change(self, rule_id: str, condition: CompiledCondition) -> None:
+        """An undetermined rule could have changed the result: report its unknown facts."""
+        for fact in condition.facts:
+            if self.facts.get(fact) is None:
+                spec = self.catalogue.get(fact)
+                label = spec.description if spec else fact
+                self.missing.setdefault(fact, (label, []))[1].append(rule_id)
+
+    def require(self, item: str, rule_id: str) -> None:
+        self.missing.setdefault(item, (item, []))[1].append(rule_id)
+
+    def raise_urgency(self, urgency: Urgency) -> None:
+        self.urgency = max(self.urgency, URGENCY_RANK[urgency])
+
+    def missing_items(self) -> tuple[MissingItem, ...]:
+        return tuple(
+            MissingItem(item, label, tuple(dict.fromkeys(rules)))
+            for item, (label, rules) in self.missing.items()
+        )
+
+
+def evaluate(compiled: CompiledRuleSet, answers: ScreeningAnswers) -> Determination:
+    """Evaluate validated answers under a compiled rule set; pure and deterministic."""
+    scores = score_answers(answers, compiled.policies)
+    facts = extract_facts(answers, scores)
+    run = _Run(facts, compiled.catalogue)
+    trace = run.trace
+    score_list = tuple(scores.values())
+
+    # 1. Safety: the first override ends the evaluation; alerts accumulate.
+    alerts: list[SafetyAlert] = []
+    pending_overrides: list[CompiledSafetyRule] = []
+    for rule in compiled.safety:
+        result = rule.condition.evaluate(facts)
+        if result is None:
+            run.undetermined(Stage.SAFETY, rule.id, rule.condition)
+            if rule.override_level is not None:
+                pending_overrides.append(rule)
+            else:
+                run.could_change(rule.id, rule.condition)
+        elif not result:
+            trace.append(rule.not_fired_step)
+        else:
+            trace.append(rule.fired_step)
+            run.raise_urgency(rule.urgency)
+            alerts.append(
+                SafetyAlert(
+                    rule.id,
+                    rule.urgency,
+                    rule.action,
+                    rule.description,
+                    rule.override_level is not None,
+                )
+            )
+            if rule.override_level is not None:
+                fired_rank = LEVEL_RANK[rule.override_level]
+                for earlier in pending_overrides:
+                    if LEVEL_RANK[earlier.override_level or rule.override_level] > fired_rank:
+                        run.could_change(earlier.id, earlier.condition)
+                return _after_override(compiled, run, rule, alerts, score_list)
+            for item in rule.requires:
+                run.require(item, rule.id)
+    for pending in pending_overrides:
+        run.could_change(pending.id, pending.condition)
+
+    # 2. Information: is there enough to place anyone?
+    insufficient: list[Reason] = []
+    for check in compiled.information:
+        result = check.condition.evaluate(facts)
+        if result is None:
+            run.undetermined(Stage.INFORMATION, check.id, check.condition)
+            run.could_change(check.id, check.condition)
+        elif not result:
+            trace.append(check.not_fired_step)
+        else:
+            trace.append(check.fired_step)
+            insufficient.append(check.reason)
+            for item in check.missing:
+                run.require(item, check.id)
+    if insufficient:
+        return _insufficient(compiled, run, insufficient, alerts, score_list)
+
+    # 3. Domains: the highest rating that fires, per domain.
+    ratings, evidence = _rate_domains(compiled.domains, run)
+    for domain, rank in ratings.items():
+        facts[_DOMAIN_FACTS[domain]] = _RATINGS[rank]
+
+    # 4. Placement: the highest level that fires.
+    best = LEVEL_RANK[compiled.default_level]
+    decisive: list[CompiledPlacementRule] = []
+    fired: list[CompiledPlacementRule] = []
+    undetermined: set[str] = set()
+    for placement in compiled.placement:
+        result = placement.condition.evaluate(facts)
+        if result is None:
+            run.undetermined(Stage.PLACEMENT, placement.id, placement.condition)
+            undetermined.add(placement.id)
+        elif not result:
+            trace.append(placement.not_fired_step)
+        else:
+            trace.append(placement.fired_step)
+            fired.append(placement)
+            run.raise_urgency(placement.urgency)
+            if placement.rank > best:
+                best, decisive = placement.rank, [placement]
+            elif placement.rank == best:
+                decisive.append(placement)
+    for placement in compiled.placement:
+        if placement.id in undetermined and placement.rank > best:
+            run.could_change(placement.id, placement.condition)
+    level = LEVEL_ORDER[best]
+    info = LEVEL_INFO[level]
+    decided_by = tuple(p.reason for p in decisive) or (Reason(None, compiled.default_reason),)
+    conditions: tuple[PlacementCondition, ...] = ()
+    if not info.provides_24_hour_care and fired:
+        by_code: dict[str, PlacementCondition] = {}
+        for placement in fired:
+            for condition in placement.conditions:
+                by_code.setdefault(condition.code, condition)
+        conditions = tuple(by_code.values())
+
+    # 5. Feasibility: every barrier to attending, with what lifts it.
+    hours = info.adolescent_hours if _adolescent(answers) else info.adult_hours
+    facts["placement.level"] = level.value
+    facts["placement.minimum_hours_per_week"] = hours.minimum_per_week
+    barriers: list[Barrier] = []
+    for barrier in compiled.feasibility:
+        result = barrier.condition.evaluate(facts)
+        if result is None:
+            run.undetermined(Stage.FEASIBILITY, barrier.id, barrier.condition)
+            run.could_change(barrier.id, barrier.condition)
+        elif not result:
+            trace.append(barrier.not_fired_step)
+        else:
+            trace.append(barrier.fired_step)
+            offered = tuple(
+                a.accommodation
+                for a in barrier.accommodations
+                if a.condition is None or a.condition.evaluate(facts) is True
+            )
+            barriers.append(Barrier(barrier.code, barrier.barrier_description, barrier.id, offered))
+
+    missing = run.missing_items()
+    return Determination(
+        status=Status.PARTIAL if missing else Status.COMPLETE,
+        missing=missing,
+        urgency=_URGENCIES[run.urgency],
+        recommended_level=RecommendedLevel(
+            level, info.label, info.aligned_with, info.provides_24_hour_care, hours, decided_by
+        ),
+        iop=_iop_verdict(compiled, level, decided_by, fired, barriers, conditions),
+        conditions=conditions,
+        eliminated=_eliminated(compiled, best, decided_by, undetermined),
+        domains=tuple(
+            DomainRating(domain, DOMAIN_LABELS[domain], _RATINGS[rank], tuple(evidence[domain]))
+            for domain, rank in ratings.items()
+        ),
+        barriers=tuple(barriers),
+        safety_alerts=tuple(alerts),
+        scores=score_list,
+        trace=tuple(trace),
+        rule_set=compiled.ref,
+        engine_version=ENGINE_VERSION,
+        disclaimer=DISCLAIMER,
+    )
+
+
+def _adolescent(answers: ScreeningAnswers) -> bool:
+    return answers.respondent.age_group is AgeGroup.ADOLESCENT
+
+
+def _rate_domains(
+    rules: Sequence[CompiledDomainRule], run: _Run
+) -> tuple[dict[Domain, int], dict[Domain, list[Reason]]]:
+    facts, trace = run.facts, run.trace
+    ratings = dict.fromkeys(_DOMAINS, 0)
+    evidence: dict[Domain, list[Reason]] = {domain: [] for domain in _DOMAINS}
+    undetermined: list[CompiledDomainRule] = []
+    for rule in rules:
+        result = rule.condition.evaluate(facts)
+        if result is None:
+            run.undetermined(Stage.DOMAINS, rule.id, rule.condition)
+            undetermined.append(rule)
+        elif not result:
+            trace.append(rule.not_fired_step)
+        else:
+            trace.append(rule.fired_step)
+            if rule.rank > ratings[rule.domain]:
+                ratings[rule.domain] = rule.rank
+                evidence[rule.domain] = [rule.reason]
+            elif rule.rank == ratings[rule.domain]:
+                evidence[rule.domain].append(rule.reason)
+    for rule in undetermined:
+        if rule.rank > ratings[rule.domain]:
+            run.could_change(rule.id, rule.condition)
+    return ratings, evidence
+
+
+def _iop_verdict(
+    compiled: CompiledRuleSet,
+    level: LevelOfCare,
+    decided_by: tuple[Reason, ...],
+    fired: Sequence[CompiledPlacementRule],
+    barriers: Sequence[Barrier],
+    conditions: Sequence[PlacementCondition],
+) -> IopAssessment:
+    rank = LEVEL_RANK[level]
+    if rank > _IOP_RANK:
+        return IopAssessment(IopVerdict.HIGHER_LEVEL_NEEDED, decided_by)
+    if rank < _IOP_RANK:
+        not_met = tuple(
+            p.not_met
+            for p in compiled.placement
+            if p.level is LevelOfCare.INTENSIVE_OUTPATIENT and p not in fired
+        )
+        return IopAssessment(IopVerdict.LOWER_LEVEL_SUFFICIENT, (*decided_by, *not_met))
+    if not barriers and not conditions:
+        return IopAssessment(IopVerdict.SUITABLE, decided_by)
+    extra = [Reason(c.rule_id, f"Condition: {c.description}") for c in conditions] + [
+        Reason(b.rule_id, _barrier_text(b)) for b in barriers
+    ]
+    return IopAssessment(IopVerdict.SUITABLE_WITH_CONDITIONS, (*decided_by, *extra))
+
+
+def _barrier_text(barrier: Barrier) -> str:
+    if not barrier.accommodations:
+        return (
+            f"Barrier: {barrier.description} No accommodation in this rule set applies; "
+            "resolve it with the program before admission."
+        )
+    lifts = " ".join(a.description for a in barrier.accommodations)
+    return f"Barrier: {barrier.description} Accommodations: {lifts}"
+
+
+def _eliminated(
+    compiled: CompiledRuleSet,
+    best: int,
+    decided_by: tuple[Reason, ...],
+    undetermined: set[str],
+) -> tuple[EliminatedLevel, ...]:
+    lower = tuple(Reason(r.rule_id, f"Ruled out: {r.text}") for r in decided_by)
+    eliminated: list[EliminatedLevel] = []
+    for rank, candidate in enumerate(LEVEL_ORDER):
+        if rank < best:
+            eliminated.append(EliminatedLevel(candidate, lower))
+        elif rank > best:
+            reasons = (
+                level_not_indicated(compiled.safety, compiled.placement, candidate, undetermined)
+                if undetermined
+                else compiled.not_indicated[candidate]
+            )
+            eliminated.append(EliminatedLevel(candidate, reasons))
+    return tuple(eliminated)
+
+
+_NO_OVERRIDE = Reason(None, "No safety override for this level fired.")
+
+
+def _after_override(
+    compiled: CompiledRuleSet,
+    run: _Run,
+    rule: CompiledSafetyRule,
+    alerts: Sequence[SafetyAlert],
+    scores: tuple[InstrumentScore, ...],
+) -> Determination:
+    assert rule.override_level is not None
+    level = rule.override_level
+    info = LEVEL_INFO[level]
+    reason = Reason(rule.id, rule.description)
+    eliminated = tuple(
+        EliminatedLevel(
+            candidate,
+            (Reason(rule.id, f"Ruled out by safety override: {rule.description}"),)
+            if LEVEL_RANK[candidate] < LEVEL_RANK[level]
+            else (_NO_OVERRIDE,),
+        )
+        for candidate in LEVEL_ORDER
+        if candidate is not level
+    )
+    missing = run.missing_items()
+    return Determination(
+        status=Status.PARTIAL if missing else Status.COMPLETE,
+        missing=missing,
+        urgency=_URGENCIES[run.urgency],
+        recommended_level=RecommendedLevel(
+            level,
+            info.label,
+            info.aligned_with,
+            info.provides_24_hour_care,
+            info.adult_hours,
+            (reason,),
+        ),
+        iop=IopAssessment(IopVerdict.HIGHER_LEVEL_NEEDED, (reason,)),
+        conditions=(),
+        eliminated=eliminated,
+        domains=(),
+        barriers=(),
+        safety_alerts=tuple(alerts),
+        scores=scores,
+        trace=tuple(run.trace),
+        rule_set=compiled.ref,
+        engine_version=ENGINE_VERSION,
+        disclaimer=DISCLAIMER,
+    )
+
+
+def _insufficient(
+    compiled: CompiledRuleSet,
+    run: _Run,
+    reasons: Iterable[Reason],
+    alerts: Sequence[SafetyAlert],
+    scores: tuple[InstrumentScore, ...],
+) -> Determination:
+    return Determination(
+        status=Status.INSUFFICIENT_INFORMATION,
+        missing=run.missing_items(),
+        urgency=_URGENCIES[run.urgency],
+        recommended_level=None,
+        iop=IopAssessment(IopVerdict.INSUFFICIENT_INFORMATION, tuple(reasons)),
+        conditions=(),
+        eliminated=(),
+        domains=(),
+        barriers=(),
+        safety_alerts=tuple(alerts),
+        scores=scores,
+        trace=tuple(run.trace),
+        rule_set=compiled.ref,
+        engine_version=ENGINE_VERSION,
+        disclaimer=DISCLAIMER,
+    )

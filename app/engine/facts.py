@@ -1,0 +1,423 @@
+"""The facts a rule condition may read, and how they are taken from answers and scores.
+
+Facts are named by dotted paths (``phq9.total``, ``supports.living_situation``). Answer facts
+are generated from the questionnaire model itself, so a new question becomes a fact without
+code here; score facts come from the instruments; derived facts summarise several answers; and
+each stage adds what it decided (domain ratings for placement, the placed level for
+feasibility). A fact whose value is None is unknown (not asked, declined or not derivable).
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Final
+
+from pydantic import BaseModel
+
+from app.engine.answers import (
+    Concern,
+    ConditionStatus,
+    CoOccurring,
+    Functioning,
+    Impairment,
+    Readiness,
+    ScreeningAnswers,
+    Section,
+    Willingness,
+)
+from app.engine.determination import LEVEL_ORDER, Domain, Rating, Stage
+from app.engine.expressions import FactKind, FactType
+from app.engine.instruments import (
+    CSSRS_TIER_ORDER,
+    DECLINED,
+    SPECS,
+    AnswerKind,
+    InstrumentId,
+    InstrumentPolicy,
+    InstrumentScore,
+)
+
+# Enums whose values have a clinical order, so conditions may use < <= > >= on them.
+ORDERED_ENUMS: Final[frozenset[type[StrEnum]]] = frozenset(
+    {Impairment, ConditionStatus, Readiness, Willingness}
+)
+
+# The answers sections that become facts, in questionnaire order (instruments become scores).
+ANSWER_SECTIONS: Final = (
+    "respondent",
+    "safety",
+    "withdrawal",
+    "medical",
+    "functioning",
+    "co_occurring",
+    "treatment_history",
+    "engagement",
+    "supports",
+    "logistics",
+)
+
+
+class FactSource(StrEnum):
+    ANSWER = "answer"
+    SCORE = "score"
+    DERIVED = "derived"
+    DOMAIN = "domain rating"
+    PLACEMENT = "placement"
+
+
+@dataclass(frozen=True, slots=True)
+class FactSpec:
+    """One fact in the catalogue: its path, type, meaning and the first stage that may read it."""
+
+    path: str
+    type: FactType
+    description: str
+    source: FactSource
+    available_from: Stage = Stage.SAFETY
+
+
+def _enum_type(enum: type[StrEnum]) -> FactType:
+    return FactType(FactKind.STRING, tuple(member.value for member in enum), enum in ORDERED_ENUMS)
+
+
+def _fact_type(annotation: Any) -> FactType | type[Section] | None:
+    """The fact type of a model field annotation, or the Section class to recurse into."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        args = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
+        return _fact_type(args[0]) if len(args) == 1 else None
+    if origin is typing.Annotated:
+        return _fact_type(typing.get_args(annotation)[0])
+    if origin is list:
+        (element,) = typing.get_args(annotation)
+        if isinstance(element, type) and issubclass(element, StrEnum):
+            return FactType(FactKind.LIST, tuple(member.value for member in element))
+        return None
+    if annotation is bool:
+        return FactType(FactKind.BOOL)
+    if annotation in (int, float):
+        return FactType(FactKind.NUMBER)
+    if isinstance(annotation, type) and issubclass(annotation, StrEnum):
+        return _enum_type(annotation)
+    if isinstance(annotation, type) and issubclass(annotation, Section):
+        return annotation
+    return None
+
+
+def _answer_fields(
+    model: type[BaseModel], prefix: str, attributes: tuple[str, ...]
+) -> Iterator[tuple[str, tuple[str, ...], FactType, str]]:
+    for name, field in model.model_fields.items():
+        kind = _fact_type(field.annotation)
+        path, chain = f"{prefix}.{name}", (*attributes, name)
+        if isinstance(kind, FactType):
+            yield path, chain, kind, field.description or ""
+        elif kind is not None:
+            yield from _answer_fields(kind, path, chain)
+
+
+@dataclass(frozen=True, slots=True)
+class _AnswerFact:
+    path: str
+    attributes: tuple[str, ...]  # attribute chain below the section
+
+
+def _answer_plan() -> tuple[list[FactSpec], list[tuple[str, tuple[_AnswerFact, ...]]]]:
+    specs: list[FactSpec] = []
+    plan: list[tuple[str, tuple[_AnswerFact, ...]]] = []
+    fields = ScreeningAnswers.model_fields
+    for section in ANSWER_SECTIONS:
+        model = _fact_type(fields[section].annotation)
+        assert isinstance(model, type), section  # every section is a Section model
+        section_facts = []
+        for path, chain, kind, description in _answer_fields(model, section, ()):
+            specs.append(FactSpec(path, kind, description, FactSource.ANSWER))
+            section_facts.append(_AnswerFact(path, chain))
+        plan.append((section, tuple(section_facts)))
+    concerns = FactType(FactKind.LIST, tuple(c.value for c in Concern))
+    specs.insert(
+        0,
+        FactSpec(
+            "presenting_concerns",
+            concerns,
+            fields["presenting_concerns"].description or "",
+            FactSource.ANSWER,
+        ),
+    )
+    return specs, plan
+
+
+_ANSWER_SPECS, _ANSWER_PLAN = _answer_plan()
+
+_NUMBER: Final = FactType(FactKind.NUMBER)
+_BOOL: Final = FactType(FactKind.BOOL)
+_IMPAIRMENT: Final = _enum_type(Impairment)
+_CONDITION: Final = _enum_type(ConditionStatus)
+_CSSRS_TIER: Final = FactType(FactKind.STRING, tuple(t.value for t in CSSRS_TIER_ORDER), True)
+
+_MENTAL_HEALTH_CONDITIONS: Final = ("depressive", "anxiety", "trauma", "bipolar", "psychotic")
+_SERIOUS_MENTAL_ILLNESS: Final = ("bipolar", "psychotic")
+_SUBSTANCE_CLASSES: Final = ("alcohol", "opioids", "stimulants", "cannabis", "sedatives", "other")
+
+
+def _derived_specs() -> list[FactSpec]:
+    def spec(path: str, kind: FactType, description: str) -> FactSpec:
+        return FactSpec(path, kind, description, FactSource.DERIVED)
+
+    return [
+        spec(
+            "functioning.worst",
+            _IMPAIRMENT,
+            "The most impaired life domain among those answered.",
+        ),
+        spec(
+            "functioning.domains_moderate_or_worse",
+            _NUMBER,
+            "How many answered life domains are moderately impaired or worse.",
+        ),
+        spec(
+            "co_occurring.mental_health_any",
+            _CONDITION,
+            "Highest certainty among co-occurring depressive, anxiety, trauma, bipolar and "
+            "psychotic disorders.",
+        ),
+        spec(
+            "co_occurring.serious_mental_illness",
+            _CONDITION,
+            "Highest certainty among co-occurring bipolar and psychotic disorders.",
+        ),
+        spec(
+            "co_occurring.substance_use_any",
+            _CONDITION,
+            "Highest certainty among co-occurring substance use problems of any class.",
+        ),
+        spec(
+            "logistics.telehealth_capable",
+            _BOOL,
+            "Has a device, a private space and a reliable connection (all three).",
+        ),
+    ]
+
+
+def _score_specs(policies: Mapping[InstrumentId, InstrumentPolicy]) -> list[FactSpec]:
+    specs: list[FactSpec] = []
+    for instrument, spec in SPECS.items():
+        title, prefix = spec.title, instrument.value
+
+        def add(name: str, kind: FactType, description: str, prefix: str = prefix) -> None:
+            specs.append(FactSpec(f"{prefix}.{name}", kind, description, FactSource.SCORE))
+
+        add("given", _BOOL, f"{title} was given (always known: true or false).")
+        add("declined_items", _NUMBER, f"How many {title} items were declined.")
+        if spec.kind is AnswerKind.CATEGORICAL:
+            add(
+                "tier",
+                _CSSRS_TIER,
+                f"{title} triage tier (unknown if a declined answer could raise it).",
+            )
+            add("tier_at_least", _CSSRS_TIER, f"{title} tier established by the answers given.")
+            continue
+        add("total", _NUMBER, f"{title} total (unknown if an item was declined).")
+        add("total_at_least", _NUMBER, f"{title} total counting declined items as 0.")
+        bands = policies[instrument].bands
+        if bands:
+            labels = tuple(band.label for band in bands)
+            add("band", FactType(FactKind.STRING, labels, True), f"{title} severity band.")
+        policy = policies[instrument]
+        if policy.positive_at is not None or policy.positive_at_by_sex is not None:
+            add("positive", _BOOL, f"{title} screen is positive at the rule set's cut-off.")
+        if instrument is InstrumentId.PHQ9:
+            add("item9", _NUMBER, "PHQ-9 item 9 (thoughts of death or self-harm), 0-3.")
+            add("item9_declined", _BOOL, "PHQ-9 item 9 was declined.")
+    return specs
+
+
+def _stage_specs() -> list[FactSpec]:
+    ratings = FactType(FactKind.STRING, tuple(r.value for r in Rating), True)
+    specs = [
+        FactSpec(
+            f"domains.{domain.value}",
+            ratings,
+            f"Rating of the {domain.value.replace('_', ' ')} domain (none when no rule rated it).",
+            FactSource.DOMAIN,
+            Stage.PLACEMENT,
+        )
+        for domain in Domain
+    ]
+    specs.append(
+        FactSpec(
+            "placement.level",
+            FactType(FactKind.STRING, tuple(level.value for level in LEVEL_ORDER), True),
+            "The level of care placed (ordered from outpatient up to emergency evaluation).",
+            FactSource.PLACEMENT,
+            Stage.FEASIBILITY,
+        )
+    )
+    specs.append(
+        FactSpec(
+            "placement.minimum_hours_per_week",
+            _NUMBER,
+            "Minimum weekly hours of the placed level for this age group (unknown for levels "
+            "without a minimum).",
+            FactSource.PLACEMENT,
+            Stage.FEASIBILITY,
+        )
+    )
+    return specs
+
+
+def build_catalogue(policies: Mapping[InstrumentId, InstrumentPolicy]) -> dict[str, FactSpec]:
+    """Every fact a rule set with these instrument policies may use, keyed by path."""
+    specs = [*_ANSWER_SPECS, *_derived_specs(), *_score_specs(policies), *_stage_specs()]
+    return {spec.path: spec for spec in specs}
+
+
+def types_for_stage(catalogue: Mapping[str, FactSpec], stage: Stage) -> dict[str, FactType]:
+    """The facts a condition in ``stage`` may read, with their types."""
+    order = {s: i for i, s in enumerate(Stage)}
+    return {
+        path: spec.type
+        for path, spec in catalogue.items()
+        if order[spec.available_from] <= order[stage]
+    }
+
+
+# --- extraction --------------------------------------------------------------------------------
+# Extraction runs for every screening, so it walks a plan prepared once at import and reads the
+# models' field dicts directly. Unknown values are simply left out (absent means unknown).
+
+_SectionPlan = tuple[
+    str, tuple[tuple[str, str], ...], tuple[tuple[str, tuple[tuple[str, str], ...]], ...]
+]
+
+
+def _extraction_plan() -> tuple[_SectionPlan, ...]:
+    plan: list[_SectionPlan] = []
+    for section, section_facts in _ANSWER_PLAN:
+        flat = tuple((f.attributes[0], f.path) for f in section_facts if len(f.attributes) == 1)
+        nested: dict[str, list[tuple[str, str]]] = {}
+        for fact in section_facts:
+            if len(fact.attributes) == 2:
+                nested.setdefault(fact.attributes[0], []).append((fact.attributes[1], fact.path))
+            assert len(fact.attributes) <= 2, "sections nest one level deep at most"
+        plan.append((section, flat, tuple((name, tuple(inner)) for name, inner in nested.items())))
+    return tuple(plan)
+
+
+_EXTRACTION_PLAN: Final = _extraction_plan()
+_IMPAIRMENT_RANK: Final = {member: rank for rank, member in enumerate(Impairment)}
+_CONDITION_RANK: Final = {member: rank for rank, member in enumerate(ConditionStatus)}
+_MODERATE: Final = _IMPAIRMENT_RANK[Impairment.MODERATE]
+_NOT_GIVEN: Final = {f"{instrument.value}.given": False for instrument in InstrumentId}
+_SCORE_KEYS: Final = {
+    instrument: tuple(
+        f"{instrument.value}.{name}"
+        for name in ("given", "declined_items", "total", "total_at_least", "band", "positive")
+    )
+    for instrument in InstrumentId
+}
+
+
+def _highest(values: Sequence[StrEnum | None], rank: Mapping[Any, int]) -> StrEnum | None:
+    best: StrEnum | None = None
+    best_rank = -1
+    for value in values:
+        if value is not None and rank[value] > best_rank:
+            best, best_rank = value, rank[value]
+    return best
+
+
+def _kleene_all(values: Sequence[bool | None]) -> bool | None:
+    if any(value is False for value in values):
+        return False
+    return None if any(value is None for value in values) else True
+
+
+def _put_derived(facts: dict[str, object], answers: ScreeningAnswers) -> None:
+    functioning: Functioning | None = answers.functioning
+    if functioning is not None:
+        domains = (
+            functioning.work_school,
+            functioning.self_care,
+            functioning.relationships,
+            functioning.daily_activities,
+        )
+        worst = _highest(domains, _IMPAIRMENT_RANK)
+        if worst is not None:
+            facts["functioning.worst"] = worst
+        facts["functioning.domains_moderate_or_worse"] = sum(
+            1 for d in domains if d is not None and _IMPAIRMENT_RANK[d] >= _MODERATE
+        )
+    co: CoOccurring | None = answers.co_occurring
+    if co is not None:
+        values = co.__dict__
+        facts["co_occurring.mental_health_any"] = _highest(
+            [values[name] for name in _MENTAL_HEALTH_CONDITIONS], _CONDITION_RANK
+        )
+        facts["co_occurring.serious_mental_illness"] = _highest(
+            [values[name] for name in _SERIOUS_MENTAL_ILLNESS], _CONDITION_RANK
+        )
+        if co.substance_use is not None:
+            substances = co.substance_use.__dict__
+            facts["co_occurring.substance_use_any"] = _highest(
+                [substances[name] for name in _SUBSTANCE_CLASSES], _CONDITION_RANK
+            )
+    logistics = answers.logistics
+    if logistics is not None and logistics.telehealth is not None:
+        t = logistics.telehealth
+        facts["logistics.telehealth_capable"] = _kleene_all(
+            (t.device, t.private_space, t.reliable_connection)
+        )
+
+
+def _put_scores(facts: dict[str, object], scores: Mapping[InstrumentId, InstrumentScore]) -> None:
+    for instrument, score in scores.items():
+        given, declined, total, at_least, band, positive = _SCORE_KEYS[instrument]
+        facts[given] = True
+        facts[declined] = len(score.declined_items)
+        if instrument is InstrumentId.CSSRS:
+            facts["cssrs.tier"] = score.tier
+            facts["cssrs.tier_at_least"] = score.tier_at_least
+            continue
+        facts[total] = score.total
+        facts[at_least] = score.total_min
+        facts[band] = score.band
+        facts[positive] = score.positive
+
+
+def extract_facts(
+    answers: ScreeningAnswers, scores: Mapping[InstrumentId, InstrumentScore]
+) -> dict[str, object]:
+    """The fact values of one screening (absent keys are unknown)."""
+    facts: dict[str, object] = dict(_NOT_GIVEN)
+    facts["presenting_concerns"] = answers.presenting_concerns
+    sections = answers.__dict__
+    for section_name, flat, nested in _EXTRACTION_PLAN:
+        section = sections[section_name]
+        if section is None:
+            continue
+        fields = section.__dict__
+        for name, path in flat:
+            value = fields[name]
+            if value is not None:
+                facts[path] = value
+        for name, inner in nested:
+            sub = fields[name]
+            if sub is not None:
+                sub_fields = sub.__dict__
+                for sub_name, path in inner:
+                    value = sub_fields[sub_name]
+                    if value is not None:
+                        facts[path] = value
+    _put_derived(facts, answers)
+    _put_scores(facts, scores)
+    phq9 = answers.instruments.phq9
+    if phq9 is not None:
+        item9 = phq9.items[8]
+        facts["phq9.item9_declined"] = item9 == DECLINED
+        facts["phq9.item9"] = item9 if isinstance(item9, int) else None
+    return facts

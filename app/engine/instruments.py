@@ -1,0 +1,637 @@
+"""Validated screening instruments: their item structure, published cut-offs and scoring.
+
+Every function here is pure. Cut-offs are clinical policy, so the bands and positive-screen
+thresholds used for scoring come from the rule set (``InstrumentPolicy``); the defaults below are
+the published tables, cited per instrument, and a rule set that does not override them gets them.
+
+A declined item is not the same as an item that was not asked: a declined item makes the total
+unknown, but the score still carries the range the total must lie in, and the band or the
+positive screen when every total in that range agrees.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Final, Literal, cast
+
+DECLINED: Final = "declined"
+
+ItemAnswer = int | Literal["declined"]
+YesNoAnswer = bool | Literal["declined"]
+
+
+class InstrumentId(StrEnum):
+    """The instruments carelevel scores; the value is the key used in answers and facts."""
+
+    PHQ9 = "phq9"
+    PHQ2 = "phq2"
+    GAD7 = "gad7"
+    AUDIT_C = "audit_c"
+    AUDIT = "audit"
+    DAST10 = "dast10"
+    CSSRS = "cssrs"
+    PC_PTSD5 = "pc_ptsd5"
+    SCOFF = "scoff"
+    CIWA_AR = "ciwa_ar"
+    COWS = "cows"
+
+
+class ScoringSex(StrEnum):
+    """Sex used only to pick a sex-specific cut-off (AUDIT-C); unknown takes the lowest."""
+
+    FEMALE = "female"
+    MALE = "male"
+    UNKNOWN = "unknown"
+
+
+class CssrsTier(StrEnum):
+    """C-SSRS screener triage tier, in ascending order of risk."""
+
+    NONE = "none"
+    LOW = "low"
+    MODERATE = "moderate"
+    HIGH = "high"
+
+
+CSSRS_TIER_ORDER: Final = tuple(CssrsTier)
+
+
+class AnswerKind(StrEnum):
+    ORDINAL = "ordinal"  # items scored as integers
+    YES_NO = "yes_no"  # items answered yes/no, yes scores 1 (reverse-scored items: no scores 1)
+    CLINICIAN_TOTAL = "clinician_total"  # a clinician-rated total only
+    CATEGORICAL = "categorical"  # C-SSRS screener: a triage tier, no total
+
+
+@dataclass(frozen=True, slots=True)
+class Band:
+    """A severity band: ``label`` covers totals ``minimum``..``maximum`` inclusive."""
+
+    label: str
+    minimum: int
+    maximum: int
+
+
+@dataclass(frozen=True, slots=True)
+class InstrumentSpec:
+    """The fixed structure of an instrument (not policy): items, ranges, codes, licence."""
+
+    id: InstrumentId
+    title: str
+    name: str
+    kind: AnswerKind
+    item_values: tuple[tuple[int, ...], ...]  # allowed values per item (ordinal instruments)
+    item_count: int
+    total_range: tuple[int, int]
+    default_bands: tuple[Band, ...]
+    default_positive_at: int | None
+    reverse_scored_items: tuple[int, ...] = ()
+    loinc_panel: str | None = None
+    loinc_total: str | None = None
+    licence: str = "free"
+    source: str = ""
+
+
+def _ordinal_items(count: int, values: Sequence[int]) -> tuple[tuple[int, ...], ...]:
+    return tuple(tuple(values) for _ in range(count))
+
+
+_ZERO_TO_THREE = (0, 1, 2, 3)
+_ZERO_TO_FOUR = (0, 1, 2, 3, 4)
+
+SPECS: Final[Mapping[InstrumentId, InstrumentSpec]] = {
+    spec.id: spec
+    for spec in (
+        InstrumentSpec(
+            id=InstrumentId.PHQ9,
+            title="PHQ-9",
+            name="Patient Health Questionnaire-9 (depression, past 2 weeks)",
+            kind=AnswerKind.ORDINAL,
+            item_values=_ordinal_items(9, _ZERO_TO_THREE),
+            item_count=9,
+            total_range=(0, 27),
+            default_bands=(
+                Band("minimal", 0, 4),
+                Band("mild", 5, 9),
+                Band("moderate", 10, 14),
+                Band("moderately_severe", 15, 19),
+                Band("severe", 20, 27),
+            ),
+            default_positive_at=10,
+            loinc_panel="44249-1",
+            loinc_total="44261-6",
+            licence="free (Pfizer; no permission required)",
+            source="Kroenke, Spitzer & Williams 2001",
+        ),
+        InstrumentSpec(
+            id=InstrumentId.PHQ2,
+            title="PHQ-2",
+            name="Patient Health Questionnaire-2 (depression pre-screen)",
+            kind=AnswerKind.ORDINAL,
+            item_values=_ordinal_items(2, _ZERO_TO_THREE),
+            item_count=2,
+            total_range=(0, 6),
+            default_bands=(),
+            default_positive_at=3,
+            loinc_panel="55757-9",
+            loinc_total="55758-7",
+            licence="free (Pfizer; no permission required)",
+            source="Kroenke, Spitzer & Williams 2003",
+        ),
+        InstrumentSpec(
+            id=InstrumentId.GAD7,
+            title="GAD-7",
+            name="Generalized Anxiety Disorder-7 (anxiety, past 2 weeks)",
+            kind=AnswerKind.ORDINAL,
+            item_values=_ordinal_items(7, _ZERO_TO_THREE),
+            item_count=7,
+            total_range=(0, 21),
+            default_bands=(
+                Band("minimal", 0, 4),
+                Band("mild", 5, 9),
+                Band("moderate", 10, 14),
+                Band("severe", 15, 21),
+            ),
+            default_positive_at=10,
+            loinc_panel="69737-5",
+            loinc_total="70274-6",
+            licence="free (Pfizer; no permission required)",
+            source="Spitzer et al. 2006",
+        ),
+        InstrumentSpec(
+            id=InstrumentId.AUDIT_C,
+            title="AUDIT-C",
+            name="AUDIT-Consumption (alcohol use, items 1-3 of the AUDIT)",
+            kind=AnswerKind.ORDINAL,
+            item_values=_ordinal_items(3, _ZERO_TO_FOUR),
+            item_count=3,
+            total_range=(0, 12),
+            default_bands=(),
+            default_positive_at=3,  # the conservative cut-off; sex-specific ones are in the policy
+            loinc_panel="72109-2",
+            loinc_total="75626-2",
+            licence="free (WHO)",
+            source="Bush et al. 1998; US Core AUDIT-C example",
+        ),
+        InstrumentSpec(
+            id=InstrumentId.AUDIT,
+            title="AUDIT",
+            name="Alcohol Use Disorders Identification Test (past year)",
+            kind=AnswerKind.ORDINAL,
+            item_values=(*_ordinal_items(8, _ZERO_TO_FOUR), (0, 2, 4), (0, 2, 4)),
+            item_count=10,
+            total_range=(0, 40),
+            default_bands=(
+                Band("low_risk", 0, 7),
+                Band("hazardous", 8, 15),
+                Band("harmful", 16, 19),
+                Band("possible_dependence", 20, 40),
+            ),
+            default_positive_at=8,
+            loinc_panel="72110-0",
+            loinc_total="75624-7",
+            licence="free (WHO)",
+            source="Babor et al., WHO 2001 (risk zones I-IV)",
+        ),
+        InstrumentSpec(
+            id=InstrumentId.DAST10,
+            title="DAST-10",
+            name="Drug Abuse Screening Test-10 (past 12 months)",
+            kind=AnswerKind.YES_NO,
+            item_values=(),
+            item_count=10,
+            total_range=(0, 10),
+            default_bands=(
+                Band("none", 0, 0),
+                Band("low", 1, 2),
+                Band("moderate", 3, 5),
+                Band("substantial", 6, 8),
+                Band("severe", 9, 10),
+            ),
+            default_positive_at=3,
+            reverse_scored_items=(3,),
+            loinc_panel="82666-9",
+            loinc_total="82667-7",
+            licence="copyright H. Skinner 1982; confirm terms before commercial use",
+            source="Skinner 1982; Comorbidity Guidelines appendix W",
+        ),
+        InstrumentSpec(
+            id=InstrumentId.CSSRS,
+            title="C-SSRS screener",
+            name="Columbia Suicide Severity Rating Scale, screener (recent)",
+            kind=AnswerKind.CATEGORICAL,
+            item_values=(),
+            item_count=6,
+            total_range=(0, 0),
+            default_bands=(),
+            default_positive_at=None,
+            loinc_panel="93373-9",
+            licence="free, including inside an EHR (Columbia Lighthouse Project)",
+            source="C-SSRS triage guidance, Columbia Lighthouse Project",
+        ),
+        InstrumentSpec(
+            id=InstrumentId.PC_PTSD5,
+            title="PC-PTSD-5",
+            name="Primary Care PTSD Screen for DSM-5 (past month)",
+            kind=AnswerKind.YES_NO,
+            item_values=(),
+            item_count=5,
+            total_range=(0, 5),
+            default_bands=(),
+            default_positive_at=3,
+            loinc_panel="102010-6",
+            licence="public domain (US VA National Center for PTSD)",
+            source="Prins et al. 2016",
+        ),
+        InstrumentSpec(
+            id=InstrumentId.SCOFF,
+            title="SCOFF",
+            name="SCOFF eating-disorder screen",
+            kind=AnswerKind.YES_NO,
+            item_values=(),
+            item_count=5,
+            total_range=(0, 5),
+            default_bands=(),
+            default_positive_at=2,
+            licence="free (Morgan et al., BMJ 1999)",
+            source="Morgan, Reid & Lacey 1999",
+        ),
+        InstrumentSpec(
+            id=InstrumentId.CIWA_AR,
+            title="CIWA-Ar",
+            name="Clinical Institute Withdrawal Assessment for Alcohol, revised (clinician total)",
+            kind=AnswerKind.CLINICIAN_TOTAL,
+            item_values=(),
+            item_count=0,
+            total_range=(0, 67),
+            default_bands=(
+                Band("mild", 0, 9),
+                Band("moderate", 10, 18),
+                Band("severe", 19, 67),
+            ),
+            default_positive_at=None,
+            licence="public domain (Sullivan et al. 1989)",
+            source="ASAM Clinical Practice Guideline on Alcohol Withdrawal Management 2020",
+        ),
+        InstrumentSpec(
+            id=InstrumentId.COWS,
+            title="COWS",
+            name="Clinical Opiate Withdrawal Scale (clinician total)",
+            kind=AnswerKind.CLINICIAN_TOTAL,
+            item_values=(),
+            item_count=0,
+            total_range=(0, 48),
+            default_bands=(
+                Band("none", 0, 4),
+                Band("mild", 5, 12),
+                Band("moderate", 13, 24),
+                Band("moderately_severe", 25, 36),
+                Band("severe", 37, 48),
+            ),
+            default_positive_at=None,
+            licence="public domain (Wesson & Ling 2003)",
+            source="Wesson & Ling 2003",
+        ),
+    )
+}
+
+
+@dataclass(frozen=True, slots=True)
+class InstrumentPolicy:
+    """The cut-offs a rule set applies to one instrument."""
+
+    bands: tuple[Band, ...]
+    positive_at: int | None
+    positive_at_by_sex: Mapping[ScoringSex, int] | None = None
+
+    def cut_off_for(self, sex: ScoringSex) -> int | None:
+        """The positive-screen threshold for ``sex`` (sex-specific where the policy has one)."""
+        if self.positive_at_by_sex is not None:
+            return self.positive_at_by_sex[sex]
+        return self.positive_at
+
+
+DEFAULT_POLICIES: Final[Mapping[InstrumentId, InstrumentPolicy]] = {
+    spec.id: InstrumentPolicy(bands=spec.default_bands, positive_at=spec.default_positive_at)
+    for spec in SPECS.values()
+} | {
+    InstrumentId.AUDIT_C: InstrumentPolicy(
+        bands=(),
+        positive_at=None,
+        positive_at_by_sex={ScoringSex.MALE: 4, ScoringSex.FEMALE: 3, ScoringSex.UNKNOWN: 3},
+    )
+}
+
+
+@dataclass(frozen=True)  # no slots: orjson serialises plain dataclasses several times faster
+class InstrumentScore:
+    """The scored result of one instrument, as reported in a determination."""
+
+    instrument: InstrumentId
+    title: str
+    total: int | None
+    """The total, or None when an item was declined (see ``total_min``/``total_max``)."""
+    total_min: int | None
+    total_max: int | None
+    band: str | None
+    positive: bool | None
+    cut_off: int | None
+    declined_items: tuple[int, ...]
+    loinc_panel: str | None
+    loinc_total: str | None
+    tier: CssrsTier | None = None
+    """C-SSRS only: the triage tier, or None when a declined answer leaves it open."""
+    tier_at_least: CssrsTier | None = None
+    flags: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+
+
+class ItemError(ValueError):
+    """An item list does not fit its instrument; the message names the instrument and item."""
+
+
+def check_ordinal_items(spec: InstrumentSpec, items: Sequence[object]) -> None:
+    """Raise ItemError unless ``items`` has the right count and each item an allowed value."""
+    _check_count(spec, items)
+    for number, (item, allowed) in enumerate(zip(items, spec.item_values, strict=True), start=1):
+        if item == DECLINED:
+            continue
+        if isinstance(item, bool) or not isinstance(item, int) or item not in allowed:
+            values = ", ".join(str(v) for v in allowed)
+            raise ItemError(f'{spec.title} item {number} must be one of {values} or "declined"')
+
+
+def check_yes_no_items(spec: InstrumentSpec, items: Sequence[object]) -> None:
+    """Raise ItemError unless ``items`` has the right count of yes/no/declined answers."""
+    _check_count(spec, items)
+    for number, item in enumerate(items, start=1):
+        if not isinstance(item, bool) and item != DECLINED:
+            raise ItemError(f'{spec.title} item {number} must be true, false or "declined"')
+
+
+def _check_count(spec: InstrumentSpec, items: Sequence[object]) -> None:
+    if len(items) != spec.item_count:
+        raise ItemError(f"{spec.title} has {spec.item_count} items; {len(items)} were given")
+
+
+def band_for(total: int, bands: Sequence[Band]) -> str | None:
+    """The label of the band containing ``total``, or None when no band covers it."""
+    for band in bands:
+        if band.minimum <= total <= band.maximum:
+            return band.label
+    return None
+
+
+def _score_range(
+    spec: InstrumentSpec,
+    minimum: int,
+    maximum: int,
+    declined: tuple[int, ...],
+    policy: InstrumentPolicy,
+    sex: ScoringSex,
+    *,
+    flags: tuple[str, ...] = (),
+    notes: tuple[str, ...] = (),
+) -> InstrumentScore:
+    """Band and screen result for a total known to lie in ``minimum..maximum``."""
+    low_band, high_band = band_for(minimum, policy.bands), band_for(maximum, policy.bands)
+    cut_off = policy.cut_off_for(sex)
+    positive: bool | None = None
+    if cut_off is not None:
+        if minimum >= cut_off:
+            positive = True
+        elif maximum < cut_off:
+            positive = False
+    return InstrumentScore(
+        instrument=spec.id,
+        title=spec.title,
+        total=minimum if minimum == maximum else None,
+        total_min=minimum,
+        total_max=maximum,
+        band=low_band if low_band == high_band else None,
+        positive=positive,
+        cut_off=cut_off,
+        declined_items=declined,
+        loinc_panel=spec.loinc_panel,
+        loinc_total=spec.loinc_total,
+        flags=flags,
+        notes=notes,
+    )
+
+
+def score_ordinal(
+    instrument: InstrumentId,
+    items: Sequence[ItemAnswer],
+    policy: InstrumentPolicy,
+    sex: ScoringSex = ScoringSex.UNKNOWN,
+) -> InstrumentScore:
+    """Score an instrument whose items are integers (PHQ-9, PHQ-2, GAD-7, AUDIT, AUDIT-C)."""
+    spec = SPECS[instrument]
+    headroom = 0
+    declined: list[int] = []
+    if DECLINED in items:
+        for number, (item, allowed) in enumerate(zip(items, spec.item_values, strict=True), 1):
+            if item == DECLINED:
+                declined.append(number)
+                headroom += allowed[-1]
+        answered = sum(item for item in items if isinstance(item, int))
+    else:
+        answered = sum(cast("Sequence[int]", items))  # no "declined": every item is an int
+    flags: list[str] = []
+    notes: list[str] = []
+    if instrument is InstrumentId.PHQ9:
+        item9 = items[8]
+        if item9 == DECLINED:
+            flags.append("item9_declined")
+            notes.append("Item 9 (thoughts of death or self-harm) was declined.")
+        elif isinstance(item9, int) and item9 >= 1:
+            flags.append("item9_positive")
+            notes.append(
+                "Item 9 (thoughts of death or self-harm) is positive: a structured suicide-risk "
+                "assessment is needed whatever the total."
+            )
+    first = items[0]
+    if (
+        instrument is InstrumentId.AUDIT_C
+        and isinstance(first, int)
+        and first > 0
+        and items[1] == 0
+        and items[2] == 0
+    ):
+        flags.append("points_from_item1_only")
+        notes.append(
+            "All points come from item 1 (frequency): drinking may be below recommended limits; "
+            "clinician review advised."
+        )
+    if instrument is InstrumentId.AUDIT_C and policy.positive_at_by_sex is not None:
+        notes.append(f"Cut-off for sex '{sex.value}': {policy.cut_off_for(sex)}.")
+    return _score_range(
+        spec,
+        answered,
+        answered + headroom,
+        tuple(declined),
+        policy,
+        sex,
+        flags=tuple(flags),
+        notes=tuple(notes),
+    )
+
+
+def score_yes_no(
+    instrument: InstrumentId,
+    items: Sequence[YesNoAnswer],
+    policy: InstrumentPolicy,
+) -> InstrumentScore:
+    """Score a yes/no instrument (DAST-10, SCOFF, PC-PTSD-5 items); reverse items score on no."""
+    spec = SPECS[instrument]
+    points = 0
+    declined: list[int] = []
+    for number, item in enumerate(items, start=1):
+        if item == DECLINED:
+            declined.append(number)
+        elif bool(item) != (number in spec.reverse_scored_items):
+            points += 1
+    notes: tuple[str, ...] = ()
+    if spec.reverse_scored_items:
+        reversed_items = ", ".join(str(n) for n in spec.reverse_scored_items)
+        notes = (f"Item {reversed_items} is reverse-scored (a 'no' scores 1).",)
+    return _score_range(
+        spec,
+        points,
+        points + len(declined),
+        tuple(declined),
+        policy,
+        ScoringSex.UNKNOWN,
+        notes=notes,
+    )
+
+
+def score_pc_ptsd5(
+    trauma_exposure: YesNoAnswer,
+    items: Sequence[YesNoAnswer] | None,
+    policy: InstrumentPolicy,
+) -> InstrumentScore:
+    """Score PC-PTSD-5: without trauma exposure the symptom items are not asked and score 0."""
+    spec = SPECS[InstrumentId.PC_PTSD5]
+    if trauma_exposure is False:
+        return _score_range(
+            spec,
+            0,
+            0,
+            (),
+            policy,
+            ScoringSex.UNKNOWN,
+            notes=("No lifetime trauma exposure reported: symptom items not asked.",),
+        )
+    if trauma_exposure == DECLINED:
+        return _score_range(
+            spec,
+            0,
+            spec.total_range[1],
+            (),
+            policy,
+            ScoringSex.UNKNOWN,
+            notes=("The trauma-exposure question was declined.",),
+        )
+    if items is None:
+        return _score_range(
+            spec,
+            0,
+            spec.total_range[1],
+            (),
+            policy,
+            ScoringSex.UNKNOWN,
+            notes=("Trauma exposure reported but the symptom items were not asked.",),
+        )
+    return score_yes_no(InstrumentId.PC_PTSD5, items, policy)
+
+
+def score_clinician_total(
+    instrument: InstrumentId, total: int, policy: InstrumentPolicy
+) -> InstrumentScore:
+    """Score a clinician-rated total (CIWA-Ar, COWS)."""
+    return _score_range(SPECS[instrument], total, total, (), policy, ScoringSex.UNKNOWN)
+
+
+@dataclass(frozen=True, slots=True)
+class CssrsAnswers:
+    """The C-SSRS screener answers, None meaning not asked (skipped by the screener's logic)."""
+
+    wish_to_be_dead: YesNoAnswer | None
+    non_specific_active_thoughts: YesNoAnswer | None
+    method: YesNoAnswer | None
+    intent: YesNoAnswer | None
+    plan_with_intent: YesNoAnswer | None
+    behavior_lifetime: YesNoAnswer | None
+    behavior_past_3_months: YesNoAnswer | None
+
+
+def score_cssrs(answers: CssrsAnswers) -> InstrumentScore:
+    """Triage tier of the C-SSRS screener, following the Columbia triage guidance.
+
+    high: intent (Q4) or plan with intent (Q5) in the past month, or any suicidal behavior in the
+    past 3 months. moderate: method (Q3), or suicidal behavior more than 3 months ago.
+    low: wish to be dead or non-specific active thoughts only. none: every answer no.
+    A declined answer that could raise the tier leaves the tier open (``tier`` None) and
+    ``tier_at_least`` says how high it is known to be.
+    """
+    spec = SPECS[InstrumentId.CSSRS]
+    tiers_by_answer: tuple[tuple[str, YesNoAnswer | None, CssrsTier], ...] = (
+        ("wish_to_be_dead", answers.wish_to_be_dead, CssrsTier.LOW),
+        ("non_specific_active_thoughts", answers.non_specific_active_thoughts, CssrsTier.LOW),
+        ("method", answers.method, CssrsTier.MODERATE),
+        ("intent", answers.intent, CssrsTier.HIGH),
+        ("plan_with_intent", answers.plan_with_intent, CssrsTier.HIGH),
+        ("behavior_lifetime", answers.behavior_lifetime, CssrsTier.MODERATE),
+        ("behavior_past_3_months", answers.behavior_past_3_months, CssrsTier.HIGH),
+    )
+    established = CssrsTier.NONE
+    open_up_to = CssrsTier.NONE
+    declined: list[int] = []
+    flags: list[str] = []
+    for number, (name, answer, tier) in enumerate(tiers_by_answer, start=1):
+        if answer is True:
+            established = max(established, tier, key=CSSRS_TIER_ORDER.index)
+            flags.append(name)
+        elif answer == DECLINED:
+            declined.append(number)
+            open_up_to = max(open_up_to, tier, key=CSSRS_TIER_ORDER.index)
+    # A declined gate question hides the follow-ups it skips, and those reach the high tier:
+    # Q2 gates intent and plan (Q4, Q5); lifetime behavior gates behavior in the past 3 months.
+    if answers.non_specific_active_thoughts == DECLINED and None in (
+        answers.method,
+        answers.intent,
+        answers.plan_with_intent,
+    ):
+        open_up_to = CssrsTier.HIGH
+    if answers.behavior_lifetime == DECLINED and answers.behavior_past_3_months is None:
+        open_up_to = CssrsTier.HIGH
+    rank = CSSRS_TIER_ORDER.index
+    settled = rank(open_up_to) <= rank(established)
+    notes: tuple[str, ...] = ()
+    if not settled:
+        notes = (
+            f"A declined answer could raise the tier above '{established.value}'; "
+            "a clinician must complete the risk assessment.",
+        )
+    return InstrumentScore(
+        instrument=spec.id,
+        title=spec.title,
+        total=None,
+        total_min=None,
+        total_max=None,
+        band=established.value if settled else None,
+        positive=(established is not CssrsTier.NONE)
+        if settled
+        else (True if rank(established) else None),
+        cut_off=None,
+        declined_items=tuple(declined),
+        loinc_panel=spec.loinc_panel,
+        loinc_total=None,
+        tier=established if settled else None,
+        tier_at_least=established,
+        flags=tuple(flags),
+        notes=notes,
+    )

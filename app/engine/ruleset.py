@@ -1,0 +1,216 @@
+"""The rule-set document: what a clinical admin writes (YAML or JSON), validated by Pydantic.
+
+A document holds the instrument cut-offs it scores with, ordered stages of rules, named answer
+fixtures and test cases. It is data only; ``compiler.py`` turns it into something that runs.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
+
+from app.engine.determination import Domain, IopVerdict, LevelOfCare, Rating, Status, Urgency
+from app.engine.instruments import InstrumentId, ScoringSex
+
+RULE_ID_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
+CODE_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
+
+
+class DocumentModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RuleBase(DocumentModel):
+    id: str = Field(
+        pattern=RULE_ID_PATTERN,
+        description="Unique rule id (lower case, digits, '-', '_', '.').",
+        examples=["safety.cssrs-high-risk"],
+    )
+    description: str = Field(
+        min_length=1, description="Plain-language statement of the rule, shown as the reason."
+    )
+    when: str = Field(
+        min_length=1,
+        description="Condition in the rule-set expression language.",
+        examples=['cssrs.tier == "high"'],
+    )
+    references: list[str] = Field(
+        default_factory=list, description="Sources for the rule (guidelines, papers)."
+    )
+
+
+class SafetyOverride(DocumentModel):
+    level: LevelOfCare = Field(description="The level this override sends the person to.")
+    urgency: Urgency = Urgency.EMERGENT
+    action: str = Field(min_length=1, description="What must happen now.")
+
+
+class SafetyFollowUp(DocumentModel):
+    urgency: Urgency = Urgency.URGENT
+    action: str = Field(min_length=1, description="What must happen, and how soon.")
+    requires: list[str] = Field(
+        default_factory=list,
+        description="Information still needed; when given, the result is marked partial.",
+    )
+
+
+class SafetyRule(RuleBase):
+    """First override that fires ends the evaluation; alerts are all collected."""
+
+    override: SafetyOverride | None = None
+    alert: SafetyFollowUp | None = None
+
+    @model_validator(mode="after")
+    def _one_outcome(self) -> SafetyRule:
+        if (self.override is None) == (self.alert is None):
+            raise ValueError("a safety rule has exactly one of 'override' or 'alert'")
+        return self
+
+
+class InformationRule(RuleBase):
+    """When it fires, the information is insufficient for any placement."""
+
+    missing: list[str] = Field(min_length=1, description="What must be collected first.")
+
+
+class DomainRule(RuleBase):
+    """Rates a domain; the highest rating that fires wins for that domain."""
+
+    domain: Domain
+    rating: Rating
+
+
+class ConditionSpec(DocumentModel):
+    code: str = Field(pattern=CODE_PATTERN)
+    description: str = Field(min_length=1)
+
+
+class PlacementRule(RuleBase):
+    """Sets a minimum level; the highest level that fires wins."""
+
+    level: LevelOfCare
+    urgency: Urgency = Urgency.ROUTINE
+    conditions: list[ConditionSpec] = Field(
+        default_factory=list,
+        description="What an ambulatory level needs in place when this rule fires (ignored when "
+        "the recommended level provides 24-hour care).",
+    )
+
+
+class AccommodationSpec(DocumentModel):
+    code: str = Field(pattern=CODE_PATTERN)
+    description: str = Field(min_length=1)
+    when: str | None = Field(
+        default=None, description="Offer this accommodation only when the condition holds."
+    )
+
+
+class BarrierSpec(DocumentModel):
+    code: str = Field(pattern=CODE_PATTERN)
+    description: str = Field(min_length=1)
+    accommodations: list[AccommodationSpec] = Field(min_length=1)
+
+
+class FeasibilityRule(RuleBase):
+    """A practical barrier to attending; every barrier that fires is reported."""
+
+    barrier: BarrierSpec
+
+
+class SafetyStage(DocumentModel):
+    stage: Literal["safety"]
+    rules: list[SafetyRule] = Field(min_length=1)
+
+
+class InformationStage(DocumentModel):
+    stage: Literal["information"]
+    rules: list[InformationRule] = Field(min_length=1)
+
+
+class DomainStage(DocumentModel):
+    stage: Literal["domains"]
+    rules: list[DomainRule] = Field(min_length=1)
+
+
+class PlacementStage(DocumentModel):
+    stage: Literal["placement"]
+    default_level: LevelOfCare = Field(description="The level when no placement rule fires.")
+    default_reason: str = Field(min_length=1)
+    rules: list[PlacementRule] = Field(min_length=1)
+
+
+class FeasibilityStage(DocumentModel):
+    stage: Literal["feasibility"]
+    rules: list[FeasibilityRule] = Field(min_length=1)
+
+
+StageDocument = Annotated[
+    SafetyStage | InformationStage | DomainStage | PlacementStage | FeasibilityStage,
+    Field(discriminator="stage"),
+]
+
+
+class BandDocument(DocumentModel):
+    label: str = Field(pattern=CODE_PATTERN)
+    min: StrictInt
+    max: StrictInt
+
+
+class InstrumentPolicyDocument(DocumentModel):
+    bands: list[BandDocument] | None = Field(
+        default=None, description="Severity bands, ascending, covering the whole score range."
+    )
+    positive_at: StrictInt | dict[ScoringSex, StrictInt] | None = Field(
+        default=None,
+        description="Positive-screen threshold, or one per sex for sex-specific instruments.",
+    )
+
+
+class Expectation(DocumentModel):
+    """What a test case expects; every field given is checked, the rest are not."""
+
+    level: LevelOfCare | None = None
+    no_level: bool = Field(default=False, description="Expect no recommended level at all.")
+    urgency: Urgency | None = None
+    status: Status | None = None
+    iop: IopVerdict | None = None
+    fired: list[str] = Field(default_factory=list, description="Rule ids that must fire.")
+    not_fired: list[str] = Field(default_factory=list, description="Rule ids that must not fire.")
+    barriers: list[str] | None = Field(default=None, description="Exactly these barrier codes.")
+    conditions: list[str] | None = Field(
+        default=None, description="Exactly these placement-condition codes."
+    )
+    missing: list[str] = Field(
+        default_factory=list, description="Items that must be reported missing."
+    )
+    domains: dict[Domain, Rating] = Field(default_factory=dict)
+
+
+class TestCase(DocumentModel):
+    name: str = Field(min_length=1)
+    description: str = ""
+    extends: str | None = Field(
+        default=None, description="A fixture the answers are merged onto (deep merge)."
+    )
+    answers: dict[str, Any]
+    expect: Expectation
+
+
+class RuleSetDocument(DocumentModel):
+    """A whole rule set as written by a clinical admin."""
+
+    key: str = Field(pattern=r"^[a-z][a-z0-9-]{1,63}$", examples=["iop-level-of-care"])
+    version: str = Field(min_length=1, max_length=64, examples=["2026.11.0"])
+    title: str = Field(min_length=1)
+    description: str = ""
+    instruments: dict[InstrumentId, InstrumentPolicyDocument] = Field(
+        default_factory=dict,
+        description="Cut-off overrides per instrument; instruments not listed use the published "
+        "defaults.",
+    )
+    stages: list[StageDocument] = Field(min_length=1)
+    fixtures: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Named base answers that test cases extend."
+    )
+    tests: list[TestCase] = Field(default_factory=list)

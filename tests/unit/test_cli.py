@@ -1,0 +1,88 @@
+"""The command line: evaluate answers files and check rule sets."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from app.cli import main
+from tests.unit.test_engine import rule_set
+
+EXAMPLES = Path(__file__).parents[2] / "examples"
+
+
+def test_evaluate_prints_an_explained_determination(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["evaluate", str(EXAMPLES / "adult-iop-with-barriers.json")]) == 0
+    out = capsys.readouterr().out
+    assert "Recommended level : Intensive outpatient program (IOP)" in out
+    assert "IOP               : suitable with conditions" in out
+    assert "Barriers to attending" in out
+    assert "transport assistance" in out
+    assert "not a diagnosis" in out
+
+
+def test_evaluate_json_is_the_full_determination(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["evaluate", str(EXAMPLES / "emergency-suicide-risk.json"), "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["recommended_level"]["level"] == "emergency_evaluation"
+    assert document["urgency"] == "emergent"
+    assert document["trace"][-1]["rule_id"] == "safety.cssrs-high"
+    assert document["rule_set"]["key"] == "iop-level-of-care"
+
+
+def test_evaluate_reports_invalid_answers_by_field_without_values(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    answers = tmp_path / "bad.json"
+    answers.write_text(
+        json.dumps(
+            {
+                "respondent": {"age_group": "adult", "answered_by": "self_report"},
+                "presenting_concerns": ["mental_health"],
+                "instruments": {"phq9": {"items": [1, 2, 3, 1, 1, 1, 1, 1, 77]}},
+            }
+        )
+    )
+    assert main(["evaluate", str(answers)]) == 2
+    err = capsys.readouterr().err
+    assert "instruments.phq9.items: PHQ-9 item 9 must be one of 0, 1, 2, 3" in err
+    assert "77" not in err
+
+
+def test_evaluate_with_another_rule_set(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rules = tmp_path / "rules.json"
+    rules.write_text(json.dumps(rule_set()))
+    assert main(["evaluate", str(EXAMPLES / "adult-iop-suitable.json"), "--rules", str(rules)]) == 0
+    assert "Rule set test-rules 1" in capsys.readouterr().out
+
+
+def test_rules_check_passes_on_the_default_rule_set(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["rules", "check", "app/engine/default_rules/iop-level-of-care.yaml"]) == 0
+    out = capsys.readouterr().out
+    assert "Rule coverage:" in out
+    assert "(100%)" in out
+    assert out.rstrip().endswith("OK")
+
+
+def test_rules_check_names_the_broken_rule(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    typo = {"id": "p.typo", "description": "d", "when": "phq9.totl > 1", "level": "residential"}
+    document = rule_set(placement=[typo])
+    rules = tmp_path / "rules.json"
+    rules.write_text(json.dumps(document))
+    assert main(["rules", "check", str(rules)]) == 1
+    assert "rule 'p.typo'" in capsys.readouterr().out
+
+
+def test_rules_check_fails_on_uncovered_rules(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rules = tmp_path / "rules.json"
+    rules.write_text(json.dumps(rule_set()))
+    assert main(["rules", "check", str(rules)]) == 1
+    out = capsys.readouterr().out
+    assert "rule 's.never' never fires" in out
+    assert "no test cases" in out
