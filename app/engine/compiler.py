@@ -22,18 +22,27 @@ from app.engine.determination import (
     RATING_RANK,
     Accommodation,
     Domain,
+    EliminatedLevel,
     LevelOfCare,
     PlacementCondition,
     Rating,
     Reason,
     RuleResult,
     RuleSetRef,
+    SafetyAlert,
     Stage,
     TraceStep,
     Urgency,
 )
 from app.engine.expressions import CompiledCondition, ExpressionError, FactType, compile_condition
-from app.engine.facts import FactSpec, build_catalogue, types_for_stage
+from app.engine.facts import (
+    EVERY_FACT,
+    ExtractionPlan,
+    FactSpec,
+    build_catalogue,
+    extraction_plan,
+    types_for_stage,
+)
 from app.engine.instruments import (
     DEFAULT_POLICIES,
     SPECS,
@@ -109,6 +118,7 @@ class CompiledSafetyRule(_RuleOutcomes):
     urgency: Urgency
     action: str
     requires: tuple[str, ...]
+    alert: SafetyAlert
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +150,7 @@ class CompiledPlacementRule(_RuleOutcomes):
     conditions: tuple[PlacementCondition, ...]
     not_met: Reason
     not_evaluated: Reason
+    ruled_out: Reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +187,14 @@ class CompiledRuleSet:
     rule_ids: tuple[str, ...] = field(default=())
     not_indicated: Mapping[LevelOfCare, tuple[Reason, ...]] = field(default_factory=dict)
     """Why each level was not indicated when every placement rule was determined (cached)."""
+    extraction: ExtractionPlan = EVERY_FACT
+    """Extract only the facts this rule set's conditions read."""
+    eliminated_memo: dict[tuple[int | str, ...], tuple[EliminatedLevel, ...]] = field(
+        default_factory=dict, compare=False
+    )
+    """Memo of the ruled-out levels per decisive placement rules (filled during evaluation)."""
+    default_decision: Reason = Reason(None, "")
+    default_ruled_out: Reason = Reason(None, "")
 
     @property
     def key(self) -> str:
@@ -298,6 +317,7 @@ def compile_rule_set(
                     not_evaluated=Reason(
                         rule.id, f"Could not be evaluated (information missing): {rule.description}"
                     ),
+                    ruled_out=Reason(rule.id, f"Ruled out: {rule.description}"),
                     **_outcomes(Stage.PLACEMENT, rule.id, rule.description),
                 )
                 for n, rule in enumerate(stage.rules)
@@ -311,6 +331,18 @@ def compile_rule_set(
         raise RuleSetError(problems)
     not_indicated = {
         level: level_not_indicated(safety, placement, level, frozenset()) for level in LevelOfCare
+    }
+    read = {
+        fact
+        for stage in (safety, information, domains, placement, feasibility)
+        for rule in stage
+        for fact in rule.condition.facts
+    } | {
+        fact
+        for rule in feasibility
+        for accommodation in rule.accommodations
+        if accommodation.condition is not None
+        for fact in accommodation.condition.facts
     }
     return CompiledRuleSet(
         document=document,
@@ -326,6 +358,9 @@ def compile_rule_set(
         feasibility=feasibility,
         rule_ids=tuple(rule.id for stage in document.stages for rule in stage.rules),
         not_indicated=not_indicated,
+        extraction=extraction_plan(read),
+        default_decision=Reason(None, default_reason),
+        default_ruled_out=Reason(None, f"Ruled out: {default_reason}"),
     )
 
 
@@ -391,6 +426,9 @@ def _safety_rule(ctx: _Context, position: int, rule: SafetyRule) -> CompiledSafe
             urgency=rule.override.urgency,
             action=rule.override.action,
             requires=(),
+            alert=SafetyAlert(
+                rule.id, rule.override.urgency, rule.override.action, rule.description, True
+            ),
             **_outcomes(Stage.SAFETY, rule.id, rule.description),
         )
     assert rule.alert is not None  # the document model requires exactly one outcome
@@ -406,6 +444,7 @@ def _safety_rule(ctx: _Context, position: int, rule: SafetyRule) -> CompiledSafe
         urgency=rule.alert.urgency,
         action=rule.alert.action,
         requires=tuple(rule.alert.requires),
+        alert=SafetyAlert(rule.id, rule.alert.urgency, rule.alert.action, rule.description, False),
         **_outcomes(Stage.SAFETY, rule.id, rule.description),
     )
 

@@ -1,9 +1,11 @@
 """What a screening returns: the determination, its vocabulary and its JSON form.
 
-The determination is built from frozen dataclasses (cheap to create on the hot path; without
-``__slots__`` because orjson serialises plain dataclasses natively and several times faster)
-and serialised in declaration order, so the same inputs and rule-set version give the same
-bytes every time.
+The determination is built from dataclasses and serialised in declaration order, so the same
+inputs and rule-set version give the same bytes every time. Pieces a compiled rule set shares
+between evaluations (reasons, trace steps, level information) are frozen; the parts built for
+each evaluation are plain dataclasses, because a frozen dataclass costs several times more to
+create on the hot path. None carries ``__slots__``: orjson serialises plain dataclasses natively
+and several times faster.
 """
 
 from __future__ import annotations
@@ -204,7 +206,7 @@ class Reason:
     text: str
 
 
-@dataclass(frozen=True)
+@dataclass
 class MissingItem:
     """Information that was not available and could change the result."""
 
@@ -213,7 +215,7 @@ class MissingItem:
     needed_by: tuple[str, ...]
 
 
-@dataclass(frozen=True)
+@dataclass
 class RecommendedLevel:
     level: LevelOfCare
     label: str
@@ -223,7 +225,7 @@ class RecommendedLevel:
     decided_by: tuple[Reason, ...]
 
 
-@dataclass(frozen=True)
+@dataclass
 class IopAssessment:
     verdict: IopVerdict
     reasons: tuple[Reason, ...]
@@ -235,7 +237,7 @@ class EliminatedLevel:
     reasons: tuple[Reason, ...]
 
 
-@dataclass(frozen=True)
+@dataclass
 class DomainRating:
     domain: Domain
     label: str
@@ -249,7 +251,7 @@ class Accommodation:
     description: str
 
 
-@dataclass(frozen=True)
+@dataclass
 class Barrier:
     code: str
     description: str
@@ -290,7 +292,7 @@ class RuleSetRef:
     sha256: str
 
 
-@dataclass(frozen=True)
+@dataclass
 class Determination:
     """The explained, reproducible result of one screening."""
 

@@ -61,6 +61,7 @@ _URGENCIES = tuple(Urgency)
 _DOMAINS = tuple(Domain)
 _DOMAIN_FACTS = {domain: f"domains.{domain.value}" for domain in Domain}
 _IOP_RANK = LEVEL_RANK[LevelOfCare.INTENSIVE_OUTPATIENT]
+_PROVISIONAL = Reason(None, "Provisional: information listed as missing could change this verdict.")
 
 
 class _Run:
@@ -104,7 +105,7 @@ class _Run:
 def evaluate(compiled: CompiledRuleSet, answers: ScreeningAnswers) -> Determination:
     """Evaluate validated answers under a compiled rule set; pure and deterministic."""
     scores = score_answers(answers, compiled.policies)
-    facts = extract_facts(answers, scores)
+    facts = extract_facts(answers, scores, compiled.extraction)
     run = _Run(facts, compiled.catalogue)
     trace = run.trace
     score_list = tuple(scores.values())
@@ -125,15 +126,7 @@ def evaluate(compiled: CompiledRuleSet, answers: ScreeningAnswers) -> Determinat
         else:
             trace.append(rule.fired_step)
             run.raise_urgency(rule.urgency)
-            alerts.append(
-                SafetyAlert(
-                    rule.id,
-                    rule.urgency,
-                    rule.action,
-                    rule.description,
-                    rule.override_level is not None,
-                )
-            )
+            alerts.append(rule.alert)
             if rule.override_level is not None:
                 fired_rank = LEVEL_RANK[rule.override_level]
                 for earlier in pending_overrides:
@@ -192,7 +185,7 @@ def evaluate(compiled: CompiledRuleSet, answers: ScreeningAnswers) -> Determinat
             run.could_change(placement.id, placement.condition)
     level = LEVEL_ORDER[best]
     info = LEVEL_INFO[level]
-    decided_by = tuple(p.reason for p in decisive) or (Reason(None, compiled.default_reason),)
+    decided_by = tuple(p.reason for p in decisive) or (compiled.default_decision,)
     conditions: tuple[PlacementCondition, ...] = ()
     if not info.provides_24_hour_care and fired:
         by_code: dict[str, PlacementCondition] = {}
@@ -223,6 +216,9 @@ def evaluate(compiled: CompiledRuleSet, answers: ScreeningAnswers) -> Determinat
             barriers.append(Barrier(barrier.code, barrier.barrier_description, barrier.id, offered))
 
     missing = run.missing_items()
+    iop = _iop_verdict(compiled, level, decided_by, fired, barriers, conditions)
+    if missing:
+        iop = IopAssessment(iop.verdict, (*iop.reasons, _PROVISIONAL))
     return Determination(
         status=Status.PARTIAL if missing else Status.COMPLETE,
         missing=missing,
@@ -230,9 +226,9 @@ def evaluate(compiled: CompiledRuleSet, answers: ScreeningAnswers) -> Determinat
         recommended_level=RecommendedLevel(
             level, info.label, info.aligned_with, info.provides_24_hour_care, hours, decided_by
         ),
-        iop=_iop_verdict(compiled, level, decided_by, fired, barriers, conditions),
+        iop=iop,
         conditions=conditions,
-        eliminated=_eliminated(compiled, best, decided_by, undetermined),
+        eliminated=_eliminated_levels(compiled, best, decisive, undetermined),
         domains=tuple(
             DomainRating(domain, DOMAIN_LABELS[domain], _RATINGS[rank], tuple(evidence[domain]))
             for domain, rank in ratings.items()
@@ -290,10 +286,11 @@ def _iop_verdict(
     if rank > _IOP_RANK:
         return IopAssessment(IopVerdict.HIGHER_LEVEL_NEEDED, decided_by)
     if rank < _IOP_RANK:
+        fired_ids = {p.id for p in fired}
         not_met = tuple(
             p.not_met
             for p in compiled.placement
-            if p.level is LevelOfCare.INTENSIVE_OUTPATIENT and p not in fired
+            if p.level is LevelOfCare.INTENSIVE_OUTPATIENT and p.id not in fired_ids
         )
         return IopAssessment(IopVerdict.LOWER_LEVEL_SUFFICIENT, (*decided_by, *not_met))
     if not barriers and not conditions:
@@ -314,13 +311,36 @@ def _barrier_text(barrier: Barrier) -> str:
     return f"Barrier: {barrier.description} Accommodations: {lifts}"
 
 
+def _eliminated_levels(
+    compiled: CompiledRuleSet,
+    best: int,
+    decisive: Sequence[CompiledPlacementRule],
+    undetermined: set[str],
+) -> tuple[EliminatedLevel, ...]:
+    """The levels ruled out and why; memoised per decisive rules when nothing was undetermined
+    (a rule set produces few distinct combinations, so the memo stays small)."""
+    if undetermined:
+        return _eliminated(compiled, best, decisive, undetermined)
+    key: tuple[int | str, ...] = (best, *(p.id for p in decisive))
+    memo = compiled.eliminated_memo
+    cached = memo.get(key)
+    if cached is None:
+        cached = _eliminated(compiled, best, decisive, undetermined)
+        if len(memo) < _MEMO_LIMIT:
+            memo[key] = cached
+    return cached
+
+
+_MEMO_LIMIT = 4096
+
+
 def _eliminated(
     compiled: CompiledRuleSet,
     best: int,
-    decided_by: tuple[Reason, ...],
+    decisive: Sequence[CompiledPlacementRule],
     undetermined: set[str],
 ) -> tuple[EliminatedLevel, ...]:
-    lower = tuple(Reason(r.rule_id, f"Ruled out: {r.text}") for r in decided_by)
+    lower = tuple(p.ruled_out for p in decisive) or (compiled.default_ruled_out,)
     eliminated: list[EliminatedLevel] = []
     for rank, candidate in enumerate(LEVEL_ORDER):
         if rank < best:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import types
 import typing
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final
@@ -295,20 +295,56 @@ _SectionPlan = tuple[
 ]
 
 
-def _extraction_plan() -> tuple[_SectionPlan, ...]:
+@dataclass(frozen=True, slots=True)
+class ExtractionPlan:
+    """Which facts to extract: a rule set needs only the facts its conditions read."""
+
+    sections: tuple[_SectionPlan, ...]
+    functioning: bool
+    co_occurring: bool
+    telehealth: bool
+
+
+def extraction_plan(paths: Iterable[str] | None = None) -> ExtractionPlan:
+    """A plan extracting ``paths`` (every fact when None); prepared once per rule set."""
+    wanted = None if paths is None else frozenset(paths)
+
+    def keep(path: str) -> bool:
+        return wanted is None or path in wanted
+
     plan: list[_SectionPlan] = []
     for section, section_facts in _ANSWER_PLAN:
-        flat = tuple((f.attributes[0], f.path) for f in section_facts if len(f.attributes) == 1)
+        flat = tuple(
+            (f.attributes[0], f.path)
+            for f in section_facts
+            if len(f.attributes) == 1 and keep(f.path)
+        )
         nested: dict[str, list[tuple[str, str]]] = {}
         for fact in section_facts:
-            if len(fact.attributes) == 2:
-                nested.setdefault(fact.attributes[0], []).append((fact.attributes[1], fact.path))
             assert len(fact.attributes) <= 2, "sections nest one level deep at most"
-        plan.append((section, flat, tuple((name, tuple(inner)) for name, inner in nested.items())))
-    return tuple(plan)
+            if len(fact.attributes) == 2 and keep(fact.path):
+                nested.setdefault(fact.attributes[0], []).append((fact.attributes[1], fact.path))
+        if flat or nested:
+            inner = tuple((name, tuple(facts)) for name, facts in nested.items())
+            plan.append((section, flat, inner))
+    return ExtractionPlan(
+        sections=tuple(plan),
+        functioning=any(
+            keep(p) for p in ("functioning.worst", "functioning.domains_moderate_or_worse")
+        ),
+        co_occurring=any(
+            keep(p)
+            for p in (
+                "co_occurring.mental_health_any",
+                "co_occurring.serious_mental_illness",
+                "co_occurring.substance_use_any",
+            )
+        ),
+        telehealth=keep("logistics.telehealth_capable"),
+    )
 
 
-_EXTRACTION_PLAN: Final = _extraction_plan()
+EVERY_FACT: Final = extraction_plan()
 _IMPAIRMENT_RANK: Final = {member: rank for rank, member in enumerate(Impairment)}
 _CONDITION_RANK: Final = {member: rank for rank, member in enumerate(ConditionStatus)}
 _MODERATE: Final = _IMPAIRMENT_RANK[Impairment.MODERATE]
@@ -337,9 +373,9 @@ def _kleene_all(values: Sequence[bool | None]) -> bool | None:
     return None if any(value is None for value in values) else True
 
 
-def _put_derived(facts: dict[str, object], answers: ScreeningAnswers) -> None:
+def _put_derived(facts: dict[str, object], answers: ScreeningAnswers, plan: ExtractionPlan) -> None:
     functioning: Functioning | None = answers.functioning
-    if functioning is not None:
+    if functioning is not None and plan.functioning:
         domains = (
             functioning.work_school,
             functioning.self_care,
@@ -353,7 +389,7 @@ def _put_derived(facts: dict[str, object], answers: ScreeningAnswers) -> None:
             1 for d in domains if d is not None and _IMPAIRMENT_RANK[d] >= _MODERATE
         )
     co: CoOccurring | None = answers.co_occurring
-    if co is not None:
+    if co is not None and plan.co_occurring:
         values = co.__dict__
         facts["co_occurring.mental_health_any"] = _highest(
             [values[name] for name in _MENTAL_HEALTH_CONDITIONS], _CONDITION_RANK
@@ -367,7 +403,7 @@ def _put_derived(facts: dict[str, object], answers: ScreeningAnswers) -> None:
                 [substances[name] for name in _SUBSTANCE_CLASSES], _CONDITION_RANK
             )
     logistics = answers.logistics
-    if logistics is not None and logistics.telehealth is not None:
+    if plan.telehealth and logistics is not None and logistics.telehealth is not None:
         t = logistics.telehealth
         facts["logistics.telehealth_capable"] = _kleene_all(
             (t.device, t.private_space, t.reliable_connection)
@@ -390,13 +426,15 @@ def _put_scores(facts: dict[str, object], scores: Mapping[InstrumentId, Instrume
 
 
 def extract_facts(
-    answers: ScreeningAnswers, scores: Mapping[InstrumentId, InstrumentScore]
+    answers: ScreeningAnswers,
+    scores: Mapping[InstrumentId, InstrumentScore],
+    plan: ExtractionPlan = EVERY_FACT,
 ) -> dict[str, object]:
     """The fact values of one screening (absent keys are unknown)."""
     facts: dict[str, object] = dict(_NOT_GIVEN)
     facts["presenting_concerns"] = answers.presenting_concerns
     sections = answers.__dict__
-    for section_name, flat, nested in _EXTRACTION_PLAN:
+    for section_name, flat, nested in plan.sections:
         section = sections[section_name]
         if section is None:
             continue
@@ -413,7 +451,7 @@ def extract_facts(
                     value = sub_fields[sub_name]
                     if value is not None:
                         facts[path] = value
-    _put_derived(facts, answers)
+    _put_derived(facts, answers, plan)
     _put_scores(facts, scores)
     phq9 = answers.instruments.phq9
     if phq9 is not None:

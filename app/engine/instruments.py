@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Final, Literal, cast
+from typing import Final, Literal, Protocol, cast
 
 DECLINED: Final = "declined"
 
@@ -325,7 +325,7 @@ DEFAULT_POLICIES: Final[Mapping[InstrumentId, InstrumentPolicy]] = {
 }
 
 
-@dataclass(frozen=True)  # no slots: orjson serialises plain dataclasses several times faster
+@dataclass  # built per evaluation: not frozen (cheaper) and no slots (faster with orjson)
 class InstrumentScore:
     """The scored result of one instrument, as reported in a determination."""
 
@@ -568,7 +568,40 @@ class CssrsAnswers:
     behavior_past_3_months: YesNoAnswer | None
 
 
-def score_cssrs(answers: CssrsAnswers) -> InstrumentScore:
+class CssrsResponses(Protocol):
+    """Anything with the C-SSRS screener answers as attributes (``CssrsAnswers`` or the
+    questionnaire's own model)."""
+
+    @property
+    def wish_to_be_dead(self) -> YesNoAnswer | None: ...
+    @property
+    def non_specific_active_thoughts(self) -> YesNoAnswer | None: ...
+    @property
+    def method(self) -> YesNoAnswer | None: ...
+    @property
+    def intent(self) -> YesNoAnswer | None: ...
+    @property
+    def plan_with_intent(self) -> YesNoAnswer | None: ...
+    @property
+    def behavior_lifetime(self) -> YesNoAnswer | None: ...
+    @property
+    def behavior_past_3_months(self) -> YesNoAnswer | None: ...
+
+
+# (answer name, 1-based number, rank of the tier a yes reaches) in questionnaire order
+_CSSRS_QUESTIONS: Final = (
+    ("wish_to_be_dead", 1, 1),
+    ("non_specific_active_thoughts", 2, 1),
+    ("method", 3, 2),
+    ("intent", 4, 3),
+    ("plan_with_intent", 5, 3),
+    ("behavior_lifetime", 6, 2),
+    ("behavior_past_3_months", 7, 3),
+)
+_HIGH: Final = CSSRS_TIER_ORDER.index(CssrsTier.HIGH)
+
+
+def score_cssrs(answers: CssrsResponses) -> InstrumentScore:
     """Triage tier of the C-SSRS screener, following the Columbia triage guidance.
 
     high: intent (Q4) or plan with intent (Q5) in the past month, or any suicidal behavior in the
@@ -578,26 +611,18 @@ def score_cssrs(answers: CssrsAnswers) -> InstrumentScore:
     ``tier_at_least`` says how high it is known to be.
     """
     spec = SPECS[InstrumentId.CSSRS]
-    tiers_by_answer: tuple[tuple[str, YesNoAnswer | None, CssrsTier], ...] = (
-        ("wish_to_be_dead", answers.wish_to_be_dead, CssrsTier.LOW),
-        ("non_specific_active_thoughts", answers.non_specific_active_thoughts, CssrsTier.LOW),
-        ("method", answers.method, CssrsTier.MODERATE),
-        ("intent", answers.intent, CssrsTier.HIGH),
-        ("plan_with_intent", answers.plan_with_intent, CssrsTier.HIGH),
-        ("behavior_lifetime", answers.behavior_lifetime, CssrsTier.MODERATE),
-        ("behavior_past_3_months", answers.behavior_past_3_months, CssrsTier.HIGH),
-    )
-    established = CssrsTier.NONE
-    open_up_to = CssrsTier.NONE
+    established = 0  # tier ranks: none 0, low 1, moderate 2, high 3
+    open_up_to = 0
     declined: list[int] = []
     flags: list[str] = []
-    for number, (name, answer, tier) in enumerate(tiers_by_answer, start=1):
+    for name, number, rank in _CSSRS_QUESTIONS:
+        answer = getattr(answers, name)
         if answer is True:
-            established = max(established, tier, key=CSSRS_TIER_ORDER.index)
+            established = max(established, rank)
             flags.append(name)
         elif answer == DECLINED:
             declined.append(number)
-            open_up_to = max(open_up_to, tier, key=CSSRS_TIER_ORDER.index)
+            open_up_to = max(open_up_to, rank)
     # A declined gate question hides the follow-ups it skips, and those reach the high tier:
     # Q2 gates intent and plan (Q4, Q5); lifetime behavior gates behavior in the past 3 months.
     if answers.non_specific_active_thoughts == DECLINED and None in (
@@ -605,15 +630,15 @@ def score_cssrs(answers: CssrsAnswers) -> InstrumentScore:
         answers.intent,
         answers.plan_with_intent,
     ):
-        open_up_to = CssrsTier.HIGH
+        open_up_to = _HIGH
     if answers.behavior_lifetime == DECLINED and answers.behavior_past_3_months is None:
-        open_up_to = CssrsTier.HIGH
-    rank = CSSRS_TIER_ORDER.index
-    settled = rank(open_up_to) <= rank(established)
+        open_up_to = _HIGH
+    tier = CSSRS_TIER_ORDER[established]
+    settled = open_up_to <= established
     notes: tuple[str, ...] = ()
     if not settled:
         notes = (
-            f"A declined answer could raise the tier above '{established.value}'; "
+            f"A declined answer could raise the tier above '{tier}'; "
             "a clinician must complete the risk assessment.",
         )
     return InstrumentScore(
@@ -622,16 +647,15 @@ def score_cssrs(answers: CssrsAnswers) -> InstrumentScore:
         total=None,
         total_min=None,
         total_max=None,
-        band=established.value if settled else None,
-        positive=(established is not CssrsTier.NONE)
-        if settled
-        else (True if rank(established) else None),
+        band=str(tier) if settled else None,
+        # Any reported ideation or behavior is a positive screen even while the tier is open.
+        positive=established > 0 if settled else (established > 0 or None),
         cut_off=None,
         declined_items=tuple(declined),
         loinc_panel=spec.loinc_panel,
         loinc_total=None,
-        tier=established if settled else None,
-        tier_at_least=established,
+        tier=tier if settled else None,
+        tier_at_least=tier,
         flags=tuple(flags),
         notes=notes,
     )

@@ -7,7 +7,6 @@ from collections.abc import Mapping
 from app.engine.answers import ScreeningAnswers
 from app.engine.instruments import (
     DEFAULT_POLICIES,
-    CssrsAnswers,
     InstrumentId,
     InstrumentPolicy,
     InstrumentScore,
@@ -54,7 +53,7 @@ def score_answers(
             InstrumentId.AUDIT_C, audit_c_items, policies[InstrumentId.AUDIT_C], sex
         )
         if given.audit_c is None:
-            score = _with_note(score, "Derived from AUDIT items 1-3.")
+            score.notes = (*score.notes, "Derived from AUDIT items 1-3.")
         scores[InstrumentId.AUDIT_C] = score
     if given.audit is not None:
         scores[InstrumentId.AUDIT] = score_ordinal(
@@ -65,18 +64,7 @@ def score_answers(
             InstrumentId.DAST10, given.dast10.items, policies[InstrumentId.DAST10]
         )
     if given.cssrs is not None:
-        c = given.cssrs
-        scores[InstrumentId.CSSRS] = score_cssrs(
-            CssrsAnswers(
-                wish_to_be_dead=c.wish_to_be_dead,
-                non_specific_active_thoughts=c.non_specific_active_thoughts,
-                method=c.method,
-                intent=c.intent,
-                plan_with_intent=c.plan_with_intent,
-                behavior_lifetime=c.behavior_lifetime,
-                behavior_past_3_months=c.behavior_past_3_months,
-            )
-        )
+        scores[InstrumentId.CSSRS] = score_cssrs(given.cssrs)
     if given.pc_ptsd5 is not None:
         scores[InstrumentId.PC_PTSD5] = score_pc_ptsd5(
             given.pc_ptsd5.trauma_exposure, given.pc_ptsd5.items, policies[InstrumentId.PC_PTSD5]
@@ -94,9 +82,3 @@ def score_answers(
             InstrumentId.COWS, given.cows.total, policies[InstrumentId.COWS]
         )
     return scores
-
-
-def _with_note(score: InstrumentScore, note: str) -> InstrumentScore:
-    from dataclasses import replace
-
-    return replace(score, notes=(*score.notes, note))

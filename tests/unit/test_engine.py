@@ -163,6 +163,7 @@ def test_undetermined_override_makes_the_result_partial_naming_the_fact() -> Non
     assert result.status is Status.PARTIAL
     assert [m.item for m in result.missing] == ["safety.recent_violence"]
     assert result.recommended_level is not None  # a partial result still places the person
+    assert result.iop.reasons[-1].text.startswith("Provisional")  # and says it is provisional
 
 
 def test_an_undetermined_lower_override_does_not_stop_a_higher_one_from_being_complete() -> None:
