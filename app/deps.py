@@ -1,0 +1,59 @@
+"""Dependencies shared by the routers (Annotated aliases, so signatures stay short)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.db import session_scope
+from app.rulesets.cache import RuleSetCache
+from app.screenings.service import ScreeningService
+from app.settings import Settings
+
+
+def get_settings_dep(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_cache(request: Request) -> RuleSetCache:
+    cache: RuleSetCache = request.app.state.rule_set_cache
+    return cache
+
+
+def get_sessions(request: Request) -> async_sessionmaker[AsyncSession]:
+    sessions: async_sessionmaker[AsyncSession] = request.app.state.sessions
+    return sessions
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """A unit of work per request: committed before the response is sent."""
+    async for session in session_scope(get_sessions(request)):
+        yield session
+
+
+def get_screening_service(request: Request) -> ScreeningService:
+    service: ScreeningService = request.app.state.screening_service
+    return service
+
+
+def get_actor(
+    x_actor: Annotated[
+        str | None,
+        Header(
+            max_length=200,
+            description="Who performs the action (recorded on rule-set lifecycle events).",
+        ),
+    ] = None,
+) -> str:
+    return x_actor or "unidentified"
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+CacheDep = Annotated[RuleSetCache, Depends(get_cache)]
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+ScreeningServiceDep = Annotated[ScreeningService, Depends(get_screening_service)]
+ActorDep = Annotated[str, Depends(get_actor)]

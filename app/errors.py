@@ -1,0 +1,229 @@
+"""Errors as RFC 9457 problem details (application/problem+json).
+
+    AppError                      status, stable type, title; detail per occurrence
+    ├── BadRequest (400)          ├── NotFound (404)            ├── Conflict (409)
+    ├── PreconditionFailed (412)  ├── PreconditionRequired (428)├── Unprocessable (422)
+    ├── PayloadTooLarge (413)     ├── UnsupportedMediaType (415)└── ServiceUnavailable (503)
+
+Validation errors list field paths and messages, never the submitted values: answers are
+health information.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+PROBLEM_JSON = "application/problem+json"
+PROBLEM_BASE = "https://carelevel.dev/problems/"
+logger = logging.getLogger("carelevel.errors")
+
+
+class FieldProblem(BaseModel):
+    pointer: str = Field(
+        description="JSON Pointer to the offending field.",
+        examples=["#/answers/respondent/age_group"],
+    )
+    detail: str = Field(description="What is wrong with it (never the submitted value).")
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem details object."""
+
+    type: str = Field(examples=[PROBLEM_BASE + "validation-error"])
+    title: str = Field(examples=["The request is invalid"])
+    status: int = Field(examples=[422])
+    detail: str = Field(examples=["instruments.phq9.items: PHQ-9 item 9 must be one of 0, 1, 2, 3"])
+    instance: str | None = Field(
+        default=None, examples=["urn:uuid:6f1c0c8e-4c38-4a4c-9a07-1c1b3a2b4f10"]
+    )
+    errors: list[FieldProblem] | None = None
+
+
+class AppError(Exception):
+    status = 500
+    slug = "internal-error"
+    title = "Internal error"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        errors: Sequence[FieldProblem] | None = None,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = list(errors) if errors else None
+        self.headers = headers or {}
+        self.extra = extra or {}
+
+
+class BadRequest(AppError):
+    status, slug, title = 400, "bad-request", "The request is malformed"
+
+
+class NotFound(AppError):
+    status, slug, title = 404, "not-found", "Not found"
+
+
+class Conflict(AppError):
+    status, slug, title = 409, "conflict", "The request conflicts with the current state"
+
+
+class PreconditionFailed(AppError):
+    status, slug, title = 412, "precondition-failed", "The resource has changed"
+
+
+class PayloadTooLarge(AppError):
+    status, slug, title = 413, "request-too-large", "The request body is too large"
+
+
+class UnsupportedMediaType(AppError):
+    status, slug, title = 415, "unsupported-media-type", "Unsupported media type"
+
+
+class Unprocessable(AppError):
+    status, slug, title = 422, "validation-error", "The request is invalid"
+
+
+class IdempotencyKeyReused(Unprocessable):
+    slug, title = "idempotency-key-reused", "Idempotency-Key reused with a different request"
+
+
+class RequestInFlight(Conflict):
+    slug, title = "idempotency-request-in-flight", "A request with this Idempotency-Key is running"
+
+
+class PreconditionRequired(AppError):
+    status, slug, title = 428, "precondition-required", "If-Match is required"
+
+
+class ServiceUnavailable(AppError):
+    status, slug, title = 503, "temporarily-unavailable", "Temporarily unavailable"
+
+
+def pointer(location: Iterable[str | int]) -> str:
+    """A JSON Pointer for a Pydantic error location."""
+    parts = [str(part).replace("~", "~0").replace("/", "~1") for part in location]
+    return "#/" + "/".join(parts)
+
+
+def field_problems(errors: Iterable[Any], *, skip_prefix: int = 0) -> list[FieldProblem]:
+    """Field problems from Pydantic errors, without the submitted values."""
+    return [
+        FieldProblem(pointer=pointer(tuple(error["loc"])[skip_prefix:]), detail=error["msg"])
+        for error in errors
+    ]
+
+
+def problem_response(
+    status: int,
+    slug: str,
+    title: str,
+    detail: str,
+    request: Request | None = None,
+    *,
+    errors: Sequence[FieldProblem] | None = None,
+    headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": PROBLEM_BASE + slug if slug != "about:blank" else "about:blank",
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    request_id = getattr(request.state, "request_id", None) if request is not None else None
+    if request_id:
+        body["instance"] = f"urn:uuid:{request_id}"
+    if errors:
+        body["errors"] = [e.model_dump() for e in errors]
+    if extra:
+        body.update(extra)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Every error leaves as problem+json; nothing leaks a stack trace or a submitted value."""
+
+    @app.exception_handler(AppError)
+    async def _app_error(request: Request, error: AppError) -> JSONResponse:
+        return problem_response(
+            error.status,
+            error.slug,
+            error.title,
+            error.detail,
+            request,
+            errors=error.errors,
+            headers=error.headers,
+            extra=error.extra,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, error: RequestValidationError) -> JSONResponse:
+        problems = field_problems(error.errors())
+        json_invalid = any(e.get("type") == "json_invalid" for e in error.errors())
+        if json_invalid:
+            return problem_response(
+                400,
+                "malformed-json",
+                "The body is not valid JSON",
+                "The request body could not be parsed as JSON.",
+                request,
+            )
+        summary = "; ".join(f"{p.pointer[2:] or '(body)'}: {p.detail}" for p in problems[:5])
+        return problem_response(
+            422, "validation-error", "The request is invalid", summary, request, errors=problems
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        detail = error.detail if isinstance(error.detail, str) else "HTTP error"
+        return problem_response(
+            error.status_code,
+            "about:blank",
+            detail,
+            detail,
+            request,
+            headers=dict(error.headers or {}),
+        )
+
+    @app.exception_handler(PoolTimeoutError)
+    @app.exception_handler(OperationalError)
+    async def _database_unavailable(request: Request, error: Exception) -> JSONResponse:
+        logger.warning("database unavailable: %s", type(error).__name__)
+        return problem_response(
+            503,
+            "temporarily-unavailable",
+            "Temporarily unavailable",
+            "The database is unavailable; retry shortly.",
+            request,
+            headers={"Retry-After": "5"},
+        )
+
+    @app.exception_handler(DBAPIError)
+    async def _database_error(request: Request, error: DBAPIError) -> JSONResponse:
+        if error.connection_invalidated:
+            return await _database_unavailable(request, error)
+        logger.error("database error: %s", type(error.orig).__name__)
+        return problem_response(
+            500, "internal-error", "Internal error", "An unexpected error occurred.", request
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, error: Exception) -> JSONResponse:
+        logger.error("unexpected error: %s", type(error).__name__)
+        return problem_response(
+            500, "internal-error", "Internal error", "An unexpected error occurred.", request
+        )

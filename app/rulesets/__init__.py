@@ -1,0 +1,1 @@
+"""Rule sets: versions and their lifecycle (draft → published → active → retired)."""

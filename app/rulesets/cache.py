@@ -1,0 +1,86 @@
+"""Compiled rule sets, cached per version in each process.
+
+Published versions never change, so a compiled version is cached for the life of the process.
+Which version is active per key is refreshed by one small query every
+``rule_set_refresh_seconds`` (a background task), and updated at once in the process that
+performs an activation; every other process sees an activation within that interval. Requests
+never read rule-set content from the database, except once to compile a pinned version that
+this process has not seen yet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.engine import CompiledRuleSet, compile_rule_set
+from app.rulesets.models import RuleSetVersion
+from app.rulesets.repository import RuleSetRepository
+
+logger = logging.getLogger("carelevel.rulesets")
+
+
+@dataclass(frozen=True, slots=True)
+class VersionRef:
+    id: str
+    key: str
+    version: int
+
+
+class RuleSetCache:
+    def __init__(self) -> None:
+        self._compiled: dict[str, CompiledRuleSet] = {}
+        self._active: dict[str, VersionRef] = {}
+
+    def compiled(self, row: RuleSetVersion) -> CompiledRuleSet:
+        """The compiled form of a stored version (compiled once, then cached)."""
+        cached = self._compiled.get(row.id)
+        if cached is None or cached.ref.sha256 != row.sha256:
+            cached = compile_rule_set(row.content, version=str(row.version))
+            if row.status != "draft":  # drafts change; only immutable versions are kept
+                self._compiled[row.id] = cached
+        return cached
+
+    def cached(self, version_id: str) -> CompiledRuleSet | None:
+        return self._compiled.get(version_id)
+
+    def active(self, key: str) -> VersionRef | None:
+        return self._active.get(key)
+
+    def set_active(self, ref: VersionRef, compiled: CompiledRuleSet) -> None:
+        self._compiled[ref.id] = compiled
+        self._active[ref.key] = ref
+
+    async def refresh(self, session: AsyncSession) -> None:
+        """Re-read which versions are active; compile any this process has not seen."""
+        repository = RuleSetRepository(session)
+        active = {}
+        for key, version, version_id in await repository.active_versions():
+            ref = VersionRef(version_id, key, version)
+            if version_id not in self._compiled:
+                row = await repository.version_by_id(version_id)
+                if row is None:
+                    continue
+                self._compiled[version_id] = compile_rule_set(row.content, version=str(version))
+            active[key] = ref
+        self._active = active
+
+
+async def refresh_forever(
+    cache: RuleSetCache,
+    sessions: async_sessionmaker[AsyncSession],
+    interval: float,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> None:
+    """Keep the cache's view of active versions fresh until cancelled."""
+    while True:
+        await sleep(interval)
+        try:
+            async with sessions() as session:
+                await cache.refresh(session)
+        except Exception as error:  # keep serving the last known versions
+            logger.warning("rule-set refresh failed: %s", type(error).__name__)

@@ -1,0 +1,77 @@
+"""All SQL about rule sets and their versions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.rulesets.models import RuleSet, RuleSetEvent, RuleSetVersion, VersionStatus
+
+
+class RuleSetRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def rule_set(self, key: str, *, lock: bool = False) -> RuleSet | None:
+        query = select(RuleSet).where(RuleSet.key == key)
+        if lock:
+            query = query.with_for_update()
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def add_rule_set(self, key: str) -> RuleSet:
+        rule_set = RuleSet(key=key)
+        self.session.add(rule_set)
+        await self.session.flush()
+        return rule_set
+
+    async def rule_sets(self) -> Sequence[RuleSet]:
+        return (await self.session.execute(select(RuleSet).order_by(RuleSet.key))).scalars().all()
+
+    async def versions(self, key: str) -> Sequence[RuleSetVersion]:
+        query = (
+            select(RuleSetVersion)
+            .where(RuleSetVersion.key == key)
+            .order_by(RuleSetVersion.version.desc())
+        )
+        return (await self.session.execute(query)).scalars().all()
+
+    async def version(self, key: str, version: int) -> RuleSetVersion | None:
+        query = select(RuleSetVersion).where(
+            RuleSetVersion.key == key, RuleSetVersion.version == version
+        )
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def version_by_id(self, version_id: str) -> RuleSetVersion | None:
+        return await self.session.get(RuleSetVersion, version_id)
+
+    async def next_version_number(self, rule_set_id: str) -> int:
+        query = select(func.coalesce(func.max(RuleSetVersion.version), 0)).where(
+            RuleSetVersion.rule_set_id == rule_set_id
+        )
+        return int((await self.session.execute(query)).scalar_one()) + 1
+
+    async def active_versions(self) -> Sequence[tuple[str, int, str]]:
+        """(key, version, id) of every active version: the one query each refresh makes."""
+        query = select(RuleSetVersion.key, RuleSetVersion.version, RuleSetVersion.id).where(
+            RuleSetVersion.status == VersionStatus.ACTIVE
+        )
+        return [(row[0], row[1], row[2]) for row in (await self.session.execute(query)).all()]
+
+    async def demote_active(self, rule_set_id: str) -> None:
+        """The active version of a rule set (if any) goes back to published."""
+        await self.session.execute(
+            update(RuleSetVersion)
+            .where(
+                RuleSetVersion.rule_set_id == rule_set_id,
+                RuleSetVersion.status == VersionStatus.ACTIVE,
+            )
+            .values(status=VersionStatus.PUBLISHED)
+        )
+
+    def add(self, row: RuleSetVersion | RuleSetEvent) -> None:
+        self.session.add(row)
+
+    async def delete(self, row: RuleSetVersion) -> None:
+        await self.session.delete(row)

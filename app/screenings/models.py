@@ -1,0 +1,68 @@
+"""Tables for screenings (append-only), clinician decisions and idempotency keys."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import Base, IdColumn, JSONDocument, new_id, utcnow
+
+
+class Screening(Base):
+    """A stored screening: the normalised answers, the determination and the exact rule-set
+    version and engine version that produced it. Rows are never updated."""
+
+    __tablename__ = "screenings"
+    __table_args__ = (Index("ix_screenings_created_at_id", "created_at", "id"),)
+
+    id: Mapped[str] = mapped_column(IdColumn, primary_key=True, default=new_id)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    external_reference: Mapped[str | None] = mapped_column(String(200), index=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    rule_set_version_id: Mapped[str] = mapped_column(
+        ForeignKey("rule_set_versions.id", ondelete="RESTRICT"), index=True
+    )
+    rule_set_key: Mapped[str] = mapped_column(String(64))
+    rule_set_version: Mapped[int] = mapped_column(Integer)
+    rule_set_sha256: Mapped[str] = mapped_column(String(64))
+    engine_version: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(32))
+    level: Mapped[str | None] = mapped_column(String(32), index=True)
+    urgency: Mapped[str] = mapped_column(String(16), index=True)
+    iop_verdict: Mapped[str] = mapped_column(String(32))
+    answers: Mapped[dict[str, Any]]
+    determination: Mapped[dict[str, Any]]
+
+
+class Decision(Base):
+    """The clinician's final level for a screening, with coded variance reasons. Append-only:
+    a later decision supersedes an earlier one without changing it."""
+
+    __tablename__ = "decisions"
+
+    id: Mapped[str] = mapped_column(IdColumn, primary_key=True, default=new_id)
+    screening_id: Mapped[str] = mapped_column(
+        ForeignKey("screenings.id", ondelete="RESTRICT"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    final_level: Mapped[str] = mapped_column(String(32))
+    recommended_level: Mapped[str | None] = mapped_column(String(32))
+    variance_reasons: Mapped[list[str]] = mapped_column(JSONDocument)
+    comment: Mapped[str | None] = mapped_column(Text)
+    decided_by: Mapped[str] = mapped_column(String(200))
+
+
+class IdempotencyRecord(Base):
+    """An Idempotency-Key seen on POST /v1/screenings: in progress, then the stored response."""
+
+    __tablename__ = "idempotency_keys"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16))
+    screening_id: Mapped[str | None] = mapped_column(IdColumn)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(index=True)

@@ -1,0 +1,78 @@
+"""All SQL about screenings, decisions and idempotency keys."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import delete, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.screenings.models import Decision, IdempotencyRecord, Screening
+
+
+class ScreeningRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    def add(self, row: Screening | Decision | IdempotencyRecord) -> None:
+        self.session.add(row)
+
+    async def get(self, screening_id: str) -> Screening | None:
+        return await self.session.get(Screening, screening_id)
+
+    async def page(
+        self,
+        *,
+        limit: int,
+        after: tuple[datetime, str] | None,
+        external_reference: str | None,
+        level: str | None,
+        urgency: str | None,
+        rule_set_key: str | None,
+        rule_set_version: int | None,
+        created_from: datetime | None,
+        created_to: datetime | None,
+    ) -> Sequence[Screening]:
+        """Newest first; ``after`` is the (created_at, id) of the last row already seen."""
+        query = select(Screening).order_by(Screening.created_at.desc(), Screening.id.desc())
+        if after is not None:
+            created, last_id = after
+            query = query.where(
+                or_(
+                    Screening.created_at < created,
+                    (Screening.created_at == created) & (Screening.id < last_id),
+                )
+            )
+        if external_reference is not None:
+            query = query.where(Screening.external_reference == external_reference)
+        if level is not None:
+            query = query.where(Screening.level == level)
+        if urgency is not None:
+            query = query.where(Screening.urgency == urgency)
+        if rule_set_key is not None:
+            query = query.where(Screening.rule_set_key == rule_set_key)
+        if rule_set_version is not None:
+            query = query.where(Screening.rule_set_version == rule_set_version)
+        if created_from is not None:
+            query = query.where(Screening.created_at >= created_from)
+        if created_to is not None:
+            query = query.where(Screening.created_at < created_to)
+        return (await self.session.execute(query.limit(limit))).scalars().all()
+
+    async def latest_decision(self, screening_id: str) -> Decision | None:
+        query = (
+            select(Decision)
+            .where(Decision.screening_id == screening_id)
+            .order_by(Decision.created_at.desc(), Decision.id.desc())
+            .limit(1)
+        )
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def idempotency(self, key: str) -> IdempotencyRecord | None:
+        return await self.session.get(IdempotencyRecord, key)
+
+    async def purge_expired_keys(self, now: datetime) -> None:
+        await self.session.execute(
+            delete(IdempotencyRecord).where(IdempotencyRecord.expires_at < now)
+        )

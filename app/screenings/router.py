@@ -1,0 +1,183 @@
+"""HTTP endpoints for screenings. Thin: parse, call one service method, shape the response."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Header, Path, Query, Response, status
+
+from app.deps import ScreeningServiceDep, SettingsDep
+from app.engine.determination import LevelOfCare, Urgency
+from app.errors import FieldProblem, Problem, Unprocessable
+from app.screenings.schemas import (
+    DecisionRequest,
+    DecisionResponse,
+    EvaluationResponse,
+    ReplayRequest,
+    ReplayResponse,
+    ScreeningPage,
+    ScreeningRequest,
+    ScreeningResponse,
+)
+
+router = APIRouter(prefix="/v1/screenings", tags=["screenings"])
+
+JSON = "application/json"
+
+
+def problem(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "model": Problem,
+        "content": {"application/problem+json": {}},
+    }
+
+
+def json_response(
+    body: Any, status_code: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    return Response(orjson.dumps(body), status_code=status_code, media_type=JSON, headers=headers)
+
+
+ScreeningId = Annotated[str, Path(max_length=64, description="The screening's id.")]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=200,
+        pattern=r"^[\x21-\x7e]+$",
+        description="Makes the request safe to retry: the same key and body return the original "
+        "response and store nothing twice (kept at least 24 hours).",
+    ),
+]
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ScreeningResponse,
+    summary="Screen and store",
+    description="Validate the answers, evaluate them under the active rule-set version (or the "
+    "pinned one) and store the screening with the exact version that decided it. Returns 201 "
+    "with a `Location`. Send an `Idempotency-Key` to make retries safe.",
+    responses={
+        409: problem("A request with the same Idempotency-Key is still in progress."),
+        422: problem(
+            "Invalid answers, an unknown rule-set version, or an Idempotency-Key reused with "
+            "another body."
+        ),
+    },
+)
+async def create_screening(
+    request: ScreeningRequest,
+    service: ScreeningServiceDep,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    stored = await service.create(request, idempotency_key)
+    headers = {"Location": f"/v1/screenings/{stored.body['id']}"}
+    if stored.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return json_response(stored.body, status.HTTP_201_CREATED, headers)
+
+
+@router.post(
+    "/evaluate",
+    response_model=EvaluationResponse,
+    summary="Evaluate without storing",
+    description="The same determination as `POST /v1/screenings`, stored nowhere: for intake "
+    "apps that preview the result while the form is being filled.",
+    responses={422: problem("Invalid answers or an unknown rule-set version.")},
+)
+async def evaluate_screening(request: ScreeningRequest, service: ScreeningServiceDep) -> Response:
+    return Response(await service.evaluate_only(request), media_type=JSON)
+
+
+@router.get(
+    "",
+    response_model=ScreeningPage,
+    summary="List screenings",
+    description="Newest first, with cursor pagination and filters.",
+    responses={400: problem("The cursor is not valid.")},
+)
+async def list_screenings(
+    service: ScreeningServiceDep,
+    settings: SettingsDep,
+    limit: Annotated[
+        int, Query(ge=1, le=1000, description="Page size (capped by the server).")
+    ] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    external_reference: Annotated[str | None, Query(max_length=200)] = None,
+    level: LevelOfCare | None = None,
+    urgency: Urgency | None = None,
+    rule_set_key: Annotated[str | None, Query(max_length=64)] = None,
+    rule_set_version: Annotated[int | None, Query(ge=1)] = None,
+    created_from: datetime | None = None,
+    created_to: datetime | None = None,
+) -> Response:
+    for name, value in (("created_from", created_from), ("created_to", created_to)):
+        if value is not None and value.tzinfo is None:
+            raise Unprocessable(
+                f"{name} needs a time zone (for example 2026-11-26T00:00:00Z).",
+                errors=[FieldProblem(pointer=f"#/{name}", detail="must include a time zone")],
+            )
+    page = await service.page(
+        limit=min(limit, settings.max_page_size),
+        cursor=cursor,
+        filters={
+            "external_reference": external_reference,
+            "level": level.value if level else None,
+            "urgency": urgency.value if urgency else None,
+            "rule_set_key": rule_set_key,
+            "rule_set_version": rule_set_version,
+            "created_from": created_from,
+            "created_to": created_to,
+        },
+    )
+    return json_response(page)
+
+
+@router.get(
+    "/{screening_id}",
+    response_model=ScreeningResponse,
+    summary="Get a screening",
+    responses={404: problem("No such screening.")},
+)
+async def get_screening(screening_id: ScreeningId, service: ScreeningServiceDep) -> Response:
+    return json_response(await service.get(screening_id))
+
+
+@router.post(
+    "/{screening_id}/replay",
+    response_model=ReplayResponse,
+    summary="Replay a screening",
+    description="Re-evaluate the stored answers under the version that decided them (the result "
+    "must be identical; `identical: false` is worth an alert) or under another version of the "
+    "same rule set (a what-if).",
+    responses={404: problem("No such screening."), 422: problem("No such rule-set version.")},
+)
+async def replay_screening(
+    screening_id: ScreeningId, service: ScreeningServiceDep, request: ReplayRequest | None = None
+) -> Response:
+    return json_response(await service.replay(screening_id, request or ReplayRequest()))
+
+
+@router.post(
+    "/{screening_id}/decision",
+    status_code=status.HTTP_201_CREATED,
+    response_model=DecisionResponse,
+    summary="Record the clinician's decision",
+    description="The level the clinician chose and, when it differs from the recommendation, "
+    "coded variance reasons. Decisions are appended; the latest one is shown with the screening.",
+    responses={
+        404: problem("No such screening."),
+        422: problem("Missing or superfluous variance reasons."),
+    },
+)
+async def record_decision(
+    screening_id: ScreeningId, request: DecisionRequest, service: ScreeningServiceDep
+) -> Response:
+    body = await service.decide(screening_id, request)
+    return json_response(body, status.HTTP_201_CREATED)

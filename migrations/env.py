@@ -1,0 +1,57 @@
+"""Alembic environment: async, reading the same settings as the service.
+
+A caller may hand over an open connection in ``config.attributes["connection"]`` (the service
+does, to migrate the embedded database on start); otherwise the URL comes from
+CARELEVEL_DATABASE_URL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from alembic import context
+from sqlalchemy.engine import Connection
+
+from app.db import Base, UtcDateTime, create_engine
+from app.rulesets import models as _rulesets_models  # noqa: F401  (registers the tables)
+from app.screenings import models as _screenings_models  # noqa: F401
+from app.settings import Settings
+
+target_metadata = Base.metadata
+
+
+def render_item(kind: str, item: Any, autogen_context: Any) -> str | bool:
+    """Render our timestamp type as the plain SQL type it stores (no app import in revisions)."""
+    if kind == "type" and isinstance(item, UtcDateTime):
+        return "sa.DateTime(timezone=True)"
+    return False
+
+
+def run_with(connection: Connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+        render_item=render_item,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+async def run_online() -> None:
+    engine = create_engine(Settings())
+    async with engine.connect() as connection:
+        await connection.run_sync(run_with)
+    await engine.dispose()
+
+
+if context.is_offline_mode():
+    raise SystemExit("Offline (SQL script) migrations are not supported; run against a database.")
+
+connection = context.config.attributes.get("connection")
+if connection is not None:
+    run_with(connection)
+else:
+    asyncio.run(run_online())
