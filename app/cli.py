@@ -66,6 +66,17 @@ def _parser() -> argparse.ArgumentParser:
         "facts", help="print the catalogue of facts conditions may use, as Markdown"
     )
     facts.set_defaults(handler=_rules_facts)
+
+    serve = commands.add_parser("serve", help="run the HTTP API (uvicorn)")
+    serve.add_argument("--host", help="interface to bind (default: CARELEVEL_HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default: CARELEVEL_PORT or 8000)")
+    serve.add_argument("--workers", type=int, help="worker processes (default: CARELEVEL_WORKERS)")
+    serve.set_defaults(handler=_serve)
+
+    migrate = commands.add_parser(
+        "migrate", help="apply database migrations (alembic upgrade head)"
+    )
+    migrate.set_defaults(handler=_migrate)
     return parser
 
 
@@ -227,6 +238,43 @@ def _rules_check(args: argparse.Namespace) -> int:
         print("  ✗ the rule set has no test cases")
     print("OK" if report.passed else "FAILED")
     return EXIT_OK if report.passed else EXIT_FAILED
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from app.settings import get_settings
+
+    settings = get_settings()
+    uvicorn.run(
+        "app.main:create_app",
+        factory=True,
+        host=args.host or settings.host,
+        port=args.port or settings.port,
+        workers=args.workers or settings.workers,
+        proxy_headers=True,
+        timeout_graceful_shutdown=30,
+    )
+    return EXIT_OK
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from app.db import create_engine
+    from app.migrate import upgrade_to_head
+    from app.settings import get_settings
+
+    async def run() -> None:
+        engine = create_engine(get_settings())
+        try:
+            await upgrade_to_head(engine)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+    print("The database schema is up to date.")
+    return EXIT_OK
 
 
 def _rules_facts(args: argparse.Namespace) -> int:

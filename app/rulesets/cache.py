@@ -31,6 +31,23 @@ class VersionRef:
     version: int
 
 
+# Compiled versions by (sha256, version label): identical content compiles identically, so
+# every cache in the process (one per application instance) shares the work.
+_COMPILED_BY_CONTENT: dict[tuple[str, str], CompiledRuleSet] = {}
+_SHARED_LIMIT = 256
+
+
+def compile_stored(content: dict[str, object], sha256: str, version: int) -> CompiledRuleSet:
+    """Compile stored content once per process for each (sha256, version)."""
+    key = (sha256, str(version))
+    compiled = _COMPILED_BY_CONTENT.get(key)
+    if compiled is None:
+        compiled = compile_rule_set(content, version=str(version))
+        if compiled.ref.sha256 == sha256 and len(_COMPILED_BY_CONTENT) < _SHARED_LIMIT:
+            _COMPILED_BY_CONTENT[key] = compiled
+    return compiled
+
+
 class RuleSetCache:
     def __init__(self) -> None:
         self._compiled: dict[str, CompiledRuleSet] = {}
@@ -40,7 +57,7 @@ class RuleSetCache:
         """The compiled form of a stored version (compiled once, then cached)."""
         cached = self._compiled.get(row.id)
         if cached is None or cached.ref.sha256 != row.sha256:
-            cached = compile_rule_set(row.content, version=str(row.version))
+            cached = compile_stored(row.content, row.sha256, row.version)
             if row.status != "draft":  # drafts change; only immutable versions are kept
                 self._compiled[row.id] = cached
         return cached
@@ -65,7 +82,7 @@ class RuleSetCache:
                 row = await repository.version_by_id(version_id)
                 if row is None:
                     continue
-                self._compiled[version_id] = compile_rule_set(row.content, version=str(version))
+                self._compiled[version_id] = compile_stored(row.content, row.sha256, version)
             active[key] = ref
         self._active = active
 
