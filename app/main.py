@@ -15,6 +15,7 @@ from fastapi.responses import Response
 from app import __version__
 from app.db import create_engine, create_sessionmaker
 from app.errors import install_error_handlers
+from app.limits import BodySizeLimit
 from app.questionnaire import Questionnaire, build_questionnaire
 from app.rulesets.cache import RuleSetCache, refresh_forever
 from app.rulesets.router import router as rule_sets_router
@@ -110,6 +111,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.rule_set_cache = RuleSetCache()
     install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.include_router(screenings_router)
     app.include_router(rule_sets_router)
     app.include_router(meta_router)
