@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: help install run test lint bench clean
+.PHONY: help install run test lint docs bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -16,8 +16,8 @@ $(BIN)/carelevel: pyproject.toml
 
 install: $(BIN)/carelevel  ## create .venv and install carelevel with its dev tools
 
-run: install  ## evaluate an example screening (ANSWERS=path to choose another)
-	$(BIN)/carelevel evaluate $(or $(ANSWERS),examples/adult-iop-suitable.json)
+run: install  ## serve the API on http://127.0.0.1:8000 (embedded SQLite unless CARELEVEL_DATABASE_URL is set)
+	$(BIN)/carelevel serve
 
 lint: install  ## ruff and mypy
 	$(BIN)/ruff check .
@@ -28,6 +28,9 @@ test: install  ## lint, check the default rule set, run the test suite
 	$(MAKE) --no-print-directory lint
 	$(BIN)/carelevel rules check app/engine/default_rules/iop-level-of-care.yaml
 	$(BIN)/pytest
+
+docs: install  ## regenerate the fact catalogue in docs/rule-sets.md
+	$(BIN)/python -c "import pathlib, re; from app.engine.catalogue import BEGIN_MARKER as b, END_MARKER as e, render_catalogue; p = pathlib.Path('docs/rule-sets.md'); t = p.read_text(); p.write_text(t[: t.index(b)] + render_catalogue() + t[t.index(e) + len(e):])"
 
 bench: install  ## engine micro-benchmark (µs per evaluation)
 	$(BIN)/python bench/engine.py

@@ -60,15 +60,20 @@ async def healthz() -> Response:
 
 
 async def prepare_database(app: FastAPI, settings: Settings) -> None:
-    """Apply migrations on the embedded default, check them on Postgres, seed the default set."""
-    from app.migrate import check_schema_is_current, upgrade_to_head
+    """Apply migrations on the embedded default, check them on Postgres, seed the default set.
 
-    if settings.is_sqlite:
-        await upgrade_to_head(app.state.engine)
-    else:
-        await check_schema_is_current(app.state.engine)
-    async with app.state.sessions() as session, session.begin():
-        await RuleSetService(session, app.state.rule_set_cache, SYSTEM_ACTOR).ensure_default()
+    Several worker processes start at once: on SQLite a file lock serialises migration and
+    seeding; on Postgres an advisory lock serialises seeding.
+    """
+    from app.migrate import check_schema_is_current, startup_lock, upgrade_to_head
+
+    async with startup_lock(settings, app.state.engine):
+        if settings.is_sqlite:
+            await upgrade_to_head(app.state.engine)
+        else:
+            await check_schema_is_current(app.state.engine)
+        async with app.state.sessions() as session, session.begin():
+            await RuleSetService(session, app.state.rule_set_cache, SYSTEM_ACTOR).ensure_default()
     async with app.state.sessions() as session:
         await app.state.rule_set_cache.refresh(session)
 
@@ -111,7 +116,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.rule_set_cache = RuleSetCache()
     install_error_handlers(app)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=settings.max_body_bytes,
+        larger=(("/v1/rule-sets", settings.max_rule_set_body_bytes),),
+    )
     app.include_router(screenings_router)
     app.include_router(rule_sets_router)
     app.include_router(meta_router)

@@ -39,7 +39,19 @@ class Settings(BaseSettings):
     idempotency_ttl_hours: int = Field(default=24, ge=24, le=24 * 30)
     max_page_size: int = Field(default=100, ge=1, le=1000)
     simulation_sample_size: int = Field(default=500, ge=1, le=10_000)
-    max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=10 * 1024 * 1024)
+    max_body_bytes: int = Field(
+        default=64 * 1024,
+        ge=1024,
+        le=10 * 1024 * 1024,
+        description="Largest request body accepted (413 beyond it), except rule-set documents.",
+    )
+    max_rule_set_body_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        le=20 * 1024 * 1024,
+        description="Largest rule-set document accepted on /v1/rule-sets (a full rule set with "
+        "its test cases is about 100 KiB).",
+    )
 
     @property
     def is_sqlite(self) -> bool:
