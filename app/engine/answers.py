@@ -17,12 +17,14 @@ from pydantic import (
     ConfigDict,
     Field,
     StrictBool,
+    StrictFloat,
     StrictInt,
     field_validator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
 
+from app.engine.choice import Choice
 from app.engine.instruments import (
     SPECS,
     InstrumentId,
@@ -50,17 +52,17 @@ def _item_error(error: ItemError) -> PydanticCustomError:
 # --- respondent and concerns -------------------------------------------------------------------
 
 
-class AgeGroup(StrEnum):
+class AgeGroup(Choice):
     ADULT = "adult"
     ADOLESCENT = "adolescent"
 
 
-class Informant(StrEnum):
+class Informant(Choice):
     SELF_REPORT = "self_report"
     CLINICIAN = "clinician"
 
 
-class Concern(StrEnum):
+class Concern(Choice):
     SUBSTANCE_USE = "substance_use"
     MENTAL_HEALTH = "mental_health"
     EATING_DISORDER = "eating_disorder"
@@ -411,7 +413,7 @@ class Instruments(Section):
 # --- safety, withdrawal, medical --------------------------------------------------------------
 
 
-class HomicidalIdeation(StrEnum):
+class HomicidalIdeation(Choice):
     NONE = "none"
     THOUGHTS = "thoughts"
     INTENT_OR_PLAN = "intent_or_plan"
@@ -426,37 +428,37 @@ class Safety(Section):
         "or intent or a plan.",
         examples=["none"],
     )
-    recent_violence: bool | None = Field(
+    recent_violence: StrictBool | None = Field(
         default=None,
         description="Assaultive or violent behavior toward others in the past 30 days.",
         examples=[False],
     )
-    psychosis_or_mania_unable_to_self_care: bool | None = Field(
+    psychosis_or_mania_unable_to_self_care: StrictBool | None = Field(
         default=None,
         description="Psychotic or manic symptoms with inability to care for oneself (food, "
         "shelter, safety), as judged by a clinician.",
         examples=[False],
     )
-    severe_cognitive_impairment: bool | None = Field(
+    severe_cognitive_impairment: StrictBool | None = Field(
         default=None,
         description="Confusion or cognitive impairment severe enough to prevent safe "
         "participation in ambulatory care.",
         examples=[False],
     )
-    acutely_intoxicated: bool | None = Field(
+    acutely_intoxicated: StrictBool | None = Field(
         default=None,
         description="Currently intoxicated to a degree that is risky or prevents a reliable "
         "assessment.",
         examples=[False],
     )
-    dependents_at_risk: bool | None = Field(
+    dependents_at_risk: StrictBool | None = Field(
         default=None,
         description="A child or other dependent may be in danger (abuse or neglect).",
         examples=[False],
     )
 
 
-class DailyUseSubstance(StrEnum):
+class DailyUseSubstance(Choice):
     ALCOHOL = "alcohol"
     SEDATIVES = "sedatives"
     OPIOIDS = "opioids"
@@ -465,7 +467,7 @@ class DailyUseSubstance(StrEnum):
 class Withdrawal(Section):
     """Withdrawal risk history and current use."""
 
-    seizure_or_delirium_history: bool | None = Field(
+    seizure_or_delirium_history: StrictBool | None = Field(
         default=None,
         description="Ever had a withdrawal seizure or delirium tremens.",
         examples=[False],
@@ -475,7 +477,7 @@ class Withdrawal(Section):
         description="Substances currently used heavily every day (empty list: none).",
         examples=[["alcohol"]],
     )
-    complicated_signs_now: bool | None = Field(
+    complicated_signs_now: StrictBool | None = Field(
         default=None,
         description="Seizure, hallucinations or confusion during current withdrawal.",
         examples=[False],
@@ -490,48 +492,50 @@ class Withdrawal(Section):
 class Medical(Section):
     """Medical stability; the vital signs and weight matter for eating disorders."""
 
-    acute_condition_needing_hospital_care: bool | None = Field(
+    acute_condition_needing_hospital_care: StrictBool | None = Field(
         default=None,
         description="An acute medical illness or injury that needs hospital care now.",
         examples=[False],
     )
-    pregnant: bool | None = Field(default=None, description="Currently pregnant.", examples=[False])
-    receiving_prenatal_care: bool | None = Field(
+    pregnant: StrictBool | None = Field(
+        default=None, description="Currently pregnant.", examples=[False]
+    )
+    receiving_prenatal_care: StrictBool | None = Field(
         default=None,
         description="When pregnant: receiving prenatal care.",
         examples=[None],
     )
-    heart_rate_bpm: int | None = Field(
+    heart_rate_bpm: StrictInt | None = Field(
         default=None,
         ge=20,
         le=250,
         description="Resting heart rate, beats per minute.",
         examples=[72],
     )
-    systolic_bp_mmhg: int | None = Field(
+    systolic_bp_mmhg: StrictInt | None = Field(
         default=None, ge=40, le=300, description="Systolic blood pressure, mmHg.", examples=[118]
     )
-    diastolic_bp_mmhg: int | None = Field(
+    diastolic_bp_mmhg: StrictInt | None = Field(
         default=None, ge=20, le=200, description="Diastolic blood pressure, mmHg.", examples=[76]
     )
-    potassium_mmol_l: float | None = Field(
+    potassium_mmol_l: StrictFloat | None = Field(
         default=None,
         ge=1.0,
         le=10.0,
         description="Serum potassium, mmol/L (= mEq/L).",
         examples=[4.1],
     )
-    glucose_mg_dl: int | None = Field(
+    glucose_mg_dl: StrictInt | None = Field(
         default=None, ge=10, le=1000, description="Blood glucose, mg/dL.", examples=[92]
     )
-    temperature_c: float | None = Field(
+    temperature_c: StrictFloat | None = Field(
         default=None,
         ge=25.0,
         le=45.0,
         description="Body temperature, degrees Celsius.",
         examples=[36.8],
     )
-    percent_healthy_body_weight: float | None = Field(
+    percent_healthy_body_weight: StrictFloat | None = Field(
         default=None,
         ge=30,
         le=300,
@@ -559,7 +563,7 @@ class Medical(Section):
 # --- functioning and co-occurring conditions --------------------------------------------------
 
 
-class Impairment(StrEnum):
+class Impairment(Choice):
     """How much a problem interferes with a life domain, in ascending order."""
 
     NONE = "none"
@@ -600,7 +604,7 @@ class Functioning(Section):
     )
 
 
-class ConditionStatus(StrEnum):
+class ConditionStatus(Choice):
     """Whether a co-occurring condition is present, in ascending order of certainty."""
 
     ABSENT = "absent"
@@ -649,7 +653,7 @@ class CoOccurring(Section):
 # --- history, engagement, supports, logistics -------------------------------------------------
 
 
-class CareLevelHistory(StrEnum):
+class CareLevelHistory(Choice):
     NONE = "none"
     OUTPATIENT = "outpatient"
     INTENSIVE_OUTPATIENT = "intensive_outpatient"
@@ -658,7 +662,7 @@ class CareLevelHistory(StrEnum):
     INPATIENT = "inpatient"
 
 
-class PreviousIop(StrEnum):
+class PreviousIop(Choice):
     NEVER = "never"
     COMPLETED = "completed"
     DID_NOT_COMPLETE = "did_not_complete"
@@ -672,13 +676,13 @@ class TreatmentHistory(Section):
         description="The current or most recent level of care ('none' if never treated).",
         examples=["outpatient"],
     )
-    discharged_last_30_days: bool | None = Field(
+    discharged_last_30_days: StrictBool | None = Field(
         default=None,
         description="Discharged from that level within the past 30 days (a step-down candidate "
         "when it was inpatient, residential or partial hospitalization).",
         examples=[False],
     )
-    outpatient_not_effective: bool | None = Field(
+    outpatient_not_effective: StrictBool | None = Field(
         default=None,
         description="Weekly outpatient treatment was tried and did not control the symptoms or "
         "use (a step-up candidate).",
@@ -689,7 +693,7 @@ class TreatmentHistory(Section):
     )
 
 
-class Readiness(StrEnum):
+class Readiness(Choice):
     """Stage of readiness to change, in ascending order."""
 
     PRECONTEMPLATION = "precontemplation"
@@ -699,7 +703,7 @@ class Readiness(StrEnum):
     MAINTENANCE = "maintenance"
 
 
-class Willingness(StrEnum):
+class Willingness(Choice):
     NO = "no"
     UNSURE = "unsure"
     YES = "yes"
@@ -718,7 +722,7 @@ class Engagement(Section):
     )
 
 
-class LivingSituation(StrEnum):
+class LivingSituation(Choice):
     STABLE_WITH_SUPPORTIVE_OTHERS = "stable_with_supportive_others"
     STABLE_ALONE = "stable_alone"
     UNSTABLE_HOUSING = "unstable_housing"
@@ -737,32 +741,32 @@ class Supports(Section):
         "violence).",
         examples=["stable_with_supportive_others"],
     )
-    support_person_available: bool | None = Field(
+    support_person_available: StrictBool | None = Field(
         default=None,
         description="At least one person who supports recovery and can be reached.",
         examples=[True],
     )
-    family_willing_to_participate: bool | None = Field(
+    family_willing_to_participate: StrictBool | None = Field(
         default=None,
         description="Family or close others willing to take part in treatment.",
         examples=[True],
     )
 
 
-class Transport(StrEnum):
+class Transport(Choice):
     OWN_VEHICLE = "own_vehicle"
     PUBLIC_TRANSIT = "public_transit"
     RIDES_FROM_OTHERS = "rides_from_others"
     NONE = "none"
 
 
-class TimeOfDay(StrEnum):
+class TimeOfDay(Choice):
     DAYTIME = "daytime"
     EVENING = "evening"
     WEEKEND = "weekend"
 
 
-class Obligation(StrEnum):
+class Obligation(Choice):
     WORK = "work"
     SCHOOL = "school"
     CAREGIVING = "caregiving"
@@ -771,13 +775,13 @@ class Obligation(StrEnum):
 class Telehealth(Section):
     """What telehealth needs; all three make a person telehealth capable."""
 
-    device: bool | None = Field(
+    device: StrictBool | None = Field(
         default=None, description="Has a device with camera and microphone.", examples=[True]
     )
-    private_space: bool | None = Field(
+    private_space: StrictBool | None = Field(
         default=None, description="Has a private space for sessions.", examples=[True]
     )
-    reliable_connection: bool | None = Field(
+    reliable_connection: StrictBool | None = Field(
         default=None, description="Has a connection reliable enough for video.", examples=[True]
     )
 
@@ -790,7 +794,7 @@ class Logistics(Section):
         description="How the person would get to the program.",
         examples=["public_transit"],
     )
-    travel_minutes_one_way: int | None = Field(
+    travel_minutes_one_way: StrictInt | None = Field(
         default=None,
         ge=0,
         le=600,
@@ -802,7 +806,7 @@ class Logistics(Section):
         description="Telehealth capability.",
         examples=[{"device": True, "private_space": True, "reliable_connection": True}],
     )
-    hours_per_week_available: float | None = Field(
+    hours_per_week_available: StrictFloat | None = Field(
         default=None,
         ge=0,
         le=168,

@@ -11,11 +11,11 @@ and several times faster.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Final
 
 import orjson
 
+from app.engine.choice import Choice
 from app.engine.instruments import InstrumentScore
 
 ENGINE_VERSION: Final = "1.0.0"
@@ -27,7 +27,7 @@ DISCLAIMER: Final = (
 )
 
 
-class LevelOfCare(StrEnum):
+class LevelOfCare(Choice):
     """Levels of care in ascending order of intensity."""
 
     OUTPATIENT = "outpatient"
@@ -42,7 +42,7 @@ LEVEL_ORDER: Final = tuple(LevelOfCare)
 LEVEL_RANK: Final = {level: rank for rank, level in enumerate(LEVEL_ORDER)}
 
 
-class Urgency(StrEnum):
+class Urgency(Choice):
     """How soon a clinician must act, in ascending order; separate from the level."""
 
     ROUTINE = "routine"
@@ -53,13 +53,13 @@ class Urgency(StrEnum):
 URGENCY_RANK: Final = {urgency: rank for rank, urgency in enumerate(Urgency)}
 
 
-class Status(StrEnum):
+class Status(Choice):
     COMPLETE = "complete"
     PARTIAL = "partial"
     INSUFFICIENT_INFORMATION = "insufficient_information"
 
 
-class IopVerdict(StrEnum):
+class IopVerdict(Choice):
     SUITABLE = "suitable"
     SUITABLE_WITH_CONDITIONS = "suitable_with_conditions"
     HIGHER_LEVEL_NEEDED = "higher_level_needed"
@@ -67,7 +67,7 @@ class IopVerdict(StrEnum):
     INSUFFICIENT_INFORMATION = "insufficient_information"
 
 
-class Domain(StrEnum):
+class Domain(Choice):
     """Clinical domains rated independently; the highest need decides, never an average."""
 
     RISK_OF_HARM = "risk_of_harm"
@@ -90,7 +90,7 @@ DOMAIN_LABELS: Final = {
 }
 
 
-class Rating(StrEnum):
+class Rating(Choice):
     """A domain's level of need, in ascending order."""
 
     NONE = "none"
@@ -103,7 +103,7 @@ class Rating(StrEnum):
 RATING_RANK: Final = {rating: rank for rank, rating in enumerate(Rating)}
 
 
-class Stage(StrEnum):
+class Stage(Choice):
     """Rule stages, in the order they run."""
 
     SAFETY = "safety"
@@ -116,7 +116,7 @@ class Stage(StrEnum):
 STAGE_ORDER: Final = tuple(Stage)
 
 
-class RuleResult(StrEnum):
+class RuleResult(Choice):
     FIRED = "fired"
     NOT_FIRED = "not_fired"
     UNDETERMINED = "undetermined"  # the condition needed a fact that is unknown

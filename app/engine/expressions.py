@@ -24,10 +24,13 @@ from __future__ import annotations
 import difflib
 import math
 import operator
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Set
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import Any, Final, NamedTuple
+from types import CodeType
+from typing import Any, Final, NamedTuple, cast
 
 __all__ = [
     "CompiledCondition",
@@ -124,12 +127,14 @@ Condition = Callable[[Mapping[str, object]], bool | None]
 class CompiledCondition:
     """A checked condition: ``evaluate(facts)`` gives True, False or None (unknown).
 
-    ``facts`` lists the fact paths the source refers to, in order of first appearance.
+    ``facts`` lists the fact paths the source refers to, in order of first appearance;
+    ``python`` is the generated source of ``evaluate`` (for debugging; may be empty).
     """
 
     source: str
     evaluate: Condition
     facts: tuple[str, ...]
+    python: str = field(default="", repr=False, compare=False)
 
 
 def compile_condition(source: str, facts: Mapping[str, FactType]) -> CompiledCondition:
@@ -147,8 +152,34 @@ def compile_condition(source: str, facts: Mapping[str, FactType]) -> CompiledCon
         raise ExpressionError(
             f"a condition must be true or false; this expression is {_KIND_NAMES[kind]}", 0
         )
-    evaluate = _Compiler(facts).build(tree)
-    return CompiledCondition(source, evaluate, tuple(dict.fromkeys(parser.paths)))
+    paths = tuple(dict.fromkeys(parser.paths))
+    generator = _Generator(facts, parser.paths)
+    python = generator.function(tree)
+    namespace = generator.namespace  # only the constants the code uses; no builtins
+    exec(_with_keys_of(compile(python, "<condition>", "exec"), facts, paths), namespace)
+    evaluate = cast(Condition, namespace.pop("condition"))
+    return CompiledCondition(source, evaluate, paths, python)
+
+
+def _with_keys_of(
+    code: CodeType, catalogue: Mapping[str, FactType], paths: tuple[str, ...]
+) -> CodeType:
+    """``code`` with its fact paths replaced by the catalogue's own (equal) key strings: a
+    dict finds an identical key without comparing characters, and fact dicts are often
+    keyed by the same strings as the catalogue."""
+    wanted = frozenset(paths)
+    keys = {key: key for key in catalogue if key in wanted}
+    consts = tuple(
+        const.replace(co_consts=tuple(_same(keys, item) for item in const.co_consts))
+        if isinstance(const, CodeType)
+        else const
+        for const in code.co_consts
+    )
+    return code.replace(co_consts=consts)
+
+
+def _same(keys: Mapping[str, str], const: object) -> object:
+    return keys.get(const, const) if type(const) is str else const
 
 
 # --- Tokens --------------------------------------------------------------------------
@@ -766,8 +797,20 @@ class _Checker:
 
 
 # --- Compilation ----------------------------------------------------------------------
-
-_Eval = Callable[[Mapping[str, Any]], Any]
+#
+# A checked tree becomes the source of ONE flat Python function (statements, temporaries
+# and early returns, no helper calls), built with compile() and exec(). This is safe: the
+# source is generated only from the validated tree, never from rule text. Fact paths,
+# strings and numbers enter only through repr() of a plain str, int, float or bool (see
+# _literal), operators come from fixed tables, and sets and lookup tables are names bound
+# in a namespace that holds nothing else: no builtins at all.
+#
+# Each true/false node is compiled against three outcome acts (what to do if it is true,
+# false or unknown): `return ...` at the top, or a small assignment when a value is needed.
+# An `&&` operand that is false does the chain's false act at once (`return False`); an
+# unknown one is remembered by its temporary being None, and only the last operand decides
+# between true and unknown. `||` is the mirror image. Conditions are pure, so reads are
+# shared and skipped freely, but operands are still tried left to right, as before.
 
 _TESTS: Final[dict[str, Callable[[Any, Any], bool]]] = {
     "==": operator.eq,
@@ -777,74 +820,571 @@ _TESTS: Final[dict[str, Callable[[Any, Any], bool]]] = {
     ">": operator.gt,
     ">=": operator.ge,
 }
-_ARITHMETIC: Final[dict[str, Callable[[Any, Any], Any]]] = {
-    "+": operator.add,
-    "-": operator.sub,
-    "*": operator.mul,
-}
+_ARITHMETIC: Final = frozenset({"+", "-", "*"})
 _FLIPPED: Final = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
+# Short-circuit chains nest an `if` per operand while the code is shallower than this, and
+# switch to a guard flag beyond it, keeping far below Python's limit of 100 indent levels.
+_NEST_LIMIT: Final = 24
+# How facts are read. On CPython 3.11 `facts.get(...)` is a specialised method call, and
+# cheaper than binding `get = facts.get` first (a new bound method on every call), however
+# many facts a condition reads.
+_GET: Final = "facts.get"
 
 
-class _Compiler:
-    """Turns a checked tree into closures; common leaf shapes get one flat closure each."""
+def _literal(value: object) -> str:
+    """Python source for a constant. Only plain str, int, float and bool get here, and the
+    repr() of each is a literal of the same value, so no rule text is ever run as code."""
+    if type(value) not in (str, int, float, bool) or (
+        isinstance(value, float) and not math.isfinite(value)
+    ):
+        raise TypeError(f"not a plain constant: {value!r}")
+    text = repr(value)
+    return f"({text})" if text.startswith("-") else text
 
-    def __init__(self, catalogue: Mapping[str, FactType]) -> None:
+
+def _any_none(temps: Iterable[str]) -> str:
+    return " or ".join(f"{temp} is None" for temp in temps)
+
+
+def _all_known(temps: Iterable[str]) -> str:
+    return " and ".join(f"{temp} is not None" for temp in temps)
+
+
+def _not(test: str) -> str:
+    if test.isidentifier():
+        return f"not {test}"
+    subject, is_none, rest = test.partition(" is None")
+    if is_none and not rest and subject.isidentifier():
+        return f"{subject} is not None"
+    subject, is_known, rest = test.partition(" is not None")
+    if is_known and not rest and subject.isidentifier():
+        return f"{subject} is None"
+    return f"not ({test})"
+
+
+def _merge(*groups: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(temp for group in groups for temp in group))
+
+
+def _indented(lines: Iterable[str]) -> list[str]:
+    return ["    " + line for line in lines]
+
+
+@dataclass(frozen=True, slots=True)
+class _Act:
+    """What to do for one outcome: ``lines`` (indented relative to their block), which end
+    with a return if ``ends``; ``result`` is the value of a lone ``return``. If any temp in
+    ``unknown`` is None, ``fallback`` is done instead."""
+
+    lines: tuple[str, ...] = ()
+    ends: bool = False
+    result: str | None = None
+    unknown: tuple[str, ...] = ()
+    fallback: _Act | None = None
+
+    def known(self, known: Set[str]) -> _Act:
+        """The act where the temps in ``known`` are known not to be None."""
+        unknown = tuple(temp for temp in self.unknown if temp not in known)
+        if unknown == self.unknown:
+            return self
+        return _Act(self.lines, self.ends, self.result, unknown, self.fallback if unknown else None)
+
+    def code(self) -> list[str]:
+        fallback = self.fallback
+        if fallback is None or not self.unknown:
+            return list(self.lines)
+        test = _any_none(self.unknown)
+        if fallback.result == "None" and self.result is not None:
+            return [f"return None if {test} else {self.result}"]
+        if not self.lines:
+            return [f"if {test}:", *_indented(fallback.code())]
+        if not fallback.lines:
+            return [f"if {_all_known(self.unknown)}:", *_indented(self.lines)]
+        if fallback.ends:
+            return [f"if {test}:", *_indented(fallback.code()), *self.lines]
+        return [f"if {test}:", *_indented(fallback.code()), "else:", *_indented(self.lines)]
+
+    @property
+    def empty(self) -> bool:
+        return not self.lines and (self.fallback is None or not self.fallback.code())
+
+    @property
+    def final(self) -> bool:
+        return self.ends and (self.fallback is None or self.fallback.final)
+
+
+def _returns(result: str) -> _Act:
+    return _Act((f"return {result}",), ends=True, result=result)
+
+
+def _assign(name: str, value: str) -> _Act:
+    return _Act((f"{name} = {value}",))
+
+
+def _unless_known(unknown: tuple[str, ...], fallback: _Act, act: _Act) -> _Act:
+    """``fallback`` if any temp in ``unknown`` is None, otherwise ``act``."""
+    if not unknown or fallback == act:
+        return act
+    if act.fallback is None or not act.unknown:
+        return _Act(act.lines, act.ends, act.result, unknown, fallback)
+    if act.fallback == fallback:
+        return _Act(act.lines, act.ends, act.result, _merge(unknown, act.unknown), fallback)
+    code = tuple(act.code())
+    return _Act(code, act.final, None, unknown, fallback)
+
+
+_PASS: Final = _Act()
+
+
+class _Outcomes(NamedTuple):
+    true: _Act
+    false: _Act
+    unknown: _Act
+
+
+_RETURN: Final = _Outcomes(_returns("True"), _returns("False"), _returns("None"))
+
+
+@dataclass(frozen=True, slots=True)
+class _Leaf:
+    """A true/false test that needs no branching to compute, after its setup lines.
+
+    ``truth`` is valid once every temp in ``unknown`` is known (not None), and the leaf is
+    unknown exactly when one of them is None. ``safe``: ``truth`` is falsy, without error,
+    while unknown. ``exact``: ``truth`` is the node's value, None included. ``boolean``:
+    ``truth`` is a temp holding exactly True, False or None. ``present``: a temp that is
+    not None when the leaf is true (has()).
+    """
+
+    truth: str
+    unknown: tuple[str, ...] = ()
+    safe: bool = False
+    exact: bool = False
+    boolean: bool = False
+    present: str | None = None
+
+    def true_test(self) -> str:
+        if not self.unknown or self.safe:
+            return self.truth
+        return f"{_all_known(self.unknown)} and {self.truth}"
+
+    def false_test(self) -> str:
+        if self.boolean:
+            return f"{self.truth} is False"
+        if not self.unknown:
+            return _not(self.truth)
+        if self.safe:
+            return f"{_not(self.truth)} and {_all_known(self.unknown)}"
+        return f"{_all_known(self.unknown)} and {_not(self.truth)}"
+
+    def value(self) -> str:
+        if self.exact or not self.unknown:
+            return self.truth
+        return f"None if {_any_none(self.unknown)} else {self.truth}"
+
+
+@dataclass(frozen=True, slots=True)
+class _Value:
+    """A value as an atomic expression, valid once every temp in ``unknown`` is known; the
+    value is None exactly when one of them is None. ``exact``: the expression gives None
+    then, without error. ``guarded``: it does arithmetic, so may overflow. ``sized``: it
+    calls len()."""
+
+    expr: str
+    unknown: tuple[str, ...] = ()
+    exact: bool = False
+    guarded: bool = False
+    sized: bool = False
+
+
+class _Generator:
+    """Writes the source of one function evaluating a checked tree (see the notes above)."""
+
+    def __init__(self, catalogue: Mapping[str, FactType], paths: Iterable[str]) -> None:
         self._catalogue = catalogue
+        self._uses = Counter(paths)
+        self._lines: list[str] = []
+        self._depth = 1
+        self._reads: dict[str, str] = {}  # path → temp holding it, wherever that temp is set
+        self._known: set[str] = set()  # temps known not to be None here
+        self._saved: list[tuple[dict[str, str], set[str], int]] = []  # per open block
+        self._temps = 0
+        self._constants: dict[object, str] = {}
+        self.namespace: dict[str, object] = {"__builtins__": {}}
 
-    def build(self, node: _Node) -> _Eval:
+    def function(self, tree: _Node) -> str:
+        """The source of ``def condition(facts)``; its constants are in ``namespace``."""
+        if isinstance(tree, _Fact):
+            self._emit(f"return {self._fetch(tree.path)}")
+        elif isinstance(tree, _Binary):  # a comparison or `in`: its exact result
+            self._emit(f"return {self._leaf(tree).value()}")
+        elif isinstance(tree, _Call):  # has(), never unknown
+            self._emit(f"return {self._leaf(tree).truth}")
+        elif isinstance(tree, _Unary) and isinstance(tree.operand, _Call):  # !has()
+            self._emit(f"return {self._fetch(_path(tree.operand.args[0]))} is None")
+        else:
+            self._branch(tree, _RETURN)
+        return "\n".join(["def condition(facts):", *self._lines]) + "\n"
+
+    # Output: lines, blocks, temps, reads and constants.
+
+    def _emit(self, line: str) -> None:
+        self._lines.append("    " * self._depth + line)
+
+    def _do(self, act: _Act) -> None:
+        for line in act.known(self._known).code():
+            self._emit(line)
+
+    def _open(self, header: str) -> None:
+        self._emit(header)
+        self._depth += 1
+        self._saved.append((dict(self._reads), set(self._known), len(self._lines)))
+
+    def _close(self) -> None:
+        # What was read or learnt inside the block does not hold past it.
+        self._reads, self._known, start = self._saved.pop()
+        if len(self._lines) == start:
+            self._emit("pass")
+        self._depth -= 1
+
+    @contextmanager
+    def _block(self, header: str) -> Iterator[None]:
+        self._open(header)
+        yield
+        self._close()
+
+    def _temp(self, prefix: str) -> str:
+        self._temps += 1
+        return f"{prefix}{self._temps}"
+
+    def _read(self, path: str) -> str:
+        """A temp holding the fact's value (None when unknown)."""
+        temp = self._reads.get(path)
+        if temp is None:
+            temp = self._temp("v")
+            self._emit(f"{temp} = {_GET}({_literal(path)})")
+            self._reads[path] = temp
+        return temp
+
+    def _fetch(self, path: str) -> str:
+        """An expression for the fact's value, for a place evaluated at most once."""
+        if path in self._reads or self._uses[path] > 1:
+            return self._read(path)
+        return f"{_GET}({_literal(path)})"
+
+    def _constant(self, prefix: str, key: object, value: object) -> str:
+        name = self._constants.get(key)
+        if name is None:
+            name = self._constants[key] = f"{prefix}{len(self._constants)}"
+            self.namespace[name] = value
+        return name
+
+    # True/false nodes: code that does one of three acts.
+
+    def _branch(self, node: _Node, then: _Outcomes) -> None:
         if isinstance(node, _Literal):
-            return _constant(node.value)
-        if isinstance(node, _Fact):
-            return _read(node.path)
-        if isinstance(node, _ListLiteral):
-            return _constant(frozenset(item.value for item in node.items))
-        if isinstance(node, _Unary):
-            if node.op == "-":
-                return _negate(self.build(node.operand))
-            operand = node.operand
-            if isinstance(operand, _Call) and operand.name == "has":
-                return _unknown(_path(operand.args[0]))
-            if isinstance(operand, _Fact):
-                return _not_fact(operand.path)
-            return _not(self.build(operand))
-        if isinstance(node, _Logic):
-            operands = tuple(self.build(child) for child in _flatten(node.op, node))
-            if len(operands) == 2:  # the common case, unrolled: about 25% faster
-                return _both(*operands) if node.op == "&&" else _either(*operands)
-            return _all(operands) if node.op == "&&" else _any(operands)
-        if isinstance(node, _Call):
-            if node.name == "has":
-                return _known(_path(node.args[0]))
-            return _size(self.build(node.args[0]))
-        if node.op in _ARITHMETIC:
-            return _arithmetic(_ARITHMETIC[node.op], self.build(node.left), self.build(node.right))
-        if node.op == "in":
-            return self._membership(node.left, node.right)
-        return self._comparison(node.op, node.left, node.right)
+            self._do(then.true if node.value else then.false)
+        elif isinstance(node, _Unary):  # "!"
+            self._branch(node.operand, _Outcomes(then.false, then.true, then.unknown))
+        elif isinstance(node, _Logic):
+            self._chain(node, then)
+        else:
+            self._decide(self._leaf(node), then)
 
-    def _comparison(self, op: str, left: _Node, right: _Node) -> _Eval:
+    def _decide(self, leaf: _Leaf, then: _Outcomes) -> None:
+        true, false, unknown = (act.known(self._known) for act in then)
+        if not leaf.unknown:
+            self._if(leaf.truth, true, false)
+        elif true == unknown:
+            self._if(leaf.false_test(), false, true)
+        elif false == unknown:
+            self._if(leaf.true_test(), true, false)
+        elif true == false:
+            self._if(_any_none(leaf.unknown), unknown, true)
+        else:
+            with self._block(f"if {_any_none(leaf.unknown)}:"):
+                self._do(unknown)
+            if unknown.final:
+                self._known.update(leaf.unknown)
+                self._if(leaf.truth, true, false)
+            else:
+                with self._block("else:"):
+                    self._known.update(leaf.unknown)
+                    self._if(leaf.truth, true, false)
+
+    def _if(self, test: str, then: _Act, otherwise: _Act) -> None:
+        then, otherwise = then.known(self._known), otherwise.known(self._known)
+        if then == otherwise:
+            self._do(then)
+        elif then.empty:
+            with self._block(f"if {_not(test)}:"):
+                self._do(otherwise)
+        elif otherwise.empty or then.final:
+            with self._block(f"if {test}:"):
+                self._do(then)
+            self._do(otherwise)
+        elif otherwise.final:
+            with self._block(f"if {_not(test)}:"):
+                self._do(otherwise)
+            self._do(then)
+        else:
+            with self._block(f"if {test}:"):
+                self._do(then)
+            with self._block("else:"):
+                self._do(otherwise)
+
+    def _chain(self, node: _Logic, then: _Outcomes) -> None:
+        """``&&`` (``||``): the first false (true) operand settles it; otherwise an unknown
+        operand makes it unknown."""
+        is_and = node.op == "&&"
+        stop = then.false if is_and else then.true
+        *operands, last = _flatten(node.op, node)
+        unknown: tuple[str, ...] = ()
+        nested = 0  # blocks opened for the rest of the chain
+        guard = None  # once too deep: a flag cleared when the chain is settled
+        for operand in operands:
+            constant = _constant_truth(operand)
+            if constant is is_and:  # true in `&&`, false in `||`: nothing to do
+                continue
+            guarded = guard is not None
+            if guarded:
+                self._open(f"if {guard}:")
+            if constant is not None:  # false in `&&`, true in `||`: settled
+                self._do(stop)
+                if guarded:
+                    self._close()
+                break
+            if stop.final:
+                temps, proven = self._operand(operand, stop, not is_and)
+                unknown = _merge(unknown, temps)
+                self._known.update(proven)  # only the other outcomes get past the return
+            elif guard is None and self._depth < _NEST_LIMIT:
+                test, temps, proven = self._split(operand, not is_and)
+                unknown = _merge(unknown, temps)
+                self._open(f"if {_not(test)}:")
+                self._known.update(proven)
+                nested += 1
+            else:
+                if guard is None:
+                    guard = self._temp("g")
+                    self._emit(f"{guard} = True")
+                settle = _Act((*stop.code(), f"{guard} = False"))
+                temps, _ = self._operand(operand, settle, not is_and)
+                unknown = _merge(unknown, temps)
+            if guarded:
+                self._close()
+        else:
+            unknown = self._unknown(unknown)
+            if is_and:
+                outcomes = then._replace(true=_unless_known(unknown, then.unknown, then.true))
+            else:
+                outcomes = then._replace(false=_unless_known(unknown, then.unknown, then.false))
+            if guard is not None:
+                with self._block(f"if {guard}:"):
+                    self._branch(last, outcomes)
+            else:
+                self._branch(last, outcomes)
+        for _ in range(nested):
+            self._close()
+            if not stop.empty:
+                with self._block("else:"):
+                    self._do(stop)
+
+    def _operand(
+        self, node: _Node, stop: _Act, on_true: bool
+    ) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """Code that does ``stop`` if ``node`` is true (``on_true``) or false, and falls
+        through otherwise. Returns the temps that are then None if ``node`` was unknown,
+        and those then known not to be None."""
+        node, on_true = _strip_not(node, on_true)
+        if isinstance(node, _Logic):
+            flag = self._temp("u")
+            self._emit(f"{flag} = True")
+            mark = _assign(flag, "None")
+            if on_true:
+                self._branch(node, _Outcomes(stop, _PASS, mark))
+            else:
+                self._branch(node, _Outcomes(_PASS, stop, mark))
+            return (flag,), ()
+        leaf = self._leaf(node)
+        self._if(leaf.true_test() if on_true else leaf.false_test(), stop, _PASS)
+        return leaf.unknown, _proven(leaf, on_true)
+
+    def _split(self, node: _Node, on_true: bool) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
+        """Setup code, then a test for ``node`` being true (``on_true``) or false; and, as
+        for _operand, the temps that are None if it was not, or known not to be None."""
+        node, on_true = _strip_not(node, on_true)
+        if isinstance(node, _Logic):
+            state = self._state(node)
+            return f"{state} is {on_true}", (state,), ()
+        leaf = self._leaf(node)
+        test = leaf.true_test() if on_true else leaf.false_test()
+        return test, leaf.unknown, _proven(leaf, on_true)
+
+    def _state(self, node: _Node) -> str:
+        """A temp set to the true/false node's value: True, False or None."""
+        state = self._temp("s")
+        outcomes = _Outcomes(
+            _assign(state, "True"), _assign(state, "False"), _assign(state, "None")
+        )
+        self._branch(node, outcomes)
+        return state
+
+    def _unknown(self, temps: tuple[str, ...]) -> tuple[str, ...]:
+        """Those of ``temps`` not known here not to be None."""
+        return tuple(temp for temp in temps if temp not in self._known)
+
+    def _leaf(self, node: _Node) -> _Leaf:
+        """A true/false fact, has(), a comparison or `in`."""
+        leaf = self._new_leaf(node)
+        unknown = self._unknown(leaf.unknown)
+        return leaf if unknown == leaf.unknown else replace(leaf, unknown=unknown)
+
+    def _new_leaf(self, node: _Node) -> _Leaf:
+        if isinstance(node, _Fact):
+            temp = self._read(node.path)
+            return _Leaf(temp, (temp,), safe=True, exact=True)
+        if isinstance(node, _Call):  # has(); size() is a number
+            value = self._fetch(_path(node.args[0]))
+            present = value if value.isidentifier() else None
+            return _Leaf(f"{value} is not None", exact=True, present=present)
+        assert isinstance(node, _Binary)  # guaranteed by the checker
+        if node.op == "in":
+            return self._membership(node)
+        return self._comparison(node)
+
+    def _comparison(self, node: _Binary) -> _Leaf:
+        op, left, right = node.op, node.left, node.right
         if isinstance(left, _Literal) and isinstance(right, _Fact):
             op, left, right = _FLIPPED[op], right, left
-        test = _TESTS[op]
         if op not in ("==", "!=") and isinstance(left, _Fact):
             fact_type = self._catalogue[left.path]
             if fact_type.kind is FactKind.STRING and fact_type.allowed is not None:
                 # Ordered values compare by position in `allowed` (the checker saw to it).
-                ranks: dict[Any, int] = {value: i for i, value in enumerate(fact_type.allowed)}
-                if isinstance(right, _Fact):
-                    return _rank_pair(test, left.path, right.path, ranks)
-                assert isinstance(right, _Literal)
-                return _rank_vs_constant(test, left.path, ranks, ranks[right.value])
-        if isinstance(left, _Fact) and isinstance(right, _Literal):
-            return _fact_vs_constant(test, left.path, right.value)
-        return _compare(test, self.build(left), self.build(right))
+                return self._ranked(op, left, right, fact_type.allowed)
+        first, second = self._operand_value(left), self._operand_value(right)
+        # None == a constant is False, so then the test needs no None check first.
+        safe = op == "==" and (
+            (first.exact and isinstance(right, _Literal))
+            or (second.exact and isinstance(left, _Literal))
+        )
+        truth = f"{first.expr} {op} {second.expr}"
+        return _Leaf(truth, _merge(first.unknown, second.unknown), safe=safe)
 
-    def _membership(self, left: _Node, right: _Node) -> _Eval:
-        if isinstance(left, _Fact) and isinstance(right, _ListLiteral):
-            return _fact_in_set(left.path, frozenset(item.value for item in right.items))
-        if isinstance(left, _Literal) and isinstance(right, _Fact):
-            return _constant_in_fact(left.value, right.path)
-        return _member(self.build(left), self.build(right))
+    def _ranked(self, op: str, left: _Fact, right: _Node, allowed: tuple[str, ...]) -> _Leaf:
+        ranks: dict[object, int] = {value: rank for rank, value in enumerate(allowed)}
+        if isinstance(right, _Fact):
+            lookup = self._constant("R", ("ranks", allowed), ranks)
+            first, second = self._temp("r"), self._temp("r")
+            self._emit(f"{first} = {lookup}.get({self._fetch(left.path)})")
+            self._emit(f"{second} = {lookup}.get({self._fetch(right.path)})")
+            return _Leaf(f"{first} {op} {second}", (first, second))
+        assert isinstance(right, _Literal)  # the only other string operand
+        # Against a constant, one lookup gives the answer: True, False, or None (unranked).
+        bound, test = ranks[right.value], _TESTS[op]
+        table = {value: test(rank, bound) for value, rank in ranks.items()}
+        lookup = self._constant("T", ("table", allowed, op, bound), table)
+        result = self._temp("r")
+        self._emit(f"{result} = {lookup}.get({self._fetch(left.path)})")
+        return _Leaf(result, (result,), safe=True, exact=True, boolean=True)
+
+    def _membership(self, node: _Binary) -> _Leaf:
+        value, right = self._operand_value(node.left), node.right
+        if isinstance(right, _ListLiteral):
+            items = frozenset(item.value for item in right.items)
+            name = self._constant("S", ("set", items), items)
+            # None is in no list literal, so an exact value needs no None check.
+            return _Leaf(f"{value.expr} in {name}", value.unknown, safe=value.exact)
+        values = self._read(_path(right))
+        return _Leaf(f"{value.expr} in {values}", _merge(value.unknown, (values,)))
+
+    # Values: operands of comparisons, `in` and arithmetic.
+
+    def _operand_value(self, node: _Node) -> _Value:
+        value = self._value(node)
+        if not value.guarded:
+            return value
+        # Arithmetic: None if an operand is, or if an int beyond float range meets a float.
+        temp, unknown = self._temp("x"), self._unknown(value.unknown)
+        self.namespace["OverflowError"] = OverflowError
+        if unknown:
+            with self._block(f"if {_any_none(unknown)}:"):
+                self._emit(f"{temp} = None")
+            self._open("else:")
+        with self._block("try:"):
+            self._emit(f"{temp} = {value.expr}")
+        with self._block("except OverflowError:"):
+            self._emit(f"{temp} = None")
+        if unknown:
+            self._close()
+        return _Value(temp, (temp,), exact=True)
+
+    def _value(self, node: _Node) -> _Value:
+        if isinstance(node, _Literal):
+            return _Value(_literal(node.value), exact=True)
+        if isinstance(node, _Fact):
+            temp = self._read(node.path)
+            return _Value(temp, (temp,), exact=True)
+        if isinstance(node, _Call):
+            if node.name == "has":
+                return _Value(f"({self._leaf(node).truth})", exact=True)
+            values = self._read(_path(node.args[0]))
+            self.namespace["len"] = len
+            return _Value(f"len({values})", (values,), sized=True)
+        if isinstance(node, _Unary) and node.op == "-":
+            inner = self._value(node.operand)
+            return _Value(
+                f"(-{inner.expr})",
+                inner.unknown,
+                exact=not inner.unknown,
+                guarded=inner.guarded,
+                sized=inner.sized,
+            )
+        if isinstance(node, _Binary) and node.op in _ARITHMETIC:
+            first, second = self._unsized(node.left), self._unsized(node.right)
+            return _Value(
+                f"({first.expr} {node.op} {second.expr})",
+                _merge(first.unknown, second.unknown),
+                guarded=True,
+            )
+        if isinstance(node, _Unary | _Logic):
+            state = self._state(node)
+            return _Value(state, (state,), exact=True)
+        leaf = self._leaf(node)  # a comparison or `in` compared with another true/false
+        if leaf.exact or not leaf.unknown:
+            truth = leaf.truth
+            return _Value(truth if truth.isidentifier() else f"({truth})", leaf.unknown, True)
+        temp = self._temp("s")
+        self._emit(f"{temp} = {leaf.value()}")
+        return _Value(temp, (temp,), exact=True)
+
+    def _unsized(self, node: _Node) -> _Value:
+        """An arithmetic operand; len() is taken outside the overflow guard, as before."""
+        value = self._value(node)
+        if not value.sized:
+            return value
+        temp, unknown = self._temp("n"), self._unknown(value.unknown)
+        if unknown:
+            self._emit(f"{temp} = None if {_any_none(unknown)} else {value.expr}")
+        else:
+            self._emit(f"{temp} = {value.expr}")
+        return _Value(temp, (temp,), exact=True)
+
+
+def _proven(leaf: _Leaf, on_true: bool) -> tuple[str, ...]:
+    """Temps known not to be None once ``leaf`` proved not true (``on_true``), or not false."""
+    return (leaf.present,) if leaf.present and not on_true else ()
+
+
+def _strip_not(node: _Node, on_true: bool) -> tuple[_Node, bool]:
+    while isinstance(node, _Unary):  # "!": the only unary of a true/false node
+        node, on_true = node.operand, not on_true
+    return node, on_true
+
+
+def _constant_truth(node: _Node) -> bool | None:
+    node, truth = _strip_not(node, True)
+    return (bool(node.value) is truth) if isinstance(node, _Literal) else None
 
 
 def _flatten(op: str, node: _Node) -> Iterator[_Node]:
@@ -858,206 +1398,3 @@ def _flatten(op: str, node: _Node) -> Iterator[_Node]:
 def _path(node: _Node) -> str:
     assert isinstance(node, _Fact)  # guaranteed by the checker
     return node.path
-
-
-# Each factory below returns the closure for one node shape. Unknown (None) operands
-# make the result unknown, except in `&&`, `||` and has(), as the module doc says.
-
-
-def _constant(value: object) -> _Eval:
-    def evaluate(facts: Mapping[str, Any]) -> Any:
-        return value
-
-    return evaluate
-
-
-def _read(path: str) -> _Eval:
-    def evaluate(facts: Mapping[str, Any]) -> Any:
-        return facts.get(path)
-
-    return evaluate
-
-
-def _known(path: str) -> _Eval:
-    def evaluate(facts: Mapping[str, Any]) -> Any:
-        return facts.get(path) is not None
-
-    return evaluate
-
-
-def _unknown(path: str) -> _Eval:
-    def evaluate(facts: Mapping[str, Any]) -> Any:
-        return facts.get(path) is None
-
-    return evaluate
-
-
-def _not_fact(path: str) -> _Eval:
-    def evaluate(facts: Mapping[str, Any]) -> Any:
-        value = facts.get(path)
-        return None if value is None else not value
-
-    return evaluate
-
-
-def _not(operand: _Eval) -> _Eval:
-    def evaluate(facts: Mapping[str, Any]) -> Any:
-        value = operand(facts)
-        return None if value is None else not value
-
-    return evaluate
-
-
-def _negate(operand: _Eval) -> _Eval:
-    def evaluate(facts: Mapping[str, Any]) -> Any:
-        value = operand(facts)
-        return None if value is None else -value
-
-    return evaluate
-
-
-def _both(first: _Eval, second: _Eval) -> _Eval:
-    def evaluate(facts: Mapping[str, Any]) -> Any:
-        value = first(facts)
-        if value is not None and not value:
-            return False
-        other = second(facts)
-        if other is None:
-            return None
-        if not other:
-            return False
-        return None if value is None else True
-
-    return evaluate
-
-
-def _either(first: _Eval, second: _Eval) -> _Eval:
-    def evaluate(facts: Mapping[str, Any]) -> Any:
-        value = first(facts)
-        if value:
-            return True
-        other = second(facts)
-        if other:
-            return True
-        return None if value is None or other is None else False
-
-    return evaluate
-
-
-def _all(operands: tuple[_Eval, ...]) -> _Eval:
-    def evaluate(facts: Mapping[str, Any]) -> Any:
-        unknown = False
-        for operand in operands:
-            value = operand(facts)
-            if value is None:
-                unknown = True
-            elif not value:
-                return False
-        return None if unknown else True
-
-    return evaluate
-
-
-def _any(operands: tuple[_Eval, ...]) -> _Eval:
-    def evaluate(facts: Mapping[str, Any]) -> Any:
-        unknown = False
-        for operand in operands:
-            value = operand(facts)
-            if value is None:
-                unknown = True
-            elif value:
-                return True
-        return None if unknown else False
-
-    return evaluate
-
-
-def _fact_vs_constant(test: Callable[[Any, Any], bool], path: str, constant: object) -> _Eval:
-    def evaluate(facts: Mapping[str, Any]) -> Any:
-        value = facts.get(path)
-        return None if value is None else test(value, constant)
-
-    return evaluate
-
-
-def _rank_vs_constant(
-    test: Callable[[Any, Any], bool], path: str, ranks: Mapping[Any, int], bound: int
-) -> _Eval:
-    def evaluate(facts: Mapping[str, Any]) -> Any:
-        rank = ranks.get(facts.get(path))
-        return None if rank is None else test(rank, bound)
-
-    return evaluate
-
-
-def _rank_pair(
-    test: Callable[[Any, Any], bool], left: str, right: str, ranks: Mapping[Any, int]
-) -> _Eval:
-    def evaluate(facts: Mapping[str, Any]) -> Any:
-        first = ranks.get(facts.get(left))
-        second = ranks.get(facts.get(right))
-        return None if first is None or second is None else test(first, second)
-
-    return evaluate
-
-
-def _compare(test: Callable[[Any, Any], bool], left: _Eval, right: _Eval) -> _Eval:
-    def evaluate(facts: Mapping[str, Any]) -> Any:
-        first = left(facts)
-        if first is None:
-            return None
-        second = right(facts)
-        return None if second is None else test(first, second)
-
-    return evaluate
-
-
-def _fact_in_set(path: str, values: frozenset[object]) -> _Eval:
-    def evaluate(facts: Mapping[str, Any]) -> Any:
-        value = facts.get(path)
-        return None if value is None else value in values
-
-    return evaluate
-
-
-def _constant_in_fact(constant: object, path: str) -> _Eval:
-    def evaluate(facts: Mapping[str, Any]) -> Any:
-        values = facts.get(path)
-        return None if values is None else constant in values
-
-    return evaluate
-
-
-def _member(left: _Eval, right: _Eval) -> _Eval:
-    def evaluate(facts: Mapping[str, Any]) -> Any:
-        value = left(facts)
-        if value is None:
-            return None
-        values = right(facts)
-        return None if values is None else value in values
-
-    return evaluate
-
-
-def _size(operand: _Eval) -> _Eval:
-    def evaluate(facts: Mapping[str, Any]) -> Any:
-        values = operand(facts)
-        return None if values is None else len(values)
-
-    return evaluate
-
-
-def _arithmetic(combine: Callable[[Any, Any], Any], left: _Eval, right: _Eval) -> _Eval:
-    def evaluate(facts: Mapping[str, Any]) -> Any:
-        first = left(facts)
-        if first is None:
-            return None
-        second = right(facts)
-        if second is None:
-            return None
-        try:
-            return combine(first, second)
-        except OverflowError:  # an int beyond float range mixed with a float: no answer
-            return None
-
-    return evaluate

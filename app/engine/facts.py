@@ -29,6 +29,7 @@ from app.engine.answers import (
     Section,
     Willingness,
 )
+from app.engine.choice import Choice
 from app.engine.determination import LEVEL_ORDER, Domain, Rating, Stage
 from app.engine.expressions import FactKind, FactType
 from app.engine.instruments import (
@@ -61,7 +62,7 @@ ANSWER_SECTIONS: Final = (
 )
 
 
-class FactSource(StrEnum):
+class FactSource(Choice):
     ANSWER = "answer"
     SCORE = "score"
     DERIVED = "derived"

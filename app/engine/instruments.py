@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Final, Literal, Protocol, cast
+
+from app.engine.choice import Choice
 
 DECLINED: Final = "declined"
 
@@ -22,7 +23,7 @@ ItemAnswer = int | Literal["declined"]
 YesNoAnswer = bool | Literal["declined"]
 
 
-class InstrumentId(StrEnum):
+class InstrumentId(Choice):
     """The instruments carelevel scores; the value is the key used in answers and facts."""
 
     PHQ9 = "phq9"
@@ -38,7 +39,7 @@ class InstrumentId(StrEnum):
     COWS = "cows"
 
 
-class ScoringSex(StrEnum):
+class ScoringSex(Choice):
     """Sex used only to pick a sex-specific cut-off (AUDIT-C); unknown takes the lowest."""
 
     FEMALE = "female"
@@ -46,7 +47,7 @@ class ScoringSex(StrEnum):
     UNKNOWN = "unknown"
 
 
-class CssrsTier(StrEnum):
+class CssrsTier(Choice):
     """C-SSRS screener triage tier, in ascending order of risk."""
 
     NONE = "none"
@@ -58,7 +59,7 @@ class CssrsTier(StrEnum):
 CSSRS_TIER_ORDER: Final = tuple(CssrsTier)
 
 
-class AnswerKind(StrEnum):
+class AnswerKind(Choice):
     ORDINAL = "ordinal"  # items scored as integers
     YES_NO = "yes_no"  # items answered yes/no, yes scores 1 (reverse-scored items: no scores 1)
     CLINICIAN_TOTAL = "clinician_total"  # a clinician-rated total only

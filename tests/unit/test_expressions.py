@@ -5,9 +5,10 @@ from __future__ import annotations
 import itertools
 import operator
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from types import FunctionType, MappingProxyType
 
 import pytest
 from hypothesis import given, settings
@@ -963,3 +964,115 @@ def test_any_text_compiles_or_raises_expression_error(source: str) -> None:
         assert compiled.evaluate({}) in (True, False, None)
         return
     assert position is None or 0 <= position <= len(source)
+
+
+# --- Generated code -------------------------------------------------------------------
+
+
+def test_generated_function_has_no_builtins_and_only_its_constants() -> None:
+    source = (
+        'cssrs.tier >= "low" && logistics.transport in ["car", "bus"]'
+        " && size(supports.contacts) + phq9.total > 2"
+    )
+    compiled = compile_condition(source, CATALOGUE)
+    function = compiled.evaluate
+    assert isinstance(function, FunctionType)
+    assert function.__globals__["__builtins__"] == {}
+    constants = [value for name, value in function.__globals__.items() if name != "__builtins__"]
+    assert all(
+        isinstance(value, dict | frozenset) or value in (len, OverflowError) for value in constants
+    )
+    assert compiled.python.startswith("def condition(facts):")
+    facts = {
+        "cssrs.tier": "moderate",
+        "logistics.transport": "bus",
+        "supports.contacts": ("a",),
+        "phq9.total": 2,
+    }
+    assert function(MappingProxyType(facts)) is True  # any Mapping will do
+
+
+def cel_string(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        '"); import os; ("',
+        "'); import os; ('",
+        "\"\"\"'''",
+        "back\\slash\\",
+        "new\nline\n",
+        "\\n is two characters",
+        "{braces} %s $name",
+    ],
+)
+def test_strings_that_look_like_code_are_only_data(value: str) -> None:
+    literal = cel_string(value)
+    cases: list[tuple[str, dict[str, object], bool | None]] = [
+        (f"patient.language == {literal}", {"patient.language": value}, True),
+        (f"patient.language == {literal}", {"patient.language": value + "x"}, False),
+        (f"{literal} != patient.language", {"patient.language": value}, False),
+        (f"patient.language == {literal}", {}, None),
+        (f'patient.language in [{literal}, "x"]', {"patient.language": value}, True),
+        (f'patient.language in ["x", {literal}]', {"patient.language": "y"}, False),
+        (f"{literal} in supports.contacts", {"supports.contacts": ("x", value)}, True),
+        (f"{literal} in supports.contacts", {"supports.contacts": (value[1:],)}, False),
+    ]
+    for source, facts, expected in cases:
+        assert run(source, facts) is expected, source
+
+
+def alternating(depth: int, leaf: Tree) -> Tree:
+    """`n.x > 0 || (n.x > 1 && (n.x > 2 || ...))`, ``depth`` levels deep."""
+    tree = leaf
+    for level in reversed(range(depth)):
+        tree = Bin("&&" if level % 2 else "||", Bin(">", Ref("n.x"), Lit(level % 4)), tree)
+    return tree
+
+
+def chain(op: str, operands: Sequence[Tree]) -> Tree:
+    tree = operands[0]
+    for operand in operands[1:]:
+        tree = Bin(op, tree, operand)
+    return tree
+
+
+NOT_EQUAL = [Bin("!=", Ref("n.x"), Lit(k)) for k in range(120)]
+SMALL_FACTS = [
+    {"b.x": p, "b.y": q, "n.x": n}
+    for p, q, n in itertools.product((True, False, None), (True, False, None), (-1, 0, 2, None))
+]
+
+
+@pytest.mark.parametrize(
+    "tree",
+    [
+        alternating(28, Ref("b.x")),
+        Bin("==", alternating(28, Ref("b.x")), Ref("b.y")),
+        Bin("||", chain("&&", NOT_EQUAL), Ref("b.x")),
+        Bin("==", chain("||", [Un("!", operand) for operand in NOT_EQUAL]), Ref("b.y")),
+        chain("&&", [Bin("||", Ref("b.y"), operand) for operand in NOT_EQUAL]),
+    ],
+)
+def test_deep_and_long_conditions_compile_and_agree(tree: Tree) -> None:
+    compiled = compile_condition(render(tree)[0], PROPERTY_FACTS)
+    for facts in SMALL_FACTS:
+        assert compiled.evaluate(facts) is reference(tree, facts)
+
+
+def test_arithmetic_beyond_float_range_is_unknown() -> None:
+    huge = {"phq9.total": 10**400, "gad7.total": 1}
+    assert run("phq9.total * 1.5 > 0", huge) is None
+    assert run("phq9.total * 1.5 > 0 || gad7.total > 0", huge) is True
+    assert run("phq9.total * 1.5 > 0 && gad7.total > 5", huge) is False
+    assert run("phq9.total * 2 > 0", huge) is True  # ints do not overflow
+
+
+def test_compiled_condition_can_still_be_built_positionally() -> None:
+    placeholder = CompiledCondition("false", lambda facts: False, ())
+    assert placeholder.python == ""
+    assert placeholder.evaluate({}) is False
+    compiled = compile_condition("phq9.total >= 15", CATALOGUE)
+    assert compiled == CompiledCondition(compiled.source, compiled.evaluate, compiled.facts)
