@@ -6,13 +6,17 @@
     ├── PayloadTooLarge (413)     ├── UnsupportedMediaType (415)└── ServiceUnavailable (503)
 
 Validation errors list field paths and messages, never the submitted values: answers are
-health information.
+health information. A body that is not JSON is 400 ``malformed-json``; a body sent with another
+(or no) content type is 415; JSON that fails validation is 422 ``validation-error`` with
+``errors[].pointer`` relative to the body (``#/answers/...``) or naming the parameter
+(``#/query/limit``).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -114,17 +118,38 @@ class ServiceUnavailable(AppError):
 
 
 def pointer(location: Iterable[str | int]) -> str:
-    """A JSON Pointer for a Pydantic error location."""
+    """A JSON Pointer (URI fragment form) for a Pydantic error location; ``#`` is the root."""
     parts = [str(part).replace("~", "~0").replace("/", "~1") for part in location]
-    return "#/" + "/".join(parts)
+    return "#" + "".join("/" + part for part in parts)
 
 
-def field_problems(errors: Iterable[Any], *, skip_prefix: int = 0) -> list[FieldProblem]:
-    """Field problems from Pydantic errors, without the submitted values."""
-    return [
-        FieldProblem(pointer=pointer(tuple(error["loc"])[skip_prefix:]), detail=error["msg"])
-        for error in errors
-    ]
+def field_problems(errors: Iterable[Any]) -> list[FieldProblem]:
+    """Field problems from Pydantic or FastAPI errors, without the submitted values. Body fields
+    are pointed to from the body's root (``#/answers/...``, like every other problem about the
+    body); query, header and path parameters keep their prefix (``#/query/limit``)."""
+    problems = []
+    for error in errors:
+        location = tuple(error["loc"])
+        if location[:1] == ("body",):
+            location = location[1:]
+        problems.append(FieldProblem(pointer=pointer(location), detail=error["msg"]))
+    return problems
+
+
+def _is_json_content_type(content_type: str | None) -> bool:
+    media_type = (content_type or "").split(";")[0].strip().lower()
+    return media_type == "application/json" or (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    )
+
+
+def _body_not_sent_as_json(request: Request, errors: Sequence[Any]) -> bool:
+    """FastAPI hands an endpoint the raw bytes when the content type is not JSON (or missing,
+    since it checks content types strictly); the model then fails on the body as a whole."""
+    return not _is_json_content_type(request.headers.get("content-type")) and any(
+        tuple(e.get("loc", ())) == ("body",) and isinstance(e.get("input"), bytes | bytearray)
+        for e in errors
+    )
 
 
 def problem_response(
@@ -154,6 +179,17 @@ def problem_response(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
+def malformed_json(request: Request) -> JSONResponse:
+    """400: the body is not JSON at all (as opposed to JSON that fails validation: 422)."""
+    return problem_response(
+        400,
+        "malformed-json",
+        "The body is not valid JSON",
+        "The request body could not be parsed as JSON.",
+        request,
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Every error leaves as problem+json; nothing leaks a stack trace or a submitted value."""
 
@@ -172,16 +208,20 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, error: RequestValidationError) -> JSONResponse:
-        problems = field_problems(error.errors())
-        json_invalid = any(e.get("type") == "json_invalid" for e in error.errors())
-        if json_invalid:
+        errors = error.errors()
+        # FastAPI reports a body it could not decode as one error of type "json_invalid" at
+        # ("body", <position>); it never reaches Pydantic, so nothing else is reported.
+        if any(e.get("type") == "json_invalid" for e in errors):
+            return malformed_json(request)
+        if _body_not_sent_as_json(request, errors):
             return problem_response(
-                400,
-                "malformed-json",
-                "The body is not valid JSON",
-                "The request body could not be parsed as JSON.",
+                415,
+                UnsupportedMediaType.slug,
+                UnsupportedMediaType.title,
+                "Send the request body as application/json.",
                 request,
             )
+        problems = field_problems(errors)
         summary = "; ".join(f"{p.pointer[2:] or '(body)'}: {p.detail}" for p in problems[:5])
         return problem_response(
             422, "validation-error", "The request is invalid", summary, request, errors=problems
@@ -189,11 +229,19 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        if error.status_code == 400 and isinstance(error.__cause__, ValueError):
+            # FastAPI's "error parsing the body" for bytes json.loads cannot even decode
+            # (invalid UTF-8, for instance): still malformed JSON.
+            return malformed_json(request)
         detail = error.detail if isinstance(error.detail, str) else "HTTP error"
+        try:
+            title = HTTPStatus(error.status_code).phrase
+        except ValueError:
+            title = detail
         return problem_response(
             error.status_code,
             "about:blank",
-            detail,
+            title,
             detail,
             request,
             headers=dict(error.headers or {}),

@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import CursorResult, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.rulesets.models import RuleSetVersion
 from app.screenings.models import Decision, IdempotencyRecord, Screening
+
+
+@dataclass(frozen=True, slots=True)
+class PinnedVersion:
+    """What a screening needs to know about a pinned rule-set version, without its content."""
+
+    id: str
+    status: str
+    sha256: str
 
 
 class ScreeningRepository:
@@ -20,6 +31,15 @@ class ScreeningRepository:
 
     async def get(self, screening_id: str) -> Screening | None:
         return await self.session.get(Screening, screening_id)
+
+    async def pinned_version(self, key: str, version: int) -> PinnedVersion | None:
+        """Id, status and sha256 of a rule-set version: one small query per pinned request,
+        which never reads the content (the compiled form comes from the cache)."""
+        query = select(RuleSetVersion.id, RuleSetVersion.status, RuleSetVersion.sha256).where(
+            RuleSetVersion.key == key, RuleSetVersion.version == version
+        )
+        row = (await self.session.execute(query)).one_or_none()
+        return None if row is None else PinnedVersion(row.id, str(row.status), row.sha256)
 
     async def page(
         self,
@@ -71,6 +91,21 @@ class ScreeningRepository:
 
     async def idempotency(self, key: str) -> IdempotencyRecord | None:
         return await self.session.get(IdempotencyRecord, key)
+
+    async def take_over_key(self, key: str, claimed_at: datetime, now: datetime) -> bool:
+        """Claim an abandoned in-progress key anew; False when another request got there first
+        (the compare-and-set on ``claimed_at`` lets exactly one take it over)."""
+        result = await self.session.execute(
+            update(IdempotencyRecord)
+            .where(
+                IdempotencyRecord.key == key,
+                IdempotencyRecord.state == "in_progress",
+                IdempotencyRecord.created_at == claimed_at,
+            )
+            .values(created_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return isinstance(result, CursorResult) and result.rowcount == 1
 
     async def purge_expired_keys(self, now: datetime) -> None:
         await self.session.execute(

@@ -12,6 +12,8 @@ from app.deps import ScreeningServiceDep, SettingsDep
 from app.engine.determination import LevelOfCare, Urgency
 from app.errors import FieldProblem, Problem, Unprocessable
 from app.screenings.schemas import (
+    NO_CONTROL_CHARACTERS,
+    RULE_SET_KEY,
     DecisionRequest,
     DecisionResponse,
     EvaluationResponse,
@@ -66,8 +68,8 @@ IdempotencyKey = Annotated[
     responses={
         409: problem("A request with the same Idempotency-Key is still in progress."),
         422: problem(
-            "Invalid answers, an unknown rule-set version, or an Idempotency-Key reused with "
-            "another body."
+            "Invalid answers, an unknown, draft or retired rule-set version, or an "
+            "Idempotency-Key reused with another body."
         ),
     },
 )
@@ -89,7 +91,7 @@ async def create_screening(
     summary="Evaluate without storing",
     description="The same determination as `POST /v1/screenings`, stored nowhere: for intake "
     "apps that preview the result while the form is being filled.",
-    responses={422: problem("Invalid answers or an unknown rule-set version.")},
+    responses={422: problem("Invalid answers or an unknown, draft or retired rule-set version.")},
 )
 async def evaluate_screening(request: ScreeningRequest, service: ScreeningServiceDep) -> Response:
     return Response(await service.evaluate_only(request), media_type=JSON)
@@ -100,7 +102,10 @@ async def evaluate_screening(request: ScreeningRequest, service: ScreeningServic
     response_model=ScreeningPage,
     summary="List screenings",
     description="Newest first, with cursor pagination and filters.",
-    responses={400: problem("The cursor is not valid.")},
+    responses={
+        400: problem("The cursor is not valid."),
+        422: problem("A filter is invalid (a date without a time zone, an unknown level, …)."),
+    },
 )
 async def list_screenings(
     service: ScreeningServiceDep,
@@ -108,20 +113,30 @@ async def list_screenings(
     limit: Annotated[
         int, Query(ge=1, le=1000, description="Page size (capped by the server).")
     ] = 50,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
-    external_reference: Annotated[str | None, Query(max_length=200)] = None,
+    cursor: Annotated[
+        str | None, Query(max_length=200, description="`next_cursor` of the previous page.")
+    ] = None,
+    external_reference: Annotated[
+        str | None, Query(max_length=200, pattern=NO_CONTROL_CHARACTERS)
+    ] = None,
     level: LevelOfCare | None = None,
     urgency: Urgency | None = None,
-    rule_set_key: Annotated[str | None, Query(max_length=64)] = None,
+    rule_set_key: Annotated[str | None, Query(pattern=RULE_SET_KEY)] = None,
     rule_set_version: Annotated[int | None, Query(ge=1)] = None,
-    created_from: datetime | None = None,
-    created_to: datetime | None = None,
+    created_from: Annotated[
+        datetime | None,
+        Query(description="Created at or after this instant (with a time zone)."),
+    ] = None,
+    created_to: Annotated[
+        datetime | None,
+        Query(description="Created before this instant (exclusive; with a time zone)."),
+    ] = None,
 ) -> Response:
     for name, value in (("created_from", created_from), ("created_to", created_to)):
         if value is not None and value.tzinfo is None:
             raise Unprocessable(
                 f"{name} needs a time zone (for example 2026-11-26T00:00:00Z).",
-                errors=[FieldProblem(pointer=f"#/{name}", detail="must include a time zone")],
+                errors=[FieldProblem(pointer=f"#/query/{name}", detail="must include a time zone")],
             )
     page = await service.page(
         limit=min(limit, settings.max_page_size),
@@ -156,7 +171,10 @@ async def get_screening(screening_id: ScreeningId, service: ScreeningServiceDep)
     description="Re-evaluate the stored answers under the version that decided them (the result "
     "must be identical; `identical: false` is worth an alert) or under another version of the "
     "same rule set (a what-if).",
-    responses={404: problem("No such screening."), 422: problem("No such rule-set version.")},
+    responses={
+        404: problem("No such screening."),
+        422: problem("An unknown or draft rule-set version."),
+    },
 )
 async def replay_screening(
     screening_id: ScreeningId, service: ScreeningServiceDep, request: ReplayRequest | None = None

@@ -8,7 +8,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 
 from app.engine.answers import ScreeningAnswers
 from app.engine.determination import Determination, LevelOfCare, Status, Urgency
@@ -19,6 +20,13 @@ EXAMPLE_ANSWERS: dict[str, Any] = (
 )
 
 
+# Text the service stores: no control characters in identifiers, no NUL anywhere (Postgres
+# cannot store it, and it has no business in a reference or a comment).
+NO_CONTROL_CHARACTERS = r"^[^\x00-\x1f\x7f]*$"
+NO_NUL = r"^[^\x00]*$"
+RULE_SET_KEY = r"^[a-z][a-z0-9-]{1,63}$"
+
+
 class Schema(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -26,11 +34,14 @@ class Schema(BaseModel):
 class RuleSetPin(Schema):
     """Evaluate under a specific rule-set version instead of the active one."""
 
-    key: str = Field(default="iop-level-of-care", examples=["iop-level-of-care"])
+    key: str = Field(
+        default="iop-level-of-care", pattern=RULE_SET_KEY, examples=["iop-level-of-care"]
+    )
     version: int | None = Field(
         default=None,
         ge=1,
-        description="A published, active or retired version; omit for the active one.",
+        description="A published or active version (not a draft, not a retired one); omit for "
+        "the active one.",
     )
 
 
@@ -39,6 +50,7 @@ class ScreeningRequest(Schema):
     external_reference: str | None = Field(
         default=None,
         max_length=200,
+        pattern=NO_CONTROL_CHARACTERS,
         description="Your own reference for this screening (an encounter id, not a name).",
         examples=["enc-2026-000123"],
     )
@@ -97,8 +109,8 @@ class ReplayRequest(Schema):
     version: int | None = Field(
         default=None,
         ge=1,
-        description="Another version of the same rule set (a what-if); omit to replay under the "
-        "version that decided the screening.",
+        description="Another version of the same rule set (a what-if; any version but a draft); "
+        "omit to replay under the version that decided the screening.",
     )
 
 
@@ -140,15 +152,24 @@ class DecisionRequest(Schema):
     comment: str | None = Field(
         default=None,
         max_length=2000,
+        pattern=NO_NUL,
+        validate_default=True,
         description="Free text; required when a variance reason is 'other'.",
     )
-    decided_by: str = Field(min_length=1, max_length=200, examples=["clinician-042"])
+    decided_by: str = Field(
+        min_length=1, max_length=200, pattern=NO_CONTROL_CHARACTERS, examples=["clinician-042"]
+    )
 
-    @model_validator(mode="after")
-    def _other_needs_comment(self) -> DecisionRequest:
-        if VarianceReason.OTHER in self.variance_reasons and not (self.comment or "").strip():
-            raise ValueError("a comment is required when a variance reason is 'other'")
-        return self
+    @field_validator("comment")
+    @classmethod
+    def _other_needs_comment(cls, comment: str | None, info: ValidationInfo) -> str | None:
+        """Reported at ``#/comment``, where the answer is missing (runs when it is left out)."""
+        reasons = info.data.get("variance_reasons") or ()
+        if VarianceReason.OTHER in reasons and not (comment or "").strip():
+            raise PydanticCustomError(
+                "comment_required", "a comment is required when a variance reason is 'other'"
+            )
+        return comment
 
 
 class DecisionResponse(Schema):

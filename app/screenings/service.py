@@ -55,11 +55,19 @@ def rule_set_used(key: str, version: int, sha256: str) -> dict[str, Any]:
 
 
 async def resolve_rule_set(
-    session: AsyncSession, cache: RuleSetCache, pin: RuleSetPin | None
+    session: AsyncSession,
+    cache: RuleSetCache,
+    pin: RuleSetPin | None,
+    *,
+    allow_retired: bool = False,
+    pointer: str = "#/rule_set/version",
 ) -> tuple[str, str, int, CompiledRuleSet]:
     """(version id, key, version, compiled) for a pin, or the active version of the key.
 
-    The active version comes from the in-process cache: no database read per request.
+    The active version comes from the in-process cache: no database read per request. A pinned
+    version costs one small query (its status can change) and never a read of its content once
+    this process has compiled it. Drafts never decide anything; retired versions decide no new
+    screening but still replay (``allow_retired``). Problems name ``pointer``.
     """
     key = pin.key if pin else DEFAULT_RULE_SET_KEY
     if pin is None or pin.version is None:
@@ -76,18 +84,32 @@ async def resolve_rule_set(
                 errors=[FieldProblem(pointer="#/rule_set/key", detail="no active version")],
             )
         return ref.id, ref.key, ref.version, compiled
-    row = await RuleSetRepository(session).version(key, pin.version)
-    if row is None:
+    pinned = await ScreeningRepository(session).pinned_version(key, pin.version)
+    if pinned is None:
         raise Unprocessable(
             f"Rule set '{key}' has no version {pin.version}.",
-            errors=[FieldProblem(pointer="#/rule_set/version", detail="no such version")],
+            errors=[FieldProblem(pointer=pointer, detail="no such version")],
         )
-    if row.status == VersionStatus.DRAFT:
+    if pinned.status == VersionStatus.DRAFT:
         raise Unprocessable(
             "Screenings are decided by published versions only; this version is a draft.",
-            errors=[FieldProblem(pointer="#/rule_set/version", detail="is a draft")],
+            errors=[FieldProblem(pointer=pointer, detail="is a draft")],
         )
-    return row.id, row.key, row.version, cache.compiled(row)
+    if pinned.status == VersionStatus.RETIRED and not allow_retired:
+        raise Unprocessable(
+            "This version is retired: it decides no new screenings (replays still work).",
+            errors=[FieldProblem(pointer=pointer, detail="is retired")],
+        )
+    compiled = cache.cached(pinned.id)
+    if compiled is None or compiled.ref.sha256 != pinned.sha256:
+        row = await RuleSetRepository(session).version_by_id(pinned.id)
+        if row is None:  # pragma: no cover - deleted between the two reads (drafts only)
+            raise Unprocessable(
+                f"Rule set '{key}' has no version {pin.version}.",
+                errors=[FieldProblem(pointer=pointer, detail="no such version")],
+            )
+        compiled = cache.compiled(row)
+    return pinned.id, key, pin.version, compiled
 
 
 async def decide(session: AsyncSession, cache: RuleSetCache, request: ScreeningRequest) -> Decided:
@@ -134,6 +156,12 @@ def fingerprint(request: ScreeningRequest) -> str:
     """sha256 of the request's canonical JSON: the same body gives the same fingerprint."""
     canonical = orjson.dumps(request.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(canonical).hexdigest()
+
+
+# A claimed key stays "in progress" for the few milliseconds a screening takes; one still in
+# progress after this long belongs to a request whose process died between claiming the key and
+# storing the screening, and a retry takes it over instead of getting 409 until the key expires.
+IN_FLIGHT_LEASE = timedelta(seconds=60)
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,6 +260,9 @@ class ScreeningService:
                         "This Idempotency-Key was already used with a different request body."
                     )
                 if record.state != "completed" or record.screening_id is None:
+                    abandoned = record.created_at < now - IN_FLIGHT_LEASE
+                    if abandoned and await repository.take_over_key(key, record.created_at, now):
+                        return None
                     raise RequestInFlight(
                         "A request with this Idempotency-Key is still being processed.",
                         headers={"Retry-After": "1"},
@@ -240,7 +271,10 @@ class ScreeningService:
                 if screening is None:  # pragma: no cover - screenings are never deleted
                     raise Conflict("The screening for this Idempotency-Key is missing.")
                 return screening_body(screening)
-        raise Conflict("This Idempotency-Key is contended; retry.", headers={"Retry-After": "1"})
+        raise RequestInFlight(
+            "This Idempotency-Key is contended by concurrent requests; retry.",
+            headers={"Retry-After": "1"},
+        )
 
     async def _release_key(self, key: str) -> None:
         async with self.sessions() as session, session.begin():
@@ -291,7 +325,9 @@ class ScreeningService:
                 raise NotFound(f"No screening with id '{screening_id}'.")
             version = request.version or row.rule_set_version
             pin = RuleSetPin(key=row.rule_set_key, version=version)
-            version_id, key, number, compiled = await resolve_rule_set(session, self.cache, pin)
+            version_id, key, number, compiled = await resolve_rule_set(
+                session, self.cache, pin, allow_retired=True, pointer="#/version"
+            )
         answers = ScreeningAnswers.model_validate(row.answers)
         determination = evaluate(compiled, answers)
         replayed = orjson.loads(determination_to_json(determination))
@@ -360,9 +396,13 @@ def encode_cursor(row: Screening) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """The (created_at, id) a cursor encodes; 400 for anything this API did not return."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         created, screening_id = orjson.loads(base64.urlsafe_b64decode(padded))
-        return datetime.fromisoformat(created), str(screening_id)
+        after = datetime.fromisoformat(created)
+        if after.tzinfo is None or not isinstance(screening_id, str) or "\x00" in screening_id:
+            raise ValueError("not a cursor")
+        return after, screening_id
     except (ValueError, TypeError, orjson.JSONDecodeError):
         raise BadRequest("The cursor is not one this API returned.") from None

@@ -1,0 +1,145 @@
+"""Helpers shared by the screening API specifications (no tests here)."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+from asgi_lifespan import LifespanManager
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.main import create_app
+from app.settings import Settings
+from tests.api.conftest import EXAMPLES, empty_tables
+
+RULE_SET = "/v1/rule-sets/iop-level-of-care"
+PROBLEM_TYPE_BASE = "https://carelevel.dev/problems/"
+
+Json = dict[str, Any]
+
+
+def example(name: str) -> Json:
+    """The answers of ``examples/<name>.json`` (a fresh copy each time)."""
+    answers: Json = json.loads((EXAMPLES / f"{name}.json").read_text())
+    return answers
+
+
+def level_of(determination: Json) -> str | None:
+    recommended = determination["recommended_level"]
+    return None if recommended is None else str(recommended["level"])
+
+
+async def screen(
+    client: httpx.AsyncClient,
+    answers: Json | None = None,
+    *,
+    headers: dict[str, str] | None = None,
+    **fields: Any,
+) -> httpx.Response:
+    """POST /v1/screenings with ``answers`` (the adult IOP example by default)."""
+    body = {"answers": answers if answers is not None else example("adult-iop-suitable")}
+    return await client.post("/v1/screenings", json=body | fields, headers=headers)
+
+
+async def create(client: httpx.AsyncClient, answers: Json | None = None, **fields: Any) -> Json:
+    """A stored screening's response body (asserting the 201)."""
+    response = await screen(client, answers, **fields)
+    assert response.status_code == 201, response.text
+    body: Json = response.json()
+    return body
+
+
+def assert_problem(response: httpx.Response, status: int, slug: str | None = None) -> Json:
+    """The response is an RFC 9457 problem with ``status`` (and type ``.../<slug>``)."""
+    assert response.status_code == status, response.text[:1000]
+    assert response.headers["content-type"] == "application/problem+json"
+    body: Json = response.json()
+    assert body["status"] == status
+    for member in ("type", "title", "detail"):
+        assert isinstance(body[member], str), member
+        assert body[member], member
+    if slug is not None:
+        assert body["type"] == PROBLEM_TYPE_BASE + slug, body["type"]
+    for problem in body.get("errors") or []:
+        assert set(problem) == {"pointer", "detail"}, problem  # never "input" or "ctx"
+    return body
+
+
+def pointers(problem: Json) -> list[str]:
+    return [error["pointer"] for error in problem.get("errors") or []]
+
+
+async def all_screenings(
+    client: httpx.AsyncClient, *, limit: int = 100, **filters: Any
+) -> list[Json]:
+    """Every screening summary GET /v1/screenings lists, following the cursors."""
+    items: list[Json] = []
+    params: dict[str, Any] = {"limit": limit, **filters}
+    while True:
+        response = await client.get("/v1/screenings", params=params)
+        assert response.status_code == 200, response.text
+        page = response.json()
+        items.extend(page["items"])
+        if page["next_cursor"] is None:
+            return items
+        params["cursor"] = page["next_cursor"]
+
+
+async def assert_nothing_stored(client: httpx.AsyncClient) -> None:
+    assert await all_screenings(client) == []
+
+
+def step_up_to_partial_hospitalization(content: Json) -> None:
+    """Edit a rule-set document: failed weekly outpatient care now steps up to partial
+    hospitalization instead of IOP; the test cases that exercise the rule expect that."""
+    placement = next(stage for stage in content["stages"] if stage.get("stage") == "placement")
+    rule = next(rule for rule in placement["rules"] if rule["id"] == "place.iop-step-up")
+    rule["level"] = "partial_hospitalization"
+    for case in content["tests"]:
+        if "place.iop-step-up" in case["expect"].get("fired", []):
+            case["expect"]["level"] = "partial_hospitalization"
+            case["expect"]["iop"] = "higher_level_needed"
+
+
+async def draft_version(
+    client: httpx.AsyncClient, edit: Callable[[Json], None] | None = None
+) -> int:
+    """A new draft copied from version 1 through the rule-set API, optionally edited."""
+    created = await client.post(f"{RULE_SET}/versions", params={"copy_from": 1})
+    assert created.status_code == 201, created.text
+    version: int = created.json()["version"]
+    if edit is not None:
+        content = copy.deepcopy(created.json()["content"])
+        edit(content)
+        updated = await client.put(
+            f"{RULE_SET}/versions/{version}",
+            json=content,
+            headers={"If-Match": created.headers["etag"]},
+        )
+        assert updated.status_code == 200, updated.text
+    return version
+
+
+async def published_version(
+    client: httpx.AsyncClient, edit: Callable[[Json], None] | None = None
+) -> int:
+    """A new published (not active) version copied from version 1, optionally edited."""
+    version = await draft_version(client, edit)
+    published = await client.post(f"{RULE_SET}/versions/{version}/publish")
+    assert published.status_code == 200, published.text
+    return version
+
+
+@contextlib.asynccontextmanager
+async def client_for(schema: AsyncEngine, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """Like the ``client`` fixture (empty tables, seeded default), for other ``settings``."""
+    await empty_tables(schema)
+    application = create_app(settings)
+    async with LifespanManager(application) as manager:
+        transport = httpx.ASGITransport(app=manager.app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://carelevel.test") as c:
+            yield c
