@@ -78,6 +78,19 @@ async def prepare_database(app: FastAPI, settings: Settings) -> None:
         await app.state.rule_set_cache.refresh(session)
 
 
+PURGE_INTERVAL_SECONDS = 600.0
+
+
+async def purge_keys_forever(service: ScreeningService) -> None:
+    """Drop expired idempotency keys every few minutes until cancelled."""
+    while True:
+        await asyncio.sleep(PURGE_INTERVAL_SECONDS)
+        try:
+            await service.purge_expired_keys()
+        except Exception as error:  # the next round tries again
+            logger.warning("idempotency key purge failed: %s", type(error).__name__)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the application for ``settings`` (the environment's by default)."""
     settings = settings or get_settings()
@@ -92,17 +105,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             timedelta(hours=settings.idempotency_ttl_hours),
         )
         await prepare_database(app, settings)
-        refresher = asyncio.create_task(
-            refresh_forever(
-                app.state.rule_set_cache, app.state.sessions, settings.rule_set_refresh_seconds
-            )
-        )
+        background = [
+            asyncio.create_task(
+                refresh_forever(
+                    app.state.rule_set_cache, app.state.sessions, settings.rule_set_refresh_seconds
+                )
+            ),
+            asyncio.create_task(purge_keys_forever(app.state.screening_service)),
+        ]
         try:
             yield
         finally:
-            refresher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await refresher
+            for task in background:
+                task.cancel()
+            for task in background:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await app.state.engine.dispose()
 
     app = FastAPI(

@@ -276,6 +276,11 @@ class ScreeningService:
             headers={"Retry-After": "1"},
         )
 
+    async def purge_expired_keys(self) -> None:
+        """Forget idempotency keys past their retention (run periodically)."""
+        async with self.sessions() as session, session.begin():
+            await ScreeningRepository(session).purge_expired_keys(utcnow())
+
     async def _release_key(self, key: str) -> None:
         async with self.sessions() as session, session.begin():
             record = await ScreeningRepository(session).idempotency(key)

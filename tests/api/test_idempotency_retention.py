@@ -1,0 +1,40 @@
+"""Idempotency keys are kept for their retention period, then forgotten."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import httpx
+from fastapi import FastAPI
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.db import utcnow
+from app.screenings.models import IdempotencyRecord
+from tests.api.conftest import EXAMPLES
+
+
+async def test_expired_keys_are_purged_and_can_be_used_again(
+    app: FastAPI, client: httpx.AsyncClient, schema: AsyncEngine
+) -> None:
+    answers = json.loads((EXAMPLES / "adult-iop-suitable.json").read_text())
+    headers = {"Idempotency-Key": "retention-1"}
+    first = await client.post("/v1/screenings", json={"answers": answers}, headers=headers)
+    assert first.status_code == 201
+    kept = await client.post(
+        "/v1/screenings", json={"answers": answers, "external_reference": "other"}, headers=headers
+    )
+    assert kept.status_code == 422  # within retention: the key still belongs to the first body
+
+    async with schema.begin() as connection:
+        await connection.execute(
+            update(IdempotencyRecord).values(expires_at=utcnow() - timedelta(minutes=1))
+        )
+    await app.state.screening_service.purge_expired_keys()
+
+    again = await client.post(
+        "/v1/screenings", json={"answers": answers, "external_reference": "other"}, headers=headers
+    )
+    assert again.status_code == 201
+    assert again.json()["id"] != first.json()["id"]
