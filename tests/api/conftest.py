@@ -75,8 +75,8 @@ async def empty_tables(engine: AsyncEngine) -> None:
 async def app(schema: AsyncEngine, settings: Settings) -> AsyncIterator[FastAPI]:
     await empty_tables(schema)
     application = create_app(settings)
-    async with LifespanManager(application) as manager:
-        yield manager.app  # type: ignore[misc]
+    async with LifespanManager(application):
+        yield application
 
 
 @pytest.fixture
