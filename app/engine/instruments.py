@@ -39,6 +39,10 @@ class InstrumentId(Choice):
     COWS = "cows"
 
 
+_PHQ9: Final = InstrumentId.PHQ9
+_AUDIT_C: Final = InstrumentId.AUDIT_C
+
+
 class ScoringSex(Choice):
     """Sex used only to pick a sex-specific cut-off (AUDIT-C); unknown takes the lowest."""
 
@@ -377,6 +381,19 @@ def _check_count(spec: InstrumentSpec, items: Sequence[object]) -> None:
         raise ItemError(f"{spec.title} has {spec.item_count} items; {len(items)} were given")
 
 
+_BAND_TABLES: dict[tuple[Band, ...], tuple[str | None, ...]] = {}
+
+
+def _band_table(bands: tuple[Band, ...]) -> tuple[str | None, ...]:
+    """The band label of every total from 0 up, prepared once per band scheme."""
+    table = _BAND_TABLES.get(bands)
+    if table is None:
+        top = max((band.maximum for band in bands), default=-1)
+        table = tuple(band_for(total, bands) for total in range(top + 1))
+        _BAND_TABLES[bands] = table
+    return table
+
+
 def band_for(total: int, bands: Sequence[Band]) -> str | None:
     """The label of the band containing ``total``, or None when no band covers it."""
     for band in bands:
@@ -397,8 +414,11 @@ def _score_range(
     notes: tuple[str, ...] = (),
 ) -> InstrumentScore:
     """Band and screen result for a total known to lie in ``minimum..maximum``."""
-    low_band, high_band = band_for(minimum, policy.bands), band_for(maximum, policy.bands)
-    cut_off = policy.cut_off_for(sex)
+    table = _band_table(policy.bands)
+    low_band = table[minimum] if minimum < len(table) else None
+    high_band = table[maximum] if maximum < len(table) else None
+    by_sex = policy.positive_at_by_sex
+    cut_off = policy.positive_at if by_sex is None else by_sex[sex]
     positive: bool | None = None
     if cut_off is not None:
         if minimum >= cut_off:
@@ -432,17 +452,17 @@ def score_ordinal(
     spec = SPECS[instrument]
     headroom = 0
     declined: list[int] = []
-    if DECLINED in items:
+    try:
+        answered = sum(cast("Sequence[int]", items))
+    except TypeError:  # a "declined" item: total the rest, and note what the declined could add
         for number, (item, allowed) in enumerate(zip(items, spec.item_values, strict=True), 1):
             if item == DECLINED:
                 declined.append(number)
                 headroom += allowed[-1]
         answered = sum(item for item in items if isinstance(item, int))
-    else:
-        answered = sum(cast("Sequence[int]", items))  # no "declined": every item is an int
     flags: list[str] = []
     notes: list[str] = []
-    if instrument is InstrumentId.PHQ9:
+    if instrument is _PHQ9:
         item9 = items[8]
         if item9 == DECLINED:
             flags.append("item9_declined")
@@ -455,7 +475,7 @@ def score_ordinal(
             )
     first = items[0]
     if (
-        instrument is InstrumentId.AUDIT_C
+        instrument is _AUDIT_C
         and isinstance(first, int)
         and first > 0
         and items[1] == 0
@@ -466,8 +486,8 @@ def score_ordinal(
             "All points come from item 1 (frequency): drinking may be below recommended limits; "
             "clinician review advised."
         )
-    if instrument is InstrumentId.AUDIT_C and policy.positive_at_by_sex is not None:
-        notes.append(f"Cut-off for sex '{sex.value}': {policy.cut_off_for(sex)}.")
+    if instrument is _AUDIT_C and policy.positive_at_by_sex is not None:
+        notes.append(f"Cut-off for sex '{sex}': {policy.cut_off_for(sex)}.")
     return _score_range(
         spec,
         answered,
