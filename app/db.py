@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, Session, SessionTransaction
 
 from app.settings import Settings
 
@@ -101,3 +101,35 @@ async def session_scope(factory: async_sessionmaker[AsyncSession]) -> AsyncItera
         except BaseException:
             await session.rollback()
             raise
+
+
+_AFTER_COMMIT = "carelevel.after_commit"
+
+
+def after_commit(session: AsyncSession, action: Callable[[], None]) -> None:
+    """Run ``action`` once the session's transaction has committed; drop it if the transaction
+    rolls back or is closed without committing.
+
+    For effects outside the database (the in-process rule-set cache) that must only happen for
+    work that became visible to everyone else.
+    """
+    pending: list[Callable[[], None]] | None = session.info.get(_AFTER_COMMIT)
+    if pending is None:
+        pending = session.info[_AFTER_COMMIT] = []
+        actions = pending
+
+        def committed(sync_session: Session) -> None:
+            if sync_session.in_nested_transaction():
+                return  # a savepoint was released; the outer transaction may still roll back
+            ready = list(actions)
+            actions.clear()
+            for ready_action in ready:
+                ready_action()
+
+        def ended(_sync_session: Session, transaction: SessionTransaction) -> None:
+            if transaction.parent is None:
+                actions.clear()
+
+        event.listen(session.sync_session, "after_commit", committed)
+        event.listen(session.sync_session, "after_transaction_end", ended)
+    pending.append(action)

@@ -3,9 +3,10 @@
 Published versions never change, so a compiled version is cached for the life of the process.
 Which version is active per key is refreshed by one small query every
 ``rule_set_refresh_seconds`` (a background task), and updated at once in the process that
-performs an activation; every other process sees an activation within that interval. Requests
-never read rule-set content from the database, except once to compile a pinned version that
-this process has not seen yet.
+performs an activation, when its transaction commits; every other process sees an activation
+within that interval. A refresh whose query ran before a local activation was applied is
+discarded rather than allowed to undo it. Requests never read rule-set content from the
+database, except once to compile a pinned version that this process has not seen yet.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ class RuleSetCache:
     def __init__(self) -> None:
         self._compiled: dict[str, CompiledRuleSet] = {}
         self._active: dict[str, VersionRef] = {}
+        self._generation = 0  # bumped by every local activation
 
     def compiled(self, row: RuleSetVersion) -> CompiledRuleSet:
         """The compiled form of a stored version (compiled once, then cached)."""
@@ -69,11 +71,18 @@ class RuleSetCache:
         return self._active.get(key)
 
     def set_active(self, ref: VersionRef, compiled: CompiledRuleSet) -> None:
+        """Record a committed activation made by this process."""
         self._compiled[ref.id] = compiled
-        self._active[ref.key] = ref
+        self._active = {**self._active, ref.key: ref}
+        self._generation += 1
 
     async def refresh(self, session: AsyncSession) -> None:
-        """Re-read which versions are active; compile any this process has not seen."""
+        """Re-read which versions are active; compile any this process has not seen.
+
+        If this process activated a version while the query ran, the result may predate that
+        activation and is dropped; the next refresh reads the committed state.
+        """
+        generation = self._generation
         repository = RuleSetRepository(session)
         active = {}
         for key, version, version_id in await repository.active_versions():
@@ -84,7 +93,8 @@ class RuleSetCache:
                     continue
                 self._compiled[version_id] = compile_stored(row.content, row.sha256, version)
             active[key] = ref
-        self._active = active
+        if generation == self._generation:
+            self._active = active
 
 
 async def refresh_forever(

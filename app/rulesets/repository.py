@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import defer
 
 from app.rulesets.models import RuleSet, RuleSetEvent, RuleSetVersion, VersionStatus
 
@@ -15,6 +16,21 @@ class RuleSetRepository:
         self.session = session
 
     async def rule_set(self, key: str, *, lock: bool = False) -> RuleSet | None:
+        """The rule set ``key``; with ``lock``, locked until the transaction ends.
+
+        Postgres locks the row (SELECT … FOR UPDATE). SQLite has no row locks and ignores FOR
+        UPDATE: there the lock is a write that changes nothing, which takes the database's
+        single write lock (waiting for it up to the busy timeout) and opens the transaction, so
+        what is read next is what the previous writer committed. It must be the transaction's
+        first statement; the driver runs reads before the first write outside the transaction.
+        """
+        if lock and self.session.get_bind().dialect.name == "sqlite":
+            await self.session.execute(
+                update(RuleSet)
+                .where(RuleSet.key == key)
+                .values(key=RuleSet.key)
+                .execution_options(synchronize_session=False)
+            )
         query = select(RuleSet).where(RuleSet.key == key)
         if lock:
             query = query.with_for_update()
@@ -30,12 +46,28 @@ class RuleSetRepository:
         return (await self.session.execute(select(RuleSet).order_by(RuleSet.key))).scalars().all()
 
     async def versions(self, key: str) -> Sequence[RuleSetVersion]:
+        """Every version of ``key``, newest first, without their content (summaries only)."""
         query = (
             select(RuleSetVersion)
             .where(RuleSetVersion.key == key)
             .order_by(RuleSetVersion.version.desc())
+            .options(defer(RuleSetVersion.content, raiseload=True))
         )
         return (await self.session.execute(query)).scalars().all()
+
+    async def version_overview(self) -> Sequence[tuple[str, int, str, str]]:
+        """(key, version, status, title) of every version, by key and newest first."""
+        query = select(
+            RuleSetVersion.key, RuleSetVersion.version, RuleSetVersion.status, RuleSetVersion.title
+        ).order_by(RuleSetVersion.key, RuleSetVersion.version.desc())
+        return [(row[0], row[1], row[2], row[3]) for row in (await self.session.execute(query))]
+
+    async def active_version_number(self, rule_set_id: str) -> int | None:
+        query = select(RuleSetVersion.version).where(
+            RuleSetVersion.rule_set_id == rule_set_id,
+            RuleSetVersion.status == VersionStatus.ACTIVE,
+        )
+        return (await self.session.execute(query)).scalar_one_or_none()
 
     async def version(self, key: str, version: int) -> RuleSetVersion | None:
         query = select(RuleSetVersion).where(

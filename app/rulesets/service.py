@@ -16,13 +16,14 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import utcnow
+from app.db import after_commit, utcnow
 from app.engine import (
     DEFAULT_RULE_SET_KEY,
     RuleSetError,
+    RuleSetProblem,
     ScreeningAnswers,
     compile_rule_set,
-    default_rule_set_source,
+    default_rule_set,
     document_sha256,
     evaluate,
     parse_document,
@@ -40,7 +41,7 @@ from app.errors import (
     Unprocessable,
 )
 from app.rulesets.cache import RuleSetCache, VersionRef
-from app.rulesets.models import RuleSetEvent, RuleSetVersion, VersionStatus
+from app.rulesets.models import RuleSet, RuleSetEvent, RuleSetVersion, VersionStatus
 from app.rulesets.repository import RuleSetRepository
 from app.rulesets.schemas import (
     ActivationResult,
@@ -73,10 +74,50 @@ def _problems(error: RuleSetError) -> list[FieldProblem]:
     ]
 
 
+# libyaml when installed: the pure-Python loader takes about half a second for the shipped set.
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+MAX_DOCUMENT_DEPTH = 32  # the shipped rule set nests 8 deep
+
+
+def load_document(source: str | bytes | Mapping[str, Any]) -> Any:
+    """The loaded form of a submitted document, refused (``RuleSetError``) when it nests deeper
+    than ``MAX_DOCUMENT_DEPTH`` or when YAML aliases expand it to more nodes than its text has
+    bytes: a few hundred bytes of aliases can otherwise expand to billions of nodes, and deep
+    nesting overflows the parser's and the serialiser's recursion limits."""
+    if not isinstance(source, str | bytes):
+        _check_shape(source, node_limit=None)
+        return source
+    try:
+        loaded = yaml.load(source, Loader=_YAML_LOADER)  # a safe loader
+    except yaml.YAMLError as error:
+        problem = RuleSetProblem(None, "document", f"not valid YAML/JSON: {error}")
+        raise RuleSetError([problem]) from None
+    _check_shape(loaded, node_limit=max(len(source), 1024))
+    return loaded
+
+
+def _check_shape(value: Any, node_limit: int | None) -> None:
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    nodes = 0
+    while stack:
+        node, depth = stack.pop()
+        nodes += 1
+        if node_limit is not None and nodes > node_limit:
+            message = "YAML aliases expand the document far beyond its size"
+            raise RuleSetError([RuleSetProblem(None, "document", message)])
+        if depth > MAX_DOCUMENT_DEPTH:
+            message = f"nested more than {MAX_DOCUMENT_DEPTH} levels deep"
+            raise RuleSetError([RuleSetProblem(None, "document", message)])
+        if isinstance(node, Mapping):
+            stack.extend((child, depth + 1) for child in node.values())
+        elif isinstance(node, list):
+            stack.extend((child, depth + 1) for child in node)
+
+
 def parse_and_compile(source: str | bytes | Mapping[str, Any]) -> tuple[RuleSetDocument, str]:
     """Parse and compile a document; a document that does not compile is rejected (422)."""
     try:
-        document = parse_document(source)
+        document = parse_document(load_document(source))
         compile_rule_set(document)
     except RuleSetError as error:
         raise Unprocessable(
@@ -96,24 +137,29 @@ class RuleSetService:
     # --- reading ---------------------------------------------------------------------------
 
     async def summaries(self) -> list[RuleSetSummary]:
+        by_key: dict[str, list[tuple[int, str, str]]] = defaultdict(list)
+        for key, number, status, title in await self.repository.version_overview():
+            by_key[key].append((number, status, title))
         result = []
         for rule_set in await self.repository.rule_sets():
-            versions = await self.repository.versions(rule_set.key)
-            active = next((v for v in versions if v.status == VersionStatus.ACTIVE), None)
+            versions = by_key.get(rule_set.key, [])
+            active = next((v for v in versions if v[1] == VersionStatus.ACTIVE), None)
             result.append(
                 RuleSetSummary(
                     key=rule_set.key,
-                    title=versions[0].title if versions else rule_set.key,
-                    active_version=active.version if active else None,
-                    latest_version=versions[0].version if versions else 0,
+                    title=versions[0][2] if versions else rule_set.key,
+                    active_version=active[0] if active else None,
+                    latest_version=versions[0][0] if versions else 0,
                     versions=len(versions),
                 )
             )
         return result
 
     async def versions(self, key: str) -> list[RuleSetVersion]:
+        """The versions of ``key`` (without content), newest first; empty when its only
+        drafts were deleted."""
         versions = await self.repository.versions(key)
-        if not versions:
+        if not versions and await self.repository.rule_set(key) is None:
             raise NotFound(f"No rule set with key '{key}'.")
         return list(versions)
 
@@ -151,9 +197,7 @@ class RuleSetService:
                 f"The document's key '{document.key}' does not match the URL key '{key}'.",
                 errors=[FieldProblem(pointer="#/key", detail="must match the rule-set key")],
             )
-        rule_set = await self.repository.rule_set(document.key, lock=True)
-        if rule_set is None:
-            rule_set = await self.repository.add_rule_set(document.key)
+        rule_set = await self._lock_or_create(document.key)
         number = await self.repository.next_version_number(rule_set.id)
         now = utcnow()
         row = RuleSetVersion(
@@ -204,6 +248,7 @@ class RuleSetService:
     async def _draft_for_change(
         self, key: str, version: int, if_match: str | None
     ) -> RuleSetVersion:
+        await self._lock(key)
         row = await self.version(key, version)
         if row.status != VersionStatus.DRAFT:
             raise Conflict(
@@ -226,6 +271,7 @@ class RuleSetService:
         return validation_report(row)
 
     async def publish(self, key: str, version: int) -> RuleSetVersion:
+        await self._lock(key)
         row = await self.version(key, version)
         if row.status != VersionStatus.DRAFT:
             raise Conflict(f"Version {version} of '{key}' is already {row.status}.")
@@ -244,9 +290,7 @@ class RuleSetService:
         return row
 
     async def activate(self, key: str, version: int) -> ActivationResult:
-        rule_set = await self.repository.rule_set(key, lock=True)  # serialises activations
-        if rule_set is None:
-            raise NotFound(f"No rule set with key '{key}'.")
+        rule_set = await self._lock(key)
         row = await self.version(key, version)
         if row.status == VersionStatus.ACTIVE:
             return ActivationResult(
@@ -257,14 +301,11 @@ class RuleSetService:
                 f"Version {version} of '{key}' is {row.status}: only a published version can be "
                 "activated."
             )
-        previous = next(
-            (v for v in await self.repository.versions(key) if v.status == VersionStatus.ACTIVE),
-            None,
-        )
+        previous = await self.repository.active_version_number(rule_set.id)
         await self.repository.demote_active(rule_set.id)
         row.status = VersionStatus.ACTIVE
         row.activated_by, row.activated_at = self.actor, utcnow()
-        self._event(row, "activate", {"previous_active_version": previous and previous.version})
+        self._event(row, "activate", {"previous_active_version": previous})
         try:
             await self.session.flush()
         except IntegrityError:
@@ -272,15 +313,17 @@ class RuleSetService:
                 "Another activation of this rule set happened at the same time; retry.",
                 headers={"Retry-After": "1"},
             ) from None
-        self.cache.set_active(VersionRef(row.id, key, version), self.cache.compiled(row))
+        ref, compiled = VersionRef(row.id, key, version), self.cache.compiled(row)
+        after_commit(self.session, lambda: self.cache.set_active(ref, compiled))
         return ActivationResult(
             key=key,
             version=version,
             status=VersionStatus.ACTIVE,
-            previous_active_version=previous.version if previous else None,
+            previous_active_version=previous,
         )
 
     async def retire(self, key: str, version: int) -> RuleSetVersion:
+        await self._lock(key)
         row = await self.version(key, version)
         if row.status != VersionStatus.PUBLISHED:
             raise Conflict(
@@ -292,6 +335,31 @@ class RuleSetService:
         self._event(row, "retire", {})
         await self.session.flush()
         return row
+
+    async def _lock(self, key: str) -> RuleSet:
+        """Lock a rule set before changing any of its versions.
+
+        Changes to one rule set (edit, delete, publish, activate, retire, new drafts) then run
+        one at a time, each reading what the previous one committed: a draft cannot be edited
+        after it was published, nor an active version retired (see
+        ``RuleSetRepository.rule_set`` for how Postgres and SQLite lock).
+        """
+        rule_set = await self.repository.rule_set(key, lock=True)
+        if rule_set is None:
+            raise NotFound(f"No rule set with key '{key}'.")
+        return rule_set
+
+    async def _lock_or_create(self, key: str) -> RuleSet:
+        """Lock the rule set ``key``, creating it first when it is new (a concurrent creation of
+        the same key wins, and this one locks the row it created)."""
+        rule_set = await self.repository.rule_set(key, lock=True)
+        if rule_set is not None:
+            return rule_set
+        try:
+            async with self.session.begin_nested():
+                return await self.repository.add_rule_set(key)
+        except IntegrityError:
+            return await self._lock(key)
 
     # --- comparison --------------------------------------------------------------------------
 
@@ -345,7 +413,12 @@ class RuleSetService:
         """On a fresh database, load, publish and activate the shipped default rule set."""
         if await self.repository.rule_set(DEFAULT_RULE_SET_KEY) is not None:
             return
-        row = await self.create_draft(None, default_rule_set_source())
+        await self._lock_or_create(DEFAULT_RULE_SET_KEY)
+        if await self.repository.versions(DEFAULT_RULE_SET_KEY):
+            return  # another process seeded it meanwhile
+        # The engine keeps the shipped document parsed once per process; parsing its YAML
+        # again on every start costs far more than validating the parsed document.
+        row = await self.create_draft(None, default_rule_set().document.model_dump(mode="json"))
         await self.publish(row.key, row.version)
         await self.activate(row.key, row.version)
 
