@@ -78,11 +78,20 @@ class RuleSetRepository:
     async def version_by_id(self, version_id: str) -> RuleSetVersion | None:
         return await self.session.get(RuleSetVersion, version_id)
 
-    async def next_version_number(self, rule_set_id: str) -> int:
-        query = select(func.coalesce(func.max(RuleSetVersion.version), 0)).where(
-            RuleSetVersion.rule_set_id == rule_set_id
+    async def next_version_number(self, rule_set: RuleSet) -> int:
+        """One more than any number this rule set has used, deleted drafts included, so a
+        number in the event log always means one version."""
+        stored = select(func.coalesce(func.max(RuleSetVersion.version), 0)).where(
+            RuleSetVersion.rule_set_id == rule_set.id
         )
-        return int((await self.session.execute(query)).scalar_one()) + 1
+        logged = select(func.coalesce(func.max(RuleSetEvent.version), 0)).where(
+            RuleSetEvent.key == rule_set.key
+        )
+        highest = max(
+            int((await self.session.execute(stored)).scalar_one()),
+            int((await self.session.execute(logged)).scalar_one()),
+        )
+        return highest + 1
 
     async def active_versions(self) -> Sequence[tuple[str, int, str]]:
         """(key, version, id) of every active version: the one query each refresh makes."""

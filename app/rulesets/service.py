@@ -198,7 +198,7 @@ class RuleSetService:
                 errors=[FieldProblem(pointer="#/key", detail="must match the rule-set key")],
             )
         rule_set = await self._lock_or_create(document.key)
-        number = await self.repository.next_version_number(rule_set.id)
+        number = await self.repository.next_version_number(rule_set)
         now = utcnow()
         row = RuleSetVersion(
             rule_set_id=rule_set.id,

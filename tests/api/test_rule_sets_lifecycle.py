@@ -279,3 +279,14 @@ async def test_concurrent_imports_of_a_new_rule_set_each_get_a_version(
     assert sorted(response.json()["version"] for response in responses) == [1, 2, 3, 4, 5]
     assert await statuses(client, "clinic-variant") == dict.fromkeys(range(5, 0, -1), "draft")
     assert [s["key"] for s in (await client.get(RULE_SETS)).json()] == ["clinic-variant", KEY]
+
+
+async def test_a_deleted_draft_number_is_never_reused(client: httpx.AsyncClient) -> None:
+    created = await client.post("/v1/rule-sets/iop-level-of-care/versions?copy_from=1")
+    assert created.json()["version"] == 2
+    deleted = await client.delete(
+        "/v1/rule-sets/iop-level-of-care/versions/2", headers={"If-Match": created.headers["etag"]}
+    )
+    assert deleted.status_code == 204
+    again = await client.post("/v1/rule-sets/iop-level-of-care/versions?copy_from=1")
+    assert again.json()["version"] == 3
