@@ -217,14 +217,7 @@ def document_sha256(document: RuleSetDocument) -> str:
 
 def parse_document(source: str | bytes | Mapping[str, Any]) -> RuleSetDocument:
     """Parse YAML/JSON text or an already-loaded mapping into a validated document."""
-    if isinstance(source, str | bytes):
-        try:
-            raw = yaml.safe_load(source)
-        except yaml.YAMLError as error:
-            problem = RuleSetProblem(None, "document", f"not valid YAML/JSON: {error}")
-            raise RuleSetError([problem]) from None
-    else:
-        raw = source
+    raw = load_document(source)
     if not isinstance(raw, Mapping):
         raise RuleSetError([RuleSetProblem(None, "document", "must be a mapping at the top level")])
     try:
@@ -234,6 +227,45 @@ def parse_document(source: str | bytes | Mapping[str, Any]) -> RuleSetDocument:
 
 
 _STAGE_TAGS = frozenset(stage.value for stage in Stage)
+
+
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+MAX_DOCUMENT_DEPTH = 32  # the shipped rule set nests 8 deep
+
+
+def load_document(source: str | bytes | Mapping[str, Any]) -> Any:
+    """The loaded form of a submitted document, refused (``RuleSetError``) when it nests deeper
+    than ``MAX_DOCUMENT_DEPTH`` or when YAML aliases expand it to more nodes than its text has
+    bytes: a few hundred bytes of aliases can otherwise expand to billions of nodes, and deep
+    nesting overflows the parser's and the serialiser's recursion limits."""
+    if not isinstance(source, str | bytes):
+        _check_shape(source, node_limit=None)
+        return source
+    try:
+        loaded = yaml.load(source, Loader=_YAML_LOADER)  # a safe loader
+    except yaml.YAMLError as error:
+        problem = RuleSetProblem(None, "document", f"not valid YAML/JSON: {error}")
+        raise RuleSetError([problem]) from None
+    _check_shape(loaded, node_limit=max(len(source), 1024))
+    return loaded
+
+
+def _check_shape(value: Any, node_limit: int | None) -> None:
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    nodes = 0
+    while stack:
+        node, depth = stack.pop()
+        nodes += 1
+        if node_limit is not None and nodes > node_limit:
+            message = "YAML aliases expand the document far beyond its size"
+            raise RuleSetError([RuleSetProblem(None, "document", message)])
+        if depth > MAX_DOCUMENT_DEPTH:
+            message = f"nested more than {MAX_DOCUMENT_DEPTH} levels deep"
+            raise RuleSetError([RuleSetProblem(None, "document", message)])
+        if isinstance(node, Mapping):
+            stack.extend((child, depth + 1) for child in node.values())
+        elif isinstance(node, list):
+            stack.extend((child, depth + 1) for child in node)
 
 
 def _problem_from(raw: Mapping[str, Any], error: Any) -> RuleSetProblem:

@@ -20,7 +20,6 @@ from app.db import after_commit, utcnow
 from app.engine import (
     DEFAULT_RULE_SET_KEY,
     RuleSetError,
-    RuleSetProblem,
     ScreeningAnswers,
     compile_rule_set,
     default_rule_set,
@@ -75,49 +74,10 @@ def _problems(error: RuleSetError) -> list[FieldProblem]:
 
 
 # libyaml when installed: the pure-Python loader takes about half a second for the shipped set.
-_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-MAX_DOCUMENT_DEPTH = 32  # the shipped rule set nests 8 deep
-
-
-def load_document(source: str | bytes | Mapping[str, Any]) -> Any:
-    """The loaded form of a submitted document, refused (``RuleSetError``) when it nests deeper
-    than ``MAX_DOCUMENT_DEPTH`` or when YAML aliases expand it to more nodes than its text has
-    bytes: a few hundred bytes of aliases can otherwise expand to billions of nodes, and deep
-    nesting overflows the parser's and the serialiser's recursion limits."""
-    if not isinstance(source, str | bytes):
-        _check_shape(source, node_limit=None)
-        return source
-    try:
-        loaded = yaml.load(source, Loader=_YAML_LOADER)  # a safe loader
-    except yaml.YAMLError as error:
-        problem = RuleSetProblem(None, "document", f"not valid YAML/JSON: {error}")
-        raise RuleSetError([problem]) from None
-    _check_shape(loaded, node_limit=max(len(source), 1024))
-    return loaded
-
-
-def _check_shape(value: Any, node_limit: int | None) -> None:
-    stack: list[tuple[Any, int]] = [(value, 0)]
-    nodes = 0
-    while stack:
-        node, depth = stack.pop()
-        nodes += 1
-        if node_limit is not None and nodes > node_limit:
-            message = "YAML aliases expand the document far beyond its size"
-            raise RuleSetError([RuleSetProblem(None, "document", message)])
-        if depth > MAX_DOCUMENT_DEPTH:
-            message = f"nested more than {MAX_DOCUMENT_DEPTH} levels deep"
-            raise RuleSetError([RuleSetProblem(None, "document", message)])
-        if isinstance(node, Mapping):
-            stack.extend((child, depth + 1) for child in node.values())
-        elif isinstance(node, list):
-            stack.extend((child, depth + 1) for child in node)
-
-
 def parse_and_compile(source: str | bytes | Mapping[str, Any]) -> tuple[RuleSetDocument, str]:
     """Parse and compile a document; a document that does not compile is rejected (422)."""
     try:
-        document = parse_document(load_document(source))
+        document = parse_document(source)
         compile_rule_set(document)
     except RuleSetError as error:
         raise Unprocessable(

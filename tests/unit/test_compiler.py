@@ -248,3 +248,13 @@ def test_deep_merge_merges_mappings_replaces_lists_and_removes_nulls() -> None:
     merged = deep_merge(base, {"a": {"c": [3], "e": 2}, "d": None})
     assert merged == {"a": {"b": 1, "c": [3], "e": 2}}
     assert base == {"a": {"b": 1, "c": [1, 2]}, "d": 1}
+
+
+def test_yaml_alias_bombs_and_deep_nesting_are_refused() -> None:
+    lines = ['a0: &a0 ["x", "x", "x", "x", "x", "x", "x", "x", "x"]']
+    for n in range(1, 7):
+        refs = ", ".join([f"*a{n - 1}"] * 9)
+        lines.append(f"a{n}: &a{n} [{refs}]")
+    assert "expand the document" in problems_of("\n".join(lines))[0]
+    deep = "x: " + "[" * 40 + "]" * 40
+    assert "levels deep" in problems_of(deep)[0]
