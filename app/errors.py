@@ -247,6 +247,10 @@ def install_error_handlers(app: FastAPI) -> None:
             headers=dict(error.headers or {}),
         )
 
+    # Connection failures reach us unwrapped from the driver when a connection cannot even be
+    # opened (asyncpg raises OSError / ConnectionRefusedError, or times out).
+    @app.exception_handler(OSError)
+    @app.exception_handler(TimeoutError)
     @app.exception_handler(PoolTimeoutError)
     @app.exception_handler(OperationalError)
     async def _database_unavailable(request: Request, error: Exception) -> JSONResponse:

@@ -1,0 +1,47 @@
+"""When the database cannot be reached, requests get 503 with Retry-After, never a 500."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from app.db import create_engine, create_sessionmaker
+from app.settings import Settings
+from tests.api.conftest import EXAMPLES
+
+
+@pytest.fixture
+def unreachable(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    if settings.is_sqlite:
+        url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('gone')}/missing-dir/x.db"
+    else:
+        url = "postgresql+asyncpg://postgres@127.0.0.1:1/carelevel"  # nothing listens on port 1
+    return settings.model_copy(update={"database_url": url, "db_pool_timeout_seconds": 1.0})
+
+
+async def test_requests_needing_the_database_get_503(
+    app: FastAPI, client: httpx.AsyncClient, unreachable: Settings
+) -> None:
+    engine = create_engine(unreachable)
+    healthy = app.state.sessions
+    app.state.sessions = create_sessionmaker(engine)
+    app.state.screening_service.sessions = app.state.sessions
+    try:
+        answers = json.loads((EXAMPLES / "adult-iop-suitable.json").read_text())
+        for response in (
+            await client.get("/v1/screenings"),
+            await client.post("/v1/screenings", json={"answers": answers}),
+            await client.get("/v1/rule-sets"),
+        ):
+            assert response.status_code == 503
+            assert response.headers["retry-after"]
+            assert response.headers["content-type"] == "application/problem+json"
+            assert response.json()["type"].endswith("temporarily-unavailable")
+    finally:
+        app.state.sessions = healthy
+        app.state.screening_service.sessions = healthy
+        await engine.dispose()
+    assert (await client.get("/v1/screenings")).status_code == 200  # and it recovers
