@@ -53,6 +53,15 @@ class Problem(BaseModel):
     errors: list[FieldProblem] | None = None
 
 
+def problem(description: str) -> dict[str, Any]:
+    """An OpenAPI ``responses`` entry documenting a problem+json error response."""
+    return {
+        "description": description,
+        "model": Problem,
+        "content": {"application/problem+json": {}},
+    }
+
+
 class AppError(Exception):
     status = 500
     slug = "internal-error"

@@ -14,10 +14,12 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from app.db import Base, UtcDateTime, create_engine
-from app.rulesets import models as _rulesets_models  # noqa: F401  (registers the tables)
-from app.screenings import models as _screenings_models  # noqa: F401
+from app.rulesets import models as rule_set_tables
+from app.screenings import models as screening_tables
 from app.settings import Settings
 
+# Importing the model modules registers their tables on Base.metadata.
+TABLE_MODULES = (rule_set_tables, screening_tables)
 target_metadata = Base.metadata
 
 

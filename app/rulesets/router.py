@@ -8,7 +8,7 @@ import orjson
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
 
 from app.deps import ActorDep, CacheDep, SessionDep, SettingsDep
-from app.errors import BadRequest, Problem, UnsupportedMediaType
+from app.errors import BadRequest, UnsupportedMediaType, problem
 from app.rulesets.models import RuleSetVersion
 from app.rulesets.schemas import (
     ActivationResult,
@@ -36,14 +36,6 @@ DOCUMENT_BODY = {
     },
     "description": "A rule-set document as JSON or YAML (see docs/rule-sets.md).",
 }
-
-
-def problem(description: str) -> dict[str, Any]:
-    return {
-        "description": description,
-        "model": Problem,
-        "content": {"application/problem+json": {}},
-    }
 
 
 def summary(row: RuleSetVersion) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Header, Path, Query, Response, status
 
 from app.deps import ScreeningServiceDep, SettingsDep
 from app.engine.determination import LevelOfCare, Urgency
-from app.errors import FieldProblem, Problem, Unprocessable
+from app.errors import FieldProblem, Unprocessable, problem
 from app.screenings.schemas import (
     NO_CONTROL_CHARACTERS,
     RULE_SET_KEY,
@@ -27,14 +27,6 @@ from app.screenings.schemas import (
 router = APIRouter(prefix="/v1/screenings", tags=["screenings"])
 
 JSON = "application/json"
-
-
-def problem(description: str) -> dict[str, Any]:
-    return {
-        "description": description,
-        "model": Problem,
-        "content": {"application/problem+json": {}},
-    }
 
 
 def json_response(

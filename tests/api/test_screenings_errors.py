@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.engine.answers import ScreeningAnswers
-from app.engine.instruments import SPECS
+from app.engine.instruments import SPECS, InstrumentId
 from app.settings import Settings
 from tests.api.screenings_support import (
     Json,
@@ -410,7 +410,7 @@ async def test_questionnaire_instruments_carry_item_counts_and_allowed_values(
     }
     assert {"phq9", "phq2", "gad7", "audit_c", "audit", "dast10", "scoff"} <= set(instruments)
     for name, question in instruments.items():
-        spec = SPECS[name]  # type: ignore[index]
+        spec = SPECS[InstrumentId(name)]
         assert question["item_count"] == spec.item_count, name
         assert len(question["item_values"]) == spec.item_count, name
         for values in question["item_values"]:
