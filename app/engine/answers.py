@@ -91,9 +91,12 @@ class Respondent(Section):
 
 def _ordinal_items_field(instrument: InstrumentId, scale: str) -> Any:
     spec = SPECS[instrument]
+    example: list[Any] = [min(1, allowed[-1]) for allowed in spec.item_values]
+    example[-1] = "declined"  # shows that an item may be declined
     return Field(
         description=f"{spec.title}: {spec.item_count} items in questionnaire order, each {scale} "
         'or "declined".',
+        examples=[example],
         json_schema_extra={"minItems": spec.item_count, "maxItems": spec.item_count},
     )
 
@@ -162,6 +165,7 @@ def _yes_no_items_field(instrument: InstrumentId, note: str = "") -> Any:
     return Field(
         description=f"{spec.title}: {spec.item_count} yes/no items in questionnaire order, each "
         f'true, false or "declined".{note}',
+        examples=[[number % 3 == 0 for number in range(1, spec.item_count + 1)]],
         json_schema_extra={"minItems": spec.item_count, "maxItems": spec.item_count},
     )
 
@@ -841,41 +845,112 @@ def _unique_sorted(value: list[_Choice] | None) -> list[_Choice] | None:
 # --- the whole questionnaire ------------------------------------------------------------------
 
 
+# One coherent example (an adult suited to IOP), used by every section field's documentation and
+# by the model's own example, so the API docs show a request that validates.
+EXAMPLE_SECTIONS: dict[str, Any] = {
+    "respondent": {"age_group": "adult", "answered_by": "clinician", "sex_for_scoring": "male"},
+    "presenting_concerns": ["substance_use", "mental_health"],
+    "instruments": {
+        "phq9": {"items": [2, 2, 1, 2, 1, 2, 1, 1, 0]},
+        "gad7": {"items": [2, 1, 2, 1, 1, 1, 1]},
+        "audit": {"items": [3, 2, 1, 2, 1, 2, 1, 1, 2, 2]},
+        "cssrs": {
+            "wish_to_be_dead": False,
+            "non_specific_active_thoughts": False,
+            "behavior_lifetime": False,
+        },
+        "ciwa_ar": {"total": 4},
+    },
+    "safety": {
+        "homicidal_ideation": "none",
+        "recent_violence": False,
+        "psychosis_or_mania_unable_to_self_care": False,
+        "severe_cognitive_impairment": False,
+        "acutely_intoxicated": False,
+        "dependents_at_risk": False,
+    },
+    "withdrawal": {
+        "seizure_or_delirium_history": False,
+        "heavy_daily_use": [],
+        "complicated_signs_now": False,
+    },
+    "medical": {"acute_condition_needing_hospital_care": False, "pregnant": False},
+    "functioning": {
+        "work_school": "moderate",
+        "self_care": "mild",
+        "relationships": "moderate",
+        "daily_activities": "mild",
+    },
+    "co_occurring": {
+        "depressive": "suspected",
+        "anxiety": "suspected",
+        "substance_use": {"alcohol": "known"},
+    },
+    "treatment_history": {
+        "current_or_recent_level": "outpatient",
+        "discharged_last_30_days": False,
+        "outpatient_not_effective": True,
+        "previous_iop": "never",
+    },
+    "engagement": {"readiness_stage": "preparation", "willing_to_attend": "yes"},
+    "supports": {
+        "living_situation": "stable_with_supportive_others",
+        "support_person_available": True,
+        "family_willing_to_participate": True,
+    },
+    "logistics": {
+        "transport": "own_vehicle",
+        "travel_minutes_one_way": 25,
+        "telehealth": {"device": True, "private_space": True, "reliable_connection": True},
+        "hours_per_week_available": 12,
+        "times_available": ["daytime", "evening"],
+        "obligations": [],
+    },
+}
+
+
+def _section_field(name: str, description: str, *, optional: bool = True) -> Any:
+    example = EXAMPLE_SECTIONS[name]
+    if optional:
+        return Field(default=None, description=description, examples=[example])
+    return Field(description=description, examples=[example])
+
+
 class ScreeningAnswers(Section):
     """Everything an intake collects for a level-of-care screening."""
 
     model_config = ConfigDict(
-        extra="forbid",
-        frozen=True,
-        json_schema_extra={"examples": []},  # filled with the README's adult example at import
+        extra="forbid", frozen=True, json_schema_extra={"examples": [EXAMPLE_SECTIONS]}
     )
 
-    respondent: Respondent = Field(description="Who is screened and who answered.")
-    presenting_concerns: Annotated[list[Concern], Field(min_length=1)] = Field(
-        description="What the person is asking for help with (one or more).",
-        examples=[["substance_use", "mental_health"]],
+    respondent: Respondent = _section_field(
+        "respondent", "Who is screened and who answered.", optional=False
+    )
+    presenting_concerns: Annotated[list[Concern], Field(min_length=1)] = _section_field(
+        "presenting_concerns",
+        "What the person is asking for help with (one or more).",
+        optional=False,
     )
     instruments: Instruments = Field(
         default_factory=Instruments,
         description="Validated screening instruments, item by item.",
+        examples=[EXAMPLE_SECTIONS["instruments"]],
     )
-    safety: Safety | None = Field(default=None, description="Risk of harm to others and self.")
-    withdrawal: Withdrawal | None = Field(default=None, description="Withdrawal risk.")
-    medical: Medical | None = Field(default=None, description="Medical stability.")
-    functioning: Functioning | None = Field(
-        default=None, description="Functional impairment per life domain."
+    safety: Safety | None = _section_field("safety", "Risk of harm to others and self.")
+    withdrawal: Withdrawal | None = _section_field("withdrawal", "Withdrawal risk.")
+    medical: Medical | None = _section_field("medical", "Medical stability.")
+    functioning: Functioning | None = _section_field(
+        "functioning", "Functional impairment per life domain."
     )
-    co_occurring: CoOccurring | None = Field(
-        default=None, description="Co-occurring conditions, known or suspected."
+    co_occurring: CoOccurring | None = _section_field(
+        "co_occurring", "Co-occurring conditions, known or suspected."
     )
-    treatment_history: TreatmentHistory | None = Field(
-        default=None, description="Current or most recent treatment."
+    treatment_history: TreatmentHistory | None = _section_field(
+        "treatment_history", "Current or most recent treatment."
     )
-    engagement: Engagement | None = Field(default=None, description="Readiness and willingness.")
-    supports: Supports | None = Field(default=None, description="Recovery environment at home.")
-    logistics: Logistics | None = Field(
-        default=None, description="Transport, schedule and telehealth."
-    )
+    engagement: Engagement | None = _section_field("engagement", "Readiness and willingness.")
+    supports: Supports | None = _section_field("supports", "Recovery environment at home.")
+    logistics: Logistics | None = _section_field("logistics", "Transport, schedule and telehealth.")
 
     @field_validator("presenting_concerns")
     @classmethod
