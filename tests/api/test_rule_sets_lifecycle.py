@@ -215,7 +215,7 @@ async def test_an_activation_reaches_another_process(
             return await screened_by(other, "adolescent-step-down") == v2
 
         await activate(client, v2)
-        await eventually(other_uses_v2, within=1.0)
+        await eventually(other_uses_v2, within=3.0)
         decided = await screen(other, "adolescent-step-down")
         assert decided["determination"]["recommended_level"]["level"] == "partial_hospitalization"
 
@@ -223,7 +223,7 @@ async def test_an_activation_reaches_another_process(
             return await screened_by(client, "adolescent-step-down") == 1
 
         await activate(other, 1)  # the rollback, through the other process
-        await eventually(first_uses_v1, within=1.0)
+        await eventually(first_uses_v1, within=3.0)
 
 
 # --- the database's guarantee ------------------------------------------------------------------
