@@ -17,8 +17,8 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
     && pip install -r /tmp/requirements.txt
 
 # Then the project itself, without dependencies. It is installed in editable mode on purpose: the
-# service finds alembic.ini, migrations/ and examples/ next to app/ (app/migrate.py,
-# app/screenings/schemas.py), so the code runs from /app, where the runtime stage puts it too.
+# service finds alembic.ini and migrations/ next to app/ (app/migrate.py), so the code runs from
+# /app, where the runtime stage puts it too.
 # README.md is only read here, for the package metadata.
 COPY README.md ./
 COPY app/ app/
@@ -43,7 +43,6 @@ WORKDIR /app
 COPY pyproject.toml alembic.ini ./
 COPY app/ app/
 COPY migrations/ migrations/
-COPY examples/ examples/
 RUN python -m compileall -q app migrations
 
 # The working directory is the service user's own: without CARELEVEL_DATABASE_URL the embedded

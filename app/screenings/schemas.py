@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from enum import StrEnum
-from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
-from app.engine.answers import ScreeningAnswers
+from app.engine.answers import EXAMPLE_SECTIONS, ScreeningAnswers
 from app.engine.determination import Determination, LevelOfCare, Status, Urgency
 
-_EXAMPLE_FILE = Path(__file__).resolve().parents[2] / "examples" / "adult-iop-suitable.json"
-EXAMPLE_ANSWERS: dict[str, Any] = (
-    json.loads(_EXAMPLE_FILE.read_text()) if _EXAMPLE_FILE.exists() else {}
-)
+EXAMPLE_ANSWERS: dict[str, Any] = EXAMPLE_SECTIONS
 
 
 # Text the service stores: no control characters in identifiers, no NUL anywhere (Postgres
