@@ -17,6 +17,19 @@ from app.engine.instruments import (
     score_yes_no,
 )
 
+# Enum members bound once: class-attribute access on an Enum costs a metaclass lookup.
+_AUDIT = InstrumentId.AUDIT
+_AUDIT_C = InstrumentId.AUDIT_C
+_CIWA_AR = InstrumentId.CIWA_AR
+_COWS = InstrumentId.COWS
+_CSSRS = InstrumentId.CSSRS
+_DAST10 = InstrumentId.DAST10
+_GAD7 = InstrumentId.GAD7
+_PC_PTSD5 = InstrumentId.PC_PTSD5
+_PHQ2 = InstrumentId.PHQ2
+_PHQ9 = InstrumentId.PHQ9
+_SCOFF = InstrumentId.SCOFF
+
 
 def score_answers(
     answers: ScreeningAnswers,
@@ -30,17 +43,11 @@ def score_answers(
     sex = answers.respondent.sex_for_scoring
     scores: dict[InstrumentId, InstrumentScore] = {}
     if given.phq9 is not None:
-        scores[InstrumentId.PHQ9] = score_ordinal(
-            InstrumentId.PHQ9, given.phq9.items, policies[InstrumentId.PHQ9]
-        )
+        scores[_PHQ9] = score_ordinal(_PHQ9, given.phq9.items, policies[_PHQ9])
     if given.phq2 is not None:
-        scores[InstrumentId.PHQ2] = score_ordinal(
-            InstrumentId.PHQ2, given.phq2.items, policies[InstrumentId.PHQ2]
-        )
+        scores[_PHQ2] = score_ordinal(_PHQ2, given.phq2.items, policies[_PHQ2])
     if given.gad7 is not None:
-        scores[InstrumentId.GAD7] = score_ordinal(
-            InstrumentId.GAD7, given.gad7.items, policies[InstrumentId.GAD7]
-        )
+        scores[_GAD7] = score_ordinal(_GAD7, given.gad7.items, policies[_GAD7])
     audit_c_items = (
         given.audit_c.items
         if given.audit_c is not None
@@ -49,36 +56,24 @@ def score_answers(
         else None
     )
     if audit_c_items is not None:
-        score = score_ordinal(
-            InstrumentId.AUDIT_C, audit_c_items, policies[InstrumentId.AUDIT_C], sex
-        )
+        score = score_ordinal(_AUDIT_C, audit_c_items, policies[_AUDIT_C], sex)
         if given.audit_c is None:
             score.notes = (*score.notes, "Derived from AUDIT items 1-3.")
-        scores[InstrumentId.AUDIT_C] = score
+        scores[_AUDIT_C] = score
     if given.audit is not None:
-        scores[InstrumentId.AUDIT] = score_ordinal(
-            InstrumentId.AUDIT, given.audit.items, policies[InstrumentId.AUDIT]
-        )
+        scores[_AUDIT] = score_ordinal(_AUDIT, given.audit.items, policies[_AUDIT])
     if given.dast10 is not None:
-        scores[InstrumentId.DAST10] = score_yes_no(
-            InstrumentId.DAST10, given.dast10.items, policies[InstrumentId.DAST10]
-        )
+        scores[_DAST10] = score_yes_no(_DAST10, given.dast10.items, policies[_DAST10])
     if given.cssrs is not None:
-        scores[InstrumentId.CSSRS] = score_cssrs(given.cssrs)
+        scores[_CSSRS] = score_cssrs(given.cssrs)
     if given.pc_ptsd5 is not None:
-        scores[InstrumentId.PC_PTSD5] = score_pc_ptsd5(
-            given.pc_ptsd5.trauma_exposure, given.pc_ptsd5.items, policies[InstrumentId.PC_PTSD5]
+        scores[_PC_PTSD5] = score_pc_ptsd5(
+            given.pc_ptsd5.trauma_exposure, given.pc_ptsd5.items, policies[_PC_PTSD5]
         )
     if given.scoff is not None:
-        scores[InstrumentId.SCOFF] = score_yes_no(
-            InstrumentId.SCOFF, given.scoff.items, policies[InstrumentId.SCOFF]
-        )
+        scores[_SCOFF] = score_yes_no(_SCOFF, given.scoff.items, policies[_SCOFF])
     if given.ciwa_ar is not None:
-        scores[InstrumentId.CIWA_AR] = score_clinician_total(
-            InstrumentId.CIWA_AR, given.ciwa_ar.total, policies[InstrumentId.CIWA_AR]
-        )
+        scores[_CIWA_AR] = score_clinician_total(_CIWA_AR, given.ciwa_ar.total, policies[_CIWA_AR])
     if given.cows is not None:
-        scores[InstrumentId.COWS] = score_clinician_total(
-            InstrumentId.COWS, given.cows.total, policies[InstrumentId.COWS]
-        )
+        scores[_COWS] = score_clinician_total(_COWS, given.cows.total, policies[_COWS])
     return scores
