@@ -31,7 +31,7 @@ def get_sessions(request: Request) -> async_sessionmaker[AsyncSession]:
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """A unit of work per request: committed before the response is sent."""
-    async for session in session_scope(get_sessions(request)):
+    async with session_scope(get_sessions(request)) as session:
         yield session
 
 
@@ -45,6 +45,7 @@ def get_actor(
         str | None,
         Header(
             max_length=200,
+            pattern=r"^[^\x00-\x1f\x7f]*$",
             description="Who performs the action (recorded on rule-set lifecycle events).",
         ),
     ] = None,

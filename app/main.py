@@ -91,9 +91,25 @@ async def purge_keys_forever(service: ScreeningService) -> None:
             logger.warning("idempotency key purge failed: %s", type(error).__name__)
 
 
+class _TypeOnlyTracebacks(logging.Filter):
+    """Server logs name an unexpected exception's type only: a traceback's messages can carry
+    submitted or stored answer values, which must never reach a log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[0] is not None:
+            record.msg = f"{record.getMessage()} ({record.exc_info[0].__name__})"
+            record.args = ()
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the application for ``settings`` (the environment's by default)."""
     settings = settings or get_settings()
+    for name in ("uvicorn.error", "carelevel"):
+        if not any(isinstance(f, _TypeOnlyTracebacks) for f in logging.getLogger(name).filters):
+            logging.getLogger(name).addFilter(_TypeOnlyTracebacks())
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

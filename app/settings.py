@@ -24,7 +24,12 @@ class Settings(BaseSettings):
         description="SQLAlchemy async URL: postgresql+asyncpg://… in production; a local SQLite "
         "file by default so the service runs with no server.",
     )
-    db_pool_size: int = Field(default=10, ge=1, le=200)
+    db_pool_size: int = Field(
+        default=10,
+        ge=2,
+        le=200,
+        description="Connections per process (at least 2: start-up holds one for its lock).",
+    )
     db_pool_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)

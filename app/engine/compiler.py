@@ -262,7 +262,16 @@ def _check_shape(value: Any, node_limit: int | None) -> None:
         if depth > MAX_DOCUMENT_DEPTH:
             message = f"nested more than {MAX_DOCUMENT_DEPTH} levels deep"
             raise RuleSetError([RuleSetProblem(None, "document", message)])
+        if isinstance(node, str) and "\x00" in node:
+            raise RuleSetError([RuleSetProblem(None, "document", "text may not contain NUL")])
+        if isinstance(node, int) and not -(2**63) <= node < 2**63:
+            message = "integers must fit in 64 bits"
+            raise RuleSetError([RuleSetProblem(None, "document", message)])
         if isinstance(node, Mapping):
+            for key in node:
+                if isinstance(key, str) and "\x00" in key:
+                    message = "text may not contain NUL"
+                    raise RuleSetError([RuleSetProblem(None, "document", message)])
             stack.extend((child, depth + 1) for child in node.values())
         elif isinstance(node, list):
             stack.extend((child, depth + 1) for child in node)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -54,6 +55,7 @@ class RuleSetCache:
         self._compiled: dict[str, CompiledRuleSet] = {}
         self._active: dict[str, VersionRef] = {}
         self._generation = 0  # bumped by every local activation
+        self.refreshed_at: float | None = None  # monotonic time of the last refresh
 
     def compiled(self, row: RuleSetVersion) -> CompiledRuleSet:
         """The compiled form of a stored version (compiled once, then cached)."""
@@ -95,6 +97,11 @@ class RuleSetCache:
             active[key] = ref
         if generation == self._generation:
             self._active = active
+        self.refreshed_at = time.monotonic()
+
+    def recently_refreshed(self, within: float) -> bool:
+        """Whether a refresh ran less than ``within`` seconds ago."""
+        return self.refreshed_at is not None and time.monotonic() - self.refreshed_at < within
 
 
 async def refresh_forever(

@@ -24,7 +24,8 @@ from app.rulesets.service import RuleSetService, etag, export_yaml
 router = APIRouter(prefix="/v1/rule-sets", tags=["rule sets"])
 
 Key = Annotated[str, Path(pattern=r"^[a-z][a-z0-9-]{1,63}$", description="Rule-set key.")]
-Version = Annotated[int, Path(ge=1, description="Version number.")]
+MAX_VERSION = 2_147_483_647  # the column is a 32-bit integer on Postgres
+Version = Annotated[int, Path(ge=1, le=MAX_VERSION, description="Version number.")]
 IfMatch = Annotated[
     str | None, Header(alias="If-Match", max_length=200, description="The draft's ETag.")
 ]
@@ -123,7 +124,7 @@ async def create_draft(
     key: Key,
     request: Request,
     rule_sets: ServiceDep,
-    copy_from: Annotated[int | None, Query(ge=1)] = None,
+    copy_from: Annotated[int | None, Query(ge=1, le=MAX_VERSION)] = None,
 ) -> Response:
     document = await document_from(request)
     row = await rule_sets.create_draft(key, document, copy_from)
@@ -258,8 +259,8 @@ async def retire_version(key: Key, version: Version, rule_sets: ServiceDep) -> R
 async def diff_versions(
     key: Key,
     rule_sets: ServiceDep,
-    from_version: Annotated[int, Query(alias="from", ge=1)],
-    to_version: Annotated[int, Query(alias="to", ge=1)],
+    from_version: Annotated[int, Query(alias="from", ge=1, le=MAX_VERSION)],
+    to_version: Annotated[int, Query(alias="to", ge=1, le=MAX_VERSION)],
 ) -> VersionDiff:
     return await rule_sets.diff(key, from_version, to_version)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import orjson
@@ -12,6 +12,7 @@ from app.deps import ScreeningServiceDep, SettingsDep
 from app.engine.determination import LevelOfCare, Urgency
 from app.errors import FieldProblem, Unprocessable, problem
 from app.screenings.schemas import (
+    MAX_VERSION,
     NO_CONTROL_CHARACTERS,
     RULE_SET_KEY,
     DecisionRequest,
@@ -35,7 +36,9 @@ def json_response(
     return Response(orjson.dumps(body), status_code=status_code, media_type=JSON, headers=headers)
 
 
-ScreeningId = Annotated[str, Path(max_length=64, description="The screening's id.")]
+ScreeningId = Annotated[
+    str, Path(max_length=64, pattern=r"^[A-Za-z0-9-]+$", description="The screening's id.")
+]
 IdempotencyKey = Annotated[
     str | None,
     Header(
@@ -114,7 +117,7 @@ async def list_screenings(
     level: LevelOfCare | None = None,
     urgency: Urgency | None = None,
     rule_set_key: Annotated[str | None, Query(pattern=RULE_SET_KEY)] = None,
-    rule_set_version: Annotated[int | None, Query(ge=1)] = None,
+    rule_set_version: Annotated[int | None, Query(ge=1, le=MAX_VERSION)] = None,
     created_from: Annotated[
         datetime | None,
         Query(description="Created at or after this instant (with a time zone)."),
@@ -130,6 +133,14 @@ async def list_screenings(
                 f"{name} needs a time zone (for example 2026-11-26T00:00:00Z).",
                 errors=[FieldProblem(pointer=f"#/query/{name}", detail="must include a time zone")],
             )
+        try:
+            if value is not None:
+                value.astimezone(UTC)
+        except OverflowError:
+            raise Unprocessable(
+                f"{name} is out of range.",
+                errors=[FieldProblem(pointer=f"#/query/{name}", detail="is out of range")],
+            ) from None
     page = await service.page(
         limit=min(limit, settings.max_page_size),
         cursor=cursor,

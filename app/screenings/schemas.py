@@ -19,6 +19,7 @@ EXAMPLE_ANSWERS: dict[str, Any] = EXAMPLE_SECTIONS
 # cannot store it, and it has no business in a reference or a comment).
 NO_CONTROL_CHARACTERS = r"^[^\x00-\x1f\x7f]*$"
 NO_NUL = r"^[^\x00]*$"
+MAX_VERSION = 2_147_483_647  # version columns are 32-bit integers on Postgres
 RULE_SET_KEY = r"^[a-z][a-z0-9-]{1,63}$"
 
 
@@ -35,6 +36,7 @@ class RuleSetPin(Schema):
     version: int | None = Field(
         default=None,
         ge=1,
+        le=MAX_VERSION,
         description="A published or active version (not a draft, not a retired one); omit for "
         "the active one.",
     )
@@ -104,6 +106,7 @@ class ReplayRequest(Schema):
     version: int | None = Field(
         default=None,
         ge=1,
+        le=MAX_VERSION,
         description="Another version of the same rule set (a what-if; any version but a draft); "
         "omit to replay under the version that decided the screening.",
     )

@@ -6,7 +6,7 @@ import base64
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -75,7 +75,10 @@ async def resolve_rule_set(
         compiled = cache.cached(ref.id) if ref else None
         if ref is not None and compiled is not None:
             return ref.id, ref.key, ref.version, compiled
-        await cache.refresh(session)  # first request after start, or a new key
+        # A key this process has not seen active yet: look once, but never more than once a
+        # second, so requests naming unknown keys cannot turn into a query each.
+        if not cache.recently_refreshed(1.0):
+            await cache.refresh(session)
         ref = cache.active(key)
         compiled = cache.cached(ref.id) if ref else None
         if ref is None or compiled is None:
@@ -408,6 +411,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         after = datetime.fromisoformat(created)
         if after.tzinfo is None or not isinstance(screening_id, str) or "\x00" in screening_id:
             raise ValueError("not a cursor")
+        after.astimezone(UTC)  # out of range raises OverflowError
         return after, screening_id
-    except (ValueError, TypeError, orjson.JSONDecodeError):
+    except (ValueError, TypeError, OverflowError, orjson.JSONDecodeError):
         raise BadRequest("The cursor is not one this API returned.") from None
