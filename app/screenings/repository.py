@@ -107,6 +107,33 @@ class ScreeningRepository:
         )
         return isinstance(result, CursorResult) and result.rowcount == 1
 
+    async def complete_key(self, key: str, claimed_at: datetime, screening_id: str) -> bool:
+        """Mark a key completed by the request that holds the claim made at ``claimed_at``;
+        False when the claim was taken over meanwhile."""
+        result = await self.session.execute(
+            update(IdempotencyRecord)
+            .where(
+                IdempotencyRecord.key == key,
+                IdempotencyRecord.state == "in_progress",
+                IdempotencyRecord.created_at == claimed_at,
+            )
+            .values(state="completed", screening_id=screening_id)
+            .execution_options(synchronize_session=False)
+        )
+        return isinstance(result, CursorResult) and result.rowcount == 1
+
+    async def release_key(self, key: str, claimed_at: datetime) -> None:
+        """Delete an in-progress key, but only the claim made at ``claimed_at``."""
+        await self.session.execute(
+            delete(IdempotencyRecord)
+            .where(
+                IdempotencyRecord.key == key,
+                IdempotencyRecord.state == "in_progress",
+                IdempotencyRecord.created_at == claimed_at,
+            )
+            .execution_options(synchronize_session=False)
+        )
+
     async def purge_expired_keys(self, now: datetime) -> None:
         await self.session.execute(
             delete(IdempotencyRecord).where(IdempotencyRecord.expires_at < now)

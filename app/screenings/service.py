@@ -190,8 +190,9 @@ class ScreeningService:
 
     async def create(self, request: ScreeningRequest, idempotency_key: str | None) -> Stored:
         """Evaluate and store a screening; with a key, at most once per key and body."""
+        claimed_at = None
         if idempotency_key is not None:
-            replay = await self._claim_key(idempotency_key, fingerprint(request))
+            replay, claimed_at = await self._claim_key(idempotency_key, fingerprint(request))
             if replay is not None:
                 return Stored(replay, replayed=True)
         try:
@@ -219,21 +220,29 @@ class ScreeningService:
                 )
                 repository = ScreeningRepository(session)
                 repository.add(row)
-                if idempotency_key is not None:
-                    record = await repository.idempotency(idempotency_key)
-                    if record is not None:
-                        record.state = "completed"
-                        record.screening_id = row.id
                 await session.flush()
+                # A retry may have taken the key over while this request was stuck: it decides.
+                if (
+                    idempotency_key is not None
+                    and claimed_at is not None
+                    and not await repository.complete_key(idempotency_key, claimed_at, row.id)
+                ):
+                    raise RequestInFlight(
+                        "A retry with this Idempotency-Key took over this request.",
+                        headers={"Retry-After": "1"},
+                    )
                 body = screening_body(row)
         except BaseException:
-            if idempotency_key is not None:
-                await self._release_key(idempotency_key)
+            if idempotency_key is not None and claimed_at is not None:
+                await self._release_key(idempotency_key, claimed_at)
             raise
         return Stored(body, replayed=False)
 
-    async def _claim_key(self, key: str, print_: str) -> dict[str, Any] | None:
-        """Claim an idempotency key, or return the stored response it already produced."""
+    async def _claim_key(
+        self, key: str, print_: str
+    ) -> tuple[dict[str, Any] | None, datetime | None]:
+        """Claim an idempotency key (returning the claim time, which only this request holds),
+        or return the stored response the key already produced."""
         now = utcnow()
         for _ in range(2):
             try:
@@ -247,7 +256,7 @@ class ScreeningService:
                             expires_at=now + self.idempotency_ttl,
                         )
                     )
-                return None
+                return None, now
             except IntegrityError:
                 pass
             async with self.sessions() as session, session.begin():
@@ -265,7 +274,7 @@ class ScreeningService:
                 if record.state != "completed" or record.screening_id is None:
                     abandoned = record.created_at < now - IN_FLIGHT_LEASE
                     if abandoned and await repository.take_over_key(key, record.created_at, now):
-                        return None
+                        return None, now
                     raise RequestInFlight(
                         "A request with this Idempotency-Key is still being processed.",
                         headers={"Retry-After": "1"},
@@ -273,7 +282,7 @@ class ScreeningService:
                 screening = await repository.get(record.screening_id)
                 if screening is None:  # pragma: no cover - screenings are never deleted
                     raise Conflict("The screening for this Idempotency-Key is missing.")
-                return screening_body(screening)
+                return screening_body(screening), None
         raise RequestInFlight(
             "This Idempotency-Key is contended by concurrent requests; retry.",
             headers={"Retry-After": "1"},
@@ -284,11 +293,10 @@ class ScreeningService:
         async with self.sessions() as session, session.begin():
             await ScreeningRepository(session).purge_expired_keys(utcnow())
 
-    async def _release_key(self, key: str) -> None:
+    async def _release_key(self, key: str, claimed_at: datetime) -> None:
+        """Give a failed request's key back, unless another request has taken it over."""
         async with self.sessions() as session, session.begin():
-            record = await ScreeningRepository(session).idempotency(key)
-            if record is not None and record.state == "in_progress":
-                await session.delete(record)
+            await ScreeningRepository(session).release_key(key, claimed_at)
 
     async def get(self, screening_id: str) -> dict[str, Any]:
         async with self.sessions() as session:

@@ -7,11 +7,12 @@ from datetime import timedelta
 
 import httpx
 from fastapi import FastAPI
-from sqlalchemy import update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import insert, update
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from app.db import utcnow
 from app.screenings.models import IdempotencyRecord
+from app.screenings.repository import ScreeningRepository
 from tests.api.conftest import EXAMPLES
 
 
@@ -38,3 +39,36 @@ async def test_expired_keys_are_purged_and_can_be_used_again(
     )
     assert again.status_code == 201
     assert again.json()["id"] != first.json()["id"]
+
+
+async def test_a_request_whose_key_was_taken_over_cannot_complete_or_release_it(
+    schema: AsyncEngine,
+) -> None:
+    now = utcnow()
+    stuck_claim = now - timedelta(minutes=5)
+    async with schema.begin() as connection:
+        await connection.execute(
+            insert(IdempotencyRecord).values(
+                key="stuck",
+                fingerprint="f" * 64,
+                state="in_progress",
+                created_at=stuck_claim,
+                expires_at=now + timedelta(hours=24),
+            )
+        )
+    sessions = async_sessionmaker(schema, expire_on_commit=False)
+    async with sessions() as session, session.begin():
+        repository = ScreeningRepository(session)
+        assert await repository.take_over_key("stuck", stuck_claim, now)  # a retry takes over
+    async with sessions() as session, session.begin():
+        repository = ScreeningRepository(session)
+        assert not await repository.complete_key("stuck", stuck_claim, "late-screening")
+        await repository.release_key("stuck", stuck_claim)  # must not drop the retry's claim
+    async with sessions() as session:
+        record = await ScreeningRepository(session).idempotency("stuck")
+        assert record is not None
+        assert record.state == "in_progress"
+        assert record.created_at == now
+    async with sessions() as session, session.begin():
+        repository = ScreeningRepository(session)
+        assert await repository.complete_key("stuck", now, "retry-screening")
