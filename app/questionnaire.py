@@ -44,18 +44,15 @@ class Questionnaire(BaseModel):
     questions: list[Question]
 
 
-def _unwrap(annotation: Any) -> tuple[Any, bool]:
-    """(inner type, optional?) of an annotation like ``X | None``."""
+def _unwrap(annotation: Any) -> Any:
+    """The inner type of an annotation like ``X | None`` or ``Annotated[X, ...]``."""
     origin = typing.get_origin(annotation)
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(annotation) if a is not type(None)]
-        optional = len(args) < len(typing.get_args(annotation))
-        if len(args) == 1:
-            return args[0], optional
-        return annotation, optional
+        return args[0] if len(args) == 1 else annotation
     if origin is typing.Annotated:
         return _unwrap(typing.get_args(annotation)[0])
-    return annotation, False
+    return annotation
 
 
 def _bounds(info: FieldInfo) -> tuple[float | None, float | None]:
@@ -67,7 +64,7 @@ def _bounds(info: FieldInfo) -> tuple[float | None, float | None]:
 
 
 def _question(path: str, info: FieldInfo) -> Question:
-    inner, optional = _unwrap(info.annotation)
+    inner = _unwrap(info.annotation)
     required = info.is_required()
     help_text = info.description or ""
     if isinstance(inner, type) and issubclass(inner, OrdinalInstrument | YesNoInstrument):
@@ -119,7 +116,6 @@ def _question(path: str, info: FieldInfo) -> Question:
     if typing.get_origin(inner) in (typing.Union, types.UnionType):
         args = set(typing.get_args(inner))
         kind = "boolean_or_declined" if bool in args else "integer_or_declined"
-    del optional
     return Question(
         path=path, type=kind, help=help_text, required=required, minimum=low, maximum=high
     )

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import CursorResult, delete, or_, select, update
+from sqlalchemy import ColumnElement, CursorResult, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.rulesets.models import RuleSetVersion
@@ -97,40 +97,28 @@ class ScreeningRepository:
         (the compare-and-set on ``claimed_at`` lets exactly one take it over)."""
         result = await self.session.execute(
             update(IdempotencyRecord)
-            .where(
-                IdempotencyRecord.key == key,
-                IdempotencyRecord.state == "in_progress",
-                IdempotencyRecord.created_at == claimed_at,
-            )
+            .where(*_claim_held_at(key, claimed_at))
             .values(created_at=now)
             .execution_options(synchronize_session=False)
         )
-        return isinstance(result, CursorResult) and result.rowcount == 1
+        return _changed_one_row(result)
 
     async def complete_key(self, key: str, claimed_at: datetime, screening_id: str) -> bool:
         """Mark a key completed by the request that holds the claim made at ``claimed_at``;
         False when the claim was taken over meanwhile."""
         result = await self.session.execute(
             update(IdempotencyRecord)
-            .where(
-                IdempotencyRecord.key == key,
-                IdempotencyRecord.state == "in_progress",
-                IdempotencyRecord.created_at == claimed_at,
-            )
+            .where(*_claim_held_at(key, claimed_at))
             .values(state="completed", screening_id=screening_id)
             .execution_options(synchronize_session=False)
         )
-        return isinstance(result, CursorResult) and result.rowcount == 1
+        return _changed_one_row(result)
 
     async def release_key(self, key: str, claimed_at: datetime) -> None:
         """Delete an in-progress key, but only the claim made at ``claimed_at``."""
         await self.session.execute(
             delete(IdempotencyRecord)
-            .where(
-                IdempotencyRecord.key == key,
-                IdempotencyRecord.state == "in_progress",
-                IdempotencyRecord.created_at == claimed_at,
-            )
+            .where(*_claim_held_at(key, claimed_at))
             .execution_options(synchronize_session=False)
         )
 
@@ -138,3 +126,17 @@ class ScreeningRepository:
         await self.session.execute(
             delete(IdempotencyRecord).where(IdempotencyRecord.expires_at < now)
         )
+
+
+def _claim_held_at(key: str, claimed_at: datetime) -> tuple[ColumnElement[bool], ...]:
+    """The in-progress claim on ``key`` made at ``claimed_at``: a compare-and-set condition, so
+    only the request holding that claim can change it."""
+    return (
+        IdempotencyRecord.key == key,
+        IdempotencyRecord.state == "in_progress",
+        IdempotencyRecord.created_at == claimed_at,
+    )
+
+
+def _changed_one_row(result: object) -> bool:
+    return isinstance(result, CursorResult) and result.rowcount == 1
