@@ -7,6 +7,7 @@ import sys
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -22,6 +23,7 @@ from app.engine import (
     run_tests,
 )
 from app.engine.determination import RuleResult
+from app.security.principal import Scope, is_tenant_id, parse_scopes
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -77,6 +79,25 @@ def _parser() -> argparse.ArgumentParser:
         "migrate", help="apply database migrations (alembic upgrade head)"
     )
     migrate.set_defaults(handler=_migrate)
+
+    clients = commands.add_parser("clients", help="manage API clients and their keys")
+    clients_sub = clients.add_subparsers(metavar="action")
+    create = clients_sub.add_parser("create", help="create a client and print its key once")
+    create.add_argument("--tenant", required=True, help="the tenant it belongs to")
+    create.add_argument("--name", required=True, help="what it is (an app, an integration)")
+    create.add_argument(
+        "--scopes",
+        required=True,
+        nargs="+",
+        help="scopes, space- or comma-separated: " + ", ".join(s.value for s in Scope),
+    )
+    create.set_defaults(handler=_clients_create)
+    listing = clients_sub.add_parser("list", help="list clients (never their keys)")
+    listing.add_argument("--tenant", help="only this tenant's clients")
+    listing.set_defaults(handler=_clients_list)
+    revoke = clients_sub.add_parser("revoke", help="revoke a client's key")
+    revoke.add_argument("client", help="the client's id or key prefix (clk_…)")
+    revoke.set_defaults(handler=_clients_revoke)
     return parser
 
 
@@ -243,6 +264,7 @@ def _rules_check(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from app.logging_setup import logging_config
     from app.settings import get_settings
 
     settings = get_settings()
@@ -254,6 +276,8 @@ def _serve(args: argparse.Namespace) -> int:
         workers=args.workers or settings.workers,
         proxy_headers=True,
         timeout_graceful_shutdown=30,
+        log_config=logging_config(settings.log_level),
+        access_log=False,
     )
     return EXIT_OK
 
@@ -274,6 +298,131 @@ def _migrate(args: argparse.Namespace) -> int:
 
     asyncio.run(run())
     print("The database schema is up to date.")
+    return EXIT_OK
+
+
+def _run_with_database(work: Any) -> Any:
+    """Run ``work(sessions)`` against the configured database (the embedded SQLite one is
+    migrated first, as ``serve`` does; Postgres must be migrated already)."""
+    import asyncio
+
+    from app.db import create_engine, create_sessionmaker
+    from app.migrate import check_schema_is_current, upgrade_to_head
+    from app.settings import get_settings
+
+    async def run() -> Any:
+        settings = get_settings()
+        engine = create_engine(settings)
+        try:
+            if settings.is_sqlite:
+                await upgrade_to_head(engine)
+            else:
+                await check_schema_is_current(engine)
+            return await work(create_sessionmaker(engine))
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+def _cli_caller(tenant: str, action: Any) -> Any:
+    """The operator at the command line, as recorded in the tenant's audit trail."""
+    from app.audit.trail import Caller
+    from app.security.principal import ALL_SCOPES, Principal
+
+    principal = Principal(
+        tenant=tenant, client_id="cli", scopes=ALL_SCOPES, label="carelevel clients (cli)"
+    )
+    return Caller(principal=principal, action=action)
+
+
+def _clients_create(args: argparse.Namespace) -> int:
+    from app.audit.actions import Action
+    from app.audit.trail import record
+    from app.clients.service import create_client
+
+    if not is_tenant_id(args.tenant):
+        print(
+            "carelevel: --tenant must be a lowercase slug (a-z, 0-9, -), not 'shared'",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    try:
+        scopes = parse_scopes(" ".join(args.scopes))
+    except ValueError as error:
+        print(f"carelevel: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    name = args.name.strip()
+    if not name or len(name) > 200 or any(ord(c) < 32 or ord(c) == 127 for c in name):
+        print("carelevel: --name must be 1-200 printable characters", file=sys.stderr)
+        return EXIT_USAGE
+
+    async def work(sessions: Any) -> Any:
+        async with sessions() as session, session.begin():
+            created = await create_client(session, args.tenant, name, scopes, "carelevel clients")
+            caller = _cli_caller(args.tenant, Action.CLIENT_CREATE)
+            record(session, caller, 201, resource_id=created.client.id)
+        return created
+
+    created = _run_with_database(work)
+    client = created.client
+    print(f"Created client {client.id} '{client.name}' of tenant '{client.tenant_id}'")
+    print(f"Scopes: {', '.join(client.scopes)}")
+    print("API key (shown this once; carelevel keeps only its hash):")
+    print(f"  {created.api_key}")
+    return EXIT_OK
+
+
+def _clients_list(args: argparse.Namespace) -> int:
+    from app.clients.repository import ClientRepository
+
+    async def work(sessions: Any) -> Any:
+        async with sessions() as session:
+            return await ClientRepository(session).page(args.tenant, limit=100_000)
+
+    rows = _run_with_database(work)
+    if not rows:
+        print("No clients.")
+        return EXIT_OK
+    print(f"{'key prefix':<13} {'tenant':<20} {'state':<8} {'name':<24} scopes")
+    for client in rows:
+        state = "revoked" if client.revoked_at else "active"
+        print(
+            f"{client.key_prefix:<13} {client.tenant_id:<20} {state:<8} {client.name[:24]:<24} "
+            f"{' '.join(client.scopes)}   id {client.id}"
+        )
+    return EXIT_OK
+
+
+def _clients_revoke(args: argparse.Namespace) -> int:
+    from app.audit.actions import Action
+    from app.audit.trail import record
+    from app.clients.repository import ClientRepository
+    from app.clients.service import revoke_client
+
+    async def work(sessions: Any) -> Any:
+        async with sessions() as session, session.begin():
+            client = await ClientRepository(session).find(args.client)
+            if client is None:
+                return None
+            await revoke_client(session, client, "carelevel clients (cli)")
+            record(
+                session,
+                _cli_caller(client.tenant_id, Action.CLIENT_REVOKE),
+                200,
+                resource_id=client.id,
+            )
+            return client
+
+    client = _run_with_database(work)
+    if client is None:
+        print(f"carelevel: no client with id or key prefix '{args.client}'", file=sys.stderr)
+        return EXIT_FAILED
+    print(
+        f"Revoked client {client.id} '{client.name}' ({client.key_prefix}) of tenant "
+        f"'{client.tenant_id}'. Running services stop accepting its key within "
+        "CARELEVEL_CREDENTIAL_CACHE_SECONDS."
+    )
     return EXIT_OK
 
 

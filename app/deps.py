@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import session_scope
@@ -40,21 +40,7 @@ def get_screening_service(request: Request) -> ScreeningService:
     return service
 
 
-def get_actor(
-    x_actor: Annotated[
-        str | None,
-        Header(
-            max_length=200,
-            pattern=r"^[^\x00-\x1f\x7f]*$",
-            description="Who performs the action (recorded on rule-set lifecycle events).",
-        ),
-    ] = None,
-) -> str:
-    return x_actor or "unidentified"
-
-
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 CacheDep = Annotated[RuleSetCache, Depends(get_cache)]
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 ScreeningServiceDep = Annotated[ScreeningService, Depends(get_screening_service)]
-ActorDep = Annotated[str, Depends(get_actor)]

@@ -1,9 +1,10 @@
 """Errors as RFC 9457 problem details (application/problem+json).
 
     AppError                      status, stable type, title; detail per occurrence
-    ├── BadRequest (400)          ├── NotFound (404)            ├── Conflict (409)
-    ├── PreconditionFailed (412)  ├── PreconditionRequired (428)├── Unprocessable (422)
-    ├── PayloadTooLarge (413)     ├── UnsupportedMediaType (415)└── ServiceUnavailable (503)
+    ├── BadRequest (400)          ├── Unauthorized (401)        ├── Forbidden (403)
+    ├── NotFound (404)            ├── Conflict (409)            ├── PreconditionFailed (412)
+    ├── PayloadTooLarge (413)     ├── UnsupportedMediaType (415)├── Unprocessable (422)
+    ├── PreconditionRequired (428)├── TooManyRequests (429)     └── ServiceUnavailable (503)
 
 Validation errors list field paths and messages, never the submitted values: answers are
 health information. A body that is not JSON is 400 ``malformed-json``; a body sent with another
@@ -15,6 +16,7 @@ health information. A body that is not JSON is 400 ``malformed-json``; a body se
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Iterable, Sequence
 from http import HTTPStatus
 from typing import Any
@@ -62,6 +64,16 @@ def problem(description: str) -> dict[str, Any]:
     }
 
 
+def secured() -> dict[int | str, dict[str, Any]]:
+    """The error responses every protected operation may give, for its OpenAPI ``responses``."""
+    return {
+        401: problem("Missing, invalid, expired or revoked credentials (with WWW-Authenticate)."),
+        403: problem("The client lacks a scope this operation needs."),
+        429: problem("The client's rate limit is spent; retry after `Retry-After` seconds."),
+        503: problem("The database or the identity provider is unavailable; retry shortly."),
+    }
+
+
 class AppError(Exception):
     status = 500
     slug = "internal-error"
@@ -84,6 +96,22 @@ class AppError(Exception):
 
 class BadRequest(AppError):
     status, slug, title = 400, "bad-request", "The request is malformed"
+
+
+class Unauthorized(AppError):
+    """Missing or unacceptable credentials; carries the RFC 6750 challenge."""
+
+    status, slug, title = 401, "unauthorized", "Authentication required"
+
+    def __init__(self, detail: str, *, error: str | None = "invalid_token") -> None:
+        challenge = 'Bearer realm="carelevel"'
+        if error is not None:
+            challenge += f', error="{error}", error_description="{detail}"'
+        super().__init__(detail, headers={"WWW-Authenticate": challenge})
+
+
+class Forbidden(AppError):
+    status, slug, title = 403, "forbidden", "Not allowed"
 
 
 class NotFound(AppError):
@@ -120,6 +148,10 @@ class RequestInFlight(Conflict):
 
 class PreconditionRequired(AppError):
     status, slug, title = 428, "precondition-required", "If-Match is required"
+
+
+class TooManyRequests(AppError):
+    status, slug, title = 429, "rate-limited", "Too many requests"
 
 
 class ServiceUnavailable(AppError):
@@ -180,12 +212,30 @@ def problem_response(
     }
     request_id = getattr(request.state, "request_id", None) if request is not None else None
     if request_id:
-        body["instance"] = f"urn:uuid:{request_id}"
+        body["instance"] = instance_uri(request_id)
     if errors:
         body["errors"] = [e.model_dump() for e in errors]
     if extra:
         body.update(extra)
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def instance_uri(request_id: str) -> str:
+    """The problem's ``instance``: the request id, which the access log and the audit trail
+    carry too (``urn:uuid:`` for our ids, a request id the caller chose otherwise)."""
+    try:
+        return uuid.UUID(request_id).urn
+    except ValueError:
+        return f"urn:carelevel:request:{request_id}"
+
+
+async def audit_failure(request: Request, status: int) -> None:
+    """Record the failure of an authenticated request in the audit trail."""
+    from app.audit.trail import record_failure  # the trail's tables import this module's users
+
+    caller = getattr(request.state, "caller", None)
+    if caller is not None and status != 503:  # with the database away, the write would wait
+        await record_failure(request.app.state.sessions, caller, status)
 
 
 def malformed_json(request: Request) -> JSONResponse:
@@ -204,6 +254,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(AppError)
     async def _app_error(request: Request, error: AppError) -> JSONResponse:
+        await audit_failure(request, error.status)
         return problem_response(
             error.status,
             error.slug,
@@ -217,6 +268,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, error: RequestValidationError) -> JSONResponse:
+        response = _validation_problem(request, error)
+        await audit_failure(request, response.status_code)
+        return response
+
+    def _validation_problem(request: Request, error: RequestValidationError) -> JSONResponse:
         errors = error.errors()
         # FastAPI reports a body it could not decode as one error of type "json_invalid" at
         # ("body", <position>); it never reaches Pydantic, so nothing else is reported.
@@ -238,6 +294,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        await audit_failure(request, error.status_code)
         if error.status_code == 400 and isinstance(error.__cause__, ValueError):
             # FastAPI's "error parsing the body" for bytes json.loads cannot even decode
             # (invalid UTF-8, for instance): still malformed JSON.
@@ -278,6 +335,7 @@ def install_error_handlers(app: FastAPI) -> None:
         if error.connection_invalidated:
             return await _database_unavailable(request, error)
         logger.error("database error: %s", type(error.orig).__name__)
+        await audit_failure(request, 500)
         return problem_response(
             500, "internal-error", "Internal error", "An unexpected error occurred.", request
         )
@@ -285,6 +343,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, error: Exception) -> JSONResponse:
         logger.error("unexpected error: %s", type(error).__name__)
+        await audit_failure(request, 500)
         return problem_response(
             500, "internal-error", "Internal error", "An unexpected error occurred.", request
         )

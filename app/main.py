@@ -6,22 +6,44 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import Annotated
 
 from fastapi import APIRouter, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import Response
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.types import ASGIApp
 
 from app import __version__
+from app.audit.actions import Action
+from app.audit.router import router as audit_router
+from app.audit.trail import Caller
+from app.clients.repository import ClientRepository
+from app.clients.router import router as clients_router
+from app.clients.service import create_client
 from app.db import create_engine, create_sessionmaker
-from app.errors import install_error_handlers
+from app.edge import Edge
+from app.errors import install_error_handlers, secured
 from app.limits import BodySizeLimit
 from app.questionnaire import Questionnaire, build_questionnaire
 from app.rulesets.cache import RuleSetCache, refresh_forever
 from app.rulesets.router import router as rule_sets_router
-from app.rulesets.service import SYSTEM_ACTOR, RuleSetService
+from app.rulesets.service import RuleSetService
 from app.screenings.router import router as screenings_router
 from app.screenings.service import ScreeningService
+from app.security.access import Guard, access
+from app.security.authentication import Authenticator
+from app.security.jwt import JwtVerifier
+from app.security.principal import ALL_SCOPES, SCOPE_DESCRIPTIONS, Scope
+from app.security.rate_limit import (
+    DatabaseRateLimiter,
+    MemoryRateLimiter,
+    RateLimiter,
+    RedisRateLimiter,
+)
 from app.settings import Settings, get_settings
 
 logger = logging.getLogger("carelevel")
@@ -32,10 +54,18 @@ disorder and recommends a level of care, says whether an intensive outpatient pr
 fits, names the barriers to attending and how to lift them, and explains every rule that led
 there. **Clinical decision support, not a diagnosis.**
 
-Quick start: `POST /v1/screenings/evaluate` with the example body returns a determination
-without storing anything; `POST /v1/screenings` stores it with the exact rule-set version that
-decided it. `GET /v1/questionnaire` lists the questions to ask.
-"""
+Quick start: **Authorize** with an API key (the embedded default prints a local admin key at
+its first start; `carelevel clients create` makes others), then `POST /v1/screenings/evaluate`
+with the example body returns a determination without storing anything; `POST /v1/screenings`
+stores it with the exact rule-set version that decided it. `GET /v1/questionnaire` lists the
+questions to ask.
+
+Every operation but the health check needs `Authorization: Bearer <API key or access token>`
+and names the scopes it needs. A client belongs to one tenant and never sees another tenant's
+screenings, rule sets or audit events: their ids answer 404, like ids that do not exist.
+
+Scopes:
+""" + "".join(f"\n- `{scope.value}`: {SCOPE_DESCRIPTIONS[scope]}" for scope in Scope)
 
 meta_router = APIRouter(tags=["questionnaire"])
 
@@ -45,16 +75,26 @@ meta_router = APIRouter(tags=["questionnaire"])
     response_model=Questionnaire,
     summary="The questions to ask",
     description="Every question an intake app renders, with its type, allowed values, help text "
-    "and whether it is required; derived from the model the API validates answers with.",
+    "and whether it is required; derived from the model the API validates answers with. Any "
+    "authenticated client may read it.",
+    responses=secured(),
 )
-async def questionnaire() -> Questionnaire:
+async def questionnaire(
+    caller: Annotated[Caller, access(Action.QUESTIONNAIRE_READ)],
+) -> Questionnaire:
     return QUESTIONNAIRE
 
 
 QUESTIONNAIRE = build_questionnaire()
 
 
-@meta_router.get("/healthz", tags=["operations"], summary="Liveness", include_in_schema=True)
+@meta_router.get(
+    "/healthz",
+    tags=["operations"],
+    summary="Liveness",
+    description="The process is up (public: no credentials, no dependencies).",
+    include_in_schema=True,
+)
 async def healthz() -> Response:
     return Response('{"status":"ok"}', media_type="application/json")
 
@@ -73,22 +113,72 @@ async def prepare_database(app: FastAPI, settings: Settings) -> None:
         else:
             await check_schema_is_current(app.state.engine)
         async with app.state.sessions() as session, session.begin():
-            await RuleSetService(session, app.state.rule_set_cache, SYSTEM_ACTOR).ensure_default()
+            await RuleSetService(
+                session, app.state.rule_set_cache, None, settings.operator_tenant
+            ).ensure_default()
+        if settings.creates_bootstrap_admin:
+            await create_bootstrap_admin(app.state.sessions, settings)
     async with app.state.sessions() as session:
         await app.state.rule_set_cache.refresh(session)
+
+
+BOOTSTRAP_NAME = "local admin"
+
+
+async def create_bootstrap_admin(
+    sessions: async_sessionmaker[AsyncSession], settings: Settings
+) -> None:
+    """With no API client at all, create an admin of the operator tenant holding every scope,
+    and print its key: the one time it is shown."""
+    async with sessions() as session, session.begin():
+        if await ClientRepository(session).count():
+            return
+        created = await create_client(
+            session, settings.operator_tenant, BOOTSTRAP_NAME, ALL_SCOPES, "carelevel first start"
+        )
+    sys.stderr.write(
+        "\n"
+        f"  A local admin client was created (tenant '{settings.operator_tenant}', every scope).\n"
+        f"  Its API key, shown this once:\n\n      {created.api_key}\n\n"
+        "  Use it as 'Authorization: Bearer <key>' (or with Authorize in /docs).\n"
+        "  More clients: carelevel clients create --tenant T --name N --scopes ...\n\n"
+    )
+    sys.stderr.flush()
 
 
 PURGE_INTERVAL_SECONDS = 600.0
 
 
-async def purge_keys_forever(service: ScreeningService) -> None:
-    """Drop expired idempotency keys every few minutes until cancelled."""
+async def purge_forever(service: ScreeningService, rate_limiter: RateLimiter) -> None:
+    """Drop expired idempotency keys and ended rate-limit windows every few minutes."""
     while True:
         await asyncio.sleep(PURGE_INTERVAL_SECONDS)
         try:
             await service.purge_expired_keys()
+            await rate_limiter.purge()
         except Exception as error:  # the next round tries again
-            logger.warning("idempotency key purge failed: %s", type(error).__name__)
+            logger.warning("purge failed: %s", type(error).__name__)
+
+
+def create_rate_limiter(
+    settings: Settings, sessions: async_sessionmaker[AsyncSession]
+) -> RateLimiter:
+    limit, window = settings.rate_limit_requests, settings.rate_limit_window_seconds
+    backend = settings.rate_limit_backend
+    if backend == "redis":
+        assert settings.redis_url is not None  # checked by the settings
+        return RedisRateLimiter(settings.redis_url, limit, window)
+    if backend == "database":
+        return DatabaseRateLimiter(sessions, limit, window)
+    return MemoryRateLimiter(limit, window)
+
+
+class Carelevel(FastAPI):
+    """FastAPI with the request edge (request id, security headers, access log) outside
+    everything, error handling included, so that every response carries them."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return Edge(super().build_middleware_stack())
 
 
 class _TypeOnlyTracebacks(logging.Filter):
@@ -119,6 +209,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.sessions,
             app.state.rule_set_cache,
             timedelta(hours=settings.idempotency_ttl_hours),
+            settings.operator_tenant,
+        )
+        jwt = JwtVerifier(settings.identity_providers, list(Scope))
+        rate_limiter = create_rate_limiter(settings, app.state.sessions)
+        app.state.guard = Guard(
+            Authenticator(app.state.sessions, jwt, settings.credential_cache_seconds),
+            rate_limiter,
         )
         await prepare_database(app, settings)
         background = [
@@ -127,7 +224,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     app.state.rule_set_cache, app.state.sessions, settings.rule_set_refresh_seconds
                 )
             ),
-            asyncio.create_task(purge_keys_forever(app.state.screening_service)),
+            asyncio.create_task(purge_forever(app.state.screening_service, rate_limiter)),
         ]
         try:
             yield
@@ -137,9 +234,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             for task in background:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            await jwt.aclose()
+            await rate_limiter.aclose()
             await app.state.engine.dispose()
 
-    app = FastAPI(
+    app = Carelevel(
         title="carelevel",
         version=__version__,
         summary="Level-of-care screening with explained, reproducible recommendations.",
@@ -155,7 +254,32 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_bytes=settings.max_body_bytes,
         larger=(("/v1/rule-sets", settings.max_rule_set_body_bytes),),
     )
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "Idempotency-Key",
+                "If-Match",
+                "X-Request-ID",
+            ],
+            expose_headers=[
+                "Location",
+                "ETag",
+                "Idempotent-Replayed",
+                "Retry-After",
+                "X-Request-ID",
+                "RateLimit",
+                "RateLimit-Policy",
+            ],
+            max_age=600,
+        )
     app.include_router(screenings_router)
     app.include_router(rule_sets_router)
+    app.include_router(clients_router)
+    app.include_router(audit_router)
     app.include_router(meta_router)
     return app

@@ -5,8 +5,11 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from app.security.jwt import IdentityProvider
+from app.security.principal import is_tenant_id
 
 EMBEDDED_DATABASE_URL = "sqlite+aiosqlite:///./carelevel.db"
 
@@ -31,6 +34,7 @@ class Settings(BaseSettings):
         description="Connections per process (at least 2: start-up holds one for its lock).",
     )
     db_pool_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     workers: int = Field(default=1, ge=1, le=64)
@@ -58,9 +62,81 @@ class Settings(BaseSettings):
         "its test cases is about 100 KiB).",
     )
 
+    # --- security ---------------------------------------------------------------------------
+    operator_tenant: str = Field(
+        default="default",
+        description="The tenant whose clients maintain the shared rule sets (every tenant reads "
+        "them). Rows stored before tenancy existed belong to the tenant `default`.",
+    )
+    bootstrap_admin: bool | None = Field(
+        default=None,
+        description="On a start with no API clients at all, create a local admin client (every "
+        "scope, operator tenant) and print its key once. Default: on for the embedded SQLite "
+        "database in development, off otherwise.",
+    )
+    credential_cache_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        le=300,
+        description="How long a process trusts an API key it has checked; a revocation reaches "
+        "every other process within this time (at once in the revoking process).",
+    )
+    identity_providers: list[IdentityProvider] = Field(
+        default_factory=list,
+        description="Trusted OAuth2/OIDC issuers whose JWT access tokens are accepted, as JSON.",
+    )
+    rate_limit_requests: int = Field(
+        default=6000, ge=1, le=10_000_000, description="Requests per client per window."
+    )
+    rate_limit_window_seconds: int = Field(default=60, ge=1, le=3600)
+    rate_limit_storage: Literal["auto", "memory", "database", "redis"] = Field(
+        default="auto",
+        description="Where request counts live: `redis` (shared by every process and replica), "
+        "`database` (shared too, one small write per request), `memory` (this process only). "
+        "`auto` is redis when CARELEVEL_REDIS_URL is set, else the database.",
+    )
+    redis_url: str | None = Field(default=None, description="redis://host:6379/0")
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description="Browser origins allowed to call the API (CORS); none by default.",
+    )
+
+    @field_validator("operator_tenant")
+    @classmethod
+    def _tenant_id(cls, value: str) -> str:
+        if not is_tenant_id(value):
+            raise ValueError("must be a lowercase slug (a-z, 0-9, -), and not 'shared'")
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, origins: list[str]) -> list[str]:
+        for origin in origins:
+            if origin != "*" and not origin.startswith(("https://", "http://")):
+                raise ValueError(f"'{origin}' is not an origin (scheme://host[:port])")
+        return origins
+
+    @model_validator(mode="after")
+    def _redis_needs_url(self) -> Settings:
+        if self.rate_limit_storage == "redis" and not self.redis_url:
+            raise ValueError("CARELEVEL_RATE_LIMIT_STORAGE=redis needs CARELEVEL_REDIS_URL")
+        return self
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def creates_bootstrap_admin(self) -> bool:
+        if self.bootstrap_admin is not None:
+            return self.bootstrap_admin
+        return self.is_sqlite and self.environment == "development"
+
+    @property
+    def rate_limit_backend(self) -> Literal["memory", "database", "redis"]:
+        if self.rate_limit_storage != "auto":
+            return self.rate_limit_storage
+        return "redis" if self.redis_url else "database"
 
 
 @lru_cache

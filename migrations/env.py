@@ -13,13 +13,16 @@ from typing import Any
 from alembic import context
 from sqlalchemy.engine import Connection
 
+from app.audit import models as audit_tables
+from app.clients import models as client_tables
 from app.db import Base, UtcDateTime, create_engine
 from app.rulesets import models as rule_set_tables
 from app.screenings import models as screening_tables
+from app.security import models as security_tables
 from app.settings import Settings
 
 # Importing the model modules registers their tables on Base.metadata.
-TABLE_MODULES = (rule_set_tables, screening_tables)
+TABLE_MODULES = (audit_tables, client_tables, rule_set_tables, screening_tables, security_tables)
 target_metadata = Base.metadata
 
 
@@ -31,6 +34,15 @@ def render_item(kind: str, item: Any, autogen_context: Any) -> str | bool:
 
 
 def run_with(connection: Connection) -> None:
+    sqlite = connection.dialect.name == "sqlite"
+    if sqlite:
+        # SQLite changes a table by copying it into a new one; with foreign keys enforced, the
+        # copy would fire the ON DELETE actions of every table that references it. Checked
+        # again below, once the migrations have run.
+        began = not connection.in_transaction()
+        connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        if began:
+            connection.commit()  # else Alembic would join this transaction and never commit
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
@@ -40,6 +52,13 @@ def run_with(connection: Connection) -> None:
     )
     with context.begin_transaction():
         context.run_migrations()
+    if sqlite:
+        broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+        connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+        if connection.in_transaction() and began:
+            connection.commit()
+        if broken:
+            raise RuntimeError(f"foreign keys broken by the migration in tables {broken}")
 
 
 async def run_online() -> None:

@@ -29,6 +29,7 @@ logger = logging.getLogger("carelevel.rulesets")
 @dataclass(frozen=True, slots=True)
 class VersionRef:
     id: str
+    owner: str  # "shared" or a tenant
     key: str
     version: int
 
@@ -53,7 +54,7 @@ def compile_stored(content: dict[str, object], sha256: str, version: int) -> Com
 class RuleSetCache:
     def __init__(self) -> None:
         self._compiled: dict[str, CompiledRuleSet] = {}
-        self._active: dict[str, VersionRef] = {}
+        self._active: dict[tuple[str, str], VersionRef] = {}
         self._generation = 0  # bumped by every local activation
         self.refreshed_at: float | None = None  # monotonic time of the last refresh
 
@@ -69,13 +70,13 @@ class RuleSetCache:
     def cached(self, version_id: str) -> CompiledRuleSet | None:
         return self._compiled.get(version_id)
 
-    def active(self, key: str) -> VersionRef | None:
-        return self._active.get(key)
+    def active(self, owner: str, key: str) -> VersionRef | None:
+        return self._active.get((owner, key))
 
     def set_active(self, ref: VersionRef, compiled: CompiledRuleSet) -> None:
         """Record a committed activation made by this process."""
         self._compiled[ref.id] = compiled
-        self._active = {**self._active, ref.key: ref}
+        self._active = {**self._active, (ref.owner, ref.key): ref}
         self._generation += 1
 
     async def refresh(self, session: AsyncSession) -> None:
@@ -87,14 +88,14 @@ class RuleSetCache:
         generation = self._generation
         repository = RuleSetRepository(session)
         active = {}
-        for key, version, version_id in await repository.active_versions():
-            ref = VersionRef(version_id, key, version)
+        for owner, key, version, version_id in await repository.active_versions():
+            ref = VersionRef(version_id, owner, key, version)
             if version_id not in self._compiled:
                 row = await repository.version_by_id(version_id)
                 if row is None:
                     continue
                 self._compiled[version_id] = compile_stored(row.content, row.sha256, version)
-            active[key] = ref
+            active[(owner, key)] = ref
         if generation == self._generation:
             self._active = active
         self.refreshed_at = time.monotonic()

@@ -20,10 +20,15 @@ class VersionStatus(StrEnum):
 
 
 class RuleSet(Base):
+    """A rule set: its key is unique per owner, which is ``shared`` (read by every tenant) or
+    the tenant that forked or wrote it."""
+
     __tablename__ = "rule_sets"
+    __table_args__ = (UniqueConstraint("owner", "key", name="uq_rule_sets_owner_key"),)
 
     id: Mapped[str] = mapped_column(IdColumn, primary_key=True, default=new_id)
-    key: Mapped[str] = mapped_column(String(64), unique=True)
+    owner: Mapped[str] = mapped_column(String(64))
+    key: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -45,6 +50,7 @@ class RuleSetVersion(Base):
 
     id: Mapped[str] = mapped_column(IdColumn, primary_key=True, default=new_id)
     rule_set_id: Mapped[str] = mapped_column(ForeignKey("rule_sets.id", ondelete="RESTRICT"))
+    owner: Mapped[str] = mapped_column(String(64))
     key: Mapped[str] = mapped_column(String(64), index=True)
     version: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(16), index=True)
@@ -52,15 +58,16 @@ class RuleSetVersion(Base):
     content: Mapped[dict[str, Any]]
     sha256: Mapped[str] = mapped_column(String(64))
     revision: Mapped[int] = mapped_column(Integer, default=1)
+    parent_owner: Mapped[str | None] = mapped_column(String(64))
     parent_version: Mapped[int | None] = mapped_column(Integer)
-    created_by: Mapped[str] = mapped_column(String(200))
+    created_by: Mapped[str] = mapped_column(String(300))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
-    published_by: Mapped[str | None] = mapped_column(String(200))
+    published_by: Mapped[str | None] = mapped_column(String(300))
     published_at: Mapped[datetime | None]
-    activated_by: Mapped[str | None] = mapped_column(String(200))
+    activated_by: Mapped[str | None] = mapped_column(String(300))
     activated_at: Mapped[datetime | None]
-    retired_by: Mapped[str | None] = mapped_column(String(200))
+    retired_by: Mapped[str | None] = mapped_column(String(300))
     retired_at: Mapped[datetime | None]
 
 
@@ -73,9 +80,10 @@ class RuleSetEvent(Base):
     rule_set_version_id: Mapped[str | None] = mapped_column(
         ForeignKey("rule_set_versions.id", ondelete="SET NULL"), index=True
     )
+    owner: Mapped[str] = mapped_column(String(64))
     key: Mapped[str] = mapped_column(String(64))
     version: Mapped[int] = mapped_column(Integer)
     action: Mapped[str] = mapped_column(String(32))
-    actor: Mapped[str] = mapped_column(String(200))
+    actor: Mapped[str] = mapped_column(String(300))
     at: Mapped[datetime] = mapped_column(default=utcnow)
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)

@@ -1,4 +1,4 @@
-"""All SQL about rule sets and their versions."""
+"""All SQL about rule sets and their versions. A rule set is named by (owner, key)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ class RuleSetRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def rule_set(self, key: str, *, lock: bool = False) -> RuleSet | None:
-        """The rule set ``key``; with ``lock``, locked until the transaction ends.
+    async def rule_set(self, owner: str, key: str, *, lock: bool = False) -> RuleSet | None:
+        """The rule set (owner, key); with ``lock``, locked until the transaction ends.
 
         Postgres locks the row (SELECT … FOR UPDATE). SQLite has no row locks and ignores FOR
         UPDATE: there the lock is a write that changes nothing, which takes the database's
@@ -27,40 +27,58 @@ class RuleSetRepository:
         if lock and self.session.get_bind().dialect.name == "sqlite":
             await self.session.execute(
                 update(RuleSet)
-                .where(RuleSet.key == key)
+                .where(RuleSet.owner == owner, RuleSet.key == key)
                 .values(key=RuleSet.key)
                 .execution_options(synchronize_session=False)
             )
-        query = select(RuleSet).where(RuleSet.key == key)
+        query = select(RuleSet).where(RuleSet.owner == owner, RuleSet.key == key)
         if lock:
             query = query.with_for_update()
         return (await self.session.execute(query)).scalar_one_or_none()
 
-    async def add_rule_set(self, key: str) -> RuleSet:
-        rule_set = RuleSet(key=key)
+    async def add_rule_set(self, owner: str, key: str) -> RuleSet:
+        rule_set = RuleSet(owner=owner, key=key)
         self.session.add(rule_set)
         await self.session.flush()
         return rule_set
 
-    async def rule_sets(self) -> Sequence[RuleSet]:
-        return (await self.session.execute(select(RuleSet).order_by(RuleSet.key))).scalars().all()
-
-    async def versions(self, key: str) -> Sequence[RuleSetVersion]:
-        """Every version of ``key``, newest first, without their content (summaries only)."""
+    async def rule_sets(self, owners: Sequence[str]) -> Sequence[RuleSet]:
         query = (
-            select(RuleSetVersion)
-            .where(RuleSetVersion.key == key)
-            .order_by(RuleSetVersion.version.desc())
-            .options(defer(RuleSetVersion.content, raiseload=True))
+            select(RuleSet).where(RuleSet.owner.in_(owners)).order_by(RuleSet.key, RuleSet.owner)
         )
         return (await self.session.execute(query)).scalars().all()
 
-    async def version_overview(self) -> Sequence[tuple[str, int, str, str]]:
-        """(key, version, status, title) of every version, by key and newest first."""
-        query = select(
-            RuleSetVersion.key, RuleSetVersion.version, RuleSetVersion.status, RuleSetVersion.title
-        ).order_by(RuleSetVersion.key, RuleSetVersion.version.desc())
-        return [(row[0], row[1], row[2], row[3]) for row in (await self.session.execute(query))]
+    async def versions(
+        self, owner: str, key: str, *, drafts: bool = True
+    ) -> Sequence[RuleSetVersion]:
+        """Every version of (owner, key), newest first, without their content."""
+        query = (
+            select(RuleSetVersion)
+            .where(RuleSetVersion.owner == owner, RuleSetVersion.key == key)
+            .order_by(RuleSetVersion.version.desc())
+            .options(defer(RuleSetVersion.content, raiseload=True))
+        )
+        if not drafts:
+            query = query.where(RuleSetVersion.status != VersionStatus.DRAFT)
+        return (await self.session.execute(query)).scalars().all()
+
+    async def version_overview(
+        self, owners: Sequence[str]
+    ) -> Sequence[tuple[str, str, int, str, str]]:
+        """(owner, key, version, status, title) of every version of ``owners``' rule sets, by
+        key and newest first."""
+        query = (
+            select(
+                RuleSetVersion.owner,
+                RuleSetVersion.key,
+                RuleSetVersion.version,
+                RuleSetVersion.status,
+                RuleSetVersion.title,
+            )
+            .where(RuleSetVersion.owner.in_(owners))
+            .order_by(RuleSetVersion.key, RuleSetVersion.version.desc())
+        )
+        return [(r[0], r[1], r[2], r[3], r[4]) for r in await self.session.execute(query)]
 
     async def active_version_number(self, rule_set_id: str) -> int | None:
         query = select(RuleSetVersion.version).where(
@@ -69,9 +87,11 @@ class RuleSetRepository:
         )
         return (await self.session.execute(query)).scalar_one_or_none()
 
-    async def version(self, key: str, version: int) -> RuleSetVersion | None:
+    async def version(self, owner: str, key: str, version: int) -> RuleSetVersion | None:
         query = select(RuleSetVersion).where(
-            RuleSetVersion.key == key, RuleSetVersion.version == version
+            RuleSetVersion.owner == owner,
+            RuleSetVersion.key == key,
+            RuleSetVersion.version == version,
         )
         return (await self.session.execute(query)).scalar_one_or_none()
 
@@ -85,7 +105,7 @@ class RuleSetRepository:
             RuleSetVersion.rule_set_id == rule_set.id
         )
         logged = select(func.coalesce(func.max(RuleSetEvent.version), 0)).where(
-            RuleSetEvent.key == rule_set.key
+            RuleSetEvent.owner == rule_set.owner, RuleSetEvent.key == rule_set.key
         )
         highest = max(
             int((await self.session.execute(stored)).scalar_one()),
@@ -93,12 +113,13 @@ class RuleSetRepository:
         )
         return highest + 1
 
-    async def active_versions(self) -> Sequence[tuple[str, int, str]]:
-        """(key, version, id) of every active version: the one query each refresh makes."""
-        query = select(RuleSetVersion.key, RuleSetVersion.version, RuleSetVersion.id).where(
-            RuleSetVersion.status == VersionStatus.ACTIVE
-        )
-        return [(row[0], row[1], row[2]) for row in (await self.session.execute(query)).all()]
+    async def active_versions(self) -> Sequence[tuple[str, str, int, str]]:
+        """(owner, key, version, id) of every active version: the one query each refresh
+        makes."""
+        query = select(
+            RuleSetVersion.owner, RuleSetVersion.key, RuleSetVersion.version, RuleSetVersion.id
+        ).where(RuleSetVersion.status == VersionStatus.ACTIVE)
+        return [(r[0], r[1], r[2], r[3]) for r in (await self.session.execute(query)).all()]
 
     async def demote_active(self, rule_set_id: str) -> None:
         """The active version of a rule set (if any) goes back to published."""

@@ -7,9 +7,12 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
 
-from app.deps import ActorDep, CacheDep, SessionDep, SettingsDep
-from app.errors import BadRequest, UnsupportedMediaType, problem
+from app.audit.actions import Action
+from app.audit.trail import Caller
+from app.deps import CacheDep, SessionDep, SettingsDep
+from app.errors import BadRequest, UnsupportedMediaType, problem, secured
 from app.rulesets.models import RuleSetVersion
+from app.rulesets.reports import export_yaml
 from app.rulesets.schemas import (
     ActivationResult,
     RuleSetSummary,
@@ -19,10 +22,23 @@ from app.rulesets.schemas import (
     VersionDiff,
     VersionSummary,
 )
-from app.rulesets.service import RuleSetService, etag, export_yaml
+from app.rulesets.service import RuleSetService, etag
+from app.security.access import access
+from app.security.principal import TENANT_PATTERN
 
-router = APIRouter(prefix="/v1/rule-sets", tags=["rule sets"])
+router = APIRouter(prefix="/v1/rule-sets", tags=["rule sets"], responses=secured())
 
+Owner = Annotated[
+    str,
+    Path(
+        pattern=TENANT_PATTERN,
+        max_length=63,
+        description="`shared` (every tenant reads it; the operator tenant maintains it) or your "
+        "own tenant.",
+        examples=["shared"],
+    ),
+]
+OwnerQuery = Annotated[str | None, Query(pattern=TENANT_PATTERN, max_length=63)]
 Key = Annotated[str, Path(pattern=r"^[a-z][a-z0-9-]{1,63}$", description="Rule-set key.")]
 MAX_VERSION = 2_147_483_647  # the column is a 32-bit integer on Postgres
 Version = Annotated[int, Path(ge=1, le=MAX_VERSION, description="Version number.")]
@@ -47,7 +63,7 @@ def detail_response(row: RuleSetVersion, status_code: int = 200) -> Response:
     body = VersionDetail.model_validate(row, from_attributes=True).model_dump(mode="json")
     headers = {"ETag": etag(row)}
     if status_code == status.HTTP_201_CREATED:
-        headers["Location"] = f"/v1/rule-sets/{row.key}/versions/{row.version}"
+        headers["Location"] = f"/v1/rule-sets/{row.owner}/{row.key}/versions/{row.version}"
     return Response(orjson.dumps(body), status_code, headers, media_type="application/json")
 
 
@@ -70,49 +86,77 @@ async def document_from(request: Request) -> str | bytes | dict[str, Any] | None
     return parsed
 
 
-def rule_set_service(session: SessionDep, cache: CacheDep, actor: ActorDep) -> RuleSetService:
-    return RuleSetService(session, cache, actor)
+def service_for(action: Action) -> Any:
+    """The rule-set service for a caller authorized for ``action``."""
+
+    def build(
+        session: SessionDep,
+        cache: CacheDep,
+        settings: SettingsDep,
+        caller: Caller = access(action),  # a default, not Annotated: ``action`` is local
+    ) -> RuleSetService:
+        return RuleSetService(session, cache, caller, settings.operator_tenant)
+
+    return Depends(build)
 
 
-ServiceDep = Annotated[RuleSetService, Depends(rule_set_service)]
+V = "/{owner}/{key}/versions/{version}"
 
 
-@router.get("", response_model=list[RuleSetSummary], summary="List rule sets")
-async def list_rule_sets(rule_sets: ServiceDep) -> list[RuleSetSummary]:
+@router.get(
+    "",
+    response_model=list[RuleSetSummary],
+    summary="List rule sets",
+    description="The shared rule sets and your tenant's own, with their active and latest "
+    "versions.",
+)
+async def list_rule_sets(
+    rule_sets: Annotated[RuleSetService, service_for(Action.RULE_SET_LIST)],
+) -> list[RuleSetSummary]:
     return await rule_sets.summaries()
 
 
 @router.get(
-    "/{key}/versions",
+    "/{owner}/{key}/versions",
     response_model=list[VersionSummary],
     summary="List the versions of a rule set",
     responses={404: problem("No such rule set.")},
 )
-async def list_versions(key: Key, rule_sets: ServiceDep) -> Response:
-    rows = await rule_sets.versions(key)
+async def list_versions(
+    owner: Owner,
+    key: Key,
+    rule_sets: Annotated[RuleSetService, service_for(Action.RULE_SET_VERSIONS)],
+) -> Response:
+    rows = await rule_sets.versions(owner, key)
     return Response(orjson.dumps([summary(row) for row in rows]), media_type="application/json")
 
 
 @router.get(
-    "/{key}/versions/{version}",
+    V,
     response_model=VersionDetail,
     summary="Get one version",
     description="The document, status, sha256 and who did what when. The `ETag` header is what "
     "`If-Match` needs to edit a draft.",
     responses={404: problem("No such version.")},
 )
-async def get_version(key: Key, version: Version, rule_sets: ServiceDep) -> Response:
-    return detail_response(await rule_sets.version(key, version))
+async def get_version(
+    owner: Owner,
+    key: Key,
+    version: Version,
+    rule_sets: Annotated[RuleSetService, service_for(Action.VERSION_READ)],
+) -> Response:
+    return detail_response(await rule_sets.version(owner, key, version))
 
 
 @router.post(
-    "/{key}/versions",
+    "/{owner}/{key}/versions",
     status_code=status.HTTP_201_CREATED,
     response_model=VersionDetail,
     summary="Create a draft",
     description="From a document in the body (JSON or YAML), or, with an empty body and "
-    "`copy_from`, as a copy of an existing version. The document must compile; every problem "
-    "is reported with its rule id.",
+    "`copy_from`, as a copy of an existing version. To fork a shared rule set, create the "
+    "draft under your tenant with `copy_from=<version>&copy_from_owner=shared`. The document "
+    "must compile; every problem is reported with its rule id.",
     openapi_extra={"requestBody": DOCUMENT_BODY},
     responses={
         404: problem("copy_from names no version."),
@@ -121,35 +165,45 @@ async def get_version(key: Key, version: Version, rule_sets: ServiceDep) -> Resp
     },
 )
 async def create_draft(
+    owner: Owner,
     key: Key,
     request: Request,
-    rule_sets: ServiceDep,
+    rule_sets: Annotated[RuleSetService, service_for(Action.VERSION_CREATE)],
     copy_from: Annotated[int | None, Query(ge=1, le=MAX_VERSION)] = None,
+    copy_from_owner: OwnerQuery = None,
 ) -> Response:
     document = await document_from(request)
-    row = await rule_sets.create_draft(key, document, copy_from)
+    row = await rule_sets.create_draft(owner, key, document, copy_from, copy_from_owner)
     return detail_response(row, status.HTTP_201_CREATED)
 
 
 @router.post(
-    "/import",
+    "/{owner}/import",
     status_code=status.HTTP_201_CREATED,
     response_model=VersionDetail,
     summary="Import a document as a new draft",
-    description="The document's own `key` decides the rule set (created if new).",
+    description="The document's own `key` decides the rule set of `owner` (created if new).",
     openapi_extra={"requestBody": DOCUMENT_BODY},
-    responses={415: problem("Not JSON or YAML."), 422: problem("The document does not compile.")},
+    responses={
+        404: problem("No such owner."),
+        415: problem("Not JSON or YAML."),
+        422: problem("The document does not compile."),
+    },
 )
-async def import_document(request: Request, rule_sets: ServiceDep) -> Response:
+async def import_document(
+    owner: Owner,
+    request: Request,
+    rule_sets: Annotated[RuleSetService, service_for(Action.RULE_SET_IMPORT)],
+) -> Response:
     document = await document_from(request)
     if document is None:
         raise BadRequest("Send a rule-set document in the body.")
-    row = await rule_sets.create_draft(None, document)
+    row = await rule_sets.create_draft(owner, None, document)
     return detail_response(row, status.HTTP_201_CREATED)
 
 
 @router.put(
-    "/{key}/versions/{version}",
+    V,
     response_model=VersionDetail,
     summary="Update a draft",
     description="Replace a draft's document. Requires `If-Match` with the current ETag; a "
@@ -164,21 +218,22 @@ async def import_document(request: Request, rule_sets: ServiceDep) -> Response:
     },
 )
 async def update_draft(
+    owner: Owner,
     key: Key,
     version: Version,
     request: Request,
-    rule_sets: ServiceDep,
+    rule_sets: Annotated[RuleSetService, service_for(Action.VERSION_UPDATE)],
     if_match: IfMatch = None,
 ) -> Response:
     document = await document_from(request)
     if document is None:
         raise BadRequest("Send the new rule-set document in the body.")
-    row = await rule_sets.update_draft(key, version, document, if_match)
+    row = await rule_sets.update_draft(owner, key, version, document, if_match)
     return detail_response(row)
 
 
 @router.delete(
-    "/{key}/versions/{version}",
+    V,
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete a draft",
     responses={
@@ -189,26 +244,35 @@ async def update_draft(
     },
 )
 async def delete_draft(
-    key: Key, version: Version, rule_sets: ServiceDep, if_match: IfMatch = None
+    owner: Owner,
+    key: Key,
+    version: Version,
+    rule_sets: Annotated[RuleSetService, service_for(Action.VERSION_DELETE)],
+    if_match: IfMatch = None,
 ) -> Response:
-    await rule_sets.delete_draft(key, version, if_match)
+    await rule_sets.delete_draft(owner, key, version, if_match)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.post(
-    "/{key}/versions/{version}/validate",
+    V + "/validate",
     response_model=ValidationReport,
     summary="Validate and test a version",
     description="Compile it and run its test cases: problems with rule ids and positions, case "
     "results and rule coverage. `publishable` says whether it may be published.",
     responses={404: problem("No such version.")},
 )
-async def validate_version(key: Key, version: Version, rule_sets: ServiceDep) -> ValidationReport:
-    return await rule_sets.validate(key, version)
+async def validate_version(
+    owner: Owner,
+    key: Key,
+    version: Version,
+    rule_sets: Annotated[RuleSetService, service_for(Action.VERSION_VALIDATE)],
+) -> ValidationReport:
+    return await rule_sets.validate(owner, key, version)
 
 
 @router.post(
-    "/{key}/versions/{version}/publish",
+    V + "/publish",
     response_model=VersionDetail,
     summary="Publish a draft",
     description="Only a draft that compiles, passes every test case and fires every rule; it "
@@ -219,80 +283,106 @@ async def validate_version(key: Key, version: Version, rule_sets: ServiceDep) ->
         422: problem("Cases fail or rules are not covered (the report is included)."),
     },
 )
-async def publish_version(key: Key, version: Version, rule_sets: ServiceDep) -> Response:
-    return detail_response(await rule_sets.publish(key, version))
+async def publish_version(
+    owner: Owner,
+    key: Key,
+    version: Version,
+    rule_sets: Annotated[RuleSetService, service_for(Action.VERSION_PUBLISH)],
+) -> Response:
+    return detail_response(await rule_sets.publish(owner, key, version))
 
 
 @router.post(
-    "/{key}/versions/{version}/activate",
+    V + "/activate",
     response_model=ActivationResult,
     summary="Activate a published version",
     description="It decides new screenings from now on; the previously active version returns "
     "to published. Activating an older version is the rollback. Every process serving the same "
-    "database sees the change within `CARELEVEL_RULE_SET_REFRESH_SECONDS`.",
+    "database sees the change within `CARELEVEL_RULE_SET_REFRESH_SECONDS`. A tenant's active "
+    "version of a key decides that tenant's screenings instead of the shared one.",
     responses={404: problem("No such version."), 409: problem("Not published.")},
 )
-async def activate_version(key: Key, version: Version, rule_sets: ServiceDep) -> ActivationResult:
-    return await rule_sets.activate(key, version)
+async def activate_version(
+    owner: Owner,
+    key: Key,
+    version: Version,
+    rule_sets: Annotated[RuleSetService, service_for(Action.VERSION_ACTIVATE)],
+) -> ActivationResult:
+    return await rule_sets.activate(owner, key, version)
 
 
 @router.post(
-    "/{key}/versions/{version}/retire",
+    V + "/retire",
     response_model=VersionDetail,
     summary="Retire a version",
     description="A published version that is not active; it can no longer be activated or "
     "pinned for new screenings, but replays of screenings it decided still work.",
     responses={404: problem("No such version."), 409: problem("Active or draft.")},
 )
-async def retire_version(key: Key, version: Version, rule_sets: ServiceDep) -> Response:
-    return detail_response(await rule_sets.retire(key, version))
+async def retire_version(
+    owner: Owner,
+    key: Key,
+    version: Version,
+    rule_sets: Annotated[RuleSetService, service_for(Action.VERSION_RETIRE)],
+) -> Response:
+    return detail_response(await rule_sets.retire(owner, key, version))
 
 
 @router.get(
-    "/{key}/diff",
+    "/{owner}/{key}/diff",
     response_model=VersionDiff,
     summary="Compare two versions",
     description="Rules added, removed and changed (by id), and the test cases of both versions "
-    "whose outcome differs between them.",
+    "whose outcome differs between them. `from_owner=shared` compares a fork with the shared "
+    "version it came from.",
     responses={404: problem("No such version.")},
 )
 async def diff_versions(
+    owner: Owner,
     key: Key,
-    rule_sets: ServiceDep,
+    rule_sets: Annotated[RuleSetService, service_for(Action.RULE_SET_DIFF)],
     from_version: Annotated[int, Query(alias="from", ge=1, le=MAX_VERSION)],
     to_version: Annotated[int, Query(alias="to", ge=1, le=MAX_VERSION)],
+    from_owner: OwnerQuery = None,
 ) -> VersionDiff:
-    return await rule_sets.diff(key, from_version, to_version)
+    return await rule_sets.diff(owner, key, from_version, to_version, from_owner)
 
 
 @router.post(
-    "/{key}/versions/{version}/simulate",
+    V + "/simulate",
     response_model=SimulationReport,
     summary="Simulate a version over stored screenings",
-    description="Re-evaluate the most recent stored screenings of this rule set under this "
-    "version (a bounded sample) and count how many levels would change, from what to what.",
+    description="Re-evaluate your tenant's most recent stored screenings of this rule-set key "
+    "under this version (a bounded sample) and count how many levels would change, from what "
+    "to what.",
     responses={404: problem("No such version.")},
 )
 async def simulate_version(
+    owner: Owner,
     key: Key,
     version: Version,
-    rule_sets: ServiceDep,
+    rule_sets: Annotated[RuleSetService, service_for(Action.VERSION_SIMULATE)],
     settings: SettingsDep,
     sample: Annotated[int | None, Query(ge=1, le=10_000)] = None,
 ) -> SimulationReport:
     limit = min(sample or settings.simulation_sample_size, settings.simulation_sample_size)
-    return await rule_sets.simulate(key, version, limit)
+    return await rule_sets.simulate(owner, key, version, limit)
 
 
 @router.get(
-    "/{key}/versions/{version}/export",
+    V + "/export",
     summary="Export a version as YAML",
     response_class=Response,
     responses={200: {"content": {"application/yaml": {}}}, 404: problem("No such version.")},
 )
-async def export_version(key: Key, version: Version, rule_sets: ServiceDep) -> Response:
-    row = await rule_sets.version(key, version)
-    filename = f"{row.key}-v{row.version}.yaml"
+async def export_version(
+    owner: Owner,
+    key: Key,
+    version: Version,
+    rule_sets: Annotated[RuleSetService, service_for(Action.VERSION_EXPORT)],
+) -> Response:
+    row = await rule_sets.version(owner, key, version)
+    filename = f"{row.owner}-{row.key}-v{row.version}.yaml"
     return Response(
         export_yaml(row),
         media_type="application/yaml",

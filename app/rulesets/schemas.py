@@ -14,7 +14,11 @@ class Schema(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+OWNER_DESCRIPTION = "`shared` (maintained by the operator, read by every tenant) or your tenant."
+
+
 class RuleSetSummary(Schema):
+    owner: str = Field(description=OWNER_DESCRIPTION, examples=["shared"])
     key: str = Field(examples=["iop-level-of-care"])
     title: str
     active_version: int | None = Field(description="The version that decides new screenings.")
@@ -23,11 +27,13 @@ class RuleSetSummary(Schema):
 
 
 class VersionSummary(Schema):
+    owner: str = Field(description=OWNER_DESCRIPTION, examples=["shared"])
     key: str
     version: int
     status: VersionStatus
     title: str
     sha256: str = Field(description="sha256 of the canonical JSON of the content.")
+    parent_owner: str | None = Field(description="Owner of the version this one was copied from.")
     parent_version: int | None
     created_by: str
     created_at: datetime
@@ -58,6 +64,7 @@ class CaseOutcome(Schema):
 class ValidationReport(Schema):
     """Whether a version can be published: it compiles, its cases pass, every rule fires."""
 
+    owner: str
     key: str
     version: int
     compiles: bool
@@ -81,6 +88,7 @@ class RuleChange(Schema):
 
 class CaseDifference(Schema):
     case: str
+    source_owner: str
     source_version: int
     before: dict[str, Any]
     after: dict[str, Any]
@@ -88,7 +96,9 @@ class CaseDifference(Schema):
 
 class VersionDiff(Schema):
     key: str
+    from_owner: str
     from_version: int
+    to_owner: str
     to_version: int
     rules: list[RuleChange]
     other_changes: list[str] = Field(description="Top-level fields that differ.")
@@ -104,6 +114,7 @@ class LevelTransition(Schema):
 
 
 class SimulationReport(Schema):
+    owner: str
     key: str
     version: int
     screenings_considered: int
@@ -114,6 +125,7 @@ class SimulationReport(Schema):
 
 
 class ActivationResult(Schema):
+    owner: str
     key: str
     version: int
     status: VersionStatus

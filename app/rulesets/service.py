@@ -1,8 +1,13 @@
-"""Rule-set use cases: drafts, validation, the publish/activate/retire lifecycle, diff, simulate.
+"""Rule-set use cases: drafts, the publish/activate/retire lifecycle, diff, simulate.
 
-Lifecycle: draft (editable with If-Match) → published (immutable) → active (exactly one per key,
-enforced by a partial unique index) → retired. Activating an older published version is the
-rollback; the version it replaces goes back to published.
+Lifecycle: draft (editable with If-Match) → published (immutable) → active (exactly one per
+rule set, enforced by a partial unique index) → retired. Activating an older published version
+is the rollback; the version it replaces goes back to published.
+
+Ownership: a rule set is ``shared`` or belongs to a tenant. Every tenant reads the shared ones
+(their drafts excepted) and only the operator tenant changes them; a tenant's own rule sets
+(typically a fork of a shared one with adjusted cut-offs) are invisible to every other tenant,
+which gets 404 for them exactly as for a rule set that does not exist.
 """
 
 from __future__ import annotations
@@ -11,11 +16,12 @@ from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any
 
-import yaml
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.audit.actions import version_resource_id
+from app.audit.trail import Caller, record
 from app.db import after_commit, utcnow
 from app.engine import (
     DEFAULT_RULE_SET_KEY,
@@ -26,14 +32,13 @@ from app.engine import (
     document_sha256,
     evaluate,
     parse_document,
-    run_tests,
 )
 from app.engine.compiler import CompiledRuleSet
 from app.engine.ruleset import RuleSetDocument
-from app.engine.testing import case_answers
 from app.errors import (
     Conflict,
     FieldProblem,
+    Forbidden,
     NotFound,
     PreconditionFailed,
     PreconditionRequired,
@@ -41,19 +46,17 @@ from app.errors import (
 )
 from app.rulesets.cache import RuleSetCache, VersionRef
 from app.rulesets.models import RuleSet, RuleSetEvent, RuleSetVersion, VersionStatus
+from app.rulesets.reports import validation_report, version_diff
 from app.rulesets.repository import RuleSetRepository
 from app.rulesets.schemas import (
     ActivationResult,
-    CaseDifference,
-    CaseOutcome,
     LevelTransition,
-    RuleChange,
-    RuleSetProblemOut,
     RuleSetSummary,
     SimulationReport,
     ValidationReport,
     VersionDiff,
 )
+from app.security.principal import SHARED
 
 SYSTEM_ACTOR = "system"
 
@@ -73,7 +76,6 @@ def _problems(error: RuleSetError) -> list[FieldProblem]:
     ]
 
 
-# libyaml when installed: the pure-Python loader takes about half a second for the shipped set.
 def parse_and_compile(source: str | bytes | Mapping[str, Any]) -> tuple[RuleSetDocument, str]:
     """Parse and compile a document; a document that does not compile is rejected (422)."""
     try:
@@ -88,24 +90,85 @@ def parse_and_compile(source: str | bytes | Mapping[str, Any]) -> tuple[RuleSetD
 
 
 class RuleSetService:
-    def __init__(self, session: AsyncSession, cache: RuleSetCache, actor: str) -> None:
+    """Rule-set use cases for one caller (None: the service itself, seeding the default)."""
+
+    def __init__(
+        self,
+        session: AsyncSession,
+        cache: RuleSetCache,
+        caller: Caller | None,
+        operator_tenant: str,
+    ) -> None:
         self.session = session
         self.repository = RuleSetRepository(session)
         self.cache = cache
-        self.actor = actor
+        self.caller = caller
+        self.operator_tenant = operator_tenant
+        self.actor = caller.label if caller else SYSTEM_ACTOR
+
+    # --- who sees and changes what ----------------------------------------------------------
+
+    def _owners(self) -> list[str]:
+        """The owners whose rule sets the caller reads."""
+        if self.caller is None:
+            return [SHARED]
+        return [SHARED, self.caller.tenant]
+
+    def _readable(self, owner: str, key: str) -> None:
+        if owner not in self._owners():
+            raise NotFound(f"No rule set '{owner}/{key}'.")
+
+    def _sees_drafts(self, owner: str) -> bool:
+        """Drafts of shared rule sets are work in progress of the operator tenant."""
+        return self.caller is None or owner != SHARED or self.caller.tenant == self.operator_tenant
+
+    def _writable(self, owner: str, key: str) -> None:
+        self._readable(owner, key)
+        if not self._sees_drafts(owner):
+            raise Forbidden(
+                f"Shared rule sets are maintained by the operator tenant. Fork '{key}' instead: "
+                f"POST /v1/rule-sets/{self.caller.tenant if self.caller else owner}/{key}/"
+                "versions?copy_from=<version>&copy_from_owner=shared."
+            )
+
+    def _record(
+        self, outcome: int, resource_id: str | None = None, details: dict[str, Any] | None = None
+    ) -> None:
+        if self.caller is not None:
+            record(self.session, self.caller, outcome, resource_id=resource_id, details=details)
+
+    async def _find(self, owner: str, key: str, version: int) -> RuleSetVersion:
+        """A version the caller may read (404 otherwise, hidden drafts included)."""
+        self._readable(owner, key)
+        row = await self.repository.version(owner, key, version)
+        if row is None or (row.status == VersionStatus.DRAFT and not self._sees_drafts(owner)):
+            raise NotFound(f"Rule set '{owner}/{key}' has no version {version}.")
+        return row
+
+    async def _compiled(
+        self, owner: str, key: str, version: int
+    ) -> tuple[RuleSetVersion, CompiledRuleSet]:
+        row = await self._find(owner, key, version)
+        try:
+            return row, self.cache.compiled(row)
+        except RuleSetError as error:  # only drafts saved before a compiler change
+            raise Unprocessable("The version does not compile.", errors=_problems(error)) from None
 
     # --- reading ---------------------------------------------------------------------------
 
     async def summaries(self) -> list[RuleSetSummary]:
-        by_key: dict[str, list[tuple[int, str, str]]] = defaultdict(list)
-        for key, number, status, title in await self.repository.version_overview():
-            by_key[key].append((number, status, title))
+        owners = self._owners()
+        by_rule_set: dict[tuple[str, str], list[tuple[int, str, str]]] = defaultdict(list)
+        for owner, key, number, status, title in await self.repository.version_overview(owners):
+            if status != VersionStatus.DRAFT or self._sees_drafts(owner):
+                by_rule_set[(owner, key)].append((number, status, title))
         result = []
-        for rule_set in await self.repository.rule_sets():
-            versions = by_key.get(rule_set.key, [])
+        for rule_set in await self.repository.rule_sets(owners):
+            versions = by_rule_set.get((rule_set.owner, rule_set.key), [])
             active = next((v for v in versions if v[1] == VersionStatus.ACTIVE), None)
             result.append(
                 RuleSetSummary(
+                    owner=rule_set.owner,
                     key=rule_set.key,
                     title=versions[0][2] if versions else rule_set.key,
                     active_version=active[0] if active else None,
@@ -113,42 +176,44 @@ class RuleSetService:
                     versions=len(versions),
                 )
             )
+        self._record(200, details={"rule_sets": len(result)})
         return result
 
-    async def versions(self, key: str) -> list[RuleSetVersion]:
-        """The versions of ``key`` (without content), newest first; empty when its only
-        drafts were deleted."""
-        versions = await self.repository.versions(key)
-        if not versions and await self.repository.rule_set(key) is None:
-            raise NotFound(f"No rule set with key '{key}'.")
+    async def versions(self, owner: str, key: str) -> list[RuleSetVersion]:
+        """The versions of (owner, key) the caller sees, without content, newest first; empty
+        when its only drafts were deleted."""
+        self._readable(owner, key)
+        versions = await self.repository.versions(owner, key, drafts=self._sees_drafts(owner))
+        if not versions and await self.repository.rule_set(owner, key) is None:
+            raise NotFound(f"No rule set '{owner}/{key}'.")
+        self._record(200, details={"versions": len(versions)})
         return list(versions)
 
-    async def version(self, key: str, version: int) -> RuleSetVersion:
-        row = await self.repository.version(key, version)
-        if row is None:
-            raise NotFound(f"Rule set '{key}' has no version {version}.")
+    async def version(self, owner: str, key: str, version: int) -> RuleSetVersion:
+        row = await self._find(owner, key, version)
+        self._record(200)
         return row
-
-    async def compiled(self, key: str, version: int) -> tuple[RuleSetVersion, CompiledRuleSet]:
-        row = await self.version(key, version)
-        try:
-            return row, self.cache.compiled(row)
-        except RuleSetError as error:  # only drafts saved before a compiler change
-            raise Unprocessable("The version does not compile.", errors=_problems(error)) from None
 
     # --- drafts ----------------------------------------------------------------------------
 
     async def create_draft(
         self,
+        owner: str,
         key: str | None,
         source: str | bytes | Mapping[str, Any] | None,
         copy_from: int | None = None,
+        copy_from_owner: str | None = None,
     ) -> RuleSetVersion:
-        """A new draft from a document, or a copy of an existing version of ``key``."""
+        """A new draft of (owner, key) from a document, or a copy of a version of the same key
+        (owned by ``copy_from_owner``, the same owner by default: a fork copies a shared one).
+        Without ``key`` (an import), the document's own key decides."""
+        self._writable(owner, key or "")
+        parent_owner = None
         if source is None:
             if key is None or copy_from is None:
                 raise Unprocessable("Give a rule-set document, or copy_from with a version.")
-            parent = await self.version(key, copy_from)
+            parent_owner = copy_from_owner or owner
+            parent = await self._find(parent_owner, key, copy_from)
             document, sha = parse_and_compile(parent.content)
         else:
             document, sha = parse_and_compile(source)
@@ -157,11 +222,12 @@ class RuleSetService:
                 f"The document's key '{document.key}' does not match the URL key '{key}'.",
                 errors=[FieldProblem(pointer="#/key", detail="must match the rule-set key")],
             )
-        rule_set = await self._lock_or_create(document.key)
+        rule_set = await self._lock_or_create(owner, document.key)
         number = await self.repository.next_version_number(rule_set)
         now = utcnow()
         row = RuleSetVersion(
             rule_set_id=rule_set.id,
+            owner=owner,
             key=document.key,
             version=number,
             status=VersionStatus.DRAFT,
@@ -169,20 +235,35 @@ class RuleSetService:
             content=document.model_dump(mode="json"),
             sha256=sha,
             revision=1,
-            parent_version=copy_from,
+            parent_owner=parent_owner,
+            parent_version=copy_from if parent_owner else None,
             created_by=self.actor,
             created_at=now,
             updated_at=now,
         )
         self.repository.add(row)
         await self.session.flush()
-        self._event(row, "create_draft", {"parent_version": copy_from})
+        self._event(
+            row, "create_draft", {"parent_owner": parent_owner, "parent_version": copy_from}
+        )
+        self._record(
+            201,
+            version_resource_id(owner, row.key, number),
+            {"parent": version_resource_id(parent_owner, row.key, copy_from)}
+            if parent_owner and copy_from
+            else None,
+        )
         return row
 
     async def update_draft(
-        self, key: str, version: int, source: str | bytes | Mapping[str, Any], if_match: str | None
+        self,
+        owner: str,
+        key: str,
+        version: int,
+        source: str | bytes | Mapping[str, Any],
+        if_match: str | None,
     ) -> RuleSetVersion:
-        row = await self._draft_for_change(key, version, if_match)
+        row = await self._draft_for_change(owner, key, version, if_match)
         document, sha = parse_and_compile(source)
         if document.key != key:
             raise Unprocessable(
@@ -196,23 +277,25 @@ class RuleSetService:
         row.updated_at = utcnow()
         self._event(row, "update_draft", {"revision": row.revision})
         await self.session.flush()
+        self._record(200, details={"revision": row.revision})
         return row
 
-    async def delete_draft(self, key: str, version: int, if_match: str | None) -> None:
-        row = await self._draft_for_change(key, version, if_match)
+    async def delete_draft(self, owner: str, key: str, version: int, if_match: str | None) -> None:
+        row = await self._draft_for_change(owner, key, version, if_match)
         self._event(row, "delete_draft", {})
         await self.session.flush()
         await self.repository.delete(row)
         await self.session.flush()
+        self._record(204)
 
     async def _draft_for_change(
-        self, key: str, version: int, if_match: str | None
+        self, owner: str, key: str, version: int, if_match: str | None
     ) -> RuleSetVersion:
-        await self._lock(key)
-        row = await self.version(key, version)
+        await self._lock(owner, key)
+        row = await self._find(owner, key, version)
         if row.status != VersionStatus.DRAFT:
             raise Conflict(
-                f"Version {version} of '{key}' is {row.status}: only drafts can change. "
+                f"Version {version} of '{owner}/{key}' is {row.status}: only drafts can change. "
                 "Create a new draft (copy_from) instead."
             )
         if if_match is None:
@@ -226,15 +309,16 @@ class RuleSetService:
 
     # --- validation and lifecycle -----------------------------------------------------------
 
-    async def validate(self, key: str, version: int) -> ValidationReport:
-        row = await self.version(key, version)
-        return validation_report(row)
+    async def validate(self, owner: str, key: str, version: int) -> ValidationReport:
+        report = validation_report(await self._find(owner, key, version))
+        self._record(200, details={"publishable": report.publishable})
+        return report
 
-    async def publish(self, key: str, version: int) -> RuleSetVersion:
-        await self._lock(key)
-        row = await self.version(key, version)
+    async def publish(self, owner: str, key: str, version: int) -> RuleSetVersion:
+        await self._lock(owner, key)
+        row = await self._find(owner, key, version)
         if row.status != VersionStatus.DRAFT:
-            raise Conflict(f"Version {version} of '{key}' is already {row.status}.")
+            raise Conflict(f"Version {version} of '{owner}/{key}' is already {row.status}.")
         report = validation_report(row)
         if not report.publishable:
             raise Unprocessable(
@@ -247,19 +331,25 @@ class RuleSetService:
         row.published_by, row.published_at = self.actor, utcnow()
         self._event(row, "publish", {"sha256": row.sha256})
         await self.session.flush()
+        self._record(200, details={"sha256": row.sha256})
         return row
 
-    async def activate(self, key: str, version: int) -> ActivationResult:
-        rule_set = await self._lock(key)
-        row = await self.version(key, version)
+    async def activate(self, owner: str, key: str, version: int) -> ActivationResult:
+        rule_set = await self._lock(owner, key)
+        row = await self._find(owner, key, version)
         if row.status == VersionStatus.ACTIVE:
+            self._record(200, details={"already_active": True})
             return ActivationResult(
-                key=key, version=version, status=VersionStatus.ACTIVE, previous_active_version=None
+                owner=owner,
+                key=key,
+                version=version,
+                status=VersionStatus.ACTIVE,
+                previous_active_version=None,
             )
         if row.status != VersionStatus.PUBLISHED:
             raise Conflict(
-                f"Version {version} of '{key}' is {row.status}: only a published version can be "
-                "activated."
+                f"Version {version} of '{owner}/{key}' is {row.status}: only a published version "
+                "can be activated."
             )
         previous = await self.repository.active_version_number(rule_set.id)
         await self.repository.demote_active(rule_set.id)
@@ -273,71 +363,97 @@ class RuleSetService:
                 "Another activation of this rule set happened at the same time; retry.",
                 headers={"Retry-After": "1"},
             ) from None
-        ref, compiled = VersionRef(row.id, key, version), self.cache.compiled(row)
+        ref, compiled = VersionRef(row.id, owner, key, version), self.cache.compiled(row)
         after_commit(self.session, lambda: self.cache.set_active(ref, compiled))
+        self._record(200, details={"previous_active_version": previous})
         return ActivationResult(
+            owner=owner,
             key=key,
             version=version,
             status=VersionStatus.ACTIVE,
             previous_active_version=previous,
         )
 
-    async def retire(self, key: str, version: int) -> RuleSetVersion:
-        await self._lock(key)
-        row = await self.version(key, version)
+    async def retire(self, owner: str, key: str, version: int) -> RuleSetVersion:
+        await self._lock(owner, key)
+        row = await self._find(owner, key, version)
         if row.status != VersionStatus.PUBLISHED:
             raise Conflict(
-                f"Version {version} of '{key}' is {row.status}: only a published version that is "
-                "not active can be retired (activate another version first)."
+                f"Version {version} of '{owner}/{key}' is {row.status}: only a published version "
+                "that is not active can be retired (activate another version first)."
             )
         row.status = VersionStatus.RETIRED
         row.retired_by, row.retired_at = self.actor, utcnow()
         self._event(row, "retire", {})
         await self.session.flush()
+        self._record(200)
         return row
 
-    async def _lock(self, key: str) -> RuleSet:
-        """Lock a rule set before changing any of its versions.
+    async def _lock(self, owner: str, key: str) -> RuleSet:
+        """Lock a rule set before changing any of its versions (403/404 when the caller may
+        not change it).
 
         Changes to one rule set (edit, delete, publish, activate, retire, new drafts) then run
         one at a time, each reading what the previous one committed: a draft cannot be edited
         after it was published, nor an active version retired (see
         ``RuleSetRepository.rule_set`` for how Postgres and SQLite lock).
         """
-        rule_set = await self.repository.rule_set(key, lock=True)
+        self._writable(owner, key)
+        rule_set = await self.repository.rule_set(owner, key, lock=True)
         if rule_set is None:
-            raise NotFound(f"No rule set with key '{key}'.")
+            raise NotFound(f"No rule set '{owner}/{key}'.")
         return rule_set
 
-    async def _lock_or_create(self, key: str) -> RuleSet:
-        """Lock the rule set ``key``, creating it first when it is new (a concurrent creation of
-        the same key wins, and this one locks the row it created)."""
-        rule_set = await self.repository.rule_set(key, lock=True)
+    async def _lock_or_create(self, owner: str, key: str) -> RuleSet:
+        """Lock the rule set (owner, key), creating it first when it is new (a concurrent
+        creation of the same key wins, and this one locks the row it created)."""
+        rule_set = await self.repository.rule_set(owner, key, lock=True)
         if rule_set is not None:
             return rule_set
         try:
             async with self.session.begin_nested():
-                return await self.repository.add_rule_set(key)
+                return await self.repository.add_rule_set(owner, key)
         except IntegrityError:
-            return await self._lock(key)
+            return await self._lock(owner, key)
 
     # --- comparison --------------------------------------------------------------------------
 
-    async def diff(self, key: str, from_version: int, to_version: int) -> VersionDiff:
-        before_row, before = await self.compiled(key, from_version)
-        after_row, after = await self.compiled(key, to_version)
-        return version_diff(key, before_row, before, after_row, after)
+    async def diff(
+        self,
+        owner: str,
+        key: str,
+        from_version: int,
+        to_version: int,
+        from_owner: str | None = None,
+    ) -> VersionDiff:
+        """Compare ``from_owner``'s version (the same owner by default: a fork against the
+        shared version it came from otherwise) with ``owner``'s."""
+        before_row, before = await self._compiled(from_owner or owner, key, from_version)
+        after_row, after = await self._compiled(owner, key, to_version)
+        result = version_diff(key, before_row, before, after_row, after)
+        self._record(
+            200,
+            details={
+                "from": version_resource_id(before_row.owner, key, from_version),
+                "to": version_resource_id(owner, key, to_version),
+            },
+        )
+        return result
 
-    async def simulate(self, key: str, version: int, sample: int) -> SimulationReport:
+    async def simulate(self, owner: str, key: str, version: int, sample: int) -> SimulationReport:
+        """Re-evaluate the caller's most recent stored screenings of ``key`` (whichever owner's
+        version decided them) under this version."""
         from app.screenings.models import Screening  # screenings depend on rule sets, not back
 
-        row, compiled = await self.compiled(key, version)
+        row, compiled = await self._compiled(owner, key, version)
         query = (
             select(Screening.id, Screening.answers, Screening.level)
             .where(Screening.rule_set_key == key)
             .order_by(Screening.created_at.desc(), Screening.id.desc())
             .limit(sample)
         )
+        if self.caller is not None:
+            query = query.where(Screening.tenant_id == self.caller.tenant)
         rows = (await self.session.execute(query)).all()
         transitions: dict[tuple[str | None, str | None], list[str]] = defaultdict(list)
         changed = 0
@@ -347,7 +463,9 @@ class RuleSetService:
             if new_level != level:
                 changed += 1
             transitions[(level, new_level)].append(screening_id)
+        self._record(200, details={"screenings_considered": len(rows), "changed": changed})
         return SimulationReport(
+            owner=owner,
             key=key,
             version=row.version,
             screenings_considered=len(rows),
@@ -370,22 +488,26 @@ class RuleSetService:
     # --- seeding -----------------------------------------------------------------------------
 
     async def ensure_default(self) -> None:
-        """On a fresh database, load, publish and activate the shipped default rule set."""
-        if await self.repository.rule_set(DEFAULT_RULE_SET_KEY) is not None:
+        """On a fresh database, load, publish and activate the shipped default rule set as the
+        shared one."""
+        if await self.repository.rule_set(SHARED, DEFAULT_RULE_SET_KEY) is not None:
             return
-        await self._lock_or_create(DEFAULT_RULE_SET_KEY)
-        if await self.repository.versions(DEFAULT_RULE_SET_KEY):
+        await self._lock_or_create(SHARED, DEFAULT_RULE_SET_KEY)
+        if await self.repository.versions(SHARED, DEFAULT_RULE_SET_KEY):
             return  # another process seeded it meanwhile
         # The engine keeps the shipped document parsed once per process; parsing its YAML
         # again on every start costs far more than validating the parsed document.
-        row = await self.create_draft(None, default_rule_set().document.model_dump(mode="json"))
-        await self.publish(row.key, row.version)
-        await self.activate(row.key, row.version)
+        row = await self.create_draft(
+            SHARED, None, default_rule_set().document.model_dump(mode="json")
+        )
+        await self.publish(SHARED, row.key, row.version)
+        await self.activate(SHARED, row.key, row.version)
 
     def _event(self, row: RuleSetVersion, action: str, details: dict[str, Any]) -> None:
         self.repository.add(
             RuleSetEvent(
                 rule_set_version_id=row.id,
+                owner=row.owner,
                 key=row.key,
                 version=row.version,
                 action=action,
@@ -394,151 +516,3 @@ class RuleSetService:
                 details=details,
             )
         )
-
-
-def validation_report(row: RuleSetVersion) -> ValidationReport:
-    """Compile a stored version and run its test cases (pure; no database access)."""
-    try:
-        compiled = compile_rule_set(row.content, version=str(row.version))
-    except RuleSetError as error:
-        return ValidationReport(
-            key=row.key,
-            version=row.version,
-            compiles=False,
-            problems=[
-                RuleSetProblemOut(rule_id=p.rule_id, location=p.location, message=p.message)
-                for p in error.problems
-            ],
-            cases=[],
-            cases_passed=0,
-            cases_total=0,
-            rules_total=0,
-            rules_never_fired=[],
-            coverage=0.0,
-            publishable=False,
-        )
-    report = run_tests(compiled)
-    passed = sum(1 for case in report.cases if case.passed)
-    return ValidationReport(
-        key=row.key,
-        version=row.version,
-        compiles=True,
-        problems=[],
-        cases=[
-            CaseOutcome(name=case.name, passed=case.passed, failures=list(case.failures))
-            for case in report.cases
-        ],
-        cases_passed=passed,
-        cases_total=len(report.cases),
-        rules_total=len(report.rules),
-        rules_never_fired=list(report.never_fired),
-        coverage=report.coverage,
-        publishable=report.passed,
-    )
-
-
-def _rules_by_id(content: Mapping[str, Any]) -> dict[str, tuple[str, dict[str, Any]]]:
-    return {
-        rule["id"]: (stage["stage"], rule)
-        for stage in content.get("stages", [])
-        for rule in stage.get("rules", [])
-    }
-
-
-def _outcome(compiled: CompiledRuleSet, answers: ScreeningAnswers) -> dict[str, Any]:
-    result = evaluate(compiled, answers)
-    return {
-        "level": result.recommended_level.level.value if result.recommended_level else None,
-        "urgency": result.urgency.value,
-        "status": result.status.value,
-        "iop": result.iop.verdict.value,
-        "barriers": sorted(b.code for b in result.barriers),
-    }
-
-
-def version_diff(
-    key: str,
-    before_row: RuleSetVersion,
-    before: CompiledRuleSet,
-    after_row: RuleSetVersion,
-    after: CompiledRuleSet,
-) -> VersionDiff:
-    """Rules added, removed and changed, and how the two versions' test cases behave."""
-    old, new = _rules_by_id(before_row.content), _rules_by_id(after_row.content)
-    changes = (
-        [
-            RuleChange(
-                rule_id=rule_id,
-                stage=old[rule_id][0],
-                change="removed",
-                before=old[rule_id][1],
-                after=None,
-            )
-            for rule_id in old
-            if rule_id not in new
-        ]
-        + [
-            RuleChange(
-                rule_id=rule_id,
-                stage=new[rule_id][0],
-                change="added",
-                before=None,
-                after=new[rule_id][1],
-            )
-            for rule_id in new
-            if rule_id not in old
-        ]
-        + [
-            RuleChange(
-                rule_id=rule_id,
-                stage=new[rule_id][0],
-                change="changed",
-                before=old[rule_id][1],
-                after=new[rule_id][1],
-            )
-            for rule_id in new
-            if rule_id in old and old[rule_id] != new[rule_id]
-        ]
-    )
-    other = sorted(
-        field
-        for field in set(before_row.content) | set(after_row.content)
-        if field not in ("stages", "tests", "fixtures", "version")
-        and before_row.content.get(field) != after_row.content.get(field)
-    )
-    differences: list[CaseDifference] = []
-    compared = 0
-    seen: set[str] = set()
-    for source_row, source in ((before_row, before), (after_row, after)):
-        for case in source.document.tests:
-            if case.name in seen:
-                continue
-            seen.add(case.name)
-            try:
-                answers = ScreeningAnswers.model_validate(case_answers(source, case))
-            except ValueError:
-                continue
-            compared += 1
-            was, now = _outcome(before, answers), _outcome(after, answers)
-            if was != now:
-                differences.append(
-                    CaseDifference(
-                        case=case.name, source_version=source_row.version, before=was, after=now
-                    )
-                )
-    return VersionDiff(
-        key=key,
-        from_version=before_row.version,
-        to_version=after_row.version,
-        rules=changes,
-        other_changes=other,
-        cases_compared=compared,
-        behaviour_changes=differences,
-    )
-
-
-def export_yaml(row: RuleSetVersion) -> str:
-    """The version's document as YAML, keys in the document's own order (Postgres JSONB does
-    not keep key order, so the order comes from the document model)."""
-    document = RuleSetDocument.model_validate(row.content).model_dump(mode="json")
-    return yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=100)

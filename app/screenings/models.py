@@ -16,15 +16,20 @@ class Screening(Base):
     version and engine version that produced it. Rows are never updated."""
 
     __tablename__ = "screenings"
-    __table_args__ = (Index("ix_screenings_created_at_id", "created_at", "id"),)
+    __table_args__ = (
+        Index("ix_screenings_tenant_id_created_at_id", "tenant_id", "created_at", "id"),
+    )
 
     id: Mapped[str] = mapped_column(IdColumn, primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    client_id: Mapped[str] = mapped_column(String(300))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     external_reference: Mapped[str | None] = mapped_column(String(200), index=True)
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
     rule_set_version_id: Mapped[str] = mapped_column(
         ForeignKey("rule_set_versions.id", ondelete="RESTRICT"), index=True
     )
+    rule_set_owner: Mapped[str] = mapped_column(String(64))
     rule_set_key: Mapped[str] = mapped_column(String(64))
     rule_set_version: Mapped[int] = mapped_column(Integer)
     rule_set_sha256: Mapped[str] = mapped_column(String(64))
@@ -47,6 +52,8 @@ class Decision(Base):
     screening_id: Mapped[str] = mapped_column(
         ForeignKey("screenings.id", ondelete="RESTRICT"), index=True
     )
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    client_id: Mapped[str] = mapped_column(String(300))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     final_level: Mapped[str] = mapped_column(String(32))
     recommended_level: Mapped[str | None] = mapped_column(String(32))
@@ -56,10 +63,13 @@ class Decision(Base):
 
 
 class IdempotencyRecord(Base):
-    """An Idempotency-Key seen on POST /v1/screenings: in progress, then the stored response."""
+    """An Idempotency-Key seen on POST /v1/screenings: in progress, then the stored response.
+    Keys belong to the client that sent them: two clients never share one."""
 
     __tablename__ = "idempotency_keys"
 
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(300), primary_key=True)
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     fingerprint: Mapped[str] = mapped_column(String(64))
     state: Mapped[str] = mapped_column(String(16))

@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, CursorResult, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.rulesets.models import RuleSetVersion
+from app.rulesets.models import RuleSet, RuleSetVersion
 from app.screenings.models import Decision, IdempotencyRecord, Screening
 
 
@@ -29,20 +29,29 @@ class ScreeningRepository:
     def add(self, row: Screening | Decision | IdempotencyRecord) -> None:
         self.session.add(row)
 
-    async def get(self, screening_id: str) -> Screening | None:
-        return await self.session.get(Screening, screening_id)
+    async def get(self, tenant: str, screening_id: str) -> Screening | None:
+        """The screening ``screening_id`` if it belongs to ``tenant``."""
+        query = select(Screening).where(Screening.id == screening_id, Screening.tenant_id == tenant)
+        return (await self.session.execute(query)).scalar_one_or_none()
 
-    async def pinned_version(self, key: str, version: int) -> PinnedVersion | None:
+    async def owns_rule_set(self, tenant: str, key: str) -> bool:
+        query = select(RuleSet.id).where(RuleSet.owner == tenant, RuleSet.key == key)
+        return (await self.session.execute(query)).first() is not None
+
+    async def pinned_version(self, owner: str, key: str, version: int) -> PinnedVersion | None:
         """Id, status and sha256 of a rule-set version: one small query per pinned request,
         which never reads the content (the compiled form comes from the cache)."""
         query = select(RuleSetVersion.id, RuleSetVersion.status, RuleSetVersion.sha256).where(
-            RuleSetVersion.key == key, RuleSetVersion.version == version
+            RuleSetVersion.owner == owner,
+            RuleSetVersion.key == key,
+            RuleSetVersion.version == version,
         )
         row = (await self.session.execute(query)).one_or_none()
         return None if row is None else PinnedVersion(row.id, str(row.status), row.sha256)
 
     async def page(
         self,
+        tenant: str,
         *,
         limit: int,
         after: tuple[datetime, str] | None,
@@ -55,7 +64,11 @@ class ScreeningRepository:
         created_to: datetime | None,
     ) -> Sequence[Screening]:
         """Newest first; ``after`` is the (created_at, id) of the last row already seen."""
-        query = select(Screening).order_by(Screening.created_at.desc(), Screening.id.desc())
+        query = (
+            select(Screening)
+            .where(Screening.tenant_id == tenant)
+            .order_by(Screening.created_at.desc(), Screening.id.desc())
+        )
         if after is not None:
             created, last_id = after
             query = query.where(
@@ -89,36 +102,40 @@ class ScreeningRepository:
         )
         return (await self.session.execute(query)).scalar_one_or_none()
 
-    async def idempotency(self, key: str) -> IdempotencyRecord | None:
-        return await self.session.get(IdempotencyRecord, key)
+    async def idempotency(self, tenant: str, client: str, key: str) -> IdempotencyRecord | None:
+        return await self.session.get(IdempotencyRecord, (tenant, client, key))
 
-    async def take_over_key(self, key: str, claimed_at: datetime, now: datetime) -> bool:
+    async def take_over_key(
+        self, tenant: str, client: str, key: str, claimed_at: datetime, now: datetime
+    ) -> bool:
         """Claim an abandoned in-progress key anew; False when another request got there first
         (the compare-and-set on ``claimed_at`` lets exactly one take it over)."""
         result = await self.session.execute(
             update(IdempotencyRecord)
-            .where(*_claim_held_at(key, claimed_at))
+            .where(*_claim_held_at(tenant, client, key, claimed_at))
             .values(created_at=now)
             .execution_options(synchronize_session=False)
         )
         return _changed_one_row(result)
 
-    async def complete_key(self, key: str, claimed_at: datetime, screening_id: str) -> bool:
+    async def complete_key(
+        self, tenant: str, client: str, key: str, claimed_at: datetime, screening_id: str
+    ) -> bool:
         """Mark a key completed by the request that holds the claim made at ``claimed_at``;
         False when the claim was taken over meanwhile."""
         result = await self.session.execute(
             update(IdempotencyRecord)
-            .where(*_claim_held_at(key, claimed_at))
+            .where(*_claim_held_at(tenant, client, key, claimed_at))
             .values(state="completed", screening_id=screening_id)
             .execution_options(synchronize_session=False)
         )
         return _changed_one_row(result)
 
-    async def release_key(self, key: str, claimed_at: datetime) -> None:
+    async def release_key(self, tenant: str, client: str, key: str, claimed_at: datetime) -> None:
         """Delete an in-progress key, but only the claim made at ``claimed_at``."""
         await self.session.execute(
             delete(IdempotencyRecord)
-            .where(*_claim_held_at(key, claimed_at))
+            .where(*_claim_held_at(tenant, client, key, claimed_at))
             .execution_options(synchronize_session=False)
         )
 
@@ -128,10 +145,14 @@ class ScreeningRepository:
         )
 
 
-def _claim_held_at(key: str, claimed_at: datetime) -> tuple[ColumnElement[bool], ...]:
-    """The in-progress claim on ``key`` made at ``claimed_at``: a compare-and-set condition, so
-    only the request holding that claim can change it."""
+def _claim_held_at(
+    tenant: str, client: str, key: str, claimed_at: datetime
+) -> tuple[ColumnElement[bool], ...]:
+    """The in-progress claim on a client's ``key`` made at ``claimed_at``: a compare-and-set
+    condition, so only the request holding that claim can change it."""
     return (
+        IdempotencyRecord.tenant_id == tenant,
+        IdempotencyRecord.client_id == client,
         IdempotencyRecord.key == key,
         IdempotencyRecord.state == "in_progress",
         IdempotencyRecord.created_at == claimed_at,

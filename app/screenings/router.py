@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Header, Path, Query, Response, status
 
+from app.audit.actions import Action
+from app.audit.trail import Caller
 from app.deps import ScreeningServiceDep, SettingsDep
 from app.engine.determination import LevelOfCare, Urgency
-from app.errors import FieldProblem, Unprocessable, problem
+from app.errors import problem, secured
+from app.pagination import check_instant
 from app.screenings.schemas import (
     MAX_VERSION,
     NO_CONTROL_CHARACTERS,
@@ -24,8 +27,9 @@ from app.screenings.schemas import (
     ScreeningRequest,
     ScreeningResponse,
 )
+from app.security.access import access
 
-router = APIRouter(prefix="/v1/screenings", tags=["screenings"])
+router = APIRouter(prefix="/v1/screenings", tags=["screenings"], responses=secured())
 
 JSON = "application/json"
 
@@ -69,11 +73,12 @@ IdempotencyKey = Annotated[
     },
 )
 async def create_screening(
+    caller: Annotated[Caller, access(Action.SCREENING_CREATE)],
     request: ScreeningRequest,
     service: ScreeningServiceDep,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
-    stored = await service.create(request, idempotency_key)
+    stored = await service.create(caller, request, idempotency_key)
     headers = {"Location": f"/v1/screenings/{stored.body['id']}"}
     if stored.replayed:
         headers["Idempotent-Replayed"] = "true"
@@ -88,8 +93,12 @@ async def create_screening(
     "apps that preview the result while the form is being filled.",
     responses={422: problem("Invalid answers or an unknown, draft or retired rule-set version.")},
 )
-async def evaluate_screening(request: ScreeningRequest, service: ScreeningServiceDep) -> Response:
-    return Response(await service.evaluate_only(request), media_type=JSON)
+async def evaluate_screening(
+    caller: Annotated[Caller, access(Action.SCREENING_EVALUATE)],
+    request: ScreeningRequest,
+    service: ScreeningServiceDep,
+) -> Response:
+    return Response(await service.evaluate_only(caller, request), media_type=JSON)
 
 
 @router.get(
@@ -103,6 +112,7 @@ async def evaluate_screening(request: ScreeningRequest, service: ScreeningServic
     },
 )
 async def list_screenings(
+    caller: Annotated[Caller, access(Action.SCREENING_LIST)],
     service: ScreeningServiceDep,
     settings: SettingsDep,
     limit: Annotated[
@@ -127,21 +137,10 @@ async def list_screenings(
         Query(description="Created before this instant (exclusive; with a time zone)."),
     ] = None,
 ) -> Response:
-    for name, value in (("created_from", created_from), ("created_to", created_to)):
-        if value is not None and value.tzinfo is None:
-            raise Unprocessable(
-                f"{name} needs a time zone (for example 2026-11-26T00:00:00Z).",
-                errors=[FieldProblem(pointer=f"#/query/{name}", detail="must include a time zone")],
-            )
-        try:
-            if value is not None:
-                value.astimezone(UTC)
-        except OverflowError:
-            raise Unprocessable(
-                f"{name} is out of range.",
-                errors=[FieldProblem(pointer=f"#/query/{name}", detail="is out of range")],
-            ) from None
+    check_instant("created_from", created_from)
+    check_instant("created_to", created_to)
     page = await service.page(
+        caller,
         limit=min(limit, settings.max_page_size),
         cursor=cursor,
         filters={
@@ -163,8 +162,12 @@ async def list_screenings(
     summary="Get a screening",
     responses={404: problem("No such screening.")},
 )
-async def get_screening(screening_id: ScreeningId, service: ScreeningServiceDep) -> Response:
-    return json_response(await service.get(screening_id))
+async def get_screening(
+    caller: Annotated[Caller, access(Action.SCREENING_READ)],
+    screening_id: ScreeningId,
+    service: ScreeningServiceDep,
+) -> Response:
+    return json_response(await service.get(caller, screening_id))
 
 
 @router.post(
@@ -180,9 +183,12 @@ async def get_screening(screening_id: ScreeningId, service: ScreeningServiceDep)
     },
 )
 async def replay_screening(
-    screening_id: ScreeningId, service: ScreeningServiceDep, request: ReplayRequest | None = None
+    caller: Annotated[Caller, access(Action.SCREENING_REPLAY)],
+    screening_id: ScreeningId,
+    service: ScreeningServiceDep,
+    request: ReplayRequest | None = None,
 ) -> Response:
-    return json_response(await service.replay(screening_id, request or ReplayRequest()))
+    return json_response(await service.replay(caller, screening_id, request or ReplayRequest()))
 
 
 @router.post(
@@ -198,7 +204,10 @@ async def replay_screening(
     },
 )
 async def record_decision(
-    screening_id: ScreeningId, request: DecisionRequest, service: ScreeningServiceDep
+    caller: Annotated[Caller, access(Action.SCREENING_DECIDE)],
+    screening_id: ScreeningId,
+    request: DecisionRequest,
+    service: ScreeningServiceDep,
 ) -> Response:
-    body = await service.decide(screening_id, request)
+    body = await service.decide(caller, screening_id, request)
     return json_response(body, status.HTTP_201_CREATED)

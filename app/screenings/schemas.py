@@ -11,6 +11,7 @@ from pydantic_core import PydanticCustomError
 
 from app.engine.answers import EXAMPLE_SECTIONS, ScreeningAnswers
 from app.engine.determination import Determination, LevelOfCare, Status, Urgency
+from app.security.principal import TENANT_PATTERN
 
 EXAMPLE_ANSWERS: dict[str, Any] = EXAMPLE_SECTIONS
 
@@ -30,6 +31,14 @@ class Schema(BaseModel):
 class RuleSetPin(Schema):
     """Evaluate under a specific rule-set version instead of the active one."""
 
+    owner: str | None = Field(
+        default=None,
+        pattern=TENANT_PATTERN,
+        max_length=63,
+        description="`shared` or your tenant. Default: your tenant's rule set of this key when "
+        "your tenant has one (a fork), else the shared one.",
+        examples=["shared"],
+    )
     key: str = Field(
         default="iop-level-of-care", pattern=RULE_SET_KEY, examples=["iop-level-of-care"]
     )
@@ -64,6 +73,7 @@ class ScreeningRequest(Schema):
 
 
 class RuleSetUsed(Schema):
+    owner: str = Field(description="`shared`, or your tenant for a rule set of its own.")
     key: str
     version: int
     sha256: str
@@ -103,6 +113,13 @@ class ScreeningPage(Schema):
 
 
 class ReplayRequest(Schema):
+    owner: str | None = Field(
+        default=None,
+        pattern=TENANT_PATTERN,
+        max_length=63,
+        description="Replay under a version of another owner's rule set of the same key (a "
+        "what-if: your fork against the shared one, or back); omit for the original owner.",
+    )
     version: int | None = Field(
         default=None,
         ge=1,

@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.audit.trail import Caller, record
 from app.db import new_id, utcnow
 from app.engine import DEFAULT_RULE_SET_KEY, ENGINE_VERSION, ScreeningAnswers, evaluate
 from app.engine.compiler import CompiledRuleSet
 from app.engine.determination import Determination, determination_to_json
 from app.errors import (
-    BadRequest,
     Conflict,
     FieldProblem,
     IdempotencyKeyReused,
@@ -26,7 +25,8 @@ from app.errors import (
     RequestInFlight,
     Unprocessable,
 )
-from app.rulesets.cache import RuleSetCache
+from app.pagination import decode_cursor, encode_cursor
+from app.rulesets.cache import RuleSetCache, VersionRef
 from app.rulesets.models import VersionStatus
 from app.rulesets.repository import RuleSetRepository
 from app.screenings.models import Decision, IdempotencyRecord, Screening
@@ -37,6 +37,7 @@ from app.screenings.schemas import (
     RuleSetPin,
     ScreeningRequest,
 )
+from app.security.principal import SHARED
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,25 +45,44 @@ class Decided:
     """A determination and the stored version that decided it."""
 
     version_id: str
+    owner: str
     key: str
     version: int
     compiled: CompiledRuleSet
     determination: Determination
 
 
-def rule_set_used(key: str, version: int, sha256: str) -> dict[str, Any]:
-    return {"key": key, "version": version, "sha256": sha256}
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """The version that decides, with its compiled form."""
+
+    version_id: str
+    owner: str
+    key: str
+    version: int
+    compiled: CompiledRuleSet
+
+
+def rule_set_used(owner: str, key: str, version: int, sha256: str) -> dict[str, Any]:
+    return {"owner": owner, "key": key, "version": version, "sha256": sha256}
+
+
+def _no_rule_set(detail: str, pointer: str, problem: str) -> Unprocessable:
+    return Unprocessable(detail, errors=[FieldProblem(pointer=pointer, detail=problem)])
 
 
 async def resolve_rule_set(
     session: AsyncSession,
     cache: RuleSetCache,
+    tenant: str,
     pin: RuleSetPin | None,
     *,
+    operator_tenant: str,
     allow_retired: bool = False,
     pointer: str = "#/rule_set/version",
-) -> tuple[str, str, int, CompiledRuleSet]:
-    """(version id, key, version, compiled) for a pin, or the active version of the key.
+) -> Resolved:
+    """The version that decides for ``tenant``: the pinned one, or the active version of the
+    key, the tenant's own before the shared one.
 
     The active version comes from the in-process cache: no database read per request. A pinned
     version costs one small query (its status can change) and never a read of its content once
@@ -70,62 +90,84 @@ async def resolve_rule_set(
     screening but still replay (``allow_retired``). Problems name ``pointer``.
     """
     key = pin.key if pin else DEFAULT_RULE_SET_KEY
+    if pin is not None and pin.owner is not None and pin.owner not in (tenant, SHARED):
+        raise _no_rule_set(
+            f"No rule set '{pin.owner}/{key}'.", "#/rule_set/owner", "no such rule set"
+        )
     if pin is None or pin.version is None:
-        ref = cache.active(key)
-        compiled = cache.cached(ref.id) if ref else None
-        if ref is not None and compiled is not None:
-            return ref.id, ref.key, ref.version, compiled
-        # A key this process has not seen active yet: look once, but never more than once a
-        # second, so requests naming unknown keys cannot turn into a query each.
-        if not cache.recently_refreshed(1.0):
+        owners = [pin.owner] if pin is not None and pin.owner else [tenant, SHARED]
+        ref = _active(cache, owners, key)
+        if ref is None and not cache.recently_refreshed(1.0):
+            # A key this process has not seen active yet: look once, but never more than once
+            # a second, so requests naming unknown keys cannot turn into a query each.
             await cache.refresh(session)
-        ref = cache.active(key)
+            ref = _active(cache, owners, key)
         compiled = cache.cached(ref.id) if ref else None
         if ref is None or compiled is None:
-            raise Unprocessable(
-                f"Rule set '{key}' has no active version.",
-                errors=[FieldProblem(pointer="#/rule_set/key", detail="no active version")],
+            raise _no_rule_set(
+                f"Rule set '{key}' has no active version.", "#/rule_set/key", "no active version"
             )
-        return ref.id, ref.key, ref.version, compiled
-    pinned = await ScreeningRepository(session).pinned_version(key, pin.version)
-    if pinned is None:
-        raise Unprocessable(
-            f"Rule set '{key}' has no version {pin.version}.",
-            errors=[FieldProblem(pointer=pointer, detail="no such version")],
+        return Resolved(ref.id, ref.owner, ref.key, ref.version, compiled)
+    repository = ScreeningRepository(session)
+    owner = pin.owner or (tenant if await repository.owns_rule_set(tenant, key) else SHARED)
+    pinned = await repository.pinned_version(owner, key, pin.version)
+    hidden_draft = (
+        pinned is not None
+        and pinned.status == VersionStatus.DRAFT
+        and owner == SHARED
+        and tenant != operator_tenant
+    )
+    if pinned is None or hidden_draft:
+        raise _no_rule_set(
+            f"Rule set '{owner}/{key}' has no version {pin.version}.", pointer, "no such version"
         )
     if pinned.status == VersionStatus.DRAFT:
-        raise Unprocessable(
+        raise _no_rule_set(
             "Screenings are decided by published versions only; this version is a draft.",
-            errors=[FieldProblem(pointer=pointer, detail="is a draft")],
+            pointer,
+            "is a draft",
         )
     if pinned.status == VersionStatus.RETIRED and not allow_retired:
-        raise Unprocessable(
+        raise _no_rule_set(
             "This version is retired: it decides no new screenings (replays still work).",
-            errors=[FieldProblem(pointer=pointer, detail="is retired")],
+            pointer,
+            "is retired",
         )
     compiled = cache.cached(pinned.id)
     if compiled is None or compiled.ref.sha256 != pinned.sha256:
         row = await RuleSetRepository(session).version_by_id(pinned.id)
         if row is None:  # pragma: no cover - deleted between the two reads (drafts only)
-            raise Unprocessable(
-                f"Rule set '{key}' has no version {pin.version}.",
-                errors=[FieldProblem(pointer=pointer, detail="no such version")],
+            raise _no_rule_set(
+                f"Rule set '{owner}/{key}' has no version {pin.version}.",
+                pointer,
+                "no such version",
             )
         compiled = cache.compiled(row)
-    return pinned.id, key, pin.version, compiled
+    return Resolved(pinned.id, owner, key, pin.version, compiled)
 
 
-async def decide(session: AsyncSession, cache: RuleSetCache, request: ScreeningRequest) -> Decided:
-    version_id, key, version, compiled = await resolve_rule_set(session, cache, request.rule_set)
-    return Decided(version_id, key, version, compiled, evaluate(compiled, request.answers))
+def _active(cache: RuleSetCache, owners: list[str], key: str) -> VersionRef | None:
+    for owner in owners:
+        ref = cache.active(owner, key)
+        if ref is not None and cache.cached(ref.id) is not None:
+            return ref
+    return None
 
 
 def evaluation_body(decided: Decided) -> bytes:
     return orjson.dumps(
         {
-            "rule_set": rule_set_used(decided.key, decided.version, decided.compiled.ref.sha256),
+            "rule_set": rule_set_used(
+                decided.owner, decided.key, decided.version, decided.compiled.ref.sha256
+            ),
             "determination": decided.determination,
         }
+    )
+
+
+def stored_rule_set(row: Screening) -> dict[str, Any]:
+    return rule_set_used(
+        row.rule_set_owner, row.rule_set_key, row.rule_set_version, row.rule_set_sha256
     )
 
 
@@ -134,7 +176,7 @@ def screening_body(row: Screening, decision: Decision | None = None) -> dict[str
         "id": row.id,
         "created_at": row.created_at,
         "external_reference": row.external_reference,
-        "rule_set": rule_set_used(row.rule_set_key, row.rule_set_version, row.rule_set_sha256),
+        "rule_set": stored_rule_set(row),
         "engine_version": row.engine_version,
         "determination": row.determination,
         "latest_decision": decision_body(decision, row) if decision else None,
@@ -173,38 +215,74 @@ class Stored:
     replayed: bool
 
 
+def _not_found(screening_id: str) -> NotFound:
+    """The same answer for an id that does not exist and one of another tenant."""
+    return NotFound(f"No screening with id '{screening_id}'.")
+
+
 class ScreeningService:
+    """Screening use cases. Every method acts for a ``Caller``: it sees its tenant's screenings
+    only, and writes the audit event of its action in the same transaction as its work."""
+
     def __init__(
         self,
         sessions: async_sessionmaker[AsyncSession],
         cache: RuleSetCache,
         idempotency_ttl: timedelta,
+        operator_tenant: str,
     ) -> None:
         self.sessions = sessions
         self.cache = cache
         self.idempotency_ttl = idempotency_ttl
+        self.operator_tenant = operator_tenant
 
-    async def evaluate_only(self, request: ScreeningRequest) -> bytes:
+    async def _decide(
+        self, session: AsyncSession, caller: Caller, request: ScreeningRequest
+    ) -> Decided:
+        resolved = await resolve_rule_set(
+            session,
+            self.cache,
+            caller.tenant,
+            request.rule_set,
+            operator_tenant=self.operator_tenant,
+        )
+        return Decided(
+            resolved.version_id,
+            resolved.owner,
+            resolved.key,
+            resolved.version,
+            resolved.compiled,
+            evaluate(resolved.compiled, request.answers),
+        )
+
+    async def evaluate_only(self, caller: Caller, request: ScreeningRequest) -> bytes:
         async with self.sessions() as session:
-            return evaluation_body(await decide(session, self.cache, request))
+            return evaluation_body(await self._decide(session, caller, request))
 
-    async def create(self, request: ScreeningRequest, idempotency_key: str | None) -> Stored:
+    async def create(
+        self, caller: Caller, request: ScreeningRequest, idempotency_key: str | None
+    ) -> Stored:
         """Evaluate and store a screening; with a key, at most once per key and body."""
         claimed_at = None
         if idempotency_key is not None:
-            replay, claimed_at = await self._claim_key(idempotency_key, fingerprint(request))
+            replay, claimed_at = await self._claim_key(
+                caller, idempotency_key, fingerprint(request)
+            )
             if replay is not None:
                 return Stored(replay, replayed=True)
         try:
             async with self.sessions() as session, session.begin():
-                decided = await decide(session, self.cache, request)
+                decided = await self._decide(session, caller, request)
                 determination = orjson.loads(determination_to_json(decided.determination))
                 row = Screening(
                     id=new_id(),
+                    tenant_id=caller.tenant,
+                    client_id=caller.client_id,
                     created_at=utcnow(),
                     external_reference=request.external_reference,
                     idempotency_key=idempotency_key,
                     rule_set_version_id=decided.version_id,
+                    rule_set_owner=decided.owner,
                     rule_set_key=decided.key,
                     rule_set_version=decided.version,
                     rule_set_sha256=decided.compiled.ref.sha256,
@@ -220,12 +298,23 @@ class ScreeningService:
                 )
                 repository = ScreeningRepository(session)
                 repository.add(row)
+                record(
+                    session,
+                    caller,
+                    201,
+                    resource_id=row.id,
+                    details={
+                        "rule_set_version": f"{decided.owner}/{decided.key}/{decided.version}"
+                    },
+                )
                 await session.flush()
                 # A retry may have taken the key over while this request was stuck: it decides.
                 if (
                     idempotency_key is not None
                     and claimed_at is not None
-                    and not await repository.complete_key(idempotency_key, claimed_at, row.id)
+                    and not await repository.complete_key(
+                        caller.tenant, caller.client_id, idempotency_key, claimed_at, row.id
+                    )
                 ):
                     raise RequestInFlight(
                         "A retry with this Idempotency-Key took over this request.",
@@ -234,21 +323,24 @@ class ScreeningService:
                 body = screening_body(row)
         except BaseException:
             if idempotency_key is not None and claimed_at is not None:
-                await self._release_key(idempotency_key, claimed_at)
+                await self._release_key(caller, idempotency_key, claimed_at)
             raise
         return Stored(body, replayed=False)
 
     async def _claim_key(
-        self, key: str, print_: str
+        self, caller: Caller, key: str, print_: str
     ) -> tuple[dict[str, Any] | None, datetime | None]:
-        """Claim an idempotency key (returning the claim time, which only this request holds),
-        or return the stored response the key already produced."""
+        """Claim an idempotency key of the caller's client (returning the claim time, which
+        only this request holds), or return the stored response the key already produced."""
         now = utcnow()
+        tenant, client = caller.tenant, caller.client_id
         for _ in range(2):
             try:
                 async with self.sessions() as session, session.begin():
                     session.add(
                         IdempotencyRecord(
+                            tenant_id=tenant,
+                            client_id=client,
                             key=key,
                             fingerprint=print_,
                             state="in_progress",
@@ -261,27 +353,30 @@ class ScreeningService:
                 pass
             async with self.sessions() as session, session.begin():
                 repository = ScreeningRepository(session)
-                record = await repository.idempotency(key)
-                if record is None:
+                stored = await repository.idempotency(tenant, client, key)
+                if stored is None:
                     continue  # released meanwhile: try to claim it again
-                if record.expires_at < now:
-                    await session.delete(record)
+                if stored.expires_at < now:
+                    await session.delete(stored)
                     continue
-                if record.fingerprint != print_:
+                if stored.fingerprint != print_:
                     raise IdempotencyKeyReused(
                         "This Idempotency-Key was already used with a different request body."
                     )
-                if record.state != "completed" or record.screening_id is None:
-                    abandoned = record.created_at < now - IN_FLIGHT_LEASE
-                    if abandoned and await repository.take_over_key(key, record.created_at, now):
+                if stored.state != "completed" or stored.screening_id is None:
+                    abandoned = stored.created_at < now - IN_FLIGHT_LEASE
+                    if abandoned and await repository.take_over_key(
+                        tenant, client, key, stored.created_at, now
+                    ):
                         return None, now
                     raise RequestInFlight(
                         "A request with this Idempotency-Key is still being processed.",
                         headers={"Retry-After": "1"},
                     )
-                screening = await repository.get(record.screening_id)
+                screening = await repository.get(tenant, stored.screening_id)
                 if screening is None:  # pragma: no cover - screenings are never deleted
                     raise Conflict("The screening for this Idempotency-Key is missing.")
+                record(session, caller, 201, resource_id=screening.id, details={"replayed": True})
                 return screening_body(screening), None
         raise RequestInFlight(
             "This Idempotency-Key is contended by concurrent requests; retry.",
@@ -293,37 +388,45 @@ class ScreeningService:
         async with self.sessions() as session, session.begin():
             await ScreeningRepository(session).purge_expired_keys(utcnow())
 
-    async def _release_key(self, key: str, claimed_at: datetime) -> None:
+    async def _release_key(self, caller: Caller, key: str, claimed_at: datetime) -> None:
         """Give a failed request's key back, unless another request has taken it over."""
         async with self.sessions() as session, session.begin():
-            await ScreeningRepository(session).release_key(key, claimed_at)
+            await ScreeningRepository(session).release_key(
+                caller.tenant, caller.client_id, key, claimed_at
+            )
 
-    async def get(self, screening_id: str) -> dict[str, Any]:
-        async with self.sessions() as session:
+    async def get(self, caller: Caller, screening_id: str) -> dict[str, Any]:
+        async with self.sessions() as session, session.begin():
             repository = ScreeningRepository(session)
-            row = await repository.get(screening_id)
+            row = await repository.get(caller.tenant, screening_id)
             if row is None:
-                raise NotFound(f"No screening with id '{screening_id}'.")
-            return screening_body(row, await repository.latest_decision(row.id))
+                raise _not_found(screening_id)
+            body = screening_body(row, await repository.latest_decision(row.id))
+            record(session, caller, 200)
+        return body
 
     async def page(
         self,
+        caller: Caller,
         *,
         limit: int,
         cursor: str | None,
         filters: Mapping[str, Any],
     ) -> dict[str, Any]:
         after = decode_cursor(cursor) if cursor else None
-        async with self.sessions() as session:
-            rows = await ScreeningRepository(session).page(limit=limit + 1, after=after, **filters)
+        async with self.sessions() as session, session.begin():
+            rows = await ScreeningRepository(session).page(
+                caller.tenant, limit=limit + 1, after=after, **filters
+            )
+            # Which filters were used, never their values (an external reference is an id).
+            used = sorted(name for name, value in filters.items() if value is not None)
+            record(session, caller, 200, details={"filters": used, "returned": len(rows[:limit])})
         items = [
             {
                 "id": row.id,
                 "created_at": row.created_at,
                 "external_reference": row.external_reference,
-                "rule_set": rule_set_used(
-                    row.rule_set_key, row.rule_set_version, row.rule_set_sha256
-                ),
+                "rule_set": stored_rule_set(row),
                 "status": row.status,
                 "level": row.level,
                 "urgency": row.urgency,
@@ -331,44 +434,65 @@ class ScreeningService:
             }
             for row in rows[:limit]
         ]
-        next_cursor = encode_cursor(rows[limit - 1]) if len(rows) > limit else None
+        last = rows[limit - 1] if len(rows) > limit else None
+        next_cursor = encode_cursor(last.created_at, last.id) if last else None
         return {"items": items, "next_cursor": next_cursor}
 
-    async def replay(self, screening_id: str, request: ReplayRequest) -> dict[str, Any]:
-        async with self.sessions() as session:
-            row = await ScreeningRepository(session).get(screening_id)
+    async def replay(
+        self, caller: Caller, screening_id: str, request: ReplayRequest
+    ) -> dict[str, Any]:
+        async with self.sessions() as session, session.begin():
+            row = await ScreeningRepository(session).get(caller.tenant, screening_id)
             if row is None:
-                raise NotFound(f"No screening with id '{screening_id}'.")
-            version = request.version or row.rule_set_version
-            pin = RuleSetPin(key=row.rule_set_key, version=version)
-            version_id, key, number, compiled = await resolve_rule_set(
-                session, self.cache, pin, allow_retired=True, pointer="#/version"
+                raise _not_found(screening_id)
+            owner = request.owner or row.rule_set_owner
+            if request.version is None and owner == row.rule_set_owner:
+                version: int | None = row.rule_set_version
+            else:
+                version = request.version  # None: that owner's active version
+            pin = RuleSetPin(owner=owner, key=row.rule_set_key, version=version)
+            resolved = await resolve_rule_set(
+                session,
+                self.cache,
+                caller.tenant,
+                pin,
+                operator_tenant=self.operator_tenant,
+                allow_retired=True,
+                pointer="#/version",
+            )
+            record(
+                session,
+                caller,
+                200,
+                details={"rule_set_version": f"{resolved.owner}/{resolved.key}/{resolved.version}"},
             )
         answers = ScreeningAnswers.model_validate(row.answers)
-        determination = evaluate(compiled, answers)
+        determination = evaluate(resolved.compiled, answers)
         replayed = orjson.loads(determination_to_json(determination))
         level_after = (
             replayed["recommended_level"]["level"] if replayed["recommended_level"] else None
         )
         return {
             "screening_id": row.id,
-            "original_rule_set": rule_set_used(
-                row.rule_set_key, row.rule_set_version, row.rule_set_sha256
+            "original_rule_set": stored_rule_set(row),
+            "replay_rule_set": rule_set_used(
+                resolved.owner, resolved.key, resolved.version, resolved.compiled.ref.sha256
             ),
-            "replay_rule_set": rule_set_used(key, number, compiled.ref.sha256),
-            "what_if": version_id != row.rule_set_version_id,
+            "what_if": resolved.version_id != row.rule_set_version_id,
             "identical": replayed == row.determination,
             "level_before": row.level,
             "level_after": level_after,
             "determination": replayed,
         }
 
-    async def decide(self, screening_id: str, request: DecisionRequest) -> dict[str, Any]:
+    async def decide(
+        self, caller: Caller, screening_id: str, request: DecisionRequest
+    ) -> dict[str, Any]:
         async with self.sessions() as session, session.begin():
             repository = ScreeningRepository(session)
-            row = await repository.get(screening_id)
+            row = await repository.get(caller.tenant, screening_id)
             if row is None:
-                raise NotFound(f"No screening with id '{screening_id}'.")
+                raise _not_found(screening_id)
             differs = request.final_level.value != row.level
             if differs and not request.variance_reasons:
                 raise Unprocessable(
@@ -394,6 +518,8 @@ class ScreeningService:
             decision = Decision(
                 id=new_id(),
                 screening_id=row.id,
+                tenant_id=caller.tenant,
+                client_id=caller.client_id,
                 created_at=utcnow(),
                 final_level=request.final_level.value,
                 recommended_level=row.level,
@@ -402,24 +528,6 @@ class ScreeningService:
                 decided_by=request.decided_by,
             )
             repository.add(decision)
+            record(session, caller, 201, details={"decision_id": decision.id})
             await session.flush()
             return decision_body(decision, row)
-
-
-def encode_cursor(row: Screening) -> str:
-    raw = orjson.dumps([row.created_at.isoformat(), row.id])
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    """The (created_at, id) a cursor encodes; 400 for anything this API did not return."""
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        created, screening_id = orjson.loads(base64.urlsafe_b64decode(padded))
-        after = datetime.fromisoformat(created)
-        if after.tzinfo is None or not isinstance(screening_id, str) or "\x00" in screening_id:
-            raise ValueError("not a cursor")
-        after.astimezone(UTC)  # out of range raises OverflowError
-        return after, screening_id
-    except (ValueError, TypeError, OverflowError, orjson.JSONDecodeError):
-        raise BadRequest("The cursor is not one this API returned.") from None

@@ -7,6 +7,7 @@ every test starts from empty tables plus the seeded default rule set.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -18,12 +19,59 @@ from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.clients.repository import ClientRepository
+from app.clients.service import create_client
 from app.db import Base, create_engine
 from app.main import create_app
 from app.migrate import upgrade_to_head
+from app.security.api_keys import key_prefix
+from app.security.principal import ALL_SCOPES, Scope
 from app.settings import Settings
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
+OPERATOR_TENANT = "default"
+BASE_URL = "http://carelevel.test"
+
+
+async def new_key(
+    app: FastAPI,
+    *,
+    tenant: str = OPERATOR_TENANT,
+    name: str = "test admin",
+    scopes: frozenset[Scope] | set[Scope] = ALL_SCOPES,
+) -> str:
+    """The API key of a new client of ``tenant`` (every scope of the operator tenant by
+    default), created directly in the database of a started application."""
+    async with app.state.sessions() as session, session.begin():
+        created = await create_client(session, tenant, name, scopes, "tests")
+    return created.api_key
+
+
+async def client_id_of(app: FastAPI, http: httpx.AsyncClient) -> str:
+    """The id of the API client whose key ``http`` sends."""
+    prefix = key_prefix(http.headers["authorization"].removeprefix("Bearer "))
+    assert prefix is not None
+    async with app.state.sessions() as session:
+        client = await ClientRepository(session).by_prefix(prefix)
+    assert client is not None
+    return client.id
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+@contextlib.asynccontextmanager
+async def http_client(
+    app: FastAPI, key: str | None, name: str = "carelevel"
+) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client of ``app`` that sends ``key`` with every request (none: anonymous)."""
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    headers = bearer(key) if key else {}
+    async with httpx.AsyncClient(
+        transport=transport, base_url=f"http://{name}.test", headers=headers
+    ) as http:
+        yield http
 
 
 @pytest.fixture(scope="session")
@@ -81,6 +129,6 @@ async def app(schema: AsyncEngine, settings: Settings) -> AsyncIterator[FastAPI]
 
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://carelevel.test") as http:
+    """An HTTP client authenticated as an operator-tenant client with every scope."""
+    async with http_client(app, await new_key(app)) as http:
         yield http

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import copy
 import json
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -22,11 +23,13 @@ from fastapi import FastAPI
 
 from app.main import create_app
 from app.settings import Settings
-from tests.api.conftest import EXAMPLES
+from tests.api.conftest import EXAMPLES, bearer, new_key
+from tests.api.conftest import http_client as keyed_client
 
 KEY = "iop-level-of-care"
 RULE_SETS = "/v1/rule-sets"
-VERSIONS = f"{RULE_SETS}/{KEY}/versions"
+SHARED_SETS = f"{RULE_SETS}/shared"
+VERSIONS = f"{SHARED_SETS}/{KEY}/versions"
 PROBLEM_JSON = "application/problem+json"
 
 STEP_DOWN = "place.iop-step-down"
@@ -57,9 +60,19 @@ async def running(settings: Settings) -> AsyncIterator[FastAPI]:
 
 @contextlib.asynccontextmanager
 async def http_client(app: FastAPI, name: str = "carelevel") -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url=f"http://{name}.test") as http:
+    """A client of ``app`` authenticated as a new operator-tenant admin."""
+    async with keyed_client(app, await new_key(app), name) as http:
         yield http
+
+
+async def named(app: FastAPI, name: str) -> dict[str, str]:
+    """Authorization headers of a new operator-tenant admin called ``name``."""
+    return bearer(await new_key(app, name=name))
+
+
+def label_of(name: str) -> str:
+    """A pattern for how the lifecycle records a client called ``name``: with its key prefix."""
+    return rf"^{re.escape(name)} \(clk_[0-9a-f]{{8}}\)$"
 
 
 def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
@@ -123,9 +136,11 @@ async def version(client: httpx.AsyncClient, number: int) -> httpx.Response:
     return response
 
 
-async def statuses(client: httpx.AsyncClient, key: str = KEY) -> dict[int, str]:
+async def statuses(
+    client: httpx.AsyncClient, key: str = KEY, owner: str = "shared"
+) -> dict[int, str]:
     """Version number → status, as listed by the API."""
-    response = await client.get(f"{RULE_SETS}/{key}/versions")
+    response = await client.get(f"{RULE_SETS}/{owner}/{key}/versions")
     assert response.status_code == 200, response.text
     return {row["version"]: row["status"] for row in response.json()}
 
@@ -136,10 +151,8 @@ async def default_document(client: httpx.AsyncClient) -> dict[str, Any]:
     return content
 
 
-async def create_draft(
-    client: httpx.AsyncClient, document: dict[str, Any], actor: str = "author"
-) -> dict[str, Any]:
-    response = await client.post(VERSIONS, json=document, headers={"X-Actor": actor})
+async def create_draft(client: httpx.AsyncClient, document: dict[str, Any]) -> dict[str, Any]:
+    response = await client.post(VERSIONS, json=document)
     assert response.status_code == 201, response.text
     body: dict[str, Any] = response.json()
     return body
@@ -152,13 +165,13 @@ async def copy_of_version_1(client: httpx.AsyncClient) -> int:
     return number
 
 
-async def publish(client: httpx.AsyncClient, number: int, actor: str = "reviewer") -> None:
-    response = await client.post(f"{VERSIONS}/{number}/publish", headers={"X-Actor": actor})
+async def publish(client: httpx.AsyncClient, number: int) -> None:
+    response = await client.post(f"{VERSIONS}/{number}/publish")
     assert response.status_code == 200, response.text
 
 
 async def activate(client: httpx.AsyncClient, number: int) -> dict[str, Any]:
-    response = await client.post(f"{VERSIONS}/{number}/activate", headers={"X-Actor": "admin"})
+    response = await client.post(f"{VERSIONS}/{number}/activate")
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body

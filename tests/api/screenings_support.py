@@ -14,9 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.main import create_app
 from app.settings import Settings
-from tests.api.conftest import EXAMPLES, empty_tables
+from tests.api.conftest import EXAMPLES, empty_tables, http_client, new_key
 
-RULE_SET = "/v1/rule-sets/iop-level-of-care"
+RULE_SET = "/v1/rule-sets/shared/iop-level-of-care"
 PROBLEM_TYPE_BASE = "https://carelevel.dev/problems/"
 
 Json = dict[str, Any]
@@ -139,7 +139,8 @@ async def client_for(schema: AsyncEngine, settings: Settings) -> AsyncIterator[h
     """Like the ``client`` fixture (empty tables, seeded default), for other ``settings``."""
     await empty_tables(schema)
     application = create_app(settings)
-    async with LifespanManager(application) as manager:
-        transport = httpx.ASGITransport(app=manager.app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://carelevel.test") as c:
-            yield c
+    async with (
+        LifespanManager(application),
+        http_client(application, await new_key(application)) as http,
+    ):
+        yield http

@@ -41,6 +41,10 @@ async def test_expired_keys_are_purged_and_can_be_used_again(
     assert again.json()["id"] != first.json()["id"]
 
 
+TENANT, CLIENT = "default", "client-1"
+STUCK = (TENANT, CLIENT, "stuck")
+
+
 async def test_a_request_whose_key_was_taken_over_cannot_complete_or_release_it(
     schema: AsyncEngine,
 ) -> None:
@@ -49,6 +53,8 @@ async def test_a_request_whose_key_was_taken_over_cannot_complete_or_release_it(
     async with schema.begin() as connection:
         await connection.execute(
             insert(IdempotencyRecord).values(
+                tenant_id=TENANT,
+                client_id=CLIENT,
                 key="stuck",
                 fingerprint="f" * 64,
                 state="in_progress",
@@ -59,16 +65,16 @@ async def test_a_request_whose_key_was_taken_over_cannot_complete_or_release_it(
     sessions = async_sessionmaker(schema, expire_on_commit=False)
     async with sessions() as session, session.begin():
         repository = ScreeningRepository(session)
-        assert await repository.take_over_key("stuck", stuck_claim, now)  # a retry takes over
+        assert await repository.take_over_key(*STUCK, stuck_claim, now)  # a retry takes over
     async with sessions() as session, session.begin():
         repository = ScreeningRepository(session)
-        assert not await repository.complete_key("stuck", stuck_claim, "late-screening")
-        await repository.release_key("stuck", stuck_claim)  # must not drop the retry's claim
+        assert not await repository.complete_key(*STUCK, stuck_claim, "late-screening")
+        await repository.release_key(*STUCK, stuck_claim)  # must not drop the retry's claim
     async with sessions() as session:
-        record = await ScreeningRepository(session).idempotency("stuck")
+        record = await ScreeningRepository(session).idempotency(*STUCK)
         assert record is not None
         assert record.state == "in_progress"
         assert record.created_at == now
     async with sessions() as session, session.begin():
         repository = ScreeningRepository(session)
-        assert await repository.complete_key("stuck", now, "retry-screening")
+        assert await repository.complete_key(*STUCK, now, "retry-screening")

@@ -8,14 +8,17 @@ from the seeded default rule set: ``iop-level-of-care`` version 1, published and
 from __future__ import annotations
 
 import copy
+import re
 
 import httpx
+from fastapi import FastAPI
 
 from app.settings import Settings
 from tests.api.rule_sets_support import (
     KEY,
     NEVER_FIRES,
     RULE_SETS,
+    SHARED_SETS,
     STEP_DOWN,
     STEP_DOWN_CASES,
     VERSIONS,
@@ -25,6 +28,8 @@ from tests.api.rule_sets_support import (
     default_document,
     from_yaml,
     http_client,
+    label_of,
+    named,
     publish,
     rule,
     running,
@@ -74,21 +79,21 @@ async def test_gets_a_version_with_content_status_sha256_history_and_etag(
 
 async def test_an_unknown_rule_set_or_version_is_404(client: httpx.AsyncClient) -> None:
     unknown = [
-        ("GET", f"{RULE_SETS}/no-such-set/versions"),
-        ("GET", f"{RULE_SETS}/no-such-set/versions/1"),
+        ("GET", f"{SHARED_SETS}/no-such-set/versions"),
+        ("GET", f"{SHARED_SETS}/no-such-set/versions/1"),
         ("GET", f"{VERSIONS}/99"),
         ("GET", f"{VERSIONS}/99/export"),
-        ("GET", f"{RULE_SETS}/{KEY}/diff?from=1&to=99"),
-        ("GET", f"{RULE_SETS}/no-such-set/diff?from=1&to=1"),
+        ("GET", f"{SHARED_SETS}/{KEY}/diff?from=1&to=99"),
+        ("GET", f"{SHARED_SETS}/no-such-set/diff?from=1&to=1"),
         ("POST", f"{VERSIONS}/99/validate"),
         ("POST", f"{VERSIONS}/99/publish"),
         ("POST", f"{VERSIONS}/99/activate"),
-        ("POST", f"{RULE_SETS}/no-such-set/versions/1/activate"),
+        ("POST", f"{SHARED_SETS}/no-such-set/versions/1/activate"),
         ("POST", f"{VERSIONS}/99/retire"),
         ("POST", f"{VERSIONS}/99/simulate"),
         ("POST", f"{VERSIONS}?copy_from=99"),
         ("DELETE", f"{VERSIONS}/99"),
-        ("DELETE", f"{RULE_SETS}/no-such-set/versions/1"),
+        ("DELETE", f"{SHARED_SETS}/no-such-set/versions/1"),
     ]
     for method, path in unknown:
         response = await client.request(method, path, headers={"If-Match": "*"})
@@ -100,11 +105,11 @@ async def test_an_unknown_rule_set_or_version_is_404(client: httpx.AsyncClient) 
 # --- creating drafts ---------------------------------------------------------------------------
 
 
-async def test_creates_a_draft_from_json(client: httpx.AsyncClient) -> None:
+async def test_creates_a_draft_from_json(app: FastAPI, client: httpx.AsyncClient) -> None:
     document = await default_document(client)
     document["title"] = "IOP screening, clinic edition"
 
-    response = await client.post(VERSIONS, json=document, headers={"X-Actor": "dr-jones"})
+    response = await client.post(VERSIONS, json=document, headers=await named(app, "dr-jones"))
 
     assert response.status_code == 201, response.text
     body = response.json()
@@ -112,7 +117,7 @@ async def test_creates_a_draft_from_json(client: httpx.AsyncClient) -> None:
     assert (body["version"], body["status"]) == (2, "draft")
     assert body["title"] == "IOP screening, clinic edition"
     assert body["content"] == document
-    assert body["created_by"] == "dr-jones"
+    assert re.match(label_of("dr-jones"), body["created_by"])
     assert body["parent_version"] is None
     assert (body["published_by"], body["activated_by"]) == (None, None)
     assert body["sha256"] != (await version(client, 1)).json()["sha256"]
@@ -136,15 +141,19 @@ async def test_creates_a_draft_from_yaml(client: httpx.AsyncClient) -> None:
     assert body["sha256"] == as_json["sha256"]
 
 
-async def test_copies_a_version_when_the_body_is_empty(client: httpx.AsyncClient) -> None:
+async def test_copies_a_version_when_the_body_is_empty(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
     original = (await version(client, 1)).json()
 
-    response = await client.post(VERSIONS, params={"copy_from": 1}, headers={"X-Actor": "dr-a"})
+    response = await client.post(
+        VERSIONS, params={"copy_from": 1}, headers=await named(app, "dr-a")
+    )
 
     assert response.status_code == 201, response.text
     body = response.json()
     assert (body["version"], body["status"], body["parent_version"]) == (2, "draft", 1)
-    assert body["created_by"] == "dr-a"
+    assert re.match(label_of("dr-a"), body["created_by"])
     assert body["content"] == original["content"]
     assert body["sha256"] == original["sha256"]
 
@@ -235,7 +244,7 @@ async def test_a_document_that_expands_or_nests_without_bound_is_refused(
         await client.post(VERSIONS, json=deep),
         await client.post(VERSIONS, content=bomb, headers={"Content-Type": "application/yaml"}),
         await client.post(
-            f"{RULE_SETS}/import",
+            f"{SHARED_SETS}/import",
             content=b"[" * 1000 + b"]" * 1000,
             headers={"Content-Type": "application/yaml"},
         ),
@@ -246,21 +255,25 @@ async def test_a_document_that_expands_or_nests_without_bound_is_refused(
     assert await statuses(client) == {1: "active"}
 
 
-async def test_import_creates_a_draft_for_the_documents_key(client: httpx.AsyncClient) -> None:
+async def test_import_creates_a_draft_for_the_documents_key(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
     document = await default_document(client)
 
-    same_key = await client.post(f"{RULE_SETS}/import", json=document)
+    same_key = await client.post(f"{SHARED_SETS}/import", json=document)
     assert same_key.status_code == 201, same_key.text
     assert (same_key.json()["key"], same_key.json()["version"]) == (KEY, 2)
     assert same_key.headers["location"] == f"{VERSIONS}/2"
 
     document["key"] = "clinic-variant"
-    new_key = await client.post(f"{RULE_SETS}/import", json=document, headers={"X-Actor": "ops"})
+    new_key = await client.post(
+        f"{SHARED_SETS}/import", json=document, headers=await named(app, "ops")
+    )
     assert new_key.status_code == 201, new_key.text
     body = new_key.json()
     assert (body["key"], body["version"], body["status"]) == ("clinic-variant", 1, "draft")
-    assert body["created_by"] == "ops"
-    assert new_key.headers["location"] == f"{RULE_SETS}/clinic-variant/versions/1"
+    assert re.match(label_of("ops"), body["created_by"])
+    assert new_key.headers["location"] == f"{SHARED_SETS}/clinic-variant/versions/1"
 
     summaries = {s["key"]: s for s in (await client.get(RULE_SETS)).json()}
     assert summaries["clinic-variant"]["active_version"] is None
@@ -268,9 +281,9 @@ async def test_import_creates_a_draft_for_the_documents_key(client: httpx.AsyncC
     assert summaries[KEY]["versions"] == 2
     assert await statuses(client, "clinic-variant") == {1: "draft"}
 
-    assert_problem(await client.post(f"{RULE_SETS}/import"), 400)
+    assert_problem(await client.post(f"{SHARED_SETS}/import"), 400)
     xml = await client.post(
-        f"{RULE_SETS}/import", content=b"<x/>", headers={"Content-Type": "application/xml"}
+        f"{SHARED_SETS}/import", content=b"<x/>", headers={"Content-Type": "application/xml"}
     )
     assert_problem(xml, 415)
     assert len((await client.get(RULE_SETS)).json()) == 2
@@ -366,8 +379,8 @@ async def test_deletes_a_draft_with_if_match(client: httpx.AsyncClient) -> None:
 async def test_deleting_the_only_draft_of_an_imported_rule_set(client: httpx.AsyncClient) -> None:
     document = await default_document(client)
     document["key"] = "clinic-variant"
-    imported = await client.post(f"{RULE_SETS}/import", json=document)
-    path = f"{RULE_SETS}/clinic-variant/versions"
+    imported = await client.post(f"{SHARED_SETS}/import", json=document)
+    path = f"{SHARED_SETS}/clinic-variant/versions"
 
     deleted = await client.delete(f"{path}/1", headers={"If-Match": imported.headers["etag"]})
 
@@ -422,7 +435,7 @@ async def test_a_rule_that_never_fires_alone_blocks_publishing(client: httpx.Asy
     assert (await version(client, 2)).json()["status"] == "draft"
 
 
-async def test_publishes_a_draft_that_passes(client: httpx.AsyncClient) -> None:
+async def test_publishes_a_draft_that_passes(app: FastAPI, client: httpx.AsyncClient) -> None:
     draft = await create_draft(client, stepping_down_to_php(await default_document(client)))
     report = (await client.post(f"{VERSIONS}/2/validate")).json()
     assert (report["publishable"], report["coverage"], report["rules_never_fired"]) == (
@@ -431,14 +444,15 @@ async def test_publishes_a_draft_that_passes(client: httpx.AsyncClient) -> None:
         [],
     )
 
-    response = await client.post(f"{VERSIONS}/2/publish", headers={"X-Actor": "dr-review"})
+    response = await client.post(f"{VERSIONS}/2/publish", headers=await named(app, "dr-review"))
 
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["status"] == "published"
     assert body["sha256"] == draft["sha256"]
     assert body["content"] == draft["content"]
-    assert (body["created_by"], body["published_by"]) == ("author", "dr-review")
+    assert body["created_by"] == draft["created_by"]  # the default client of the test
+    assert re.match(label_of("dr-review"), body["published_by"])
     assert body["published_at"] is not None
     assert body["activated_by"] is None
     assert await statuses(client) == {2: "published", 1: "active"}
@@ -453,7 +467,7 @@ async def test_diff_lists_rule_changes_and_behaviour_changes(client: httpx.Async
     stage(document, "placement")["rules"].append(NEVER_FIRES)
     await create_draft(client, document)
 
-    response = await client.get(f"{RULE_SETS}/{KEY}/diff", params={"from": 1, "to": 2})
+    response = await client.get(f"{SHARED_SETS}/{KEY}/diff", params={"from": 1, "to": 2})
 
     assert response.status_code == 200, response.text
     diff = response.json()
@@ -473,14 +487,14 @@ async def test_diff_lists_rule_changes_and_behaviour_changes(client: httpx.Async
         assert difference["after"]["level"] == "partial_hospitalization"
         assert difference["after"]["iop"] == "higher_level_needed"
 
-    backwards = (await client.get(f"{RULE_SETS}/{KEY}/diff?from=2&to=1")).json()
+    backwards = (await client.get(f"{SHARED_SETS}/{KEY}/diff?from=2&to=1")).json()
     assert {(c["rule_id"], c["change"]) for c in backwards["rules"]} == {
         (STEP_DOWN, "changed"),
         ("place.never-fires", "removed"),
     }
     assert {d["case"] for d in backwards["behaviour_changes"]} == set(STEP_DOWN_CASES)
 
-    same = (await client.get(f"{RULE_SETS}/{KEY}/diff?from=1&to=1")).json()
+    same = (await client.get(f"{SHARED_SETS}/{KEY}/diff?from=1&to=1")).json()
     assert (same["rules"], same["behaviour_changes"], same["other_changes"]) == ([], [], [])
 
 
@@ -543,21 +557,21 @@ async def test_simulation_is_bounded_by_the_configured_sample_size(
     assert (report["screenings_considered"], report["changed"], report["sample_limit"]) == (3, 3, 3)
 
 
-async def test_export_round_trips_through_import(client: httpx.AsyncClient) -> None:
+async def test_export_round_trips_through_import(app: FastAPI, client: httpx.AsyncClient) -> None:
     original = (await version(client, 1)).json()
 
     exported = await client.get(f"{VERSIONS}/1/export")
 
     assert exported.status_code == 200
     assert exported.headers["content-type"].startswith("application/yaml")
-    assert f'filename="{KEY}-v1.yaml"' in exported.headers["content-disposition"]
+    assert f'filename="shared-{KEY}-v1.yaml"' in exported.headers["content-disposition"]
     assert exported.text.startswith(f"key: {KEY}\n")
     assert from_yaml(exported.content) == original["content"]
 
     imported = await client.post(
-        f"{RULE_SETS}/import",
+        f"{SHARED_SETS}/import",
         content=exported.content,
-        headers={"Content-Type": "application/yaml", "X-Actor": "importer"},
+        headers={"Content-Type": "application/yaml"} | await named(app, "importer"),
     )
 
     assert imported.status_code == 201, imported.text
@@ -565,4 +579,4 @@ async def test_export_round_trips_through_import(client: httpx.AsyncClient) -> N
     assert (body["key"], body["version"], body["status"]) == (KEY, 2, "draft")
     assert body["sha256"] == original["sha256"]
     assert body["content"] == original["content"]
-    assert body["created_by"] == "importer"
+    assert re.match(label_of("importer"), body["created_by"])

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.engine import ENGINE_VERSION
@@ -20,6 +21,7 @@ from app.screenings.models import IdempotencyRecord
 from app.screenings.schemas import ScreeningRequest
 from app.screenings.service import fingerprint
 from app.settings import Settings
+from tests.api.conftest import OPERATOR_TENANT, client_id_of
 from tests.api.screenings_support import (
     RULE_SET,
     Json,
@@ -63,6 +65,7 @@ async def test_create_returns_201_with_location_and_the_deciding_version(
     assert body["latest_decision"] is None
     version_1 = (await client.get(f"{RULE_SET}/versions/1")).json()
     assert body["rule_set"] == {
+        "owner": "shared",
         "key": "iop-level-of-care",
         "version": 1,
         "sha256": version_1["sha256"],
@@ -89,7 +92,12 @@ async def test_a_pinned_version_decides_instead_of_the_active_one(
         json={"answers": example("adult-iop-suitable"), "rule_set": {"version": version}},
     )
 
-    assert pinned["rule_set"] == {"key": "iop-level-of-care", "version": version, "sha256": sha256}
+    assert pinned["rule_set"] == {
+        "owner": "shared",
+        "key": "iop-level-of-care",
+        "version": version,
+        "sha256": sha256,
+    }
     assert pinned_to_1["rule_set"]["version"] == 1
     assert unpinned["rule_set"]["version"] == 1
     assert previewed.json()["rule_set"]["version"] == version
@@ -206,7 +214,7 @@ async def test_the_key_of_a_failed_request_can_be_used_again(
 
 
 async def claim_key_as_a_dead_request_would(
-    schema: AsyncEngine, key: str, body: Json, claimed_at: datetime
+    schema: AsyncEngine, client_id: str, key: str, body: Json, claimed_at: datetime
 ) -> None:
     """The state a request leaves when its process dies after claiming ``key`` for ``body``
     and before storing the screening (arranged in the database: no API call can crash)."""
@@ -214,6 +222,8 @@ async def claim_key_as_a_dead_request_would(
     async with AsyncSession(schema) as session, session.begin():
         session.add(
             IdempotencyRecord(
+                tenant_id=OPERATOR_TENANT,
+                client_id=client_id,
                 key=key,
                 fingerprint=print_,
                 state="in_progress",
@@ -224,12 +234,15 @@ async def claim_key_as_a_dead_request_would(
 
 
 async def test_a_key_in_progress_is_409_until_its_lease_runs_out(
-    client: httpx.AsyncClient, schema: AsyncEngine
+    app: FastAPI, client: httpx.AsyncClient, schema: AsyncEngine
 ) -> None:
     body = {"answers": example("adult-iop-suitable")}
     now = datetime.now(UTC)
-    await claim_key_as_a_dead_request_would(schema, "in-flight", body, now)
-    await claim_key_as_a_dead_request_would(schema, "abandoned", body, now - timedelta(minutes=5))
+    me = await client_id_of(app, client)
+    await claim_key_as_a_dead_request_would(schema, me, "in-flight", body, now)
+    await claim_key_as_a_dead_request_would(
+        schema, me, "abandoned", body, now - timedelta(minutes=5)
+    )
 
     in_flight = await client.post(
         "/v1/screenings", json=body, headers={"Idempotency-Key": "in-flight"}
@@ -265,6 +278,7 @@ async def test_evaluate_returns_the_determination_and_stores_nothing(
     assert set(body) == {"rule_set", "determination"}
     version_1 = (await client.get(f"{RULE_SET}/versions/1")).json()
     assert body["rule_set"] == {
+        "owner": "shared",
         "key": "iop-level-of-care",
         "version": 1,
         "sha256": version_1["sha256"],

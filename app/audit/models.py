@@ -1,0 +1,35 @@
+"""The audit trail table. Rows are only ever inserted: a database trigger refuses updates."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Index, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import Base, IdColumn, new_id, utcnow
+
+
+class AuditEvent(Base):
+    """Who did what to which resource, when, and how it ended. Never answers, determinations,
+    free text or credentials: ``details`` holds ids, version numbers and filter names only."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        Index("ix_audit_events_tenant_id_recorded_at_id", "tenant_id", "recorded_at", "id"),
+        Index("ix_audit_events_tenant_id_resource", "tenant_id", "resource_type", "resource_id"),
+    )
+
+    id: Mapped[str] = mapped_column(IdColumn, primary_key=True, default=new_id)
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    client_id: Mapped[str] = mapped_column(String(300))
+    subject: Mapped[str | None] = mapped_column(String(300))
+    action: Mapped[str] = mapped_column(String(64))
+    resource_type: Mapped[str] = mapped_column(String(32))
+    resource_id: Mapped[str | None] = mapped_column(String(300))
+    outcome: Mapped[int] = mapped_column(Integer)
+    request_id: Mapped[str | None] = mapped_column(String(128))
+    source_ip: Mapped[str | None] = mapped_column(String(64))
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)

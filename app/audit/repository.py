@@ -1,0 +1,58 @@
+"""All SQL reading the audit trail (writing is in ``trail.py``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.audit.models import AuditEvent
+
+
+async def audit_page(
+    session: AsyncSession,
+    tenant: str,
+    *,
+    limit: int,
+    after: tuple[datetime, str] | None,
+    action: str | None = None,
+    resource_type: str | None = None,
+    resource_id: str | None = None,
+    client_id: str | None = None,
+    failed: bool | None = None,
+    status: int | None = None,
+    recorded_from: datetime | None = None,
+    recorded_to: datetime | None = None,
+) -> Sequence[AuditEvent]:
+    """``tenant``'s events, newest first; ``after`` is the (recorded_at, id) last seen."""
+    query = (
+        select(AuditEvent)
+        .where(AuditEvent.tenant_id == tenant)
+        .order_by(AuditEvent.recorded_at.desc(), AuditEvent.id.desc())
+    )
+    if after is not None:
+        at, last_id = after
+        query = query.where(
+            or_(
+                AuditEvent.recorded_at < at,
+                (AuditEvent.recorded_at == at) & (AuditEvent.id < last_id),
+            )
+        )
+    for column, value in (
+        (AuditEvent.action, action),
+        (AuditEvent.resource_type, resource_type),
+        (AuditEvent.resource_id, resource_id),
+        (AuditEvent.client_id, client_id),
+        (AuditEvent.outcome, status),
+    ):
+        if value is not None:
+            query = query.where(column == value)
+    if failed is not None:
+        query = query.where(AuditEvent.outcome >= 400 if failed else AuditEvent.outcome < 400)
+    if recorded_from is not None:
+        query = query.where(AuditEvent.recorded_at >= recorded_from)
+    if recorded_to is not None:
+        query = query.where(AuditEvent.recorded_at < recorded_to)
+    return (await session.execute(query.limit(limit))).scalars().all()

@@ -1,0 +1,76 @@
+"""GET /v1/audit-events: the tenant's audit trail, newest first."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+import orjson
+from fastapi import APIRouter, Query, Request, Response
+
+from app.audit.actions import Action, ResourceType
+from app.audit.schemas import AuditEventPage
+from app.audit.service import audit_events
+from app.audit.trail import Caller
+from app.deps import SettingsDep
+from app.errors import problem, secured
+from app.pagination import check_instant
+from app.screenings.schemas import NO_CONTROL_CHARACTERS
+from app.security.access import access
+
+router = APIRouter(prefix="/v1/audit-events", tags=["audit"], responses=secured())
+
+Text = Annotated[str | None, Query(max_length=300, pattern=NO_CONTROL_CHARACTERS)]
+
+
+@router.get(
+    "",
+    response_model=AuditEventPage,
+    summary="List audit events",
+    description="Every create, read, list, replay, decision, rule-set lifecycle action and "
+    "client change of your tenant, successful or not, newest first, with cursor pagination. "
+    "Reading the trail is recorded in it too.",
+    responses={
+        400: problem("The cursor is not valid."),
+        422: problem("A filter is invalid."),
+    },
+)
+async def list_audit_events(
+    request: Request,
+    caller: Annotated[Caller, access(Action.AUDIT_LIST)],
+    settings: SettingsDep,
+    limit: Annotated[int, Query(ge=1, le=1000, description="Page size (capped).")] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    action: Action | None = None,
+    resource_type: ResourceType | None = None,
+    resource_id: Text = None,
+    client_id: Text = None,
+    outcome: Annotated[
+        Literal["success", "failure"] | None,
+        Query(description="`failure`: answered with a 4xx or 5xx status."),
+    ] = None,
+    status: Annotated[int | None, Query(ge=100, le=599)] = None,
+    recorded_from: Annotated[
+        datetime | None, Query(description="At or after (with a zone).")
+    ] = None,
+    recorded_to: Annotated[datetime | None, Query(description="Before (with a zone).")] = None,
+) -> Response:
+    check_instant("recorded_from", recorded_from)
+    check_instant("recorded_to", recorded_to)
+    body = await audit_events(
+        request.app.state.sessions,
+        caller,
+        limit=min(limit, settings.max_page_size),
+        cursor=cursor,
+        filters={
+            "action": action.value if action else None,
+            "resource_type": resource_type.value if resource_type else None,
+            "resource_id": resource_id,
+            "client_id": client_id,
+            "failed": None if outcome is None else outcome == "failure",
+            "status": status,
+            "recorded_from": recorded_from,
+            "recorded_to": recorded_to,
+        },
+    )
+    return Response(orjson.dumps(body), media_type="application/json")

@@ -1,0 +1,104 @@
+"""Writing the audit trail.
+
+A request that succeeds records its event in the transaction of the change it makes (or of the
+read it performs): both commit, or neither does. A request that fails after it was
+authenticated records its event afterwards, in a short transaction of its own, with the status
+it was answered with (a denied scope, an id of another tenant, an invalid body).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.audit.actions import ACTIONS, Action
+from app.audit.models import AuditEvent
+from app.db import after_commit, new_id, utcnow
+from app.security.principal import Principal
+
+logger = logging.getLogger("carelevel.audit")
+
+
+@dataclass(slots=True)
+class Caller:
+    """The authenticated principal of one request and the action it performs."""
+
+    principal: Principal
+    action: Action
+    request_id: str | None = None
+    source_ip: str | None = None
+    resource_id: str | None = None  # what the path names; a created resource's id replaces it
+    recorded: bool = field(default=False)
+
+    @property
+    def tenant(self) -> str:
+        return self.principal.tenant
+
+    @property
+    def client_id(self) -> str:
+        return self.principal.client_id
+
+    @property
+    def label(self) -> str:
+        return self.principal.label
+
+
+def _event(caller: Caller, outcome: int, resource_id: str | None, details: dict[str, Any]) -> Any:
+    return AuditEvent(
+        id=new_id(),
+        recorded_at=utcnow(),
+        tenant_id=caller.principal.tenant,
+        client_id=caller.principal.client_id,
+        subject=caller.principal.subject,
+        action=caller.action.value,
+        resource_type=ACTIONS[caller.action].resource_type.value,
+        resource_id=resource_id if resource_id is not None else caller.resource_id,
+        outcome=outcome,
+        request_id=caller.request_id,
+        source_ip=caller.source_ip,
+        details=details,
+    )
+
+
+def record(
+    session: AsyncSession,
+    caller: Caller,
+    outcome: int,
+    *,
+    resource_id: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """Add the event of ``caller``'s action to ``session``'s transaction.
+
+    ``details`` holds ids, numbers and names only: never answers, determinations or free text.
+    """
+    if not ACTIONS[caller.action].audited:
+        return
+    session.add(_event(caller, outcome, resource_id, details or {}))
+
+    def recorded() -> None:
+        caller.recorded = True
+
+    after_commit(session, recorded)
+
+
+async def record_failure(
+    sessions: async_sessionmaker[AsyncSession], caller: Caller, status: int
+) -> None:
+    """Record a failed request's event in a transaction of its own (once per request)."""
+    if caller.recorded or not ACTIONS[caller.action].audited:
+        return
+    caller.recorded = True
+    try:
+        async with sessions() as session, session.begin():
+            session.add(_event(caller, status, None, {}))
+    except Exception as error:  # the answer to the client must not depend on this write
+        logger.error(
+            "audit event not written: action=%s request_id=%s (%s)",
+            caller.action.value,
+            caller.request_id,
+            type(error).__name__,
+        )

@@ -1,0 +1,1 @@
+"""API clients: tenants, credentials (API keys) and scopes."""

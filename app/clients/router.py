@@ -1,0 +1,114 @@
+"""HTTP endpoints for managing a tenant's API clients (scope ``admin``)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Path, Query, Request, Response, status
+
+from app.audit.actions import Action
+from app.audit.trail import Caller, record
+from app.clients.schemas import ClientCreate, ClientCreated, ClientOut, ClientPage
+from app.clients.service import client_body, client_page, create_client, get_client, revoke_client
+from app.db import after_commit
+from app.deps import SessionDep, SettingsDep
+from app.errors import FieldProblem, Unprocessable, problem, secured
+from app.security.access import access
+
+router = APIRouter(prefix="/v1/clients", tags=["clients"], responses=secured())
+
+ClientId = Annotated[
+    str, Path(max_length=64, pattern=r"^[A-Za-z0-9-]+$", description="The client's id.")
+]
+
+
+def json_response(
+    body: Any, status_code: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    return Response(orjson.dumps(body), status_code, headers, media_type="application/json")
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ClientCreated,
+    summary="Create a client",
+    description="A new client of your tenant with the scopes given. The response holds its API "
+    "key, shown this once: carelevel stores only a hash of it.",
+    responses={422: problem("Invalid name or scopes, or another tenant named.")},
+)
+async def create(
+    caller: Annotated[Caller, access(Action.CLIENT_CREATE)],
+    body: ClientCreate,
+    session: SessionDep,
+) -> Response:
+    if body.tenant is not None and body.tenant != caller.tenant:
+        raise Unprocessable(
+            "An admin creates clients of its own tenant only.",
+            errors=[FieldProblem(pointer="#/tenant", detail="must be your own tenant")],
+        )
+    created = await create_client(session, caller.tenant, body.name, body.scopes, caller.label)
+    record(session, caller, 201, resource_id=created.client.id)
+    payload = client_body(created.client) | {"api_key": created.api_key}
+    return json_response(payload, 201, {"Location": f"/v1/clients/{created.client.id}"})
+
+
+@router.get(
+    "",
+    response_model=ClientPage,
+    summary="List clients",
+    description="Your tenant's clients, oldest first, revoked ones included. Keys are never "
+    "shown again; `key_prefix` tells them apart.",
+    responses={400: problem("The cursor is not valid.")},
+)
+async def list_clients(
+    caller: Annotated[Caller, access(Action.CLIENT_LIST)],
+    session: SessionDep,
+    settings: SettingsDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> Response:
+    rows, next_cursor = await client_page(
+        session, caller.tenant, min(limit, settings.max_page_size), cursor
+    )
+    record(session, caller, 200, details={"returned": len(rows)})
+    return json_response({"items": [client_body(r) for r in rows], "next_cursor": next_cursor})
+
+
+@router.get(
+    "/{client_id}",
+    response_model=ClientOut,
+    summary="Get a client",
+    responses={404: problem("No such client.")},
+)
+async def get(
+    caller: Annotated[Caller, access(Action.CLIENT_READ)], client_id: ClientId, session: SessionDep
+) -> Response:
+    client = await get_client(session, caller.tenant, client_id)
+    record(session, caller, 200)
+    return json_response(client_body(client))
+
+
+@router.post(
+    "/{client_id}/revoke",
+    response_model=ClientOut,
+    summary="Revoke a client",
+    description="Its key stops working at once on this process and within "
+    "`CARELEVEL_CREDENTIAL_CACHE_SECONDS` everywhere else. Revoking twice changes nothing. To "
+    "rotate a key, create a new client, switch over, then revoke the old one.",
+    responses={404: problem("No such client.")},
+)
+async def revoke(
+    request: Request,
+    caller: Annotated[Caller, access(Action.CLIENT_REVOKE)],
+    client_id: ClientId,
+    session: SessionDep,
+) -> Response:
+    client = await revoke_client(
+        session, await get_client(session, caller.tenant, client_id), caller.label
+    )
+    record(session, caller, 200)
+    authenticator = request.app.state.guard.authenticator
+    after_commit(session, lambda: authenticator.forget(client.id))
+    return json_response(client_body(client))

@@ -1,0 +1,179 @@
+"""Pure reports on stored versions: validation, the difference between two versions, and the
+YAML export. No database access; the service hands them the rows."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import yaml
+
+from app.engine import RuleSetError, ScreeningAnswers, compile_rule_set, evaluate, run_tests
+from app.engine.compiler import CompiledRuleSet
+from app.engine.ruleset import RuleSetDocument
+from app.engine.testing import case_answers
+from app.rulesets.models import RuleSetVersion
+from app.rulesets.schemas import (
+    CaseDifference,
+    CaseOutcome,
+    RuleChange,
+    RuleSetProblemOut,
+    ValidationReport,
+    VersionDiff,
+)
+
+
+def validation_report(row: RuleSetVersion) -> ValidationReport:
+    """Compile a stored version and run its test cases (pure; no database access)."""
+    try:
+        compiled = compile_rule_set(row.content, version=str(row.version))
+    except RuleSetError as error:
+        return ValidationReport(
+            owner=row.owner,
+            key=row.key,
+            version=row.version,
+            compiles=False,
+            problems=[
+                RuleSetProblemOut(rule_id=p.rule_id, location=p.location, message=p.message)
+                for p in error.problems
+            ],
+            cases=[],
+            cases_passed=0,
+            cases_total=0,
+            rules_total=0,
+            rules_never_fired=[],
+            coverage=0.0,
+            publishable=False,
+        )
+    report = run_tests(compiled)
+    passed = sum(1 for case in report.cases if case.passed)
+    return ValidationReport(
+        owner=row.owner,
+        key=row.key,
+        version=row.version,
+        compiles=True,
+        problems=[],
+        cases=[
+            CaseOutcome(name=case.name, passed=case.passed, failures=list(case.failures))
+            for case in report.cases
+        ],
+        cases_passed=passed,
+        cases_total=len(report.cases),
+        rules_total=len(report.rules),
+        rules_never_fired=list(report.never_fired),
+        coverage=report.coverage,
+        publishable=report.passed,
+    )
+
+
+def _rules_by_id(content: Mapping[str, Any]) -> dict[str, tuple[str, dict[str, Any]]]:
+    return {
+        rule["id"]: (stage["stage"], rule)
+        for stage in content.get("stages", [])
+        for rule in stage.get("rules", [])
+    }
+
+
+def _outcome(compiled: CompiledRuleSet, answers: ScreeningAnswers) -> dict[str, Any]:
+    result = evaluate(compiled, answers)
+    return {
+        "level": result.recommended_level.level.value if result.recommended_level else None,
+        "urgency": result.urgency.value,
+        "status": result.status.value,
+        "iop": result.iop.verdict.value,
+        "barriers": sorted(b.code for b in result.barriers),
+    }
+
+
+def version_diff(
+    key: str,
+    before_row: RuleSetVersion,
+    before: CompiledRuleSet,
+    after_row: RuleSetVersion,
+    after: CompiledRuleSet,
+) -> VersionDiff:
+    """Rules added, removed and changed, and how the two versions' test cases behave."""
+    old, new = _rules_by_id(before_row.content), _rules_by_id(after_row.content)
+    changes = (
+        [
+            RuleChange(
+                rule_id=rule_id,
+                stage=old[rule_id][0],
+                change="removed",
+                before=old[rule_id][1],
+                after=None,
+            )
+            for rule_id in old
+            if rule_id not in new
+        ]
+        + [
+            RuleChange(
+                rule_id=rule_id,
+                stage=new[rule_id][0],
+                change="added",
+                before=None,
+                after=new[rule_id][1],
+            )
+            for rule_id in new
+            if rule_id not in old
+        ]
+        + [
+            RuleChange(
+                rule_id=rule_id,
+                stage=new[rule_id][0],
+                change="changed",
+                before=old[rule_id][1],
+                after=new[rule_id][1],
+            )
+            for rule_id in new
+            if rule_id in old and old[rule_id] != new[rule_id]
+        ]
+    )
+    other = sorted(
+        field
+        for field in set(before_row.content) | set(after_row.content)
+        if field not in ("stages", "tests", "fixtures", "version")
+        and before_row.content.get(field) != after_row.content.get(field)
+    )
+    differences: list[CaseDifference] = []
+    compared = 0
+    seen: set[str] = set()
+    for source_row, source in ((before_row, before), (after_row, after)):
+        for case in source.document.tests:
+            if case.name in seen:
+                continue
+            seen.add(case.name)
+            try:
+                answers = ScreeningAnswers.model_validate(case_answers(source, case))
+            except ValueError:
+                continue
+            compared += 1
+            was, now = _outcome(before, answers), _outcome(after, answers)
+            if was != now:
+                differences.append(
+                    CaseDifference(
+                        case=case.name,
+                        source_owner=source_row.owner,
+                        source_version=source_row.version,
+                        before=was,
+                        after=now,
+                    )
+                )
+    return VersionDiff(
+        key=key,
+        from_owner=before_row.owner,
+        from_version=before_row.version,
+        to_owner=after_row.owner,
+        to_version=after_row.version,
+        rules=changes,
+        other_changes=other,
+        cases_compared=compared,
+        behaviour_changes=differences,
+    )
+
+
+def export_yaml(row: RuleSetVersion) -> str:
+    """The version's document as YAML, keys in the document's own order (Postgres JSONB does
+    not keep key order, so the order comes from the document model)."""
+    document = RuleSetDocument.model_validate(row.content).model_dump(mode="json")
+    return yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=100)

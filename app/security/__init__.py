@@ -1,0 +1,1 @@
+"""Authentication, authorization and abuse limits at the edge of the service."""

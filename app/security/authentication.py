@@ -1,0 +1,110 @@
+"""Turning a bearer credential into a principal: an API key, or a JWT from a trusted issuer.
+
+A checked API key is trusted for ``credential_cache_seconds`` by the process that checked it,
+so most requests cost no database read; revoking a key takes effect at once in the revoking
+process and within that time everywhere else. Keys are found by their visible prefix and
+compared by hash in constant time.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.clients.models import ApiClient
+from app.clients.repository import ClientRepository
+from app.db import utcnow
+from app.errors import ServiceUnavailable, Unauthorized
+from app.security.api_keys import hash_key, key_prefix, matches
+from app.security.jwt import IdentityProviderUnavailable, JwtVerifier, TokenRejected
+from app.security.principal import Principal, Scope
+
+_CACHE_LIMIT = 10_000
+_KNOWN_SCOPES = frozenset(scope.value for scope in Scope)
+
+
+@dataclass(frozen=True, slots=True)
+class _Trusted:
+    principal: Principal
+    until: float
+
+
+def client_principal(client: ApiClient) -> Principal:
+    """The principal an API client's key authenticates as."""
+    return Principal(
+        tenant=client.tenant_id,
+        client_id=client.id,
+        scopes=frozenset(Scope(scope) for scope in client.scopes if scope in _KNOWN_SCOPES),
+        label=f"{client.name} ({client.key_prefix})",
+    )
+
+
+class Authenticator:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        jwt: JwtVerifier,
+        cache_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.sessions = sessions
+        self.jwt = jwt
+        self.cache_seconds = cache_seconds
+        self.clock = clock
+        self._trusted: dict[str, _Trusted] = {}
+
+    async def authenticate(self, token: str) -> Principal:
+        """The principal ``token`` stands for; Unauthorized (401) otherwise."""
+        prefix = key_prefix(token)
+        if prefix is not None:
+            return await self._api_key(token, prefix)
+        if self.jwt.enabled and JwtVerifier.looks_like_jwt(token):
+            try:
+                verified = await self.jwt.verify(token)
+            except TokenRejected as error:
+                raise Unauthorized(f"The access token is not accepted: {error}.") from None
+            except IdentityProviderUnavailable:
+                raise ServiceUnavailable(
+                    "The identity provider's signing keys cannot be fetched; retry shortly.",
+                    headers={"Retry-After": "5"},
+                ) from None
+            return Principal(
+                tenant=verified.tenant,
+                client_id=verified.client_id,
+                scopes=frozenset(Scope(scope) for scope in verified.scopes),
+                label=f"{verified.subject}@{verified.provider}",
+                subject=verified.subject,
+            )
+        raise Unauthorized("The credentials are neither an API key nor an accepted token.")
+
+    async def _api_key(self, token: str, prefix: str) -> Principal:
+        digest = hash_key(token)
+        now = self.clock()
+        trusted = self._trusted.get(digest)
+        if trusted is not None and trusted.until > now:
+            return trusted.principal
+        async with self.sessions() as session, session.begin():
+            repository = ClientRepository(session)
+            client = await repository.by_prefix(prefix)
+            if client is None or not matches(token, client.key_hash):
+                raise Unauthorized("The API key is not valid.")
+            if client.revoked_at is not None:
+                raise Unauthorized("The API key has been revoked.")
+            await repository.touch(client.id, utcnow())
+        principal = client_principal(client)
+        if self.cache_seconds > 0:
+            if len(self._trusted) >= _CACHE_LIMIT:
+                self._trusted.pop(next(iter(self._trusted)))
+            self._trusted[digest] = _Trusted(principal, now + self.cache_seconds)
+        return principal
+
+    def forget(self, client_id: str) -> None:
+        """Stop trusting ``client_id``'s key in this process (after a revocation commits)."""
+        self._trusted = {
+            digest: trusted
+            for digest, trusted in self._trusted.items()
+            if trusted.principal.client_id != client_id
+        }
