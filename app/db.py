@@ -69,7 +69,9 @@ IdColumn = String(36)
 def create_engine(settings: Settings) -> AsyncEngine:
     """The async engine for the configured database."""
     if settings.is_sqlite:
-        engine = create_async_engine(settings.database_url, connect_args={"timeout": 30})
+        engine = create_async_engine(
+            settings.database_url, connect_args={"timeout": 30}, hide_parameters=True
+        )
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(connection: Any, _record: Any) -> None:
@@ -86,6 +88,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
         max_overflow=0,
         pool_timeout=settings.db_pool_timeout_seconds,
         pool_pre_ping=True,
+        hide_parameters=True,  # statements in errors and logs never carry the values
     )
 
 

@@ -1,10 +1,56 @@
-"""Logging for ``carelevel serve``: one access line per request from the application (see
-``app/edge.py``), and uvicorn's own access log off, since it prints paths with their query
-strings."""
+"""Logging without health information.
+
+``carelevel serve`` logs one access line per request from the application (see
+``app/edge.py``), with uvicorn's own access log off, since it prints paths with their query
+strings. Whatever else configures logging (a host application, a debugger, ``DEBUG`` levels),
+the filters installed here keep submitted and stored values out of every record: tracebacks
+are reduced to the exception's type, and the database drivers' records of parameters and rows
+are dropped (the engine also hides parameters from its own messages).
+"""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
+
+
+class TypeOnlyTracebacks(logging.Filter):
+    """An unexpected exception is logged by its type only: a traceback's messages can carry
+    submitted or stored answer values."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[0] is not None:
+            record.msg = f"{record.getMessage()} ({record.exc_info[0].__name__})"
+            record.args = ()
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+class NoDriverDetail(logging.Filter):
+    """Drops database records below WARNING: SQLAlchemy's row dumps (DEBUG) and the drivers'
+    statement records with their parameters. Warnings and errors stay."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING
+
+
+_FILTERS: tuple[tuple[str, type[logging.Filter]], ...] = (
+    ("uvicorn.error", TypeOnlyTracebacks),
+    ("carelevel", TypeOnlyTracebacks),
+    # A filter applies to the records of its own logger only, not to its children's: these
+    # are the loggers that emit the records (SQLAlchemy logs every engine under its class).
+    ("sqlalchemy.engine.Engine", NoDriverDetail),
+    ("aiosqlite", NoDriverDetail),
+)
+
+
+def keep_health_information_out_of_logs() -> None:
+    """Install the filters (once per process, however many applications are created)."""
+    for name, kind in _FILTERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(existing, kind) for existing in logger.filters):
+            logger.addFilter(kind())
 
 
 def logging_config(level: str = "INFO") -> dict[str, Any]:

@@ -28,6 +28,7 @@ from app.db import create_engine, create_sessionmaker
 from app.edge import Edge
 from app.errors import install_error_handlers, secured
 from app.limits import BodySizeLimit
+from app.logging_setup import keep_health_information_out_of_logs
 from app.questionnaire import Questionnaire, build_questionnaire
 from app.rulesets.cache import RuleSetCache, refresh_forever
 from app.rulesets.router import router as rule_sets_router
@@ -181,25 +182,10 @@ class Carelevel(FastAPI):
         return Edge(super().build_middleware_stack())
 
 
-class _TypeOnlyTracebacks(logging.Filter):
-    """Server logs name an unexpected exception's type only: a traceback's messages can carry
-    submitted or stored answer values, which must never reach a log."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and record.exc_info[0] is not None:
-            record.msg = f"{record.getMessage()} ({record.exc_info[0].__name__})"
-            record.args = ()
-            record.exc_info = None
-            record.exc_text = None
-        return True
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the application for ``settings`` (the environment's by default)."""
     settings = settings or get_settings()
-    for name in ("uvicorn.error", "carelevel"):
-        if not any(isinstance(f, _TypeOnlyTracebacks) for f in logging.getLogger(name).filters):
-            logging.getLogger(name).addFilter(_TypeOnlyTracebacks())
+    keep_health_information_out_of_logs()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -204,9 +204,11 @@ def downgrade() -> None:
             batch_op.drop_column(column)
 
     op.drop_table("rate_limit_windows")
-    op.execute("DROP TRIGGER audit_events_no_update" + (" ON audit_events" if _is_postgres() else ""))
     if _is_postgres():
+        op.execute("DROP TRIGGER audit_events_no_update ON audit_events")
         op.execute("DROP FUNCTION audit_events_append_only()")
+    else:
+        op.execute("DROP TRIGGER audit_events_no_update")
     with op.batch_alter_table("audit_events", schema=None) as batch_op:
         batch_op.drop_index("ix_audit_events_tenant_id_resource")
         batch_op.drop_index("ix_audit_events_tenant_id_recorded_at_id")

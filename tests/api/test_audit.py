@@ -1,0 +1,418 @@
+"""The audit trail: exactly one event per audited request, written with the change it records
+(or, for a failure, right after it), never holding answers; read back per tenant.
+"""
+
+from __future__ import annotations
+
+import functools
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import func, inspect, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.audit.actions import ACTIONS, Action
+from app.audit.models import AuditEvent
+from app.screenings.repository import ScreeningRepository
+from app.security.principal import Scope
+from tests.api.access_support import UNKNOWN_ID, protected
+from tests.api.conftest import OPERATOR_TENANT, client_id_of, http_client, new_key
+from tests.api.screenings_support import RULE_SET, assert_problem, example
+
+Json = dict[str, Any]
+SENTINEL = "AUDIT-SENTINEL-5521"
+
+
+async def events(schema: AsyncEngine) -> list[AuditEvent]:
+    async with schema.connect() as connection:
+        rows = await connection.execute(select(AuditEvent).order_by(AuditEvent.recorded_at))
+        return [AuditEvent(**row._mapping) for row in rows]
+
+
+async def count(schema: AsyncEngine) -> int:
+    async with schema.connect() as connection:
+        return int((await connection.execute(select(func.count(AuditEvent.id)))).scalar_one())
+
+
+async def one_new_event(
+    schema: AsyncEngine, request: Callable[[], Awaitable[httpx.Response]]
+) -> tuple[httpx.Response, AuditEvent]:
+    """Run ``request``; exactly one audit event must have appeared: return it."""
+    before = {event.id for event in await events(schema)}
+    response = await request()
+    new = [event for event in await events(schema) if event.id not in before]
+    assert len(new) == 1, (response.status_code, [e.action for e in new])
+    return response, new[0]
+
+
+async def stored_screening(client: httpx.AsyncClient) -> Json:
+    response = await client.post(
+        "/v1/screenings",
+        json={"answers": example("adult-iop-suitable"), "external_reference": SENTINEL},
+    )
+    assert response.status_code == 201, response.text
+    body: Json = response.json()
+    return body
+
+
+async def draft(client: httpx.AsyncClient) -> httpx.Response:
+    response = await client.post(f"{RULE_SET}/versions", params={"copy_from": 1})
+    assert response.status_code == 201, response.text
+    return response
+
+
+def successful_requests(
+    client: httpx.AsyncClient, screening: str, document: Json
+) -> list[tuple[Action, str | None, Callable[[], Awaitable[httpx.Response]]]]:
+    """(action, expected resource id, request) for every audited operation, in an order in
+    which each succeeds (``None``: the id is not known in advance)."""
+    decision = {"final_level": "intensive_outpatient", "decided_by": "clinician-1"}
+    v = f"{RULE_SET}/versions"
+    return [
+        (
+            Action.SCREENING_CREATE,
+            None,
+            lambda: client.post("/v1/screenings", json={"answers": example("adult-iop-suitable")}),
+        ),
+        (Action.SCREENING_READ, screening, lambda: client.get(f"/v1/screenings/{screening}")),
+        (Action.SCREENING_LIST, None, lambda: client.get("/v1/screenings")),
+        (
+            Action.SCREENING_REPLAY,
+            screening,
+            lambda: client.post(f"/v1/screenings/{screening}/replay"),
+        ),
+        (
+            Action.SCREENING_DECIDE,
+            screening,
+            lambda: client.post(f"/v1/screenings/{screening}/decision", json=decision),
+        ),
+        (Action.RULE_SET_LIST, None, lambda: client.get("/v1/rule-sets")),
+        (Action.RULE_SET_VERSIONS, "shared/iop-level-of-care", lambda: client.get(v)),
+        (
+            Action.VERSION_CREATE,
+            "shared/iop-level-of-care/3",
+            lambda: client.post(v, params={"copy_from": 1}),
+        ),
+        (
+            Action.RULE_SET_IMPORT,
+            "shared/iop-level-of-care/4",
+            lambda: client.post("/v1/rule-sets/shared/import", json=document),
+        ),
+        (Action.VERSION_READ, "shared/iop-level-of-care/3", lambda: client.get(f"{v}/3")),
+        (
+            Action.VERSION_UPDATE,
+            "shared/iop-level-of-care/3",
+            lambda: client.put(f"{v}/3", json=document, headers={"If-Match": "*"}),
+        ),
+        (
+            Action.VERSION_VALIDATE,
+            "shared/iop-level-of-care/3",
+            lambda: client.post(f"{v}/3/validate"),
+        ),
+        (
+            Action.VERSION_SIMULATE,
+            "shared/iop-level-of-care/3",
+            lambda: client.post(f"{v}/3/simulate"),
+        ),
+        (
+            Action.RULE_SET_DIFF,
+            "shared/iop-level-of-care",
+            lambda: client.get(f"{RULE_SET}/diff", params={"from": 1, "to": 3}),
+        ),
+        (
+            Action.VERSION_EXPORT,
+            "shared/iop-level-of-care/1",
+            lambda: client.get(f"{v}/1/export"),
+        ),
+        (
+            Action.VERSION_PUBLISH,
+            "shared/iop-level-of-care/3",
+            lambda: client.post(f"{v}/3/publish"),
+        ),
+        (
+            Action.VERSION_ACTIVATE,
+            "shared/iop-level-of-care/3",
+            lambda: client.post(f"{v}/3/activate"),
+        ),
+        (
+            Action.VERSION_ACTIVATE,
+            "shared/iop-level-of-care/1",
+            lambda: client.post(f"{v}/1/activate"),
+        ),
+        (
+            Action.VERSION_RETIRE,
+            "shared/iop-level-of-care/3",
+            lambda: client.post(f"{v}/3/retire"),
+        ),
+        (
+            Action.VERSION_DELETE,
+            "shared/iop-level-of-care/4",
+            lambda: client.delete(f"{v}/4", headers={"If-Match": "*"}),
+        ),
+        (
+            Action.CLIENT_CREATE,
+            None,
+            lambda: client.post("/v1/clients", json={"name": "x", "scopes": ["admin"]}),
+        ),
+        (Action.CLIENT_LIST, None, lambda: client.get("/v1/clients")),
+        (Action.AUDIT_LIST, None, lambda: client.get("/v1/audit-events")),
+    ]
+
+
+async def test_every_audited_operation_writes_exactly_one_event(
+    app: FastAPI, client: httpx.AsyncClient, schema: AsyncEngine
+) -> None:
+    screening = (await stored_screening(client))["id"]
+    version_2 = await draft(client)
+    document = version_2.json()["content"]
+    me = await client_id_of(app, client)
+    requests = successful_requests(client, screening, document)
+    covered = {action for action, _, _ in requests} | {Action.CLIENT_READ, Action.CLIENT_REVOKE}
+    audited = {action for action, spec in ACTIONS.items() if spec.audited}
+    assert covered == audited, "every audited action needs a case here"
+
+    for action, resource_id, request in requests:
+        response, event = await one_new_event(schema, request)
+        assert response.is_success, (action, response.text)
+        assert event.action == action.value
+        assert event.resource_type == ACTIONS[action].resource_type.value
+        assert event.outcome == response.status_code
+        assert (event.tenant_id, event.client_id, event.subject) == (OPERATOR_TENANT, me, None)
+        assert uuid.UUID(event.request_id or "")
+        assert event.request_id == response.headers["x-request-id"]
+        if resource_id is not None:
+            assert event.resource_id == resource_id, action
+        if action is Action.SCREENING_CREATE:
+            assert event.resource_id == response.json()["id"]
+        if action is Action.CLIENT_CREATE:
+            created = response.json()["id"]
+            path = f"/v1/clients/{created}"
+            _, read = await one_new_event(schema, functools.partial(client.get, path))
+            _, revoked = await one_new_event(
+                schema, functools.partial(client.post, f"{path}/revoke")
+            )
+            assert (read.action, read.resource_id) == (Action.CLIENT_READ.value, created)
+            assert (revoked.action, revoked.resource_id) == (Action.CLIENT_REVOKE.value, created)
+
+
+async def test_evaluation_and_the_questionnaire_leave_no_event(
+    client: httpx.AsyncClient, schema: AsyncEngine
+) -> None:
+    before = await count(schema)
+    evaluated = await client.post(
+        "/v1/screenings/evaluate", json={"answers": example("adult-iop-suitable")}
+    )
+    assert evaluated.status_code == 200
+    assert (await client.get("/v1/questionnaire")).status_code == 200
+    assert await count(schema) == before
+
+
+async def test_an_idempotent_replay_is_recorded_as_such(
+    client: httpx.AsyncClient, schema: AsyncEngine
+) -> None:
+    body = {"answers": example("adult-iop-suitable")}
+    headers = {"Idempotency-Key": "audit-replay-1"}
+    first = await client.post("/v1/screenings", json=body, headers=headers)
+    _, event = await one_new_event(
+        schema, lambda: client.post("/v1/screenings", json=body, headers=headers)
+    )
+    assert (event.outcome, event.resource_id) == (201, first.json()["id"])
+    assert event.details == {"replayed": True}
+
+
+@pytest.mark.parametrize(
+    ("name", "status"),
+    [("foreign screening", 404), ("missing scope", 403), ("invalid body", 422)],
+)
+async def test_a_failed_authenticated_request_writes_one_event_with_its_status(
+    app: FastAPI, client: httpx.AsyncClient, schema: AsyncEngine, name: str, status: int
+) -> None:
+    screening = (await stored_screening(client))["id"]
+    other = await new_key(app, tenant="clinic-b", scopes={Scope.SCREENINGS_WRITE})
+    async with http_client(app, other) as clinic_b:
+        request = {
+            "foreign screening": lambda: clinic_b.post(
+                f"/v1/screenings/{screening}/decision",
+                json={
+                    "final_level": "outpatient",
+                    "decided_by": "x",
+                    "variance_reasons": ["other"],
+                    "comment": "c",
+                },
+            ),
+            "missing scope": lambda: clinic_b.get(f"/v1/screenings/{screening}"),
+            "invalid body": lambda: clinic_b.post("/v1/screenings", json={"answers": {}}),
+        }[name]
+        response, event = await one_new_event(schema, request)
+    assert response.status_code == status
+    assert (event.tenant_id, event.outcome) == ("clinic-b", status)
+    if name != "invalid body":
+        assert event.resource_id == screening  # the attempt names what it tried to reach
+
+
+async def test_requests_without_valid_credentials_leave_no_event(
+    app: FastAPI, schema: AsyncEngine
+) -> None:
+    before = await count(schema)
+    async with http_client(app, None) as anonymous:
+        for op in protected(app):
+            await anonymous.request(op.method, op.path())
+    assert await count(schema) == before
+
+
+async def test_a_write_that_rolls_back_leaves_only_its_failure(
+    client: httpx.AsyncClient, schema: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The success event is in the transaction of the screening: when that transaction rolls
+    back (here: the Idempotency-Key was taken over meanwhile), neither remains."""
+
+    async def taken_over(*_args: object) -> bool:
+        return False
+
+    monkeypatch.setattr(ScreeningRepository, "complete_key", taken_over)
+    response, event = await one_new_event(
+        schema,
+        lambda: client.post(
+            "/v1/screenings",
+            json={"answers": example("adult-iop-suitable")},
+            headers={"Idempotency-Key": "rolled-back-1"},
+        ),
+    )
+    assert_problem(response, 409)
+    assert (event.action, event.outcome, event.resource_id) == ("screening.create", 409, None)
+    monkeypatch.undo()
+    assert (await client.get("/v1/screenings")).json()["items"] == []
+
+
+async def test_events_hold_no_answers_values_or_free_text(
+    client: httpx.AsyncClient, schema: AsyncEngine
+) -> None:
+    screening = (await stored_screening(client))["id"]
+    decided = await client.post(
+        f"/v1/screenings/{screening}/decision",
+        json={
+            "final_level": "outpatient",
+            "variance_reasons": ["other"],
+            "comment": SENTINEL,
+            "decided_by": SENTINEL,
+        },
+    )
+    assert decided.status_code == 201
+    await client.get("/v1/screenings", params={"external_reference": SENTINEL})
+    async with schema.connect() as connection:
+        columns = {
+            c["name"]
+            for c in await connection.run_sync(
+                lambda sync: inspect(sync).get_columns("audit_events")
+            )
+        }
+        rows = (await connection.execute(select(AuditEvent))).all()
+    assert columns == {
+        "id",
+        "recorded_at",
+        "tenant_id",
+        "client_id",
+        "subject",
+        "action",
+        "resource_type",
+        "resource_id",
+        "outcome",
+        "request_id",
+        "source_ip",
+        "details",
+    }
+    dumped = orjson.dumps([dict(row._mapping) for row in rows], default=str).decode()
+    assert SENTINEL not in dumped
+    assert "intensive_outpatient" not in dumped
+    assert "phq9" not in dumped
+    listed = next(r for r in rows if r.action == "screening.list")
+    assert listed.details == {"filters": ["external_reference"], "returned": 1}
+
+
+async def test_the_database_refuses_to_change_an_event(
+    client: httpx.AsyncClient, schema: AsyncEngine
+) -> None:
+    await client.get("/v1/screenings")
+    with pytest.raises(Exception, match="append-only"):
+        async with schema.begin() as connection:
+            await connection.execute(text("UPDATE audit_events SET outcome = 200"))
+
+
+# --- GET /v1/audit-events ---------------------------------------------------------------------
+
+
+async def test_the_trail_is_read_newest_first_with_filters_and_cursors(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    screening = (await stored_screening(client))["id"]
+    for _ in range(3):
+        await client.get(f"/v1/screenings/{screening}")
+    await client.get(f"/v1/screenings/{UNKNOWN_ID}")  # a failure
+
+    page = (await client.get("/v1/audit-events", params={"limit": 2})).json()
+    assert len(page["items"]) == 2
+    assert page["next_cursor"]
+    seen = page["items"]
+    while page["next_cursor"]:
+        page = (
+            await client.get("/v1/audit-events", params={"limit": 2, "cursor": page["next_cursor"]})
+        ).json()
+        seen.extend(page["items"])
+    times = [item["recorded_at"] for item in seen]
+    assert times == sorted(times, reverse=True)
+    assert len({item["id"] for item in seen}) == len(seen)
+
+    reads = await client.get(
+        "/v1/audit-events", params={"action": "screening.read", "resource_id": screening}
+    )
+    assert [e["outcome"] for e in reads.json()["items"]] == [200, 200, 200]
+    failures = (await client.get("/v1/audit-events", params={"outcome": "failure"})).json()
+    assert [(e["resource_id"], e["outcome"]) for e in failures["items"]] == [(UNKNOWN_ID, 404)]
+    by_status = (await client.get("/v1/audit-events", params={"status": 404})).json()
+    assert by_status["items"] == failures["items"]
+    me = await client_id_of(app, client)
+    mine = (await client.get("/v1/audit-events", params={"client_id": me, "limit": 1000})).json()
+    assert mine["items"]
+    assert all(e["client_id"] == me for e in mine["items"])
+    later = (datetime.now(UTC) + timedelta(minutes=1)).isoformat()
+    assert (await client.get("/v1/audit-events", params={"recorded_from": later})).json()[
+        "items"
+    ] == []
+    # Reading the trail is recorded too (the reads above, newest first).
+    newest = (await client.get("/v1/audit-events", params={"limit": 1})).json()["items"][0]
+    assert newest["action"] == "audit_event.list"
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"action": "screening.delete"},
+        {"resource_type": "patient"},
+        {"outcome": "maybe"},
+        {"status": 99},
+        {"limit": 0},
+        {"recorded_from": "2026-01-01T00:00:00"},  # no time zone
+        {"resource_id": "a\x01b"},
+        {"client_id": "x" * 301},
+    ],
+)
+async def test_invalid_filters_are_422(client: httpx.AsyncClient, params: Json) -> None:
+    assert_problem(await client.get("/v1/audit-events", params=params), 422)
+
+
+async def test_a_bad_cursor_is_400(client: httpx.AsyncClient) -> None:
+    assert_problem(await client.get("/v1/audit-events", params={"cursor": "bm9wZQ"}), 400)
+
+
+async def test_page_size_is_capped(client: httpx.AsyncClient) -> None:
+    for _ in range(3):
+        await client.get("/v1/screenings")
+    small = await client.get("/v1/audit-events", params={"limit": 1000})
+    assert small.status_code == 200
+    assert len(small.json()["items"]) <= 100

@@ -1,0 +1,788 @@
+"""Log canary: no submitted value, answer or secret ever reaches a log line.
+
+The security requirement: access and application logs carry ids, routes, status codes and
+timings, never bodies or answer values; validation errors name the field and the rule, never the
+value. Recognisable sentinels (the text ``CANARY-7Q9X`` in every free-text field, header, query
+filter and path id, and unusual numbers in every numeric answer) go through every operation of
+the OpenAPI schema, once accepted and once rejected, plus an unexpected server error; then no
+captured record may contain one.
+
+In process, one module-scoped drive captures every record at DEBUG (the root logger and the
+``carelevel``, ``uvicorn``, ``sqlalchemy``, ``aiosqlite`` and ``asyncpg`` loggers, all
+propagating: what ``caplog.set_level(logging.DEBUG)`` does, for the whole module), so that the
+leak check, the access-log check and the coverage check report separately. Out of process, the
+real ``carelevel serve`` at CARELEVEL_LOG_LEVEL=DEBUG, over HTTP.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import logging
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.main import create_app
+from app.settings import Settings
+from tests.api.conftest import EXAMPLES, empty_tables, http_client, new_key
+
+TEXT = "CANARY-7Q9X"  # found case-insensitively: slugs carry it in lower case
+SLUG = TEXT.lower()
+TEXT_PATTERN = re.compile(re.escape(TEXT), re.IGNORECASE)
+# Accepted values: inside each field's range, and with digits no log line has a reason to show.
+IN_RANGE: dict[tuple[str, str], int | float] = {
+    ("medical", "percent_healthy_body_weight"): 287.31,
+    ("medical", "potassium_mmol_l"): 7.3181,
+    ("medical", "temperature_c"): 41.739,
+    ("medical", "heart_rate_bpm"): 237,
+    ("medical", "systolic_bp_mmhg"): 283,
+    ("medical", "diastolic_bp_mmhg"): 187,
+    ("medical", "glucose_mg_dl"): 947,
+    ("logistics", "travel_minutes_one_way"): 587,
+    ("logistics", "hours_per_week_available"): 163.77,
+}
+OUT_OF_RANGE_FLOAT = 7318.25
+OUT_OF_RANGE_INT = 987654321
+NUMBERS = (*IN_RANGE.values(), OUT_OF_RANGE_FLOAT, OUT_OF_RANGE_INT)
+# A number as a token of its own: not part of a longer number, a word or a uuid, and not the
+# integral part of another decimal ("duration_ms=587.2" is a timing, not the answer 587).
+NUMBER_PATTERNS = [re.compile(rf"(?<![\w.]){re.escape(str(n))}(?!\w|\.\d)") for n in NUMBERS]
+BAD_REQUEST_ID = f"{TEXT} <{OUT_OF_RANGE_INT}>"  # invalid characters: replaced, never logged
+API_KEY = re.compile(r"clk_[0-9a-f]{8}\.[A-Za-z0-9_-]{43}")
+ACCESS_LINE = re.compile(
+    r"^method=(?P<method>[A-Z]+) route=(?P<route>\S+) status=(?P<status>\d{3}) "
+    r"duration_ms=\d+\.\d request_id=(?P<request_id>\S+) client_id=\S+ tenant=\S+$"
+)
+HTTP_METHODS = frozenset({"get", "put", "post", "delete", "patch", "head", "options", "trace"})
+# Operations that take no input at all: nothing a caller sends can be rejected.
+NOTHING_TO_REJECT = frozenset({("GET", "/healthz")})
+# The test's own HTTP client logs its request URLs; everything else is the service.
+CLIENT_SIDE_LOGGERS = ("httpx", "httpcore")
+CAPTURED_LOGGERS = (
+    "carelevel",
+    "carelevel.access",
+    "uvicorn",
+    "uvicorn.error",
+    "uvicorn.access",
+    "sqlalchemy",
+    "aiosqlite",
+    "asyncpg",
+    "alembic",
+)
+
+SHARED = "/v1/rule-sets/{owner}/{key}"
+VERSION = SHARED + "/versions/{version}"
+DEFAULT_SET = {"owner": "shared", "key": "iop-level-of-care"}
+CARELEVEL = Path(sys.executable).parent / "carelevel"
+
+Json = dict[str, Any]
+
+
+def leaks(text: str, secrets: tuple[str, ...] = ()) -> list[str]:
+    """The sentinels (and secrets) ``text`` contains."""
+    found = [TEXT] if TEXT_PATTERN.search(text) else []
+    found += [
+        str(number)
+        for number, pattern in zip(NUMBERS, NUMBER_PATTERNS, strict=True)
+        if str(number) in text and pattern.search(text)
+    ]
+    found += [f"secret {secret[:12]}…" for secret in secrets if secret in text]
+    return found
+
+
+def example() -> Json:
+    answers: Json = json.loads((EXAMPLES / "adult-iop-suitable.json").read_text())
+    return answers
+
+
+def canary_answers() -> Json:
+    """The adult IOP example with a sentinel number in every numeric answer (all accepted)."""
+    answers = example()
+    for (section, name), value in IN_RANGE.items():
+        answers.setdefault(section, {})[name] = value
+    answers["instruments"]["cows"] = {"total": 43}
+    return answers
+
+
+def with_answer(section: str, name: str, value: Any) -> Json:
+    answers = canary_answers()
+    answers[section][name] = value
+    return answers
+
+
+def malformed(prefix: str = '{"answers": ') -> bytes:
+    return f'{prefix}{{"external_reference": "{TEXT}", "n": {OUT_OF_RANGE_FLOAT}'.encode()
+
+
+JSON_TYPE = {"content-type": "application/json"}
+TEXT_TYPE = {"content-type": "text/plain"}
+
+
+# --- capturing every record -------------------------------------------------------------------
+
+
+class Capture(logging.Handler):
+    """Keeps every record, with its traceback formatted while it is still attached."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+        self._formatter = logging.Formatter()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.exc_info and record.exc_info[0] is not None:
+            record.exc_text = self._formatter.formatException(record.exc_info)
+        self.records.append(record)
+
+
+def record_text(record: logging.LogRecord) -> str:
+    """Everything a handler could write of ``record``: message, arguments, traceback."""
+    try:
+        message = record.getMessage()
+    except Exception:  # a broken format string: still look at its parts
+        message = str(record.msg)
+    return "\n".join(
+        (
+            message,
+            str(record.msg),
+            repr(record.args),
+            record.exc_text or "",
+            record.stack_info or "",
+        )
+    )
+
+
+@contextlib.contextmanager
+def everything_at_debug(capture: Capture) -> Iterator[None]:
+    root = logging.getLogger()
+    saved = [
+        (logger, logger.level, logger.propagate, logger.disabled)
+        for logger in [root, *(logging.getLogger(name) for name in CAPTURED_LOGGERS)]
+    ]
+    # pytest's own handlers would keep (and print on failure) megabytes of DEBUG records
+    quieted = [(handler, handler.level) for handler in root.handlers]
+    for handler, level in quieted:
+        handler.setLevel(max(level, logging.WARNING))
+    for logger, *_ in saved:
+        logger.setLevel(logging.DEBUG)
+        logger.propagate = True
+        logger.disabled = False
+    root.addHandler(capture)
+    try:
+        yield
+    finally:
+        root.removeHandler(capture)
+        for handler, level in quieted:
+            handler.setLevel(level)
+        for logger, level, propagate, disabled in saved:
+            logger.setLevel(level)
+            logger.propagate = propagate
+            logger.disabled = disabled
+
+
+# --- driving the API --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Exchange:
+    method: str
+    route: str  # the template the access line must name ("-" when no route matched)
+    status: int
+    request_id: str
+
+
+@dataclass
+class Driver:
+    http: httpx.AsyncClient
+    anonymous: httpx.AsyncClient
+    exchanges: list[Exchange] = field(default_factory=list)
+
+    async def call(
+        self,
+        method: str,
+        route: str | None,
+        expect: int,
+        *,
+        path: Mapping[str, object] | None = None,
+        url: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        anonymous: bool = False,
+        **kwargs: Any,
+    ) -> httpx.Response:
+        """Send one request (``route`` formatted with ``path``) with a sentinel X-Request-ID,
+        and check it gets ``expect``."""
+        target = url or (route or "").format(**(path or {}))
+        sent_headers = {"X-Request-ID": BAD_REQUEST_ID, **(headers or {})}
+        client = self.anonymous if anonymous else self.http
+        response = await client.request(method, target, headers=sent_headers, **kwargs)
+        assert response.status_code == expect, (method, target, response.text[:800])
+        request_id = response.headers["x-request-id"]
+        assert request_id != BAD_REQUEST_ID
+        logged_route = "-" if route is None or expect == 413 else route
+        self.exchanges.append(Exchange(method, logged_route, response.status_code, request_id))
+        return response
+
+
+async def exercise_screenings(d: Driver) -> str:
+    """Every screening operation, accepted and rejected; returns the stored screening's id."""
+    s, one = "/v1/screenings", "/v1/screenings/{screening_id}"
+    body = {"answers": canary_answers(), "external_reference": f"{TEXT}-ref"}
+    idempotent = {"Idempotency-Key": f"{TEXT}-{OUT_OF_RANGE_INT}"}
+
+    stored = (await d.call("POST", s, 201, json=body, headers=idempotent)).json()
+    replayed = await d.call("POST", s, 201, json=body, headers=idempotent)
+    assert replayed.headers.get("idempotent-replayed") == "true"
+    other = body | {"external_reference": f"{TEXT}-other"}
+    await d.call("POST", s, 422, json=other, headers=idempotent)  # the key reused
+    await d.call("POST", s, 201, json={"answers": canary_answers()})
+    screening_id: str = stored["id"]
+
+    rejected: list[Json] = [
+        {"answers": with_answer("medical", "percent_healthy_body_weight", OUT_OF_RANGE_FLOAT)},
+        {"answers": with_answer("logistics", "travel_minutes_one_way", OUT_OF_RANGE_INT)},
+        {"answers": with_answer("logistics", "hours_per_week_available", TEXT)},
+        {"answers": with_answer("medical", "glucose_mg_dl", 947.5)},
+        {"answers": with_answer("respondent", "age_group", TEXT)},
+        {"answers": with_answer("medical", TEXT, OUT_OF_RANGE_INT)},
+        {"answers": canary_answers(), TEXT: OUT_OF_RANGE_FLOAT},
+        {"answers": canary_answers(), "external_reference": f"{TEXT}\x00{OUT_OF_RANGE_INT}"},
+        {"answers": canary_answers(), "external_reference": TEXT * 30},
+        {"answers": canary_answers(), "rule_set": {"key": TEXT, "version": OUT_OF_RANGE_INT}},
+        {"answers": [TEXT, OUT_OF_RANGE_FLOAT]},
+    ]
+    phq9 = canary_answers()
+    phq9["instruments"]["phq9"]["items"][8] = OUT_OF_RANGE_INT
+    rejected.append({"answers": phq9})
+    for route in (s, s + "/evaluate"):
+        for invalid in rejected:
+            await d.call("POST", route, 422, json=invalid)
+        await d.call("POST", route, 400, content=malformed(), headers=JSON_TYPE)
+        await d.call("POST", route, 415, content=json.dumps(body).encode(), headers=TEXT_TYPE)
+    await d.call("POST", s, 422, json={"answers": canary_answers(), "rule_set": {"version": 99}})
+    for key in (f"{TEXT} {OUT_OF_RANGE_INT}", TEXT * 20, f"{TEXT}\t"):
+        await d.call("POST", s, 422, json=body, headers={"Idempotency-Key": key})
+    await d.call("POST", s, 413, content=json.dumps({"answers": TEXT * 10_000}), headers=JSON_TYPE)
+
+    await d.call("POST", s + "/evaluate", 200, json=body)
+
+    filters = {
+        "external_reference": f"{TEXT}-ref",
+        "limit": 7,
+        "created_from": "2020-01-01T00:00:00+00:00",
+        "rule_set_key": "iop-level-of-care",
+    }
+    listed = (await d.call("GET", s, 200, params=filters)).json()
+    assert [item["id"] for item in listed["items"]] == [screening_id]
+    for bad_filter in (
+        {"external_reference": f"{TEXT}\x01"},
+        {"level": TEXT},
+        {"urgency": TEXT},
+        {"limit": OUT_OF_RANGE_INT},
+        {"limit": TEXT},
+        {"rule_set_key": TEXT},
+        {"rule_set_version": TEXT},
+        {"created_from": TEXT},
+        {"created_to": f"{TEXT}T00:00:00"},
+    ):
+        await d.call("GET", s, 422, params=bad_filter)
+    await d.call("GET", s, 400, params={"cursor": TEXT})
+
+    await d.call("GET", one, 200, path={"screening_id": screening_id})
+    await d.call("GET", one, 404, path={"screening_id": TEXT})
+    await d.call("GET", one, 422, path={"screening_id": TEXT * 7})
+    await d.call("GET", one, 422, path={"screening_id": f"{TEXT}.{OUT_OF_RANGE_INT}"})
+
+    replay = one + "/replay"
+    await d.call("POST", replay, 200, path={"screening_id": screening_id}, json={})
+    await d.call("POST", replay, 404, path={"screening_id": TEXT}, json={})
+    for invalid in ({"version": TEXT}, {"owner": TEXT}, {TEXT: OUT_OF_RANGE_INT}):
+        await d.call("POST", replay, 422, path={"screening_id": screening_id}, json=invalid)
+    await d.call("POST", replay, 422, path={"screening_id": screening_id}, json={"version": 98765})
+    await d.call(
+        "POST",
+        replay,
+        400,
+        path={"screening_id": screening_id},
+        content=malformed("{"),
+        headers=JSON_TYPE,
+    )
+
+    decision = one + "/decision"
+    recommended = stored["determination"]["recommended_level"]
+    final = "outpatient" if recommended and recommended["level"] != "outpatient" else "residential"
+    decided = {
+        "final_level": final,
+        "variance_reasons": ["other"],
+        "comment": f"{TEXT} comment {OUT_OF_RANGE_FLOAT}",
+        "decided_by": f"{TEXT}-clinician",
+    }
+    await d.call("POST", decision, 201, path={"screening_id": screening_id}, json=decided)
+    for invalid in (
+        decided | {"final_level": TEXT},
+        decided | {"variance_reasons": [TEXT]},
+        decided | {"comment": TEXT * 200},
+        decided | {"comment": f"{TEXT}\x00"},
+        decided | {"comment": None},  # "other" needs a comment
+        decided | {"decided_by": f"{TEXT}\n"},
+        decided | {"decided_by": TEXT * 20},
+        decided | {TEXT: OUT_OF_RANGE_INT},
+    ):
+        await d.call("POST", decision, 422, path={"screening_id": screening_id}, json=invalid)
+    await d.call("POST", decision, 404, path={"screening_id": TEXT}, json=decided)
+    await d.call(
+        "POST",
+        decision,
+        400,
+        path={"screening_id": screening_id},
+        content=malformed("{"),
+        headers=JSON_TYPE,
+    )
+    await d.call(
+        "POST",
+        decision,
+        415,
+        path={"screening_id": screening_id},
+        content=json.dumps(decided).encode(),
+        headers=TEXT_TYPE,
+    )
+    return screening_id
+
+
+def titled(document: Json, label: str) -> Json:
+    """``document`` with sentinels in its title, description and first rule's description."""
+    changed = copy.deepcopy(document)
+    changed["title"] = f"{TEXT} {label} title"
+    changed["description"] = f"{TEXT} {label} description {OUT_OF_RANGE_FLOAT}"
+    first_rule = changed["stages"][0]["rules"][0]
+    first_rule["description"] = f"{first_rule['description']} ({TEXT})"
+    return changed
+
+
+async def exercise_rule_sets(d: Driver) -> None:
+    versions = SHARED + "/versions"
+    v1 = DEFAULT_SET | {"version": 1}
+    await d.call("GET", "/v1/rule-sets", 200)
+    await d.call("GET", "/v1/rule-sets", 401, headers={"Authorization": f"Bearer {TEXT}"})
+    await d.call("GET", versions, 200, path=DEFAULT_SET)
+    await d.call("GET", versions, 422, path={"owner": TEXT, "key": "iop-level-of-care"})
+    await d.call("GET", versions, 404, path={"owner": "shared", "key": SLUG})
+    document: Json = (await d.call("GET", VERSION, 200, path=v1)).json()["content"]
+    await d.call("GET", VERSION, 422, path=DEFAULT_SET | {"version": TEXT})
+    await d.call("GET", VERSION, 404, path=DEFAULT_SET | {"version": OUT_OF_RANGE_INT})
+
+    # drafts: A (a document) is edited, published, activated; B (a copy) is deleted
+    created = await d.call("POST", versions, 201, path=DEFAULT_SET, json=titled(document, "A"))
+    a = DEFAULT_SET | {"version": created.json()["version"]}
+    b_created = await d.call("POST", versions, 201, path=DEFAULT_SET, params={"copy_from": 1})
+    b = DEFAULT_SET | {"version": b_created.json()["version"]}
+    uncompilable = copy.deepcopy(document)
+    uncompilable["stages"][0]["rules"][0]["when"] = f'"{TEXT}" &&& {OUT_OF_RANGE_INT} ==='
+    await d.call("POST", versions, 422, path=DEFAULT_SET, json=uncompilable)
+    await d.call("POST", versions, 422, path=DEFAULT_SET, json={TEXT: OUT_OF_RANGE_FLOAT})
+    await d.call("POST", versions, 400, path=DEFAULT_SET, content=malformed(), headers=JSON_TYPE)
+    await d.call("POST", versions, 400, path=DEFAULT_SET, json=[TEXT, OUT_OF_RANGE_INT])
+    await d.call("POST", versions, 415, path=DEFAULT_SET, content=TEXT, headers=TEXT_TYPE)
+    await d.call("POST", versions, 404, path=DEFAULT_SET, params={"copy_from": OUT_OF_RANGE_INT})
+    await d.call(
+        "POST", versions, 422, path=DEFAULT_SET, params={"copy_from": 1, "copy_from_owner": TEXT}
+    )
+    await d.call("POST", versions, 422, path={"owner": TEXT, "key": SLUG}, json=document)
+
+    updated = await d.call(
+        "PUT",
+        VERSION,
+        200,
+        path=a,
+        json=titled(document, "A2"),
+        headers={"If-Match": created.headers["etag"]},
+    )
+    edit = titled(document, "A3")
+    await d.call("PUT", VERSION, 412, path=a, headers={"If-Match": f'"{TEXT}"'}, json=edit)
+    await d.call("PUT", VERSION, 428, path=a, json=edit)
+    await d.call("PUT", VERSION, 422, path=a, headers={"If-Match": TEXT * 30}, json=edit)
+    await d.call(
+        "PUT",
+        VERSION,
+        400,
+        path=a,
+        content=malformed(),
+        headers={"If-Match": updated.headers["etag"], **JSON_TYPE},
+    )
+    unknown = DEFAULT_SET | {"version": OUT_OF_RANGE_INT}
+    await d.call("PUT", VERSION, 404, path=unknown, headers={"If-Match": f'"{TEXT}"'}, json=edit)
+
+    await d.call("DELETE", VERSION, 412, path=b, headers={"If-Match": f'"{TEXT}"'})
+    await d.call("DELETE", VERSION, 428, path=b)
+    await d.call("DELETE", VERSION, 204, path=b, headers={"If-Match": b_created.headers["etag"]})
+    await d.call("DELETE", VERSION, 404, path=b, headers={"If-Match": f'"{TEXT}"'})
+
+    imported = titled(document, "import") | {"key": f"{SLUG}-set"}
+    await d.call(
+        "POST", "/v1/rule-sets/{owner}/import", 201, path={"owner": "default"}, json=imported
+    )
+    imports = "/v1/rule-sets/{owner}/import"
+    await d.call("POST", imports, 422, path={"owner": TEXT}, json=imported)
+    await d.call("POST", imports, 422, path={"owner": "default"}, json=imported | {"key": TEXT})
+    await d.call("POST", imports, 400, path={"owner": "default"})
+    await d.call(
+        "POST", imports, 400, path={"owner": "default"}, content=malformed(), headers=JSON_TYPE
+    )
+
+    await d.call("POST", VERSION + "/validate", 200, path=a)
+    await d.call("POST", VERSION + "/validate", 404, path=DEFAULT_SET | {"version": 98765})
+    await d.call("POST", VERSION + "/publish", 200, path=a)
+    await d.call("POST", VERSION + "/publish", 409, path=a)
+    await d.call("POST", VERSION + "/activate", 200, path=a)
+    await d.call("POST", VERSION + "/activate", 404, path=DEFAULT_SET | {"version": 98765})
+    await d.call("POST", VERSION + "/retire", 409, path=a)  # the active version
+    await d.call("POST", VERSION + "/retire", 200, path=v1)
+    await d.call("POST", VERSION + "/retire", 422, path=DEFAULT_SET | {"version": TEXT})
+
+    diff = SHARED + "/diff"
+    await d.call("GET", diff, 200, path=DEFAULT_SET, params={"from": 1, "to": a["version"]})
+    await d.call("GET", diff, 422, path=DEFAULT_SET, params={"from": TEXT, "to": 1})
+    await d.call(
+        "GET", diff, 422, path=DEFAULT_SET, params={"from": 1, "to": 1, "from_owner": TEXT}
+    )
+    await d.call("GET", diff, 404, path=DEFAULT_SET, params={"from": 1, "to": OUT_OF_RANGE_INT})
+
+    simulate = VERSION + "/simulate"
+    await d.call("POST", simulate, 200, path=v1, params={"sample": 7})
+    await d.call("POST", simulate, 422, path=v1, params={"sample": OUT_OF_RANGE_INT})
+    await d.call("GET", VERSION + "/export", 200, path=a)
+    await d.call("GET", VERSION + "/export", 404, path=DEFAULT_SET | {"version": 98765})
+
+
+async def exercise_clients(d: Driver) -> str:
+    """Client management, accepted and rejected; returns the new client's key."""
+    clients, one = "/v1/clients", "/v1/clients/{client_id}"
+    body = {"name": f"{TEXT} client {OUT_OF_RANGE_INT}", "scopes": ["screenings:read"]}
+    created = (await d.call("POST", clients, 201, json=body)).json()
+    for invalid in (
+        body | {"name": f"{TEXT}\x01"},
+        body | {"name": TEXT * 30},
+        body | {"scopes": [TEXT]},
+        body | {"tenant": SLUG},  # another tenant
+        body | {"tenant": TEXT},
+        body | {TEXT: OUT_OF_RANGE_FLOAT},
+    ):
+        await d.call("POST", clients, 422, json=invalid)
+    await d.call("POST", clients, 400, content=malformed("{"), headers=JSON_TYPE)
+
+    await d.call("GET", clients, 200, params={"limit": 3})
+    await d.call("GET", clients, 400, params={"cursor": TEXT})
+    await d.call("GET", clients, 422, params={"limit": OUT_OF_RANGE_INT})
+    await d.call("GET", one, 200, path={"client_id": created["id"]})
+    await d.call("GET", one, 404, path={"client_id": TEXT})
+    await d.call("GET", one, 422, path={"client_id": f"{TEXT}.{OUT_OF_RANGE_INT}"})
+    await d.call("POST", one + "/revoke", 200, path={"client_id": created["id"]})
+    await d.call("POST", one + "/revoke", 404, path={"client_id": TEXT})
+    revoked = {"Authorization": f"Bearer {created['api_key']}"}
+    await d.call("GET", "/v1/questionnaire", 401, headers=revoked)
+    key: str = created["api_key"]
+    return key
+
+
+async def exercise_the_rest(d: Driver) -> None:
+    audit = "/v1/audit-events"
+    await d.call("GET", audit, 200, params={"resource_id": TEXT, "client_id": TEXT, "limit": 5})
+    await d.call("GET", audit, 200, params={"outcome": "failure", "status": 422})
+    for bad_filter in (
+        {"action": TEXT},
+        {"resource_type": TEXT},
+        {"resource_id": f"{TEXT}\x02"},
+        {"outcome": TEXT},
+        {"status": OUT_OF_RANGE_INT},
+        {"recorded_from": TEXT},
+        {"limit": OUT_OF_RANGE_INT},
+    ):
+        await d.call("GET", audit, 422, params=bad_filter)
+    await d.call("GET", audit, 400, params={"cursor": TEXT})
+
+    questionnaire = "/v1/questionnaire"
+    await d.call("GET", questionnaire, 200)
+    await d.call("GET", questionnaire, 401, anonymous=True)
+    for credentials in (
+        f"Bearer {TEXT}",
+        f"Bearer clk_0123abcd.{TEXT}{'x' * 32}",
+        f"Bearer eyJhbGciOiJIUzI1NiJ9.{TEXT}.{OUT_OF_RANGE_INT}",
+        f"Basic {TEXT}",
+    ):
+        await d.call("GET", questionnaire, 401, headers={"Authorization": credentials})
+
+    await d.call("GET", "/healthz", 200, params={"probe": TEXT})
+    await d.call("GET", "/healthz", 200, anonymous=True)
+
+    # no route at all, and a route without the method
+    await d.call("GET", None, 404, url=f"/v1/{TEXT}?q={TEXT}")
+    await d.call("POST", None, 404, url=f"/v1/{SLUG}", json={TEXT: OUT_OF_RANGE_INT})
+    await d.call("DELETE", "/v1/screenings", 405, params={"q": TEXT})
+
+
+async def exercise_a_server_error(app: FastAPI, d: Driver) -> None:
+    """An unexpected exception whose message carries sentinels (the service raising, as a bug
+    would): a 500 whose log names the exception's type only."""
+
+    async def broken(*args: Any, **kwargs: Any) -> bytes:
+        raise RuntimeError(f"{TEXT} {OUT_OF_RANGE_FLOAT} {args!r}")
+
+    service = app.state.screening_service
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(service, "evaluate_only", broken)
+        body = {"answers": canary_answers(), "external_reference": TEXT}
+        await d.call("POST", "/v1/screenings/evaluate", 500, json=body)
+
+
+@dataclass(frozen=True)
+class Drive:
+    operations: frozenset[tuple[str, str]]
+    templates: frozenset[str]
+    exchanges: list[Exchange]
+    records: list[logging.LogRecord]
+    secrets: tuple[str, ...]
+
+
+@pytest.fixture(scope="module")
+async def drive(schema: AsyncEngine, settings: Settings) -> Drive:
+    capture = Capture()
+    with everything_at_debug(capture):
+        await empty_tables(schema)
+        app = create_app(settings)
+        async with LifespanManager(app):
+            admin_key = await new_key(app)
+            async with (
+                http_client(app, admin_key) as http,
+                http_client(app, None, "anonymous") as anonymous,
+            ):
+                driver = Driver(http, anonymous)
+                await exercise_screenings(driver)
+                await exercise_rule_sets(driver)
+                client_key = await exercise_clients(driver)
+                await exercise_the_rest(driver)
+                await exercise_a_server_error(app, driver)
+        paths: dict[str, Json] = app.openapi()["paths"]
+    operations = frozenset(
+        (method.upper(), path)
+        for path, item in paths.items()
+        for method in item
+        if method in HTTP_METHODS
+    )
+    return Drive(
+        operations=operations,
+        templates=frozenset(paths),
+        exchanges=driver.exchanges,
+        records=list(capture.records),
+        secrets=(admin_key, client_key),
+    )
+
+
+# --- in process -------------------------------------------------------------------------------
+
+
+def test_every_operation_is_exercised_accepted_and_rejected(drive: Drive) -> None:
+    def statuses(method: str, path: str) -> set[int]:
+        return {e.status for e in drive.exchanges if (e.method, e.route) == (method, path)}
+
+    never_accepted = sorted(
+        op for op in drive.operations if not any(200 <= s < 300 for s in statuses(*op))
+    )
+    never_rejected = sorted(
+        op
+        for op in drive.operations - NOTHING_TO_REJECT
+        if not any(400 <= s < 500 for s in statuses(*op))
+    )
+    assert never_accepted == [], "operations the canary never sends a valid request to"
+    assert never_rejected == [], "operations the canary never sends an invalid request to"
+    assert any(e.status == 500 for e in drive.exchanges)
+
+
+def test_no_sentinel_reaches_any_log_record(drive: Drive) -> None:
+    service_records = [r for r in drive.records if not r.name.startswith(CLIENT_SIDE_LOGGERS)]
+    # the capture did capture, at DEBUG, the service's loggers and the database layer's
+    assert len(service_records) > len(drive.exchanges)
+    assert any(r.levelno == logging.DEBUG for r in service_records)
+    assert any(r.name.startswith("sqlalchemy") for r in service_records)
+    leaked: dict[str, list[str]] = {}
+    for record in service_records:
+        found = leaks(record_text(record), drive.secrets)
+        if found:
+            leaked.setdefault(record.name, []).append(f"{found}: {record_text(record)[:300]!r}")
+    summary = {name: (len(lines), lines[:3]) for name, lines in leaked.items()}
+    assert leaked == {}, f"sentinels in the logs, by logger: {summary}"
+
+
+def test_the_access_log_has_one_line_per_request_with_the_route_template(drive: Drive) -> None:
+    access = [r for r in drive.records if r.name == "carelevel.access"]
+    lines = [record.getMessage() for record in access]
+    parsed = [ACCESS_LINE.fullmatch(line) for line in lines]
+    assert [line for line, match in zip(lines, parsed, strict=True) if match is None] == []
+    by_request_id = Counter(match["request_id"] for match in parsed if match)
+
+    assert len(access) == len(drive.exchanges)
+    assert [rid for rid, count in by_request_id.items() if count != 1] == []
+    logged = {
+        match["request_id"]: (match["method"], match["route"], int(match["status"]))
+        for match in parsed
+        if match
+    }
+    mismatched = [
+        (e, logged.get(e.request_id))
+        for e in drive.exchanges
+        if logged.get(e.request_id) != (e.method, e.route, e.status)
+    ]
+    assert mismatched == []
+    for line, match in zip(lines, parsed, strict=True):
+        assert match is not None
+        assert "?" not in line
+        assert match["route"] == "-" or match["route"] in drive.templates, line
+    assert all(r.levelno == logging.INFO for r in access)
+
+
+# --- out of process: the real server ----------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=5)
+
+
+def test_the_real_server_logs_no_sentinel(tmp_path: Path) -> None:
+    started = time.monotonic()
+    port = free_port()
+    env = {name: value for name, value in os.environ.items() if not name.startswith("CARELEVEL_")}
+    env |= {
+        "CARELEVEL_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'canary.db'}",
+        "CARELEVEL_ENVIRONMENT": "development",
+        "CARELEVEL_LOG_LEVEL": "DEBUG",
+        "PYTHONUNBUFFERED": "1",
+    }
+    stdout_path, stderr_path = tmp_path / "stdout.log", tmp_path / "stderr.log"
+    with stdout_path.open("wb") as stdout, stderr_path.open("wb") as stderr:
+        process = subprocess.Popen(
+            [str(CARELEVEL), "serve", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=tmp_path,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=stdout,
+            stderr=stderr,
+        )
+    responses = 0
+    created_key = ""
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as http:
+            while True:
+                assert process.poll() is None, stderr_path.read_text()
+                assert time.monotonic() - started < 12, "the server did not start in time"
+                try:
+                    up = http.get("/healthz")
+                except httpx.TransportError:
+                    time.sleep(0.05)
+                    continue
+                responses += 1
+                assert up.status_code == 200
+                break
+            keys = API_KEY.findall(stderr_path.read_text())
+            assert len(keys) == 1, "the bootstrap admin key is printed once at the first start"
+            http.headers["Authorization"] = f"Bearer {keys[0]}"
+            http.headers["X-Request-ID"] = BAD_REQUEST_ID
+
+            def call(method: str, url: str, expect: int, **kwargs: Any) -> httpx.Response:
+                nonlocal responses
+                response = http.request(method, url, **kwargs)
+                responses += 1
+                assert response.status_code == expect, (method, url, response.text[:500])
+                return response
+
+            body = {"answers": canary_answers(), "external_reference": f"{TEXT}-ref"}
+            idempotent = {"Idempotency-Key": f"{TEXT}-{OUT_OF_RANGE_INT}"}
+            stored = call("POST", "/v1/screenings", 201, json=body, headers=idempotent).json()
+            call("POST", "/v1/screenings", 201, json=body, headers=idempotent)
+            call("POST", "/v1/screenings/evaluate", 200, json=body)
+            too_far = with_answer("logistics", "travel_minutes_one_way", OUT_OF_RANGE_INT)
+            call("POST", "/v1/screenings", 422, json={"answers": too_far})
+            heavy = with_answer("medical", "percent_healthy_body_weight", OUT_OF_RANGE_FLOAT)
+            call("POST", "/v1/screenings/evaluate", 422, json={"answers": heavy, TEXT: 1})
+            call("POST", "/v1/screenings", 400, content=malformed(), headers=JSON_TYPE)
+            call("POST", "/v1/screenings", 415, content=json.dumps(body), headers=TEXT_TYPE)
+            call("POST", "/v1/screenings", 422, json=body, headers={"Idempotency-Key": TEXT * 20})
+
+            decision = f"/v1/screenings/{stored['id']}/decision"
+            recommended = stored["determination"]["recommended_level"]
+            final = (
+                "outpatient"
+                if recommended and recommended["level"] != "outpatient"
+                else ("residential")
+            )
+            decided = {
+                "final_level": final,
+                "variance_reasons": ["other"],
+                "comment": f"{TEXT} comment {OUT_OF_RANGE_FLOAT}",
+                "decided_by": f"{TEXT}-clinician",
+            }
+            call("POST", decision, 201, json=decided)
+            call("POST", decision, 422, json=decided | {"decided_by": f"{TEXT}\n"})
+            call("POST", f"/v1/screenings/{TEXT}/decision", 404, json=decided)
+
+            filters = {"external_reference": f"{TEXT}-ref", "limit": 7}
+            assert len(call("GET", "/v1/screenings", 200, params=filters).json()["items"]) == 1
+            call("GET", "/v1/screenings", 422, params={"level": TEXT, "limit": OUT_OF_RANGE_INT})
+            call("GET", "/v1/screenings", 400, params={"cursor": TEXT})
+
+            versions = "/v1/rule-sets/shared/iop-level-of-care/versions"
+            document = call("GET", f"{versions}/1", 200).json()["content"]
+            call("POST", versions, 201, json=titled(document, "served"))
+            broken = copy.deepcopy(document)
+            broken["stages"][0]["rules"][0]["when"] = f'"{TEXT}" &&& {OUT_OF_RANGE_INT}'
+            call("POST", versions, 422, json=broken)
+            call("POST", versions, 400, content=malformed(), headers=JSON_TYPE)
+
+            client = {"name": f"{TEXT} client", "scopes": ["screenings:read"]}
+            created_key = call("POST", "/v1/clients", 201, json=client).json()["api_key"]
+            call("POST", "/v1/clients", 422, json=client | {"scopes": [TEXT]})
+            call("GET", "/v1/questionnaire", 401, headers={"Authorization": f"Bearer {TEXT}"})
+            call("GET", f"/v1/{TEXT}", 404, params={"q": TEXT})
+    finally:
+        stop(process)
+    output = stdout_path.read_text() + stderr_path.read_text()
+
+    assert leaks(output) == [], output[-4000:]
+    access = [line for line in output.splitlines() if " carelevel.access method=" in line]
+    assert len(access) == responses, output[-4000:]
+    assert all("?" not in line for line in access)
+    assert any("route=/v1/screenings/{screening_id}/decision status=201" in line for line in access)
+    assert output.count(keys[0]) == 1
+    assert output.count(keys[0].split(".")[1]) == 1
+    assert created_key
+    assert created_key not in output
+    assert created_key.split(".")[1] not in output
+    assert time.monotonic() - started < 20

@@ -1,0 +1,207 @@
+"""Per-client rate limits: a fixed window of CARELEVEL_RATE_LIMIT_REQUESTS requests every
+CARELEVEL_RATE_LIMIT_WINDOW_SECONDS, counted in memory, in the database or in Redis.
+
+Limits are keyed by the authenticated client, never by the source address. Every test uses
+new API clients, so Redis keys (``carelevel:rate:<client id>:<window>``) never collide between
+tests or runs and expire by themselves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+from pydantic import ValidationError
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.main import create_app
+from app.settings import Settings
+from tests.api.conftest import empty_tables, http_client, new_key
+from tests.api.screenings_support import assert_problem, example
+
+LIMIT = 3
+WINDOW = 60
+REDIS_URL = "redis://127.0.0.1:6379/15"
+UNREACHABLE_REDIS_URL = "redis://127.0.0.1:1/0"
+SHARED_BACKENDS = ["database", "redis"]
+BACKENDS = ["memory", *SHARED_BACKENDS]
+
+_RATE_LIMIT = re.compile(r'"client";r=(\d+);t=(\d+)')
+
+
+def limited(settings: Settings, storage: str, **overrides: Any) -> Settings:
+    update: dict[str, Any] = {
+        "rate_limit_requests": LIMIT,
+        "rate_limit_window_seconds": WINDOW,
+        "rate_limit_storage": storage,
+        "redis_url": REDIS_URL if storage == "redis" else None,
+    }
+    return settings.model_copy(update=update | overrides)
+
+
+@contextlib.asynccontextmanager
+async def instances(
+    schema: AsyncEngine, settings: Settings, count: int = 1
+) -> AsyncIterator[list[FastAPI]]:
+    """``count`` applications on the same (emptied) database, like worker processes."""
+    await empty_tables(schema)
+    async with contextlib.AsyncExitStack() as stack:
+        started = []
+        for _ in range(count):
+            application = create_app(settings)
+            await stack.enter_async_context(LifespanManager(application))
+            started.append(application)
+        yield started
+
+
+async def away_from_window_edge() -> None:
+    """Wait (bounded, in short steps) while the current fixed window ends within 2 s, so that a
+    test's requests all fall in one window."""
+    for _ in range(30):
+        if WINDOW - time.time() % WINDOW > 2.0:
+            return
+        await asyncio.sleep(0.1)
+
+
+def remaining(response: httpx.Response) -> int:
+    """``r`` of the RateLimit field, after checking both RateLimit fields' shape."""
+    assert response.headers["ratelimit-policy"] == f'"client";q={LIMIT}'
+    match = _RATE_LIMIT.fullmatch(response.headers["ratelimit"])
+    assert match is not None, response.headers["ratelimit"]
+    assert 1 <= int(match[2]) <= WINDOW
+    return int(match[1])
+
+
+def assert_rate_limited(response: httpx.Response) -> None:
+    body = assert_problem(response, 429, "rate-limited")
+    assert body["type"].endswith("rate-limited")
+    retry_after = response.headers["retry-after"]
+    assert retry_after.isdigit(), retry_after
+    assert 1 <= int(retry_after) <= WINDOW
+    assert remaining(response) == 0
+    match = _RATE_LIMIT.fullmatch(response.headers["ratelimit"])
+    assert match is not None
+    assert int(match[2]) == int(retry_after)
+
+
+async def count_rows(schema: AsyncEngine, table: str) -> int:
+    async with schema.connect() as connection:
+        return int((await connection.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one())
+
+
+@pytest.mark.parametrize("storage", BACKENDS)
+async def test_fourth_request_in_the_window_is_429_and_other_clients_are_unaffected(
+    schema: AsyncEngine, settings: Settings, storage: str
+) -> None:
+    async with instances(schema, limited(settings, storage)) as [app]:
+        first, second = await new_key(app, name="first"), await new_key(app, name="second")
+        await away_from_window_edge()
+        async with http_client(app, first) as http:
+            seen = []
+            for _ in range(LIMIT):
+                response = await http.get("/v1/screenings")
+                assert response.status_code == 200, response.text
+                seen.append(remaining(response))
+            assert seen == [2, 1, 0]
+
+            assert_rate_limited(await http.get("/v1/screenings"))
+            assert_rate_limited(await http.get("/v1/questionnaire"))  # any operation
+
+        # Same tenant, same source address (the ASGI transport's), another client.
+        async with http_client(app, second) as other:
+            response = await other.get("/v1/screenings")
+            assert response.status_code == 200, response.text
+            assert remaining(response) == LIMIT - 1
+
+
+@pytest.mark.parametrize("storage", SHARED_BACKENDS)
+async def test_two_instances_share_the_count_with_shared_storage(
+    schema: AsyncEngine, settings: Settings, storage: str
+) -> None:
+    """database and redis: every process (and replica) counts against one window."""
+    async with instances(schema, limited(settings, storage), count=2) as [one, two]:
+        key = await new_key(one)
+        await away_from_window_edge()
+        async with http_client(one, key) as via_one, http_client(two, key) as via_two:
+            assert remaining(await via_one.get("/v1/screenings")) == 2
+            assert remaining(await via_two.get("/v1/screenings")) == 1
+            assert remaining(await via_one.get("/v1/screenings")) == 0
+            assert_rate_limited(await via_two.get("/v1/screenings"))
+            assert_rate_limited(await via_one.get("/v1/screenings"))
+
+
+async def test_two_instances_count_separately_with_memory_storage(
+    schema: AsyncEngine, settings: Settings
+) -> None:
+    """memory: each process counts on its own (so N workers allow N times the limit)."""
+    async with instances(schema, limited(settings, "memory"), count=2) as [one, two]:
+        key = await new_key(one)
+        await away_from_window_edge()
+        async with http_client(one, key) as via_one, http_client(two, key) as via_two:
+            for expected in (2, 1, 0):
+                assert remaining(await via_one.get("/v1/screenings")) == expected
+            assert_rate_limited(await via_one.get("/v1/screenings"))
+            response = await via_two.get("/v1/screenings")
+            assert response.status_code == 200, response.text
+            assert remaining(response) == LIMIT - 1
+
+
+@pytest.mark.parametrize("storage", BACKENDS)
+async def test_rate_limited_request_stores_nothing_and_writes_no_audit_event(
+    schema: AsyncEngine, settings: Settings, storage: str
+) -> None:
+    body = {"answers": example("adult-iop-suitable")}
+    async with instances(schema, limited(settings, storage)) as [app]:
+        key = await new_key(app)
+        await away_from_window_edge()
+        async with http_client(app, key) as http:
+            for _ in range(LIMIT):
+                created = await http.post("/v1/screenings", json=body)
+                assert created.status_code == 201, created.text
+            screenings = await count_rows(schema, "screenings")
+            events = await count_rows(schema, "audit_events")
+            assert screenings == LIMIT
+            assert events >= LIMIT
+
+            assert_rate_limited(await http.post("/v1/screenings", json=body))
+            assert_rate_limited(
+                await http.post("/v1/screenings", json=body, headers={"Idempotency-Key": "k-1"})
+            )
+
+            assert await count_rows(schema, "screenings") == screenings
+            assert await count_rows(schema, "audit_events") == events
+
+
+async def test_unreachable_redis_lets_requests_through(
+    schema: AsyncEngine, settings: Settings
+) -> None:
+    unreachable = limited(settings, "redis", redis_url=UNREACHABLE_REDIS_URL)
+    async with instances(schema, unreachable) as [app]:
+        key = await new_key(app)
+        async with http_client(app, key) as http:
+            started = time.perf_counter()
+            for _ in range(LIMIT + 3):
+                response = await http.get("/v1/screenings")
+                assert response.status_code == 200, response.text
+            assert time.perf_counter() - started < 5  # no long retries per request
+
+
+@pytest.mark.parametrize("redis_url", [None, ""])
+def test_redis_storage_without_redis_url_is_a_settings_error(redis_url: str | None) -> None:
+    with pytest.raises(ValidationError, match="CARELEVEL_REDIS_URL"):
+        Settings(rate_limit_storage="redis", redis_url=redis_url)
+
+
+def test_auto_storage_is_redis_with_a_url_else_the_database() -> None:
+    assert Settings(rate_limit_storage="auto", redis_url=None).rate_limit_backend == "database"
+    assert Settings(rate_limit_storage="auto", redis_url=REDIS_URL).rate_limit_backend == "redis"
+    assert Settings(rate_limit_storage="redis", redis_url=REDIS_URL).rate_limit_backend == "redis"
