@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: help install run test lint docs bench clean
+.PHONY: help install run test lint fuzz docs bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -29,6 +29,9 @@ test: install  ## lint, check the default rule set, run the test suite
 	$(BIN)/carelevel rules check app/engine/default_rules/iop-level-of-care.yaml
 	$(BIN)/pytest
 
+fuzz: install  ## schemathesis against the running service (every check, fixed seed; see README)
+	tests/fuzz/run
+
 docs: install  ## regenerate the fact catalogue in docs/rule-sets.md
 	$(BIN)/python -c "import pathlib, re; from app.engine.catalogue import BEGIN_MARKER as b, END_MARKER as e, render_catalogue; p = pathlib.Path('docs/rule-sets.md'); t = p.read_text(); p.write_text(t[: t.index(b)] + render_catalogue() + t[t.index(e) + len(e):])"
 
@@ -36,4 +39,4 @@ bench: install  ## engine micro-benchmark (µs per evaluation)
 	$(BIN)/python bench/engine.py
 
 clean:  ## remove the virtual environment and caches
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis .schemathesis reports

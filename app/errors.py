@@ -249,6 +249,17 @@ def malformed_json(request: Request) -> JSONResponse:
     )
 
 
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route accepts at the request's path (Starlette names only those of
+    the first route that matches the path, and FastAPI makes one route per method)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        pattern = getattr(route, "path_regex", None)
+        if pattern is not None and pattern.match(request.url.path):
+            methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Every error leaves as problem+json; nothing leaks a stack trace or a submitted value."""
 
@@ -299,6 +310,9 @@ def install_error_handlers(app: FastAPI) -> None:
             # FastAPI's "error parsing the body" for bytes json.loads cannot even decode
             # (invalid UTF-8, for instance): still malformed JSON.
             return malformed_json(request)
+        headers = dict(error.headers or {})
+        if error.status_code == 405:
+            headers["Allow"] = ", ".join(allowed_methods(request))
         detail = error.detail if isinstance(error.detail, str) else "HTTP error"
         try:
             title = HTTPStatus(error.status_code).phrase
@@ -310,7 +324,7 @@ def install_error_handlers(app: FastAPI) -> None:
             title,
             detail,
             request,
-            headers=dict(error.headers or {}),
+            headers=headers,
         )
 
     # Connection failures reach us unwrapped from the driver when a connection cannot even be

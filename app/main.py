@@ -29,6 +29,7 @@ from app.edge import Edge
 from app.errors import install_error_handlers, secured
 from app.limits import BodySizeLimit
 from app.logging_setup import keep_health_information_out_of_logs
+from app.openapi import complete_openapi
 from app.questionnaire import Questionnaire, build_questionnaire
 from app.rulesets.cache import RuleSetCache, refresh_forever
 from app.rulesets.router import router as rule_sets_router
@@ -232,6 +233,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         license_info={"name": "Apache-2.0", "identifier": "Apache-2.0"},
     )
+    app.openapi = lambda: complete_openapi(app)  # type: ignore[method-assign]
     app.state.settings = settings
     app.state.rule_set_cache = RuleSetCache()
     install_error_handlers(app)

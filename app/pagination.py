@@ -1,13 +1,17 @@
-"""Opaque cursors for keyset pagination over (timestamp, id)."""
+"""Keyset pagination: opaque cursors over (timestamp, id), and instants as filters."""
 
 from __future__ import annotations
 
 import base64
+import re
 from datetime import UTC, datetime
+from typing import Annotated
 
 import orjson
+from pydantic import AfterValidator, BeforeValidator, WithJsonSchema
+from pydantic_core import PydanticCustomError
 
-from app.errors import BadRequest, FieldProblem, Unprocessable
+from app.errors import BadRequest
 
 
 def encode_cursor(at: datetime, row_id: str) -> str:
@@ -29,19 +33,32 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         raise BadRequest("The cursor is not one this API returned.") from None
 
 
-def check_instant(name: str, value: datetime | None) -> None:
-    """A query-string instant must carry a time zone and be in range (422 naming it)."""
-    if value is None:
-        return
-    if value.tzinfo is None:
-        raise Unprocessable(
-            f"{name} needs a time zone (for example 2026-11-26T00:00:00Z).",
-            errors=[FieldProblem(pointer=f"#/query/{name}", detail="must include a time zone")],
+_ISO_8601 = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})")
+
+
+def _written_as_iso_8601(value: object) -> object:
+    # Pydantic would also read "1764547200" or "0.5" as a Unix time; a filter is an instant
+    # written out, with its zone, or nothing.
+    if isinstance(value, str) and not _ISO_8601.fullmatch(value):
+        raise PydanticCustomError(
+            "instant_format",
+            "must be an ISO 8601 date and time with a time zone, for example 2026-11-26T00:00:00Z",
         )
+    return value
+
+
+def _in_range(value: datetime) -> datetime:
     try:
         value.astimezone(UTC)
     except OverflowError:
-        raise Unprocessable(
-            f"{name} is out of range.",
-            errors=[FieldProblem(pointer=f"#/query/{name}", detail="is out of range")],
-        ) from None
+        raise PydanticCustomError("instant_range", "is out of range") from None
+    return value
+
+
+Instant = Annotated[
+    datetime,
+    BeforeValidator(_written_as_iso_8601),
+    AfterValidator(_in_range),
+    WithJsonSchema({"type": "string", "format": "date-time", "pattern": _ISO_8601.pattern}),
+]
+"""A query-string instant: ISO 8601 with its time zone (422 naming the parameter otherwise)."""

@@ -46,6 +46,15 @@ class Caller:
         return self.principal.label
 
 
+def _printable(value: str | None, limit: int) -> str | None:
+    """A value the trail can hold whatever a failed request named in its path: without control
+    characters (Postgres refuses NUL), and no longer than the column."""
+    if value is None:
+        return None
+    cleaned = "".join(c if c.isprintable() else "\ufffd" for c in value)
+    return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "\u2026"
+
+
 def _event(caller: Caller, outcome: int, resource_id: str | None, details: dict[str, Any]) -> Any:
     return AuditEvent(
         id=new_id(),
@@ -55,7 +64,7 @@ def _event(caller: Caller, outcome: int, resource_id: str | None, details: dict[
         subject=caller.principal.subject,
         action=caller.action.value,
         resource_type=ACTIONS[caller.action].resource_type.value,
-        resource_id=resource_id if resource_id is not None else caller.resource_id,
+        resource_id=_printable(resource_id or caller.resource_id, 300),
         outcome=outcome,
         request_id=caller.request_id,
         source_ip=caller.source_ip,

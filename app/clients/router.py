@@ -13,7 +13,7 @@ from app.clients.schemas import ClientCreate, ClientCreated, ClientOut, ClientPa
 from app.clients.service import client_body, client_page, create_client, get_client, revoke_client
 from app.db import after_commit
 from app.deps import SessionDep, SettingsDep
-from app.errors import FieldProblem, Unprocessable, problem, secured
+from app.errors import Conflict, FieldProblem, Unprocessable, problem, secured
 from app.security.access import access
 
 router = APIRouter(prefix="/v1/clients", tags=["clients"], responses=secured())
@@ -97,7 +97,7 @@ async def get(
     description="Its key stops working at once on this process and within "
     "`CARELEVEL_CREDENTIAL_CACHE_SECONDS` everywhere else. Revoking twice changes nothing. To "
     "rotate a key, create a new client, switch over, then revoke the old one.",
-    responses={404: problem("No such client.")},
+    responses={404: problem("No such client."), 409: problem("A client cannot revoke itself.")},
 )
 async def revoke(
     request: Request,
@@ -105,9 +105,13 @@ async def revoke(
     client_id: ClientId,
     session: SessionDep,
 ) -> Response:
-    client = await revoke_client(
-        session, await get_client(session, caller.tenant, client_id), caller.label
-    )
+    target = await get_client(session, caller.tenant, client_id)
+    if target.id == caller.client_id:
+        raise Conflict(
+            "A client cannot revoke its own key (it would lock itself out): revoke it with "
+            "another admin client or with `carelevel clients revoke`."
+        )
+    client = await revoke_client(session, target, caller.label)
     record(session, caller, 200)
     authenticator = request.app.state.guard.authenticator
     after_commit(session, lambda: authenticator.forget(client.id))

@@ -11,6 +11,7 @@ from app.audit.actions import Action
 from app.audit.trail import Caller
 from app.deps import CacheDep, SessionDep, SettingsDep
 from app.errors import BadRequest, UnsupportedMediaType, problem, secured
+from app.openapi import DOCUMENT_REF
 from app.rulesets.models import RuleSetVersion
 from app.rulesets.reports import export_yaml
 from app.rulesets.schemas import (
@@ -48,11 +49,12 @@ IfMatch = Annotated[
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml")
 DOCUMENT_BODY = {
     "content": {
-        "application/json": {"schema": {"type": "object"}},
-        "application/yaml": {"schema": {"type": "string"}},
+        "application/json": {"schema": DOCUMENT_REF},
+        "application/yaml": {"schema": DOCUMENT_REF},
     },
     "description": "A rule-set document as JSON or YAML (see docs/rule-sets.md).",
 }
+REQUIRED_DOCUMENT_BODY = DOCUMENT_BODY | {"required": True}
 
 
 def summary(row: RuleSetVersion) -> dict[str, Any]:
@@ -183,7 +185,7 @@ async def create_draft(
     response_model=VersionDetail,
     summary="Import a document as a new draft",
     description="The document's own `key` decides the rule set of `owner` (created if new).",
-    openapi_extra={"requestBody": DOCUMENT_BODY},
+    openapi_extra={"requestBody": REQUIRED_DOCUMENT_BODY},
     responses={
         404: problem("No such owner."),
         415: problem("Not JSON or YAML."),
@@ -208,7 +210,7 @@ async def import_document(
     summary="Update a draft",
     description="Replace a draft's document. Requires `If-Match` with the current ETag; a "
     "published version never changes (409).",
-    openapi_extra={"requestBody": DOCUMENT_BODY},
+    openapi_extra={"requestBody": REQUIRED_DOCUMENT_BODY},
     responses={
         404: problem("No such version."),
         409: problem("The version is not a draft."),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 import orjson
@@ -13,7 +12,7 @@ from app.audit.trail import Caller
 from app.deps import ScreeningServiceDep, SettingsDep
 from app.engine.determination import LevelOfCare, Urgency
 from app.errors import problem, secured
-from app.pagination import check_instant
+from app.pagination import Instant
 from app.screenings.schemas import (
     MAX_VERSION,
     NO_CONTROL_CHARACTERS,
@@ -129,16 +128,14 @@ async def list_screenings(
     rule_set_key: Annotated[str | None, Query(pattern=RULE_SET_KEY)] = None,
     rule_set_version: Annotated[int | None, Query(ge=1, le=MAX_VERSION)] = None,
     created_from: Annotated[
-        datetime | None,
+        Instant | None,
         Query(description="Created at or after this instant (with a time zone)."),
     ] = None,
     created_to: Annotated[
-        datetime | None,
+        Instant | None,
         Query(description="Created before this instant (exclusive; with a time zone)."),
     ] = None,
 ) -> Response:
-    check_instant("created_from", created_from)
-    check_instant("created_to", created_to)
     page = await service.page(
         caller,
         limit=min(limit, settings.max_page_size),

@@ -75,7 +75,7 @@ class Authenticator:
                 tenant=verified.tenant,
                 client_id=verified.client_id,
                 scopes=frozenset(Scope(scope) for scope in verified.scopes),
-                label=f"{verified.subject}@{verified.provider}",
+                label=f"{verified.subject}@{verified.provider}"[:300],  # recorded columns hold 300
                 subject=verified.subject,
             )
         raise Unauthorized("The credentials are neither an API key nor an accepted token.")

@@ -31,7 +31,7 @@ from jwt.exceptions import InvalidJTIError, InvalidSubjectError
 from jwt.types import Options
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("carelevel.jwt")
 
 SigningAlgorithm = Literal[
     "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"
@@ -46,9 +46,13 @@ _LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 MAX_TOKEN_LENGTH = 16 * 1024  # far above any real access token; bounds parsing work
 JWKS_REFETCH_FLOOR_SECONDS = 30.0
+# With no keys at all, a failed fetch is not retried for this long: a burst of tokens while the
+# provider is unreachable gets 503 at once instead of each waiting for its own timeout.
+JWKS_FAILURE_BACKOFF_SECONDS = 5.0
 JWKS_FETCH_TIMEOUT_SECONDS = 5.0
 _MAX_JWKS_BYTES = 512 * 1024
 _MAX_ID_LENGTH = 255
+MAX_CLIENT_ID = 300  # what the tables that record a client id hold
 _MAX_TIMESTAMP = 253_402_300_799  # 9999-12-31T23:59:59Z
 
 _B64URL = r"[A-Za-z0-9_-]"
@@ -327,6 +331,8 @@ class JwtVerifier:
             return keyset
         now = self._clock()
         if keyset is None:
+            if state.attempts and now - state.last_attempt < JWKS_FAILURE_BACKOFF_SECONDS:
+                raise IdentityProviderUnavailable("the identity provider keys are unavailable")
             await self._refresh(state)
         elif now - keyset.fetched_at >= provider.jwks_cache_seconds:
             # After a failed refresh, stale keys stay in use and the retry waits a while.
@@ -432,7 +438,7 @@ class JwtVerifier:
         )
         if client is None:
             raise TokenRejected("the token has no client id")
-        if not _is_identifier(client):
+        if not _is_identifier(client) or len(f"jwt:{provider.name}:{client}") > MAX_CLIENT_ID:
             raise TokenRejected("the token client id is invalid")
         token_id = claims.get("jti")
         if token_id is not None and not _is_identifier(token_id):

@@ -398,6 +398,7 @@ async def test_the_trail_is_read_newest_first_with_filters_and_cursors(
         {"status": 99},
         {"limit": 0},
         {"recorded_from": "2026-01-01T00:00:00"},  # no time zone
+        {"recorded_to": "0.5"},  # not a Unix time either
         {"resource_id": "a\x01b"},
         {"client_id": "x" * 301},
     ],
@@ -416,3 +417,14 @@ async def test_page_size_is_capped(client: httpx.AsyncClient) -> None:
     small = await client.get("/v1/audit-events", params={"limit": 1000})
     assert small.status_code == 200
     assert len(small.json()["items"]) <= 100
+
+
+@pytest.mark.parametrize("path_id", ["a%00b", "x" * 400, "%E2%80%AEevil"])
+async def test_a_failure_naming_any_path_is_still_recorded(
+    client: httpx.AsyncClient, schema: AsyncEngine, path_id: str
+) -> None:
+    response, event = await one_new_event(schema, lambda: client.get(f"/v1/screenings/{path_id}"))
+    assert response.status_code == 422
+    assert event.resource_id is not None
+    assert len(event.resource_id) <= 300
+    assert event.resource_id.isprintable()

@@ -228,6 +228,9 @@ async def test_query_and_header_errors_name_the_parameter(api: httpx.AsyncClient
         ({"created_from": "yesterday"}, "#/query/created_from"),
         ({"created_from": "2026-11-26T00:00:00"}, "#/query/created_from"),  # no time zone
         ({"created_to": "2026-11-26T00:00:00"}, "#/query/created_to"),
+        ({"created_to": "0.5"}, "#/query/created_to"),  # Pydantic would read a Unix time
+        ({"created_from": "1764547200"}, "#/query/created_from"),
+        ({"created_from": "9999-12-31T23:59:59-23:59"}, "#/query/created_from"),  # out of range
     ]
     for params, pointer in cases:
         problem = assert_problem(await api.get("/v1/screenings", params=params), 422)

@@ -22,6 +22,7 @@ from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 from pydantic import ValidationError
 
 from app.security.jwt import (
+    JWKS_FAILURE_BACKOFF_SECONDS,
     SIGNING_ALGORITHMS,
     IdentityProvider,
     IdentityProviderUnavailable,
@@ -777,7 +778,7 @@ async def test_unavailable_provider_without_cached_keys(
     break_server(server)
     verifier = make_verifier(url_idp(), http=http)
     with (
-        caplog.at_level(logging.WARNING, logger="app.security.jwt"),
+        caplog.at_level(logging.WARNING, logger="carelevel.jwt"),
         pytest.raises(IdentityProviderUnavailable) as info,
     ):
         await verifier.verify(make_token())
@@ -789,14 +790,20 @@ async def test_unavailable_provider_without_cached_keys(
     assert JWKS_URL not in logged
 
 
-async def test_without_cached_keys_every_verification_retries(
+async def test_without_cached_keys_a_failed_fetch_is_retried_after_a_short_pause(
     server: JwksServer, http: httpx.AsyncClient
 ) -> None:
+    clock = Clock()
     server.status = 503
-    verifier = make_verifier(url_idp(), http=http)
+    verifier = make_verifier(url_idp(), http=http, clock=clock)
     with pytest.raises(IdentityProviderUnavailable):
         await verifier.verify(make_token())
     server.status = 200
+    clock.now += JWKS_FAILURE_BACKOFF_SECONDS - 1
+    with pytest.raises(IdentityProviderUnavailable):  # at once, without asking again
+        await verifier.verify(make_token())
+    assert server.fetches == 1
+    clock.now += 1
     assert (await verifier.verify(make_token())).subject == "user-42"
     assert server.fetches == 2
 
@@ -809,7 +816,7 @@ async def test_cached_keys_outlive_a_failing_provider(
     await verifier.verify(make_token(jti="a"))
     server.status = 503
     clock.now += 300
-    with caplog.at_level(logging.WARNING, logger="app.security.jwt"):
+    with caplog.at_level(logging.WARNING, logger="carelevel.jwt"):
         assert (await verifier.verify(make_token(jti="b"))).token_id == "b"
     assert server.fetches == 2
     logged = caplog.records[0].getMessage()
