@@ -10,8 +10,25 @@ from typing import Annotated
 import orjson
 from pydantic import AfterValidator, BeforeValidator, WithJsonSchema
 from pydantic_core import PydanticCustomError
+from sqlalchemy import ColumnElement, or_
+from sqlalchemy.orm import InstrumentedAttribute
 
 from app.errors import BadRequest
+
+
+def after_row(
+    at_column: InstrumentedAttribute[datetime],
+    id_column: InstrumentedAttribute[str],
+    after: tuple[datetime, str],
+    *,
+    newest_first: bool = True,
+) -> ColumnElement[bool]:
+    """Rows after the (timestamp, id) last seen, in (timestamp, id) order, newest or oldest
+    first: the keyset condition of every list."""
+    at, last_id = after
+    if newest_first:
+        return or_(at_column < at, (at_column == at) & (id_column < last_id))
+    return or_(at_column > at, (at_column == at) & (id_column > last_id))
 
 
 def encode_cursor(at: datetime, row_id: str) -> str:

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.models import AuditEvent
+from app.pagination import after_row
 
 
 async def audit_page(
@@ -33,13 +34,7 @@ async def audit_page(
         .order_by(AuditEvent.recorded_at.desc(), AuditEvent.id.desc())
     )
     if after is not None:
-        at, last_id = after
-        query = query.where(
-            or_(
-                AuditEvent.recorded_at < at,
-                (AuditEvent.recorded_at == at) & (AuditEvent.id < last_id),
-            )
-        )
+        query = query.where(after_row(AuditEvent.recorded_at, AuditEvent.id, after))
     for column, value in (
         (AuditEvent.action, action),
         (AuditEvent.resource_type, resource_type),

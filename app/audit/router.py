@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-import orjson
 from fastapi import APIRouter, Query, Request, Response
 
 from app.audit.actions import Action, ResourceType
@@ -14,6 +13,7 @@ from app.audit.trail import Caller
 from app.deps import SettingsDep
 from app.errors import problem, secured
 from app.pagination import Instant
+from app.responses import json_response
 from app.screenings.schemas import NO_CONTROL_CHARACTERS
 from app.security.access import access
 
@@ -70,4 +70,4 @@ async def list_audit_events(
             "recorded_to": recorded_to,
         },
     )
-    return Response(orjson.dumps(body), media_type="application/json")
+    return json_response(body)

@@ -9,6 +9,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.clients.models import ApiClient
+from app.pagination import after_row
 
 
 class ClientRepository:
@@ -44,12 +45,8 @@ class ClientRepository:
         if tenant is not None:
             query = query.where(ApiClient.tenant_id == tenant)
         if after is not None:
-            created, last_id = after
             query = query.where(
-                or_(
-                    ApiClient.created_at > created,
-                    (ApiClient.created_at == created) & (ApiClient.id > last_id),
-                )
+                after_row(ApiClient.created_at, ApiClient.id, after, newest_first=False)
             )
         return (await self.session.execute(query.limit(limit))).scalars().all()
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-import orjson
 from fastapi import APIRouter, Path, Query, Request, Response, status
 
 from app.audit.actions import Action
@@ -14,6 +13,7 @@ from app.clients.service import client_body, client_page, create_client, get_cli
 from app.db import after_commit
 from app.deps import SessionDep, SettingsDep
 from app.errors import Conflict, FieldProblem, Unprocessable, problem, secured
+from app.responses import json_response
 from app.security.access import access
 
 router = APIRouter(prefix="/v1/clients", tags=["clients"], responses=secured())
@@ -21,12 +21,6 @@ router = APIRouter(prefix="/v1/clients", tags=["clients"], responses=secured())
 ClientId = Annotated[
     str, Path(max_length=64, pattern=r"^[A-Za-z0-9-]+$", description="The client's id.")
 ]
-
-
-def json_response(
-    body: Any, status_code: int = 200, headers: dict[str, str] | None = None
-) -> Response:
-    return Response(orjson.dumps(body), status_code, headers, media_type="application/json")
 
 
 @router.post(

@@ -12,6 +12,7 @@ from app.audit.trail import Caller
 from app.deps import CacheDep, SessionDep, SettingsDep
 from app.errors import BadRequest, UnsupportedMediaType, problem, secured
 from app.openapi import DOCUMENT_REF
+from app.responses import json_response
 from app.rulesets.models import RuleSetVersion
 from app.rulesets.reports import export_yaml
 from app.rulesets.schemas import (
@@ -130,7 +131,7 @@ async def list_versions(
     rule_sets: Annotated[RuleSetService, service_for(Action.RULE_SET_VERSIONS)],
 ) -> Response:
     rows = await rule_sets.versions(owner, key)
-    return Response(orjson.dumps([summary(row) for row in rows]), media_type="application/json")
+    return json_response([summary(row) for row in rows])
 
 
 @router.get(

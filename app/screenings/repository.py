@@ -6,9 +6,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, CursorResult, delete, or_, select, update
+from sqlalchemy import ColumnElement, CursorResult, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.pagination import after_row
 from app.rulesets.models import RuleSet, RuleSetVersion
 from app.screenings.models import Decision, IdempotencyRecord, Screening
 
@@ -70,13 +71,7 @@ class ScreeningRepository:
             .order_by(Screening.created_at.desc(), Screening.id.desc())
         )
         if after is not None:
-            created, last_id = after
-            query = query.where(
-                or_(
-                    Screening.created_at < created,
-                    (Screening.created_at == created) & (Screening.id < last_id),
-                )
-            )
+            query = query.where(after_row(Screening.created_at, Screening.id, after))
         if external_reference is not None:
             query = query.where(Screening.external_reference == external_reference)
         if level is not None:

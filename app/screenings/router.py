@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-import orjson
 from fastapi import APIRouter, Header, Path, Query, Response, status
 
 from app.audit.actions import Action
@@ -13,6 +12,7 @@ from app.deps import ScreeningServiceDep, SettingsDep
 from app.engine.determination import LevelOfCare, Urgency
 from app.errors import problem, secured
 from app.pagination import Instant
+from app.responses import JSON, json_response
 from app.screenings.schemas import (
     MAX_VERSION,
     NO_CONTROL_CHARACTERS,
@@ -29,14 +29,6 @@ from app.screenings.schemas import (
 from app.security.access import access
 
 router = APIRouter(prefix="/v1/screenings", tags=["screenings"], responses=secured())
-
-JSON = "application/json"
-
-
-def json_response(
-    body: Any, status_code: int = 200, headers: dict[str, str] | None = None
-) -> Response:
-    return Response(orjson.dumps(body), status_code=status_code, media_type=JSON, headers=headers)
 
 
 ScreeningId = Annotated[
