@@ -20,7 +20,7 @@ from starlette.types import ASGIApp
 from app import __version__
 from app.audit.actions import Action
 from app.audit.router import router as audit_router
-from app.audit.trail import Caller
+from app.audit.trail import Caller, record
 from app.clients.repository import ClientRepository
 from app.clients.router import router as clients_router
 from app.clients.service import create_client
@@ -36,10 +36,10 @@ from app.rulesets.router import router as rule_sets_router
 from app.rulesets.service import RuleSetService
 from app.screenings.router import router as screenings_router
 from app.screenings.service import ScreeningService
-from app.security.access import Guard, access
+from app.security.access import Guard, GuardedRoute, access
 from app.security.authentication import Authenticator
 from app.security.jwt import JwtVerifier
-from app.security.principal import ALL_SCOPES, SCOPE_DESCRIPTIONS, Scope
+from app.security.principal import ALL_SCOPES, SCOPE_DESCRIPTIONS, Principal, Scope
 from app.security.rate_limit import (
     DatabaseRateLimiter,
     MemoryRateLimiter,
@@ -69,7 +69,7 @@ screenings, rule sets or audit events: their ids answer 404, like ids that do no
 Scopes:
 """ + "".join(f"\n- `{scope.value}`: {SCOPE_DESCRIPTIONS[scope]}" for scope in Scope)
 
-meta_router = APIRouter(tags=["questionnaire"])
+meta_router = APIRouter(tags=["questionnaire"], route_class=GuardedRoute)
 
 
 @meta_router.get(
@@ -137,6 +137,18 @@ async def create_bootstrap_admin(
             return
         created = await create_client(
             session, settings.operator_tenant, BOOTSTRAP_NAME, ALL_SCOPES, "carelevel first start"
+        )
+        first_start = Principal(
+            tenant=settings.operator_tenant,
+            client_id="carelevel",
+            scopes=ALL_SCOPES,
+            label="carelevel first start",
+        )
+        record(
+            session,
+            Caller(principal=first_start, action=Action.CLIENT_CREATE),
+            201,
+            resource_id=created.client.id,
         )
     sys.stderr.write(
         "\n"

@@ -7,11 +7,12 @@ OpenAPI security requirement and the audit trail all read it from here.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
-from app.security.principal import Scope
+from app.security.principal import TENANT_PATTERN, Scope
 
 
 class Action(StrEnum):
@@ -98,18 +99,29 @@ ACTIONS: Mapping[Action, ActionSpec] = {
 }
 
 
+_ID = re.compile(r"[A-Za-z0-9-]{1,64}")
+_OWNER = re.compile(TENANT_PATTERN.strip("^$"))
+_KEY = re.compile(r"[a-z][a-z0-9-]{1,63}")
+_VERSION = re.compile(r"[1-9][0-9]{0,9}")
+
+
 def resource_id_from_path(path_params: Mapping[str, str]) -> str | None:
     """The id of the resource a request names in its path: a screening or client id, or a
     rule set as ``owner/key`` and a version as ``owner/key/version`` (natural keys: version
-    numbers are never reused)."""
+    numbers are never reused). None when the path holds something that is not an id: the
+    trail records ids, never whatever text a request put where one belongs."""
     for name in ("screening_id", "client_id"):
         if name in path_params:
-            return path_params[name]
-    if "owner" in path_params and "key" in path_params:
-        rule_set = f"{path_params['owner']}/{path_params['key']}"
-        version = path_params.get("version")
-        return f"{rule_set}/{version}" if version is not None else rule_set
-    return None
+            return path_params[name] if _ID.fullmatch(path_params[name]) else None
+    owner, key = path_params.get("owner"), path_params.get("key")
+    version = path_params.get("version")
+    if owner is None or not _OWNER.fullmatch(owner):
+        return None
+    if key is None:
+        return owner
+    if not _KEY.fullmatch(key) or (version is not None and not _VERSION.fullmatch(version)):
+        return None
+    return f"{owner}/{key}/{version}" if version is not None else f"{owner}/{key}"
 
 
 def version_resource_id(owner: str, key: str, version: int) -> str:

@@ -15,9 +15,11 @@ from app.errors import problem, secured
 from app.pagination import Instant
 from app.responses import json_response
 from app.screenings.schemas import NO_CONTROL_CHARACTERS
-from app.security.access import access
+from app.security.access import GuardedRoute, access
 
-router = APIRouter(prefix="/v1/audit-events", tags=["audit"], responses=secured())
+router = APIRouter(
+    prefix="/v1/audit-events", tags=["audit"], responses=secured(), route_class=GuardedRoute
+)
 
 Text = Annotated[str | None, Query(max_length=300, pattern=NO_CONTROL_CHARACTERS)]
 

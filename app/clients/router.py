@@ -12,11 +12,13 @@ from app.clients.schemas import ClientCreate, ClientCreated, ClientOut, ClientPa
 from app.clients.service import client_body, client_page, create_client, get_client, revoke_client
 from app.db import after_commit
 from app.deps import SessionDep, SettingsDep
-from app.errors import Conflict, FieldProblem, Unprocessable, problem, secured
+from app.errors import Conflict, FieldProblem, Forbidden, Unprocessable, problem, secured
 from app.responses import json_response
-from app.security.access import access
+from app.security.access import GuardedRoute, access
 
-router = APIRouter(prefix="/v1/clients", tags=["clients"], responses=secured())
+router = APIRouter(
+    prefix="/v1/clients", tags=["clients"], responses=secured(), route_class=GuardedRoute
+)
 
 ClientId = Annotated[
     str, Path(max_length=64, pattern=r"^[A-Za-z0-9-]+$", description="The client's id.")
@@ -28,9 +30,13 @@ ClientId = Annotated[
     status_code=status.HTTP_201_CREATED,
     response_model=ClientCreated,
     summary="Create a client",
-    description="A new client of your tenant with the scopes given. The response holds its API "
-    "key, shown this once: carelevel stores only a hash of it.",
-    responses={422: problem("Invalid name or scopes, or another tenant named.")},
+    description="A new client of your tenant with the scopes given, each of which you must "
+    "hold yourself. The response holds its API key, shown this once: carelevel stores only a "
+    "hash of it.",
+    responses={
+        403: problem("A scope you do not hold yourself."),
+        422: problem("Invalid name or scopes, or another tenant named."),
+    },
 )
 async def create(
     caller: Annotated[Caller, access(Action.CLIENT_CREATE)],
@@ -42,6 +48,11 @@ async def create(
             "An admin creates clients of its own tenant only.",
             errors=[FieldProblem(pointer="#/tenant", detail="must be your own tenant")],
         )
+    beyond = sorted(set(body.scopes) - caller.principal.scopes)
+    if beyond:
+        # An admin delegates what it holds: no key may outrank the one (or the token, with its
+        # issuer's ceiling) that made it.
+        raise Forbidden(f"A client can grant only scopes it holds itself; not {' '.join(beyond)}.")
     created = await create_client(session, caller.tenant, body.name, body.scopes, caller.label)
     record(session, caller, 201, resource_id=created.client.id)
     payload = client_body(created.client) | {"api_key": created.api_key}

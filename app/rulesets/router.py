@@ -25,10 +25,12 @@ from app.rulesets.schemas import (
     VersionSummary,
 )
 from app.rulesets.service import RuleSetService, etag
-from app.security.access import access
+from app.security.access import GuardedRoute, access
 from app.security.principal import TENANT_PATTERN
 
-router = APIRouter(prefix="/v1/rule-sets", tags=["rule sets"], responses=secured())
+router = APIRouter(
+    prefix="/v1/rule-sets", tags=["rule sets"], responses=secured(), route_class=GuardedRoute
+)
 
 Owner = Annotated[
     str,

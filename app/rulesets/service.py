@@ -173,6 +173,8 @@ class RuleSetService:
         result = []
         for rule_set in await self.repository.rule_sets(owners):
             versions = by_rule_set.get((rule_set.owner, rule_set.key), [])
+            if not versions and not self._sees_drafts(rule_set.owner):
+                continue  # a shared rule set with drafts only does not exist yet for others
             active = next((v for v in versions if v[1] == VersionStatus.ACTIVE), None)
             result.append(
                 RuleSetSummary(
@@ -191,8 +193,9 @@ class RuleSetService:
         """The versions of (owner, key) the caller sees, without content, newest first; empty
         when its only drafts were deleted."""
         self._readable(owner, key)
-        versions = await self.repository.versions(owner, key, drafts=self._sees_drafts(owner))
-        if not versions and await self.repository.rule_set(owner, key) is None:
+        sees_drafts = self._sees_drafts(owner)
+        versions = await self.repository.versions(owner, key, drafts=sees_drafts)
+        if not versions and (not sees_drafts or await self.repository.rule_set(owner, key) is None):
             raise NotFound(f"No rule set '{owner}/{key}'.")
         self._record(200, details={"versions": len(versions)})
         return list(versions)

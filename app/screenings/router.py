@@ -26,9 +26,11 @@ from app.screenings.schemas import (
     ScreeningRequest,
     ScreeningResponse,
 )
-from app.security.access import access
+from app.security.access import GuardedRoute, access
 
-router = APIRouter(prefix="/v1/screenings", tags=["screenings"], responses=secured())
+router = APIRouter(
+    prefix="/v1/screenings", tags=["screenings"], responses=secured(), route_class=GuardedRoute
+)
 
 
 ScreeningId = Annotated[

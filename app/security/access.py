@@ -3,16 +3,20 @@
 In order, for each request: authenticate the bearer credential (401), count it against the
 client's rate limit (429), check the action's scopes (403), and hand the route a ``Caller``
 that services use to scope every query to the caller's tenant and to write the audit event.
-It runs before the body is validated, so an unauthenticated request learns nothing about the
-shape of what it sent.
+Routes of a ``GuardedRoute`` router run it before the body is even read, so an unauthenticated
+request learns nothing about the shape of what it sent.
 """
 
 from __future__ import annotations
 
+import ipaddress
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends, Request, Security
+from fastapi import Depends, Request, Response, Security
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from app.audit.actions import ACTIONS, Action, resource_id_from_path
@@ -39,52 +43,107 @@ class Guard:
     rate_limiter: RateLimiter
 
 
+def _credentials(request: Request) -> str | None:
+    """The bearer credential of ``request`` (RFC 6750: the scheme is case-insensitive)."""
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    value = value.strip()
+    return value if scheme.lower() == "bearer" and value else None
+
+
+def _source_ip(request: Request) -> str | None:
+    """The client's address, only when it is one (behind a trusted proxy it comes from a
+    header, and the trail must not store whatever text that header held)."""
+    host = request.client.host if request.client else None
+    try:
+        return str(ipaddress.ip_address(host)) if host else None
+    except ValueError:
+        return None
+
+
+async def authorize(request: Request, action: Action) -> Caller:
+    """Authenticate, rate-limit and check the scopes of ``action`` for ``request``: the
+    ``Caller`` (401, 429, 403 otherwise). Done once per request."""
+    existing: Caller | None = getattr(request.state, "caller", None)
+    if existing is not None:
+        return existing
+    guard: Guard = request.app.state.guard
+    token = _credentials(request)
+    if token is None:
+        raise Unauthorized(
+            "Send credentials: Authorization: Bearer <API key or access token>.", error=None
+        )
+    principal = await guard.authenticator.authenticate(token)
+    request.state.principal = principal
+    quota = await guard.rate_limiter.hit(principal.client_id)
+    request.state.quota = quota
+    if not quota.allowed:
+        raise TooManyRequests(
+            f"This client made more than {quota.limit} requests in the current window; "
+            f"retry in {quota.reset_seconds} s.",
+            headers={"Retry-After": str(quota.reset_seconds)},
+        )
+    caller = Caller(
+        principal=principal,
+        action=action,
+        request_id=getattr(request.state, "request_id", None),
+        source_ip=_source_ip(request),
+        resource_id=resource_id_from_path(request.path_params),
+    )
+    request.state.caller = caller  # failed requests are audited from the error handlers
+    required = ACTIONS[action].scopes
+    missing = principal.missing(required)
+    if missing:
+        raise Forbidden(
+            f"This client lacks the scope this operation needs: {' '.join(sorted(missing))}.",
+            headers={
+                "WWW-Authenticate": f'Bearer realm="carelevel", error="insufficient_scope", '
+                f'scope="{" ".join(sorted(required))}"'
+            },
+        )
+    return caller
+
+
 class _Access:
     def __init__(self, action: Action) -> None:
         self.action = action
-        self.required = ACTIONS[action].scopes
 
     async def __call__(
         self,
         request: Request,
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+        # Declared for the OpenAPI security scheme; the header is read by ``authorize``.
+        _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     ) -> Caller:
-        guard: Guard = request.app.state.guard
-        if credentials is None:
-            raise Unauthorized(
-                "Send credentials: Authorization: Bearer <API key or access token>.", error=None
-            )
-        principal = await guard.authenticator.authenticate(credentials.credentials)
-        request.state.principal = principal
-        quota = await guard.rate_limiter.hit(principal.client_id)
-        request.state.quota = quota
-        if not quota.allowed:
-            raise TooManyRequests(
-                f"This client made more than {quota.limit} requests in the current window; "
-                f"retry in {quota.reset_seconds} s.",
-                headers={"Retry-After": str(quota.reset_seconds)},
-            )
-        caller = Caller(
-            principal=principal,
-            action=self.action,
-            request_id=getattr(request.state, "request_id", None),
-            source_ip=request.client.host if request.client else None,
-            resource_id=resource_id_from_path(request.path_params),
-        )
-        request.state.caller = caller  # failed requests are audited from the error handlers
-        missing = principal.missing(self.required)
-        if missing:
-            needed = " ".join(sorted(missing))
-            raise Forbidden(
-                f"This client lacks the scope this operation needs: {needed}.",
-                headers={
-                    "WWW-Authenticate": f'Bearer realm="carelevel", error="insufficient_scope", '
-                    f'scope="{" ".join(sorted(self.required))}"'
-                },
-            )
-        return caller
+        return await authorize(request, self.action)
 
 
 def access(action: Action) -> Any:
     """The dependency that authorizes ``action`` (and documents its scopes in OpenAPI)."""
     return Security(_Access(action), scopes=sorted(ACTIONS[action].scopes))
+
+
+def _action_of(dependant: Dependant) -> Action | None:
+    for dependency in dependant.dependencies:
+        if isinstance(dependency.call, _Access):
+            return dependency.call.action
+        found = _action_of(dependency)
+        if found is not None:
+            return found
+    return None
+
+
+class GuardedRoute(APIRoute):
+    """A route that authorizes its action before FastAPI reads the body, so that a request
+    without valid credentials learns nothing from how its body is parsed (401 first, even for
+    a body that is not JSON) and a failure of an authenticated one is audited."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        action = _action_of(self.dependant)
+        if action is None:
+            return handler
+
+        async def guarded(request: Request) -> Response:
+            await authorize(request, action)
+            return await handler(request)
+
+        return guarded

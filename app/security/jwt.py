@@ -615,4 +615,14 @@ def _is_identifier(value: object) -> bool:
         isinstance(value, str)
         and 0 < len(value) <= _MAX_ID_LENGTH
         and _CONTROL_CHARS.search(value) is None
+        and _encodable(value)
     )
+
+
+def _encodable(value: str) -> bool:
+    """No lone surrogates (JSON escapes can carry them; no database can store them)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

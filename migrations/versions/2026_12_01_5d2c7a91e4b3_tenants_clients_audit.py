@@ -192,6 +192,10 @@ def downgrade() -> None:
     with op.batch_alter_table("rule_set_versions", schema=None) as batch_op:
         batch_op.drop_column("parent_owner")
     for table, column, nullable in WIDENED_ACTORS:
+        # Names of clients and token subjects may be longer than the old columns allowed.
+        op.execute(
+            f"UPDATE {table} SET {column} = substr({column}, 1, 200) WHERE length({column}) > 200"
+        )
         with op.batch_alter_table(table, schema=None) as batch_op:
             batch_op.alter_column(
                 column,

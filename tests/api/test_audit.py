@@ -22,7 +22,7 @@ from app.audit.models import AuditEvent
 from app.screenings.repository import ScreeningRepository
 from app.security.principal import Scope
 from tests.api.access_support import UNKNOWN_ID, protected
-from tests.api.conftest import OPERATOR_TENANT, client_id_of, http_client, new_key
+from tests.api.conftest import OPERATOR_TENANT, bearer, client_id_of, http_client, new_key
 from tests.api.screenings_support import RULE_SET, assert_problem, example
 
 Json = dict[str, Any]
@@ -228,7 +228,12 @@ async def test_an_idempotent_replay_is_recorded_as_such(
 
 @pytest.mark.parametrize(
     ("name", "status"),
-    [("foreign screening", 404), ("missing scope", 403), ("invalid body", 422)],
+    [
+        ("foreign screening", 404),
+        ("missing scope", 403),
+        ("invalid body", 422),
+        ("malformed body", 400),
+    ],
 )
 async def test_a_failed_authenticated_request_writes_one_event_with_its_status(
     app: FastAPI, client: httpx.AsyncClient, schema: AsyncEngine, name: str, status: int
@@ -248,11 +253,14 @@ async def test_a_failed_authenticated_request_writes_one_event_with_its_status(
             ),
             "missing scope": lambda: clinic_b.get(f"/v1/screenings/{screening}"),
             "invalid body": lambda: clinic_b.post("/v1/screenings", json={"answers": {}}),
+            "malformed body": lambda: clinic_b.post(
+                "/v1/screenings", content=b"{not json", headers={"content-type": "application/json"}
+            ),
         }[name]
         response, event = await one_new_event(schema, request)
     assert response.status_code == status
     assert (event.tenant_id, event.outcome) == ("clinic-b", status)
-    if name != "invalid body":
+    if name in ("foreign screening", "missing scope"):
         assert event.resource_id == screening  # the attempt names what it tried to reach
 
 
@@ -419,12 +427,42 @@ async def test_page_size_is_capped(client: httpx.AsyncClient) -> None:
     assert len(small.json()["items"]) <= 100
 
 
-@pytest.mark.parametrize("path_id", ["a%00b", "x" * 400, "%E2%80%AEevil"])
-async def test_a_failure_naming_any_path_is_still_recorded(
-    client: httpx.AsyncClient, schema: AsyncEngine, path_id: str
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/screenings/a%00b",
+        "/v1/screenings/" + "x" * 400,
+        "/v1/screenings/%E2%80%AEevil",
+        "/v1/screenings/Jane%20Doe%20suicidal",
+        "/v1/rule-sets/shared/iop-level-of-care/versions/Jane%20Doe",
+        "/v1/rule-sets/Jane%20Doe/iop-level-of-care/versions",
+    ],
+)
+async def test_a_failure_naming_something_else_than_an_id_is_recorded_without_it(
+    client: httpx.AsyncClient, schema: AsyncEngine, path: str
 ) -> None:
-    response, event = await one_new_event(schema, lambda: client.get(f"/v1/screenings/{path_id}"))
+    """The trail records ids; text a request put where an id belongs stays out of it."""
+    response, event = await one_new_event(schema, lambda: client.get(path))
     assert response.status_code == 422
-    assert event.resource_id is not None
-    assert len(event.resource_id) <= 300
-    assert event.resource_id.isprintable()
+    assert (event.outcome, event.resource_id) == (422, None)
+
+
+@pytest.mark.parametrize(
+    ("host", "recorded"),
+    [
+        ("10.0.4.17", "10.0.4.17"),
+        ("2001:db8::1", "2001:db8::1"),
+        ("Jane Doe", None),
+        ("x" * 80, None),
+    ],
+)
+async def test_the_source_address_is_recorded_only_when_it_is_an_address(
+    app: FastAPI, schema: AsyncEngine, host: str, recorded: str | None
+) -> None:
+    transport = httpx.ASGITransport(app=app, client=(host, 4321))
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://carelevel.test", headers=bearer(await new_key(app))
+    ) as http:
+        response, event = await one_new_event(schema, lambda: http.get("/v1/screenings"))
+    assert response.status_code == 200
+    assert event.source_ip == recorded

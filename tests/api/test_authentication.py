@@ -11,10 +11,12 @@ import hashlib
 import httpx
 import pytest
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.clients.models import ApiClient
+from app.security.access import GuardedRoute, _action_of
 from app.security.principal import ALL_SCOPES, Scope
 from tests.api.access_support import PUBLIC, Operation, operations, protected
 from tests.api.conftest import bearer, http_client, new_key
@@ -35,25 +37,36 @@ def test_only_the_liveness_probe_is_public(app: FastAPI) -> None:
     assert (bearer_scheme["type"], bearer_scheme["scheme"]) == ("http", "bearer")
 
 
-async def _call(http: httpx.AsyncClient, op: Operation, **headers: str) -> httpx.Response:
+async def _call(
+    http: httpx.AsyncClient, op: Operation, body: bytes = b'{"not": "valid"}', **headers: str
+) -> httpx.Response:
     # A body the endpoint would reject: credentials are checked before the body is looked at.
-    body = b'{"not": "valid"}' if op.method in ("POST", "PUT") else None
     return await http.request(
         op.method,
         op.path(),
-        content=body,
+        content=body if op.method in ("POST", "PUT") else None,
         headers={"content-type": "application/json", **headers},
     )
 
 
+@pytest.mark.parametrize(
+    "body", [b'{"not": "valid"}', b"{not json", b"\xff\xfe", b"[" * 1000], ids=repr
+)
 async def test_every_operation_refuses_a_request_without_credentials(
-    app: FastAPI, schema: AsyncEngine
+    app: FastAPI, body: bytes
 ) -> None:
+    """Whatever the body: it is not even read before the credentials are checked."""
     async with http_client(app, None) as anonymous:
         for op in protected(app):
-            response = await _call(anonymous, op)
+            response = await _call(anonymous, op, body)
             assert_problem(response, 401, "unauthorized")
             assert response.headers["www-authenticate"] == 'Bearer realm="carelevel"', op
+
+
+def test_every_protected_route_authorizes_before_reading_its_body(app: FastAPI) -> None:
+    for route in app.routes:
+        if isinstance(route, APIRoute) and _action_of(route.dependant) is not None:
+            assert isinstance(route, GuardedRoute), route.path
 
 
 @pytest.mark.parametrize(

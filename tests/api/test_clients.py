@@ -72,6 +72,21 @@ async def test_invalid_client_requests_are_422(
     assert pointers(assert_problem(await client.post("/v1/clients", json=body), 422)) == [pointer]
 
 
+async def test_an_admin_grants_only_the_scopes_it_holds(app: FastAPI) -> None:
+    limited = await new_key(app, tenant="clinic-a", scopes={Scope.ADMIN, Scope.SCREENINGS_READ})
+    async with http_client(app, limited) as admin:
+        beyond = await admin.post(
+            "/v1/clients", json={"name": "x", "scopes": ["screenings:read", "audit:read"]}
+        )
+        assert "audit:read" in assert_problem(beyond, 403, "forbidden")["detail"]
+        within = await admin.post(
+            "/v1/clients", json={"name": "x", "scopes": ["screenings:read", "admin"]}
+        )
+        assert within.status_code == 201
+        clients = (await admin.get("/v1/clients")).json()["items"]
+        assert len(clients) == 2  # the refused one was not created
+
+
 async def test_an_admin_manages_its_own_tenant_only(app: FastAPI) -> None:
     async with (
         http_client(app, await new_key(app, tenant="clinic-a", scopes={Scope.ADMIN})) as a,
@@ -142,7 +157,11 @@ async def test_a_fresh_embedded_start_creates_a_local_admin_and_prints_its_key_o
             clients = (await admin.get("/v1/clients")).json()["items"]
             assert [(c["name"], c["tenant"]) for c in clients] == [("local admin", "default")]
             assert set(clients[0]["scopes"]) == {scope.value for scope in Scope}
-            assert (await admin.get("/v1/audit-events")).status_code == 200
+            events = (await admin.get("/v1/audit-events")).json()["items"]
+            created = [e for e in events if e["action"] == "client.create"]
+            assert [(e["client_id"], e["resource_id"]) for e in created] == [
+                ("carelevel", clients[0]["id"])
+            ]
     again = create_app(bootstrapping)
     async with LifespanManager(again):
         assert "clk_" not in capsys.readouterr().err  # a client exists: nothing new

@@ -268,6 +268,12 @@ async def test_only_the_operator_tenant_changes_shared_rule_sets(world: World) -
     published = await world.operator.post(f"{SHARED_VERSIONS}/{number}/publish")
     assert published.status_code == 200, published.text
     assert (await world.b.get(f"{SHARED_VERSIONS}/{number}")).status_code == 200
+    # A new shared rule set with drafts only does not exist yet for the other tenants.
+    new = copy.deepcopy(world.document) | {"key": "new-pathway"}
+    assert (await world.operator.post("/v1/rule-sets/shared/import", json=new)).status_code == 201
+    assert "new-pathway" not in {s["key"] for s in (await world.b.get("/v1/rule-sets")).json()}
+    assert_problem(await world.b.get("/v1/rule-sets/shared/new-pathway/versions"), 404)
+    assert (await world.operator.get("/v1/rule-sets/shared/new-pathway/versions")).is_success
 
 
 def _stricter(document: dict[str, Any]) -> dict[str, Any]:

@@ -539,16 +539,25 @@ async def test_wrong_audience_is_rejected(aud: object) -> None:
     assert await rejection(make_verifier(), token) == "the token audience is not accepted"
 
 
-@pytest.mark.parametrize("sub", ["", 42, "x" * 256, "user\n42"])
+@pytest.mark.parametrize("sub", ["", 42, "x" * 256, "user\n42", "\ud800x"])
 async def test_subject_must_be_a_short_plain_string(sub: object) -> None:
     token = make_token(sub=sub)
     assert await rejection(make_verifier(), token) == "the token subject is invalid"
 
 
-@pytest.mark.parametrize("client", ["", 7, "c" * 256, "portal\x00", "portal\x7f"])
+@pytest.mark.parametrize("client", ["", 7, "c" * 256, "portal\x00", "portal\x7f", "\udfff"])
 async def test_client_id_must_be_a_short_plain_string(client: object) -> None:
     token = make_token(client_id=client)
     assert await rejection(make_verifier(), token) == "the token client id is invalid"
+
+
+async def test_a_client_id_too_long_to_record_is_rejected() -> None:
+    """``jwt:<provider>:<client>`` must fit the 300 characters the records hold."""
+    verifier = make_verifier(idp(name="p" * 63))
+    assert await rejection(verifier, make_token(client_id="c" * 233)) == (
+        "the token client id is invalid"
+    )
+    assert (await verifier.verify(make_token(client_id="c" * 232))).client_id.endswith("c")
 
 
 async def test_token_without_any_client_id_claim_is_rejected() -> None:
