@@ -45,6 +45,13 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False)
 
 
+def asked_when(sibling: str, value: bool) -> dict[str, Any]:
+    """Field metadata: this question is asked only when ``sibling`` (a field of the same section)
+    was answered ``value``; the section's validator enforces it, and the questionnaires (REST
+    and FHIR ``enableWhen``) show it."""
+    return {"askedWhen": {"field": sibling, "equals": value}}
+
+
 def _item_error(error: ItemError) -> PydanticCustomError:
     return PydanticCustomError("instrument_item", str(error))
 
@@ -216,7 +223,7 @@ class PcPtsd5(Section):
     items: list[YesNoItem] | None = Field(
         default=None,
         description='The 5 symptom items, each true, false or "declined"; only when exposed.',
-        json_schema_extra={"minItems": 5, "maxItems": 5},
+        json_schema_extra={"minItems": 5, "maxItems": 5, **asked_when("trauma_exposure", True)},
         examples=[[True, True, False, True, False]],
     )
 
@@ -255,18 +262,21 @@ class CssrsScreener(Section):
         default=None,
         description="Q3, past month: thought about how one might do it (asked if Q2 is yes).",
         examples=[None],
+        json_schema_extra=asked_when("non_specific_active_thoughts", True),
     )
     intent: YesNoItem | None = Field(
         default=None,
         description="Q4, past month: some intention of acting on the thoughts (asked if Q2 is "
         "yes).",
         examples=[None],
+        json_schema_extra=asked_when("non_specific_active_thoughts", True),
     )
     plan_with_intent: YesNoItem | None = Field(
         default=None,
         description="Q5, past month: worked out details of a plan and intends to carry it out "
         "(asked if Q2 is yes).",
         examples=[None],
+        json_schema_extra=asked_when("non_specific_active_thoughts", True),
     )
     behavior_lifetime: YesNoItem = Field(
         description="Q6: ever done, started or prepared to do anything to end one's life.",
@@ -276,6 +286,7 @@ class CssrsScreener(Section):
         default=None,
         description="Q6 follow-up: was that within the past 3 months (asked if Q6 is yes).",
         examples=[None],
+        json_schema_extra=asked_when("behavior_lifetime", True),
     )
 
     @model_validator(mode="after")
@@ -508,6 +519,7 @@ class Medical(Section):
         default=None,
         description="When pregnant: receiving prenatal care.",
         examples=[None],
+        json_schema_extra=asked_when("pregnant", True),
     )
     heart_rate_bpm: StrictInt | None = Field(
         default=None,

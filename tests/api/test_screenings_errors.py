@@ -449,3 +449,41 @@ async def test_questionnaire_values_are_the_ones_validation_accepts(
             items[item] = value
             response = await api.post("/v1/screenings/evaluate", json=with_phq9(items))
             assert response.status_code == (200 if value in allowed else 422), (item, value)
+
+
+async def test_questionnaire_types_and_follow_ups_match_what_validation_accepts(
+    api: httpx.AsyncClient,
+) -> None:
+    questions = await questionnaire(api)
+
+    assert questions["safety.recent_violence"]["type"] == "boolean"
+    assert questions["medical.heart_rate_bpm"]["type"] == "integer"
+    assert questions["medical.temperature_c"]["type"] == "number"
+    assert questions["instruments.cssrs.non_specific_active_thoughts"]["type"] == (
+        "yes_no_or_declined"
+    )
+    # Follow-ups name the question and the answer that asks them, and that question exists.
+    follow_ups = {path: q["asked_when"] for path, q in questions.items() if q.get("asked_when")}
+    assert follow_ups["instruments.cssrs.method"] == {
+        "path": "instruments.cssrs.non_specific_active_thoughts",
+        "equals": True,
+    }
+    assert "medical.receiving_prenatal_care" in follow_ups
+    for path, condition in follow_ups.items():
+        assert condition["path"] in questions, path
+    # A follow-up answered without the answer that asks it is refused; with it, accepted.
+    unasked = with_answer("medical", "pregnant", False)
+    unasked["answers"]["medical"]["receiving_prenatal_care"] = True
+    assert (await api.post("/v1/screenings/evaluate", json=unasked)).status_code == 422
+    unasked["answers"]["medical"]["pregnant"] = True
+    assert (await api.post("/v1/screenings/evaluate", json=unasked)).status_code == 200
+    # Every boolean question of a section takes true and false.
+    for path, question in questions.items():
+        section, _, field = path.rpartition(".")
+        if question["type"] != "boolean" or path in follow_ups or "." in section or not section:
+            continue
+        for value in (True, False):
+            response = await api.post(
+                "/v1/screenings/evaluate", json=with_answer(section, field, value)
+            )
+            assert response.status_code == 200, (path, value, response.text)
