@@ -32,8 +32,9 @@ test: install  ## lint, check the default rule set, run the test suite
 fuzz: install  ## schemathesis against the running service (every check, fixed seed; see README)
 	tests/fuzz/run
 
-docs: install  ## regenerate the fact catalogue in docs/rule-sets.md
+docs: install  ## regenerate docs/rule-sets.md's fact catalogue and the examples in examples/fhir/
 	$(BIN)/python -c "import pathlib, re; from app.engine.catalogue import BEGIN_MARKER as b, END_MARKER as e, render_catalogue; p = pathlib.Path('docs/rule-sets.md'); t = p.read_text(); p.write_text(t[: t.index(b)] + render_catalogue() + t[t.index(e) + len(e):])"
+	$(BIN)/python -c "import json, pathlib; from app.fhir.examples import example_response as r; from app.cds_hooks.examples import example_hook_request as h; from app.fhir.terminology import Vocabulary; v = Vocabulary('https://carelevel.dev/fhir'); [pathlib.Path('examples/fhir', n).write_text(json.dumps(f(v), indent=2) + chr(10)) for n, f in (('questionnaire-response.json', r), ('patient-view-request.json', h))]"
 
 bench: install  ## engine micro-benchmark (µs per evaluation)
 	$(BIN)/python bench/engine.py

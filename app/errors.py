@@ -30,6 +30,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
+FHIR_JSON = "application/fhir+json"
 PROBLEM_BASE = "https://carelevel.dev/problems/"
 logger = logging.getLogger("carelevel.errors")
 
@@ -126,6 +127,12 @@ class PreconditionFailed(AppError):
     status, slug, title = 412, "precondition-failed", "The resource has changed"
 
 
+class PrefetchMissing(AppError):
+    """CDS Hooks: the data a service needs was not prefetched (and it does not fetch it)."""
+
+    status, slug, title = 412, "prefetch-missing", "Required prefetch data is missing"
+
+
 class PayloadTooLarge(AppError):
     status, slug, title = 413, "request-too-large", "The request body is too large"
 
@@ -204,6 +211,8 @@ def problem_response(
     headers: dict[str, str] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> JSONResponse:
+    if request is not None and request.url.path.startswith("/fhir/"):
+        return _operation_outcome(status, detail, errors, extra, headers)
     body: dict[str, Any] = {
         "type": PROBLEM_BASE + slug if slug != "about:blank" else "about:blank",
         "title": title,
@@ -218,6 +227,32 @@ def problem_response(
     if extra:
         body.update(extra)
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _operation_outcome(
+    status: int,
+    detail: str,
+    errors: Sequence[FieldProblem] | None,
+    extra: dict[str, Any] | None,
+    headers: dict[str, str] | None,
+) -> JSONResponse:
+    """Under /fhir, FHIR clients get errors as an OperationOutcome."""
+    from app.fhir.outcome import Issue, issue_json, operation_outcome
+
+    issues = (extra or {}).get("issue")
+    if issues is None and errors:
+        issues = [
+            issue_json(
+                Issue(diagnostics=f"{e.pointer.lstrip('#/') or '(body)'}: {e.detail}"), status
+            )
+            for e in errors
+        ]
+    return JSONResponse(
+        operation_outcome(status, detail, issues),
+        status_code=status,
+        media_type=FHIR_JSON,
+        headers=headers,
+    )
 
 
 def instance_uri(request_id: str) -> str:

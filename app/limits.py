@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.errors import PROBLEM_BASE, PROBLEM_JSON
+from app.errors import FHIR_JSON, PROBLEM_BASE, PROBLEM_JSON
+from app.fhir.outcome import operation_outcome
 
 
 class BodySizeLimit:
@@ -31,7 +33,7 @@ class BodySizeLimit:
         )
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            await self._refuse(send, limit)
+            await self._refuse(send, limit, scope["path"])
             return
         chunks: list[bytes] = []
         size = 0
@@ -42,7 +44,7 @@ class BodySizeLimit:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
-                await self._refuse(send, limit)
+                await self._refuse(send, limit, scope["path"])
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
@@ -59,18 +61,26 @@ class BodySizeLimit:
 
         await self.app(scope, replay, send)
 
-    async def _refuse(self, send: Send, limit: int) -> None:
-        payload = (
-            '{"type":"' + PROBLEM_BASE + 'request-too-large","title":"The request body is too '
-            'large","status":413,"detail":"The request body exceeds the limit of '
-            f'{limit} bytes."}}'
-        ).encode()
+    async def _refuse(self, send: Send, limit: int, path: str) -> None:
+        detail = f"The request body exceeds the limit of {limit} bytes."
+        if path.startswith("/fhir/"):
+            media_type = FHIR_JSON
+            body: dict[str, object] = operation_outcome(413, detail)
+        else:
+            media_type = PROBLEM_JSON
+            body = {
+                "type": PROBLEM_BASE + "request-too-large",
+                "title": "The request body is too large",
+                "status": 413,
+                "detail": detail,
+            }
+        payload = orjson.dumps(body)
         await send(
             {
                 "type": "http.response.start",
                 "status": 413,
                 "headers": [
-                    (b"content-type", PROBLEM_JSON.encode()),
+                    (b"content-type", media_type.encode()),
                     (b"content-length", str(len(payload)).encode()),
                     (b"connection", b"close"),
                 ],

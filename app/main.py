@@ -14,6 +14,7 @@ from typing import Annotated
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import Response
+from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp
 
@@ -21,12 +22,17 @@ from app import __version__
 from app.audit.actions import Action
 from app.audit.router import router as audit_router
 from app.audit.trail import Caller, record
+from app.cds_hooks.router import router as cds_router
+from app.cds_hooks.service import CdsHooksService
 from app.clients.repository import ClientRepository
 from app.clients.router import router as clients_router
 from app.clients.service import create_client
-from app.db import create_engine, create_sessionmaker
+from app.db import create_engine, create_sessionmaker, utcnow
 from app.edge import Edge
 from app.errors import install_error_handlers, secured
+from app.fhir.router import router as fhir_router
+from app.fhir.service import FhirService
+from app.fhir.terminology import Vocabulary
 from app.limits import BodySizeLimit
 from app.logging_setup import keep_health_information_out_of_logs
 from app.openapi import complete_openapi
@@ -39,6 +45,7 @@ from app.screenings.service import ScreeningService
 from app.security.access import Guard, GuardedRoute, access
 from app.security.authentication import Authenticator
 from app.security.jwt import JwtVerifier
+from app.security.models import TokenUse
 from app.security.principal import ALL_SCOPES, SCOPE_DESCRIPTIONS, Principal, Scope
 from app.security.rate_limit import (
     DatabaseRateLimiter,
@@ -170,8 +177,15 @@ async def purge_forever(service: ScreeningService, rate_limiter: RateLimiter) ->
         try:
             await service.purge_expired_keys()
             await rate_limiter.purge()
+            await purge_token_uses(service.sessions)
         except Exception as error:  # the next round tries again
             logger.warning("purge failed: %s", type(error).__name__)
+
+
+async def purge_token_uses(sessions: async_sessionmaker[AsyncSession]) -> None:
+    """Forget token ids whose tokens have expired (they can no longer be replayed)."""
+    async with sessions() as session, session.begin():
+        await session.execute(delete(TokenUse).where(TokenUse.expires_at < utcnow()))
 
 
 def create_rate_limiter(
@@ -216,6 +230,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             Authenticator(app.state.sessions, jwt, settings.credential_cache_seconds),
             rate_limiter,
         )
+        app.state.fhir = FhirService(
+            app.state.sessions,
+            app.state.rule_set_cache,
+            app.state.screening_service,
+            Vocabulary(settings.fhir_canonical_base),
+            settings.operator_tenant,
+        )
+        app.state.cds_verifier = JwtVerifier(settings.cds_clients, list(Scope))
+        app.state.cds_hooks = CdsHooksService(app.state.sessions, app.state.fhir)
         await prepare_database(app, settings)
         background = [
             asyncio.create_task(
@@ -234,6 +257,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await jwt.aclose()
+            await app.state.cds_verifier.aclose()
             await rate_limiter.aclose()
             await app.state.engine.dispose()
 
@@ -281,5 +305,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(rule_sets_router)
     app.include_router(clients_router)
     app.include_router(audit_router)
+    app.include_router(fhir_router)
+    app.include_router(cds_router)
     app.include_router(meta_router)
     return app

@@ -16,11 +16,37 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from pydantic import BaseModel
 
+from app.cds_hooks.schemas import FeedbackRequest, HookRequest
 from app.engine.ruleset import RuleSetDocument
 from app.errors import Problem
 
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+OUTCOME_REF = {"$ref": "#/components/schemas/OperationOutcome"}
+OPERATION_OUTCOME = {
+    "type": "object",
+    "title": "OperationOutcome",
+    "description": "A FHIR R4 OperationOutcome: what is wrong and where (never the value sent).",
+    "required": ["resourceType", "issue"],
+    "properties": {
+        "resourceType": {"const": "OperationOutcome"},
+        "issue": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "required": ["severity", "code"],
+                "properties": {
+                    "severity": {"enum": ["fatal", "error", "warning", "information"]},
+                    "code": {"type": "string"},
+                    "diagnostics": {"type": "string"},
+                    "expression": {"type": "array", "items": {"type": "string"}},
+                },
+            },
+        },
+    },
+}
 DOCUMENT_REF = {"$ref": "#/components/schemas/RuleSetDocument"}
 _BODY_PROBLEMS = {
     "400": "The body is not valid JSON (or YAML where accepted).",
@@ -29,20 +55,24 @@ _BODY_PROBLEMS = {
 }
 
 
-def _problem_response(description: str) -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {"application/problem+json": {"schema": PROBLEM_REF}},
-    }
+def _problem_response(description: str, fhir: bool = False) -> dict[str, Any]:
+    """An error response: problem+json, or an OperationOutcome under /fhir."""
+    media, schema = (
+        ("application/fhir+json", OUTCOME_REF)
+        if fhir
+        else ("application/problem+json", PROBLEM_REF)
+    )
+    return {"description": description, "content": {media: {"schema": schema}}}
 
 
-def _add_rule_set_document(schemas: dict[str, Any]) -> None:
-    document = RuleSetDocument.model_json_schema(ref_template="#/components/schemas/{model}")
+def _add_model(schemas: dict[str, Any], model: type[BaseModel]) -> None:
+    """A model read by a route itself (not a FastAPI body), with the models it uses."""
+    document = model.model_json_schema(ref_template="#/components/schemas/{model}")
     for name, definition in document.pop("$defs", {}).items():
         if name in schemas and schemas[name] != definition:
             raise RuntimeError(f"two different schemas are called {name}")
         schemas[name] = definition
-    schemas["RuleSetDocument"] = document
+    schemas[model.__name__] = document
 
 
 def complete_openapi(app: FastAPI) -> dict[str, Any]:
@@ -62,8 +92,11 @@ def complete_openapi(app: FastAPI) -> dict[str, Any]:
     schemas.setdefault("Problem", Problem.model_json_schema())
     for unused in ("HTTPValidationError", "ValidationError"):
         schemas.pop(unused, None)
-    _add_rule_set_document(schemas)
-    for operations in schema["paths"].values():
+    for model in (RuleSetDocument, HookRequest, FeedbackRequest):
+        _add_model(schemas, model)
+    schemas["OperationOutcome"] = OPERATION_OUTCOME
+    for path, operations in schema["paths"].items():
+        fhir = path.startswith("/fhir/")
         for operation in operations.values():
             scopes = (operation.get("security") or [{}])[0].get("bearer")
             if scopes is not None:
@@ -80,12 +113,12 @@ def complete_openapi(app: FastAPI) -> dict[str, Any]:
             if "422" in responses:
                 content = responses["422"].get("content", {})
                 if "application/json" in content:  # FastAPI's own validation error shape
-                    responses["422"] = _problem_response("The request is invalid.")
+                    responses["422"] = _problem_response("The request is invalid.", fhir)
             body = operation.get("requestBody")
             if body is None:
                 continue
             for status, description in _BODY_PROBLEMS.items():
-                responses.setdefault(status, _problem_response(description))
-            responses.setdefault("422", _problem_response("The request is invalid."))
+                responses.setdefault(status, _problem_response(description, fhir))
+            responses.setdefault("422", _problem_response("The request is invalid.", fhir))
     app.openapi_schema = schema
     return schema

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from app.security.jwt import IdentityProvider
+from app.security.jwt import CdsClient, IdentityProvider
 from app.security.principal import is_tenant_id
 
 EMBEDDED_DATABASE_URL = "sqlite+aiosqlite:///./carelevel.db"
@@ -96,6 +96,22 @@ class Settings(BaseSettings):
         "`auto` is redis when CARELEVEL_REDIS_URL is set, else the database.",
     )
     redis_url: str | None = Field(default=None, description="redis://host:6379/0")
+    public_url: str | None = Field(
+        default=None,
+        description="The address clients reach the service at (https://carelevel.example): "
+        "absolute links in FHIR Bundles and CDS Hooks cards, and the exact audience a CDS "
+        "client's JWT must name. Default: the address of each request.",
+    )
+    fhir_canonical_base: str = Field(
+        default="https://carelevel.dev/fhir",
+        description="Prefix of the canonical URLs of carelevel's Questionnaires, code systems "
+        "and value sets (identifiers: keep it stable).",
+    )
+    cds_clients: list[CdsClient] = Field(
+        default_factory=list,
+        description="EHRs allowed to call the CDS Hooks services, as JSON: each signs a JWT per "
+        "call with a key of its JWKS (docs/ehr-integration.md).",
+    )
     cors_origins: list[str] = Field(
         default_factory=list,
         description="Browser origins allowed to call the API (CORS); none by default.",
@@ -108,6 +124,13 @@ class Settings(BaseSettings):
             raise ValueError("must be a lowercase slug (a-z, 0-9, -), and not 'shared'")
         return value
 
+    @field_validator("public_url", "fhir_canonical_base")
+    @classmethod
+    def _absolute_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("https://", "http://")):
+            raise ValueError("must be an absolute http(s) URL")
+        return value.rstrip("/") if value else value
+
     @field_validator("cors_origins")
     @classmethod
     def _origins(cls, origins: list[str]) -> list[str]:
@@ -115,6 +138,13 @@ class Settings(BaseSettings):
             if origin != "*" and not origin.startswith(("https://", "http://")):
                 raise ValueError(f"'{origin}' is not an origin (scheme://host[:port])")
         return origins
+
+    @model_validator(mode="after")
+    def _providers_name_their_audience(self) -> Settings:
+        for provider in self.identity_providers:
+            if provider.audience is None:
+                raise ValueError(f"identity provider {provider.name} needs an audience")
+        return self
 
     @model_validator(mode="after")
     def _redis_needs_url(self) -> Settings:

@@ -14,6 +14,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from app.audit import models as audit_tables
+from app.cds_hooks import models as cds_tables
 from app.clients import models as client_tables
 from app.db import Base, UtcDateTime, create_engine
 from app.rulesets import models as rule_set_tables
@@ -22,7 +23,14 @@ from app.security import models as security_tables
 from app.settings import Settings
 
 # Importing the model modules registers their tables on Base.metadata.
-TABLE_MODULES = (audit_tables, client_tables, rule_set_tables, screening_tables, security_tables)
+TABLE_MODULES = (
+    audit_tables,
+    cds_tables,
+    client_tables,
+    rule_set_tables,
+    screening_tables,
+    security_tables,
+)
 target_metadata = Base.metadata
 
 

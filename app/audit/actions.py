@@ -23,6 +23,7 @@ class Action(StrEnum):
     SCREENING_REPLAY = "screening.replay"
     SCREENING_DECIDE = "screening.decide"
     QUESTIONNAIRE_READ = "questionnaire.read"
+    TERMINOLOGY_READ = "terminology.read"
     RULE_SET_LIST = "rule_set.list"
     RULE_SET_VERSIONS = "rule_set.versions"
     RULE_SET_DIFF = "rule_set.diff"
@@ -76,6 +77,7 @@ ACTIONS: Mapping[Action, ActionSpec] = {
     Action.SCREENING_REPLAY: _spec(_S, Scope.SCREENINGS_READ),
     Action.SCREENING_DECIDE: _spec(_S, Scope.SCREENINGS_WRITE),
     Action.QUESTIONNAIRE_READ: _spec(ResourceType.QUESTIONNAIRE, audited=False),
+    Action.TERMINOLOGY_READ: _spec(ResourceType.QUESTIONNAIRE, audited=False),
     Action.RULE_SET_LIST: _spec(_R, Scope.RULESETS_READ),
     Action.RULE_SET_VERSIONS: _spec(_R, Scope.RULESETS_READ),
     Action.RULE_SET_DIFF: _spec(_R, Scope.RULESETS_READ),
@@ -100,6 +102,7 @@ ACTIONS: Mapping[Action, ActionSpec] = {
 
 
 _ID = re.compile(r"[A-Za-z0-9-]{1,64}")
+_SCREENING = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _OWNER = re.compile(TENANT_PATTERN.strip("^$"))
 _KEY = re.compile(r"[a-z][a-z0-9-]{1,63}")
 _VERSION = re.compile(r"[1-9][0-9]{0,9}")
@@ -113,6 +116,10 @@ def resource_id_from_path(path_params: Mapping[str, str]) -> str | None:
     for name in ("screening_id", "client_id"):
         if name in path_params:
             return path_params[name] if _ID.fullmatch(path_params[name]) else None
+    for name in ("observation_id", "service_request_id"):
+        if name in path_params:  # FHIR resources of a screening: <screening id>[-<part>]
+            screening = path_params[name][:36]
+            return screening if _SCREENING.fullmatch(screening) else None
     owner, key = path_params.get("owner"), path_params.get("key")
     version = path_params.get("version")
     if owner is None or not _OWNER.fullmatch(owner):

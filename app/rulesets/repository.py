@@ -137,3 +137,12 @@ class RuleSetRepository:
 
     async def delete(self, row: RuleSetVersion) -> None:
         await self.session.delete(row)
+
+    async def version_header(self, version_id: str) -> RuleSetVersion | None:
+        """A version without its content (what describes it, not what it says)."""
+        query = (
+            select(RuleSetVersion)
+            .where(RuleSetVersion.id == version_id)
+            .options(defer(RuleSetVersion.content, raiseload=True))
+        )
+        return (await self.session.execute(query)).scalar_one_or_none()

@@ -18,6 +18,7 @@ class Screening(Base):
     __tablename__ = "screenings"
     __table_args__ = (
         Index("ix_screenings_tenant_id_created_at_id", "tenant_id", "created_at", "id"),
+        Index("ix_screenings_tenant_id_response_digest", "tenant_id", "response_digest"),
     )
 
     id: Mapped[str] = mapped_column(IdColumn, primary_key=True, default=new_id)
@@ -40,13 +41,27 @@ class Screening(Base):
     iop_verdict: Mapped[str] = mapped_column(String(32))
     answers: Mapped[dict[str, Any]]
     determination: Mapped[dict[str, Any]]
+    # For screenings that came as a FHIR QuestionnaireResponse: its subject, encounter and
+    # references, which the result resources point back to.
+    fhir_context: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
+    # sha256 of what identifies that QuestionnaireResponse and its answers, so that the same
+    # response shown again (CDS Hooks) opens the same screening.
+    response_digest: Mapped[str | None] = mapped_column(String(64))
 
 
 class Decision(Base):
     """The clinician's final level for a screening, with coded variance reasons. Append-only:
-    a later decision supersedes an earlier one without changing it."""
+    a later decision supersedes an earlier one without changing it.
+
+    ``outcome`` is ``decided`` (a level recorded through the API), or, from CDS Hooks feedback,
+    ``accepted`` (the recommendation taken) or ``overridden`` (not taken; the level chosen
+    instead is not known, so ``final_level`` is empty).
+    """
 
     __tablename__ = "decisions"
+    __table_args__ = (
+        Index("uq_decisions_card_feedback", "card_uuid", "outcome", "outcome_at", unique=True),
+    )
 
     id: Mapped[str] = mapped_column(IdColumn, primary_key=True, default=new_id)
     screening_id: Mapped[str] = mapped_column(
@@ -55,11 +70,15 @@ class Decision(Base):
     tenant_id: Mapped[str] = mapped_column(String(64))
     client_id: Mapped[str] = mapped_column(String(300))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    final_level: Mapped[str] = mapped_column(String(32))
+    final_level: Mapped[str | None] = mapped_column(String(32))
     recommended_level: Mapped[str | None] = mapped_column(String(32))
     variance_reasons: Mapped[list[str]] = mapped_column(JSONDocument)
     comment: Mapped[str | None] = mapped_column(Text)
-    decided_by: Mapped[str] = mapped_column(String(200))
+    decided_by: Mapped[str] = mapped_column(String(300))
+    outcome: Mapped[str] = mapped_column(String(16), default="decided")
+    source: Mapped[str] = mapped_column(String(16), default="api")
+    card_uuid: Mapped[str | None] = mapped_column(String(64))
+    outcome_at: Mapped[datetime | None]
 
 
 class IdempotencyRecord(Base):

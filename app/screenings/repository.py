@@ -35,6 +35,16 @@ class ScreeningRepository:
         query = select(Screening).where(Screening.id == screening_id, Screening.tenant_id == tenant)
         return (await self.session.execute(query)).scalar_one_or_none()
 
+    async def latest_for_response(self, tenant: str, digest: str) -> Screening | None:
+        """The tenant's latest screening of the QuestionnaireResponse with ``digest``."""
+        query = (
+            select(Screening)
+            .where(Screening.tenant_id == tenant, Screening.response_digest == digest)
+            .order_by(Screening.created_at.desc(), Screening.id.desc())
+            .limit(1)
+        )
+        return (await self.session.execute(query)).scalar_one_or_none()
+
     async def owns_rule_set(self, tenant: str, key: str) -> bool:
         query = select(RuleSet.id).where(RuleSet.owner == tenant, RuleSet.key == key)
         return (await self.session.execute(query)).first() is not None

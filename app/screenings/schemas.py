@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
@@ -191,12 +191,20 @@ class DecisionResponse(Schema):
     id: str
     screening_id: str
     created_at: datetime
-    final_level: LevelOfCare
+    final_level: LevelOfCare | None = Field(
+        description="The level chosen; empty when an EHR reported the recommendation "
+        "overridden without saying what was chosen instead."
+    )
     recommended_level: LevelOfCare | None
     matches_recommendation: bool
     variance_reasons: list[VarianceReason]
     comment: str | None
     decided_by: str
+    outcome: Literal["decided", "accepted", "overridden"] = Field(
+        description="decided (recorded through this API), or from CDS Hooks feedback: accepted "
+        "or overridden."
+    )
+    source: Literal["api", "cds-hooks"]
 
 
 ScreeningResponse.model_rebuild()

@@ -190,17 +190,21 @@ def decision_body(decision: Decision, screening: Screening) -> dict[str, Any]:
         "created_at": decision.created_at,
         "final_level": decision.final_level,
         "recommended_level": decision.recommended_level,
-        "matches_recommendation": decision.final_level == decision.recommended_level,
+        "matches_recommendation": decision.final_level is not None
+        and decision.final_level == decision.recommended_level,
         "variance_reasons": decision.variance_reasons,
         "comment": decision.comment,
         "decided_by": decision.decided_by,
+        "outcome": decision.outcome,
+        "source": decision.source,
     }
 
 
-def fingerprint(request: ScreeningRequest) -> str:
-    """sha256 of the request's canonical JSON: the same body gives the same fingerprint."""
-    canonical = orjson.dumps(request.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
-    return hashlib.sha256(canonical).hexdigest()
+def fingerprint(request: ScreeningRequest, context: dict[str, Any] | None = None) -> str:
+    """sha256 of the request's canonical JSON (and of the FHIR context it came with): the same
+    body gives the same fingerprint."""
+    body = request.model_dump(mode="json") | ({"fhir_context": context} if context else {})
+    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 # A claimed key stays "in progress" for the few milliseconds a screening takes; one still in
@@ -213,6 +217,7 @@ IN_FLIGHT_LEASE = timedelta(seconds=60)
 class Stored:
     body: dict[str, Any]
     replayed: bool
+    fhir_context: dict[str, Any] | None = None
 
 
 def _not_found(screening_id: str) -> NotFound:
@@ -260,16 +265,22 @@ class ScreeningService:
             return evaluation_body(await self._decide(session, caller, request))
 
     async def create(
-        self, caller: Caller, request: ScreeningRequest, idempotency_key: str | None
+        self,
+        caller: Caller,
+        request: ScreeningRequest,
+        idempotency_key: str | None,
+        fhir_context: dict[str, Any] | None = None,
+        response_digest: str | None = None,
     ) -> Stored:
-        """Evaluate and store a screening; with a key, at most once per key and body."""
+        """Evaluate and store a screening; with a key, at most once per key and body.
+        ``fhir_context`` is what a QuestionnaireResponse said of its subject and encounter,
+        ``response_digest`` what identifies that response (see ``of_response``)."""
         claimed_at = None
         if idempotency_key is not None:
-            replay, claimed_at = await self._claim_key(
-                caller, idempotency_key, fingerprint(request)
-            )
+            print_ = fingerprint(request, fhir_context)
+            replay, claimed_at = await self._claim_key(caller, idempotency_key, print_)
             if replay is not None:
-                return Stored(replay, replayed=True)
+                return replay
         try:
             async with self.sessions() as session, session.begin():
                 decided = await self._decide(session, caller, request)
@@ -295,6 +306,8 @@ class ScreeningService:
                     iop_verdict=decided.determination.iop.verdict.value,
                     answers=request.answers.model_dump(mode="json"),
                     determination=determination,
+                    fhir_context=fhir_context,
+                    response_digest=response_digest,
                 )
                 repository = ScreeningRepository(session)
                 repository.add(row)
@@ -325,11 +338,11 @@ class ScreeningService:
             if idempotency_key is not None and claimed_at is not None:
                 await self._release_key(caller, idempotency_key, claimed_at)
             raise
-        return Stored(body, replayed=False)
+        return Stored(body, replayed=False, fhir_context=fhir_context)
 
     async def _claim_key(
         self, caller: Caller, key: str, print_: str
-    ) -> tuple[dict[str, Any] | None, datetime | None]:
+    ) -> tuple[Stored | None, datetime | None]:
         """Claim an idempotency key of the caller's client (returning the claim time, which
         only this request holds), or return the stored response the key already produced."""
         now = utcnow()
@@ -377,11 +390,23 @@ class ScreeningService:
                 if screening is None:  # pragma: no cover - screenings are never deleted
                     raise Conflict("The screening for this Idempotency-Key is missing.")
                 record(session, caller, 201, resource_id=screening.id, details={"replayed": True})
-                return screening_body(screening), None
+                return Stored(screening_body(screening), True, screening.fhir_context), None
         raise RequestInFlight(
             "This Idempotency-Key is contended by concurrent requests; retry.",
             headers={"Retry-After": "1"},
         )
+
+    async def of_response(self, caller: Caller, response_digest: str) -> Stored | None:
+        """The caller's tenant's latest screening of a QuestionnaireResponse already evaluated
+        (its digest), audited as a repeated creation; None when there is none."""
+        async with self.sessions() as session, session.begin():
+            row = await ScreeningRepository(session).latest_for_response(
+                caller.tenant, response_digest
+            )
+            if row is None:
+                return None
+            record(session, caller, 200, resource_id=row.id, details={"existing": True})
+            return Stored(screening_body(row), True, row.fhir_context)
 
     async def purge_expired_keys(self) -> None:
         """Forget idempotency keys past their retention (run periodically)."""
@@ -394,6 +419,15 @@ class ScreeningService:
             await ScreeningRepository(session).release_key(
                 caller.tenant, caller.client_id, key, claimed_at
             )
+
+    async def stored(self, caller: Caller, screening_id: str) -> Screening:
+        """The stored screening (its row), read as the caller's action records it."""
+        async with self.sessions() as session, session.begin():
+            row = await ScreeningRepository(session).get(caller.tenant, screening_id)
+            if row is None:
+                raise _not_found(screening_id)
+            record(session, caller, 200, resource_id=row.id)
+        return row
 
     async def get(self, caller: Caller, screening_id: str) -> dict[str, Any]:
         async with self.sessions() as session, session.begin():
@@ -526,6 +560,8 @@ class ScreeningService:
                 variance_reasons=[reason.value for reason in request.variance_reasons],
                 comment=request.comment,
                 decided_by=request.decided_by,
+                outcome="decided",
+                source="api",
             )
             repository.add(decision)
             record(session, caller, 201, details={"decision_id": decision.id})

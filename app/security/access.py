@@ -50,7 +50,7 @@ def _credentials(request: Request) -> str | None:
     return value if scheme.lower() == "bearer" and value else None
 
 
-def _source_ip(request: Request) -> str | None:
+def source_address(request: Request) -> str | None:
     """The client's address, only when it is one (behind a trusted proxy it comes from a
     header, and the trail must not store whatever text that header held)."""
     host = request.client.host if request.client else None
@@ -86,7 +86,7 @@ async def authorize(request: Request, action: Action) -> Caller:
         principal=principal,
         action=action,
         request_id=getattr(request.state, "request_id", None),
-        source_ip=_source_ip(request),
+        source_ip=source_address(request),
         resource_id=resource_id_from_path(request.path_params),
     )
     request.state.caller = caller  # failed requests are audited from the error handlers

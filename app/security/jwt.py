@@ -70,14 +70,15 @@ _KEY_TYPES: Final[dict[str, tuple[str, frozenset[str] | None]]] = {
 }
 
 # PyJWT reads the wall clock for exp/nbf/iat; those are checked here against the injected clock.
-_DECODE_OPTIONS: Final[Options] = {
+_REQUIRED: Final[Options] = {
     "require": ["exp", "iss", "aud", "sub"],
     "verify_exp": False,
     "verify_nbf": False,
     "verify_iat": False,
     "enforce_minimum_key_length": True,
 }
-_REQUIRED_CLAIMS = frozenset({"exp", "iss", "aud", "sub"})
+_CDS_REQUIRED: Final[Options] = _REQUIRED | {"require": ["exp", "iss", "aud", "iat", "jti"]}
+_REQUIRED_CLAIMS = frozenset({"exp", "iss", "aud", "sub", "iat", "jti"})
 
 
 class IdentityProvider(BaseModel):
@@ -87,7 +88,8 @@ class IdentityProvider(BaseModel):
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
     issuer: str = Field(min_length=1, max_length=500)
-    audience: str = Field(min_length=1, max_length=500)
+    # None only for a CdsClient, whose audience is the URL of each endpoint it calls.
+    audience: str | None = Field(default=None, min_length=1, max_length=500)
     jwks_url: str | None = None
     jwks: dict[str, Any] | None = None
     algorithms: tuple[SigningAlgorithm, ...] = Field(default=("RS256", "ES256"), min_length=1)
@@ -128,6 +130,16 @@ class IdentityProvider(BaseModel):
         if any(not claim for claim in self.client_id_claims):
             raise ValueError("client_id_claims must not contain empty names")
         return self
+
+
+class CdsClient(IdentityProvider):
+    """A CDS Hooks client (an EHR): it signs a JWT for every call (CDS Hooks 2.0, "Trusting CDS
+    Clients") with ``iss``, ``aud`` (the exact endpoint called), ``exp``, ``iat`` and ``jti``;
+    ``tenant`` names the organisation when ``tenant_claim`` is used. Its calls get ``scopes``."""
+
+    algorithms: tuple[SigningAlgorithm, ...] = Field(default=("ES384", "RS384"), min_length=1)
+    client_id_claims: tuple[str, ...] = Field(default=("iss",), min_length=1)
+    scopes: tuple[str, ...] = ("screenings:write", "screenings:read")
 
 
 def _is_tenant(value: str) -> bool:
@@ -250,6 +262,34 @@ class JwtVerifier:
         """Whether ``token`` has the shape of a compact JWS (three base64url segments)."""
         return len(token) <= MAX_TOKEN_LENGTH and _COMPACT_JWS.fullmatch(token) is not None
 
+    async def verify_request(self, token: str, audience: str | list[str]) -> VerifiedToken:
+        """Verify a CDS client's per-call JWT addressed to ``audience`` (the exact URL called).
+
+        ``jti`` and ``iat`` are required and the header must say ``typ: JWT`` with a ``kid``;
+        the caller keeps each ``token_id`` until ``expires_at`` to refuse replays. Never cached:
+        every call brings a new token.
+        """
+        if len(token) > MAX_TOKEN_LENGTH:
+            raise TokenRejected("the token is too large")
+        header, unverified = _parse(token)
+        alg = _check_header(header)
+        if header.get("typ") != "JWT":
+            raise TokenRejected("the token header must say typ JWT")
+        if not isinstance(header.get("kid"), str):
+            raise TokenRejected("the token has no key id")
+        issuer = unverified.get("iss")
+        state = self._states.get(issuer) if isinstance(issuer, str) else None
+        if state is None or not isinstance(state.provider, CdsClient):
+            raise TokenRejected("unknown issuer")
+        provider = state.provider
+        if alg not in provider.algorithms:
+            raise TokenRejected("the token algorithm is not allowed for this issuer")
+        key = await self._signing_key(state, header.get("kid"), alg)
+        claims = _decode(token, key, alg, provider, audience, _CDS_REQUIRED)
+        if not _is_identifier(claims["jti"]):
+            raise TokenRejected("the token id is invalid")
+        return self._establish(claims, provider, subject_claim="iss")
+
     async def verify(self, token: str) -> VerifiedToken:
         """Verify ``token`` and return what it establishes.
 
@@ -272,14 +312,14 @@ class JwtVerifier:
         if not isinstance(issuer, str):
             raise TokenRejected("the token has no issuer")
         state = self._states.get(issuer)
-        if state is None:
+        if state is None or isinstance(state.provider, CdsClient):
             raise TokenRejected("unknown issuer")
         provider = state.provider
         if alg not in provider.algorithms:
             raise TokenRejected("the token algorithm is not allowed for this issuer")
 
         key = await self._signing_key(state, header.get("kid"), alg)
-        claims = _decode(token, key, alg, provider)
+        claims = _decode(token, key, alg, provider, provider.audience, _REQUIRED)
         result = self._establish(claims, provider)
         if self._cache_size and result.expires_at > self._clock():
             self._cache[digest] = result
@@ -403,7 +443,9 @@ class JwtVerifier:
 
     # claims
 
-    def _establish(self, claims: dict[str, Any], provider: IdentityProvider) -> VerifiedToken:
+    def _establish(
+        self, claims: dict[str, Any], provider: IdentityProvider, subject_claim: str = "sub"
+    ) -> VerifiedToken:
         now = self._clock()
         leeway = provider.leeway_seconds
         exp = claims["exp"]
@@ -429,7 +471,7 @@ class JwtVerifier:
             if exp - iat > provider.max_lifetime_seconds:
                 raise TokenRejected("the token lifetime is too long")
 
-        subject = claims["sub"]
+        subject = claims[subject_claim]
         if not _is_identifier(subject):
             raise TokenRejected("the token subject is invalid")
         client = next(
@@ -458,7 +500,11 @@ class JwtVerifier:
             subject=subject,
             client_id=f"jwt:{provider.name}:{client}",
             tenant=tenant,
-            scopes=self._granted_scopes(claims.get(provider.scope_claim), provider),
+            scopes=(
+                frozenset(s for s in self._known_scopes if s in provider.scopes)
+                if isinstance(provider, CdsClient)
+                else self._granted_scopes(claims.get(provider.scope_claim), provider)
+            ),
             expires_at=float(exp),
             token_id=token_id,
         )
@@ -553,16 +599,25 @@ def _key_misfit(key: dict[str, Any], alg: str) -> str | None:
     return None
 
 
-def _decode(token: str, key: jwt.PyJWK, alg: str, provider: IdentityProvider) -> dict[str, Any]:
+def _decode(
+    token: str,
+    key: jwt.PyJWK,
+    alg: str,
+    provider: IdentityProvider,
+    audience: str | list[str] | None,
+    required: Options,
+) -> dict[str, Any]:
+    if audience is None:  # a configuration error; refuse rather than accept any audience
+        raise TokenRejected("the token audience is not accepted")
     try:
         claims: dict[str, Any] = jwt.decode(
             token,
             key,
             algorithms=[alg],
-            audience=provider.audience,
+            audience=audience,
             issuer=provider.issuer,
             leeway=provider.leeway_seconds,
-            options=_DECODE_OPTIONS,
+            options=required,
         )
     except jwt.InvalidSignatureError:
         raise TokenRejected("the token signature is invalid") from None

@@ -18,12 +18,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.clients.models import ApiClient
 from app.security.access import GuardedRoute, _action_of
 from app.security.principal import ALL_SCOPES, Scope
-from tests.api.access_support import PUBLIC, Operation, operations, protected
+from tests.api.access_support import PUBLIC, Operation, assert_refused, operations, protected
 from tests.api.conftest import bearer, http_client, new_key
 from tests.api.screenings_support import assert_problem, example
 
 
-def test_only_the_liveness_probe_is_public(app: FastAPI) -> None:
+def test_only_the_liveness_probe_and_the_fhir_capabilities_are_public(app: FastAPI) -> None:
+    # FHIR clients read the CapabilityStatement before they authenticate (it names the
+    # security they need); it says nothing of anyone.
     unsecured = {(op.method, op.template) for op in operations(app) if not op.scopes}
     secured_without_scope = {
         (method.upper(), path)
@@ -32,7 +34,18 @@ def test_only_the_liveness_probe_is_public(app: FastAPI) -> None:
         if operation.get("security") == [{"bearer": []}]
     }
     assert unsecured - secured_without_scope == PUBLIC
-    assert secured_without_scope == {("GET", "/v1/questionnaire")}  # any valid credential
+    # Any valid credential reads the questions and the terminology: no health information.
+    assert secured_without_scope == {
+        ("GET", "/v1/questionnaire"),
+        ("GET", "/fhir/r4/Questionnaire"),
+        ("GET", "/fhir/r4/Questionnaire/{questionnaire_id}"),
+        ("GET", "/fhir/r4/Questionnaire/{questionnaire_id}/_history/{version_id}"),
+        ("GET", "/fhir/r4/CodeSystem"),
+        ("GET", "/fhir/r4/CodeSystem/{code_system_id}"),
+        ("GET", "/fhir/r4/ValueSet"),
+        ("GET", "/fhir/r4/ValueSet/{value_set_id}"),
+        ("GET", "/fhir/r4/OperationDefinition/{operation_id}"),
+    }
     bearer_scheme = app.openapi()["components"]["securitySchemes"]["bearer"]
     assert (bearer_scheme["type"], bearer_scheme["scheme"]) == ("http", "bearer")
 
@@ -59,7 +72,7 @@ async def test_every_operation_refuses_a_request_without_credentials(
     async with http_client(app, None) as anonymous:
         for op in protected(app):
             response = await _call(anonymous, op, body)
-            assert_problem(response, 401, "unauthorized")
+            assert_refused(response, 401, "unauthorized")
             assert response.headers["www-authenticate"] == 'Bearer realm="carelevel"', op
 
 
@@ -84,7 +97,7 @@ async def test_every_operation_refuses_an_invalid_credential(
     async with http_client(app, None) as anonymous:
         for op in protected(app):
             response = await _call(anonymous, op, authorization=f"Bearer {credential}")
-            body = assert_problem(response, 401, "unauthorized")
+            body = assert_refused(response, 401, "unauthorized")
             assert description in body["detail"], op
             challenge = response.headers["www-authenticate"]
             assert challenge.startswith('Bearer realm="carelevel", error="invalid_token"'), op
@@ -109,7 +122,7 @@ async def test_a_client_without_a_scope_gets_403_on_every_operation_needing_it(
         others = ALL_SCOPES - op.scopes
         async with http_client(app, await new_key(app, scopes=others)) as lacking:
             response = await _call(lacking, op)
-        body = assert_problem(response, 403, "forbidden")
+        body = assert_refused(response, 403, "forbidden")
         missing = sorted(op.scopes - others)
         assert " ".join(missing) in body["detail"], op
         challenge = response.headers["www-authenticate"]
@@ -168,8 +181,9 @@ async def test_unauthenticated_requests_store_nothing(
     assert (await client.get("/v1/screenings")).json()["items"] == []
 
 
-async def test_the_liveness_probe_needs_no_credentials(app: FastAPI) -> None:
+async def test_the_public_endpoints_need_no_credentials(app: FastAPI) -> None:
     async with http_client(app, None) as anonymous:
         assert (await anonymous.get("/healthz")).status_code == 200
+        assert (await anonymous.get("/fhir/r4/metadata")).status_code == 200
         assert (await anonymous.get("/openapi.json")).status_code == 200
         assert (await anonymous.get("/docs")).status_code == 200

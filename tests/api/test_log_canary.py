@@ -5,13 +5,17 @@ timings, never bodies or answer values; validation errors name the field and the
 value. Recognisable sentinels (the text ``CANARY-7Q9X`` in every free-text field, header, query
 filter and path id, and unusual numbers in every numeric answer) go through every operation of
 the OpenAPI schema, once accepted and once rejected, plus an unexpected server error; then no
-captured record may contain one.
+captured record may contain one. That includes the FHIR R4 operations (sentinels in the
+QuestionnaireResponse's subject, identifier, encounter, linkIds and answers) and the CDS Hooks
+services, called as a configured CDS client with a freshly signed JWT each time (sentinels in the
+context, the prefetched response, the feedback comment and the token claims); the tokens, like
+the API keys, must not be logged either.
 
 In process, one module-scoped drive captures every record at DEBUG (the root logger and the
 ``carelevel``, ``uvicorn``, ``sqlalchemy``, ``aiosqlite`` and ``asyncpg`` loggers, all
 propagating: what ``caplog.set_level(logging.DEBUG)`` does, for the whole module), so that the
-leak check, the access-log check and the coverage check report separately. Out of process, the
-real ``carelevel serve`` at CARELEVEL_LOG_LEVEL=DEBUG, over HTTP.
+leak check, the access-log check, the status check and the coverage check report separately.
+Out of process, the real ``carelevel serve`` at CARELEVEL_LOG_LEVEL=DEBUG, over HTTP.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -34,14 +39,19 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import jwt
 import pytest
 from asgi_lifespan import LifespanManager
+from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.fhir.examples import response_for
+from app.fhir.terminology import Vocabulary
 from app.main import create_app
+from app.security.jwt import CdsClient
 from app.settings import Settings
-from tests.api.conftest import EXAMPLES, empty_tables, http_client, new_key
+from tests.api.conftest import BASE_URL, EXAMPLES, empty_tables, http_client, new_key
 
 TEXT = "CANARY-7Q9X"  # found case-insensitively: slugs carry it in lower case
 SLUG = TEXT.lower()
@@ -72,7 +82,7 @@ ACCESS_LINE = re.compile(
 )
 HTTP_METHODS = frozenset({"get", "put", "post", "delete", "patch", "head", "options", "trace"})
 # Operations that take no input at all: nothing a caller sends can be rejected.
-NOTHING_TO_REJECT = frozenset({("GET", "/healthz")})
+NOTHING_TO_REJECT = frozenset({("GET", "/healthz"), ("GET", "/fhir/r4/metadata")})
 # The test's own HTTP client logs its request URLs; everything else is the service.
 CLIENT_SIDE_LOGGERS = ("httpx", "httpcore")
 CAPTURED_LOGGERS = (
@@ -133,6 +143,47 @@ def malformed(prefix: str = '{"answers": ') -> bytes:
 
 JSON_TYPE = {"content-type": "application/json"}
 TEXT_TYPE = {"content-type": "text/plain"}
+FHIR_TYPE = {"content-type": "application/fhir+json"}
+
+FHIR = "/fhir/r4"
+EVALUATE = FHIR + "/QuestionnaireResponse/$evaluate"
+VOCABULARY = Vocabulary("https://carelevel.dev/fhir")
+PATIENT_ID = TEXT  # a valid FHIR id
+ANSWER_SPECIAL = VOCABULARY.code_system("answer-special")
+CDS_ISSUER, CDS_KID = "https://ehr.example", "ehr-key-1"
+
+
+def questionnaire_response(answers: Json | None = None, **fields: Any) -> Json:
+    """The canary answers as a QuestionnaireResponse about Patient/CANARY-7Q9X, with sentinels
+    in its identifier and encounter (and ``fields`` added or replaced)."""
+    response = response_for(
+        VOCABULARY, canary_answers() if answers is None else answers, subject=f"Patient/{TEXT}"
+    )
+    response["identifier"] = {"system": "urn:ietf:rfc:3986", "value": f"urn:{TEXT}-identifier"}
+    response["encounter"] = {"reference": f"Encounter/{TEXT}-{OUT_OF_RANGE_INT}"}
+    return response | fields
+
+
+def with_item(response: Json, link_id: str, answer: list[Json]) -> Json:
+    """``response`` with the answer of ``link_id`` (at any depth) replaced."""
+    changed = copy.deepcopy(response)
+
+    def replace(items: list[Json]) -> bool:
+        for item in items:
+            if item.get("linkId") == link_id:
+                item["answer"] = answer
+                return True
+            if replace(item.get("item") or []):
+                return True
+        return False
+
+    assert replace(changed["item"]), link_id
+    return changed
+
+
+def plus_item(response: Json, item: Json) -> Json:
+    """``response`` with one more top-level item."""
+    return response | {"item": [*response["item"], item]}
 
 
 # --- capturing every record -------------------------------------------------------------------
@@ -213,6 +264,9 @@ class Driver:
     http: httpx.AsyncClient
     anonymous: httpx.AsyncClient
     exchanges: list[Exchange] = field(default_factory=list)
+    # (method, target, expected, got, body): reported by their own test, so that a wrong
+    # status does not hide what the other checks find
+    unexpected: list[tuple[str, str, int, int, str]] = field(default_factory=list)
 
     async def call(
         self,
@@ -227,12 +281,14 @@ class Driver:
         **kwargs: Any,
     ) -> httpx.Response:
         """Send one request (``route`` formatted with ``path``) with a sentinel X-Request-ID,
-        and check it gets ``expect``."""
+        and note it when it does not get ``expect``."""
         target = url or (route or "").format(**(path or {}))
         sent_headers = {"X-Request-ID": BAD_REQUEST_ID, **(headers or {})}
         client = self.anonymous if anonymous else self.http
         response = await client.request(method, target, headers=sent_headers, **kwargs)
-        assert response.status_code == expect, (method, target, response.text[:800])
+        if response.status_code != expect:
+            got = (method, target, expect, response.status_code, response.text[:500])
+            self.unexpected.append(got)
         request_id = response.headers["x-request-id"]
         assert request_id != BAD_REQUEST_ID
         logged_route = "-" if route is None or expect == 413 else route
@@ -536,6 +592,420 @@ async def exercise_the_rest(d: Driver) -> None:
     await d.call("DELETE", "/v1/screenings", 405, params={"q": TEXT})
 
 
+async def exercise_fhir(d: Driver) -> None:
+    """Every FHIR R4 operation, accepted and rejected (errors are OperationOutcomes)."""
+    await d.call("GET", FHIR + "/metadata", 200, params={"_format": TEXT})
+    await d.call("GET", FHIR + "/metadata", 200, anonymous=True)
+
+    questionnaires, one = FHIR + "/Questionnaire", FHIR + "/Questionnaire/{questionnaire_id}"
+    history = one + "/_history/{version_id}"
+    canonical = VOCABULARY.questionnaire("iop-level-of-care")
+    await d.call("GET", questionnaires, 200)
+    found = await d.call("GET", questionnaires, 200, params={"url": canonical, "version": TEXT})
+    assert found.json()["total"] == 0
+    await d.call("GET", questionnaires, 200, params={"url": f"{canonical}{TEXT}"})
+    await d.call("GET", questionnaires, 422, params={"url": f"{TEXT}\x01"})
+    await d.call("GET", questionnaires, 422, params={"version": TEXT * 60})
+    await d.call("GET", questionnaires, 401, anonymous=True, params={"url": TEXT})
+    await d.call("GET", questionnaires, 401, headers={"Authorization": f"Bearer {TEXT}"})
+    await d.call("GET", one, 200, path={"questionnaire_id": "iop-level-of-care"})
+    await d.call("GET", one, 404, path={"questionnaire_id": TEXT})
+    await d.call("GET", one, 404, path={"questionnaire_id": SLUG})
+    await d.call("GET", one, 422, path={"questionnaire_id": TEXT * 7})
+    shared_1 = {"questionnaire_id": "iop-level-of-care", "version_id": "shared.1"}
+    await d.call("GET", history, 200, path=shared_1)
+    await d.call("GET", history, 404, path=shared_1 | {"version_id": TEXT})
+    await d.call("GET", history, 404, path=shared_1 | {"version_id": f"shared.{OUT_OF_RANGE_INT}"})
+    await d.call("GET", history, 404, path={"questionnaire_id": SLUG, "version_id": "shared.1"})
+    await d.call("GET", history, 422, path=shared_1 | {"version_id": f"{TEXT}:{TEXT}"})
+
+    # $evaluate: a QuestionnaireResponse, bare or in Parameters, with sentinels all over it
+    response = questionnaire_response()
+    idempotent = {"Idempotency-Key": f"{TEXT}-fhir-{OUT_OF_RANGE_INT}"}
+    evaluated = await d.call(
+        "POST", EVALUATE, 200, content=json.dumps(response), headers=FHIR_TYPE | idempotent
+    )
+    replayed = await d.call(
+        "POST", EVALUATE, 200, content=json.dumps(response), headers=FHIR_TYPE | idempotent
+    )
+    assert replayed.headers.get("idempotent-replayed") == "true"
+    parameters = {
+        "resourceType": "Parameters",
+        "parameter": [{"name": "questionnaire-response", "resource": response}],
+    }
+    await d.call("POST", EVALUATE, 200, json=parameters)
+    entries = [entry["resource"] for entry in evaluated.json()["entry"]]
+    by_type = {(r["resourceType"], r["id"]) for r in entries}
+    screening_id: str = evaluated.json()["identifier"]["value"]
+    assert ("Observation", screening_id) in by_type
+    assert ("ServiceRequest", f"{screening_id}-referral") in by_type
+
+    heart_rate = "medical.heart_rate_bpm"
+    rejected: list[tuple[int, Json | list[Any]]] = [
+        (422, plus_item(response, {"linkId": TEXT, "answer": [{"valueString": TEXT}]})),
+        (422, plus_item(response, {"linkId": f"{TEXT}.{OUT_OF_RANGE_INT}", "item": []})),
+        (422, with_item(response, heart_rate, [{"valueString": TEXT}])),
+        (422, with_item(response, heart_rate, [{"valueDecimal": OUT_OF_RANGE_FLOAT}])),
+        (422, with_item(response, heart_rate, [{"valueInteger": OUT_OF_RANGE_INT}])),
+        (
+            422,
+            with_item(
+                response,
+                "logistics.travel_minutes_one_way",
+                [{"valueInteger": OUT_OF_RANGE_INT}],
+            ),
+        ),
+        (
+            422,
+            with_item(
+                response,
+                "respondent.age_group",
+                [{"valueCoding": {"system": ANSWER_SPECIAL, "code": TEXT}}],
+            ),
+        ),
+        (
+            422,
+            with_item(
+                response,
+                "medical.percent_healthy_body_weight",
+                [{"valueDecimal": OUT_OF_RANGE_FLOAT}, {"valueString": TEXT}],
+            ),
+        ),
+        (422, response | {"status": "in-progress"}),
+        (422, response | {"questionnaire": f"{canonical}|{TEXT}"}),
+        (422, response | {"questionnaire": f"https://{SLUG}.example/Questionnaire/{SLUG}"}),
+        (422, response | {"questionnaire": f"{canonical}|shared.{OUT_OF_RANGE_INT}"}),
+        (400, response | {"resourceType": "Patient", "id": TEXT}),
+        (400, response | {"authored": TEXT}),
+        (400, response | {"subject": {"reference": OUT_OF_RANGE_FLOAT}}),
+        (400, response | {TEXT: OUT_OF_RANGE_INT}),
+        (400, [TEXT, OUT_OF_RANGE_FLOAT]),
+        (400, {"resourceType": "Parameters", "parameter": [{"name": TEXT, "resource": response}]}),
+    ]
+    for status, invalid in rejected:
+        await d.call("POST", EVALUATE, status, content=json.dumps(invalid), headers=FHIR_TYPE)
+    await d.call("POST", EVALUATE, 400, content=malformed("{"), headers=FHIR_TYPE)
+    await d.call("POST", EVALUATE, 415, content=json.dumps(response), headers=TEXT_TYPE)
+    await d.call("POST", EVALUATE, 422, json=response, headers={"Idempotency-Key": TEXT * 20})
+    await d.call("POST", EVALUATE, 401, anonymous=True, json=response)
+
+    # stored results
+    observation = FHIR + "/Observation/{observation_id}"
+    referral = FHIR + "/ServiceRequest/{service_request_id}"
+    await d.call("GET", observation, 200, path={"observation_id": screening_id})
+    await d.call("GET", observation, 200, path={"observation_id": f"{screening_id}-phq9"})
+    await d.call("GET", observation, 404, path={"observation_id": TEXT})
+    await d.call("GET", observation, 404, path={"observation_id": f"{screening_id}-{TEXT}"})
+    await d.call("GET", observation, 404, path={"observation_id": f"{uuid.uuid4()}-phq9"})
+    await d.call("GET", observation, 422, path={"observation_id": f"{TEXT}:{OUT_OF_RANGE_INT}"})
+    await d.call("GET", referral, 200, path={"service_request_id": f"{screening_id}-referral"})
+    await d.call("GET", referral, 404, path={"service_request_id": screening_id})
+    await d.call("GET", referral, 404, path={"service_request_id": f"{TEXT}-referral"})
+    await d.call("GET", referral, 422, path={"service_request_id": TEXT * 7})
+
+    # terminology
+    for kind, read, name, identifier in (
+        ("CodeSystem", "/CodeSystem/{code_system_id}", "code_system_id", "level-of-care"),
+        ("ValueSet", "/ValueSet/{value_set_id}", "value_set_id", "iop-verdict"),
+    ):
+        search = f"{FHIR}/{kind}"
+        await d.call("GET", search, 200)
+        url = f"{VOCABULARY.base}/{kind}/{identifier}"
+        assert (await d.call("GET", search, 200, params={"url": url})).json()["total"] == 1
+        assert (await d.call("GET", search, 200, params={"url": TEXT})).json()["total"] == 0
+        await d.call("GET", search, 422, params={"url": f"{TEXT}\x7f"})
+        await d.call("GET", search, 422, params={"url": TEXT * 50})
+        await d.call("GET", FHIR + read, 200, path={name: identifier})
+        await d.call("GET", FHIR + read, 404, path={name: TEXT})
+        await d.call("GET", FHIR + read, 422, path={name: f"{TEXT}:{OUT_OF_RANGE_INT}"})
+    await d.call("GET", FHIR + "/ValueSet/{value_set_id}", 404, path={"value_set_id": "urgency"})
+    operation = FHIR + "/OperationDefinition/{operation_id}"
+    await d.call("GET", operation, 200, path={"operation_id": "QuestionnaireResponse-evaluate"})
+    await d.call("GET", operation, 404, path={"operation_id": TEXT})
+    await d.call("GET", operation, 422, path={"operation_id": f"{TEXT} {OUT_OF_RANGE_INT}"})
+    await d.call("GET", operation, 401, anonymous=True, path={"operation_id": TEXT})
+
+
+@dataclass
+class CdsSigner:
+    """The EHR a CDS client stands for: signs each call's JWT with its EC P-384 key, and keeps
+    every token it issued (the leak check looks for them too)."""
+
+    base_url: str = BASE_URL  # where the service is reached: the audiences' prefix
+    key: ec.EllipticCurvePrivateKey = field(
+        default_factory=lambda: ec.generate_private_key(ec.SECP384R1())
+    )
+    issued: list[str] = field(default_factory=list)
+
+    def client(self) -> CdsClient:
+        public: Json = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(self.key.public_key()))
+        jwk = public | {"kid": CDS_KID, "alg": "ES384", "use": "sig"}
+        return CdsClient(name="ehr", issuer=CDS_ISSUER, jwks={"keys": [jwk]}, tenant="default")
+
+    def token(
+        self,
+        path: str,
+        *,
+        key: ec.EllipticCurvePrivateKey | None = None,
+        header: Json | None = None,
+        **claims: Any,
+    ) -> str:
+        """A token for a call of ``path`` (``claims`` replace or add to the usual ones)."""
+        now = int(time.time())
+        payload = {
+            "iss": CDS_ISSUER,
+            "aud": self.base_url + path,
+            "exp": now + 300,
+            "iat": now,
+            "jti": str(uuid.uuid4()),
+            "sub": f"{TEXT}-subject",
+        } | claims
+        headers = {"kid": CDS_KID, "typ": "JWT"} | (header or {})
+        token = jwt.encode(payload, key or self.key, algorithm="ES384", headers=headers)
+        self.issued.append(token)
+        return token
+
+    def bearer(self, path: str, **kwargs: Any) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token(path, **kwargs)}"}
+
+
+def prefetched(response: Json | None) -> Json:
+    """The prefetch the discovery document asks for: a searchset Bundle with ``response``."""
+    entries = [] if response is None else [{"resource": response}]
+    return {
+        "questionnaireResponse": {"resourceType": "Bundle", "type": "searchset", "entry": entries}
+    }
+
+
+def hook_call(hook: str = "patient-view", **fields: Any) -> Json:
+    """A call about Patient/CANARY-7Q9X with its latest QuestionnaireResponse prefetched."""
+    response = questionnaire_response(
+        identifier={"system": "urn:ietf:rfc:3986", "value": f"urn:{TEXT}-cds-{uuid.uuid4()}"}
+    )
+    return {
+        "hook": hook,
+        "hookInstance": f"{TEXT}-{uuid.uuid4()}",
+        "context": {
+            "userId": f"Practitioner/{TEXT}",
+            "patientId": PATIENT_ID,
+            "encounterId": f"{TEXT}-{OUT_OF_RANGE_INT}",
+        },
+        "prefetch": prefetched(response),
+    } | fields
+
+
+async def exercise_cds_hooks(d: Driver, signer: CdsSigner) -> None:
+    """Every CDS Hooks operation, accepted and rejected, each call with a fresh signed JWT."""
+    services = "/cds-services"
+    call = services + "/{service_id}"
+    feedback = call + "/feedback"
+    screening = "carelevel-iop-screening"
+    screening_path = f"{services}/{screening}"
+    feedback_path = f"{screening_path}/feedback"
+    at = {"service_id": screening}
+
+    await d.call("GET", services, 200, headers=signer.bearer(services))
+    reused = f"{TEXT}-{uuid.uuid4()}"
+    await d.call("GET", services, 200, headers=signer.bearer(services, jti=reused))
+    now = int(time.time())
+    for refused in (
+        signer.bearer(services, jti=reused),  # a replay
+        signer.bearer(services, jti=f"{TEXT}\x01"),
+        signer.bearer(services, iss=f"https://{SLUG}.example"),
+        signer.bearer(services, aud=f"{BASE_URL}/{TEXT}"),
+        signer.bearer(services, exp=now - 3600, iat=now - 7200),
+        signer.bearer(services, iat=now + OUT_OF_RANGE_INT),
+        signer.bearer(services, key=ec.generate_private_key(ec.SECP384R1())),
+        signer.bearer(services, header={"kid": TEXT}),
+        signer.bearer(services, header={"typ": TEXT}),
+        {"Authorization": f"Bearer {TEXT}.{OUT_OF_RANGE_INT}.{TEXT}"},
+        {"Authorization": f"Bearer eyJhbGciOiJFUzM4NCJ9.{TEXT}.{OUT_OF_RANGE_FLOAT}"},
+        {},  # the API key the client sends by default: not accepted under /cds-services
+    ):
+        await d.call("GET", services, 401, headers=refused)
+    await d.call("GET", services, 401, anonymous=True)
+
+    # service calls
+    authorized = hook_call(
+        fhirServer="https://ehr.example/fhir",
+        fhirAuthorization={
+            "access_token": f"{TEXT}-access-token",
+            "token_type": "Bearer",
+            "expires_in": 300,
+            "scope": "patient/QuestionnaireResponse.read",
+            "subject": f"{TEXT}-client",
+            "patient": PATIENT_ID,
+        },
+    )
+    shown = await d.call(
+        "POST", call, 200, path=at, headers=signer.bearer(screening_path), json=authorized
+    )
+    card: str = shown.json()["cards"][0]["uuid"]
+    await d.call(
+        "POST",
+        call,
+        200,
+        path=at,
+        headers=signer.bearer(screening_path),
+        json=hook_call(prefetch=prefetched(None)),
+    )
+    referral_check = "carelevel-iop-referral-check"
+    draft = {
+        "resourceType": "ServiceRequest",
+        "id": TEXT,
+        "status": "draft",
+        "intent": "order",
+        "subject": {"reference": f"Patient/{PATIENT_ID}"},
+        "code": {"coding": [{"system": "urn:oid:2.16.840.1.113883.6.285", "code": "H0035"}]},
+    }
+    order_select = hook_call(hook="order-select")
+    order_select["context"] |= {
+        "draftOrders": {
+            "resourceType": "Bundle",
+            "type": "collection",
+            "entry": [{"resource": draft}],
+        },
+        "selections": [f"ServiceRequest/{TEXT}"],
+    }
+    await d.call(
+        "POST",
+        call,
+        200,
+        path={"service_id": referral_check},
+        headers=signer.bearer(f"{services}/{referral_check}"),
+        json=order_select,
+    )
+
+    unknown = {"linkId": TEXT, "answer": [{"valueInteger": OUT_OF_RANGE_INT}]}
+    unknown_answer = hook_call(prefetch=prefetched(plus_item(questionnaire_response(), unknown)))
+    bad_context = hook_call()
+    bad_context["context"]["patientId"] = f"{TEXT} {OUT_OF_RANGE_INT}"
+    bad_user = hook_call()
+    bad_user["context"]["userId"] = TEXT
+    someone_else = hook_call()
+    someone_else["context"]["patientId"] = f"{TEXT}-other"
+    rejected: list[tuple[int, Json | list[Any]]] = [
+        (412, {key: value for key, value in hook_call().items() if key != "prefetch"}),
+        (412, hook_call(prefetch={TEXT: OUT_OF_RANGE_INT})),
+        (400, hook_call(hook="order-select")),
+        (400, hook_call(hook=TEXT)),
+        (400, someone_else),
+        (400, hook_call(prefetch={"questionnaireResponse": TEXT})),
+        (422, unknown_answer),
+        (422, bad_context),
+        (422, bad_user),
+        (422, hook_call(hookInstance=f"{TEXT}\x01")),
+        (422, hook_call(context=[TEXT, OUT_OF_RANGE_FLOAT])),
+        (
+            422,
+            hook_call(
+                fhirAuthorization={"access_token": f"{TEXT}-access-token", "token_type": TEXT}
+            ),
+        ),
+        (422, [TEXT, OUT_OF_RANGE_INT]),
+    ]
+    for status, invalid in rejected:
+        await d.call(
+            "POST", call, status, path=at, headers=signer.bearer(screening_path), json=invalid
+        )
+    await d.call(
+        "POST",
+        call,
+        400,
+        path=at,
+        headers=signer.bearer(screening_path) | JSON_TYPE,
+        content=malformed("{"),
+    )
+    await d.call(
+        "POST",
+        call,
+        404,
+        path={"service_id": SLUG},
+        headers=signer.bearer(f"{services}/{SLUG}"),
+        json=hook_call(),
+    )
+    await d.call(
+        "POST",
+        call,
+        422,
+        path={"service_id": TEXT},
+        headers=signer.bearer(f"{services}/{TEXT}"),
+        json=hook_call(),
+    )
+    await d.call("POST", call, 401, path=at, headers=signer.bearer(services), json=hook_call())
+    await d.call("POST", call, 401, path=at, json=hook_call())
+
+    # feedback on the card shown
+    reason = {
+        "system": "https://carelevel.dev/fhir/CodeSystem/variance-reason",
+        "code": "other",
+        "display": "Other",
+    }
+    overridden = {
+        "card": card,
+        "outcome": "overridden",
+        "overrideReason": {"reason": reason, "userComment": f"{TEXT} comment {OUT_OF_RANGE_FLOAT}"},
+        "outcomeTimestamp": "2026-12-01T10:00:00Z",
+    }
+    recorded = await d.call(
+        "POST",
+        feedback,
+        200,
+        path=at,
+        headers=signer.bearer(feedback_path),
+        json={"feedback": [overridden]},
+    )
+    assert recorded.json() == {"recorded": 1}
+    again = await d.call(
+        "POST",
+        feedback,
+        200,
+        path=at,
+        headers=signer.bearer(screening_path),
+        json={"feedback": [overridden]},
+    )
+    assert again.json() == {"recorded": 0}
+    for status, invalid in (
+        (404, {"feedback": [overridden | {"card": TEXT}]}),
+        (404, {"feedback": [overridden | {"card": str(uuid.uuid4())}]}),
+        (422, {"feedback": [overridden | {"outcome": TEXT}]}),
+        (422, {"feedback": [overridden | {"outcome": "accepted"}]}),
+        (422, {"feedback": [overridden | {"outcomeTimestamp": TEXT}]}),
+        (422, {"feedback": [overridden | {"outcomeTimestamp": OUT_OF_RANGE_INT}]}),
+        (422, {"feedback": [overridden | {"overrideReason": {"userComment": f"{TEXT}\x00"}}]}),
+        (422, {"feedback": []}),
+        (422, {TEXT: OUT_OF_RANGE_FLOAT}),
+    ):
+        await d.call(
+            "POST", feedback, status, path=at, headers=signer.bearer(feedback_path), json=invalid
+        )
+    await d.call(
+        "POST",
+        feedback,
+        400,
+        path=at,
+        headers=signer.bearer(feedback_path) | JSON_TYPE,
+        content=malformed("{"),
+    )
+    await d.call(
+        "POST",
+        feedback,
+        404,
+        path={"service_id": SLUG},
+        headers=signer.bearer(f"{services}/{SLUG}/feedback"),
+        json={"feedback": [overridden]},
+    )
+    await d.call(
+        "POST",
+        feedback,
+        401,
+        path=at,
+        headers=signer.bearer(services),
+        json={"feedback": [overridden]},
+    )
+    await d.call("POST", feedback, 401, path=at, json={"feedback": [overridden]})
+
+
 async def exercise_a_server_error(app: FastAPI, d: Driver) -> None:
     """An unexpected exception whose message carries sentinels (the service raising, as a bug
     would): a 500 whose log names the exception's type only."""
@@ -555,6 +1025,7 @@ class Drive:
     operations: frozenset[tuple[str, str]]
     templates: frozenset[str]
     exchanges: list[Exchange]
+    unexpected: list[tuple[str, str, int, int, str]]
     records: list[logging.LogRecord]
     secrets: tuple[str, ...]
 
@@ -564,7 +1035,8 @@ async def drive(schema: AsyncEngine, settings: Settings) -> Drive:
     capture = Capture()
     with everything_at_debug(capture):
         await empty_tables(schema)
-        app = create_app(settings)
+        signer = CdsSigner()
+        app = create_app(settings.model_copy(update={"cds_clients": [signer.client()]}))
         async with LifespanManager(app):
             admin_key = await new_key(app)
             async with (
@@ -576,6 +1048,8 @@ async def drive(schema: AsyncEngine, settings: Settings) -> Drive:
                 await exercise_rule_sets(driver)
                 client_key = await exercise_clients(driver)
                 await exercise_the_rest(driver)
+                await exercise_fhir(driver)
+                await exercise_cds_hooks(driver, signer)
                 await exercise_a_server_error(app, driver)
         paths: dict[str, Json] = app.openapi()["paths"]
     operations = frozenset(
@@ -588,12 +1062,17 @@ async def drive(schema: AsyncEngine, settings: Settings) -> Drive:
         operations=operations,
         templates=frozenset(paths),
         exchanges=driver.exchanges,
+        unexpected=driver.unexpected,
         records=list(capture.records),
-        secrets=(admin_key, client_key),
+        secrets=(admin_key, client_key, *signer.issued),
     )
 
 
 # --- in process -------------------------------------------------------------------------------
+
+
+def test_every_request_gets_the_status_it_expects(drive: Drive) -> None:
+    assert drive.unexpected == [], "(method, target, expected, got, body)"
 
 
 def test_every_operation_is_exercised_accepted_and_rejected(drive: Drive) -> None:
@@ -680,7 +1159,9 @@ def test_the_real_server_logs_no_sentinel(tmp_path: Path) -> None:
     started = time.monotonic()
     port = free_port()
     env = {name: value for name, value in os.environ.items() if not name.startswith("CARELEVEL_")}
+    signer = CdsSigner(base_url=f"http://127.0.0.1:{port}")
     env |= {
+        "CARELEVEL_CDS_CLIENTS": json.dumps([signer.client().model_dump(mode="json")]),
         "CARELEVEL_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'canary.db'}",
         "CARELEVEL_ENVIRONMENT": "development",
         "CARELEVEL_LOG_LEVEL": "DEBUG",
@@ -771,15 +1252,58 @@ def test_the_real_server_logs_no_sentinel(tmp_path: Path) -> None:
             call("POST", "/v1/clients", 422, json=client | {"scopes": [TEXT]})
             call("GET", "/v1/questionnaire", 401, headers={"Authorization": f"Bearer {TEXT}"})
             call("GET", f"/v1/{TEXT}", 404, params={"q": TEXT})
+
+            response = questionnaire_response()
+            fhir_key = {"Idempotency-Key": f"{TEXT}-fhir-{OUT_OF_RANGE_INT}"}
+            sent = json.dumps(response)
+            bundle = call("POST", EVALUATE, 200, content=sent, headers=FHIR_TYPE | fhir_key)
+            screening_id = bundle.json()["identifier"]["value"]
+            call("GET", f"{FHIR}/ServiceRequest/{screening_id}-referral", 200)
+            unknown = {"linkId": TEXT, "answer": [{"valueInteger": OUT_OF_RANGE_INT}]}
+            call("POST", EVALUATE, 422, json=plus_item(response, unknown))
+            heart_rate = [{"valueDecimal": OUT_OF_RANGE_FLOAT}]
+            call(
+                "POST",
+                EVALUATE,
+                422,
+                json=with_item(response, "medical.heart_rate_bpm", heart_rate),
+            )
+            call("POST", EVALUATE, 400, content=malformed("{"), headers=FHIR_TYPE)
+
+            screening = "/cds-services/carelevel-iop-screening"
+            cards = call("POST", screening, 200, json=hook_call(), headers=signer.bearer(screening))
+            overridden = {
+                "card": cards.json()["cards"][0]["uuid"],
+                "outcome": "overridden",
+                "overrideReason": {"userComment": f"{TEXT} comment {OUT_OF_RANGE_FLOAT}"},
+                "outcomeTimestamp": "2026-12-01T10:00:00Z",
+            }
+            feedback = {"feedback": [overridden]}
+            call(
+                "POST",
+                f"{screening}/feedback",
+                200,
+                json=feedback,
+                headers=signer.bearer(f"{screening}/feedback"),
+            )
+            missing = {key: value for key, value in hook_call().items() if key != "prefetch"}
+            call("POST", screening, 412, json=missing, headers=signer.bearer(screening))
+            call(
+                "POST", screening, 401, json=hook_call(), headers=signer.bearer(screening, iss=TEXT)
+            )
     finally:
         stop(process)
     output = stdout_path.read_text() + stderr_path.read_text()
 
-    assert leaks(output) == [], output[-4000:]
+    assert leaks(output, tuple(signer.issued)) == [], output[-4000:]
     access = [line for line in output.splitlines() if " carelevel.access method=" in line]
     assert len(access) == responses, output[-4000:]
     assert all("?" not in line for line in access)
     assert any("route=/v1/screenings/{screening_id}/decision status=201" in line for line in access)
+    assert any(
+        "route=/fhir/r4/QuestionnaireResponse/$evaluate status=200" in line for line in access
+    )
+    assert any("route=/cds-services/{service_id}/feedback status=200" in line for line in access)
     assert output.count(keys[0]) == 1
     assert output.count(keys[0].split(".")[1]) == 1
     assert created_key

@@ -17,11 +17,21 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from app.fhir.examples import response_for
+from app.fhir.terminology import Vocabulary
 from tests.api.access_support import UNKNOWN_ID, protected
 from tests.api.conftest import http_client, new_key
 from tests.api.screenings_support import assert_problem, example, level_of
 
 A, B = "clinic-a", "clinic-b"
+VOCABULARY = Vocabulary("https://carelevel.dev/fhir")
+# Object endpoints whose objects every tenant shares: terminology and the questions.
+SHARED_BY_ALL = {
+    "GET /fhir/r4/Questionnaire/{questionnaire_id}",
+    "GET /fhir/r4/CodeSystem/{code_system_id}",
+    "GET /fhir/r4/ValueSet/{value_set_id}",
+    "GET /fhir/r4/OperationDefinition/{operation_id}",
+}
 KEY = "iop-level-of-care"
 SHARED_VERSIONS = f"/v1/rule-sets/shared/{KEY}/versions"
 FORK = f"/v1/rule-sets/{A}/{KEY}"
@@ -33,6 +43,7 @@ class World:
     b: httpx.AsyncClient
     operator: httpx.AsyncClient
     screening: str  # clinic-a's
+    fhir_screening: str  # clinic-a's, from a QuestionnaireResponse
     fork_version: int  # clinic-a's draft of its fork
     fork_etag: str
     a_client: str  # a client of clinic-a
@@ -53,11 +64,15 @@ async def world(app: FastAPI, client: httpx.AsyncClient) -> AsyncIterator[World]
         assert fork.status_code == 201, fork.text
         created = await a.post("/v1/clients", json={"name": "intake", "scopes": ["admin"]})
         assert created.status_code == 201, created.text
+        response = response_for(VOCABULARY, example("adult-iop-suitable"), subject="Patient/7")
+        evaluated = await a.post("/fhir/r4/QuestionnaireResponse/$evaluate", json=response)
+        assert evaluated.status_code == 200, evaluated.text
         yield World(
             a=a,
             b=b,
             operator=client,
             screening=screening.json()["id"],
+            fhir_screening=evaluated.json()["entry"][0]["resource"]["id"],
             fork_version=fork.json()["version"],
             fork_etag=fork.headers["etag"],
             a_client=created.json()["id"],
@@ -139,6 +154,21 @@ def object_requests(w: World) -> dict[str, tuple[str, str, dict[str, Any]]]:
             f"{FORK}/versions/{w.fork_version + 2}",
             {"headers": {"If-Match": "*"}},
         ),
+        "GET /fhir/r4/Observation/{observation_id}": (
+            "GET",
+            f"/fhir/r4/Observation/{w.screening}",
+            {},
+        ),
+        "GET /fhir/r4/ServiceRequest/{service_request_id}": (
+            "GET",
+            f"/fhir/r4/ServiceRequest/{w.fhir_screening}-referral",
+            {},
+        ),
+        "GET /fhir/r4/Questionnaire/{questionnaire_id}/_history/{version_id}": (
+            "GET",
+            f"/fhir/r4/Questionnaire/{KEY}/_history/{A}.{w.fork_version + 1}",
+            {},
+        ),
         "GET /v1/clients/{client_id}": ("GET", f"/v1/clients/{w.a_client}", {}),
         "POST /v1/clients/{client_id}/revoke": ("POST", f"/v1/clients/{w.a_client}/revoke", {}),
     }
@@ -152,18 +182,25 @@ async def snapshot(w: World) -> dict[str, Any]:
     return {"screening": screening, "versions": versions, "client": client}
 
 
-def _without_timing(problem: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in problem.items() if k not in ("instance", "detail")}
+def _without_names(response: httpx.Response) -> dict[str, Any]:
+    """A 404's body without what names the object asked for (its id, the request id)."""
+    assert response.status_code == 404, response.text
+    body: dict[str, Any] = response.json()
+    if body.get("resourceType") == "OperationOutcome":
+        return {
+            "issue": [{k: v for k, v in i.items() if k != "diagnostics"} for i in body["issue"]]
+        }
+    return {
+        k: v for k, v in assert_problem(response, 404).items() if k not in ("instance", "detail")
+    }
 
 
 async def test_every_object_endpoint_is_404_for_another_tenant_and_works_for_its_own(
     app: FastAPI, world: World
 ) -> None:
     requests = object_requests(world)
-    object_operations = {
-        str(op) for op in protected(app) if "{" in op.template and op.template != "/healthz"
-    }
-    assert object_operations == set(requests), "add new object endpoints to the matrix"
+    object_operations = {str(op) for op in protected(app) if "{" in op.template}
+    assert object_operations == set(requests) | SHARED_BY_ALL, "add object endpoints to the matrix"
 
     # Objects for the lifecycle requests to act on: a published version to retire and a
     # draft to delete.
@@ -177,11 +214,12 @@ async def test_every_object_endpoint_is_404_for_another_tenant_and_works_for_its
     before = await snapshot(world)
     for name, (method, path, arguments) in requests.items():
         foreign = await world.b.request(method, path, **arguments)
-        problem = assert_problem(foreign, 404, "not-found")
         # The same answer as for something that does not exist: nothing to probe.
-        unknown_path = path.replace(world.screening, UNKNOWN_ID).replace(world.a_client, UNKNOWN_ID)
+        unknown_path = path
+        for known in (world.screening, world.fhir_screening, world.a_client):
+            unknown_path = unknown_path.replace(known, UNKNOWN_ID)
         unknown = await world.a.request(method, unknown_path.replace(A, "clinic-z"), **arguments)
-        assert _without_timing(problem) == _without_timing(assert_problem(unknown, 404)), name
+        assert _without_names(foreign) == _without_names(unknown), name
     assert await snapshot(world) == before  # nothing changed, nothing was decided
 
     # The same requests, in this order, succeed for clinic-a itself (they change things:
@@ -193,9 +231,10 @@ async def test_every_object_endpoint_is_404_for_another_tenant_and_works_for_its
 
 async def test_lists_show_only_the_tenants_own(app: FastAPI, world: World) -> None:
     assert (await world.b.get("/v1/screenings")).json()["items"] == []
-    assert [s["id"] for s in (await world.a.get("/v1/screenings")).json()["items"]] == [
-        world.screening
-    ]
+    assert {s["id"] for s in (await world.a.get("/v1/screenings")).json()["items"]} == {
+        world.screening,
+        world.fhir_screening,
+    }
     assert {(s["owner"], s["key"]) for s in (await world.b.get("/v1/rule-sets")).json()} == {
         ("shared", KEY)
     }

@@ -1,0 +1,191 @@
+"""Cards from a stored screening: a summary naming the level and urgency, the reasons, barriers
+and safety alerts in markdown, a suggestion to create the referral, and a link to the screening.
+Pure: what to show follows from the determination alone."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from app.cds_hooks.schemas import (
+    MAX_SUMMARY_CHARACTERS,
+    Action,
+    Card,
+    Coding,
+    Indicator,
+    Link,
+    Source,
+    Suggestion,
+)
+from app.engine.determination import LEVEL_INFO, LevelOfCare
+from app.fhir.results import Result, referral
+from app.fhir.terminology import Vocabulary, humanize
+from app.screenings.schemas import VarianceReason
+
+SOURCE_LABEL = "carelevel level-of-care screening"
+
+
+@dataclass(frozen=True, slots=True)
+class Links:
+    """Where a card points: this service's public address."""
+
+    base_url: str
+
+    def rule_set_version(self, rule_set: dict[str, Any]) -> str:
+        return (
+            f"{self.base_url}/v1/rule-sets/{rule_set['owner']}/{rule_set['key']}/versions/"
+            f"{rule_set['version']}"
+        )
+
+    def screening(self, screening_id: str) -> str:
+        return f"{self.base_url}/v1/screenings/{screening_id}"
+
+    def questionnaire(self, key: str) -> str:
+        return f"{self.base_url}/fhir/r4/Questionnaire/{key}"
+
+
+def _source(vocabulary: Vocabulary, url: str | None) -> Source:
+    return Source(
+        label=SOURCE_LABEL,
+        url=url,
+        topic=Coding(
+            system=vocabulary.observations,
+            code="level-of-care-recommendation",
+            display="Recommended level of care (screening)",
+        ),
+    )
+
+
+def indicator(determination: dict[str, Any]) -> Indicator:
+    """critical for an emergent safety alert, warning when more than IOP (or urgent action) is
+    needed, info otherwise."""
+    if determination["urgency"] == "emergent":
+        return "critical"
+    if determination["urgency"] == "urgent" or determination["iop"]["verdict"] in (
+        "higher_level_needed",
+    ):
+        return "warning"
+    return "info"
+
+
+def summary(determination: dict[str, Any]) -> str:
+    level = determination.get("recommended_level")
+    urgency = determination["urgency"]
+    if level is None:
+        text = "IOP screening: too little information to recommend a level of care"
+    elif urgency == "emergent":
+        text = f"Safety: {level['label']} ({urgency}); see the alerts"
+    else:
+        text = f"IOP screening recommends {level['label']} ({urgency})"
+    if determination["status"] == "partial":
+        text += ", provisional"
+    return text[:MAX_SUMMARY_CHARACTERS]
+
+
+def detail(determination: dict[str, Any], rule_set: dict[str, Any]) -> str:
+    """The reasons, as GitHub-flavoured markdown."""
+    lines = []
+    level = determination.get("recommended_level")
+    if level:
+        lines.append(
+            f"**Recommended level:** {level['label']}. Aligned with {level['aligned_with']}."
+        )
+        lines.append(f"**Hours:** {level['hours_per_week']['note']}")
+    lines.append(f"**IOP:** {humanize(determination['iop']['verdict'])}")
+    lines.append(f"**Urgency:** {determination['urgency']}")
+    alerts = determination["safety_alerts"]
+    if alerts:
+        lines += ["", "**Safety alerts**"]
+        lines += [f"- {a['action']} ({a['reason']})" for a in alerts]
+    reasons = [r["text"] for r in (level or {}).get("decided_by", [])]
+    reasons += [r["text"] for r in determination["iop"]["reasons"]]
+    if reasons:
+        lines += ["", "**Why**"]
+        lines += [f"- {reason}" for reason in dict.fromkeys(reasons)]
+    barriers = determination["barriers"]
+    if barriers:
+        lines += ["", "**Barriers to attending, and how to lift them**"]
+        for barrier in barriers:
+            ways = " ".join(a["description"] for a in barrier["accommodations"])
+            lines.append(f"- {barrier['description']} {ways or 'No accommodation applies.'}")
+    missing = determination["missing"]
+    if missing:
+        lines += ["", "**Missing information that could change this**"]
+        lines += [f"- {m['label']}" for m in missing]
+    lines += [
+        "",
+        f"Rule set `{rule_set['owner']}/{rule_set['key']}` version {rule_set['version']}. "
+        f"{determination['disclaimer']}",
+    ]
+    return "\n".join(lines)
+
+
+def override_reasons(vocabulary: Vocabulary) -> list[Coding]:
+    system = vocabulary.code_system("variance-reason")
+    return [Coding(system=system, code=r.value, display=humanize(r.value)) for r in VarianceReason]
+
+
+def screening_card(
+    vocabulary: Vocabulary, links: Links, result: Result, *, note: str | None = None
+) -> Card:
+    """The card of a stored screening (``note``: a sentence put first, e.g. how it compares
+    with a drafted order)."""
+    determination = result.determination
+    suggestions = None
+    proposed = referral(vocabulary, result)
+    level = determination.get("recommended_level")
+    if proposed is not None and level is not None:
+        proposed.pop("id")  # the EHR names what it creates
+        label = LEVEL_INFO[LevelOfCare(level["level"])].label
+        suggestions = [
+            Suggestion(
+                label=f"Propose a referral to {label}",
+                uuid=str(uuid.uuid4()),
+                isRecommended=True,
+                actions=[
+                    Action(
+                        type="create",
+                        description=f"Create a draft referral (ServiceRequest) to {label}",
+                        resource=proposed,
+                    )
+                ],
+            )
+        ]
+    text = detail(determination, result.rule_set)
+    return Card(
+        uuid=str(uuid.uuid4()),
+        summary=summary(determination),
+        detail=f"{note}\n\n{text}" if note else text,
+        indicator=indicator(determination),
+        source=_source(vocabulary, links.rule_set_version(result.rule_set)),
+        suggestions=suggestions,
+        selectionBehavior="at-most-one" if suggestions else None,
+        overrideReasons=override_reasons(vocabulary),
+        links=[
+            Link(
+                label="Open the screening in carelevel",
+                url=links.screening(result.screening_id),
+                type="absolute",
+            )
+        ],
+    )
+
+
+def invitation_card(vocabulary: Vocabulary, links: Links, key: str) -> Card:
+    """No completed screening for the patient: invite one."""
+    return Card(
+        uuid=str(uuid.uuid4()),
+        summary="No IOP level-of-care screening on file: screen before choosing a level",
+        detail=(
+            "No completed QuestionnaireResponse to carelevel's questionnaire was found for this "
+            f"patient. Screen with the Questionnaire `{vocabulary.questionnaire(key)}` and send "
+            "the response to `POST /fhir/r4/QuestionnaireResponse/$evaluate`, or open the chart "
+            "again once it is completed. Decision support, not a diagnosis."
+        ),
+        indicator="info",
+        source=_source(vocabulary, None),
+        links=[
+            Link(label="The screening Questionnaire", url=links.questionnaire(key), type="absolute")
+        ],
+    )

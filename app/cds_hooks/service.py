@@ -1,0 +1,324 @@
+"""CDS Hooks 2.0 services: discovery, the service calls, and feedback.
+
+``carelevel-iop-screening`` (patient-view) shows the recommendation of the patient's latest
+completed QuestionnaireResponse to our Questionnaire (from prefetch; carelevel does not query
+the EHR's FHIR server, so without the prefetch it answers 412), or invites a screening when
+there is none. ``carelevel-iop-referral-check`` (order-select) shows a card only when a
+behavioral-health referral being ordered is to another level than the screening recommends.
+Each evaluated response is stored as a screening (idempotently: the same response, the same
+screening), and each card is remembered so that feedback reaches its screening as the
+clinician's decision.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.audit.trail import Caller, record
+from app.cds_hooks.cards import Links, invitation_card, screening_card
+from app.cds_hooks.models import IssuedCard
+from app.cds_hooks.schemas import (
+    Card,
+    CdsResponse,
+    Discovery,
+    Feedback,
+    FeedbackRequest,
+    HookRequest,
+    OrderSelectContext,
+    ServiceDescription,
+    parse_context,
+)
+from app.db import new_id, utcnow
+from app.engine import DEFAULT_RULE_SET_KEY
+from app.engine.determination import LEVEL_INFO, LevelOfCare
+from app.errors import BadRequest, NotFound, PrefetchMissing
+from app.fhir.results import Result
+from app.fhir.service import FhirService
+from app.screenings.models import Decision, Screening
+from app.screenings.schemas import VarianceReason
+
+PREFETCH_KEY = "questionnaireResponse"
+# Billing codes EHRs put on behavioral-health referrals (HCPCS), for the order-select check.
+HCPCS_SYSTEMS = (
+    "urn:oid:2.16.840.1.113883.6.285",
+    "http://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets",
+)
+HCPCS_LEVELS = {
+    "H0015": LevelOfCare.INTENSIVE_OUTPATIENT,
+    "S9480": LevelOfCare.INTENSIVE_OUTPATIENT,
+    "H0035": LevelOfCare.PARTIAL_HOSPITALIZATION,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class CdsServiceSpec:
+    id: str
+    hook: str
+    title: str
+    description: str
+
+
+SERVICES = {
+    spec.id: spec
+    for spec in (
+        CdsServiceSpec(
+            "carelevel-iop-screening",
+            "patient-view",
+            "IOP level-of-care screening",
+            "Shows the level of care carelevel recommends from the patient's latest completed "
+            "intake screening (QuestionnaireResponse), with its reasons, safety alerts and the "
+            "barriers to an intensive outpatient program; invites a screening when there is "
+            "none. Decision support, not a diagnosis.",
+        ),
+        CdsServiceSpec(
+            "carelevel-iop-referral-check",
+            "order-select",
+            "Level-of-care check of a behavioral-health referral",
+            "When a referral (ServiceRequest) to a level of care is selected, shows a card if the "
+            "patient's latest screening recommends another level.",
+        ),
+    )
+}
+
+
+class CdsHooksService:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], fhir: FhirService) -> None:
+        self.sessions = sessions
+        self.fhir = fhir
+        self.vocabulary = fhir.vocabulary
+
+    def discovery(self) -> Discovery:
+        questionnaire = self.vocabulary.questionnaire(DEFAULT_RULE_SET_KEY)
+        prefetch = {
+            "patient": "Patient/{{context.patientId}}",
+            PREFETCH_KEY: "QuestionnaireResponse?subject=Patient/{{context.patientId}}"
+            f"&questionnaire={questionnaire}&status=completed,amended&_sort=-authored&_count=1",
+        }
+        return Discovery(
+            services=[
+                ServiceDescription(
+                    hook=spec.hook,
+                    id=spec.id,
+                    title=spec.title,
+                    description=spec.description,
+                    prefetch=prefetch,
+                    usageRequirements="Prefetch the latest completed QuestionnaireResponse to "
+                    f"{questionnaire} as '{PREFETCH_KEY}'. Decision support; a clinician "
+                    "reviews every recommendation.",
+                )
+                for spec in SERVICES.values()
+            ]
+        )
+
+    async def call(
+        self, caller: Caller, service_id: str, request: HookRequest, links: Links
+    ) -> CdsResponse:
+        spec = SERVICES.get(service_id)
+        if spec is None:
+            raise NotFound(f"No CDS service '{service_id}'.")
+        if request.hook != spec.hook:
+            raise BadRequest(f"The service '{service_id}' answers the {spec.hook} hook.")
+        context = parse_context(request)
+        response = self._prefetched_response(request, context.patientId)
+        if response is None:
+            invitation = invitation_card(self.vocabulary, links, DEFAULT_RULE_SET_KEY)
+            await self._remember(caller, spec, request, invitation, None)
+            return CdsResponse(cards=[invitation])
+        result = await self._evaluate(caller, response, links)
+        note = None
+        if isinstance(context, OrderSelectContext):
+            note = _difference(context, result)
+            if note is None:
+                return CdsResponse(cards=[])
+        card = screening_card(self.vocabulary, links, result, note=note)
+        if note is not None and card.indicator == "info":
+            card.indicator = "warning"
+        await self._remember(caller, spec, request, card, result.screening_id)
+        return CdsResponse(cards=[card])
+
+    def _prefetched_response(self, request: HookRequest, patient_id: str) -> dict[str, Any] | None:
+        prefetch = request.prefetch or {}
+        if PREFETCH_KEY not in prefetch:
+            raise PrefetchMissing(
+                f"Prefetch '{PREFETCH_KEY}' is missing, and carelevel does not query the EHR's "
+                "FHIR server: send the prefetch the discovery document asks for."
+            )
+        found = prefetch[PREFETCH_KEY]
+        if isinstance(found, dict) and found.get("resourceType") == "Bundle":
+            responses: list[dict[str, Any]] = [
+                entry["resource"]
+                for entry in found.get("entry") or []
+                if isinstance(entry, dict)
+                and isinstance(entry.get("resource"), dict)
+                and entry["resource"].get("resourceType") == "QuestionnaireResponse"
+            ]
+            found = max(responses, key=lambda r: str(r.get("authored", "")), default=None)
+        if found is None:
+            return None
+        if not isinstance(found, dict) or found.get("resourceType") != "QuestionnaireResponse":
+            raise BadRequest(f"Prefetch '{PREFETCH_KEY}' is not a QuestionnaireResponse.")
+        subject_reference = found.get("subject")
+        subject = (
+            subject_reference.get("reference") if isinstance(subject_reference, dict) else None
+        )
+        if subject not in (f"Patient/{patient_id}", patient_id):
+            # Never show one person's screening in another's chart.
+            raise BadRequest(f"Prefetch '{PREFETCH_KEY}' is not about the patient in context.")
+        return found
+
+    async def _evaluate(self, caller: Caller, response: dict[str, Any], links: Links) -> Result:
+        # The same response opens the same screening, however often the chart is opened, and
+        # whether or not it was evaluated through FHIR first.
+        _, stored = await self.fhir.evaluate(
+            caller, response, None, links.base_url, once_per_response=True
+        )
+        body = stored.body
+        return Result(
+            screening_id=body["id"],
+            created_at=body["created_at"],
+            rule_set=body["rule_set"],
+            engine_version=body["engine_version"],
+            determination=body["determination"],
+            context=stored.fhir_context or {},
+        )
+
+    async def _remember(
+        self,
+        caller: Caller,
+        spec: CdsServiceSpec,
+        request: HookRequest,
+        card: Card,
+        screening_id: str | None,
+    ) -> None:
+        assert card.uuid is not None
+        async with self.sessions() as session, session.begin():
+            session.add(
+                IssuedCard(
+                    uuid=card.uuid,
+                    tenant_id=caller.tenant,
+                    client_id=caller.client_id,
+                    service_id=spec.id,
+                    hook_instance=request.hookInstance,
+                    screening_id=screening_id,
+                    created_at=utcnow(),
+                )
+            )
+
+    async def feedback(self, caller: Caller, service_id: str, request: FeedbackRequest) -> int:
+        """Record each card's outcome as the clinician's decision on its screening; returns
+        how many were new (feedback sent again changes nothing)."""
+        if service_id not in SERVICES:
+            raise NotFound(f"No CDS service '{service_id}'.")
+        recorded = 0
+        async with self.sessions() as session, session.begin():
+            for item in request.feedback:
+                card, screening = await self._card(session, caller, service_id, item.card)
+                if screening is None:  # an invitation: there is nothing to decide on
+                    continue
+                outcome_at = item.outcomeTimestamp
+                known = await session.execute(
+                    select(Decision.id).where(
+                        Decision.card_uuid == card.uuid,
+                        Decision.outcome == item.outcome,
+                        Decision.outcome_at == outcome_at,
+                    )
+                )
+                if known.first() is not None:
+                    continue
+                decision = _decision(item, card, screening, caller, outcome_at)
+                session.add(decision)
+                record(
+                    session,
+                    caller,
+                    200,
+                    resource_id=screening.id,
+                    details={"decision_id": decision.id, "outcome": item.outcome},
+                )
+                recorded += 1
+            if not recorded:
+                record(session, caller, 200, details={"unchanged": len(request.feedback)})
+        return recorded
+
+    async def _card(
+        self, session: AsyncSession, caller: Caller, service_id: str, card_uuid: str
+    ) -> tuple[IssuedCard, Screening | None]:
+        card = await session.get(IssuedCard, card_uuid)
+        if card is None or card.tenant_id != caller.tenant or card.service_id != service_id:
+            raise NotFound(f"No card '{card_uuid}' of this service.")
+        if card.screening_id is None:
+            return card, None
+        screening = await session.get(Screening, card.screening_id)
+        assert screening is not None  # screenings are never deleted
+        return card, screening
+
+
+def _decision(
+    item: Feedback, card: IssuedCard, screening: Screening, caller: Caller, outcome_at: datetime
+) -> Decision:
+    reasons: list[str] = []
+    comment = None
+    if item.outcome == "overridden" and item.overrideReason is not None:
+        reason, comment = item.overrideReason.reason, item.overrideReason.userComment
+        codes = {r.value for r in VarianceReason}
+        if reason is not None and reason.code in codes:
+            reasons = [reason.code]
+        elif reason is not None:
+            reasons = ["other"]
+            comment = comment or reason.display
+    if item.outcome == "overridden" and not reasons:
+        reasons = ["other"] if comment else []
+    return Decision(
+        id=new_id(),
+        screening_id=screening.id,
+        tenant_id=caller.tenant,
+        client_id=caller.client_id,
+        created_at=utcnow(),
+        final_level=screening.level if item.outcome == "accepted" else None,
+        recommended_level=screening.level,
+        variance_reasons=reasons,
+        comment=(comment or None) and comment.replace("\x00", "")[:2000],
+        decided_by=caller.label,
+        outcome=item.outcome,
+        source="cds-hooks",
+        card_uuid=card.uuid,
+        outcome_at=outcome_at,
+    )
+
+
+def _ordered_level(resource: dict[str, Any]) -> LevelOfCare | None:
+    """The level of care a drafted ServiceRequest refers to, when its code says."""
+    for coding in (resource.get("code") or {}).get("coding") or []:
+        system, code = coding.get("system"), coding.get("code")
+        if isinstance(system, str) and system.endswith("/CodeSystem/level-of-care"):
+            try:
+                return LevelOfCare(code)
+            except ValueError:
+                continue
+        if system in HCPCS_SYSTEMS and code in HCPCS_LEVELS:
+            return HCPCS_LEVELS[code]
+    return None
+
+
+def _difference(context: OrderSelectContext, result: Result) -> str | None:
+    """A sentence when a selected referral goes to another level than recommended."""
+    recommended = result.determination.get("recommended_level")
+    selected = set(context.selections)
+    for entry in context.draftOrders.get("entry") or []:
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if not isinstance(resource, dict) or resource.get("resourceType") != "ServiceRequest":
+            continue
+        if f"ServiceRequest/{resource.get('id')}" not in selected:
+            continue
+        ordered = _ordered_level(resource)
+        if ordered is None or recommended is None or ordered.value == recommended["level"]:
+            continue
+        return (
+            f"**The selected referral is to {LEVEL_INFO[ordered].label}; the screening "
+            f"recommends {recommended['label']}.**"
+        )
+    return None

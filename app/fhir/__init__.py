@@ -1,0 +1,1 @@
+"""FHIR R4 for EHRs: the Questionnaire, QuestionnaireResponse evaluation and the result."""

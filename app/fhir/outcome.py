@@ -1,0 +1,70 @@
+"""Errors under ``/fhir``: OperationOutcome resources (application/fhir+json), never a submitted
+value in them, just what is wrong and where (a FHIRPath ``expression``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from app.errors import AppError
+
+# HTTP status → OperationOutcome.issue.code (http://hl7.org/fhir/issue-type)
+ISSUE_CODES = {
+    400: "structure",
+    401: "login",
+    403: "forbidden",
+    404: "not-found",
+    405: "not-supported",
+    409: "conflict",
+    412: "conflict",
+    413: "too-costly",
+    415: "not-supported",
+    422: "invalid",
+    428: "required",
+    429: "throttled",
+    500: "exception",
+    503: "transient",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Issue:
+    diagnostics: str
+    expression: str | None = None
+    code: str | None = None  # by the status when None
+    severity: str = "error"
+
+
+def item_expression(link_id: str) -> str:
+    """The FHIRPath of an item of a QuestionnaireResponse by its linkId, at any depth."""
+    return f"QuestionnaireResponse.repeat(item).where(linkId='{link_id}')"
+
+
+class FhirError(AppError):
+    """A problem with a FHIR request, with the issues to report."""
+
+    slug, title = "fhir-invalid", "The FHIR request cannot be used"
+
+    def __init__(self, status: int, detail: str, issues: list[Issue]) -> None:
+        # The issues travel as a problem extension too (CDS Hooks answers problem+json).
+        super().__init__(detail, extra={"issue": [issue_json(i, status) for i in issues]})
+        self.status = status
+        self.issues = issues
+
+
+def issue_json(issue: Issue, status: int) -> dict[str, Any]:
+    return {
+        "severity": issue.severity,
+        "code": issue.code or ISSUE_CODES.get(status, "processing"),
+        "diagnostics": issue.diagnostics,
+    } | ({"expression": [issue.expression]} if issue.expression else {})
+
+
+def operation_outcome(
+    status: int, detail: str, issues: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """An OperationOutcome: the issues, or one issue carrying ``detail``."""
+    return {
+        "resourceType": "OperationOutcome",
+        "issue": issues or [issue_json(Issue(diagnostics=detail), status)],
+    }

@@ -1,0 +1,353 @@
+"""Reading a FHIR QuestionnaireResponse back into carelevel's answers.
+
+The response must cite our Questionnaire (``url`` and, optionally, ``|version``), be
+``completed`` or ``amended``, and use only our linkIds with answers of the types the
+Questionnaire gives them. Input is read leniently where FHIR allows several spellings of one
+answer (a coded yes or ``valueBoolean``; a coded score or ``valueInteger``), strictly
+otherwise. Within an instrument that was given, an item left unanswered counts as declined.
+Every problem is reported with the linkId it concerns and never with the value sent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
+from pydantic import ValidationError
+
+from app.engine.instruments import AnswerKind, InstrumentSpec
+from app.fhir.outcome import FhirError, Issue, item_expression
+from app.fhir.questionnaire import is_questionnaire_key, parse_business_version
+from app.fhir.terminology import FREQUENCY_ANSWERS, LOINC, NO, YES, Vocabulary, choice_system
+from app.questionnaire import FormItem, Kind, form
+
+ANSWERED = ("completed", "amended")
+DECLINED = "declined"
+
+
+@dataclass(frozen=True, slots=True)
+class Question:
+    """What a linkId stands for: a form item, or one item of an instrument's item list."""
+
+    item: FormItem
+    number: int | None = None  # instrument items: 1-based
+
+    @property
+    def instrument(self) -> InstrumentSpec | None:
+        return self.item.instrument if self.number is not None else None
+
+
+@cache
+def link_ids() -> tuple[dict[str, Question], frozenset[str]]:
+    """(questions by linkId, group linkIds)."""
+    questions: dict[str, Question] = {}
+    groups: set[str] = set()
+    for top in form():
+        for item in top.walk():
+            if item.kind is Kind.GROUP:
+                groups.add(item.path)
+            elif item.kind is Kind.ITEMS:
+                groups.add(item.path)
+                for number in range(1, len(item.item_values) + 1):
+                    questions[f"{item.path}.{number}"] = Question(item, number)
+            else:
+                questions[item.path] = Question(item)
+    return questions, frozenset(groups)
+
+
+@dataclass
+class ReadResponse:
+    """What a QuestionnaireResponse says, in carelevel's terms."""
+
+    key: str
+    pin: tuple[str, int] | None  # (owner, version) cited; None: the active version decides
+    answers: dict[str, Any]
+    context: dict[str, Any] = field(default_factory=dict)  # subject, encounter, source, …
+
+
+def _structure_issues(error: ValidationError) -> list[Issue]:
+    issues = []
+    for problem in error.errors(include_input=False, include_url=False)[:20]:
+        path = "QuestionnaireResponse" + "".join(
+            f"[{part}]" if isinstance(part, int) else f".{part}" for part in problem["loc"]
+        )
+        issues.append(Issue(diagnostics=f"{path}: {problem['msg']}", expression=path))
+    return issues
+
+
+def _canonical(value: str | None, vocabulary: Vocabulary) -> tuple[str, tuple[str, int] | None]:
+    prefix = vocabulary.questionnaire("")
+    url, _, version = (value or "").partition("|")
+    key = url.removeprefix(prefix)
+    if not value or not url.startswith(prefix) or not is_questionnaire_key(key):
+        raise FhirError(
+            422,
+            "The response does not cite a carelevel Questionnaire.",
+            [
+                Issue(
+                    diagnostics=f"questionnaire must be {prefix}<key> (optionally |<version>)",
+                    expression="QuestionnaireResponse.questionnaire",
+                    code="not-found",
+                )
+            ],
+        )
+    if not version:
+        return key, None
+    pin = parse_business_version(version)
+    if pin is None:
+        raise FhirError(
+            422,
+            "The cited Questionnaire version is not one carelevel publishes.",
+            [
+                Issue(
+                    diagnostics="the version reads <owner>.<number>, for example shared.1",
+                    expression="QuestionnaireResponse.questionnaire",
+                    code="not-found",
+                )
+            ],
+        )
+    return key, pin
+
+
+class _Reader:
+    def __init__(self, vocabulary: Vocabulary) -> None:
+        self.vocabulary = vocabulary
+        self.issues: list[Issue] = []
+        self.seen: set[str] = set()
+        self.answers: dict[str, Any] = {}
+        self.items: dict[str, dict[int, Any]] = {}  # instrument item lists by path
+
+    def problem(self, link_id: str, message: str, code: str = "invalid") -> None:
+        self.issues.append(
+            Issue(
+                diagnostics=f"linkId '{link_id}': {message}",
+                expression=item_expression(link_id),
+                code=code,
+            )
+        )
+
+    def walk(self, items: list[dict[str, Any]]) -> None:
+        questions, groups = link_ids()
+        for entry in items:
+            link_id = entry.get("linkId")
+            if not isinstance(link_id, str):
+                self.issues.append(Issue(diagnostics="an item without a linkId", code="required"))
+                continue
+            answers = entry.get("answer") or []
+            children = entry.get("item") or []
+            if link_id in groups:
+                if answers:
+                    self.problem(link_id, "is a group and takes no answer")
+                self.walk(children)
+                continue
+            question = questions.get(link_id)
+            if question is None:
+                self.problem(link_id, "is not in the Questionnaire", code="not-found")
+                continue
+            if link_id in self.seen:
+                self.problem(link_id, "is answered more than once")
+                continue
+            self.seen.add(link_id)
+            if children or any(answer.get("item") for answer in answers):
+                self.problem(link_id, "takes no nested items")
+                continue
+            if answers:
+                self.answer(link_id, question, answers)
+
+    def answer(self, link_id: str, question: Question, answers: list[dict[str, Any]]) -> None:
+        item = question.item
+        if item.kind is Kind.MULTIPLE_CHOICE:
+            values = [self.value(link_id, question, answer) for answer in answers]
+            if any(value is _INVALID for value in values):
+                return
+            chosen = [value for value in values if value is not _NONE_OF_THESE]
+            if chosen and len(chosen) != len(values):
+                self.problem(link_id, "'none of these' goes alone")
+                return
+            self.put(item.path, chosen)
+            return
+        if len(answers) > 1:
+            self.problem(link_id, "takes one answer")
+            return
+        value = self.value(link_id, question, answers[0])
+        if value is _INVALID or value is _NONE_OF_THESE:
+            return
+        if question.number is not None:
+            self.items.setdefault(item.path, {})[question.number] = value
+        else:
+            self.put(item.path, value)
+
+    def value(self, link_id: str, question: Question, answer: dict[str, Any]) -> Any:
+        item = question.item
+        present = [name for name in answer if name.startswith("value")]
+        if len(present) != 1:
+            self.problem(link_id, "an answer has exactly one value[x]")
+            return _INVALID
+        (kind_name,) = present
+        raw = answer[kind_name]
+        if question.instrument is not None:
+            spec = question.instrument
+            allowed = item.item_values[question.number - 1]  # type: ignore[operator]
+            if spec.kind is AnswerKind.ORDINAL:
+                return self.score(link_id, spec, allowed, kind_name, raw)
+            return self.yes_no(link_id, kind_name, raw)
+        if item.kind is Kind.BOOLEAN:
+            return raw if kind_name == "valueBoolean" else self.wrong(link_id, "valueBoolean")
+        if item.kind is Kind.INTEGER:
+            return raw if kind_name == "valueInteger" else self.wrong(link_id, "valueInteger")
+        if item.kind is Kind.NUMBER:
+            if kind_name in ("valueDecimal", "valueInteger"):
+                return float(raw)
+            return self.wrong(link_id, "valueDecimal")
+        if item.kind is Kind.YES_NO_OR_DECLINED:
+            return self.yes_no(link_id, kind_name, raw)
+        assert item.choices is not None
+        system = choice_system(self.vocabulary, item.choices)
+        if kind_name == "valueCoding" and isinstance(raw, dict):
+            if (
+                item.kind is Kind.MULTIPLE_CHOICE
+                and raw.get("code") == "none"
+                and raw.get("system") == self.vocabulary.code_system("answer-special")
+            ):
+                return _NONE_OF_THESE
+            if raw.get("system") in (None, system) and raw.get("code") in _values(item):
+                return raw["code"]
+            self.problem(link_id, f"the code is not one of {system}")
+            return _INVALID
+        if kind_name == "valueString" and raw in _values(item):
+            return raw
+        return self.wrong(link_id, "valueCoding")
+
+    def score(
+        self,
+        link_id: str,
+        spec: InstrumentSpec,
+        allowed: tuple[int | bool, ...],
+        kind_name: str,
+        raw: Any,
+    ) -> Any:
+        if kind_name == "valueInteger":
+            score: Any = raw
+        elif kind_name == "valueCoding" and isinstance(raw, dict):
+            score = self.coded_score(raw)
+        else:
+            return self.wrong(link_id, "valueCoding or valueInteger")
+        if score == DECLINED or (isinstance(score, int) and score in allowed):
+            return score
+        self.problem(link_id, f"is not an answer of {spec.title} (scores {list(allowed)})")
+        return _INVALID
+
+    def coded_score(self, coding: dict[str, Any]) -> Any:
+        system, code = coding.get("system"), coding.get("code")
+        if system == self.vocabulary.item_responses and code == DECLINED:
+            return DECLINED
+        if system == self.vocabulary.item_scores and isinstance(code, str) and code.isdigit():
+            return int(code)
+        if system == LOINC:
+            return next((score for answer, _, score in FREQUENCY_ANSWERS if answer == code), None)
+        return None
+
+    def yes_no(self, link_id: str, kind_name: str, raw: Any) -> Any:
+        if kind_name == "valueBoolean":
+            return raw
+        if kind_name == "valueCoding" and isinstance(raw, dict):
+            system, code = raw.get("system"), raw.get("code")
+            if system == LOINC and code in (YES, NO):
+                return code == YES
+            if system == self.vocabulary.item_responses and code == DECLINED:
+                return DECLINED
+            self.problem(link_id, f"answers are LOINC {YES} (yes), {NO} (no) or declined")
+            return _INVALID
+        return self.wrong(link_id, "valueCoding or valueBoolean")
+
+    def wrong(self, link_id: str, expected: str) -> Any:
+        self.problem(link_id, f"the answer must be a {expected}")
+        return _INVALID
+
+    def put(self, path: str, value: Any) -> None:
+        *sections, name = path.split(".")
+        target = self.answers
+        for section in sections:
+            target = target.setdefault(section, {})
+        target[name] = value
+
+    def finish(self) -> None:
+        """Instrument item lists, in order; an item left unanswered counts as declined."""
+        questions, _ = link_ids()
+        for path, given in self.items.items():
+            count = sum(1 for q in questions.values() if q.item.path == path)
+            self.put(path, [given.get(number, DECLINED) for number in range(1, count + 1)])
+
+
+class _Sentinel:
+    pass
+
+
+_INVALID: Any = _Sentinel()
+_NONE_OF_THESE: Any = _Sentinel()
+
+
+def read_response(resource: Any, vocabulary: Vocabulary) -> ReadResponse:
+    """The answers a QuestionnaireResponse gives (FhirError 400 for an invalid resource, 422
+    for one carelevel cannot use)."""
+    if not isinstance(resource, dict) or resource.get("resourceType") != "QuestionnaireResponse":
+        raise FhirError(
+            400,
+            "Send a QuestionnaireResponse resource.",
+            [Issue(diagnostics="resourceType must be QuestionnaireResponse", code="structure")],
+        )
+    try:
+        QuestionnaireResponse.model_validate(resource)
+    except ValidationError as error:
+        raise FhirError(
+            400, "The QuestionnaireResponse is not valid FHIR R4.", _structure_issues(error)
+        ) from None
+    if resource.get("status") not in ANSWERED:
+        raise FhirError(
+            422,
+            "Only a completed or amended QuestionnaireResponse can be evaluated.",
+            [
+                Issue(
+                    diagnostics="status must be completed or amended",
+                    expression="QuestionnaireResponse.status",
+                    code="business-rule",
+                )
+            ],
+        )
+    key, pin = _canonical(resource.get("questionnaire"), vocabulary)
+    reader = _Reader(vocabulary)
+    reader.walk(resource.get("item") or [])
+    if reader.issues:
+        raise FhirError(
+            422, "The QuestionnaireResponse does not fit the Questionnaire.", reader.issues
+        )
+    reader.finish()
+    context = {
+        name: resource[name]
+        for name in ("id", "identifier", "subject", "encounter", "authored", "source", "basedOn")
+        if resource.get(name) is not None
+    }
+    return ReadResponse(key=key, pin=pin, answers=reader.answers, context=context)
+
+
+def answers_link_id(location: tuple[str | int, ...]) -> str:
+    """The linkId a validation error of the answers concerns (``("instruments", "phq9",
+    "items", 3)`` → ``instruments.phq9.items.4``)."""
+    parts = [str(part) for part in location if not isinstance(part, int)]
+    indices = [part for part in location if isinstance(part, int)]
+    path = ".".join(parts)
+    questions, groups = link_ids()
+    if parts and parts[-1] == "items" and indices:
+        candidate = f"{path}.{indices[-1] + 1}"
+        if candidate in questions:
+            return candidate
+    while path and path not in questions and path not in groups:
+        path = path.rpartition(".")[0]
+    return path or "(root)"
+
+
+def _values(item: FormItem) -> frozenset[str]:
+    assert item.choices is not None
+    return frozenset(member.value for member in item.choices)

@@ -1,0 +1,492 @@
+"""FHIR R4 (4.0.1) endpoints under /fhir/r4: the Questionnaire, QuestionnaireResponse
+evaluation, stored results, and carelevel's code systems and value sets. Bodies and answers
+are ``application/fhir+json``; errors are OperationOutcome resources."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Header, Path, Query, Request, Response
+
+from app import __version__
+from app.audit.actions import Action
+from app.audit.trail import Caller
+from app.errors import NotFound, UnsupportedMediaType
+from app.fhir.examples import example_response
+from app.fhir.outcome import FhirError, Issue
+from app.fhir.questionnaire import parse_business_version
+from app.fhir.service import FhirService
+from app.fhir.terminology import (
+    FHIR_JSON,
+    FHIR_VERSION,
+    Vocabulary,
+    code_system_resource,
+    code_systems,
+    value_set_resource,
+)
+from app.security.access import GuardedRoute, access
+
+OUTCOME_REF = {"$ref": "#/components/schemas/OperationOutcome"}
+RESOURCE = {"content": {FHIR_JSON: {"schema": {"type": "object"}}}}
+
+
+def outcome(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {FHIR_JSON: {"schema": OUTCOME_REF}}}
+
+
+FHIR_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: outcome("Missing, invalid, expired or revoked credentials (with WWW-Authenticate)."),
+    403: outcome("The client lacks a scope this operation needs."),
+    429: outcome("The client's rate limit is spent; retry after `Retry-After` seconds."),
+    503: outcome("The database is unavailable; retry shortly."),
+}
+
+router = APIRouter(
+    prefix="/fhir/r4", tags=["FHIR R4"], responses=FHIR_ERRORS, route_class=GuardedRoute
+)
+
+FhirId = Annotated[str, Path(pattern=r"^[A-Za-z0-9\-.]{1,64}$", description="A FHIR id.")]
+Canonical = Annotated[str | None, Query(max_length=500, pattern=r"^[^\x00-\x1f\x7f]*$")]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=200,
+        pattern=r"^[\x21-\x7e]+$",
+        description="As on `POST /v1/screenings`: the same key and response store one screening.",
+    ),
+]
+
+
+class FhirResponse(Response):
+    media_type = FHIR_JSON
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+def service(request: Request) -> FhirService:
+    fhir: FhirService = request.app.state.fhir
+    return fhir
+
+
+def base_url(request: Request) -> str:
+    configured: str | None = request.app.state.settings.public_url
+    return configured or str(request.base_url).rstrip("/")
+
+
+def searchset(request: Request, found: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "total": len(found),
+        "entry": [
+            {
+                "fullUrl": f"{base_url(request)}/fhir/r4/{r['resourceType']}/{r['id']}",
+                "resource": r,
+                "search": {"mode": "match"},
+            }
+            for r in found
+        ],
+    }
+
+
+@router.get(
+    "/metadata",
+    response_class=FhirResponse,
+    summary="CapabilityStatement",
+    description="What this FHIR endpoint supports. Public, like the API docs: FHIR clients read "
+    "it before they authenticate, and it holds no data.",
+    responses={200: RESOURCE},
+)
+async def metadata(request: Request) -> FhirResponse:
+    vocabulary: Vocabulary = service(request).vocabulary
+    read = [{"code": "read"}]
+    return FhirResponse(
+        {
+            "resourceType": "CapabilityStatement",
+            "status": "active",
+            "date": datetime.now(UTC).date().isoformat(),
+            "publisher": "carelevel",
+            "kind": "instance",
+            "software": {"name": "carelevel", "version": __version__},
+            "implementation": {
+                "description": "carelevel level-of-care screening (decision support, not a "
+                "diagnosis)",
+                "url": f"{base_url(request)}/fhir/r4",
+            },
+            "fhirVersion": FHIR_VERSION,
+            "format": ["json"],
+            "rest": [
+                {
+                    "mode": "server",
+                    "security": {
+                        "description": "Authorization: Bearer <API key or access token>; "
+                        "see docs/ehr-integration.md."
+                    },
+                    "resource": [
+                        {
+                            "type": "Questionnaire",
+                            "interaction": [
+                                {"code": "read"},
+                                {"code": "vread"},
+                                {"code": "search-type"},
+                            ],
+                            "searchParam": [
+                                {"name": "url", "type": "uri"},
+                                {"name": "version", "type": "token"},
+                            ],
+                        },
+                        {
+                            "type": "QuestionnaireResponse",
+                            "operation": [
+                                {
+                                    "name": "evaluate",
+                                    "definition": f"{vocabulary.base}/OperationDefinition/"
+                                    "QuestionnaireResponse-evaluate",
+                                }
+                            ],
+                        },
+                        {"type": "Observation", "interaction": read},
+                        {"type": "ServiceRequest", "interaction": read},
+                        {
+                            "type": "CodeSystem",
+                            "interaction": [*read, {"code": "search-type"}],
+                            "searchParam": [{"name": "url", "type": "uri"}],
+                        },
+                        {
+                            "type": "ValueSet",
+                            "interaction": [*read, {"code": "search-type"}],
+                            "searchParam": [{"name": "url", "type": "uri"}],
+                        },
+                        {"type": "OperationDefinition", "interaction": read},
+                    ],
+                }
+            ],
+        }
+    )
+
+
+# --- Questionnaire --------------------------------------------------------------------------
+
+
+async def _questionnaire_or_404(
+    request: Request, caller: Caller, key: str, version: str | None
+) -> dict[str, Any]:
+    pin = parse_business_version(version) if version else None
+    found = (
+        await service(request).questionnaire(caller, key, pin)
+        if (version is None or pin is not None)
+        else None
+    )
+    if found is None:
+        raise NotFound(f"No Questionnaire '{key}'" + (f" version '{version}'." if version else "."))
+    return found
+
+
+@router.get(
+    "/Questionnaire/{questionnaire_id}",
+    response_class=FhirResponse,
+    summary="Read the Questionnaire",
+    description="The Questionnaire of a rule set (`iop-level-of-care`) for the version that "
+    "decides your tenant's screenings: your own active version of the key if you have one, "
+    "else the shared one. `version` (and `meta.versionId`) name it, e.g. `shared.1`; cite "
+    "`url|version` in a QuestionnaireResponse to have that version decide.",
+    responses={200: RESOURCE, 404: outcome("No such Questionnaire.")},
+)
+async def read_questionnaire(
+    request: Request,
+    caller: Annotated[Caller, access(Action.QUESTIONNAIRE_READ)],
+    questionnaire_id: FhirId,
+) -> FhirResponse:
+    return FhirResponse(await _questionnaire_or_404(request, caller, questionnaire_id, None))
+
+
+@router.get(
+    "/Questionnaire/{questionnaire_id}/_history/{version_id}",
+    response_class=FhirResponse,
+    summary="Read a version of the Questionnaire",
+    description="The Questionnaire for a given rule-set version (`shared.1`, `clinic-a.3`): "
+    "any published, active or retired version you can see.",
+    responses={200: RESOURCE, 404: outcome("No such version.")},
+)
+async def vread_questionnaire(
+    request: Request,
+    caller: Annotated[Caller, access(Action.QUESTIONNAIRE_READ)],
+    questionnaire_id: FhirId,
+    version_id: FhirId,
+) -> FhirResponse:
+    return FhirResponse(await _questionnaire_or_404(request, caller, questionnaire_id, version_id))
+
+
+@router.get(
+    "/Questionnaire",
+    response_class=FhirResponse,
+    summary="Search Questionnaires",
+    description="By canonical `url` (and `version`): a searchset Bundle, empty when nothing "
+    "matches. Without `url`, every rule set's current Questionnaire.",
+    responses={200: RESOURCE},
+)
+async def search_questionnaires(
+    request: Request,
+    caller: Annotated[Caller, access(Action.QUESTIONNAIRE_READ)],
+    url: Canonical = None,
+    version: Canonical = None,
+) -> FhirResponse:
+    fhir = service(request)
+    prefix = fhir.vocabulary.questionnaire("")
+    if url is not None:
+        key = url.removeprefix(prefix) if url.startswith(prefix) else None
+        keys = [key] if key else []
+    else:
+        keys = ["iop-level-of-care"]
+    found = []
+    for key in keys:
+        try:
+            found.append(await _questionnaire_or_404(request, caller, key, version))
+        except NotFound:
+            continue
+    return FhirResponse(searchset(request, found))
+
+
+# --- QuestionnaireResponse/$evaluate ----------------------------------------------------------
+
+EVALUATE_BODY = {
+    "required": True,
+    "description": "A QuestionnaireResponse (or a Parameters resource with it as the "
+    "`questionnaire-response` parameter) answering the Questionnaire.",
+    "content": {
+        media: {
+            "schema": {"type": "object"},
+            "example": example_response(Vocabulary("https://carelevel.dev/fhir")),
+        }
+        for media in (FHIR_JSON, "application/json")
+    },
+}
+
+
+@router.post(
+    "/QuestionnaireResponse/$evaluate",
+    response_class=FhirResponse,
+    summary="Evaluate a QuestionnaireResponse",
+    description="Reads the answers, evaluates them under the cited Questionnaire version (or "
+    "the one that decides your tenant's screenings), stores the screening exactly like "
+    "`POST /v1/screenings` (same `Idempotency-Key`, tenant and audit) and returns the result "
+    "as a `collection` Bundle: the level-of-care Observation (with `hasMember` the instrument "
+    "score Observations, `derivedFrom` the response) and, when a level is recommended and the "
+    "response names its subject, a ServiceRequest (`intent=proposal`). Each resource is "
+    "readable again at its `fullUrl`. A response that cannot be used is an OperationOutcome "
+    "naming the linkId at fault, and nothing is stored.",
+    openapi_extra={"requestBody": EVALUATE_BODY},
+    responses={
+        200: RESOURCE,
+        400: outcome("Not JSON, or not a valid FHIR R4 QuestionnaireResponse."),
+        409: outcome("A request with the same Idempotency-Key is still in progress."),
+        415: outcome("Not application/fhir+json or application/json."),
+        422: outcome(
+            "An unknown Questionnaire, version or linkId, a wrong answer type, a status other "
+            "than completed or amended, or answers the questionnaire's rules refuse."
+        ),
+    },
+)
+async def evaluate_response(
+    request: Request,
+    caller: Annotated[Caller, access(Action.SCREENING_CREATE)],
+    idempotency_key: IdempotencyKey = None,
+) -> FhirResponse:
+    resource = await _fhir_body(request)
+    if isinstance(resource, dict) and resource.get("resourceType") == "Parameters":
+        resource = next(
+            (
+                p.get("resource")
+                for p in resource.get("parameter") or []
+                if isinstance(p, dict) and p.get("name") == "questionnaire-response"
+            ),
+            None,
+        )
+    bundle, stored = await service(request).evaluate(
+        caller, resource, idempotency_key, base_url(request)
+    )
+    headers = {"Location": f"{base_url(request)}/fhir/r4/Observation/{stored.body['id']}"}
+    if stored.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return FhirResponse(bundle, headers=headers)
+
+
+async def _fhir_body(request: Request) -> Any:
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type not in (FHIR_JSON, "application/json"):
+        raise UnsupportedMediaType("Send the resource as application/fhir+json.")
+    try:
+        return orjson.loads(await request.body())
+    except orjson.JSONDecodeError:
+        raise FhirError(
+            400, "The body is not valid JSON.", [Issue(diagnostics="the body is not JSON")]
+        ) from None
+
+
+# --- stored results ---------------------------------------------------------------------------
+
+
+@router.get(
+    "/Observation/{observation_id}",
+    response_class=FhirResponse,
+    summary="Read a result Observation",
+    description="The level-of-care Observation of a stored screening (its id is the "
+    "screening's) or one of its score Observations (`<id>-phq9`, …).",
+    responses={200: RESOURCE, 404: outcome("No such Observation (in your tenant).")},
+)
+async def read_observation(
+    caller: Annotated[Caller, access(Action.SCREENING_READ)],
+    observation_id: FhirId,
+    request: Request,
+) -> FhirResponse:
+    return FhirResponse(await service(request).resource(caller, "Observation", observation_id))
+
+
+@router.get(
+    "/ServiceRequest/{service_request_id}",
+    response_class=FhirResponse,
+    summary="Read a proposed referral",
+    description="The ServiceRequest (`intent=proposal`) of a stored screening: `<id>-referral`.",
+    responses={200: RESOURCE, 404: outcome("No such ServiceRequest (in your tenant).")},
+)
+async def read_service_request(
+    caller: Annotated[Caller, access(Action.SCREENING_READ)],
+    service_request_id: FhirId,
+    request: Request,
+) -> FhirResponse:
+    return FhirResponse(
+        await service(request).resource(caller, "ServiceRequest", service_request_id)
+    )
+
+
+# --- terminology ------------------------------------------------------------------------------
+
+
+def _terminology(request: Request, kind: str, identifier: str) -> dict[str, Any]:
+    spec = code_systems().get(identifier)
+    if spec is None or (kind == "ValueSet" and not spec.value_set):
+        raise NotFound(f"No {kind} '{identifier}'.")
+    vocabulary = service(request).vocabulary
+    builder = code_system_resource if kind == "CodeSystem" else value_set_resource
+    return builder(vocabulary, spec)
+
+
+def _search_terminology(request: Request, kind: str, url: str | None) -> dict[str, Any]:
+    found = []
+    for identifier, spec in code_systems().items():
+        if kind == "ValueSet" and not spec.value_set:
+            continue
+        resource = _terminology(request, kind, identifier)
+        if url is None or resource["url"] == url:
+            found.append(resource)
+    return searchset(request, found)
+
+
+@router.get(
+    "/CodeSystem/{code_system_id}",
+    response_class=FhirResponse,
+    summary="Read a code system",
+    description="carelevel's code systems: `level-of-care`, `iop-verdict`, `urgency`, the "
+    "answers of each choice question, …; each at `{canonical}/CodeSystem/{id}`.",
+    responses={200: RESOURCE, 404: outcome("No such code system.")},
+)
+async def read_code_system(
+    request: Request,
+    caller: Annotated[Caller, access(Action.TERMINOLOGY_READ)],
+    code_system_id: FhirId,
+) -> FhirResponse:
+    return FhirResponse(_terminology(request, "CodeSystem", code_system_id))
+
+
+@router.get(
+    "/CodeSystem",
+    response_class=FhirResponse,
+    summary="Search code systems",
+    responses={200: RESOURCE},
+)
+async def search_code_systems(
+    request: Request,
+    caller: Annotated[Caller, access(Action.TERMINOLOGY_READ)],
+    url: Canonical = None,
+) -> FhirResponse:
+    return FhirResponse(_search_terminology(request, "CodeSystem", url))
+
+
+@router.get(
+    "/ValueSet/{value_set_id}",
+    response_class=FhirResponse,
+    summary="Read a value set",
+    description="`level-of-care` and `iop-verdict`: every code of the code system of the same "
+    "name.",
+    responses={200: RESOURCE, 404: outcome("No such value set.")},
+)
+async def read_value_set(
+    request: Request,
+    caller: Annotated[Caller, access(Action.TERMINOLOGY_READ)],
+    value_set_id: FhirId,
+) -> FhirResponse:
+    return FhirResponse(_terminology(request, "ValueSet", value_set_id))
+
+
+@router.get(
+    "/ValueSet",
+    response_class=FhirResponse,
+    summary="Search value sets",
+    responses={200: RESOURCE},
+)
+async def search_value_sets(
+    request: Request,
+    caller: Annotated[Caller, access(Action.TERMINOLOGY_READ)],
+    url: Canonical = None,
+) -> FhirResponse:
+    return FhirResponse(_search_terminology(request, "ValueSet", url))
+
+
+@router.get(
+    "/OperationDefinition/{operation_id}",
+    response_class=FhirResponse,
+    summary="Read the $evaluate operation's definition",
+    responses={200: RESOURCE, 404: outcome("No such operation.")},
+)
+async def read_operation_definition(
+    request: Request,
+    caller: Annotated[Caller, access(Action.TERMINOLOGY_READ)],
+    operation_id: FhirId,
+) -> FhirResponse:
+    if operation_id != "QuestionnaireResponse-evaluate":
+        raise NotFound(f"No OperationDefinition '{operation_id}'.")
+    vocabulary = service(request).vocabulary
+    return FhirResponse(
+        {
+            "resourceType": "OperationDefinition",
+            "id": operation_id,
+            "url": f"{vocabulary.base}/OperationDefinition/{operation_id}",
+            "name": "EvaluateQuestionnaireResponse",
+            "title": "Evaluate a QuestionnaireResponse",
+            "status": "active",
+            "kind": "operation",
+            "description": "Evaluates the answers under carelevel's rule set, stores the "
+            "screening and returns the result (level-of-care Observation, score Observations, "
+            "proposed ServiceRequest). Decision support, not a diagnosis.",
+            "code": "evaluate",
+            "resource": ["QuestionnaireResponse"],
+            "system": False,
+            "type": True,
+            "instance": False,
+            "parameter": [
+                {
+                    "name": "questionnaire-response",
+                    "use": "in",
+                    "min": 1,
+                    "max": "1",
+                    "type": "QuestionnaireResponse",
+                },
+                {"name": "return", "use": "out", "min": 1, "max": "1", "type": "Bundle"},
+            ],
+        }
+    )

@@ -1,0 +1,226 @@
+"""FHIR use cases: the Questionnaire of a rule-set version, evaluating a QuestionnaireResponse
+(stored exactly like ``POST /v1/screenings``: same idempotency, tenant and audit), and reading
+a stored result back as FHIR resources."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.audit.trail import Caller
+from app.engine.instruments import InstrumentId
+from app.errors import NotFound, Unprocessable
+from app.fhir.outcome import FhirError, Issue, item_expression
+from app.fhir.questionnaire import QuestionnaireVersion, build_questionnaire, is_questionnaire_key
+from app.fhir.response import ReadResponse, answers_link_id, read_response
+from app.fhir.results import Result, resources, result_bundle
+from app.fhir.terminology import Vocabulary
+from app.rulesets.cache import RuleSetCache
+from app.rulesets.repository import RuleSetRepository
+from app.screenings.models import Screening
+from app.screenings.schemas import NO_CONTROL_CHARACTERS, RuleSetPin, ScreeningRequest
+from app.screenings.service import ScreeningService, Stored, resolve_rule_set
+
+_PLAIN = re.compile(NO_CONTROL_CHARACTERS)
+_OBSERVATION_SUFFIXES = ("", *(f"-{i.value.replace('_', '-')}" for i in InstrumentId))
+
+
+class FhirService:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        cache: RuleSetCache,
+        screenings: ScreeningService,
+        vocabulary: Vocabulary,
+        operator_tenant: str,
+    ) -> None:
+        self.sessions = sessions
+        self.cache = cache
+        self.screenings = screenings
+        self.vocabulary = vocabulary
+        self.operator_tenant = operator_tenant
+
+    # --- the Questionnaire ------------------------------------------------------------------
+
+    async def questionnaire_version(
+        self, caller: Caller, key: str, pin: tuple[str, int] | None
+    ) -> QuestionnaireVersion | None:
+        """The rule-set version a Questionnaire stands for: ``pin`` (owner, version), or the
+        version that decides the caller's screenings of ``key``. None: there is none."""
+        if not is_questionnaire_key(key):
+            return None
+        rule_set = RuleSetPin(owner=pin[0], key=key, version=pin[1]) if pin else RuleSetPin(key=key)
+        async with self.sessions() as session:
+            try:
+                resolved = await resolve_rule_set(
+                    session,
+                    self.cache,
+                    caller.tenant,
+                    rule_set,
+                    operator_tenant=self.operator_tenant,
+                    allow_retired=True,
+                )
+            except Unprocessable:
+                return None
+            row = await RuleSetRepository(session).version_header(resolved.version_id)
+        if row is None:  # pragma: no cover - deleted between the two reads (drafts only)
+            return None
+        return QuestionnaireVersion(
+            owner=row.owner,
+            key=row.key,
+            version=row.version,
+            title=row.title,
+            status=row.status,
+            date=row.activated_at or row.published_at,
+            sha256=row.sha256,
+        )
+
+    async def questionnaire(
+        self, caller: Caller, key: str, pin: tuple[str, int] | None
+    ) -> dict[str, Any] | None:
+        version = await self.questionnaire_version(caller, key, pin)
+        return None if version is None else build_questionnaire(self.vocabulary, version)
+
+    # --- evaluating a QuestionnaireResponse ---------------------------------------------------
+
+    async def evaluate(
+        self,
+        caller: Caller,
+        resource: Any,
+        idempotency_key: str | None,
+        base_url: str,
+        *,
+        once_per_response: bool = False,
+    ) -> tuple[dict[str, Any], Stored]:
+        """Evaluate and store the screening a QuestionnaireResponse answers; its result as a
+        Bundle. Nothing is stored when the response cannot be used. ``once_per_response``:
+        a response evaluated before (by either path) gives its screening again."""
+        read = read_response(resource, self.vocabulary)
+        request = self._screening_request(read)
+        digest = response_digest(read, request)
+        if once_per_response:
+            existing = await self.screenings.of_response(caller, digest)
+            if existing is not None:
+                return result_bundle(self.vocabulary, _result_of(existing), base_url), existing
+            # Concurrent first calls with the same response still store one screening.
+            idempotency_key = f"fhir-response:{digest[:48]}"
+        try:
+            stored = await self.screenings.create(
+                caller, request, idempotency_key, read.context, response_digest=digest
+            )
+        except Unprocessable as error:
+            if not any(e.pointer.startswith("#/rule_set") for e in error.errors or []):
+                raise
+            raise FhirError(
+                422,
+                "The cited Questionnaire has no version that can decide: " + error.detail,
+                [
+                    Issue(
+                        diagnostics=error.detail,
+                        expression="QuestionnaireResponse.questionnaire",
+                        code="not-found",
+                    )
+                ],
+            ) from None
+        return result_bundle(self.vocabulary, _result_of(stored), base_url), stored
+
+    def _screening_request(self, read: ReadResponse) -> ScreeningRequest:
+        pin: dict[str, Any] = {"key": read.key}
+        if read.pin:
+            pin |= {"owner": read.pin[0], "version": read.pin[1]}
+        identifier = read.context.get("identifier")
+        reference = identifier.get("value") if isinstance(identifier, dict) else None
+        if not (isinstance(reference, str) and len(reference) <= 200 and _PLAIN.match(reference)):
+            reference = None
+        try:
+            return ScreeningRequest.model_validate(
+                {"answers": read.answers, "external_reference": reference, "rule_set": pin}
+            )
+        except ValidationError as error:
+            issues = []
+            for problem in error.errors(include_input=False, include_url=False):
+                location = tuple(problem["loc"])
+                if location[:1] != ("answers",):
+                    continue
+                link_id = answers_link_id(location[1:])
+                issues.append(
+                    Issue(
+                        diagnostics=f"linkId '{link_id}': {problem['msg']}",
+                        expression=item_expression(link_id),
+                    )
+                )
+            raise FhirError(
+                422,
+                "The answers do not satisfy the questionnaire's rules.",
+                issues or [Issue(diagnostics="the answers are invalid")],
+            ) from None
+
+    # --- stored results -----------------------------------------------------------------------
+
+    async def resource(
+        self, caller: Caller, resource_type: str, resource_id: str
+    ) -> dict[str, Any]:
+        """A stored result's resource (``<screening id>`` is the recommendation, ``…-phq9`` a
+        score, ``…-referral`` the ServiceRequest); 404 for anything else, another tenant's
+        included."""
+        missing = NotFound(f"No {resource_type} with id '{resource_id}'.")
+        suffix = resource_id[36:]
+        expected = {"ServiceRequest": ("-referral",), "Observation": _OBSERVATION_SUFFIXES}
+        if suffix not in expected.get(resource_type, ()):
+            raise missing  # not a name carelevel gives: no need to read anything
+        try:
+            row = await self.screenings.stored(caller, resource_id[:36])
+        except NotFound:
+            raise missing from None
+        for found in resources(self.vocabulary, _result_of_row(row)):
+            if found["resourceType"] == resource_type and found["id"] == resource_id:
+                return found
+        raise missing
+
+
+def _result_of(stored: Stored) -> Result:
+    body = stored.body
+    return Result(
+        screening_id=body["id"],
+        created_at=body["created_at"],
+        rule_set=body["rule_set"],
+        engine_version=body["engine_version"],
+        determination=body["determination"],
+        context=stored.fhir_context or {},
+    )
+
+
+def _result_of_row(row: Screening) -> Result:
+    return Result(
+        screening_id=row.id,
+        created_at=row.created_at,
+        rule_set={
+            "owner": row.rule_set_owner,
+            "key": row.rule_set_key,
+            "version": row.rule_set_version,
+            "sha256": row.rule_set_sha256,
+        },
+        engine_version=row.engine_version,
+        determination=row.determination,
+        context=row.fhir_context or {},
+    )
+
+
+def response_digest(read: ReadResponse, request: ScreeningRequest) -> str:
+    """sha256 of what makes a QuestionnaireResponse the same one: its id, identifier, subject,
+    authoring time, the Questionnaire it cites and its answers once normalised. What a FHIR
+    server adds on storing it (``meta``, narrative) does not count."""
+    identity = {
+        name: read.context.get(name) for name in ("id", "identifier", "subject", "authored")
+    }
+    body = {
+        "response": identity,
+        "questionnaire": [read.key, read.pin],
+        "answers": request.answers.model_dump(mode="json"),
+    }
+    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()

@@ -1,0 +1,700 @@
+"""CDS Hooks 2.0 through the public API: discovery, the patient-view and order-select services,
+and feedback, called as an EHR calls them, with a JWT signed for each call.
+
+Two EHRs are trusted: ``ehr-a`` (tenant ``clinic-a``) and ``ehr-b`` (tenant ``clinic-b``);
+``ehr-viewer`` (tenant ``clinic-a``) may only read. Cards are checked against what the REST
+API stores for the same screening, their FHIR resources with fhir.resources (R4B).
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import hashlib
+import hmac
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+from asgi_lifespan import LifespanManager
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from fastapi import FastAPI
+from fhir.resources.R4B.servicerequest import ServiceRequest
+from jwt.algorithms import ECAlgorithm
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.cds_hooks.examples import example_hook_request
+from app.engine.determination import LevelOfCare
+from app.fhir.examples import response_for
+from app.fhir.terminology import Vocabulary
+from app.main import create_app
+from app.screenings.schemas import VarianceReason
+from app.security.jwt import CdsClient
+from app.settings import Settings
+from tests.api.conftest import EXAMPLES, empty_tables, http_client, new_key
+from tests.api.screenings_support import Json, all_screenings, assert_problem
+
+BASE_URL = "http://carelevel.test"  # what http_client calls: the audience of every token
+SCREENING = "carelevel-iop-screening"
+REFERRAL_CHECK = "carelevel-iop-referral-check"
+VOCABULARY = Vocabulary("https://carelevel.dev/fhir")
+PATIENT = "1288992"
+
+KEY_A = ec.generate_private_key(ec.SECP384R1())
+KEY_B = ec.generate_private_key(ec.SECP384R1())
+STRANGER_KEY = ec.generate_private_key(ec.SECP384R1())
+P256_KEY = ec.generate_private_key(ec.SECP256R1())
+
+
+def public_jwk(key: ec.EllipticCurvePrivateKey, kid: str) -> Json:
+    return {**ECAlgorithm.to_jwk(key.public_key(), as_dict=True), "kid": kid, "use": "sig"}
+
+
+EHR_A = CdsClient(
+    name="ehr-a",
+    issuer="https://ehr-a.example.test",
+    jwks={"keys": [public_jwk(KEY_A, "a-1"), public_jwk(P256_KEY, "a-p256")]},
+    tenant="clinic-a",
+)
+EHR_B = CdsClient(
+    name="ehr-b",
+    issuer="https://ehr-b.example.test",
+    jwks={"keys": [public_jwk(KEY_B, "b-1")]},
+    tenant="clinic-b",
+)
+VIEWER = CdsClient(
+    name="ehr-viewer",
+    issuer="https://ehr-viewer.example.test",
+    jwks={"keys": [public_jwk(KEY_A, "a-1")]},
+    tenant="clinic-a",
+    scopes=("screenings:read",),
+)
+KEYS = {EHR_A.issuer: (KEY_A, "a-1"), EHR_B.issuer: (KEY_B, "b-1"), VIEWER.issuer: (KEY_A, "a-1")}
+
+
+def claims(path: str, issuer: str = EHR_A.issuer, **overrides: Any) -> Json:
+    now = int(time.time())
+    payload: Json = {
+        "iss": issuer,
+        "aud": BASE_URL + path,
+        "exp": now + 300,
+        "iat": now,
+        "jti": str(uuid.uuid4()),
+    }
+    payload.update(overrides)
+    return {name: value for name, value in payload.items() if value is not None}
+
+
+def signed(path: str, issuer: str = EHR_A.issuer, **overrides: Any) -> str:
+    """The JWT an EHR signs to call ``path``, as CDS Hooks 2.0 has it."""
+    key, kid = KEYS.get(issuer, (KEY_A, "a-1"))
+    return jwt.encode(
+        claims(path, issuer, **overrides), key, "ES384", headers={"kid": kid, "typ": "JWT"}
+    )
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def b64json(value: Any) -> str:
+    return b64(json.dumps(value).encode())
+
+
+def hs256_with_public_key(path: str) -> str:
+    pem = KEY_A.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    signing_input = (
+        f"{b64json({'alg': 'HS256', 'typ': 'JWT', 'kid': 'a-1'})}.{b64json(claims(path))}"
+    )
+    return f"{signing_input}.{b64(hmac.new(pem, signing_input.encode(), hashlib.sha256).digest())}"
+
+
+@pytest.fixture
+async def app(schema: AsyncEngine, settings: Settings) -> AsyncIterator[FastAPI]:
+    """The application trusting the three EHRs (replaces conftest's ``app``)."""
+    await empty_tables(schema)
+    application = create_app(settings.model_copy(update={"cds_clients": [EHR_A, EHR_B, VIEWER]}))
+    async with LifespanManager(application):
+        yield application
+
+
+@pytest.fixture
+async def ehr(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """An unauthenticated client: each call below signs its own token."""
+    async with http_client(app, None) as http:
+        yield http
+
+
+@pytest.fixture
+async def clinic_a(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """An API client of clinic-a, to read through REST what the EHR's calls stored."""
+    async with http_client(app, await new_key(app, tenant="clinic-a")) as http:
+        yield http
+
+
+def answers(name: str) -> Json:
+    loaded: Json = json.loads((EXAMPLES / f"{name}.json").read_text())
+    return loaded
+
+
+def questionnaire_response(name: str = "adult-iop-suitable", **changes: Any) -> Json:
+    """A completed response to our Questionnaire about PATIENT, with ``answers`` sections
+    replaced by ``changes``."""
+    given = answers(name)
+    for section, values in changes.items():
+        given[section] = given.get(section, {}) | values
+    return response_for(VOCABULARY, given, subject=f"Patient/{PATIENT}")
+
+
+def hook_request(prefetched: Any = None, hook: str = "patient-view", **context: Any) -> Json:
+    body: Json = {
+        "hook": hook,
+        "hookInstance": str(uuid.uuid4()),
+        "context": {"userId": "Practitioner/dr-lee", "patientId": PATIENT} | context,
+        "prefetch": {"questionnaireResponse": prefetched},
+    }
+    return body
+
+
+def searchset(*responses: Json) -> Json:
+    return {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "entry": [{"resource": response} for response in responses],
+    }
+
+
+async def call(
+    ehr: httpx.AsyncClient,
+    body: Json,
+    service: str = SCREENING,
+    issuer: str = EHR_A.issuer,
+    token: str | None = None,
+) -> httpx.Response:
+    path = f"/cds-services/{service}"
+    bearer = token if token is not None else signed(path, issuer)
+    return await ehr.post(path, json=body, headers={"Authorization": f"Bearer {bearer}"})
+
+
+async def the_card(ehr: httpx.AsyncClient, body: Json, **how: Any) -> Json:
+    response = await call(ehr, body, **how)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/json"
+    [card] = response.json()["cards"]
+    return dict(card)
+
+
+async def send_feedback(
+    ehr: httpx.AsyncClient, *items: Json, service: str = SCREENING, issuer: str = EHR_A.issuer
+) -> httpx.Response:
+    path = f"/cds-services/{service}/feedback"
+    return await ehr.post(
+        path,
+        json={"feedback": list(items)},
+        headers={"Authorization": f"Bearer {signed(path, issuer)}"},
+    )
+
+
+def accepted(card: Json, at: str = "2026-12-01T10:00:00Z") -> Json:
+    return {
+        "card": card["uuid"],
+        "outcome": "accepted",
+        "acceptedSuggestions": [{"id": card["suggestions"][0]["uuid"]}],
+        "outcomeTimestamp": at,
+    }
+
+
+def overridden(card: Json, reason: str, comment: str | None, at: str) -> Json:
+    override: Json = {
+        "reason": {"system": VOCABULARY.code_system("variance-reason"), "code": reason}
+    }
+    if comment is not None:
+        override["userComment"] = comment
+    return {
+        "card": card["uuid"],
+        "outcome": "overridden",
+        "overrideReason": override,
+        "outcomeTimestamp": at,
+    }
+
+
+def screening_id_of(card: Json) -> str:
+    [link] = card["links"]
+    url: str = link["url"]
+    assert url.startswith(f"{BASE_URL}/v1/screenings/"), url
+    return url.rsplit("/", 1)[1]
+
+
+# --- discovery -------------------------------------------------------------------------------
+
+
+async def test_discovery_names_both_services_and_the_prefetch_they_need(
+    ehr: httpx.AsyncClient,
+) -> None:
+    response = await ehr.get(
+        "/cds-services", headers={"Authorization": f"Bearer {signed('/cds-services')}"}
+    )
+
+    assert response.status_code == 200, response.text
+    services = {s["id"]: s for s in response.json()["services"]}
+    assert {(i, s["hook"]) for i, s in services.items()} == {
+        (SCREENING, "patient-view"),
+        (REFERRAL_CHECK, "order-select"),
+    }
+    for service in services.values():
+        assert service["title"]
+        assert service["description"]
+        query = service["prefetch"]["questionnaireResponse"]
+        assert query.startswith("QuestionnaireResponse?subject=Patient/{{context.patientId}}")
+        assert f"questionnaire={VOCABULARY.questionnaire('iop-level-of-care')}" in query
+        assert "_sort=-authored" in query
+        assert "_count=1" in query
+        assert "Decision support" in service["usageRequirements"]
+
+
+# --- trust: one signed JWT per call, addressed to the endpoint --------------------------------
+
+PATH = f"/cds-services/{SCREENING}"
+REFUSED_TOKENS: dict[str, Callable[[], str]] = {
+    "addressed to another service": lambda: signed(f"/cds-services/{REFERRAL_CHECK}"),
+    "addressed to another server": lambda: signed(PATH, aud=f"https://elsewhere.test{PATH}"),
+    "expired": lambda: signed(PATH, exp=int(time.time()) - 600, iat=int(time.time()) - 900),
+    "without jti": lambda: signed(PATH, jti=None),
+    "without iat": lambda: signed(PATH, iat=None),
+    "from an unknown issuer": lambda: signed(PATH, issuer="https://stranger.example.test"),
+    "signed with another key": lambda: jwt.encode(
+        claims(PATH), STRANGER_KEY, "ES384", headers={"kid": "a-1", "typ": "JWT"}
+    ),
+    "with an unknown kid": lambda: jwt.encode(
+        claims(PATH), KEY_A, "ES384", headers={"kid": "a-9", "typ": "JWT"}
+    ),
+    "typed as an access token": lambda: jwt.encode(
+        claims(PATH), KEY_A, "ES384", headers={"kid": "a-1", "typ": "at+jwt"}
+    ),
+    "with an algorithm the client may not use": lambda: jwt.encode(
+        claims(PATH), P256_KEY, "ES256", headers={"kid": "a-p256", "typ": "JWT"}
+    ),
+    "unsigned": lambda: (
+        f"{b64json({'alg': 'none', 'typ': 'JWT', 'kid': 'a-1'})}.{b64json(claims(PATH))}."
+    ),
+    "HMAC keyed with the public key": lambda: hs256_with_public_key(PATH),
+    "not a JWT": lambda: "clk_0123abcd.not-a-jwt",
+}
+
+
+@pytest.mark.parametrize("name", list(REFUSED_TOKENS))
+async def test_a_call_without_an_acceptable_token_is_refused_and_stores_nothing(
+    ehr: httpx.AsyncClient, clinic_a: httpx.AsyncClient, name: str
+) -> None:
+    response = await call(ehr, hook_request(questionnaire_response()), token=REFUSED_TOKENS[name]())
+
+    assert_problem(response, 401, "unauthorized")
+    assert await all_screenings(clinic_a) == []
+
+
+async def test_api_credentials_are_not_cds_credentials_and_back(
+    app: FastAPI, ehr: httpx.AsyncClient, clinic_a: httpx.AsyncClient
+) -> None:
+    assert_problem(await ehr.get("/cds-services"), 401, "unauthorized")
+    # An API key (here one with every scope) does not call CDS services...
+    async with http_client(app, await new_key(app)) as api_client:
+        assert_problem(await api_client.get("/cds-services"), 401, "unauthorized")
+        response = await api_client.post(PATH, json=hook_request(questionnaire_response()))
+        assert_problem(response, 401, "unauthorized")
+    # ...and a CDS client's token is no access token for the rest of the API.
+    listing = await ehr.get(
+        "/v1/screenings", headers={"Authorization": f"Bearer {signed('/v1/screenings')}"}
+    )
+    assert_problem(listing, 401, "unauthorized")
+    assert await all_screenings(clinic_a) == []
+
+
+async def test_a_token_is_used_once(ehr: httpx.AsyncClient, clinic_a: httpx.AsyncClient) -> None:
+    token = signed(PATH)
+    body = hook_request(questionnaire_response())
+    assert (await call(ehr, body, token=token)).status_code == 200
+    replayed = await call(ehr, body, token=token)
+    assert_problem(replayed, 401, "unauthorized")
+    assert "already used" in replayed.json()["detail"]
+    assert len(await all_screenings(clinic_a)) == 1
+
+
+async def test_a_client_granted_reading_only_cannot_screen(
+    ehr: httpx.AsyncClient, clinic_a: httpx.AsyncClient
+) -> None:
+    response = await call(ehr, hook_request(questionnaire_response()), issuer=VIEWER.issuer)
+    assert_problem(response, 403, "forbidden")
+    assert await all_screenings(clinic_a) == []
+
+
+# --- patient-view -----------------------------------------------------------------------------
+
+
+async def test_the_card_reports_the_stored_screening_with_its_reasons(
+    ehr: httpx.AsyncClient, clinic_a: httpx.AsyncClient
+) -> None:
+    card = await the_card(ehr, hook_request(questionnaire_response()))
+
+    screening = (await clinic_a.get(f"/v1/screenings/{screening_id_of(card)}")).json()
+    determination = screening["determination"]
+    level = determination["recommended_level"]
+    assert level["level"] == "intensive_outpatient"
+    assert card["indicator"] == "info"
+    assert card["summary"] == f"IOP screening recommends {level['label']} (routine)"
+    assert len(card["summary"]) < 140
+    for reason in level["decided_by"]:
+        assert reason["text"] in card["detail"]
+    assert determination["disclaimer"] in card["detail"]
+    rule_set = screening["rule_set"]
+    assert card["source"]["label"] == "carelevel level-of-care screening"
+    assert card["source"]["url"] == (
+        f"{BASE_URL}/v1/rule-sets/{rule_set['owner']}/{rule_set['key']}/versions/"
+        f"{rule_set['version']}"
+    )
+    assert {r["code"] for r in card["overrideReasons"]} == {r.value for r in VarianceReason}
+    # The suggestion: a draft referral to the recommended level, for this patient.
+    [suggestion] = card["suggestions"]
+    assert suggestion["isRecommended"] is True
+    [action] = suggestion["actions"]
+    assert action["type"] == "create"
+    referral = action["resource"]
+    ServiceRequest.model_validate(referral)
+    assert "id" not in referral
+    assert referral["subject"] == {"reference": f"Patient/{PATIENT}"}
+    assert referral["code"]["coding"][0] == VOCABULARY.level_coding(LevelOfCare(level["level"]))
+    assert card["selectionBehavior"] == "at-most-one"
+
+
+@pytest.mark.parametrize(
+    ("name", "changes", "indicator", "summary"),
+    [
+        ("emergency-suicide-risk", {}, "critical", "Safety: "),
+        ("adult-iop-suitable", {"supports": {"living_situation": "unsafe"}}, "warning",
+         "IOP screening recommends Residential"),
+        ("insufficient-information", {}, "info", "IOP screening: too little information"),
+    ],
+)  # fmt: skip
+async def test_the_indicator_rises_with_what_is_needed(
+    ehr: httpx.AsyncClient, name: str, changes: Json, indicator: str, summary: str
+) -> None:
+    card = await the_card(ehr, hook_request(questionnaire_response(name, **changes)))
+    assert card["indicator"] == indicator
+    assert card["summary"].startswith(summary), card["summary"]
+
+
+async def test_an_emergency_card_puts_the_safety_alerts_first(
+    ehr: httpx.AsyncClient, clinic_a: httpx.AsyncClient
+) -> None:
+    card = await the_card(ehr, hook_request(questionnaire_response("emergency-suicide-risk")))
+    screening = (await clinic_a.get(f"/v1/screenings/{screening_id_of(card)}")).json()
+    alerts = screening["determination"]["safety_alerts"]
+    assert alerts
+    detail = card["detail"]
+    for alert in alerts:
+        assert alert["action"] in detail
+    assert detail.index("**Safety alerts**") < detail.index("**Why**")
+
+
+async def test_the_latest_response_of_a_searchset_is_the_one_evaluated(
+    ehr: httpx.AsyncClient, clinic_a: httpx.AsyncClient
+) -> None:
+    older = questionnaire_response("emergency-suicide-risk")
+    older["authored"] = "2026-10-01T09:00:00Z"
+    newer = questionnaire_response()
+    card = await the_card(ehr, hook_request(searchset(older, newer)))
+    assert card["indicator"] == "info"
+    assert len(await all_screenings(clinic_a)) == 1
+
+
+async def test_opening_the_chart_again_shows_the_same_screening(
+    ehr: httpx.AsyncClient, clinic_a: httpx.AsyncClient
+) -> None:
+    response = questionnaire_response()
+    first = await the_card(ehr, hook_request(response))
+    again = await the_card(ehr, hook_request(copy.deepcopy(response)))
+
+    assert screening_id_of(first) == screening_id_of(again)
+    assert first["uuid"] != again["uuid"]
+    assert len(await all_screenings(clinic_a)) == 1
+
+
+async def test_a_response_evaluated_through_fhir_first_opens_that_screening(
+    ehr: httpx.AsyncClient, clinic_a: httpx.AsyncClient
+) -> None:
+    response = questionnaire_response() | {"id": "qr-77"}
+    evaluated = await clinic_a.post(
+        "/fhir/r4/QuestionnaireResponse/$evaluate",
+        content=json.dumps(response),
+        headers={"content-type": "application/fhir+json"},
+    )
+    assert evaluated.status_code == 200, evaluated.text
+    screening_id = evaluated.json()["entry"][0]["resource"]["id"]
+    # As the EHR's FHIR server returns it: with meta and a narrative it added.
+    as_stored = copy.deepcopy(response) | {
+        "meta": {"versionId": "1", "lastUpdated": "2026-11-26T14:06:00Z"},
+        "text": {
+            "status": "generated",
+            "div": '<div xmlns="http://www.w3.org/1999/xhtml">QR</div>',
+        },
+    }
+    card = await the_card(ehr, hook_request(searchset(as_stored)))
+    assert screening_id_of(card) == screening_id
+    # Another response, even with the same answers, is another screening.
+    changed = copy.deepcopy(response)
+    changed["authored"] = "2026-11-27T09:00:00Z"
+    other = await the_card(ehr, hook_request(changed))
+    assert screening_id_of(other) != screening_id
+    assert len(await all_screenings(clinic_a)) == 2
+
+
+@pytest.mark.parametrize("prefetched", [None, searchset()], ids=["null", "empty searchset"])
+async def test_without_a_response_on_file_the_card_invites_a_screening(
+    ehr: httpx.AsyncClient, clinic_a: httpx.AsyncClient, prefetched: Any
+) -> None:
+    card = await the_card(ehr, hook_request(prefetched))
+
+    assert card["indicator"] == "info"
+    assert card["summary"].startswith("No IOP level-of-care screening on file")
+    assert card["links"][0]["url"] == f"{BASE_URL}/fhir/r4/Questionnaire/iop-level-of-care"
+    assert "suggestions" not in card
+    assert await all_screenings(clinic_a) == []
+    # Feedback on it is acknowledged; there is nothing to decide on.
+    acknowledged = await send_feedback(
+        ehr, overridden(card, "patient_preference", None, "2026-12-01T10:00:00Z")
+    )
+    assert acknowledged.status_code == 200, acknowledged.text
+    assert acknowledged.json() == {"recorded": 0}
+
+
+async def test_without_the_prefetch_the_call_is_a_412(
+    ehr: httpx.AsyncClient, clinic_a: httpx.AsyncClient
+) -> None:
+    body = hook_request()
+    del body["prefetch"]
+    response = await call(ehr, body)
+    assert_problem(response, 412, "prefetch-missing")
+    assert "questionnaireResponse" in response.json()["detail"]
+    assert await all_screenings(clinic_a) == []
+
+
+def _about_someone_else() -> Json:
+    return hook_request(questionnaire_response(), patientId="another-patient")
+
+
+def _in_progress() -> Json:
+    response = questionnaire_response()
+    response["status"] = "in-progress"
+    return hook_request(response)
+
+
+def _not_a_response() -> Json:
+    return hook_request({"resourceType": "Patient", "id": PATIENT})
+
+
+CALLS_REFUSED = [
+    ("about another patient", _about_someone_else, SCREENING, 400),
+    ("for another hook", lambda: hook_request(questionnaire_response(), hook="order-select",
+                                              selections=["ServiceRequest/1"],
+                                              draftOrders=searchset()), SCREENING, 400),
+    ("a hook carelevel does not answer", lambda: hook_request(hook="encounter-start"),
+     SCREENING, 400),
+    ("to an unknown service", lambda: hook_request(questionnaire_response()), "no-such-service",
+     404),
+    ("without the patient in context", lambda: {**hook_request(questionnaire_response()),
+                                                "context": {"userId": "Practitioner/dr-lee"}},
+     SCREENING, 422),
+    ("with an in-progress response", _in_progress, SCREENING, 422),
+    ("with another resource prefetched", _not_a_response, SCREENING, 400),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("name", "body", "service", "status"), CALLS_REFUSED, ids=[c[0] for c in CALLS_REFUSED]
+)
+async def test_calls_carelevel_cannot_answer_are_problems_and_store_nothing(
+    ehr: httpx.AsyncClient,
+    clinic_a: httpx.AsyncClient,
+    name: str,
+    body: Any,
+    service: str,
+    status: int,
+) -> None:
+    response = await call(ehr, body(), service=service)
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert await all_screenings(clinic_a) == []
+
+
+async def test_each_tenant_sees_only_its_own_screenings(
+    app: FastAPI, ehr: httpx.AsyncClient, clinic_a: httpx.AsyncClient
+) -> None:
+    card = await the_card(ehr, hook_request(questionnaire_response()), issuer=EHR_B.issuer)
+    screening_id = screening_id_of(card)
+    assert_problem(await clinic_a.get(f"/v1/screenings/{screening_id}"), 404, "not-found")
+    async with http_client(app, await new_key(app, tenant="clinic-b")) as clinic_b:
+        assert (await clinic_b.get(f"/v1/screenings/{screening_id}")).status_code == 200
+        trail = await clinic_b.get("/v1/audit-events", params={"resource_id": screening_id})
+    # Newest first: clinic-b's read, then the EHR's call that created it.
+    [read, created] = trail.json()["items"]
+    assert (read["action"], created["action"]) == ("screening.read", "screening.create")
+    assert (created["client_id"], created["subject"]) == ("cds:ehr-b", EHR_B.issuer)
+    # Feedback from another EHR on clinic-b's card does not reach it.
+    refused = await send_feedback(ehr, accepted(card))
+    assert_problem(refused, 404, "not-found")
+
+
+# --- feedback ---------------------------------------------------------------------------------
+
+
+async def test_feedback_is_the_clinicians_decision_on_the_screening(
+    ehr: httpx.AsyncClient, clinic_a: httpx.AsyncClient
+) -> None:
+    card = await the_card(ehr, hook_request(questionnaire_response()))
+    screening_path = f"/v1/screenings/{screening_id_of(card)}"
+
+    first = await send_feedback(ehr, accepted(card))
+    assert first.status_code == 200, first.text
+    assert first.json() == {"recorded": 1}
+    decision = (await clinic_a.get(screening_path)).json()["latest_decision"]
+    assert decision["outcome"] == "accepted"
+    assert decision["source"] == "cds-hooks"
+    assert decision["final_level"] == decision["recommended_level"] == "intensive_outpatient"
+    assert decision["decided_by"] == "ehr-a (CDS client)"
+
+    # The same feedback again (a retry) records nothing.
+    assert (await send_feedback(ehr, accepted(card))).json() == {"recorded": 0}
+
+    later = overridden(
+        card, "waitlist", "The IOP has a four-week waitlist.", "2026-12-01T11:00:00Z"
+    )
+    assert (await send_feedback(ehr, later)).json() == {"recorded": 1}
+    decision = (await clinic_a.get(screening_path)).json()["latest_decision"]
+    assert decision["outcome"] == "overridden"
+    assert decision["final_level"] is None
+    assert decision["variance_reasons"] == ["waitlist"]
+    assert decision["comment"] == "The IOP has a four-week waitlist."
+
+
+async def test_an_override_reason_of_another_code_system_is_kept_as_other(
+    ehr: httpx.AsyncClient, clinic_a: httpx.AsyncClient
+) -> None:
+    card = await the_card(ehr, hook_request(questionnaire_response()))
+    item = overridden(card, "x", None, "2026-12-01T10:00:00Z")
+    item["overrideReason"]["reason"] = {
+        "system": "https://ehr.example.test/reasons",
+        "code": "bed-unavailable",
+        "display": "No bed available",
+    }
+    assert (await send_feedback(ehr, item)).json() == {"recorded": 1}
+    decision = (await clinic_a.get(f"/v1/screenings/{screening_id_of(card)}")).json()[
+        "latest_decision"
+    ]
+    assert decision["variance_reasons"] == ["other"]
+    assert decision["comment"] == "No bed available"
+
+
+async def test_feedback_on_a_card_carelevel_did_not_show_is_refused(
+    ehr: httpx.AsyncClient, clinic_a: httpx.AsyncClient
+) -> None:
+    card = await the_card(ehr, hook_request(questionnaire_response()))
+    unknown = accepted(card) | {"card": str(uuid.uuid4())}
+    # In one request with a good item: all or nothing.
+    assert_problem(await send_feedback(ehr, accepted(card), unknown), 404, "not-found")
+    other_service = await send_feedback(ehr, accepted(card), service=REFERRAL_CHECK)
+    assert_problem(other_service, 404, "not-found")
+    screening = (await clinic_a.get(f"/v1/screenings/{screening_id_of(card)}")).json()
+    assert screening["latest_decision"] is None
+
+
+async def test_feedback_the_specification_forbids_is_a_422(ehr: httpx.AsyncClient) -> None:
+    card = await the_card(ehr, hook_request(questionnaire_response()))
+    without_suggestions = accepted(card)
+    del without_suggestions["acceptedSuggestions"]
+    response = await send_feedback(ehr, without_suggestions)
+    assert_problem(response, 422, "validation-error")
+
+
+async def test_feedback_may_be_addressed_to_the_service(ehr: httpx.AsyncClient) -> None:
+    card = await the_card(ehr, hook_request(questionnaire_response()))
+    path = f"/cds-services/{SCREENING}/feedback"
+    response = await ehr.post(
+        path,
+        json={"feedback": [accepted(card)]},
+        headers={"Authorization": f"Bearer {signed(PATH)}"},
+    )
+    assert response.status_code == 200, response.text
+
+
+# --- order-select -----------------------------------------------------------------------------
+
+
+def order(coding: Json | None) -> Json:
+    referral: Json = {
+        "resourceType": "ServiceRequest",
+        "id": "draft-1",
+        "status": "draft",
+        "intent": "proposal",
+        "subject": {"reference": f"Patient/{PATIENT}"},
+    }
+    if coding is not None:
+        referral["code"] = {"coding": [coding]}
+    return {
+        "hook": "order-select",
+        "hookInstance": str(uuid.uuid4()),
+        "context": {
+            "userId": "Practitioner/dr-lee",
+            "patientId": PATIENT,
+            "selections": ["ServiceRequest/draft-1"],
+            "draftOrders": searchset(referral),
+        },
+        "prefetch": {"questionnaireResponse": questionnaire_response()},
+    }
+
+
+@pytest.mark.parametrize(
+    ("coding", "named"),
+    [
+        (VOCABULARY.level_coding(LevelOfCare.RESIDENTIAL), "Residential"),
+        ({"system": "urn:oid:2.16.840.1.113883.6.285", "code": "H0035"}, "Partial hospitalization"),
+    ],
+    ids=["our code", "HCPCS"],
+)
+async def test_a_referral_to_another_level_than_recommended_gets_a_warning(
+    ehr: httpx.AsyncClient, coding: Json, named: str
+) -> None:
+    card = await the_card(ehr, order(coding), service=REFERRAL_CHECK)
+    assert card["indicator"] == "warning"
+    assert card["detail"].startswith(f"**The selected referral is to {named}")
+    assert "Intensive outpatient" in card["detail"].split("\n")[0]
+
+
+@pytest.mark.parametrize(
+    "coding",
+    [
+        {"system": "urn:oid:2.16.840.1.113883.6.285", "code": "S9480"},
+        {"system": "http://snomed.info/sct", "code": "306206005"},
+        None,
+    ],
+    ids=["the recommended level", "a code carelevel does not map", "no code"],
+)
+async def test_a_referral_that_agrees_or_cannot_be_compared_shows_nothing(
+    ehr: httpx.AsyncClient, coding: Json | None
+) -> None:
+    response = await call(ehr, order(coding), service=REFERRAL_CHECK)
+    assert response.status_code == 200, response.text
+    assert response.json() == {"cards": []}
+
+
+async def test_the_example_call_of_the_docs_gets_its_card(ehr: httpx.AsyncClient) -> None:
+    body = json.loads((EXAMPLES / "fhir" / "patient-view-request.json").read_text())
+    assert body == example_hook_request(VOCABULARY)  # `make docs` regenerates the file
+    card = await the_card(ehr, body)
+    assert card["summary"].startswith("IOP screening recommends Intensive outpatient program")

@@ -1,0 +1,490 @@
+"""FHIR R4 through the public API: our Questionnaire → a filled QuestionnaireResponse → the
+result Bundle, every resource validated with fhir.resources (R4B); the same answers through
+REST and FHIR give the same determination; responses that cannot be used store nothing.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from fhir.resources.R4B import get_fhir_model_class
+from fhir.resources.R4B.bundle import Bundle
+from fhir.resources.R4B.questionnaire import Questionnaire
+
+from app.engine.determination import LevelOfCare
+from app.fhir.examples import example_response, response_for
+from app.fhir.response import link_ids
+from app.fhir.terminology import LOINC, ORDINAL_VALUE, Vocabulary, code_systems
+from app.questionnaire import form_items
+from tests.api.conftest import EXAMPLES, http_client, new_key
+from tests.api.screenings_support import assert_nothing_stored, level_of, published_version
+
+Json = dict[str, Any]
+VOCABULARY = Vocabulary("https://carelevel.dev/fhir")
+CANONICAL = VOCABULARY.questionnaire("iop-level-of-care")
+EVALUATE = "/fhir/r4/QuestionnaireResponse/$evaluate"
+FHIR = {"content-type": "application/fhir+json"}
+EXAMPLE_NAMES = sorted(path.stem for path in EXAMPLES.glob("*.json"))
+
+
+def answers(name: str) -> Json:
+    loaded: Json = json.loads((EXAMPLES / f"{name}.json").read_text())
+    return loaded
+
+
+def valid(resource: Json) -> Json:
+    """``resource``, after checking it is valid FHIR R4 (the R4B models: R4B = R4 here)."""
+    get_fhir_model_class(resource["resourceType"]).model_validate(resource)
+    return resource
+
+
+async def evaluate(client: httpx.AsyncClient, response: Json, **headers: str) -> httpx.Response:
+    return await client.post(EVALUATE, content=json.dumps(response), headers=FHIR | headers)
+
+
+def outcome(response: httpx.Response, status: int) -> list[Json]:
+    """The issues of an OperationOutcome answered with ``status``."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/fhir+json"
+    body = valid(response.json())
+    assert body["resourceType"] == "OperationOutcome"
+    issues: list[Json] = body["issue"]
+    return issues
+
+
+def walk(items: list[Json]) -> list[Json]:
+    found = []
+    for item in items:
+        found.append(item)
+        found.extend(walk(item.get("item", [])))
+    return found
+
+
+# --- the Questionnaire -----------------------------------------------------------------------
+
+
+async def test_the_questionnaire_is_valid_and_derived_from_the_answers_model(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.get("/fhir/r4/Questionnaire/iop-level-of-care")
+
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/fhir+json"
+    questionnaire = response.json()
+    Questionnaire.model_validate(questionnaire)
+    assert (questionnaire["url"], questionnaire["version"]) == (CANONICAL, "shared.1")
+    assert questionnaire["meta"]["versionId"] == "shared.1"
+    assert questionnaire["status"] == "active"
+    items = {item["linkId"]: item for item in walk(questionnaire["item"])}
+    assert len(items) == len(walk(questionnaire["item"]))  # linkIds are unique
+    questions, groups = link_ids()
+    assert set(items) == set(questions) | (groups - {p for p in groups if p.endswith(".items")}) | {
+        "instruments.pc_ptsd5.items"
+    }
+    # Types, requirement and allowed values follow the model the REST API validates with.
+    assert items["safety.recent_violence"]["type"] == "boolean"
+    assert items["medical.heart_rate_bpm"]["type"] == "integer"
+    assert items["medical.temperature_c"]["type"] == "decimal"
+    assert items["respondent"]["required"] is True
+    assert items["respondent.age_group"]["required"] is True
+    assert "required" not in items["respondent.sex_for_scoring"]
+    ages = [o["valueCoding"]["code"] for o in items["respondent.age_group"]["answerOption"]]
+    assert ages == [m.value for m in form_items()["respondent.age_group"].choices or []]
+    assert items["presenting_concerns"]["repeats"] is True
+    # LOINC on the instrument panels and items; scores as ordinalValue.
+    assert items["instruments.phq9"]["code"] == [{"system": LOINC, "code": "44249-1"}]
+    assert items["instruments.phq9.items.9"]["code"] == [{"system": LOINC, "code": "44260-8"}]
+    phq_options = items["instruments.phq9.items.1"]["answerOption"]
+    assert [o["valueCoding"]["code"] for o in phq_options] == [
+        "LA6568-5",
+        "LA6569-3",
+        "LA6570-1",
+        "LA6571-9",
+        "declined",
+    ]
+    assert [o.get("extension", [{}])[0].get("valueDecimal") for o in phq_options] == [
+        0,
+        1,
+        2,
+        3,
+        None,
+    ]
+    assert phq_options[0]["extension"][0]["url"] == ORDINAL_VALUE
+    dast3 = items["instruments.dast10.items.3"]["answerOption"]
+    assert [o.get("extension", [{}])[0].get("valueDecimal") for o in dast3[:2]] == [0, 1]
+    # Follow-up questions carry enableWhen.
+    assert items["instruments.cssrs.method"]["enableWhen"] == [
+        {
+            "question": "instruments.cssrs.non_specific_active_thoughts",
+            "operator": "=",
+            "answerCoding": {"system": LOINC, "code": "LA33-6"},
+        }
+    ]
+    assert items["medical.receiving_prenatal_care"]["enableWhen"][0]["answerBoolean"] is True
+    assert items["instruments.pc_ptsd5.items"]["enableWhen"][0]["question"] == (
+        "instruments.pc_ptsd5.trauma_exposure"
+    )
+    assert items["medical.heart_rate_bpm"]["extension"] == [
+        {"url": "http://hl7.org/fhir/StructureDefinition/minValue", "valueInteger": 20},
+        {"url": "http://hl7.org/fhir/StructureDefinition/maxValue", "valueInteger": 250},
+    ]
+
+
+async def test_questionnaires_are_found_by_canonical_and_version(
+    client: httpx.AsyncClient,
+) -> None:
+    found = (await client.get("/fhir/r4/Questionnaire", params={"url": CANONICAL})).json()
+    assert (valid(found)["type"], found["total"]) == ("searchset", 1)
+    assert found["entry"][0]["resource"]["version"] == "shared.1"
+    exact = await client.get(
+        "/fhir/r4/Questionnaire", params={"url": CANONICAL, "version": "shared.1"}
+    )
+    assert exact.json()["total"] == 1
+    for params in (
+        {"url": CANONICAL, "version": "shared.99"},
+        {"url": "https://elsewhere.example/Questionnaire/iop-level-of-care"},
+        {"url": CANONICAL, "version": "1"},
+    ):
+        assert (await client.get("/fhir/r4/Questionnaire", params=params)).json()["total"] == 0
+    history = await client.get("/fhir/r4/Questionnaire/iop-level-of-care/_history/shared.1")
+    assert history.json() == (await client.get("/fhir/r4/Questionnaire/iop-level-of-care")).json()
+    outcome(await client.get("/fhir/r4/Questionnaire/iop-level-of-care/_history/shared.99"), 404)
+    outcome(await client.get("/fhir/r4/Questionnaire/no-such-form"), 404)
+
+
+async def test_a_tenants_active_fork_is_its_questionnaire_version(app: FastAPI) -> None:
+    async with http_client(app, await new_key(app, tenant="clinic-a")) as clinic:
+        fork = await clinic.post(
+            "/v1/rule-sets/clinic-a/iop-level-of-care/versions",
+            params={"copy_from": 1, "copy_from_owner": "shared"},
+        )
+        path = "/v1/rule-sets/clinic-a/iop-level-of-care/versions/1"
+        assert (await clinic.post(f"{path}/publish")).status_code == 200
+        assert fork.status_code == 201
+        assert (await clinic.post(f"{path}/activate")).status_code == 200
+        mine = (await clinic.get("/fhir/r4/Questionnaire/iop-level-of-care")).json()
+        assert mine["version"] == "clinic-a.1"
+        evaluated = await evaluate(clinic, response_for(VOCABULARY, answers("adult-iop-suitable")))
+        assert (
+            "clinic-a/iop-level-of-care version 1"
+            in evaluated.json()["entry"][0]["resource"]["method"]["text"]
+        )
+    async with http_client(app, await new_key(app, tenant="clinic-b")) as other:
+        theirs = (await other.get("/fhir/r4/Questionnaire/iop-level-of-care")).json()
+        assert theirs["version"] == "shared.1"
+        outcome(
+            await other.get("/fhir/r4/Questionnaire/iop-level-of-care/_history/clinic-a.1"), 404
+        )
+
+
+# --- QuestionnaireResponse/$evaluate -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", EXAMPLE_NAMES)
+async def test_round_trip_gives_a_valid_bundle_and_the_rest_determination(
+    client: httpx.AsyncClient, name: str
+) -> None:
+    response = response_for(VOCABULARY, answers(name), subject="Patient/1288992")
+    response |= {"id": "qr-1", "encounter": {"reference": "Encounter/89284"}}
+
+    evaluated = await evaluate(client, response)
+
+    assert evaluated.status_code == 200, evaluated.text
+    assert evaluated.headers["content-type"] == "application/fhir+json"
+    bundle = evaluated.json()
+    Bundle.model_validate(bundle)
+    assert bundle["type"] == "collection"
+    resources = [valid(entry["resource"]) for entry in bundle["entry"]]
+    level, *rest = resources
+    screening_id = level["id"]
+    assert evaluated.headers["location"].endswith(f"/fhir/r4/Observation/{screening_id}")
+    stored = (await client.get(f"/v1/screenings/{screening_id}")).json()
+    rest_made = await client.post("/v1/screenings/evaluate", json={"answers": answers(name)})
+    # The same answers through REST and FHIR: the same determination, byte for byte.
+    assert stored["determination"] == rest_made.json()["determination"]
+    # The level Observation.
+    assert level["category"][0]["coding"][0]["code"] == "survey"
+    assert level["code"]["coding"][0]["code"] == "level-of-care-recommendation"
+    assert level["subject"] == {"reference": "Patient/1288992"}
+    assert level["encounter"] == {"reference": "Encounter/89284"}
+    assert level["derivedFrom"] == [{"reference": "QuestionnaireResponse/qr-1"}]
+    expected = level_of(stored["determination"])
+    if expected is None:
+        assert "valueCodeableConcept" not in level
+        assert level["dataAbsentReason"]["coding"][0]["code"] == "unknown"
+    else:
+        assert level["valueCodeableConcept"]["coding"][0] == VOCABULARY.level_coding(
+            LevelOfCare(expected)
+        )
+    components = {c["code"]["coding"][0]["code"]: c for c in level["component"]}
+    assert (
+        components["iop-verdict"]["valueCodeableConcept"]["coding"][0]["code"]
+        == stored["determination"]["iop"]["verdict"]
+    )
+    assert (
+        components["urgency"]["valueCodeableConcept"]["coding"][0]["code"]
+        == stored["determination"]["urgency"]
+    )
+    assert "not a diagnosis" in level["note"][-1]["text"]
+    # The reasons, safety alerts, barriers and missing answers are in the notes.
+    notes = " ".join(note["text"] for note in level["note"])
+    determination = stored["determination"]
+    for reason in (determination["recommended_level"] or {}).get("decided_by", []):
+        assert reason["text"] in notes
+    for alert in determination["safety_alerts"]:
+        assert alert["action"] in notes
+    for barrier in determination["barriers"]:
+        assert f"Barrier: {barrier['description']}" in notes
+        for accommodation in barrier["accommodations"]:
+            assert accommodation["description"] in notes
+    for missing in determination["missing"]:
+        assert missing["label"] in notes
+    # hasMember: the score Observations, all in the Bundle, one per instrument scored.
+    scores = [r for r in rest if r["resourceType"] == "Observation"]
+    assert [m["reference"] for m in level.get("hasMember", [])] == [
+        f"Observation/{s['id']}" for s in scores
+    ]
+    assert len(scores) == len(stored["determination"]["scores"])
+    for score in scores:
+        assert score["derivedFrom"] == level["derivedFrom"]
+        assert score["category"] == level["category"]
+    phq9 = next((s for s in scores if s["id"].endswith("-phq9")), None)
+    if phq9 is not None and "valueInteger" in phq9:
+        assert phq9["code"]["coding"][0] == {"system": LOINC, "code": "44261-6"}
+    # The ServiceRequest proposal, when a level is recommended.
+    requests = [r for r in rest if r["resourceType"] == "ServiceRequest"]
+    if expected is None:
+        assert requests == []
+    else:
+        (referral,) = requests
+        assert (referral["intent"], referral["status"]) == ("proposal", "draft")
+        assert referral["reasonReference"] == [{"reference": f"Observation/{screening_id}"}]
+        assert referral["subject"] == {"reference": "Patient/1288992"}
+    # Every resource is readable again at its fullUrl, unchanged.
+    for entry in bundle["entry"]:
+        path = entry["fullUrl"].split("carelevel.test", 1)[1]
+        again = await client.get(path)
+        assert again.status_code == 200, path
+        assert again.json() == entry["resource"]
+
+
+async def test_the_cited_version_decides(client: httpx.AsyncClient) -> None:
+    version = await published_version(client)
+    cited = response_for(VOCABULARY, answers("adult-iop-suitable"), version=f"shared.{version}")
+    bundle = (await evaluate(client, cited)).json()
+    assert f"version {version} " in bundle["entry"][0]["resource"]["method"]["text"]
+    uncited = (
+        await evaluate(client, response_for(VOCABULARY, answers("adult-iop-suitable")))
+    ).json()
+    assert "version 1 " in uncited["entry"][0]["resource"]["method"]["text"]
+
+
+async def test_a_parameters_wrapper_and_plain_json_are_accepted(client: httpx.AsyncClient) -> None:
+    response = response_for(VOCABULARY, answers("adult-iop-suitable"))
+    wrapped = {
+        "resourceType": "Parameters",
+        "parameter": [{"name": "questionnaire-response", "resource": response}],
+    }
+    assert (await evaluate(client, wrapped)).status_code == 200
+    assert (await client.post(EVALUATE, json=response)).status_code == 200
+
+
+async def test_idempotency_works_as_on_the_rest_api(client: httpx.AsyncClient) -> None:
+    response = response_for(VOCABULARY, answers("adult-iop-suitable"), subject="Patient/1")
+    first = await evaluate(client, response, **{"Idempotency-Key": "ehr-qr-1"})
+    again = await evaluate(client, response, **{"Idempotency-Key": "ehr-qr-1"})
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json() == first.json()
+    other = response | {"subject": {"reference": "Patient/2"}}
+    reused = await evaluate(client, other, **{"Idempotency-Key": "ehr-qr-1"})
+    assert "different request body" in outcome(reused, 422)[0]["diagnostics"]
+    listed = (await client.get("/v1/screenings")).json()["items"]
+    assert len(listed) == 1
+
+
+def _with_item(response: Json, link_id: str, answer: list[Json]) -> Json:
+    changed = copy.deepcopy(response)
+    changed["item"].append({"linkId": link_id, "answer": answer})
+    return changed
+
+
+def _replaced(response: Json, link_id: str, answer: list[Json]) -> Json:
+    changed = copy.deepcopy(response)
+    for item in walk(changed["item"]):
+        if item["linkId"] == link_id:
+            item["answer"] = answer
+    return changed
+
+
+BASE = response_for(VOCABULARY, answers("adult-iop-suitable"))
+
+CITED, STATUS = "QuestionnaireResponse.questionnaire", "QuestionnaireResponse.status"
+REFUSED: list[tuple[str, Json, int, str]] = [
+    (
+        "unknown questionnaire",
+        BASE | {"questionnaire": "https://elsewhere.example/Q/x"},
+        422,
+        CITED,
+    ),
+    ("unknown version", BASE | {"questionnaire": f"{CANONICAL}|shared.99"}, 422, CITED),
+    ("malformed version", BASE | {"questionnaire": f"{CANONICAL}|v1"}, 422, CITED),
+    ("no questionnaire", {k: v for k, v in BASE.items() if k != "questionnaire"}, 422, CITED),
+    ("in progress", BASE | {"status": "in-progress"}, 422, STATUS),
+    ("stopped", BASE | {"status": "stopped"}, 422, STATUS),
+    ("entered in error", BASE | {"status": "entered-in-error"}, 422, STATUS),
+    (
+        "unknown linkId",
+        _with_item(BASE, "safety.flying", [{"valueBoolean": True}]),
+        422,
+        "linkId='safety.flying'",
+    ),
+    (
+        "wrong type",
+        _replaced(BASE, "logistics.travel_minutes_one_way", [{"valueString": "25"}]),
+        422,
+        "linkId='logistics.travel_minutes_one_way'",
+    ),
+    (
+        "wrong code",
+        _replaced(BASE, "respondent.age_group", [{"valueCoding": {"code": "toddler"}}]),
+        422,
+        "linkId='respondent.age_group'",
+    ),
+    (
+        "not a score",
+        _replaced(BASE, "instruments.phq9.items.1", [{"valueInteger": 7}]),
+        422,
+        "linkId='instruments.phq9.items.1'",
+    ),
+    (
+        "two answers",
+        _replaced(
+            BASE, "safety.recent_violence", [{"valueBoolean": True}, {"valueBoolean": False}]
+        ),
+        422,
+        "linkId='safety.recent_violence'",
+    ),
+    (
+        "out of range",
+        _replaced(BASE, "logistics.travel_minutes_one_way", [{"valueInteger": 601}]),
+        422,
+        "linkId='logistics.travel_minutes_one_way'",
+    ),
+    (
+        "a rule of the answers",
+        _replaced(BASE, "instruments.cssrs.non_specific_active_thoughts", [{"valueBoolean": True}]),
+        422,
+        "linkId='instruments.cssrs'",
+    ),
+    (
+        "not FHIR",
+        BASE
+        | {"item": [{"linkId": "safety.recent_violence", "answer": [{"valueBoolean": "maybe"}]}]},
+        400,
+        "valueBoolean",
+    ),
+    ("another resource", {"resourceType": "Patient", "id": "x"}, 400, ""),
+]
+
+
+@pytest.mark.parametrize(("name", "body", "status", "where"), REFUSED, ids=[r[0] for r in REFUSED])
+async def test_a_response_that_cannot_be_used_is_an_operation_outcome_and_stores_nothing(
+    client: httpx.AsyncClient, name: str, body: Json, status: int, where: str
+) -> None:
+    issues = outcome(await evaluate(client, body), status)
+    described = json.dumps(issues)
+    assert where in described, described
+    assert all(i["severity"] == "error" for i in issues)
+    await assert_nothing_stored(client)
+
+
+async def test_bodies_that_are_not_fhir_json(client: httpx.AsyncClient) -> None:
+    outcome(await client.post(EVALUATE, content=b"{not json", headers=FHIR), 400)
+    outcome(await client.post(EVALUATE, content=b"<QuestionnaireResponse/>",
+                              headers={"content-type": "application/fhir+xml"}), 415)  # fmt: skip
+    big = {"resourceType": "QuestionnaireResponse", "text": "x" * 70_000}
+    outcome(await client.post(EVALUATE, json=big), 413)
+    await assert_nothing_stored(client)
+
+
+async def test_an_unanswered_item_of_a_given_instrument_counts_as_declined(
+    client: httpx.AsyncClient,
+) -> None:
+    response = response_for(VOCABULARY, answers("adult-iop-suitable"))
+    panel = next(i for i in walk(response["item"]) if i["linkId"] == "instruments.phq9")
+    panel["item"] = [i for i in panel["item"] if i["linkId"] != "instruments.phq9.items.3"]
+    bundle = (await evaluate(client, response)).json()
+    phq9 = next(e["resource"] for e in bundle["entry"] if e["resource"]["id"].endswith("-phq9"))
+    assert phq9["dataAbsentReason"]["coding"][0]["code"] == "asked-declined"
+    assert "Items 3 declined" in phq9["note"][-1]["text"]
+
+
+async def test_results_of_another_tenant_are_not_found(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    bundle = (
+        await evaluate(client, response_for(VOCABULARY, answers("adult-iop-suitable")))
+    ).json()
+    ids = [(e["resource"]["resourceType"], e["resource"]["id"]) for e in bundle["entry"]]
+    async with http_client(app, await new_key(app, tenant="clinic-b")) as other:
+        for resource_type, resource_id in ids:
+            outcome(await other.get(f"/fhir/r4/{resource_type}/{resource_id}"), 404)
+    for path in (f"/fhir/r4/Observation/{ids[0][1]}-nope", "/fhir/r4/ServiceRequest/x"):
+        outcome(await client.get(path), 404)
+
+
+async def test_evaluating_and_reading_are_audited(client: httpx.AsyncClient) -> None:
+    bundle = (
+        await evaluate(client, response_for(VOCABULARY, answers("adult-iop-suitable")))
+    ).json()
+    screening_id = bundle["entry"][0]["resource"]["id"]
+    await client.get(f"/fhir/r4/Observation/{screening_id}-phq9")
+    events = (await client.get("/v1/audit-events", params={"resource_id": screening_id})).json()
+    assert [(e["action"], e["outcome"]) for e in events["items"]] == [
+        ("screening.read", 200),
+        ("screening.create", 201),
+    ]
+
+
+# --- terminology and metadata -----------------------------------------------------------------
+
+
+async def test_code_systems_value_sets_and_capabilities_are_valid_fhir(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    levels = valid((await client.get("/fhir/r4/CodeSystem/level-of-care")).json())
+    assert levels["url"] == VOCABULARY.levels
+    assert [c["code"] for c in levels["concept"]][:2] == ["outpatient", "intensive_outpatient"]
+    verdicts = valid((await client.get("/fhir/r4/ValueSet/iop-verdict")).json())
+    assert verdicts["compose"]["include"] == [{"system": VOCABULARY.verdicts}]
+    listed = (await client.get("/fhir/r4/CodeSystem")).json()
+    assert {e["resource"]["id"] for e in listed["entry"]} == set(code_systems())
+    by_url = (
+        await client.get("/fhir/r4/ValueSet", params={"url": VOCABULARY.value_set("level-of-care")})
+    ).json()
+    assert by_url["total"] == 1
+    outcome(await client.get("/fhir/r4/ValueSet/urgency"), 404)  # a code system without a value set
+    valid((await client.get("/fhir/r4/OperationDefinition/QuestionnaireResponse-evaluate")).json())
+    async with http_client(app, None) as anonymous:
+        capabilities = await anonymous.get("/fhir/r4/metadata")
+    assert capabilities.status_code == 200
+    statement = valid(capabilities.json())
+    assert statement["fhirVersion"] == "4.0.1"
+    types = {r["type"] for r in statement["rest"][0]["resource"]}
+    assert {"Questionnaire", "QuestionnaireResponse", "Observation", "ServiceRequest"} <= types
+
+
+async def test_the_example_response_of_the_docs_is_current_and_evaluates(
+    client: httpx.AsyncClient,
+) -> None:
+    copied = json.loads((EXAMPLES / "fhir" / "questionnaire-response.json").read_text())
+    # The file integrators copy is the OpenAPI example (`make docs` regenerates it).
+    assert copied == example_response(VOCABULARY)
+    bundle = (await evaluate(client, copied)).json()
+    level = bundle["entry"][0]["resource"]
+    assert level["valueCodeableConcept"]["coding"][0]["code"] == "intensive_outpatient"
