@@ -27,6 +27,7 @@ from app.fhir.terminology import (
     value_set_resource,
 )
 from app.security.access import GuardedRoute, access
+from app.security.principal import SHARED
 
 OUTCOME_REF = {"$ref": "#/components/schemas/OperationOutcome"}
 RESOURCE = {"content": {FHIR_JSON: {"schema": {"type": "object"}}}}
@@ -227,7 +228,7 @@ async def vread_questionnaire(
     response_class=FhirResponse,
     summary="Search Questionnaires",
     description="By canonical `url` (and `version`): a searchset Bundle, empty when nothing "
-    "matches. Without `url`, every rule set's current Questionnaire.",
+    "matches. Without `url`, the current Questionnaire of every rule set you screen with.",
     responses={200: RESOURCE},
 )
 async def search_questionnaires(
@@ -242,7 +243,7 @@ async def search_questionnaires(
         key = url.removeprefix(prefix) if url.startswith(prefix) else None
         keys = [key] if key else []
     else:
-        keys = ["iop-level-of-care"]
+        keys = fhir.cache.active_keys((SHARED, caller.tenant))
     found = []
     for key in keys:
         try:

@@ -155,6 +155,9 @@ async def test_questionnaires_are_found_by_canonical_and_version(
     assert history.json() == (await client.get("/fhir/r4/Questionnaire/iop-level-of-care")).json()
     outcome(await client.get("/fhir/r4/Questionnaire/iop-level-of-care/_history/shared.99"), 404)
     outcome(await client.get("/fhir/r4/Questionnaire/no-such-form"), 404)
+    outcome(await client.get("/fhir/r4/Questionnaire/Not-A-Key"), 404)
+    every = (await client.get("/fhir/r4/Questionnaire")).json()
+    assert [e["resource"]["id"] for e in every["entry"]] == ["iop-level-of-care"]
 
 
 async def test_a_tenants_active_fork_is_its_questionnaire_version(app: FastAPI) -> None:
