@@ -1,4 +1,5 @@
-"""The rule-authoring guide stays true to the code."""
+"""The guides stay true to the code: the rule-authoring guide's catalogue, every setting in
+the README and .env.example, every code system the EHR guide names."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from pathlib import Path
 from app.engine.catalogue import BEGIN_MARKER, END_MARKER, render_catalogue
 from app.engine.facts import build_catalogue
 from app.engine.instruments import DEFAULT_POLICIES
+from app.fhir.terminology import code_systems
+from app.settings import Settings
 
 ROOT = Path(__file__).parents[2]
 
@@ -36,3 +39,21 @@ def test_every_questionnaire_question_is_a_fact() -> None:
         "medical.percent_healthy_body_weight",
     ):
         assert path in catalogue
+
+
+def test_every_setting_is_documented_with_its_variable() -> None:
+    readme = (ROOT / "README.md").read_text()
+    example = (ROOT / ".env.example").read_text()
+    for name in Settings.model_fields:
+        variable = f"CARELEVEL_{name.upper()}"
+        assert f"| `{variable}` |" in readme, variable
+        assert f"# {variable}=" in example, variable
+
+
+def test_the_code_systems_the_ehr_guide_names_exist() -> None:
+    guide = (ROOT / "docs" / "ehr-integration.md").read_text()
+    table = guide[guide.index("## Code systems and value sets") : guide.index("## CDS Hooks")]
+    rows = [line for line in table.splitlines() if line.startswith("| `")]
+    named = {name for row in rows for name in re.findall(r"`([a-z-]+)`", row.split("|")[1])}
+    assert len(named) >= 10, named
+    assert named <= set(code_systems()), named - set(code_systems())
