@@ -38,7 +38,7 @@ from app.engine import DEFAULT_RULE_SET_KEY
 from app.engine.determination import LEVEL_INFO, LevelOfCare
 from app.errors import BadRequest, NotFound, PrefetchMissing
 from app.fhir.results import Result
-from app.fhir.service import FhirService
+from app.fhir.service import FhirService, result_of
 from app.screenings.models import Decision, Screening
 from app.screenings.schemas import VarianceReason
 
@@ -177,15 +177,7 @@ class CdsHooksService:
         _, stored = await self.fhir.evaluate(
             caller, response, None, links.base_url, once_per_response=True
         )
-        body = stored.body
-        return Result(
-            screening_id=body["id"],
-            created_at=body["created_at"],
-            rule_set=body["rule_set"],
-            engine_version=body["engine_version"],
-            determination=body["determination"],
-            context=stored.fhir_context or {},
-        )
+        return result_of(stored)
 
     async def _remember(
         self,

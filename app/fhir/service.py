@@ -106,7 +106,7 @@ class FhirService:
         if once_per_response:
             existing = await self.screenings.of_response(caller, digest)
             if existing is not None:
-                return result_bundle(self.vocabulary, _result_of(existing), base_url), existing
+                return result_bundle(self.vocabulary, result_of(existing), base_url), existing
             # Concurrent first calls with the same response still store one screening.
             idempotency_key = f"fhir-response:{digest[:48]}"
         try:
@@ -127,7 +127,7 @@ class FhirService:
                     )
                 ],
             ) from None
-        return result_bundle(self.vocabulary, _result_of(stored), base_url), stored
+        return result_bundle(self.vocabulary, result_of(stored), base_url), stored
 
     def _screening_request(self, read: ReadResponse) -> ScreeningRequest:
         pin: dict[str, Any] = {"key": read.key}
@@ -183,7 +183,8 @@ class FhirService:
         raise missing
 
 
-def _result_of(stored: Stored) -> Result:
+def result_of(stored: Stored) -> Result:
+    """What the FHIR resources of a stored screening are rendered from."""
     body = stored.body
     return Result(
         screening_id=body["id"],
