@@ -1,9 +1,10 @@
 """FHIR context of screenings, CDS Hooks cards and feedback, seen token ids
 
 A screening that came as a FHIR QuestionnaireResponse keeps its subject and encounter
-(``fhir_context``, and a digest of the response to find it again). Decisions may come from CDS Hooks feedback: accepted, or overridden without
-a level chosen (``final_level`` becomes optional). Cards link feedback to screenings; seen JWT
-ids refuse replays of CDS clients' tokens.
+(``fhir_context``) and a digest of the response, to find it again. Decisions may come from CDS
+Hooks feedback: accepted, or overridden without a level chosen (``final_level`` becomes
+optional). Cards link feedback to screenings; seen JWT ids refuse replays of CDS clients'
+tokens.
 
 Revision ID: c204c6fdd9c1
 Revises: 5d2c7a91e4b3
