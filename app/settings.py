@@ -147,6 +147,17 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _cds_clients_need_the_public_url(self) -> Settings:
+        # A CDS client's JWT names the URL it calls; derived from the Host header, a token
+        # signed for another server would be accepted here.
+        if self.cds_clients and self.public_url is None:
+            raise ValueError(
+                "CARELEVEL_CDS_CLIENTS needs CARELEVEL_PUBLIC_URL: the address the EHRs call, "
+                "which their JWTs must name as aud"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _redis_needs_url(self) -> Settings:
         if self.rate_limit_storage == "redis" and not self.redis_url:
             raise ValueError("CARELEVEL_RATE_LIMIT_STORAGE=redis needs CARELEVEL_REDIS_URL")

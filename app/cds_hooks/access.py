@@ -34,9 +34,11 @@ cds_bearer = HTTPBearer(
 
 
 def endpoint_url(request: Request) -> str:
-    """The URL the client called, as it should name it in ``aud``."""
+    """The URL the client called, as it should name it in ``aud``: the configured public
+    address (required with CDS clients), never the request's Host header."""
     base: str | None = request.app.state.settings.public_url
-    return f"{base or str(request.base_url).rstrip('/')}{request.url.path}"
+    assert base is not None  # settings refuse CDS clients without it
+    return f"{base}{request.url.path}"
 
 
 async def _remember(request: Request, provider: str, token_id: str, expires: float) -> None:
@@ -63,6 +65,8 @@ async def cds_authorize(request: Request, action: Action) -> Caller:
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("Send the signed JWT: Authorization: Bearer <JWT>.", error=None)
+    if not request.app.state.settings.cds_clients:
+        raise Unauthorized("No CDS client is configured to call this service.", error=None)
     verifier: JwtVerifier = request.app.state.cds_verifier
     audiences = [endpoint_url(request)]
     if audiences[0].endswith("/feedback"):  # some clients name the service, not its feedback

@@ -136,7 +136,12 @@ def screening_card(
     proposed = referral(vocabulary, result)
     level = determination.get("recommended_level")
     if proposed is not None and level is not None:
-        proposed.pop("id")  # the EHR names what it creates
+        # Created in the EHR: the EHR names it, and our Observation is not there to point at.
+        proposed.pop("id")
+        proposed.pop("reasonReference")
+        proposed["reasonCode"] = [
+            {"text": f"{summary(determination)} (carelevel screening {result.screening_id})"}
+        ]
         label = LEVEL_INFO[LevelOfCare(level["level"])].label
         suggestions = [
             Suggestion(

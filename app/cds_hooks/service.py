@@ -13,7 +13,7 @@ clinician's decision.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -37,6 +37,7 @@ from app.db import new_id, utcnow
 from app.engine import DEFAULT_RULE_SET_KEY
 from app.engine.determination import LEVEL_INFO, LevelOfCare
 from app.errors import BadRequest, NotFound, PrefetchMissing
+from app.fhir.response import ANSWERED
 from app.fhir.results import Result
 from app.fhir.service import FhirService, result_of
 from app.screenings.models import Decision, Screening
@@ -149,15 +150,20 @@ class CdsHooksService:
                 "FHIR server: send the prefetch the discovery document asks for."
             )
         found = prefetch[PREFETCH_KEY]
+        if isinstance(found, dict) and found.get("resourceType") == "OperationOutcome":
+            raise PrefetchMissing(
+                f"The EHR could not fetch prefetch '{PREFETCH_KEY}' (it sent an "
+                "OperationOutcome), and carelevel does not query the EHR's FHIR server."
+            )
         if isinstance(found, dict) and found.get("resourceType") == "Bundle":
-            responses: list[dict[str, Any]] = [
+            # The search may bring more than asked for: the latest completed response to our
+            # Questionnaire is the one that counts.
+            responses = [
                 entry["resource"]
                 for entry in found.get("entry") or []
-                if isinstance(entry, dict)
-                and isinstance(entry.get("resource"), dict)
-                and entry["resource"].get("resourceType") == "QuestionnaireResponse"
+                if isinstance(entry, dict) and self._is_our_answered_response(entry.get("resource"))
             ]
-            found = max(responses, key=lambda r: str(r.get("authored", "")), default=None)
+            found = max(responses, key=_authored, default=None)
         if found is None:
             return None
         if not isinstance(found, dict) or found.get("resourceType") != "QuestionnaireResponse":
@@ -170,6 +176,20 @@ class CdsHooksService:
             # Never show one person's screening in another's chart.
             raise BadRequest(f"Prefetch '{PREFETCH_KEY}' is not about the patient in context.")
         return found
+
+    def _is_our_answered_response(self, resource: Any) -> bool:
+        if (
+            not isinstance(resource, dict)
+            or resource.get("resourceType") != "QuestionnaireResponse"
+        ):
+            return False
+        cited = resource.get("questionnaire")
+        ours = self.vocabulary.questionnaire(DEFAULT_RULE_SET_KEY)
+        return (
+            resource.get("status") in ANSWERED
+            and isinstance(cited, str)
+            and cited.partition("|")[0] == ours
+        )
 
     async def _evaluate(self, caller: Caller, response: dict[str, Any], links: Links) -> Result:
         # The same response opens the same screening, however often the chart is opened, and
@@ -282,10 +302,28 @@ def _decision(
     )
 
 
+def _authored(response: dict[str, Any]) -> datetime:
+    """When a response was authored, comparable across time zones (unknown: earliest)."""
+    value = response.get("authored")
+    try:
+        authored = datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        authored = None
+    if authored is None:
+        return datetime.min.replace(tzinfo=UTC)
+    return authored if authored.tzinfo else authored.replace(tzinfo=UTC)
+
+
 def _ordered_level(resource: dict[str, Any]) -> LevelOfCare | None:
     """The level of care a drafted ServiceRequest refers to, when its code says."""
-    for coding in (resource.get("code") or {}).get("coding") or []:
+    concept = resource.get("code")
+    codings = concept.get("coding") if isinstance(concept, dict) else None
+    for coding in codings if isinstance(codings, list) else []:
+        if not isinstance(coding, dict):
+            continue
         system, code = coding.get("system"), coding.get("code")
+        if not isinstance(code, str):
+            continue
         if isinstance(system, str) and system.endswith("/CodeSystem/level-of-care"):
             try:
                 return LevelOfCare(code)

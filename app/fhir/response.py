@@ -10,6 +10,7 @@ Every problem is reported with the linkId it concerns and never with the value s
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -20,7 +21,15 @@ from pydantic import ValidationError
 from app.engine.instruments import AnswerKind, InstrumentSpec
 from app.fhir.outcome import FhirError, Issue, item_expression
 from app.fhir.questionnaire import is_questionnaire_key, parse_business_version
-from app.fhir.terminology import FREQUENCY_ANSWERS, LOINC, NO, YES, Vocabulary, choice_system
+from app.fhir.terminology import (
+    FREQUENCY_ANSWERS,
+    FREQUENCY_SCALE_INSTRUMENTS,
+    LOINC,
+    NO,
+    YES,
+    Vocabulary,
+    choice_system,
+)
 from app.questionnaire import FormItem, Kind, form
 
 ANSWERED = ("completed", "amended")
@@ -120,6 +129,10 @@ class _Reader:
         self.items: dict[str, dict[int, Any]] = {}  # instrument item lists by path
 
     def problem(self, link_id: str, message: str, code: str = "invalid") -> None:
+        if _ECHOABLE_LINK_ID.fullmatch(link_id) is None:
+            # Not one of ours and not plainly an identifier: described, never echoed.
+            self.issues.append(Issue(diagnostics=f"an item's linkId {message}", code=code))
+            return
         self.issues.append(
             Issue(
                 diagnostics=f"linkId '{link_id}': {message}",
@@ -198,7 +211,8 @@ class _Reader:
         if item.kind is Kind.INTEGER:
             return raw if kind_name == "valueInteger" else self.wrong(link_id, "valueInteger")
         if item.kind is Kind.NUMBER:
-            if kind_name in ("valueDecimal", "valueInteger"):
+            # FHIR JSON writes decimals as numbers; a string is not one.
+            if kind_name in ("valueDecimal", "valueInteger") and _is_number(raw):
                 return float(raw)
             return self.wrong(link_id, "valueDecimal")
         if item.kind is Kind.YES_NO_OR_DECLINED:
@@ -231,7 +245,7 @@ class _Reader:
         if kind_name == "valueInteger":
             score: Any = raw
         elif kind_name == "valueCoding" and isinstance(raw, dict):
-            score = self.coded_score(raw)
+            score = self.coded_score(spec, raw)
         else:
             return self.wrong(link_id, "valueCoding or valueInteger")
         if score == DECLINED or (isinstance(score, int) and score in allowed):
@@ -239,14 +253,18 @@ class _Reader:
         self.problem(link_id, f"is not an answer of {spec.title} (scores {list(allowed)})")
         return _INVALID
 
-    def coded_score(self, coding: dict[str, Any]) -> Any:
+    def coded_score(self, spec: InstrumentSpec, coding: dict[str, Any]) -> Any:
+        """The score of a coded answer, from the codes the Questionnaire offers this
+        instrument (LOINC frequency answers, or our item scores); None for any other."""
         system, code = coding.get("system"), coding.get("code")
         if system == self.vocabulary.item_responses and code == DECLINED:
             return DECLINED
-        if system == self.vocabulary.item_scores and isinstance(code, str) and code.isdigit():
-            return int(code)
-        if system == LOINC:
+        if spec.id in FREQUENCY_SCALE_INSTRUMENTS:
+            if system != LOINC:
+                return None
             return next((score for answer, _, score in FREQUENCY_ANSWERS if answer == code), None)
+        if system == self.vocabulary.item_scores and isinstance(code, str):
+            return int(code) if _SCORE_CODE.fullmatch(code) else None
         return None
 
     def yes_no(self, link_id: str, kind_name: str, raw: Any) -> Any:
@@ -286,6 +304,14 @@ class _Sentinel:
 
 
 _INVALID: Any = _Sentinel()
+_ECHOABLE_LINK_ID = re.compile(r"[A-Za-z0-9_.-]{1,100}")
+_SCORE_CODE = re.compile(r"[0-9]{1,2}")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 _NONE_OF_THESE: Any = _Sentinel()
 
 

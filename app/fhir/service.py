@@ -213,12 +213,10 @@ def _result_of_row(row: Screening) -> Result:
 
 
 def response_digest(read: ReadResponse, request: ScreeningRequest) -> str:
-    """sha256 of what makes a QuestionnaireResponse the same one: its id, identifier, subject,
+    """sha256 of what makes a QuestionnaireResponse the same one: its identifier, subject,
     authoring time, the Questionnaire it cites and its answers once normalised. What a FHIR
-    server adds on storing it (``meta``, narrative) does not count."""
-    identity = {
-        name: read.context.get(name) for name in ("id", "identifier", "subject", "authored")
-    }
+    server adds on storing it (its ``id``, ``meta``, narrative) does not count."""
+    identity = {name: read.context.get(name) for name in ("identifier", "subject", "authored")}
     body = {
         "response": identity,
         "questionnaire": [read.key, read.pin],

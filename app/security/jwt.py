@@ -139,6 +139,8 @@ class CdsClient(IdentityProvider):
 
     algorithms: tuple[SigningAlgorithm, ...] = Field(default=("ES384", "RS384"), min_length=1)
     client_id_claims: tuple[str, ...] = Field(default=("iss",), min_length=1)
+    # CDS Hooks: a token per call, "5 minutes or less"; a longer-lived one is refused.
+    max_lifetime_seconds: int | None = Field(default=300, gt=0, le=3600)
     scopes: tuple[str, ...] = ("screenings:write", "screenings:read")
 
 

@@ -121,7 +121,8 @@ def hs256_with_public_key(path: str) -> str:
 async def app(schema: AsyncEngine, settings: Settings) -> AsyncIterator[FastAPI]:
     """The application trusting the three EHRs (replaces conftest's ``app``)."""
     await empty_tables(schema)
-    application = create_app(settings.model_copy(update={"cds_clients": [EHR_A, EHR_B, VIEWER]}))
+    trusting = {"cds_clients": [EHR_A, EHR_B, VIEWER], "public_url": BASE_URL}
+    application = create_app(settings.model_copy(update=trusting))
     async with LifespanManager(application):
         yield application
 
@@ -368,6 +369,10 @@ async def test_the_card_reports_the_stored_screening_with_its_reasons(
     referral = action["resource"]
     ServiceRequest.model_validate(referral)
     assert "id" not in referral
+    # Created in the EHR, so it points at nothing only carelevel holds; the reason says which
+    # screening.
+    assert "reasonReference" not in referral
+    assert screening_id_of(card) in referral["reasonCode"][0]["text"]
     assert referral["subject"] == {"reference": f"Patient/{PATIENT}"}
     assert referral["code"]["coding"][0] == VOCABULARY.level_coding(LevelOfCare(level["level"]))
     assert card["selectionBehavior"] == "at-most-one"
@@ -429,7 +434,7 @@ async def test_opening_the_chart_again_shows_the_same_screening(
 async def test_a_response_evaluated_through_fhir_first_opens_that_screening(
     ehr: httpx.AsyncClient, clinic_a: httpx.AsyncClient
 ) -> None:
-    response = questionnaire_response() | {"id": "qr-77"}
+    response = questionnaire_response()  # sent before the EHR's server stored it: no id
     evaluated = await clinic_a.post(
         "/fhir/r4/QuestionnaireResponse/$evaluate",
         content=json.dumps(response),
@@ -437,8 +442,9 @@ async def test_a_response_evaluated_through_fhir_first_opens_that_screening(
     )
     assert evaluated.status_code == 200, evaluated.text
     screening_id = evaluated.json()["entry"][0]["resource"]["id"]
-    # As the EHR's FHIR server returns it: with meta and a narrative it added.
+    # As the EHR's FHIR server returns it: with the id, meta and narrative it added.
     as_stored = copy.deepcopy(response) | {
+        "id": "qr-77",
         "meta": {"versionId": "1", "lastUpdated": "2026-11-26T14:06:00Z"},
         "text": {
             "status": "generated",
@@ -698,3 +704,71 @@ async def test_the_example_call_of_the_docs_gets_its_card(ehr: httpx.AsyncClient
     assert body == example_hook_request(VOCABULARY)  # `make docs` regenerates the file
     card = await the_card(ehr, body)
     assert card["summary"].startswith("IOP screening recommends Intensive outpatient program")
+
+
+# --- what the EHR's prefetch may hold ---------------------------------------------------------
+
+
+async def test_a_prefetch_the_ehr_could_not_fetch_is_a_412(
+    ehr: httpx.AsyncClient, clinic_a: httpx.AsyncClient
+) -> None:
+    failed = {
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": "error", "code": "timeout"}],
+    }
+    assert_problem(await call(ehr, hook_request(failed)), 412, "prefetch-missing")
+    assert await all_screenings(clinic_a) == []
+
+
+async def test_the_latest_answered_response_to_our_questionnaire_is_chosen(
+    ehr: httpx.AsyncClient, clinic_a: httpx.AsyncClient
+) -> None:
+    chosen = questionnaire_response()
+    chosen["authored"] = "2026-11-26T10:00:00-05:00"  # 15:00 UTC: the latest answered one
+    earlier = questionnaire_response("emergency-suicide-risk")
+    earlier["authored"] = "2026-11-26T14:30:00Z"
+    unfinished = questionnaire_response("emergency-suicide-risk")
+    unfinished["status"], unfinished["authored"] = "in-progress", "2026-11-27T09:00:00Z"
+    other_form = questionnaire_response("emergency-suicide-risk")
+    other_form["questionnaire"] = "https://forms.example/Questionnaire/phq9"
+    other_form["authored"] = "2026-11-28T09:00:00Z"
+
+    card = await the_card(ehr, hook_request(searchset(earlier, chosen, unfinished, other_form)))
+
+    assert card["indicator"] == "info"
+    assert len(await all_screenings(clinic_a)) == 1
+    only_others = await the_card(ehr, hook_request(searchset(unfinished, other_form)))
+    assert only_others["summary"].startswith("No IOP level-of-care screening on file")
+
+
+@pytest.mark.parametrize(
+    "code",
+    ["H0015", ["H0015"], {"coding": "H0015"}, {"coding": ["H0015", 7]},
+     {"coding": [{"system": ["x"], "code": ["H0015"]}]}],
+    ids=["a string", "a list", "coding a string", "codings not objects", "values not strings"],
+)  # fmt: skip
+async def test_a_drafted_order_of_unexpected_shape_shows_nothing(
+    ehr: httpx.AsyncClient, code: Any
+) -> None:
+    body = order(None)
+    body["context"]["draftOrders"]["entry"][0]["resource"]["code"] = code
+    response = await call(ehr, body, service=REFERRAL_CHECK)
+    assert response.status_code == 200, response.text
+    assert response.json() == {"cards": []}
+
+
+async def test_a_token_living_longer_than_five_minutes_is_refused(
+    ehr: httpx.AsyncClient,
+) -> None:
+    now = int(time.time())
+    long_lived = signed(PATH, iat=now, exp=now + 3600)
+    assert_problem(await call(ehr, hook_request(None), token=long_lived), 401, "unauthorized")
+    far_future = signed(PATH, iat=now, exp=253402300799)  # 9999-12-31
+    assert_problem(await call(ehr, hook_request(None), token=far_future), 401, "unauthorized")
+
+
+def test_cds_clients_need_the_public_address_they_sign_for() -> None:
+    # Taken from the Host header, a token signed for another server would pass the aud check.
+    with pytest.raises(ValueError, match="CARELEVEL_PUBLIC_URL"):
+        Settings(cds_clients=[EHR_A])
+    assert Settings(cds_clients=[EHR_A], public_url=BASE_URL).public_url == BASE_URL

@@ -325,6 +325,7 @@ def _replaced(response: Json, link_id: str, answer: list[Json]) -> Json:
 
 
 BASE = response_for(VOCABULARY, answers("adult-iop-suitable"))
+AUDIT_1 = "instruments.audit.items.1"
 
 CITED, STATUS = "QuestionnaireResponse.questionnaire", "QuestionnaireResponse.status"
 REFUSED: list[tuple[str, Json, int, str]] = [
@@ -392,6 +393,41 @@ REFUSED: list[tuple[str, Json, int, str]] = [
         "valueBoolean",
     ),
     ("another resource", {"resourceType": "Patient", "id": "x"}, 400, ""),
+    # AUDIT items are scored on their own scale, not on the PHQ's frequency answers.
+    (
+        "a code of another instrument's scale",
+        _replaced(BASE, AUDIT_1, [{"valueCoding": {"system": LOINC, "code": "LA6571-9"}}]),
+        422,
+        f"linkId='{AUDIT_1}'",
+    ),
+    (
+        "an item score that is not a number",
+        _replaced(
+            BASE, AUDIT_1, [{"valueCoding": {"system": VOCABULARY.item_scores, "code": "²"}}]
+        ),
+        422,
+        f"linkId='{AUDIT_1}'",
+    ),
+    (
+        "an item score of many digits",
+        _replaced(
+            BASE, AUDIT_1, [{"valueCoding": {"system": VOCABULARY.item_scores, "code": "9" * 5000}}]
+        ),
+        422,
+        f"linkId='{AUDIT_1}'",
+    ),
+    (
+        "a decimal written as a string",
+        _with_item(BASE, "medical.temperature_c", [{"valueDecimal": "37.5"}]),
+        422,
+        "linkId='medical.temperature_c'",
+    ),
+    (
+        "a linkId that is not an identifier",
+        _with_item(BASE, "x') or true or ('", [{"valueBoolean": True}]),
+        422,
+        "an item's linkId is not in the Questionnaire",
+    ),
 ]
 
 
@@ -402,6 +438,7 @@ async def test_a_response_that_cannot_be_used_is_an_operation_outcome_and_stores
     issues = outcome(await evaluate(client, body), status)
     described = json.dumps(issues)
     assert where in described, described
+    assert "or true" not in described  # what is not an identifier is not echoed
     assert all(i["severity"] == "error" for i in issues)
     await assert_nothing_stored(client)
 

@@ -1036,7 +1036,8 @@ async def drive(schema: AsyncEngine, settings: Settings) -> Drive:
     with everything_at_debug(capture):
         await empty_tables(schema)
         signer = CdsSigner()
-        app = create_app(settings.model_copy(update={"cds_clients": [signer.client()]}))
+        trusting = {"cds_clients": [signer.client()], "public_url": signer.base_url}
+        app = create_app(settings.model_copy(update=trusting))
         async with LifespanManager(app):
             admin_key = await new_key(app)
             async with (
@@ -1162,6 +1163,7 @@ def test_the_real_server_logs_no_sentinel(tmp_path: Path) -> None:
     signer = CdsSigner(base_url=f"http://127.0.0.1:{port}")
     env |= {
         "CARELEVEL_CDS_CLIENTS": json.dumps([signer.client().model_dump(mode="json")]),
+        "CARELEVEL_PUBLIC_URL": signer.base_url,
         "CARELEVEL_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'canary.db'}",
         "CARELEVEL_ENVIRONMENT": "development",
         "CARELEVEL_LOG_LEVEL": "DEBUG",
