@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import shutil
 import sys
+import tempfile
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +39,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not hasattr(args, "handler"):
         parser.print_help()
         return EXIT_USAGE
-    code: int = args.handler(args)
+    try:
+        code: int = args.handler(args)
+    except ValidationError as error:
+        if error.title != "Settings":
+            raise
+        # A configuration the service must not start with: say which setting, and why.
+        print("carelevel: the configuration is invalid:", file=sys.stderr)
+        for problem in error.errors(include_input=False, include_url=False):
+            where = "_".join(str(part) for part in problem["loc"]).upper()
+            setting = f"CARELEVEL_{where}: " if where else ""
+            print(f"  - {setting}{problem['msg'].removeprefix('Value error, ')}", file=sys.stderr)
+        return EXIT_USAGE
     return code
 
 
@@ -268,18 +283,41 @@ def _serve(args: argparse.Namespace) -> int:
     from app.settings import get_settings
 
     settings = get_settings()
-    uvicorn.run(
-        "app.main:create_app",
-        factory=True,
-        host=args.host or settings.host,
-        port=args.port or settings.port,
-        workers=args.workers or settings.workers,
-        proxy_headers=True,
-        timeout_graceful_shutdown=30,
-        log_config=logging_config(settings.log_level),
-        access_log=False,
-    )
+    workers = args.workers or settings.workers
+    with _metrics_shared_by(workers):
+        uvicorn.run(
+            "app.main:create_app",
+            factory=True,
+            host=args.host or settings.host,
+            port=args.port or settings.port,
+            workers=workers,
+            proxy_headers=True,
+            # On SIGTERM: stop accepting, let requests in flight finish (each screening is
+            # one transaction: stored whole or not at all), then exit.
+            timeout_graceful_shutdown=settings.shutdown_timeout_seconds,
+            log_config=logging_config(settings.log_level, json_lines=settings.json_logs),
+            access_log=False,
+        )
     return EXIT_OK
+
+
+@contextlib.contextmanager
+def _metrics_shared_by(workers: int) -> Iterator[None]:
+    """With several workers, a directory where each writes its metrics, so that a scrape of
+    any worker answers for all of them (prometheus_client's multiprocess mode). Removed at
+    exit; an operator's own PROMETHEUS_MULTIPROC_DIR is used as it is."""
+    from app.operations.metrics import MULTIPROCESS_ENV
+
+    if workers == 1 or os.environ.get(MULTIPROCESS_ENV):
+        yield
+        return
+    directory = tempfile.mkdtemp(prefix="carelevel-metrics-")
+    os.environ[MULTIPROCESS_ENV] = directory
+    try:
+        yield
+    finally:
+        del os.environ[MULTIPROCESS_ENV]
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def _migrate(args: argparse.Namespace) -> int:

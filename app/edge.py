@@ -12,16 +12,20 @@ import logging
 import re
 import time
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from app.operations.metrics import Metrics
 
 logger = logging.getLogger("carelevel.access")
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 # Pages a browser renders (the API explorer); everything else is API data.
 DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
+DOCS_ASSETS = "/docs/assets/"
 
 _EVERYWHERE = (
     (b"x-content-type-options", b"nosniff"),
@@ -33,7 +37,17 @@ _API_ONLY = (
     (b"cache-control", b"no-store"),
     (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
 )
-_DOCS_ONLY = ((b"content-security-policy", b"frame-ancestors 'none'"),)
+# The docs pages load nothing from elsewhere: their scripts, styles and images are served here
+# (the pages' own inline bootstrap script and styles excepted; ReDoc searches in a worker).
+_DOCS_ONLY = (
+    (
+        b"content-security-policy",
+        b"default-src 'self'; script-src 'self' 'unsafe-inline'; "
+        b"style-src 'self' 'unsafe-inline'; img-src 'self' data:; worker-src 'self' blob:; "
+        b"connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+    ),
+)
+_ASSETS_ONLY = ((b"cache-control", b"public, max-age=86400"),)
 _HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
 
 
@@ -49,8 +63,9 @@ def request_id_of(headers: list[tuple[bytes, bytes]]) -> str:
 
 
 class Edge:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics | None = None) -> None:
         self.app = app
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -60,7 +75,8 @@ class Edge:
         request_id = request_id_of(scope["headers"])
         state: dict[str, Any] = scope.setdefault("state", {})
         state["request_id"] = request_id
-        is_docs = scope["path"] in DOCS_PATHS
+        is_asset = scope["path"].startswith(DOCS_ASSETS)
+        is_docs = is_asset or scope["path"] in DOCS_PATHS
         status = 500
 
         async def send_with_headers(message: Message) -> None:
@@ -69,7 +85,8 @@ class Edge:
                 status = message["status"]
                 headers = MutableHeaders(scope=message)
                 headers["x-request-id"] = request_id
-                for name, value in _EVERYWHERE + (_DOCS_ONLY if is_docs else _API_ONLY):
+                extra = (_DOCS_ONLY + _ASSETS_ONLY) if is_asset else _DOCS_ONLY
+                for name, value in _EVERYWHERE + (extra if is_docs else _API_ONLY):
                     if name.decode() not in headers:
                         headers.raw.append((name, value))
                 if scope.get("scheme") == "https":
@@ -87,17 +104,22 @@ class Edge:
         finally:
             self._log(scope, state, status, time.perf_counter() - started)
 
-    @staticmethod
-    def _log(scope: Scope, state: dict[str, Any], status: int, seconds: float) -> None:
-        route = scope.get("route")
+    def _log(self, scope: Scope, state: dict[str, Any], status: int, seconds: float) -> None:
+        route: str | None = getattr(scope.get("route"), "path", None)
         principal = state.get("principal")
+        fields = {
+            "method": scope["method"],
+            "route": route or "-",
+            "status": status,
+            "duration_ms": round(seconds * 1000, 1),
+            "request_id": state["request_id"],
+            "client_id": principal.client_id if principal else "-",
+            "tenant": principal.tenant if principal else "-",
+        }
         logger.info(
             "method=%s route=%s status=%d duration_ms=%.1f request_id=%s client_id=%s tenant=%s",
-            scope["method"],
-            getattr(route, "path", "-"),
-            status,
-            seconds * 1000,
-            state["request_id"],
-            principal.client_id if principal else "-",
-            principal.tenant if principal else "-",
+            *fields.values(),
+            extra={"access": fields},  # the JSON log format writes these as its fields
         )
+        if self.metrics is not None:
+            self.metrics.request(scope["method"], route, status, seconds)

@@ -13,7 +13,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import Response
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp
@@ -36,6 +35,9 @@ from app.fhir.terminology import Vocabulary
 from app.limits import BodySizeLimit
 from app.logging_setup import keep_health_information_out_of_logs
 from app.openapi import complete_openapi
+from app.operations.docs_pages import install_docs_pages
+from app.operations.health import router as health_router
+from app.operations.metrics import Metrics, metrics_router, sample_forever
 from app.questionnaire import Questionnaire, build_questionnaire
 from app.rulesets.cache import RuleSetCache, refresh_forever
 from app.rulesets.router import router as rule_sets_router
@@ -69,7 +71,8 @@ with the example body returns a determination without storing anything; `POST /v
 stores it with the exact rule-set version that decided it. `GET /v1/questionnaire` lists the
 questions to ask.
 
-Every operation but the health check needs `Authorization: Bearer <API key or access token>`
+Every operation but the health and readiness probes and the FHIR CapabilityStatement needs
+`Authorization: Bearer <API key or access token>` (CDS Hooks: a JWT the EHR signs for each call)
 and names the scopes it needs. A client belongs to one tenant and never sees another tenant's
 screenings, rule sets or audit events: their ids answer 404, like ids that do not exist.
 
@@ -95,17 +98,6 @@ async def questionnaire(
 
 
 QUESTIONNAIRE = build_questionnaire()
-
-
-@meta_router.get(
-    "/healthz",
-    tags=["operations"],
-    summary="Liveness",
-    description="The process is up (public: no credentials, no dependencies).",
-    include_in_schema=True,
-)
-async def healthz() -> Response:
-    return Response('{"status":"ok"}', media_type="application/json")
 
 
 async def prepare_database(app: FastAPI, settings: Settings) -> None:
@@ -206,7 +198,7 @@ class Carelevel(FastAPI):
     everything, error handling included, so that every response carries them."""
 
     def build_middleware_stack(self) -> ASGIApp:
-        return Edge(super().build_middleware_stack())
+        return Edge(super().build_middleware_stack(), self.state.metrics)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -223,6 +215,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.rule_set_cache,
             timedelta(hours=settings.idempotency_ttl_hours),
             settings.operator_tenant,
+            app.state.metrics,
         )
         jwt = JwtVerifier(settings.identity_providers, list(Scope))
         rate_limiter = create_rate_limiter(settings, app.state.sessions)
@@ -247,6 +240,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 )
             ),
             asyncio.create_task(purge_forever(app.state.screening_service, rate_limiter)),
+            asyncio.create_task(sample_forever(app)),
         ]
         try:
             yield
@@ -260,18 +254,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await app.state.cds_verifier.aclose()
             await rate_limiter.aclose()
             await app.state.engine.dispose()
+            app.state.metrics.process_ended()
 
     app = Carelevel(
+        docs_url=None,
+        redoc_url=None,
         title="carelevel",
         version=__version__,
         summary="Level-of-care screening with explained, reproducible recommendations.",
         description=DESCRIPTION,
         lifespan=lifespan,
         license_info={"name": "Apache-2.0", "identifier": "Apache-2.0"},
+        contact={"name": "carelevel maintainers", "url": "https://carelevel.dev"},
     )
     app.openapi = lambda: complete_openapi(app)  # type: ignore[method-assign]
     app.state.settings = settings
     app.state.rule_set_cache = RuleSetCache()
+    app.state.metrics = Metrics()
     install_error_handlers(app)
     app.add_middleware(
         BodySizeLimit,
@@ -308,4 +307,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(fhir_router)
     app.include_router(cds_router)
     app.include_router(meta_router)
+    app.include_router(health_router)
+    metrics = metrics_router(settings)
+    if metrics is not None:
+        app.include_router(metrics)
+    install_docs_pages(app)
     return app

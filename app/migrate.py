@@ -6,7 +6,9 @@ import asyncio
 import contextlib
 import fcntl
 from collections.abc import AsyncIterator
+from functools import cache
 from pathlib import Path
+from typing import Literal
 
 from alembic import command
 from alembic.config import Config
@@ -63,10 +65,36 @@ def _upgrade(connection: Connection) -> None:
     command.upgrade(config, "head")
 
 
+@cache
+def head_revision() -> str | None:
+    """The revision the code's schema is at: the head of migrations/ (read once)."""
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+@cache
+def _known_revisions() -> frozenset[str]:
+    scripts = ScriptDirectory.from_config(alembic_config())
+    return frozenset(script.revision for script in scripts.walk_revisions())
+
+
+def schema_state(current: str | None) -> Literal["at_head", "ahead", "behind"]:
+    """Where a database at revision ``current`` stands against the code's migrations. A
+    revision the code does not know is ahead: a newer release migrated the database (a rolling
+    deploy; migrations only add, so this code still works on it)."""
+    if current == head_revision():
+        return "at_head"
+    if current is not None and current not in _known_revisions():
+        return "ahead"
+    return "behind"
+
+
+def current_revision(connection: Connection) -> str | None:
+    """The revision the database's schema is at (None: never migrated)."""
+    return MigrationContext.configure(connection).get_current_revision()
+
+
 def _current_and_head(connection: Connection) -> tuple[str | None, str | None]:
-    current = MigrationContext.configure(connection).get_current_revision()
-    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
-    return current, head
+    return current_revision(connection), head_revision()
 
 
 async def upgrade_to_head(engine: AsyncEngine) -> None:
@@ -76,10 +104,11 @@ async def upgrade_to_head(engine: AsyncEngine) -> None:
 
 
 async def check_schema_is_current(engine: AsyncEngine) -> None:
-    """Refuse to serve against a database whose schema is behind the code."""
+    """Refuse to serve against a database whose schema is behind the code (ahead is fine: a
+    newer release migrated it during a rolling deploy)."""
     async with engine.connect() as connection:
         current, head = await connection.run_sync(_current_and_head)
-    if current != head:
+    if schema_state(current) == "behind":
         raise SchemaOutdated(
             f"The database schema is at revision {current or 'none'} but this version of "
             f"carelevel needs {head}: run `carelevel migrate` (alembic upgrade head) first."

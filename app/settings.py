@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -35,6 +36,24 @@ class Settings(BaseSettings):
     )
     db_pool_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "text"] | None = Field(
+        default=None,
+        description="`json`: one JSON object per line (for log shipping); `text`: readable "
+        "lines. Default: json in production, text otherwise.",
+    )
+    metrics: Literal["scope", "public", "off"] = Field(
+        default="scope",
+        description="GET /metrics (Prometheus): `scope` needs a client of the operator tenant "
+        "with the `metrics:read` scope, `public` needs none (only where the port is reachable "
+        "from the monitoring network alone), `off` removes it.",
+    )
+    shutdown_timeout_seconds: int = Field(
+        default=30,
+        gt=0,
+        le=600,
+        description="On SIGTERM, how long requests in flight may take to finish before the "
+        "process exits.",
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     workers: int = Field(default=1, ge=1, le=64)
@@ -158,10 +177,33 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _production_has_real_secrets(self) -> Settings:
+        if self.environment != "production":
+            return self
+        if self.is_sqlite:
+            raise ValueError(
+                "CARELEVEL_DATABASE_URL: production needs PostgreSQL "
+                "(postgresql+asyncpg://USER:PASSWORD@HOST:5432/DB), not the embedded SQLite file"
+            )
+        for name, url in (("CARELEVEL_DATABASE_URL", self.database_url),
+                          ("CARELEVEL_REDIS_URL", self.redis_url)):  # fmt: skip
+            if url is not None and _placeholder_password(url):
+                raise ValueError(f"{name}: the password is a placeholder; set the real one")
+        if self.bootstrap_admin:
+            raise ValueError("CARELEVEL_BOOTSTRAP_ADMIN must be off in production")
+        return self
+
+    @model_validator(mode="after")
     def _redis_needs_url(self) -> Settings:
         if self.rate_limit_storage == "redis" and not self.redis_url:
             raise ValueError("CARELEVEL_RATE_LIMIT_STORAGE=redis needs CARELEVEL_REDIS_URL")
         return self
+
+    @property
+    def json_logs(self) -> bool:
+        return (self.log_format or ("json" if self.environment == "production" else "text")) == (
+            "json"
+        )
 
     @property
     def is_sqlite(self) -> bool:
@@ -178,6 +220,26 @@ class Settings(BaseSettings):
         if self.rate_limit_storage != "auto":
             return self.rate_limit_storage
         return "redis" if self.redis_url else "database"
+
+
+# What .env.example, docs and tutorials put where a password goes.
+_PLACEHOLDER_PASSWORDS = frozenset(
+    {"", "password", "change-me", "changeme", "change_me", "secret", "example", "postgres",
+     "carelevel", "xxx", "todo"}
+)  # fmt: skip
+
+
+def _placeholder_password(url: str) -> bool:
+    """Whether a database or Redis URL carries a password copied from an example (an empty
+    one included)."""
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return False  # not a URL this check can read; the driver reports it
+    if password is None:
+        # Postgres may authenticate otherwise (a client certificate, peer or IAM auth).
+        return False
+    return password.lower() in _PLACEHOLDER_PASSWORDS
 
 
 @lru_cache

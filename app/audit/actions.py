@@ -43,6 +43,7 @@ class Action(StrEnum):
     CLIENT_READ = "client.read"
     CLIENT_REVOKE = "client.revoke"
     AUDIT_LIST = "audit_event.list"
+    METRICS_READ = "metrics.read"
 
 
 class ResourceType(StrEnum):
@@ -52,6 +53,7 @@ class ResourceType(StrEnum):
     RULE_SET_VERSION = "rule_set_version"
     CLIENT = "client"
     AUDIT_EVENT = "audit_event"
+    METRICS = "metrics"
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +100,8 @@ ACTIONS: Mapping[Action, ActionSpec] = {
     Action.CLIENT_READ: _spec(ResourceType.CLIENT, Scope.ADMIN),
     Action.CLIENT_REVOKE: _spec(ResourceType.CLIENT, Scope.ADMIN),
     Action.AUDIT_LIST: _spec(ResourceType.AUDIT_EVENT, Scope.AUDIT_READ),
+    # Scraped every few seconds and about no one: not worth an audit event each time.
+    Action.METRICS_READ: _spec(ResourceType.METRICS, Scope.METRICS_READ, audited=False),
 }
 
 

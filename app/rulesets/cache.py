@@ -73,6 +73,10 @@ class RuleSetCache:
     def active(self, owner: str, key: str) -> VersionRef | None:
         return self._active.get((owner, key))
 
+    def active_versions(self) -> dict[tuple[str, str], VersionRef]:
+        """Every active version this process knows, by (owner, key)."""
+        return dict(self._active)
+
     def active_keys(self, owners: tuple[str, ...]) -> list[str]:
         """The keys of the rule sets of ``owners`` with an active version, sorted."""
         return sorted({key for owner, key in self._active if owner in owners})

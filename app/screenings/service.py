@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from sqlalchemy.exc import IntegrityError
@@ -38,6 +39,9 @@ from app.screenings.schemas import (
     ScreeningRequest,
 )
 from app.security.principal import SHARED
+
+if TYPE_CHECKING:
+    from app.operations.metrics import Metrics
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,11 +239,20 @@ class ScreeningService:
         cache: RuleSetCache,
         idempotency_ttl: timedelta,
         operator_tenant: str,
+        metrics: Metrics | None = None,
     ) -> None:
         self.sessions = sessions
         self.cache = cache
         self.idempotency_ttl = idempotency_ttl
         self.operator_tenant = operator_tenant
+        self.metrics = metrics
+
+    def _evaluate(self, compiled: CompiledRuleSet, answers: ScreeningAnswers) -> Determination:
+        started = time.perf_counter()
+        determination = evaluate(compiled, answers)
+        if self.metrics is not None:
+            self.metrics.evaluated(time.perf_counter() - started)
+        return determination
 
     async def _decide(
         self, session: AsyncSession, caller: Caller, request: ScreeningRequest
@@ -257,7 +270,7 @@ class ScreeningService:
             resolved.key,
             resolved.version,
             resolved.compiled,
-            evaluate(resolved.compiled, request.answers),
+            self._evaluate(resolved.compiled, request.answers),
         )
 
     async def evaluate_only(self, caller: Caller, request: ScreeningRequest) -> bytes:
@@ -338,6 +351,8 @@ class ScreeningService:
             if idempotency_key is not None and claimed_at is not None:
                 await self._release_key(caller, idempotency_key, claimed_at)
             raise
+        if self.metrics is not None:
+            self.metrics.screening_stored(row.level, row.urgency)
         return Stored(body, replayed=False, fhir_context=fhir_context)
 
     async def _claim_key(
@@ -390,6 +405,8 @@ class ScreeningService:
                 if screening is None:  # pragma: no cover - screenings are never deleted
                     raise Conflict("The screening for this Idempotency-Key is missing.")
                 record(session, caller, 201, resource_id=screening.id, details={"replayed": True})
+                if self.metrics is not None:
+                    self.metrics.replayed()
                 return Stored(screening_body(screening), True, screening.fhir_context), None
         raise RequestInFlight(
             "This Idempotency-Key is contended by concurrent requests; retry.",
@@ -501,7 +518,7 @@ class ScreeningService:
                 details={"rule_set_version": f"{resolved.owner}/{resolved.key}/{resolved.version}"},
             )
         answers = ScreeningAnswers.model_validate(row.answers)
-        determination = evaluate(resolved.compiled, answers)
+        determination = self._evaluate(resolved.compiled, answers)
         replayed = orjson.loads(determination_to_json(determination))
         level_after = (
             replayed["recommended_level"]["level"] if replayed["recommended_level"] else None

@@ -17,6 +17,7 @@ class Scope(StrEnum):
     RULESETS_PUBLISH = "rulesets:publish"
     AUDIT_READ = "audit:read"
     ADMIN = "admin"
+    METRICS_READ = "metrics:read"
 
 
 SCOPE_DESCRIPTIONS: dict[Scope, str] = {
@@ -27,6 +28,7 @@ SCOPE_DESCRIPTIONS: dict[Scope, str] = {
     Scope.RULESETS_PUBLISH: "Publish, activate and retire rule-set versions.",
     Scope.AUDIT_READ: "Read the tenant's audit trail.",
     Scope.ADMIN: "Manage the tenant's API clients.",
+    Scope.METRICS_READ: "Read the service's Prometheus metrics (operator tenant only).",
 }
 
 ALL_SCOPES = frozenset(Scope)

@@ -23,9 +23,10 @@ from tests.api.conftest import bearer, http_client, new_key
 from tests.api.screenings_support import assert_problem, example
 
 
-def test_only_the_liveness_probe_and_the_fhir_capabilities_are_public(app: FastAPI) -> None:
-    # FHIR clients read the CapabilityStatement before they authenticate (it names the
-    # security they need); it says nothing of anyone.
+def test_only_the_probes_and_the_fhir_capabilities_are_public(app: FastAPI) -> None:
+    # Load balancers call the probes without credentials; FHIR clients read the
+    # CapabilityStatement before they authenticate (it names the security they need). None of
+    # them says anything of anyone.
     unsecured = {(op.method, op.template) for op in operations(app) if not op.scopes}
     secured_without_scope = {
         (method.upper(), path)

@@ -170,7 +170,8 @@ async def test_a_fresh_embedded_start_creates_a_local_admin_and_prints_its_key_o
 def test_the_local_admin_is_made_only_for_the_embedded_default_in_development() -> None:
     assert Settings(environment="development").creates_bootstrap_admin
     assert not Settings(environment="test").creates_bootstrap_admin
-    assert not Settings(environment="production").creates_bootstrap_admin
     postgres = "postgresql+asyncpg://db/carelevel"
+    production = Settings(environment="production", database_url=postgres)
+    assert not production.creates_bootstrap_admin
     assert not Settings(environment="development", database_url=postgres).creates_bootstrap_admin
     assert Settings(environment="test", bootstrap_admin=True).creates_bootstrap_admin

@@ -26,8 +26,6 @@ import json
 import logging
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -52,6 +50,7 @@ from app.main import create_app
 from app.security.jwt import CdsClient
 from app.settings import Settings
 from tests.api.conftest import BASE_URL, EXAMPLES, empty_tables, http_client, new_key
+from tests.server_support import free_port, stop
 
 TEXT = "CANARY-7Q9X"  # found case-insensitively: slugs carry it in lower case
 SLUG = TEXT.lower()
@@ -82,7 +81,9 @@ ACCESS_LINE = re.compile(
 )
 HTTP_METHODS = frozenset({"get", "put", "post", "delete", "patch", "head", "options", "trace"})
 # Operations that take no input at all: nothing a caller sends can be rejected.
-NOTHING_TO_REJECT = frozenset({("GET", "/healthz"), ("GET", "/fhir/r4/metadata")})
+NOTHING_TO_REJECT = frozenset(
+    {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/fhir/r4/metadata")}
+)
 # The test's own HTTP client logs its request URLs; everything else is the service.
 CLIENT_SIDE_LOGGERS = ("httpx", "httpcore")
 CAPTURED_LOGGERS = (
@@ -585,6 +586,10 @@ async def exercise_the_rest(d: Driver) -> None:
 
     await d.call("GET", "/healthz", 200, params={"probe": TEXT})
     await d.call("GET", "/healthz", 200, anonymous=True)
+    await d.call("GET", "/readyz", 200, params={"probe": TEXT})
+    await d.call("GET", "/readyz", 200, anonymous=True)
+    await d.call("GET", "/metrics", 200, params={"name[]": TEXT})
+    await d.call("GET", "/metrics", 401, anonymous=True)
 
     # no route at all, and a route without the method
     await d.call("GET", None, 404, url=f"/v1/{TEXT}?q={TEXT}")
@@ -1136,24 +1141,6 @@ def test_the_access_log_has_one_line_per_request_with_the_route_template(drive: 
 
 
 # --- out of process: the real server ----------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is not None:
-        return
-    process.send_signal(signal.SIGINT)
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=5)
 
 
 def test_the_real_server_logs_no_sentinel(tmp_path: Path) -> None:

@@ -1,0 +1,2 @@
+"""What operators and integrators use around the API: health and readiness, Prometheus metrics,
+and the self-hosted docs pages."""

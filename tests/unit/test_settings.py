@@ -1,0 +1,85 @@
+"""Settings: production refuses to start on placeholders, and the log format follows the mode."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from app.settings import Settings
+
+POSTGRES = "postgresql+asyncpg://carelevel:Zq8-long-random-3f1@db.internal:5432/carelevel"
+CARELEVEL = Path(sys.executable).parent / "carelevel"
+
+
+def production(**overrides: Any) -> Settings:
+    return Settings(environment="production", **{"database_url": POSTGRES, **overrides})
+
+
+def refusal(**overrides: Any) -> str:
+    with pytest.raises(ValidationError) as refused:
+        production(**overrides)
+    return str(refused.value)
+
+
+def test_production_starts_with_real_secrets() -> None:
+    settings = production(redis_url="redis://:Kd93-long-random-x1@cache.internal:6379/0")
+    assert not settings.creates_bootstrap_admin
+    # Postgres may authenticate without a password in the URL (client certificates, IAM).
+    production(database_url="postgresql+asyncpg://carelevel@db.internal/carelevel?ssl=verify-full")
+
+
+def test_production_refuses_the_embedded_sqlite_file() -> None:
+    message = refusal(database_url="sqlite+aiosqlite:///./carelevel.db")
+    assert "CARELEVEL_DATABASE_URL: production needs PostgreSQL" in message
+
+
+@pytest.mark.parametrize("password", ["PASSWORD", "change-me", "changeme", "postgres", "secret"])
+def test_production_refuses_a_placeholder_database_password(password: str) -> None:
+    url = f"postgresql+asyncpg://carelevel:{password}@db.internal:5432/carelevel"
+    message = refusal(database_url=url)
+    assert "CARELEVEL_DATABASE_URL: the password is a placeholder" in message
+    assert password not in message.replace("placeholder", "")  # the value is never echoed
+
+
+def test_production_refuses_a_placeholder_redis_password() -> None:
+    message = refusal(redis_url="redis://:change-me@cache.internal:6379/0")
+    assert "CARELEVEL_REDIS_URL: the password is a placeholder" in message
+
+
+def test_production_refuses_the_local_admin() -> None:
+    assert "CARELEVEL_BOOTSTRAP_ADMIN must be off in production" in refusal(bootstrap_admin=True)
+
+
+def test_placeholders_are_fine_outside_production() -> None:
+    url = "postgresql+asyncpg://carelevel:change-me@localhost:5432/carelevel"
+    assert Settings(environment="development", database_url=url).database_url == url
+
+
+def test_logs_are_json_lines_in_production_and_readable_elsewhere() -> None:
+    assert production().json_logs
+    assert not Settings(environment="development").json_logs
+    assert Settings(environment="development", log_format="json").json_logs
+    assert not production(log_format="text").json_logs
+
+
+def test_serve_names_the_wrong_setting_and_exits_2(tmp_path: Path) -> None:
+    env = {name: value for name, value in os.environ.items() if not name.startswith("CARELEVEL_")}
+    env |= {
+        "CARELEVEL_ENVIRONMENT": "production",
+        "CARELEVEL_DATABASE_URL": "postgresql+asyncpg://carelevel:change-me@db:5432/carelevel",
+    }
+    done = subprocess.run(
+        [str(CARELEVEL), "serve"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert "carelevel: the configuration is invalid:" in done.stderr
+    assert "CARELEVEL_DATABASE_URL: the password is a placeholder; set the real one" in done.stderr
+    assert "change-me" not in done.stderr
+    assert "Traceback" not in done.stderr
