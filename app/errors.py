@@ -56,12 +56,51 @@ class Problem(BaseModel):
     errors: list[FieldProblem] | None = None
 
 
-def problem(description: str) -> dict[str, Any]:
-    """An OpenAPI ``responses`` entry documenting a problem+json error response."""
+EXAMPLE_INSTANCE = "urn:uuid:6f1c0c8e-4c38-4a4c-9a07-1c1b3a2b4f10"
+
+
+def problem_example(
+    error: type[AppError],
+    detail: str,
+    *,
+    summary: str | None = None,
+    errors: Sequence[FieldProblem] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """An OpenAPI Example object: the problem ``error`` answers with ``detail``."""
+    value: dict[str, Any] = {
+        "type": PROBLEM_BASE + error.slug,
+        "title": error.title,
+        "status": error.status,
+        "detail": detail,
+        "instance": EXAMPLE_INSTANCE,
+    }
+    if errors:
+        value["errors"] = [e.model_dump() for e in errors]
+    return {"summary": summary or error.title, "value": value | extra}
+
+
+def named_examples(examples: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Example objects keyed by their problem type's slug (``-2``, ``-3`` … when repeated)."""
+    named: dict[str, dict[str, Any]] = {}
+    for example in examples:
+        slug = str(example["value"].get("type", "example")).rsplit("/", 1)[-1]
+        name, number = slug, 1
+        while name in named:
+            number += 1
+            name = f"{slug}-{number}"
+        named[name] = example
+    return named
+
+
+def problem(description: str, *examples: dict[str, Any]) -> dict[str, Any]:
+    """An OpenAPI ``responses`` entry documenting a problem+json error response, with
+    ``examples`` (``problem_example``); the OpenAPI document fills in a generic one without."""
+    media: dict[str, Any] = {"examples": named_examples(examples)} if examples else {}
     return {
         "description": description,
         "model": Problem,
-        "content": {"application/problem+json": {}},
+        "content": {"application/problem+json": media},
     }
 
 
@@ -97,6 +136,12 @@ class AppError(Exception):
 
 class BadRequest(AppError):
     status, slug, title = 400, "bad-request", "The request is malformed"
+
+
+class MalformedJson(BadRequest):
+    """A body FastAPI reads that is not JSON at all (JSON that fails validation is 422)."""
+
+    slug, title = "malformed-json", "The body is not valid JSON"
 
 
 class Unauthorized(AppError):
@@ -276,9 +321,9 @@ async def audit_failure(request: Request, status: int) -> None:
 def malformed_json(request: Request) -> JSONResponse:
     """400: the body is not JSON at all (as opposed to JSON that fails validation: 422)."""
     return problem_response(
-        400,
-        "malformed-json",
-        "The body is not valid JSON",
+        MalformedJson.status,
+        MalformedJson.slug,
+        MalformedJson.title,
         "The request body could not be parsed as JSON.",
         request,
     )

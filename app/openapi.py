@@ -1,13 +1,19 @@
 """The OpenAPI document, completed where FastAPI's generator falls short of what the API does.
 
 - Errors are problem+json only (FastAPI documents validation errors in its own JSON shape,
-  and files a response model under application/json).
+  and files a response model under application/json); under /fhir they are OperationOutcomes.
 - Every operation that takes a body documents 400 (not JSON), 413 (too large) and 415 (not
   sent as JSON or YAML): the middleware and error handlers answer those before any route.
 - Each protected operation says which scopes it needs in its description (Swagger UI shows
-  scopes only for OAuth2 schemes).
+  scopes only for OAuth2 schemes). Public operations document no 401, 403 or 429, and
+  operations any credential may call no 403: they never answer them.
 - Rule-set documents, which routes read themselves (JSON or YAML), get their real schema
   (``DOCUMENT_REF``).
+- Every operation carries request and response examples (``app.openapi_examples``), and every
+  error response at least one example: the router's own, or a generic one of the real problem
+  type (``_error_examples``), with the headers that come with it (``WWW-Authenticate``,
+  ``Retry-After``, ``RateLimit``).
+- The document has tag descriptions and a quick start written for curl.
 """
 
 from __future__ import annotations
@@ -20,8 +26,29 @@ from pydantic import BaseModel
 
 from app.cds_hooks.schemas import FeedbackRequest, HookRequest
 from app.engine.ruleset import RuleSetDocument
-from app.errors import Problem
+from app.errors import (
+    PROBLEM_JSON,
+    AppError,
+    BadRequest,
+    Conflict,
+    FieldProblem,
+    Forbidden,
+    MalformedJson,
+    NotFound,
+    PayloadTooLarge,
+    PreconditionFailed,
+    PreconditionRequired,
+    Problem,
+    ServiceUnavailable,
+    TooManyRequests,
+    Unauthorized,
+    Unprocessable,
+    UnsupportedMediaType,
+    named_examples,
+    problem_example,
+)
 
+FHIR_JSON = "application/fhir+json"
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 OUTCOME_REF = {"$ref": "#/components/schemas/OperationOutcome"}
 OPERATION_OUTCOME = {
@@ -53,15 +80,101 @@ _BODY_PROBLEMS = {
     "413": "The body is larger than the configured limit.",
     "415": "The body is not sent as application/json (or YAML where accepted).",
 }
+_PUBLIC_NEVER = ("401", "403", "429")  # a public operation checks no credential
+
+TAGS = [
+    {
+        "name": "questionnaire",
+        "description": "The questions an intake app asks, with their types, allowed values and "
+        "follow-up logic: derived from the model the API validates answers with, so a form "
+        "built from it sends answers the API accepts.",
+    },
+    {
+        "name": "screenings",
+        "description": "Screen a person's answers: preview a determination (`evaluate`, stores "
+        "nothing) or store a screening with the exact rule-set version that decided it; list "
+        "and read your tenant's screenings, replay them (reproducibility and what-ifs) and "
+        "record the clinician's decision.",
+    },
+    {
+        "name": "rule sets",
+        "description": "The clinical rules that decide: shared rule sets (maintained by the "
+        "operator tenant) and your tenant's own forks. A version is a draft until it compiles, "
+        "passes its test cases and fires every rule; then it is published (immutable), "
+        "activated to decide new screenings, and retired when replaced. Compare, validate, "
+        "simulate and export versions.",
+    },
+    {
+        "name": "FHIR R4",
+        "description": "For EHRs: the Questionnaire, `QuestionnaireResponse/$evaluate` (stores "
+        "the screening like `POST /v1/screenings`), the result Observations and proposed "
+        "ServiceRequests, and carelevel's code systems and value sets. "
+        "`application/fhir+json`; errors are OperationOutcomes.",
+    },
+    {
+        "name": "CDS Hooks",
+        "description": "CDS Hooks 2.0 services for the EHR's patient-view and order-select "
+        "hooks: cards with the recommended level, reasons and barriers, and feedback recorded "
+        "as the clinician's decision. Every call carries a JWT the EHR signs for that call.",
+    },
+    {
+        "name": "clients",
+        "description": "Your tenant's API clients and their keys (scope `admin`): create one per "
+        "integration with the fewest scopes it needs, list them, revoke a key.",
+    },
+    {
+        "name": "audit",
+        "description": "Your tenant's audit trail: who created, read, replayed or decided what, "
+        "and every rule-set and client change, successful or not. Ids and statuses only, "
+        "never answers.",
+    },
+    {
+        "name": "operations",
+        "description": "For operators: liveness and readiness probes (public) and Prometheus "
+        "metrics.",
+    },
+]
+
+QUICK_START = """
+
+## Quick start with curl
+
+```bash
+BASE=http://localhost:8000
+# An API key: the one printed at the first start, or a new one from
+#   carelevel clients create --tenant default --name intake \
+--scopes screenings:write screenings:read
+KEY=clk_…
+# The questions to ask.
+curl -s "$BASE/v1/questionnaire" -H "Authorization: Bearer $KEY"
+# A determination, stored nowhere.
+curl -s -X POST "$BASE/v1/screenings/evaluate" -H "Authorization: Bearer $KEY" \\
+  -H "Content-Type: application/json" \\
+  -d '{"answers": {"respondent": {"age_group": "adult", "answered_by": "self_report"}, \
+"presenting_concerns": ["substance_use"], "instruments": {"audit_c": {"items": [4, 3, 2]}}}}'
+# Stored, and safe to retry with the same Idempotency-Key.
+curl -s -X POST "$BASE/v1/screenings" -H "Authorization: Bearer $KEY" \\
+  -H "Content-Type: application/json" -H "Idempotency-Key: $(uuidgen)" \\
+  -d "{\\"answers\\": $(cat examples/adult-iop-suitable.json)}"
+```
+
+Each operation below shows a complete request body and the answer it gets; errors are
+`application/problem+json` (`type`, `title`, `status`, `detail`, `errors[].pointer`), or
+OperationOutcome resources under `/fhir`.
+"""
+
+_HEADERS = {
+    "WWW-Authenticate": "The RFC 6750 challenge: `error` and `error_description` say why.",
+    "Retry-After": "Seconds to wait before retrying.",
+    "RateLimit": "The client's remaining requests (`r`) and seconds until the window resets "
+    "(`t`), draft-ietf-httpapi-ratelimit-headers.",
+    "RateLimit-Policy": "The client's quota (`q` requests per window).",
+}
 
 
 def _problem_response(description: str, fhir: bool = False) -> dict[str, Any]:
     """An error response: problem+json, or an OperationOutcome under /fhir."""
-    media, schema = (
-        ("application/fhir+json", OUTCOME_REF)
-        if fhir
-        else ("application/problem+json", PROBLEM_REF)
-    )
+    media, schema = (FHIR_JSON, OUTCOME_REF) if fhir else (PROBLEM_JSON, PROBLEM_REF)
     return {"description": description, "content": {media: {"schema": schema}}}
 
 
@@ -75,10 +188,209 @@ def _add_model(schemas: dict[str, Any], model: type[BaseModel]) -> None:
     schemas[model.__name__] = document
 
 
+# --- generic error examples -----------------------------------------------------------------
+
+
+def _resolve(schema: dict[str, Any], schemas: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` without its ``$ref`` and without a ``null`` alternative."""
+    while True:
+        if "$ref" in schema:
+            schema = schemas[schema["$ref"].rsplit("/", 1)[-1]]
+            continue
+        options = [s for s in schema.get("anyOf", ()) if s.get("type") != "null"]
+        if len(options) == 1:
+            schema = options[0]
+            continue
+        return schema
+
+
+def _parameter_problem(schema: dict[str, Any]) -> str:
+    """What Pydantic says of a value this parameter's schema refuses."""
+    if "pattern" in schema:
+        return f"String should match pattern '{schema['pattern']}'"
+    if "maximum" in schema:
+        return f"Input should be less than or equal to {schema['maximum']}"
+    if "minimum" in schema:
+        return f"Input should be greater than or equal to {schema['minimum']}"
+    if "maxLength" in schema:
+        return f"String should have at most {schema['maxLength']} characters"
+    if "enum" in schema:
+        *first, last = (f"'{value}'" for value in schema["enum"])
+        return "Input should be " + (f"{', '.join(first)} or {last}" if first else last)
+    return f"Input should be a valid {schema.get('type', 'value')}"
+
+
+def _invalid_field(operation: dict[str, Any], schemas: dict[str, Any]) -> FieldProblem:
+    """A field problem this operation really answers 422 with: a required body field left out,
+    or a path or query parameter out of its bounds."""
+    body = operation.get("requestBody")
+    if body is not None:
+        for media in body.get("content", {}).values():
+            required = _resolve(media.get("schema", {}), schemas).get("required", [])
+            if required:
+                return FieldProblem(pointer=f"#/{required[0]}", detail="Field required")
+    parameters = [p for p in operation.get("parameters", []) if p["in"] in ("path", "query")]
+    for parameter in sorted(parameters, key=lambda p: p["in"] != "path"):
+        schema = _resolve(parameter.get("schema", {}), schemas)
+        return FieldProblem(
+            pointer=f"#/{parameter['in']}/{parameter['name']}", detail=_parameter_problem(schema)
+        )
+    return FieldProblem(pointer="#", detail="Input should be a valid dictionary or object")
+
+
+def _generic_problem(
+    status: str,
+    response: dict[str, Any],
+    operation: dict[str, Any],
+    context: dict[str, Any],
+) -> list[tuple[type[AppError], str, str | None, FieldProblem | None]]:
+    """The (problem type, detail, summary, field problem) of a generic example of ``status``."""
+    scopes = context["scopes"] or []
+    match status:
+        case "400" if "requestBody" in operation and not context["reads_body_itself"]:
+            return [(MalformedJson, "The request body could not be parsed as JSON.", None, None)]
+        case "400":
+            return [(BadRequest, "The cursor is not one this API returned.", None, None)]
+        case "401":
+            return [
+                (
+                    Unauthorized,
+                    "Send credentials: Authorization: Bearer <API key or access token>.",
+                    "No credentials",
+                    None,
+                ),
+                (Unauthorized, "The API key is not valid.", "An invalid key", None),
+                (Unauthorized, "The API key has been revoked.", "A revoked key", None),
+            ]
+        case "403":
+            detail = f"This client lacks the scope this operation needs: {' '.join(scopes)}."
+            return [(Forbidden, detail, None, None)]
+        case "404":
+            return [(NotFound, response.get("description", "Not found."), None, None)]
+        case "409":
+            return [(Conflict, response.get("description", "Conflict."), None, None)]
+        case "412":
+            detail = "The draft changed since you read it; fetch it again and reapply your edit."
+            return [(PreconditionFailed, detail, None, None)]
+        case "413":
+            detail = f"The request body exceeds the limit of {context['body_limit']} bytes."
+            return [(PayloadTooLarge, detail, None, None)]
+        case "415":
+            return [
+                (UnsupportedMediaType, "Send the request body as application/json.", None, None)
+            ]
+        case "422":
+            field = _invalid_field(operation, context["schemas"])
+            detail = f"{field.pointer[2:] or '(body)'}: {field.detail}"
+            return [(Unprocessable, detail, None, field)]
+        case "428":
+            detail = "Send If-Match with the ETag of the draft you edited."
+            return [(PreconditionRequired, detail, None, None)]
+        case "429":
+            detail = (
+                f"This client made more than {context['rate_limit']} requests in the current "
+                "window; retry in 17 s."
+            )
+            return [(TooManyRequests, detail, None, None)]
+        case "503":
+            return [(ServiceUnavailable, "The database is unavailable; retry shortly.", None, None)]
+    return []
+
+
+def _error_examples(
+    status: str, response: dict[str, Any], operation: dict[str, Any], context: dict[str, Any]
+) -> dict[str, Any]:
+    """Generic examples for an error response that has none, by media type."""
+    found = _generic_problem(status, response, operation, context)
+    if context["fhir"]:  # the error handlers' OperationOutcome of the same problem
+        from app.fhir.router import outcome, outcome_example
+
+        outcomes = [
+            outcome_example(
+                error.status,
+                f"{field.pointer.lstrip('#/') or '(body)'}: {field.detail}" if field else detail,
+                summary=summary or error.title,
+            )
+            for error, detail, summary, field in found
+        ]
+        if not outcomes:
+            return {}
+        return {FHIR_JSON: outcome("", *outcomes)["content"][FHIR_JSON]["examples"]}
+    problems = []
+    for error, detail, summary, field in found:
+        problem = problem_example(error, detail, summary=summary, errors=[field] if field else None)
+        if error is PayloadTooLarge:  # refused before the request id is given to the request
+            problem["value"].pop("instance")
+        problems.append(problem)
+    return {PROBLEM_JSON: named_examples(problems)}
+
+
+def _header(name: str, example: str) -> dict[str, Any]:
+    return {"description": _HEADERS[name], "schema": {"type": "string"}, "example": example}
+
+
+def _error_headers(status: str, context: dict[str, Any]) -> dict[str, Any]:
+    """The headers an error response of ``status`` carries."""
+    cds = context["cds"]
+    match status:
+        case "401":
+            challenge = 'Bearer realm="carelevel", error="invalid_token", '
+            challenge += 'error_description="The API key is not valid."'
+            return {"WWW-Authenticate": _header("WWW-Authenticate", challenge)}
+        case "403" if not cds:
+            scopes = " ".join(context["scopes"] or [])
+            challenge = f'Bearer realm="carelevel", error="insufficient_scope", scope="{scopes}"'
+            return {"WWW-Authenticate": _header("WWW-Authenticate", challenge)}
+        case "429":
+            return {
+                "Retry-After": _header("Retry-After", "17"),
+                "RateLimit": _header("RateLimit", '"client";r=0;t=17'),
+                "RateLimit-Policy": _header(
+                    "RateLimit-Policy", f'"client";q={context["rate_limit"]}'
+                ),
+            }
+        case "503":
+            return {"Retry-After": _header("Retry-After", "5")}
+    return {}
+
+
+# --- the document ---------------------------------------------------------------------------
+
+
+def _apply_examples(operation: dict[str, Any], examples: dict[str, Any]) -> None:
+    """The documented request and response examples, where the router set none."""
+    for media, named in examples.get("request", {}).items():
+        content = operation["requestBody"]["content"][media]
+        if "example" not in content and "examples" not in content:
+            content["examples"] = named
+    for status, by_media in examples.get("responses", {}).items():
+        response = operation["responses"][status]
+        for media, named in by_media.items():
+            content = response.setdefault("content", {}).setdefault(media, {})
+            if "example" not in content and "examples" not in content:
+                content["examples"] = named
+
+
+def _complete_errors(operation: dict[str, Any], context: dict[str, Any]) -> None:
+    for status, response in operation["responses"].items():
+        if not status.startswith(("4", "5")):
+            continue
+        for media, examples in _error_examples(status, response, operation, context).items():
+            content = response.setdefault("content", {}).setdefault(media, {})
+            content.setdefault("schema", OUTCOME_REF if media == FHIR_JSON else PROBLEM_REF)
+            if "example" not in content and "examples" not in content and examples:
+                content["examples"] = examples
+        for name, header in _error_headers(status, context).items():
+            response.setdefault("headers", {}).setdefault(name, header)
+
+
 def complete_openapi(app: FastAPI) -> dict[str, Any]:
     """The schema of ``app``, built once and kept."""
     if app.openapi_schema is not None:
         return app.openapi_schema
+    # The examples evaluate the default rule set: built only when the document is asked for.
+    from app.openapi_examples import operation_examples
+
     schema = get_openapi(
         title=app.title,
         version=app.version,
@@ -87,7 +399,10 @@ def complete_openapi(app: FastAPI) -> dict[str, Any]:
         routes=app.routes,
         license_info=app.license_info,
         contact=app.contact,
+        tags=TAGS,
     )
+    if "curl " not in schema["info"].get("description", ""):
+        schema["info"]["description"] = schema["info"].get("description", "") + QUICK_START
     schemas = schema.setdefault("components", {}).setdefault("schemas", {})
     schemas.setdefault("Problem", Problem.model_json_schema())
     for unused in ("HTTPValidationError", "ValidationError"):
@@ -95,30 +410,60 @@ def complete_openapi(app: FastAPI) -> dict[str, Any]:
     for model in (RuleSetDocument, HookRequest, FeedbackRequest):
         _add_model(schemas, model)
     schemas["OperationOutcome"] = OPERATION_OUTCOME
+    settings = getattr(app.state, "settings", None)
+    examples = operation_examples()
     for path, operations in schema["paths"].items():
         fhir = path.startswith("/fhir/")
-        for operation in operations.values():
-            scopes = (operation.get("security") or [{}])[0].get("bearer")
-            if scopes is not None:
+        for method, operation in operations.items():
+            requirement = (operation.get("security") or [{}])[0]
+            scopes = requirement.get("bearer", requirement.get("cdsClient"))
+            responses = operation.setdefault("responses", {})
+            if scopes is not None and "bearer" in requirement:
                 needed = ", ".join(f"`{scope}`" for scope in scopes) or "any valid credential"
                 description = operation.get("description", "")
                 operation["description"] = f"{description}\n\n**Needs:** {needed}.".strip()
-            responses = operation.setdefault("responses", {})
+            if scopes is None:
+                for status in _PUBLIC_NEVER:
+                    responses.pop(status, None)
+            elif not scopes:
+                responses.pop("403", None)  # no scope to lack
             for response in responses.values():
                 # ``problem()`` entries: FastAPI files the model's schema under its default
                 # media type; these responses are problem+json only.
                 content = response.get("content", {})
-                if "application/problem+json" in content and "application/json" in content:
-                    content["application/problem+json"] = content.pop("application/json")
+                if PROBLEM_JSON in content and "application/json" in content:
+                    content[PROBLEM_JSON] = content.pop("application/json") | {
+                        key: value
+                        for key, value in content[PROBLEM_JSON].items()
+                        if key != "schema"
+                    }
             if "422" in responses:
                 content = responses["422"].get("content", {})
                 if "application/json" in content:  # FastAPI's own validation error shape
                     responses["422"] = _problem_response("The request is invalid.", fhir)
             body = operation.get("requestBody")
-            if body is None:
-                continue
-            for status, description in _BODY_PROBLEMS.items():
-                responses.setdefault(status, _problem_response(description, fhir))
-            responses.setdefault("422", _problem_response("The request is invalid.", fhir))
+            if body is not None:
+                for status, description in _BODY_PROBLEMS.items():
+                    responses.setdefault(status, _problem_response(description, fhir))
+                responses.setdefault("422", _problem_response("The request is invalid.", fhir))
+            found = examples.pop((method.upper(), path), None)
+            if found is not None:
+                _apply_examples(operation, found)
+            rule_sets = path.startswith("/v1/rule-sets")
+            context = {
+                "fhir": fhir,
+                "cds": path.startswith("/cds-services"),
+                "scopes": scopes,
+                "schemas": schemas,
+                # Rule-set and CDS routes parse their bodies themselves (400 bad-request).
+                "reads_body_itself": rule_sets or path.startswith("/cds-services"),
+                "body_limit": getattr(
+                    settings, "max_rule_set_body_bytes" if rule_sets else "max_body_bytes", 65536
+                ),
+                "rate_limit": getattr(settings, "rate_limit_requests", 6000),
+            }
+            _complete_errors(operation, context)
+    if examples:
+        raise RuntimeError(f"examples for operations that do not exist: {sorted(examples)}")
     app.openapi_schema = schema
     return schema

@@ -233,32 +233,93 @@ def form_items() -> dict[str, FormItem]:
 
 
 class Question(BaseModel):
-    path: str = Field(description="Where the answer goes in the request's `answers` object.")
+    path: str = Field(
+        description="Where the answer goes in the request's `answers` object.",
+        examples=["respondent.age_group"],
+    )
     type: Kind = Field(
         description="boolean, integer, number, choice, multiple_choice, yes_no_or_declined "
-        '(true, false or "declined"), items (an instrument\'s items) or group'
+        '(true, false or "declined"), items (an instrument\'s items) or group',
+        examples=["choice"],
     )
-    help: str = Field(description="What to ask and how to answer.")
-    required: bool = Field(description="Required whenever its group is answered.")
-    allowed_values: list[str] | None = None
-    minimum: float | None = None
-    maximum: float | None = None
-    item_count: int | None = Field(default=None, description="Instruments: number of items.")
+    help: str = Field(
+        description="What to ask and how to answer.",
+        examples=["Adult (18+) or adolescent (12-17); sets the IOP hours."],
+    )
+    required: bool = Field(description="Required whenever its group is answered.", examples=[True])
+    allowed_values: list[str] | None = Field(
+        default=None,
+        description="choice and multiple_choice: the values the answer may take.",
+        examples=[["adult", "adolescent"]],
+    )
+    minimum: float | None = Field(
+        default=None, description="integer and number: the lowest value allowed.", examples=[0]
+    )
+    maximum: float | None = Field(
+        default=None, description="integer and number: the highest value allowed.", examples=[600]
+    )
+    item_count: int | None = Field(
+        default=None, description="Instruments: number of items.", examples=[9]
+    )
     item_values: list[list[int | str | bool]] | None = Field(
-        default=None, description="Instruments: allowed answers per item."
+        default=None,
+        description="Instruments: allowed answers per item.",
+        examples=[[[0, 1, 2, 3, "declined"], [0, 1, 2, 3, "declined"]]],
     )
     asked_when: dict[str, Any] | None = Field(
         default=None,
         description="A follow-up: asked only when the question at `path` was answered `equals`.",
         examples=[{"path": "instruments.cssrs.non_specific_active_thoughts", "equals": True}],
     )
-    questions: list[Question] | None = Field(default=None, description="A group's questions.")
+    questions: list[Question] | None = Field(
+        default=None,
+        description="A group's questions.",
+        examples=[
+            [
+                {
+                    "path": "supports.support_person_available",
+                    "type": "boolean",
+                    "help": "At least one person who supports recovery and can be reached.",
+                    "required": False,
+                }
+            ]
+        ],
+    )
 
 
 class Questionnaire(BaseModel):
-    rule_set_key: str
-    note: str
-    questions: list[Question]
+    rule_set_key: str = Field(
+        description="The rule set whose questions these are.", examples=["iop-level-of-care"]
+    )
+    note: str = Field(
+        description="How to answer: what to leave out, and how to record a declined item.",
+        examples=[
+            'Leave out what was not asked; answer an instrument item "declined" when the '
+            "person declined it."
+        ],
+    )
+    questions: list[Question] = Field(
+        description="Every section of `answers`, in order, each with its questions.",
+        examples=[
+            [
+                {
+                    "path": "respondent",
+                    "type": "group",
+                    "help": "Who is screened and who answered.",
+                    "required": True,
+                    "questions": [
+                        {
+                            "path": "respondent.age_group",
+                            "type": "choice",
+                            "help": "Adult (18+) or adolescent (12-17).",
+                            "required": True,
+                            "allowed_values": ["adult", "adolescent"],
+                        }
+                    ],
+                }
+            ]
+        ],
+    )
 
 
 def _question(item: FormItem) -> Question:

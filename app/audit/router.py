@@ -11,7 +11,7 @@ from app.audit.schemas import AuditEventPage
 from app.audit.service import audit_events
 from app.audit.trail import Caller
 from app.deps import SettingsDep
-from app.errors import problem, secured
+from app.errors import BadRequest, FieldProblem, Unprocessable, problem, problem_example, secured
 from app.pagination import Instant
 from app.responses import json_response
 from app.screenings.schemas import NO_CONTROL_CHARACTERS
@@ -30,10 +30,27 @@ Text = Annotated[str | None, Query(max_length=300, pattern=NO_CONTROL_CHARACTERS
     summary="List audit events",
     description="Every create, read, list, replay, decision, rule-set lifecycle action and "
     "client change of your tenant, successful or not, newest first, with cursor pagination. "
-    "Reading the trail is recorded in it too.",
+    "Reading the trail is recorded in it too. Each event names the client, the action, the "
+    "resource id and the HTTP status, never answers or determinations; filter by action, "
+    "resource, client, outcome, status or time. For compliance reviews and for answering "
+    '"who looked at this screening?".',
     responses={
-        400: problem("The cursor is not valid."),
-        422: problem("A filter is invalid."),
+        400: problem(
+            "The cursor is not valid.",
+            problem_example(BadRequest, "The cursor is not one this API returned."),
+        ),
+        422: problem(
+            "A filter is invalid.",
+            problem_example(
+                Unprocessable,
+                "query/status: Input should be less than or equal to 599",
+                errors=[
+                    FieldProblem(
+                        pointer="#/query/status", detail="Input should be less than or equal to 599"
+                    )
+                ],
+            ),
+        ),
     },
 )
 async def list_audit_events(

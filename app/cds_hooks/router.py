@@ -22,7 +22,20 @@ from app.cds_hooks.schemas import (
     UnsupportedHook,
 )
 from app.cds_hooks.service import CdsHooksService
-from app.errors import BadRequest, FieldProblem, Unprocessable, field_problems, problem
+from app.errors import (
+    BadRequest,
+    FieldProblem,
+    Forbidden,
+    NotFound,
+    PrefetchMissing,
+    ServiceUnavailable,
+    TooManyRequests,
+    Unauthorized,
+    Unprocessable,
+    field_problems,
+    problem,
+    problem_example,
+)
 from app.fhir.terminology import Vocabulary
 from app.responses import json_response
 
@@ -30,10 +43,36 @@ router = APIRouter(
     prefix="/cds-services",
     tags=["CDS Hooks"],
     responses={
-        401: problem("Missing, invalid, expired or replayed CDS client JWT."),
-        403: problem("The CDS client is not granted what this call needs."),
-        429: problem("The client's rate limit is spent; retry after `Retry-After` seconds."),
-        503: problem("The database or the client's JWKS is unavailable; retry shortly."),
+        401: problem(
+            "Missing, invalid, expired or replayed CDS client JWT.",
+            problem_example(
+                Unauthorized,
+                "Send the signed JWT: Authorization: Bearer <JWT>.",
+                summary="No JWT",
+            ),
+            problem_example(
+                Unauthorized,
+                "The token was already used: each call needs a new jti.",
+                summary="A replayed JWT",
+            ),
+        ),
+        403: problem(
+            "The CDS client is not granted what this call needs.",
+            problem_example(Forbidden, "This CDS client is not granted: screenings:write."),
+        ),
+        429: problem(
+            "The client's rate limit is spent; retry after `Retry-After` seconds.",
+            problem_example(
+                TooManyRequests, "This client made more than 6000 requests in the current window."
+            ),
+        ),
+        503: problem(
+            "The database or the client's JWKS is unavailable; retry shortly.",
+            problem_example(
+                ServiceUnavailable,
+                "The CDS client's signing keys cannot be fetched; retry shortly.",
+            ),
+        ),
     },
 )
 
@@ -70,7 +109,9 @@ async def _parsed(request: Request, model: type[Any]) -> Any:
     response_model_exclude_none=True,
     summary="CDS Hooks discovery",
     description="The services carelevel offers: `carelevel-iop-screening` (patient-view) and "
-    "`carelevel-iop-referral-check` (order-select), each with the prefetch it needs.",
+    "`carelevel-iop-referral-check` (order-select), each with the prefetch it needs. The EHR "
+    "reads it when the services are registered; it stores nothing. Needs a configured CDS "
+    "client's JWT, like every CDS Hooks call.",
 )
 async def discovery(
     request: Request, caller: Annotated[Caller, cds_access(Action.QUESTIONNAIRE_READ)]
@@ -86,7 +127,10 @@ async def discovery(
     description="Evaluates the prefetched QuestionnaireResponse (stored as a screening, once "
     "per response) and answers cards: the level and urgency, the reasons, safety alerts and "
     "barriers, a suggestion to create the referral, a link to the stored screening. No "
-    "response on file: a card inviting the screening. Without the prefetch: 412.",
+    "response on file: a card inviting the screening. Without the prefetch: 412 (carelevel "
+    "never queries the EHR's FHIR server). Opening the chart again with the same response "
+    "gives the same screening: it is evaluated and stored once per response, in the tenant "
+    "of the CDS client.",
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -100,11 +144,39 @@ async def discovery(
     },
     responses={
         400: problem(
-            "Not JSON, another hook than the service's, or a prefetch about someone else."
+            "Not JSON, another hook than the service's, or a prefetch about someone else.",
+            problem_example(BadRequest, "The body is not valid JSON.", summary="Not JSON"),
+            problem_example(
+                BadRequest,
+                "The service 'carelevel-iop-screening' answers the patient-view hook.",
+                summary="Another hook",
+            ),
+            problem_example(
+                BadRequest,
+                "Prefetch 'questionnaireResponse' is not about the patient in context.",
+                summary="A prefetch about someone else",
+            ),
         ),
-        404: problem("No such service."),
-        412: problem("The prefetch carelevel needs is missing."),
-        422: problem("The request or the prefetched QuestionnaireResponse cannot be used."),
+        404: problem(
+            "No such service.",
+            problem_example(NotFound, "No CDS service 'carelevel-iop'."),
+        ),
+        412: problem(
+            "The prefetch carelevel needs is missing.",
+            problem_example(
+                PrefetchMissing,
+                "Prefetch 'questionnaireResponse' is missing, and carelevel does not query the "
+                "EHR's FHIR server: send the prefetch the discovery document asks for.",
+            ),
+        ),
+        422: problem(
+            "The request or the prefetched QuestionnaireResponse cannot be used.",
+            problem_example(
+                Unprocessable,
+                "The hook context is invalid.",
+                errors=[FieldProblem(pointer="#/context/patientId", detail="Field required")],
+            ),
+        ),
     },
 )
 async def call_service(
@@ -118,10 +190,8 @@ async def call_service(
     except UnsupportedHook as error:
         raise BadRequest(f"carelevel does not answer the {error.hook} hook.") from None
     except ValidationError as error:
-        problems = [
-            FieldProblem(pointer="#/context" + p.pointer[1:], detail=p.detail)
-            for p in field_problems(error.errors(include_input=False))
-        ]
+        # parse_context's error locations start with "context": pointers from the body's root.
+        problems = field_problems(error.errors(include_input=False))
         raise Unprocessable("The hook context is invalid.", errors=problems) from None
     return json_response(answer.to_wire())
 
@@ -134,7 +204,7 @@ async def call_service(
     "optional comment). Recorded as the clinician's decision on the card's screening, the "
     "same record as `POST /v1/screenings/{id}/decision`. Sending the same feedback again "
     "records nothing new; feedback on a card inviting a screening is acknowledged (there is "
-    "nothing to decide on). Answers how many outcomes were recorded.",
+    "nothing to decide on). Answers how many outcomes were recorded: safe to retry.",
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -147,10 +217,41 @@ async def call_service(
         }
     },
     responses={
-        200: {"content": {"application/json": {"schema": {"type": "object"}}}},
-        400: problem("Not JSON."),
-        404: problem("No such service, or a card this service did not show your tenant."),
-        422: problem("The feedback is invalid."),
+        200: {
+            "description": "How many outcomes were recorded (0 when the feedback was sent before).",
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["recorded"],
+                        "properties": {"recorded": {"type": "integer", "minimum": 0}},
+                    },
+                    "examples": {
+                        "recorded": {"summary": "One outcome recorded", "value": {"recorded": 1}}
+                    },
+                }
+            },
+        },
+        400: problem("Not JSON.", problem_example(BadRequest, "The body is not valid JSON.")),
+        404: problem(
+            "No such service, or a card this service did not show your tenant.",
+            problem_example(
+                NotFound, "No card 'ced0e2bf-903a-4748-a324-f33522477a8b' of this service."
+            ),
+        ),
+        422: problem(
+            "The feedback is invalid.",
+            problem_example(
+                Unprocessable,
+                "feedback/0/outcome: Input should be 'accepted' or 'overridden'",
+                errors=[
+                    FieldProblem(
+                        pointer="#/feedback/0/outcome",
+                        detail="Input should be 'accepted' or 'overridden'",
+                    )
+                ],
+            ),
+        ),
     },
 )
 async def feedback(

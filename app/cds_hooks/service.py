@@ -40,6 +40,7 @@ from app.errors import BadRequest, NotFound, PrefetchMissing
 from app.fhir.response import ANSWERED
 from app.fhir.results import Result
 from app.fhir.service import FhirService, result_of
+from app.fhir.terminology import Vocabulary
 from app.screenings.models import Decision, Screening
 from app.screenings.schemas import VarianceReason
 
@@ -87,6 +88,31 @@ SERVICES = {
 }
 
 
+def discovery(vocabulary: Vocabulary) -> Discovery:
+    """The discovery document: every service, with the prefetch it needs."""
+    questionnaire = vocabulary.questionnaire(DEFAULT_RULE_SET_KEY)
+    prefetch = {
+        "patient": "Patient/{{context.patientId}}",
+        PREFETCH_KEY: "QuestionnaireResponse?subject=Patient/{{context.patientId}}"
+        f"&questionnaire={questionnaire}&status=completed,amended&_sort=-authored&_count=1",
+    }
+    return Discovery(
+        services=[
+            ServiceDescription(
+                hook=spec.hook,
+                id=spec.id,
+                title=spec.title,
+                description=spec.description,
+                prefetch=prefetch,
+                usageRequirements="Prefetch the latest completed QuestionnaireResponse to "
+                f"{questionnaire} as '{PREFETCH_KEY}'. Decision support; a clinician "
+                "reviews every recommendation.",
+            )
+            for spec in SERVICES.values()
+        ]
+    )
+
+
 class CdsHooksService:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], fhir: FhirService) -> None:
         self.sessions = sessions
@@ -94,27 +120,7 @@ class CdsHooksService:
         self.vocabulary = fhir.vocabulary
 
     def discovery(self) -> Discovery:
-        questionnaire = self.vocabulary.questionnaire(DEFAULT_RULE_SET_KEY)
-        prefetch = {
-            "patient": "Patient/{{context.patientId}}",
-            PREFETCH_KEY: "QuestionnaireResponse?subject=Patient/{{context.patientId}}"
-            f"&questionnaire={questionnaire}&status=completed,amended&_sort=-authored&_count=1",
-        }
-        return Discovery(
-            services=[
-                ServiceDescription(
-                    hook=spec.hook,
-                    id=spec.id,
-                    title=spec.title,
-                    description=spec.description,
-                    prefetch=prefetch,
-                    usageRequirements="Prefetch the latest completed QuestionnaireResponse to "
-                    f"{questionnaire} as '{PREFETCH_KEY}'. Decision support; a clinician "
-                    "reviews every recommendation.",
-                )
-                for spec in SERVICES.values()
-            ]
-        )
+        return discovery(self.vocabulary)
 
     async def call(
         self, caller: Caller, service_id: str, request: HookRequest, links: Links

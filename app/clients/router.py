@@ -12,12 +12,28 @@ from app.clients.schemas import ClientCreate, ClientCreated, ClientOut, ClientPa
 from app.clients.service import client_body, client_page, create_client, get_client, revoke_client
 from app.db import after_commit
 from app.deps import SessionDep, SettingsDep
-from app.errors import Conflict, FieldProblem, Forbidden, Unprocessable, problem, secured
+from app.errors import (
+    BadRequest,
+    Conflict,
+    FieldProblem,
+    Forbidden,
+    NotFound,
+    Unprocessable,
+    problem,
+    problem_example,
+    secured,
+)
 from app.responses import json_response
 from app.security.access import GuardedRoute, access
 
 router = APIRouter(
     prefix="/v1/clients", tags=["clients"], responses=secured(), route_class=GuardedRoute
+)
+
+EXAMPLE_CLIENT_ID = "b6c79ef6-0920-4d7b-97dc-909499d4ca8a"
+NO_SUCH_CLIENT = problem(
+    "No such client (in your tenant).",
+    problem_example(NotFound, f"No client with id '{EXAMPLE_CLIENT_ID}'."),
 )
 
 ClientId = Annotated[
@@ -32,10 +48,47 @@ ClientId = Annotated[
     summary="Create a client",
     description="A new client of your tenant with the scopes given, each of which you must "
     "hold yourself. The response holds its API key, shown this once: carelevel stores only a "
-    "hash of it.",
+    "hash of it, so store it in your secret manager at once. Give each integration its own "
+    "client with the fewest scopes it needs. Not idempotent: each call makes a new client and "
+    "key. Recorded in the audit trail.",
     responses={
-        403: problem("A scope you do not hold yourself."),
-        422: problem("Invalid name or scopes, or another tenant named."),
+        403: problem(
+            "A scope you do not hold yourself (or the admin scope is missing).",
+            problem_example(
+                Forbidden,
+                "A client can grant only scopes it holds itself; not metrics:read.",
+                summary="A scope beyond your own",
+            ),
+            problem_example(
+                Forbidden,
+                "This client lacks the scope this operation needs: admin.",
+                summary="Not an admin",
+            ),
+        ),
+        422: problem(
+            "Invalid name or scopes, or another tenant named.",
+            problem_example(
+                Unprocessable,
+                "scopes/0: Input should be 'screenings:write', 'screenings:read', "
+                "'rulesets:read', 'rulesets:write', 'rulesets:publish', 'audit:read', 'admin' "
+                "or 'metrics:read'",
+                summary="An unknown scope",
+                errors=[
+                    FieldProblem(
+                        pointer="#/scopes/0",
+                        detail="Input should be 'screenings:write', 'screenings:read', "
+                        "'rulesets:read', 'rulesets:write', 'rulesets:publish', 'audit:read', "
+                        "'admin' or 'metrics:read'",
+                    )
+                ],
+            ),
+            problem_example(
+                Unprocessable,
+                "An admin creates clients of its own tenant only.",
+                summary="Another tenant",
+                errors=[FieldProblem(pointer="#/tenant", detail="must be your own tenant")],
+            ),
+        ),
     },
 )
 async def create(
@@ -64,8 +117,15 @@ async def create(
     response_model=ClientPage,
     summary="List clients",
     description="Your tenant's clients, oldest first, revoked ones included. Keys are never "
-    "shown again; `key_prefix` tells them apart.",
-    responses={400: problem("The cursor is not valid.")},
+    "shown again; `key_prefix` tells them apart. Pages follow `next_cursor` until it is null. "
+    "Use it to review who can call the API and which keys were not used lately "
+    "(`last_used_at`).",
+    responses={
+        400: problem(
+            "The cursor is not valid.",
+            problem_example(BadRequest, "The cursor is not one this API returned."),
+        )
+    },
 )
 async def list_clients(
     caller: Annotated[Caller, access(Action.CLIENT_LIST)],
@@ -85,7 +145,10 @@ async def list_clients(
     "/{client_id}",
     response_model=ClientOut,
     summary="Get a client",
-    responses={404: problem("No such client.")},
+    description="One client of your tenant: its name, scopes, key prefix, who created or "
+    "revoked it and when its key was last used (never the key itself). Another tenant's "
+    "client ids answer 404.",
+    responses={404: NO_SUCH_CLIENT},
 )
 async def get(
     caller: Annotated[Caller, access(Action.CLIENT_READ)], client_id: ClientId, session: SessionDep
@@ -102,7 +165,17 @@ async def get(
     description="Its key stops working at once on this process and within "
     "`CARELEVEL_CREDENTIAL_CACHE_SECONDS` everywhere else. Revoking twice changes nothing. To "
     "rotate a key, create a new client, switch over, then revoke the old one.",
-    responses={404: problem("No such client."), 409: problem("A client cannot revoke itself.")},
+    responses={
+        404: NO_SUCH_CLIENT,
+        409: problem(
+            "A client cannot revoke itself.",
+            problem_example(
+                Conflict,
+                "A client cannot revoke its own key (it would lock itself out): revoke it with "
+                "another admin client or with `carelevel clients revoke`.",
+            ),
+        ),
+    },
 )
 async def revoke(
     request: Request,

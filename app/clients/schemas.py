@@ -25,15 +25,20 @@ class ClientCreate(BaseModel):
         pattern=NAME_PATTERN,
         description="What the client is (an integration, an app, a team): shown in listings "
         "and recorded with its actions. Not a secret, not a person's health information.",
+        examples=["intake-web"],
     )
     scopes: list[Scope] = Field(
-        min_length=1, max_length=len(Scope), description="What the client may do."
+        min_length=1,
+        max_length=len(Scope),
+        description="What the client may do; each must be one you hold yourself.",
+        examples=[["screenings:write", "screenings:read"]],
     )
     tenant: str | None = Field(
         default=None,
         pattern=TENANT_PATTERN,
         description="Must be your own tenant (the default): an admin manages its own tenant's "
         "clients only.",
+        examples=["default"],
     )
 
 

@@ -15,7 +15,7 @@ from app.audit.actions import Action
 from app.audit.trail import Caller
 from app.errors import NotFound, UnsupportedMediaType
 from app.fhir.examples import example_response
-from app.fhir.outcome import FhirError, Issue
+from app.fhir.outcome import FhirError, Issue, issue_json, operation_outcome
 from app.fhir.questionnaire import parse_business_version
 from app.fhir.service import FhirService
 from app.fhir.terminology import (
@@ -33,8 +33,37 @@ OUTCOME_REF = {"$ref": "#/components/schemas/OperationOutcome"}
 RESOURCE = {"content": {FHIR_JSON: {"schema": {"type": "object"}}}}
 
 
-def outcome(description: str) -> dict[str, Any]:
-    return {"description": description, "content": {FHIR_JSON: {"schema": OUTCOME_REF}}}
+def outcome(description: str, *examples: dict[str, Any]) -> dict[str, Any]:
+    """An error response: an OperationOutcome, with ``examples`` (``outcome_example``, named by
+    their issue code); the OpenAPI document fills in a generic one without."""
+    media: dict[str, Any] = {"schema": OUTCOME_REF}
+    if examples:
+        named: dict[str, dict[str, Any]] = {}
+        for example in examples:
+            code = example["value"]["issue"][0]["code"]
+            name, number = code, 1
+            while name in named:
+                number += 1
+                name = f"{code}-{number}"
+            named[name] = example
+        media["examples"] = named
+    return {"description": description, "content": {FHIR_JSON: media}}
+
+
+def outcome_example(
+    status: int,
+    diagnostics: str,
+    *,
+    summary: str,
+    expression: str | None = None,
+    code: str | None = None,
+) -> dict[str, Any]:
+    """An OpenAPI Example object: the OperationOutcome carelevel answers ``status`` with."""
+    issue = Issue(diagnostics=diagnostics, expression=expression, code=code)
+    return {
+        "summary": summary,
+        "value": operation_outcome(status, diagnostics, [issue_json(issue, status)]),
+    }
 
 
 FHIR_ERRORS: dict[int | str, dict[str, Any]] = {
@@ -79,14 +108,15 @@ def base_url(request: Request) -> str:
     return configured or str(request.base_url).rstrip("/")
 
 
-def searchset(request: Request, found: list[dict[str, Any]]) -> dict[str, Any]:
+def searchset(base: str, found: list[dict[str, Any]]) -> dict[str, Any]:
+    """A searchset Bundle of ``found``, each entry at its address under ``base``."""
     return {
         "resourceType": "Bundle",
         "type": "searchset",
         "total": len(found),
         "entry": [
             {
-                "fullUrl": f"{base_url(request)}/fhir/r4/{r['resourceType']}/{r['id']}",
+                "fullUrl": f"{base}/fhir/r4/{r['resourceType']}/{r['id']}",
                 "resource": r,
                 "search": {"mode": "match"},
             }
@@ -95,79 +125,86 @@ def searchset(request: Request, found: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def capability_statement(vocabulary: Vocabulary, base: str, today: str) -> dict[str, Any]:
+    """The CapabilityStatement of this endpoint at ``base`` (``today``: its date)."""
+    read = [{"code": "read"}]
+    return {
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": today,
+        "publisher": "carelevel",
+        "kind": "instance",
+        "software": {"name": "carelevel", "version": __version__},
+        "implementation": {
+            "description": "carelevel level-of-care screening (decision support, not a diagnosis)",
+            "url": f"{base}/fhir/r4",
+        },
+        "fhirVersion": FHIR_VERSION,
+        "format": ["json"],
+        "rest": [
+            {
+                "mode": "server",
+                "security": {
+                    "description": "Authorization: Bearer <API key or access token>; "
+                    "see docs/ehr-integration.md."
+                },
+                "resource": [
+                    {
+                        "type": "Questionnaire",
+                        "interaction": [
+                            {"code": "read"},
+                            {"code": "vread"},
+                            {"code": "search-type"},
+                        ],
+                        "searchParam": [
+                            {"name": "url", "type": "uri"},
+                            {"name": "version", "type": "token"},
+                        ],
+                    },
+                    {
+                        "type": "QuestionnaireResponse",
+                        "operation": [
+                            {
+                                "name": "evaluate",
+                                "definition": f"{vocabulary.base}/OperationDefinition/"
+                                "QuestionnaireResponse-evaluate",
+                            }
+                        ],
+                    },
+                    {"type": "Observation", "interaction": read},
+                    {"type": "ServiceRequest", "interaction": read},
+                    {
+                        "type": "CodeSystem",
+                        "interaction": [*read, {"code": "search-type"}],
+                        "searchParam": [{"name": "url", "type": "uri"}],
+                    },
+                    {
+                        "type": "ValueSet",
+                        "interaction": [*read, {"code": "search-type"}],
+                        "searchParam": [{"name": "url", "type": "uri"}],
+                    },
+                    {"type": "OperationDefinition", "interaction": read},
+                ],
+            }
+        ],
+    }
+
+
 @router.get(
     "/metadata",
     response_class=FhirResponse,
     summary="CapabilityStatement",
-    description="What this FHIR endpoint supports. Public, like the API docs: FHIR clients read "
-    "it before they authenticate, and it holds no data.",
+    description="What this FHIR R4 endpoint supports: the Questionnaire (read, vread, search), "
+    "`QuestionnaireResponse/$evaluate`, the result Observations and ServiceRequests, and "
+    "carelevel's code systems and value sets. Public, like the API docs: FHIR clients read it "
+    "before they authenticate, and it holds no data.",
     responses={200: RESOURCE},
 )
 async def metadata(request: Request) -> FhirResponse:
-    vocabulary: Vocabulary = service(request).vocabulary
-    read = [{"code": "read"}]
     return FhirResponse(
-        {
-            "resourceType": "CapabilityStatement",
-            "status": "active",
-            "date": datetime.now(UTC).date().isoformat(),
-            "publisher": "carelevel",
-            "kind": "instance",
-            "software": {"name": "carelevel", "version": __version__},
-            "implementation": {
-                "description": "carelevel level-of-care screening (decision support, not a "
-                "diagnosis)",
-                "url": f"{base_url(request)}/fhir/r4",
-            },
-            "fhirVersion": FHIR_VERSION,
-            "format": ["json"],
-            "rest": [
-                {
-                    "mode": "server",
-                    "security": {
-                        "description": "Authorization: Bearer <API key or access token>; "
-                        "see docs/ehr-integration.md."
-                    },
-                    "resource": [
-                        {
-                            "type": "Questionnaire",
-                            "interaction": [
-                                {"code": "read"},
-                                {"code": "vread"},
-                                {"code": "search-type"},
-                            ],
-                            "searchParam": [
-                                {"name": "url", "type": "uri"},
-                                {"name": "version", "type": "token"},
-                            ],
-                        },
-                        {
-                            "type": "QuestionnaireResponse",
-                            "operation": [
-                                {
-                                    "name": "evaluate",
-                                    "definition": f"{vocabulary.base}/OperationDefinition/"
-                                    "QuestionnaireResponse-evaluate",
-                                }
-                            ],
-                        },
-                        {"type": "Observation", "interaction": read},
-                        {"type": "ServiceRequest", "interaction": read},
-                        {
-                            "type": "CodeSystem",
-                            "interaction": [*read, {"code": "search-type"}],
-                            "searchParam": [{"name": "url", "type": "uri"}],
-                        },
-                        {
-                            "type": "ValueSet",
-                            "interaction": [*read, {"code": "search-type"}],
-                            "searchParam": [{"name": "url", "type": "uri"}],
-                        },
-                        {"type": "OperationDefinition", "interaction": read},
-                    ],
-                }
-            ],
-        }
+        capability_statement(
+            service(request).vocabulary, base_url(request), datetime.now(UTC).date().isoformat()
+        )
     )
 
 
@@ -195,8 +232,16 @@ async def _questionnaire_or_404(
     description="The Questionnaire of a rule set (`iop-level-of-care`) for the version that "
     "decides your tenant's screenings: your own active version of the key if you have one, "
     "else the shared one. `version` (and `meta.versionId`) name it, e.g. `shared.1`; cite "
-    "`url|version` in a QuestionnaireResponse to have that version decide.",
-    responses={200: RESOURCE, 404: outcome("No such Questionnaire.")},
+    "`url|version` in a QuestionnaireResponse to have that version decide. Render it in the "
+    "EHR or intake app; the answers go to `POST /fhir/r4/QuestionnaireResponse/$evaluate`. "
+    "Any authenticated client may read it.",
+    responses={
+        200: RESOURCE,
+        404: outcome(
+            "No such Questionnaire.",
+            outcome_example(404, "No Questionnaire 'iop-screening'.", summary="Unknown key"),
+        ),
+    },
 )
 async def read_questionnaire(
     request: Request,
@@ -211,8 +256,19 @@ async def read_questionnaire(
     response_class=FhirResponse,
     summary="Read a version of the Questionnaire",
     description="The Questionnaire for a given rule-set version (`shared.1`, `clinic-a.3`): "
-    "any published, active or retired version you can see.",
-    responses={200: RESOURCE, 404: outcome("No such version.")},
+    "any published, active or retired version you can see. Use it to render exactly the "
+    "questions of the version a stored QuestionnaireResponse cites.",
+    responses={
+        200: RESOURCE,
+        404: outcome(
+            "No such version.",
+            outcome_example(
+                404,
+                "No Questionnaire 'iop-level-of-care' version 'shared.9'.",
+                summary="Unknown version",
+            ),
+        ),
+    },
 )
 async def vread_questionnaire(
     request: Request,
@@ -228,7 +284,8 @@ async def vread_questionnaire(
     response_class=FhirResponse,
     summary="Search Questionnaires",
     description="By canonical `url` (and `version`): a searchset Bundle, empty when nothing "
-    "matches. Without `url`, the current Questionnaire of every rule set you screen with.",
+    "matches. Without `url`, the current Questionnaire of every rule set you screen with. "
+    "Any authenticated client may search.",
     responses={200: RESOURCE},
 )
 async def search_questionnaires(
@@ -250,11 +307,12 @@ async def search_questionnaires(
             found.append(await _questionnaire_or_404(request, caller, key, version))
         except NotFound:
             continue
-    return FhirResponse(searchset(request, found))
+    return FhirResponse(searchset(base_url(request), found))
 
 
 # --- QuestionnaireResponse/$evaluate ----------------------------------------------------------
 
+EXAMPLE_RESPONSE = example_response(Vocabulary("https://carelevel.dev/fhir"))
 EVALUATE_BODY = {
     "required": True,
     "description": "A QuestionnaireResponse (or a Parameters resource with it as the "
@@ -262,7 +320,21 @@ EVALUATE_BODY = {
     "content": {
         media: {
             "schema": {"type": "object"},
-            "example": example_response(Vocabulary("https://carelevel.dev/fhir")),
+            "examples": {
+                "questionnaire-response": {
+                    "summary": "A completed intake: an adult suited to IOP",
+                    "value": EXAMPLE_RESPONSE,
+                },
+                "parameters": {
+                    "summary": "The same response as the operation's parameter",
+                    "value": {
+                        "resourceType": "Parameters",
+                        "parameter": [
+                            {"name": "questionnaire-response", "resource": EXAMPLE_RESPONSE}
+                        ],
+                    },
+                },
+            },
         }
         for media in (FHIR_JSON, "application/json")
     },
@@ -280,16 +352,51 @@ EVALUATE_BODY = {
     "score Observations, `derivedFrom` the response) and, when a level is recommended and the "
     "response names its subject, a ServiceRequest (`intent=proposal`). Each resource is "
     "readable again at its `fullUrl`. A response that cannot be used is an OperationOutcome "
-    "naming the linkId at fault, and nothing is stored.",
+    "naming the linkId at fault, and nothing is stored. Send an `Idempotency-Key` to make "
+    "retries safe: the same key and response return the original Bundle "
+    "(`Idempotent-Replayed: true`) and store one screening.",
     openapi_extra={"requestBody": EVALUATE_BODY},
     responses={
         200: RESOURCE,
-        400: outcome("Not JSON, or not a valid FHIR R4 QuestionnaireResponse."),
+        400: outcome(
+            "Not JSON, or not a valid FHIR R4 QuestionnaireResponse.",
+            outcome_example(400, "the body is not JSON", summary="Not JSON"),
+            outcome_example(
+                400,
+                "QuestionnaireResponse.authored: Value error, DateTime value string does not "
+                "match spec regex.",
+                expression="QuestionnaireResponse.authored",
+                summary="Not valid FHIR R4",
+            ),
+        ),
         409: outcome("A request with the same Idempotency-Key is still in progress."),
-        415: outcome("Not application/fhir+json or application/json."),
+        415: outcome(
+            "Not application/fhir+json or application/json.",
+            outcome_example(415, "Send the resource as application/fhir+json.", summary="Not JSON"),
+        ),
         422: outcome(
             "An unknown Questionnaire, version or linkId, a wrong answer type, a status other "
-            "than completed or amended, or answers the questionnaire's rules refuse."
+            "than completed or amended, or answers the questionnaire's rules refuse.",
+            outcome_example(
+                422,
+                "linkId 'respondent.age': is not in the Questionnaire",
+                expression="QuestionnaireResponse.repeat(item).where(linkId='respondent.age')",
+                code="not-found",
+                summary="An unknown linkId",
+            ),
+            outcome_example(
+                422,
+                "linkId 'respondent.age_group': the answer must be a valueCoding",
+                expression="QuestionnaireResponse.repeat(item).where(linkId='respondent.age_group')",
+                summary="A wrong answer type",
+            ),
+            outcome_example(
+                422,
+                "status must be completed or amended",
+                expression="QuestionnaireResponse.status",
+                code="business-rule",
+                summary="Not completed",
+            ),
         ),
     },
 )
@@ -337,8 +444,19 @@ async def _fhir_body(request: Request) -> Any:
     response_class=FhirResponse,
     summary="Read a result Observation",
     description="The level-of-care Observation of a stored screening (its id is the "
-    "screening's) or one of its score Observations (`<id>-phq9`, …).",
-    responses={200: RESOURCE, 404: outcome("No such Observation (in your tenant).")},
+    "screening's) or one of its score Observations (`<id>-phq9`, …), exactly as the "
+    "`$evaluate` Bundle held it. Another tenant's ids answer 404, like ids that do not exist.",
+    responses={
+        200: RESOURCE,
+        404: outcome(
+            "No such Observation (in your tenant).",
+            outcome_example(
+                404,
+                "No Observation with id '7d7c1b0e-52a8-4f0e-8f5f-3f1f8c9b2a61'.",
+                summary="Unknown id",
+            ),
+        ),
+    },
 )
 async def read_observation(
     caller: Annotated[Caller, access(Action.SCREENING_READ)],
@@ -352,8 +470,21 @@ async def read_observation(
     "/ServiceRequest/{service_request_id}",
     response_class=FhirResponse,
     summary="Read a proposed referral",
-    description="The ServiceRequest (`intent=proposal`) of a stored screening: `<id>-referral`.",
-    responses={200: RESOURCE, 404: outcome("No such ServiceRequest (in your tenant).")},
+    description="The ServiceRequest (`intent=proposal`) of a stored screening: `<id>-referral`, "
+    "a proposed referral to the recommended level that the EHR may turn into an order. Exists "
+    "only when a level was recommended and the QuestionnaireResponse named its subject. "
+    "Another tenant's ids answer 404.",
+    responses={
+        200: RESOURCE,
+        404: outcome(
+            "No such ServiceRequest (in your tenant).",
+            outcome_example(
+                404,
+                "No ServiceRequest with id '7d7c1b0e-52a8-4f0e-8f5f-3f1f8c9b2a61-referral'.",
+                summary="Unknown id",
+            ),
+        ),
+    },
 )
 async def read_service_request(
     caller: Annotated[Caller, access(Action.SCREENING_READ)],
@@ -385,7 +516,7 @@ def _search_terminology(request: Request, kind: str, url: str | None) -> dict[st
         resource = _terminology(request, kind, identifier)
         if url is None or resource["url"] == url:
             found.append(resource)
-    return searchset(request, found)
+    return searchset(base_url(request), found)
 
 
 @router.get(
@@ -393,8 +524,15 @@ def _search_terminology(request: Request, kind: str, url: str | None) -> dict[st
     response_class=FhirResponse,
     summary="Read a code system",
     description="carelevel's code systems: `level-of-care`, `iop-verdict`, `urgency`, the "
-    "answers of each choice question, …; each at `{canonical}/CodeSystem/{id}`.",
-    responses={200: RESOURCE, 404: outcome("No such code system.")},
+    "answers of each choice question, …; each at `{canonical}/CodeSystem/{id}`. Load them "
+    "into the EHR's terminology service to display the codes carelevel's resources carry.",
+    responses={
+        200: RESOURCE,
+        404: outcome(
+            "No such code system.",
+            outcome_example(404, "No CodeSystem 'level-of-cares'.", summary="Unknown id"),
+        ),
+    },
 )
 async def read_code_system(
     request: Request,
@@ -408,6 +546,8 @@ async def read_code_system(
     "/CodeSystem",
     response_class=FhirResponse,
     summary="Search code systems",
+    description="Every carelevel code system as a searchset Bundle, or the one whose canonical "
+    "`url` is given (an empty Bundle when none is).",
     responses={200: RESOURCE},
 )
 async def search_code_systems(
@@ -423,8 +563,14 @@ async def search_code_systems(
     response_class=FhirResponse,
     summary="Read a value set",
     description="`level-of-care` and `iop-verdict`: every code of the code system of the same "
-    "name.",
-    responses={200: RESOURCE, 404: outcome("No such value set.")},
+    "name, for binding the level-of-care and IOP-verdict codes in an EHR.",
+    responses={
+        200: RESOURCE,
+        404: outcome(
+            "No such value set.",
+            outcome_example(404, "No ValueSet 'urgency'.", summary="Unknown id"),
+        ),
+    },
 )
 async def read_value_set(
     request: Request,
@@ -438,6 +584,8 @@ async def read_value_set(
     "/ValueSet",
     response_class=FhirResponse,
     summary="Search value sets",
+    description="Every carelevel value set as a searchset Bundle, or the one whose canonical "
+    "`url` is given (an empty Bundle when none is).",
     responses={200: RESOURCE},
 )
 async def search_value_sets(
@@ -448,46 +596,61 @@ async def search_value_sets(
     return FhirResponse(_search_terminology(request, "ValueSet", url))
 
 
+EVALUATE_OPERATION = "QuestionnaireResponse-evaluate"
+
+
+def operation_definition(vocabulary: Vocabulary) -> dict[str, Any]:
+    """The OperationDefinition of ``QuestionnaireResponse/$evaluate``."""
+    operation_id = EVALUATE_OPERATION
+    return {
+        "resourceType": "OperationDefinition",
+        "id": operation_id,
+        "url": f"{vocabulary.base}/OperationDefinition/{operation_id}",
+        "name": "EvaluateQuestionnaireResponse",
+        "title": "Evaluate a QuestionnaireResponse",
+        "status": "active",
+        "kind": "operation",
+        "description": "Evaluates the answers under carelevel's rule set, stores the "
+        "screening and returns the result (level-of-care Observation, score Observations, "
+        "proposed ServiceRequest). Decision support, not a diagnosis.",
+        "code": "evaluate",
+        "resource": ["QuestionnaireResponse"],
+        "system": False,
+        "type": True,
+        "instance": False,
+        "parameter": [
+            {
+                "name": "questionnaire-response",
+                "use": "in",
+                "min": 1,
+                "max": "1",
+                "type": "QuestionnaireResponse",
+            },
+            {"name": "return", "use": "out", "min": 1, "max": "1", "type": "Bundle"},
+        ],
+    }
+
+
 @router.get(
     "/OperationDefinition/{operation_id}",
     response_class=FhirResponse,
     summary="Read the $evaluate operation's definition",
-    responses={200: RESOURCE, 404: outcome("No such operation.")},
+    description="The OperationDefinition `QuestionnaireResponse-evaluate` that the "
+    "CapabilityStatement points to: its input (`questionnaire-response`) and output (a "
+    "Bundle).",
+    responses={
+        200: RESOURCE,
+        404: outcome(
+            "No such operation.",
+            outcome_example(404, "No OperationDefinition 'evaluate'.", summary="Unknown id"),
+        ),
+    },
 )
 async def read_operation_definition(
     request: Request,
     caller: Annotated[Caller, access(Action.TERMINOLOGY_READ)],
     operation_id: FhirId,
 ) -> FhirResponse:
-    if operation_id != "QuestionnaireResponse-evaluate":
+    if operation_id != EVALUATE_OPERATION:
         raise NotFound(f"No OperationDefinition '{operation_id}'.")
-    vocabulary = service(request).vocabulary
-    return FhirResponse(
-        {
-            "resourceType": "OperationDefinition",
-            "id": operation_id,
-            "url": f"{vocabulary.base}/OperationDefinition/{operation_id}",
-            "name": "EvaluateQuestionnaireResponse",
-            "title": "Evaluate a QuestionnaireResponse",
-            "status": "active",
-            "kind": "operation",
-            "description": "Evaluates the answers under carelevel's rule set, stores the "
-            "screening and returns the result (level-of-care Observation, score Observations, "
-            "proposed ServiceRequest). Decision support, not a diagnosis.",
-            "code": "evaluate",
-            "resource": ["QuestionnaireResponse"],
-            "system": False,
-            "type": True,
-            "instance": False,
-            "parameter": [
-                {
-                    "name": "questionnaire-response",
-                    "use": "in",
-                    "min": 1,
-                    "max": "1",
-                    "type": "QuestionnaireResponse",
-                },
-                {"name": "return", "use": "out", "min": 1, "max": "1", "type": "Bundle"},
-            ],
-        }
-    )
+    return FhirResponse(operation_definition(service(request).vocabulary))

@@ -10,7 +10,20 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, 
 from app.audit.actions import Action
 from app.audit.trail import Caller
 from app.deps import CacheDep, SessionDep, SettingsDep
-from app.errors import BadRequest, UnsupportedMediaType, problem, secured
+from app.errors import (
+    BadRequest,
+    Conflict,
+    FieldProblem,
+    Forbidden,
+    NotFound,
+    PreconditionFailed,
+    PreconditionRequired,
+    Unprocessable,
+    UnsupportedMediaType,
+    problem,
+    problem_example,
+    secured,
+)
 from app.openapi import DOCUMENT_REF
 from app.responses import json_response
 from app.rulesets.models import RuleSetVersion
@@ -58,6 +71,72 @@ DOCUMENT_BODY = {
     "description": "A rule-set document as JSON or YAML (see docs/rule-sets.md).",
 }
 REQUIRED_DOCUMENT_BODY = DOCUMENT_BODY | {"required": True}
+
+NO_SUCH_VERSION = problem(
+    "No such version (or a draft of a shared rule set, which only the operator tenant sees).",
+    problem_example(NotFound, "Rule set 'shared/iop-level-of-care' has no version 7."),
+)
+NOT_A_DRAFT = problem(
+    "The version is not a draft: published versions never change.",
+    problem_example(
+        Conflict,
+        "Version 1 of 'shared/iop-level-of-care' is active: only drafts can change. Create a new "
+        "draft (copy_from) instead.",
+    ),
+)
+CHANGED = problem(
+    "The draft changed since it was read (the response's `ETag` is the current one).",
+    problem_example(
+        PreconditionFailed,
+        "The draft changed since you read it; fetch it again and reapply your edit.",
+    ),
+)
+NO_IF_MATCH = problem(
+    "If-Match is missing.",
+    problem_example(PreconditionRequired, "Send If-Match with the ETag of the draft you edited."),
+)
+NOT_JSON = problem(
+    "The body is not a JSON object (or YAML), or it is empty.",
+    problem_example(BadRequest, "The request body is not valid JSON.", summary="Not JSON"),
+    problem_example(BadRequest, "Send a rule-set document in the body.", summary="No document"),
+)
+NOT_JSON_OR_YAML = problem(
+    "Not JSON or YAML.",
+    problem_example(
+        UnsupportedMediaType, "Send the rule set as application/json or application/yaml."
+    ),
+)
+DOES_NOT_COMPILE = problem(
+    "The document does not compile: every problem is listed with its rule and position.",
+    problem_example(
+        Unprocessable,
+        "The rule set is invalid (2 problems).",
+        errors=[
+            FieldProblem(pointer="#/stages", detail="the 'safety' stage is required"),
+            FieldProblem(
+                pointer="#/stages/0/rules/0/when",
+                detail="rule 'place.iop-step-up' (stages.0.rules.0.when): column 0: unknown "
+                "fact 'phq9.totl' (did you mean 'phq9.total'?)",
+            ),
+        ],
+    ),
+)
+SHARED_IS_THE_OPERATORS = problem(
+    "A scope is missing, or a shared rule set was written by another tenant than the operator "
+    "(fork it instead).",
+    problem_example(
+        Forbidden,
+        "Shared rule sets are maintained by the operator tenant. Fork 'iop-level-of-care' "
+        "instead: POST /v1/rule-sets/clinic-a/iop-level-of-care/versions?copy_from=<version>"
+        "&copy_from_owner=shared.",
+        summary="Writing a shared rule set",
+    ),
+    problem_example(
+        Forbidden,
+        "This client lacks the scope this operation needs: rulesets:write.",
+        summary="A missing scope",
+    ),
+)
 
 
 def summary(row: RuleSetVersion) -> dict[str, Any]:
@@ -113,7 +192,9 @@ V = "/{owner}/{key}/versions/{version}"
     response_model=list[RuleSetSummary],
     summary="List rule sets",
     description="The shared rule sets and your tenant's own, with their active and latest "
-    "versions.",
+    "versions: where a rule-set admin starts. The active version of a key decides new "
+    "screenings; your tenant's own active version of a key (a fork) decides instead of the "
+    "shared one.",
 )
 async def list_rule_sets(
     rule_sets: Annotated[RuleSetService, service_for(Action.RULE_SET_LIST)],
@@ -125,7 +206,15 @@ async def list_rule_sets(
     "/{owner}/{key}/versions",
     response_model=list[VersionSummary],
     summary="List the versions of a rule set",
-    responses={404: problem("No such rule set.")},
+    description="Every version of `owner/key`, newest first, with its status (draft, "
+    "published, active, retired), sha256 and who created, published, activated or retired it "
+    "when. Drafts of shared rule sets are listed for the operator tenant only.",
+    responses={
+        404: problem(
+            "No such rule set.",
+            problem_example(NotFound, "No rule set 'shared/iop-screening'."),
+        )
+    },
 )
 async def list_versions(
     owner: Owner,
@@ -142,7 +231,7 @@ async def list_versions(
     summary="Get one version",
     description="The document, status, sha256 and who did what when. The `ETag` header is what "
     "`If-Match` needs to edit a draft.",
-    responses={404: problem("No such version.")},
+    responses={404: NO_SUCH_VERSION},
 )
 async def get_version(
     owner: Owner,
@@ -161,12 +250,20 @@ async def get_version(
     description="From a document in the body (JSON or YAML), or, with an empty body and "
     "`copy_from`, as a copy of an existing version. To fork a shared rule set, create the "
     "draft under your tenant with `copy_from=<version>&copy_from_owner=shared`. The document "
-    "must compile; every problem is reported with its rule id.",
+    "must compile; every problem is reported with its rule id. The draft is stored with the "
+    "next version number and decides nothing until it is published and activated. Not "
+    "idempotent: each call creates a version. Returns 201 with the `ETag` that `If-Match` "
+    "needs to edit it.",
     openapi_extra={"requestBody": DOCUMENT_BODY},
     responses={
-        404: problem("copy_from names no version."),
-        415: problem("Not JSON or YAML."),
-        422: problem("The document does not compile."),
+        400: NOT_JSON,
+        403: SHARED_IS_THE_OPERATORS,
+        404: problem(
+            "copy_from names no version.",
+            problem_example(NotFound, "Rule set 'shared/iop-level-of-care' has no version 7."),
+        ),
+        415: NOT_JSON_OR_YAML,
+        422: DOES_NOT_COMPILE,
     },
 )
 async def create_draft(
@@ -187,12 +284,20 @@ async def create_draft(
     status_code=status.HTTP_201_CREATED,
     response_model=VersionDetail,
     summary="Import a document as a new draft",
-    description="The document's own `key` decides the rule set of `owner` (created if new).",
+    description="The document's own `key` decides the rule set of `owner` (created if new): "
+    "the way to bring a rule set written and checked offline (`carelevel rules check`) into "
+    "the service. The new version is a draft; validate, publish and activate it to have it "
+    "decide. Not idempotent: each call creates a version.",
     openapi_extra={"requestBody": REQUIRED_DOCUMENT_BODY},
     responses={
-        404: problem("No such owner."),
-        415: problem("Not JSON or YAML."),
-        422: problem("The document does not compile."),
+        400: NOT_JSON,
+        403: SHARED_IS_THE_OPERATORS,
+        404: problem(
+            "No such owner: neither `shared` nor your tenant.",
+            problem_example(NotFound, "No owner 'clinic-b'."),
+        ),
+        415: NOT_JSON_OR_YAML,
+        422: DOES_NOT_COMPILE,
     },
 )
 async def import_document(
@@ -212,14 +317,18 @@ async def import_document(
     response_model=VersionDetail,
     summary="Update a draft",
     description="Replace a draft's document. Requires `If-Match` with the current ETag; a "
-    "published version never changes (409).",
+    "published version never changes (409). The new document must compile and keep the "
+    "rule set's key; the response carries the new `ETag`. Repeating the same update with the "
+    "old ETag answers 412: read the draft again first.",
     openapi_extra={"requestBody": REQUIRED_DOCUMENT_BODY},
     responses={
-        404: problem("No such version."),
-        409: problem("The version is not a draft."),
-        412: problem("The draft changed since it was read."),
-        422: problem("The document does not compile."),
-        428: problem("If-Match is missing."),
+        400: NOT_JSON,
+        403: SHARED_IS_THE_OPERATORS,
+        404: NO_SUCH_VERSION,
+        409: NOT_A_DRAFT,
+        412: CHANGED,
+        422: DOES_NOT_COMPILE,
+        428: NO_IF_MATCH,
     },
 )
 async def update_draft(
@@ -241,11 +350,15 @@ async def update_draft(
     V,
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete a draft",
+    description="Remove a draft that will not be published. Requires `If-Match` with the "
+    "draft's current ETag; published, active and retired versions are never deleted (409), so "
+    "every version that decided a screening stays available for replays.",
     responses={
-        404: problem("No such version."),
-        409: problem("The version is not a draft."),
-        412: problem("The draft changed since it was read."),
-        428: problem("If-Match is missing."),
+        403: SHARED_IS_THE_OPERATORS,
+        404: NO_SUCH_VERSION,
+        409: NOT_A_DRAFT,
+        412: CHANGED,
+        428: NO_IF_MATCH,
     },
 )
 async def delete_draft(
@@ -264,8 +377,9 @@ async def delete_draft(
     response_model=ValidationReport,
     summary="Validate and test a version",
     description="Compile it and run its test cases: problems with rule ids and positions, case "
-    "results and rule coverage. `publishable` says whether it may be published.",
-    responses={404: problem("No such version.")},
+    "results and rule coverage. `publishable` says whether it may be published. Stores "
+    "nothing: run it as often as you like while editing a draft.",
+    responses={404: NO_SUCH_VERSION},
 )
 async def validate_version(
     owner: Owner,
@@ -281,11 +395,38 @@ async def validate_version(
     response_model=VersionDetail,
     summary="Publish a draft",
     description="Only a draft that compiles, passes every test case and fires every rule; it "
-    "is immutable afterwards.",
+    "is immutable afterwards, and may then be activated (or pinned by screenings). The "
+    "operator tenant publishes shared rule sets; a tenant publishes its own.",
     responses={
-        404: problem("No such version."),
-        409: problem("Not a draft."),
-        422: problem("Cases fail or rules are not covered (the report is included)."),
+        404: NO_SUCH_VERSION,
+        409: problem(
+            "Not a draft.",
+            problem_example(Conflict, "Version 1 of 'shared/iop-level-of-care' is already active."),
+        ),
+        422: problem(
+            "Cases fail or rules are not covered (the validation report is included as `report`).",
+            problem_example(
+                Unprocessable,
+                "Only a draft that compiles, passes every test case and fires every rule can be "
+                "published: 1/1 cases passed, 1 rules never fire.",
+                report={
+                    "owner": "shared",
+                    "key": "iop-depression-pilot",
+                    "version": 2,
+                    "compiles": True,
+                    "problems": [],
+                    "cases": [
+                        {"name": "Depression after outpatient", "passed": True, "failures": []}
+                    ],
+                    "cases_passed": 1,
+                    "cases_total": 1,
+                    "rules_total": 2,
+                    "rules_never_fired": ["safety.cssrs-high-risk"],
+                    "coverage": 0.5,
+                    "publishable": False,
+                },
+            ),
+        ),
     },
 )
 async def publish_version(
@@ -304,8 +445,19 @@ async def publish_version(
     description="It decides new screenings from now on; the previously active version returns "
     "to published. Activating an older version is the rollback. Every process serving the same "
     "database sees the change within `CARELEVEL_RULE_SET_REFRESH_SECONDS`. A tenant's active "
-    "version of a key decides that tenant's screenings instead of the shared one.",
-    responses={404: problem("No such version."), 409: problem("Not published.")},
+    "version of a key decides that tenant's screenings instead of the shared one. Activating "
+    "the active version again changes nothing.",
+    responses={
+        404: NO_SUCH_VERSION,
+        409: problem(
+            "Not published (a draft or a retired version).",
+            problem_example(
+                Conflict,
+                "Version 2 of 'shared/iop-level-of-care' is draft: only a published version can "
+                "be activated.",
+            ),
+        ),
+    },
 )
 async def activate_version(
     owner: Owner,
@@ -322,7 +474,17 @@ async def activate_version(
     summary="Retire a version",
     description="A published version that is not active; it can no longer be activated or "
     "pinned for new screenings, but replays of screenings it decided still work.",
-    responses={404: problem("No such version."), 409: problem("Active or draft.")},
+    responses={
+        404: NO_SUCH_VERSION,
+        409: problem(
+            "Active or draft.",
+            problem_example(
+                Conflict,
+                "Version 1 of 'shared/iop-level-of-care' is active: only a published version "
+                "that is not active can be retired (activate another version first).",
+            ),
+        ),
+    },
 )
 async def retire_version(
     owner: Owner,
@@ -339,8 +501,9 @@ async def retire_version(
     summary="Compare two versions",
     description="Rules added, removed and changed (by id), and the test cases of both versions "
     "whose outcome differs between them. `from_owner=shared` compares a fork with the shared "
-    "version it came from.",
-    responses={404: problem("No such version.")},
+    "version it came from. Read it before publishing a new version: it shows which test "
+    "cases would be decided differently.",
+    responses={404: NO_SUCH_VERSION},
 )
 async def diff_versions(
     owner: Owner,
@@ -359,8 +522,9 @@ async def diff_versions(
     summary="Simulate a version over stored screenings",
     description="Re-evaluate your tenant's most recent stored screenings of this rule-set key "
     "under this version (a bounded sample) and count how many levels would change, from what "
-    "to what.",
-    responses={404: problem("No such version.")},
+    "to what. Stores nothing; the answers never leave the service (only counts and example "
+    "screening ids are returned).",
+    responses={404: NO_SUCH_VERSION},
 )
 async def simulate_version(
     owner: Owner,
@@ -377,8 +541,17 @@ async def simulate_version(
 @router.get(
     V + "/export",
     summary="Export a version as YAML",
+    description="The version's document as YAML (a download, with the version's `ETag`): to "
+    "review it, keep it under version control, edit it offline and check it with "
+    "`carelevel rules check`, or import it into another carelevel.",
     response_class=Response,
-    responses={200: {"content": {"application/yaml": {}}}, 404: problem("No such version.")},
+    responses={
+        200: {
+            "description": "The document as YAML.",
+            "content": {"application/yaml": {"schema": DOCUMENT_REF}},
+        },
+        404: NO_SUCH_VERSION,
+    },
 )
 async def export_version(
     owner: Owner,

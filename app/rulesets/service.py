@@ -124,7 +124,8 @@ class RuleSetService:
 
     def _readable(self, owner: str, key: str) -> None:
         if owner not in self._owners():
-            raise NotFound(f"No rule set '{owner}/{key}'.")
+            # An import names no key until its document is read.
+            raise NotFound(f"No rule set '{owner}/{key}'." if key else f"No owner '{owner}'.")
 
     def _sees_drafts(self, owner: str) -> bool:
         """Drafts of shared rule sets are work in progress of the operator tenant."""

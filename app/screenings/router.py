@@ -10,7 +10,17 @@ from app.audit.actions import Action
 from app.audit.trail import Caller
 from app.deps import ScreeningServiceDep, SettingsDep
 from app.engine.determination import LevelOfCare, Urgency
-from app.errors import problem, secured
+from app.errors import (
+    BadRequest,
+    FieldProblem,
+    IdempotencyKeyReused,
+    NotFound,
+    RequestInFlight,
+    Unprocessable,
+    problem,
+    problem_example,
+    secured,
+)
 from app.pagination import Instant
 from app.responses import JSON, json_response
 from app.screenings.schemas import (
@@ -30,6 +40,35 @@ from app.security.access import GuardedRoute, access
 
 router = APIRouter(
     prefix="/v1/screenings", tags=["screenings"], responses=secured(), route_class=GuardedRoute
+)
+
+EXAMPLE_ID = "7d7c1b0e-52a8-4f0e-8f5f-3f1f8c9b2a61"
+INVALID_ANSWERS = problem_example(
+    Unprocessable,
+    'answers/instruments/phq9/items: PHQ-9 item 9 must be one of 0, 1, 2, 3 or "declined"',
+    summary="An answer out of range",
+    errors=[
+        FieldProblem(
+            pointer="#/answers/instruments/phq9/items",
+            detail='PHQ-9 item 9 must be one of 0, 1, 2, 3 or "declined"',
+        )
+    ],
+)
+MISSING_ANSWER = problem_example(
+    Unprocessable,
+    "answers/respondent/age_group: Field required",
+    summary="A required answer left out",
+    errors=[FieldProblem(pointer="#/answers/respondent/age_group", detail="Field required")],
+)
+UNKNOWN_VERSION = problem_example(
+    Unprocessable,
+    "Rule set 'shared/iop-level-of-care' has no version 9.",
+    summary="A pinned version that does not exist",
+    errors=[FieldProblem(pointer="#/rule_set/version", detail="no such version")],
+)
+NO_SUCH_SCREENING = problem(
+    "No such screening (in your tenant).",
+    problem_example(NotFound, f"No screening with id '{EXAMPLE_ID}'."),
 )
 
 
@@ -54,14 +93,33 @@ IdempotencyKey = Annotated[
     status_code=status.HTTP_201_CREATED,
     response_model=ScreeningResponse,
     summary="Screen and store",
-    description="Validate the answers, evaluate them under the active rule-set version (or the "
-    "pinned one) and store the screening with the exact version that decided it. Returns 201 "
-    "with a `Location`. Send an `Idempotency-Key` to make retries safe.",
+    description="Validate the answers, evaluate them under the rule-set version that decides "
+    "your tenant's screenings (your own active version of the key if you have one, else the "
+    "shared one; or the version pinned in `rule_set`) and store the screening: the answers, "
+    "the determination, your `external_reference` and the exact version (with its sha256) "
+    "that decided it, so `replay` reproduces it. Returns 201 with a `Location`; the screening "
+    "belongs to your tenant and is recorded in the audit trail. Use it when the intake is "
+    "complete; to preview while the form is filled in, use `POST /v1/screenings/evaluate`. "
+    "Send an `Idempotency-Key` to make retries safe: the same key and body return the "
+    "original 201 (with `Idempotent-Replayed: true`) and store nothing twice.",
     responses={
-        409: problem("A request with the same Idempotency-Key is still in progress."),
+        409: problem(
+            "A request with the same Idempotency-Key is still in progress (retry after "
+            "`Retry-After`).",
+            problem_example(
+                RequestInFlight, "A request with this Idempotency-Key is still being processed."
+            ),
+        ),
         422: problem(
             "Invalid answers, an unknown, draft or retired rule-set version, or an "
-            "Idempotency-Key reused with another body."
+            "Idempotency-Key reused with another body.",
+            INVALID_ANSWERS,
+            MISSING_ANSWER,
+            UNKNOWN_VERSION,
+            problem_example(
+                IdempotencyKeyReused,
+                "This Idempotency-Key was already used with a different request body.",
+            ),
         ),
     },
 )
@@ -83,8 +141,18 @@ async def create_screening(
     response_model=EvaluationResponse,
     summary="Evaluate without storing",
     description="The same determination as `POST /v1/screenings`, stored nowhere: for intake "
-    "apps that preview the result while the form is being filled.",
-    responses={422: problem("Invalid answers or an unknown, draft or retired rule-set version.")},
+    "apps that preview the result while the form is being filled, and for trying out a "
+    "pinned rule-set version. Neither the answers nor the result are kept, and nothing is "
+    "added to the audit trail (nothing stored is read), so it is safe to retry as it is. Send "
+    "what was asked so far: the determination lists what is still missing.",
+    responses={
+        422: problem(
+            "Invalid answers or an unknown, draft or retired rule-set version.",
+            INVALID_ANSWERS,
+            MISSING_ANSWER,
+            UNKNOWN_VERSION,
+        )
+    },
 )
 async def evaluate_screening(
     caller: Annotated[Caller, access(Action.SCREENING_EVALUATE)],
@@ -98,10 +166,31 @@ async def evaluate_screening(
     "",
     response_model=ScreeningPage,
     summary="List screenings",
-    description="Newest first, with cursor pagination and filters.",
+    description="Your tenant's stored screenings, newest first, as summaries (level, urgency, "
+    "IOP verdict and the rule-set version that decided), filtered by your "
+    "`external_reference`, level, urgency, rule-set version or creation time. Pages follow "
+    "`next_cursor` until it is null. For reporting and work lists; read one screening for "
+    "its full determination.",
     responses={
-        400: problem("The cursor is not valid."),
-        422: problem("A filter is invalid (a date without a time zone, an unknown level, …)."),
+        400: problem(
+            "The cursor is not valid.",
+            problem_example(BadRequest, "The cursor is not one this API returned."),
+        ),
+        422: problem(
+            "A filter is invalid (a date without a time zone, an unknown level, …).",
+            problem_example(
+                Unprocessable,
+                "query/created_from: must be an ISO 8601 date and time with a time zone, for "
+                "example 2026-11-26T00:00:00Z",
+                errors=[
+                    FieldProblem(
+                        pointer="#/query/created_from",
+                        detail="must be an ISO 8601 date and time with a time zone, for "
+                        "example 2026-11-26T00:00:00Z",
+                    )
+                ],
+            ),
+        ),
     },
 )
 async def list_screenings(
@@ -151,7 +240,11 @@ async def list_screenings(
     "/{screening_id}",
     response_model=ScreeningResponse,
     summary="Get a screening",
-    responses={404: problem("No such screening.")},
+    description="A stored screening as it was created: the determination, the rule-set version "
+    "that decided it, and the clinician's latest decision if one was recorded. Another "
+    "tenant's screening ids answer 404, like ids that do not exist. Reading is recorded in the "
+    "audit trail.",
+    responses={404: NO_SUCH_SCREENING},
 )
 async def get_screening(
     caller: Annotated[Caller, access(Action.SCREENING_READ)],
@@ -167,10 +260,18 @@ async def get_screening(
     summary="Replay a screening",
     description="Re-evaluate the stored answers under the version that decided them (the result "
     "must be identical; `identical: false` is worth an alert) or under another version of the "
-    "same rule set (a what-if).",
+    "same rule set (a what-if), your tenant's fork or the shared one (`owner`). Stores "
+    "nothing; an empty body replays under the original version.",
     responses={
-        404: problem("No such screening."),
-        422: problem("An unknown or draft rule-set version."),
+        404: NO_SUCH_SCREENING,
+        422: problem(
+            "An unknown or draft rule-set version.",
+            problem_example(
+                Unprocessable,
+                "Rule set 'shared/iop-level-of-care' has no version 9.",
+                errors=[FieldProblem(pointer="#/version", detail="no such version")],
+            ),
+        ),
     },
 )
 async def replay_screening(
@@ -188,10 +289,34 @@ async def replay_screening(
     response_model=DecisionResponse,
     summary="Record the clinician's decision",
     description="The level the clinician chose and, when it differs from the recommendation, "
-    "coded variance reasons. Decisions are appended; the latest one is shown with the screening.",
+    "coded variance reasons. Decisions are appended, never changed: the latest one is shown "
+    "with the screening, and every one is kept for reporting how often the recommendation is "
+    "followed. Not idempotent: each call records a decision.",
     responses={
-        404: problem("No such screening."),
-        422: problem("Missing or superfluous variance reasons."),
+        404: NO_SUCH_SCREENING,
+        422: problem(
+            "Missing or superfluous variance reasons.",
+            problem_example(
+                Unprocessable,
+                "The final level differs from the recommendation: give at least one variance "
+                "reason.",
+                errors=[
+                    FieldProblem(
+                        pointer="#/variance_reasons", detail="required when the level differs"
+                    )
+                ],
+            ),
+            problem_example(
+                Unprocessable,
+                "comment: a comment is required when a variance reason is 'other'",
+                errors=[
+                    FieldProblem(
+                        pointer="#/comment",
+                        detail="a comment is required when a variance reason is 'other'",
+                    )
+                ],
+            ),
+        ),
     },
 )
 async def record_decision(

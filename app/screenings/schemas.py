@@ -40,7 +40,10 @@ class RuleSetPin(Schema):
         examples=["shared"],
     )
     key: str = Field(
-        default="iop-level-of-care", pattern=RULE_SET_KEY, examples=["iop-level-of-care"]
+        default="iop-level-of-care",
+        pattern=RULE_SET_KEY,
+        description="The rule set's key (`GET /v1/rule-sets` lists them).",
+        examples=["iop-level-of-care"],
     )
     version: int | None = Field(
         default=None,
@@ -48,11 +51,16 @@ class RuleSetPin(Schema):
         le=MAX_VERSION,
         description="A published or active version (not a draft, not a retired one); omit for "
         "the active one.",
+        examples=[1],
     )
 
 
 class ScreeningRequest(Schema):
-    answers: ScreeningAnswers
+    answers: ScreeningAnswers = Field(
+        description="Everything the intake asked, section by section (`GET /v1/questionnaire` "
+        "lists the questions). Leave out what was not asked.",
+        examples=[EXAMPLE_ANSWERS],
+    )
     external_reference: str | None = Field(
         default=None,
         max_length=200,
@@ -61,7 +69,9 @@ class ScreeningRequest(Schema):
         examples=["enc-2026-000123"],
     )
     rule_set: RuleSetPin | None = Field(
-        default=None, description="Pin a rule-set version; the active version decides otherwise."
+        default=None,
+        description="Pin a rule-set version; the active version decides otherwise.",
+        examples=[{"owner": "shared", "key": "iop-level-of-care", "version": 1}],
     )
 
     model_config = ConfigDict(
@@ -119,6 +129,7 @@ class ReplayRequest(Schema):
         max_length=63,
         description="Replay under a version of another owner's rule set of the same key (a "
         "what-if: your fork against the shared one, or back); omit for the original owner.",
+        examples=["shared"],
     )
     version: int | None = Field(
         default=None,
@@ -126,6 +137,7 @@ class ReplayRequest(Schema):
         le=MAX_VERSION,
         description="Another version of the same rule set (a what-if; any version but a draft); "
         "omit to replay under the version that decided the screening.",
+        examples=[2],
     )
 
 
@@ -158,21 +170,31 @@ class VarianceReason(StrEnum):
 
 
 class DecisionRequest(Schema):
-    final_level: LevelOfCare = Field(description="The level of care the clinician chose.")
+    final_level: LevelOfCare = Field(
+        description="The level of care the clinician chose.", examples=["intensive_outpatient"]
+    )
     variance_reasons: list[VarianceReason] = Field(
         default_factory=list,
         max_length=10,
-        description="Required when the final level differs from the recommendation.",
+        description="Required when the final level differs from the recommendation; empty when "
+        "it matches.",
+        examples=[["waitlist"]],
     )
     comment: str | None = Field(
         default=None,
         max_length=2000,
         pattern=NO_NUL,
         validate_default=True,
-        description="Free text; required when a variance reason is 'other'.",
+        description="Free text; required when a variance reason is 'other'. No names or other "
+        "identifying details.",
+        examples=["The IOP has a four-week waitlist; PHP has a place now."],
     )
     decided_by: str = Field(
-        min_length=1, max_length=200, pattern=NO_CONTROL_CHARACTERS, examples=["clinician-042"]
+        min_length=1,
+        max_length=200,
+        pattern=NO_CONTROL_CHARACTERS,
+        description="Your identifier of the clinician who decided (a staff id, not a name).",
+        examples=["clinician-042"],
     )
 
     @field_validator("comment")

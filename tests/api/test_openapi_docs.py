@@ -1,0 +1,485 @@
+"""The OpenAPI document is complete for integrators.
+
+Every operation has a summary, a description written for an integrator, a declared tag and
+examples: of every request body (each valid against its schema and accepted by the API as it
+is) and of its success response. Every error response shows at least one example of its media
+type (problem+json, or an OperationOutcome under /fhir) naming a real problem type. The
+document has a quick start with curl, contact and licence, and security schemes every
+protected operation uses. The answers model documents every field.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import jsonschema_rs
+import pytest
+import yaml
+from openapi_spec_validator import validate
+from pydantic import BaseModel
+
+from app.cds_hooks.schemas import FeedbackRequest, HookRequest
+from app.errors import PROBLEM_BASE, AppError
+from app.questionnaire import Questionnaire
+from app.screenings.schemas import ScreeningRequest
+from tests.api.conftest import EXAMPLES
+
+Json = dict[str, Any]
+Operation = tuple[str, str, Json]  # METHOD, path template, operation object
+
+HTTP_METHODS = ("get", "put", "post", "delete", "patch")
+PROBLEM_JSON = "application/problem+json"
+FHIR_JSON = "application/fhir+json"
+PUBLIC = {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/fhir/r4/metadata")}
+MIN_DESCRIPTION = 80  # characters: more than a restated summary
+# Problem types answered by something else than an AppError: readiness names failing checks.
+OTHER_PROBLEM_SLUGS = {"not-ready": (503, "Not ready to serve")}
+ANSWERS_MODELS = ("ScreeningRequest", "Questionnaire")
+
+
+@pytest.fixture
+async def document(client: httpx.AsyncClient) -> Json:
+    response = await client.get("/openapi.json")
+    assert response.status_code == 200
+    body: Json = response.json()
+    return body
+
+
+def operations(document: Json) -> Iterator[Operation]:
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            if method in HTTP_METHODS:
+                yield method.upper(), path, operation
+
+
+def example_values(media: Json) -> list[Any]:
+    """The examples of a media type object: ``example`` and every ``examples`` entry."""
+    values = [media["example"]] if "example" in media else []
+    for name, entry in media.get("examples", {}).items():
+        assert "value" in entry, f"example {name} has no inline value"
+        assert entry.get("summary"), f"example {name} has no summary"
+        values.append(entry["value"])
+    return values
+
+
+def validator(document: Json, schema: Json) -> Any:
+    """A JSON Schema 2020-12 validator of ``schema``, its refs resolved in the document."""
+    return jsonschema_rs.Draft202012Validator(schema | {"components": document["components"]})
+
+
+def assert_valid(document: Json, schema: Json, value: Any, where: str) -> None:
+    errors = [str(e).splitlines()[0] for e in validator(document, schema).iter_errors(value)]
+    assert not errors, f"{where}: the example does not fit its schema: {errors[:3]}"
+
+
+def problem_types() -> dict[str, tuple[int, str]]:
+    """Every problem type slug the error classes answer with: (status, title)."""
+    found = dict(OTHER_PROBLEM_SLUGS)
+    pending: list[type[AppError]] = [AppError]
+    while pending:
+        error = pending.pop()
+        found[error.slug] = (error.status, error.title)
+        pending.extend(error.__subclasses__())
+    return found
+
+
+def decoded(media_type: str, value: Any) -> Any:
+    """A documented value as data (YAML bodies are documented as text)."""
+    if media_type == "application/yaml":
+        assert isinstance(value, str)
+        return yaml.safe_load(value)
+    return value
+
+
+def is_json(media_type: str) -> bool:
+    return media_type == "application/json" or media_type.endswith("+json")
+
+
+# --- the document as a whole ------------------------------------------------------------------
+
+
+async def test_info_has_a_quick_start_with_curl_contact_and_licence(document: Json) -> None:
+    info = document["info"]
+    assert document["openapi"].startswith("3.1")
+    assert info["title"] == "carelevel"
+    assert re.fullmatch(r"\d+\.\d+\.\d+.*", info["version"])
+    assert info["summary"]
+    assert "Quick start" in info["description"]
+    assert re.search(r"^curl .*/v1/screenings/evaluate", info["description"], re.MULTILINE)
+    assert info["contact"]["name"]
+    assert info["contact"]["url"].startswith("https://")
+    assert info["license"]["name"]
+    assert info["license"].get("identifier") or info["license"].get("url")
+
+
+async def test_the_quick_start_request_is_accepted(
+    document: Json, client: httpx.AsyncClient
+) -> None:
+    description = document["info"]["description"]
+    block = description[description.index("```bash") + 7 : description.rindex("```")]
+    command = next(c for c in block.replace("\\\n", " ").splitlines() if "/evaluate" in c)
+    words = shlex.split(command)
+    body = json.loads(words[words.index("-d") + 1])
+    response = await client.post("/v1/screenings/evaluate", json=body)
+    assert response.status_code == 200, response.text
+
+
+async def test_every_tag_is_declared_and_described(document: Json) -> None:
+    declared = {tag["name"]: tag.get("description", "") for tag in document["tags"]}
+    used = set()
+    for method, path, operation in operations(document):
+        assert operation.get("tags"), f"{method} {path} has no tag"
+        for tag in operation["tags"]:
+            assert tag in declared, f"{method} {path}: tag {tag!r} is not declared"
+            used.add(tag)
+    for name, description in declared.items():
+        assert len(description) >= 40, f"tag {name!r} has no real description"
+    assert used == set(declared), f"declared but unused: {set(declared) - used}"
+
+
+async def test_security_schemes_and_which_operations_use_them(document: Json) -> None:
+    schemes = document["components"]["securitySchemes"]
+    for name in ("bearer", "cdsClient"):
+        assert (schemes[name]["type"], schemes[name]["scheme"]) == ("http", "bearer")
+    for name, scheme in schemes.items():
+        assert scheme.get("description"), f"security scheme {name} is not described"
+    public = set()
+    for method, path, operation in operations(document):
+        requirements = operation.get("security")
+        responses = operation["responses"]
+        if not requirements:
+            public.add((method, path))
+            for status in ("401", "403", "429"):
+                assert status not in responses, f"public {method} {path} documents {status}"
+            continue
+        for requirement in requirements:
+            assert set(requirement) <= set(schemes), f"{method} {path}: {requirement}"
+        assert "401" in responses, f"{method} {path} needs credentials but documents no 401"
+        scopes = [
+            scope for requirement in requirements for s in requirement.values() for scope in s
+        ]
+        assert ("403" in responses) == bool(scopes), f"{method} {path}: 403 iff it needs a scope"
+    assert public == PUBLIC
+
+
+# --- every operation --------------------------------------------------------------------------
+
+
+async def test_every_operation_has_a_summary_description_and_tag(document: Json) -> None:
+    operation_ids = set()
+    for method, path, operation in operations(document):
+        where = f"{method} {path}"
+        summary, description = operation.get("summary", ""), operation.get("description", "")
+        assert summary.strip(), f"{where}: no summary"
+        assert len(summary) <= 80, f"{where}: summary {summary!r}"
+        assert len(description) >= MIN_DESCRIPTION, f"{where}: description {description!r}"
+        assert description.strip() != summary.strip(), where
+        assert operation.get("tags"), where
+        assert operation["operationId"] not in operation_ids, where
+        operation_ids.add(operation["operationId"])
+
+
+async def test_every_request_body_has_examples_that_fit_its_schema(document: Json) -> None:
+    with_bodies = 0
+    for method, path, operation in operations(document):
+        body = operation.get("requestBody")
+        if body is None:
+            continue
+        with_bodies += 1
+        assert body.get("content"), f"{method} {path}"
+        for media_type, media in body["content"].items():
+            values = example_values(media)
+            assert values, f"{method} {path}: no {media_type} request example"
+            for value in values:
+                assert_valid(
+                    document, media["schema"], decoded(media_type, value), f"{method} {path}"
+                )
+    assert with_bodies >= 11
+
+
+async def test_every_success_response_has_an_example(document: Json) -> None:
+    for method, path, operation in operations(document):
+        successes = {s: r for s, r in operation["responses"].items() if s.startswith("2")}
+        assert successes, f"{method} {path} documents no success"
+        for status, response in successes.items():
+            where = f"{method} {path} {status}"
+            assert response.get("description"), where
+            if status == "204":
+                assert not response.get("content"), where
+                continue
+            assert response.get("content"), f"{where}: no content documented"
+            for media_type, media in response["content"].items():
+                values = example_values(media)
+                assert values, f"{where}: no {media_type} example"
+                for value in values:
+                    if not is_json(media_type):  # text (YAML, Prometheus exposition)
+                        assert isinstance(value, str), where
+                        assert value.strip(), where
+                    schema = media.get("schema", {})
+                    if is_json(media_type) or media_type == "application/yaml":
+                        assert_valid(document, schema, decoded(media_type, value), where)
+
+
+async def test_every_error_response_has_an_example_of_its_media_type(document: Json) -> None:
+    types = problem_types()
+    for method, path, operation in operations(document):
+        for status, response in operation["responses"].items():
+            if not status.startswith(("4", "5")):
+                continue
+            where = f"{method} {path} {status}"
+            expected = FHIR_JSON if path.startswith("/fhir/") else PROBLEM_JSON
+            assert response.get("description"), where
+            assert list(response.get("content", {})) == [expected], where
+            media = response["content"][expected]
+            values = example_values(media)
+            assert values, f"{where}: no example"
+            for value in values:
+                assert_valid(document, media["schema"], value, where)
+                if expected == FHIR_JSON:
+                    assert value["resourceType"] == "OperationOutcome", where
+                    assert all(issue.get("diagnostics") for issue in value["issue"]), where
+                    continue
+                assert value["type"].startswith(PROBLEM_BASE), where
+                slug = value["type"].removeprefix(PROBLEM_BASE)
+                assert slug in types, f"{where}: {slug} is no problem type of app.errors"
+                assert (value["status"], value["title"]) == types[slug], where
+                assert str(value["status"]) == status, where
+                if slug == "validation-error" and "report" not in value:  # publish: a report
+                    assert value["errors"], f"{where}: no field named"
+                    assert value["errors"][0]["pointer"].startswith("#"), where
+            headers = response.get("headers", {})
+            if status == "401":
+                assert "WWW-Authenticate" in headers, where
+            if status in ("429", "503"):
+                assert "Retry-After" in headers, where
+
+
+# --- the answers model -----------------------------------------------------------------------
+
+
+def _target(schema: Json, schemas: Json) -> Json | None:
+    """The component a property refers to (directly, or as ``X | None``)."""
+    refs = [schema] + [s for s in schema.get("anyOf", []) if "$ref" in s]
+    for candidate in refs:
+        if "$ref" in candidate:
+            found: Json = schemas[candidate["$ref"].rsplit("/", 1)[-1]]
+            return found
+    return None
+
+
+def _refs(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        if "$ref" in node:
+            yield node["$ref"].rsplit("/", 1)[-1]
+        for value in node.values():
+            yield from _refs(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _refs(value)
+
+
+async def test_every_answers_field_has_a_description_and_examples(document: Json) -> None:
+    schemas = document["components"]["schemas"]
+    seen: set[str] = set()
+    pending = list(ANSWERS_MODELS)
+    properties = 0
+    while pending:
+        name = pending.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        schema = schemas[name]
+        for field, prop in schema.get("properties", {}).items():
+            properties += 1
+            # Pydantic leaves out a $ref's siblings that repeat the referenced schema's own.
+            target = _target(prop, schemas) or {}
+            assert prop.get("description") or target.get("description"), f"{name}.{field}"
+            assert prop.get("examples") or target.get("examples"), f"{name}.{field}"
+        pending.extend(_refs(schema))
+    assert {"ScreeningAnswers", "Instruments", "Phq9", "CssrsScreener", "Logistics"} <= seen
+    assert properties >= 120
+
+
+def _models(root: type[BaseModel]) -> Iterator[type[BaseModel]]:
+    """``root`` and every model its fields use, once each."""
+    seen: set[type[BaseModel]] = set()
+    pending = [root]
+    while pending:
+        model = pending.pop()
+        if model in seen:
+            continue
+        seen.add(model)
+        yield model
+        for field in model.model_fields.values():
+            pending.extend(_model_types(field.annotation))
+
+
+def _model_types(annotation: Any) -> Iterator[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        yield annotation
+    for argument in getattr(annotation, "__args__", ()):
+        yield from _model_types(argument)
+
+
+@pytest.mark.parametrize("root", [ScreeningRequest, Questionnaire])
+def test_every_field_of_the_questionnaire_models_is_documented(root: type[BaseModel]) -> None:
+    for model in _models(root):
+        for name, field in model.model_fields.items():
+            assert field.description, f"{model.__name__}.{name} has no description"
+            assert field.examples, f"{model.__name__}.{name} has no examples"
+
+
+# --- the documented requests work --------------------------------------------------------------
+
+
+def request_examples(document: Json, method: str, path: str) -> list[tuple[str, Any]]:
+    """(media type, body) of every request example of an operation."""
+    content = document["paths"][path][method.lower()]["requestBody"]["content"]
+    return [(media, value) for media, m in content.items() for value in example_values(m)]
+
+
+def send(media_type: str, body: Any) -> Json:
+    """httpx arguments sending ``body`` as documented."""
+    if isinstance(body, str):
+        return {"content": body.encode(), "headers": {"Content-Type": media_type}}
+    return {"content": json.dumps(body).encode(), "headers": {"Content-Type": media_type}}
+
+
+def success(document: Json, method: str, path: str, status: str, name: str) -> Any:
+    """The value of a documented success example."""
+    response = document["paths"][path][method.lower()]["responses"][status]
+    (media,) = response["content"].values()
+    return media["examples"][name]["value"]
+
+
+def without(value: Json, *keys: str) -> Json:
+    return {k: v for k, v in value.items() if k not in keys}
+
+
+async def test_documented_requests_are_accepted_as_they_are(
+    document: Json, client: httpx.AsyncClient
+) -> None:
+    exercised: set[tuple[str, str]] = set()
+
+    async def call(method: str, path: str, url: str, expected: int, **headers: str) -> list[Json]:
+        exercised.add((method, path))
+        answers = []
+        for media_type, body in request_examples(document, method, path):
+            arguments = send(media_type, body)
+            arguments["headers"] |= headers
+            response = await client.request(method, url, **arguments)
+            assert response.status_code == expected, (method, url, body, response.text)
+            answers.append(response.json())
+            if "etag" in response.headers:
+                headers["If-Match"] = response.headers["etag"]
+        return answers
+
+    # Screenings: the documented determination is the service's, byte for byte.
+    evaluated = await call("POST", "/v1/screenings/evaluate", "/v1/screenings/evaluate", 200)
+    documented = success(document, "POST", "/v1/screenings/evaluate", "200", "adult-iop-suitable")
+    assert evaluated[0] == documented
+    stored = await call("POST", "/v1/screenings", "/v1/screenings", 201)
+    expected = success(document, "POST", "/v1/screenings", "201", "stored")
+    assert without(stored[0], "id", "created_at") == without(expected, "id", "created_at")
+    screening = f"/v1/screenings/{stored[0]['id']}"
+    # A what-if needs another published version of the rule set.
+    draft = await client.post("/v1/rule-sets/shared/iop-level-of-care/versions?copy_from=1")
+    assert draft.status_code == 201, draft.text
+    published = await client.post("/v1/rule-sets/shared/iop-level-of-care/versions/2/publish")
+    assert published.status_code == 200, published.text
+    replays = await call("POST", "/v1/screenings/{screening_id}/replay", f"{screening}/replay", 200)
+    assert [r["what_if"] for r in replays] == [False, True]
+    assert replays[0] == success(
+        document, "POST", "/v1/screenings/{screening_id}/replay", "200", "identical"
+    ) | {"screening_id": stored[0]["id"]}
+    decisions = await call(
+        "POST", "/v1/screenings/{screening_id}/decision", f"{screening}/decision", 201
+    )
+    documented_decisions = [
+        success(document, "POST", "/v1/screenings/{screening_id}/decision", "201", name)
+        for name in ("accepted", "overridden")
+    ]
+    for decision, documented_decision in zip(decisions, documented_decisions, strict=True):
+        assert without(decision, "id", "screening_id", "created_at") == without(
+            documented_decision, "id", "screening_id", "created_at"
+        )
+
+    # Rule sets: the documented document imports, drafts, updates and validates as shown.
+    pilot = "/v1/rule-sets/shared/iop-depression-pilot/versions"
+    imported = await call(
+        "POST", "/v1/rule-sets/{owner}/import", "/v1/rule-sets/shared/import", 201
+    )
+    validated = await client.post(f"{pilot}/{imported[0]['version']}/validate")
+    documented_report = success(
+        document,
+        "POST",
+        "/v1/rule-sets/{owner}/{key}/versions/{version}/validate",
+        "200",
+        "publishable",
+    )
+    assert validated.json() == documented_report
+    drafts = await call("POST", "/v1/rule-sets/{owner}/{key}/versions", pilot, 201)
+    version = drafts[-1]["version"]
+    etag = (await client.get(f"{pilot}/{version}")).headers["etag"]
+    await call(
+        "PUT",
+        "/v1/rule-sets/{owner}/{key}/versions/{version}",
+        f"{pilot}/{version}",
+        200,
+        **{"If-Match": etag},
+    )
+
+    # Clients and FHIR.
+    await call("POST", "/v1/clients", "/v1/clients", 201)
+    bundles = await call(
+        "POST",
+        "/fhir/r4/QuestionnaireResponse/$evaluate",
+        "/fhir/r4/QuestionnaireResponse/$evaluate",
+        200,
+    )
+    assert {bundle["resourceType"] for bundle in bundles} == {"Bundle"}
+
+    # CDS Hooks calls need a JWT the EHR signs per call: their examples must fit the models.
+    for _, body in request_examples(document, "POST", "/cds-services/{service_id}"):
+        HookRequest.model_validate(body)
+    for _, body in request_examples(document, "POST", "/cds-services/{service_id}/feedback"):
+        FeedbackRequest.model_validate(body)
+    exercised |= {
+        ("POST", "/cds-services/{service_id}"),
+        ("POST", "/cds-services/{service_id}/feedback"),
+    }
+
+    with_bodies = {(m, p) for m, p, op in operations(document) if "requestBody" in op}
+    assert exercised == with_bodies
+
+
+def without_absent(value: Any) -> Any:
+    """``value`` without the answers that state a condition is absent."""
+    if isinstance(value, dict):
+        return {k: without_absent(v) for k, v in value.items() if v != "absent"}
+    return value
+
+
+async def test_the_documented_answers_are_the_services(
+    document: Json, client: httpx.AsyncClient
+) -> None:
+    questionnaire = await client.get("/v1/questionnaire")
+    assert questionnaire.json() == success(
+        document, "GET", "/v1/questionnaire", "200", "questionnaire"
+    )
+    # The documented screening is examples/adult-iop-suitable.json (absent conditions left out).
+    adult = json.loads((EXAMPLES / "adult-iop-suitable.json").read_text())
+    for path in ("/v1/screenings", "/v1/screenings/evaluate"):
+        (_, first), *_ = request_examples(document, "POST", path)
+        assert first["answers"] == without_absent(adult)
+        # The body Swagger UI fills in is the model's own example too (tests/browser).
+        assert first == document["components"]["schemas"]["ScreeningRequest"]["examples"][0]
+
+
+async def test_the_document_is_valid_openapi_3_1(document: Json) -> None:
+    validate(document)
