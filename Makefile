@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: help install run test lint fuzz docs bench clean
+.PHONY: help install run test lint fuzz browser docs docs-assets bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -32,9 +32,15 @@ test: install  ## lint, check the default rule set, run the test suite
 fuzz: install  ## schemathesis against the running service (every check, fixed seed; see README)
 	tests/fuzz/run
 
+browser: install  ## /docs and /redoc in headless Chromium, offline (screenshots in reports/browser/)
+	timeout 120 $(BIN)/pytest tests/browser
+
 docs: install  ## regenerate docs/rule-sets.md's fact catalogue and the examples in examples/fhir/
 	$(BIN)/python -c "import pathlib, re; from app.engine.catalogue import BEGIN_MARKER as b, END_MARKER as e, render_catalogue; p = pathlib.Path('docs/rule-sets.md'); t = p.read_text(); p.write_text(t[: t.index(b)] + render_catalogue() + t[t.index(e) + len(e):])"
 	$(BIN)/python -c "import json, pathlib; from app.fhir.examples import example_response as r; from app.cds_hooks.examples import example_hook_request as h; from app.fhir.terminology import Vocabulary; v = Vocabulary('https://carelevel.dev/fhir'); [pathlib.Path('examples/fhir', n).write_text(json.dumps(f(v), indent=2) + chr(10)) for n, f in (('questionnaire-response.json', r), ('patient-view-request.json', h))]"
+
+docs-assets: install  ## re-download the pinned Swagger UI and ReDoc releases into app/static/docs
+	$(BIN)/python scripts/vendor_docs_assets.py
 
 bench: install  ## engine micro-benchmark (µs per evaluation)
 	$(BIN)/python bench/engine.py

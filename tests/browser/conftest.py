@@ -1,0 +1,245 @@
+"""Browser tests of the API explorer (/docs) and reference (/redoc), run by ``make browser``.
+
+They start a real ``carelevel serve`` and drive the system Chromium through Playwright, so
+they are not part of the default ``pytest`` run: a test module here is collected only when
+this directory (or a file in it) is named on the command line (``pytest tests/browser``).
+A missing Chromium fails them; it never skips them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    ConsoleMessage,
+    Page,
+    Playwright,
+    Request,
+    Response,
+    Route,
+    sync_playwright,
+)
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+REPORTS = ROOT / "reports" / "browser"
+HOST = "127.0.0.1"
+KEY = re.compile(r"clk_[0-9a-f]{8}\.[A-Za-z0-9_-]{43}")
+START_TIMEOUT_SECONDS = 30.0
+STOP_TIMEOUT_SECONDS = 10.0
+PAGE_TIMEOUT_MS = 15_000
+# Collects Content-Security-Policy violations as the page reports them to itself.
+CSP_LISTENER = """
+window.__cspViolations = [];
+document.addEventListener("securitypolicyviolation", (event) => {
+  window.__cspViolations.push(`${event.effectiveDirective} blocked ${event.blockedURI}`);
+});
+"""
+
+
+def _named_on_command_line(config: pytest.Config) -> bool:
+    for arg in config.args:
+        path = Path(config.invocation_params.dir, arg.split("::")[0]).resolve()
+        if path == HERE or HERE in path.parents:
+            return True
+    return False
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    if (
+        collection_path.parent == HERE
+        and collection_path.name.startswith("test_")
+        and not _named_on_command_line(config)
+    ):
+        return True
+    return None
+
+
+@dataclass(frozen=True)
+class Service:
+    base_url: str
+    api_key: str
+    log: Path
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+@pytest.fixture(scope="session")
+def service() -> Iterator[Service]:
+    """``carelevel serve`` on a free loopback port with a fresh SQLite file, as a newcomer
+    starts it: development mode, so the first start creates the local admin and prints its
+    key, which the tests then use. The server is stopped at the end, pass or fail; its log
+    (the key redacted) is kept in reports/browser/server.log."""
+    REPORTS.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="carelevel-browser-"))
+    port = _free_port()
+    base_url = f"http://{HOST}:{port}"
+    env = {name: value for name, value in os.environ.items() if not name.startswith("CARELEVEL_")}
+    env |= {
+        "CARELEVEL_DATABASE_URL": f"sqlite+aiosqlite:///{work / 'carelevel.db'}",
+        "CARELEVEL_ENVIRONMENT": "development",
+        "CARELEVEL_LOG_LEVEL": "INFO",
+    }
+    log = work / "server.log"
+    command = [str(Path(sys.executable).with_name("carelevel")), "serve", "--host", HOST]
+    with log.open("wb") as output:
+        server = subprocess.Popen(
+            [*command, "--port", str(port)],
+            cwd=work,  # no .env of the developer's is read
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    key = ""
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        while not _ready(f"{base_url}/readyz"):
+            if server.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"carelevel serve did not become ready:\n{log.read_text()}")
+            time.sleep(0.2)
+        found = KEY.search(log.read_text())
+        if found is None:
+            pytest.fail(f"the first start printed no API key:\n{log.read_text()}")
+        key = found.group()
+        yield Service(base_url=base_url, api_key=key, log=log)
+    finally:
+        server.terminate()
+        try:
+            server.wait(STOP_TIMEOUT_SECONDS)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(STOP_TIMEOUT_SECONDS)
+        text = log.read_text()
+        (REPORTS / "server.log").write_text(text.replace(key, "clk_…(redacted)") if key else text)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def chromium_executable() -> str:
+    """The system Chromium (Debian's ``chromium``); CARELEVEL_CHROMIUM names another."""
+    configured = os.environ.get("CARELEVEL_CHROMIUM")
+    found = configured or shutil.which("chromium") or shutil.which("chromium-browser")
+    if not found or not os.access(found, os.X_OK):
+        pytest.fail(
+            "no Chromium: install Debian's `chromium` (apt-get install -y chromium) or set "
+            f"CARELEVEL_CHROMIUM to its path (looked for: {configured or 'chromium on PATH'})"
+        )
+    return found
+
+
+@pytest.fixture(scope="session")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="session")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    chromium = playwright.chromium.launch(
+        executable_path=chromium_executable(),
+        headless=True,
+        timeout=PAGE_TIMEOUT_MS,
+        args=["--no-proxy-server", "--disable-dev-shm-usage"],
+    )
+    yield chromium
+    chromium.close()
+
+
+@dataclass
+class Watch:
+    """What went wrong on a page: requests to anywhere but the service (aborted, so the test
+    runs as if there were no internet), failed requests, error responses, console errors and
+    uncaught exceptions."""
+
+    base_url: str
+    offsite: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def route(self, route: Route) -> None:
+        if urlsplit(route.request.url).hostname == HOST:
+            route.continue_()
+        else:
+            self.offsite.append(route.request.url)
+            route.abort("internetdisconnected")
+
+    def request_failed(self, request: Request) -> None:
+        self.failed.append(f"{request.method} {request.url}: {request.failure}")
+
+    def response(self, response: Response) -> None:
+        if response.status >= 400:
+            self.failed.append(f"{response.request.method} {response.url}: {response.status}")
+
+    def console(self, message: ConsoleMessage) -> None:
+        if message.type == "error":
+            self.errors.append(f"console: {message.text}")
+
+    def page_error(self, error: Any) -> None:
+        self.errors.append(f"uncaught: {error}")
+
+    def problems(self, page: Page) -> list[str]:
+        csp: list[str] = page.evaluate("window.__cspViolations || []")
+        return (
+            [f"off-host request (blocked by the test): {url}" for url in self.offsite]
+            + [f"failed: {failure}" for failure in self.failed]
+            + self.errors
+            + [f"CSP violation: {violation}" for violation in csp]
+        )
+
+
+@pytest.fixture
+def context(browser: Browser) -> Iterator[BrowserContext]:
+    opened = browser.new_context(
+        viewport={"width": 1280, "height": 900}, service_workers="block", locale="en-US"
+    )
+    opened.set_default_timeout(PAGE_TIMEOUT_MS)
+    opened.set_default_navigation_timeout(PAGE_TIMEOUT_MS)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def watch(service: Service) -> Watch:
+    return Watch(base_url=service.base_url)
+
+
+@pytest.fixture
+def page(context: BrowserContext, watch: Watch) -> Page:
+    context.route("**/*", watch.route)
+    context.add_init_script(CSP_LISTENER)
+    opened = context.new_page()
+    opened.on("requestfailed", watch.request_failed)
+    opened.on("response", watch.response)
+    opened.on("console", watch.console)
+    opened.on("pageerror", watch.page_error)
+    return opened
