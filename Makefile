@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: help install run test lint fuzz browser docs docs-assets bench clean
+.PHONY: help install run test lint fuzz browser reliability docs docs-assets bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -34,6 +34,9 @@ fuzz: install  ## schemathesis against the running service (every check, fixed s
 
 browser: install  ## /docs and /redoc in headless Chromium, offline (screenshots in reports/browser/)
 	timeout 120 $(BIN)/pytest tests/browser
+
+reliability: install  ## crash, database outage, pool exhaustion, concurrency: real servers on a private Postgres
+	timeout 600 $(BIN)/pytest tests/reliability
 
 docs: install  ## regenerate docs/rule-sets.md's fact catalogue and the examples in examples/fhir/
 	$(BIN)/python -c "import pathlib, re; from app.engine.catalogue import BEGIN_MARKER as b, END_MARKER as e, render_catalogue; p = pathlib.Path('docs/rule-sets.md'); t = p.read_text(); p.write_text(t[: t.index(b)] + render_catalogue() + t[t.index(e) + len(e):])"

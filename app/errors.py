@@ -340,6 +340,17 @@ def allowed_methods(request: Request) -> list[str]:
     return sorted(methods)
 
 
+# SQLSTATE classes that mean "the database cannot serve now", not "this request is wrong":
+# connection exceptions (08), the server shutting down, crashed or starting up (57P0x), too many
+# connections (53300). A retry after a while succeeds, so they are 503 with Retry-After.
+UNAVAILABLE_SQLSTATES = ("08", "57P", "53300")
+
+
+def _database_is_unavailable(error: DBAPIError) -> bool:
+    sqlstate = str(getattr(error.orig, "sqlstate", None) or "")
+    return sqlstate.startswith(UNAVAILABLE_SQLSTATES)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Every error leaves as problem+json; nothing leaks a stack trace or a submitted value."""
 
@@ -426,7 +437,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(DBAPIError)
     async def _database_error(request: Request, error: DBAPIError) -> JSONResponse:
-        if error.connection_invalidated:
+        if error.connection_invalidated or _database_is_unavailable(error):
             return await _database_unavailable(request, error)
         logger.error("database error: %s", type(error.orig).__name__)
         await audit_failure(request, 500)

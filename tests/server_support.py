@@ -40,13 +40,15 @@ def stop(process: subprocess.Popen[bytes], sig: signal.Signals = signal.SIGINT) 
         process.wait(timeout=5)
 
 
-def server_environment(database: Path, **settings: str) -> dict[str, str]:
-    """This process's environment without its CARELEVEL_ settings, plus an embedded SQLite
-    file in development mode (so the first start prints a local admin's key) and ``settings``
-    (``log_format="json"`` → ``CARELEVEL_LOG_FORMAT=json``)."""
+def server_environment(database: Path | str, **settings: str) -> dict[str, str]:
+    """This process's environment without its CARELEVEL_ settings, plus the database (a path:
+    an embedded SQLite file; a string: a database URL as it is) in development mode (so the
+    first start of a fresh SQLite file prints a local admin's key) and ``settings``
+    (``log_format="json"`` → ``CARELEVEL_LOG_FORMAT=json``, ``environment="production"``)."""
+    url = f"sqlite+aiosqlite:///{database}" if isinstance(database, Path) else database
     env = {name: value for name, value in os.environ.items() if not name.startswith("CARELEVEL_")}
     env |= {
-        "CARELEVEL_DATABASE_URL": f"sqlite+aiosqlite:///{database}",
+        "CARELEVEL_DATABASE_URL": url,
         "CARELEVEL_ENVIRONMENT": "development",
         "PYTHONUNBUFFERED": "1",
     }
@@ -69,10 +71,22 @@ class Server:
         return keys.pop()
 
 
+def kill_process_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL ``process`` and every process of its group at once (a server started with
+    ``process_group=True``: the uvicorn supervisor and its workers), as a crash would."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=10)
+
+
 @contextlib.contextmanager
-def running_server(directory: Path, env: Mapping[str, str], *arguments: str) -> Iterator[Server]:
+def running_server(
+    directory: Path, env: Mapping[str, str], *arguments: str, process_group: bool = False
+) -> Iterator[Server]:
     """``carelevel serve`` on a free loopback port, once ``/healthz`` answers; stopped (SIGINT,
-    then SIGKILL) on leaving, whatever happened."""
+    then SIGKILL) on leaving, whatever happened. With ``process_group``, it leads a process
+    group of its own (its workers with it): ``kill_process_group`` can crash all of them, and
+    none of them is left behind on leaving."""
     port = free_port()
     stderr = directory / f"server-{port}.log"
     with stderr.open("wb") as output:
@@ -83,6 +97,7 @@ def running_server(directory: Path, env: Mapping[str, str], *arguments: str) -> 
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=output,
+            start_new_session=process_group,
         )
     server = Server(process, f"http://127.0.0.1:{port}", stderr)
     try:
@@ -98,3 +113,6 @@ def running_server(directory: Path, env: Mapping[str, str], *arguments: str) -> 
         yield server
     finally:
         stop(process)
+        if process_group:  # a worker the supervisor did not take down with it
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)

@@ -7,8 +7,10 @@ import json
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy.exc import DBAPIError
 
 from app.db import create_engine, create_sessionmaker
+from app.screenings.service import ScreeningService
 from app.settings import Settings
 from tests.api.conftest import EXAMPLES
 
@@ -45,3 +47,25 @@ async def test_requests_needing_the_database_get_503(
         app.state.screening_service.sessions = healthy
         await engine.dispose()
     assert (await client.get("/v1/screenings")).status_code == 200  # and it recovers
+
+
+class _ShuttingDown(Exception):
+    sqlstate = "57P01"  # admin_shutdown: what Postgres answers while it stops
+
+
+class _NotNull(Exception):
+    sqlstate = "23502"
+
+
+@pytest.mark.parametrize(("orig", "status"), [(_ShuttingDown, 503), (_NotNull, 500)])
+async def test_a_database_that_is_stopping_is_503_and_a_broken_statement_500(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch, orig: type[Exception], status: int
+) -> None:
+    async def failing(*args: object, **kwargs: object) -> None:
+        raise DBAPIError("SELECT 1", None, orig(), connection_invalidated=False)
+
+    monkeypatch.setattr(ScreeningService, "page", failing)
+    response = await client.get("/v1/screenings")
+    assert response.status_code == status
+    assert response.headers["content-type"] == "application/problem+json"
+    assert ("retry-after" in response.headers) is (status == 503)
