@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
 from sqlalchemy import JSON, DateTime, Dialect, MetaData, String, TypeDecorator, event
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -17,6 +23,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import DeclarativeBase, Session, SessionTransaction
+from sqlalchemy.sql.elements import ClauseElement
 
 from app.settings import Settings
 
@@ -82,14 +89,110 @@ def create_engine(settings: Settings) -> AsyncEngine:
             cursor.close()
 
         return engine
-    return create_async_engine(
+    engine = create_async_engine(
         settings.database_url,
         pool_size=settings.db_pool_size,
         max_overflow=0,
         pool_timeout=settings.db_pool_timeout_seconds,
-        pool_pre_ping=True,
         hide_parameters=True,  # statements in errors and logs never carry the values
     )
+    check_connections_before_use(engine)
+    return engine
+
+
+# A pooled connection idle for longer than this is pinged before it is handed out.
+PING_AFTER_IDLE_SECONDS = 1.0
+_IDLE_SINCE = "carelevel.idle_since"
+
+
+def check_connections_before_use(engine: AsyncEngine) -> None:
+    """Hand out only live connections, without a round trip per checkout under load.
+
+    A connection the server has closed (a restart, ``pg_terminate_backend``, an idle timeout)
+    is known to be closed as soon as the event loop has read the end of its socket: it is
+    replaced at once. One that has sat idle for more than ``PING_AFTER_IDLE_SECONDS`` is pinged
+    first, as SQLAlchemy's ``pool_pre_ping`` would (which pings every checkout: a BEGIN, a
+    query and a ROLLBACK on asyncpg, three round trips for each unit of work). A failed check
+    makes the pool open a new connection.
+    """
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _checked_in(dbapi_connection: Any, record: Any) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _checked_out(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        if dbapi_connection.driver_connection.is_closed():
+            raise DisconnectionError("the server closed the connection")
+        idle_since = record.info.get(_IDLE_SINCE)
+        if idle_since is not None and time.monotonic() - idle_since > PING_AFTER_IDLE_SECONDS:
+            try:
+                dbapi_connection.ping()
+            except Exception as error:
+                raise DisconnectionError("the connection failed its ping") from error
+
+
+# Errors after which a connection cannot be used again, or the server is going away.
+_UNAVAILABLE = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.CannotConnectNowError,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class DriverStatement:
+    """A Core statement compiled once to asyncpg's SQL, its parameters by name in order."""
+
+    sql: str
+    names: tuple[str, ...]
+    constants: dict[str, Any]
+
+    def arguments(self, values: dict[str, Any]) -> list[Any]:
+        return [values[name] if name in values else self.constants[name] for name in self.names]
+
+
+def for_asyncpg(statement: ClauseElement) -> DriverStatement:
+    """Compile ``statement`` (with ``bindparam``s for what varies) for ``driver_connection``.
+    Values are passed as asyncpg takes them: the column types' own conversions do not run."""
+    compiled = statement.compile(dialect=asyncpg_dialect())  # type: ignore[no-untyped-call]
+    names = tuple(getattr(compiled, "positiontup", None) or ())
+    return DriverStatement(str(compiled), names, dict(compiled.params))
+
+
+@contextlib.asynccontextmanager
+async def driver_connection(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connection]:
+    """A pooled PostgreSQL connection to run single statements on with asyncpg itself, each
+    committing by itself (no transaction is open): for the hot paths, whose one statement
+    would otherwise cost a BEGIN and a COMMIT and SQLAlchemy's execution machinery.
+
+    Failures are those SQLAlchemy would raise: a lost connection (or a server shutting down)
+    invalidates the connection and raises ``OperationalError`` (503 for the API), any other
+    database error ``DBAPIError``; a cancelled statement leaves a connection that is closed
+    rather than returned to the pool.
+    """
+    async with engine.connect() as connection:
+        fairy = await connection.get_raw_connection()
+        driver: asyncpg.Connection = fairy.driver_connection
+        try:
+            yield driver
+        except (
+            asyncpg.PostgresError,
+            asyncpg.InterfaceError,
+            asyncpg.InternalClientError,
+        ) as error:
+            # InternalClientError: a connection the server dropped mid-protocol (a fast
+            # shutdown's FATAL) is left in a state no statement can use: replace it.
+            broken = isinstance(error, asyncpg.InternalClientError)
+            if broken or driver.is_closed() or isinstance(error, _UNAVAILABLE):
+                fairy.invalidate(error)
+                raise OperationalError(None, None, error, connection_invalidated=True) from None
+            raise DBAPIError(None, None, error) from None
+        except (OSError, TimeoutError, asyncio.CancelledError) as error:
+            # the statement's fate is unknown and so is the connection's: close it
+            fairy.invalidate(error if isinstance(error, Exception) else None)
+            raise
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -13,13 +13,16 @@ from app.rulesets.cache import RuleSetCache
 from app.screenings.service import ScreeningService
 from app.settings import Settings
 
+# Every dependency is ``async def``: FastAPI runs a plain ``def`` in a worker thread, a thread
+# hand-off per request for what is an attribute read.
 
-def get_settings_dep(request: Request) -> Settings:
+
+async def get_settings_dep(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_cache(request: Request) -> RuleSetCache:
+async def get_cache(request: Request) -> RuleSetCache:
     cache: RuleSetCache = request.app.state.rule_set_cache
     return cache
 
@@ -35,7 +38,7 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-def get_screening_service(request: Request) -> ScreeningService:
+async def get_screening_service(request: Request) -> ScreeningService:
     service: ScreeningService = request.app.state.screening_service
     return service
 

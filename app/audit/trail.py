@@ -55,21 +55,42 @@ def _printable(value: str | None, limit: int) -> str | None:
     return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "\u2026"
 
 
+def _event_values(
+    caller: Caller, outcome: int, resource_id: str | None, details: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "id": new_id(),
+        "recorded_at": utcnow(),
+        "tenant_id": caller.principal.tenant,
+        "client_id": caller.principal.client_id,
+        "subject": caller.principal.subject,
+        "action": caller.action.value,
+        "resource_type": ACTIONS[caller.action].resource_type.value,
+        "resource_id": _printable(resource_id or caller.resource_id, 300),
+        "outcome": outcome,
+        "request_id": caller.request_id,
+        "source_ip": caller.source_ip,
+        "details": details,
+    }
+
+
 def _event(caller: Caller, outcome: int, resource_id: str | None, details: dict[str, Any]) -> Any:
-    return AuditEvent(
-        id=new_id(),
-        recorded_at=utcnow(),
-        tenant_id=caller.principal.tenant,
-        client_id=caller.principal.client_id,
-        subject=caller.principal.subject,
-        action=caller.action.value,
-        resource_type=ACTIONS[caller.action].resource_type.value,
-        resource_id=_printable(resource_id or caller.resource_id, 300),
-        outcome=outcome,
-        request_id=caller.request_id,
-        source_ip=caller.source_ip,
-        details=details,
-    )
+    return AuditEvent(**_event_values(caller, outcome, resource_id, details))
+
+
+def audit_event_values(
+    caller: Caller,
+    outcome: int,
+    *,
+    resource_id: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> dict[str, Any] | None:
+    """The column values of the event of ``caller``'s action (None for an action that is not
+    audited), for a statement that writes it with the work itself; ``record`` adds the event
+    to a session instead. The caller marks ``caller.recorded`` once that statement ran."""
+    if not ACTIONS[caller.action].audited:
+        return None
+    return _event_values(caller, outcome, resource_id, details or {})
 
 
 def record(

@@ -173,7 +173,7 @@ async def document_from(request: Request) -> str | bytes | dict[str, Any] | None
 def service_for(action: Action) -> Any:
     """The rule-set service for a caller authorized for ``action``."""
 
-    def build(
+    async def build(
         session: SessionDep,
         cache: CacheDep,
         settings: SettingsDep,

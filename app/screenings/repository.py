@@ -2,13 +2,31 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
+from typing import Any
 
-from sqlalchemy import ColumnElement, CursorResult, delete, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+import orjson
+from sqlalchemy import (
+    JSON,
+    Column,
+    ColumnElement,
+    CursorResult,
+    Table,
+    bindparam,
+    delete,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import insert as postgres_insert
+from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from app.audit.models import AuditEvent
+from app.db import Base, DriverStatement, UtcDateTime, driver_connection, for_asyncpg
 from app.pagination import after_row
 from app.rulesets.models import RuleSet, RuleSetVersion
 from app.screenings.models import Decision, IdempotencyRecord, Screening
@@ -166,3 +184,107 @@ def _claim_held_at(
 
 def _changed_one_row(result: object) -> bool:
     return isinstance(result, CursorResult) and result.rowcount == 1
+
+
+# --- PostgreSQL: a screening stored in one statement -----------------------------------------
+
+_SCREENING, _EVENT, _KEY = "s_", "a_", "k_"
+_POSTGRES = asyncpg_dialect()  # type: ignore[no-untyped-call]
+
+
+def _table(model: type[Base]) -> Table:
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+def _parameters(table: Table, prefix: str) -> list[Any]:
+    return [bindparam(prefix + column.key, type_=column.type) for column in table.columns]
+
+
+@cache
+def _one_statement(with_key: bool, with_event: bool) -> DriverStatement:
+    """INSERT the screening; with a key, only if the key is new (its row inserted first, as
+    completed); with an event, the audit event of the screening that was inserted. One
+    statement, so one round trip and one commit: all of it is stored, or none."""
+    screenings, events, keys = _table(Screening), _table(AuditEvent), _table(IdempotencyRecord)
+    screening_columns = [column.key for column in screenings.columns]
+    screening: Any
+    if with_key:
+        claim = (
+            postgres_insert(keys)
+            .values(dict(zip([c.key for c in keys.columns], _parameters(keys, _KEY), strict=True)))
+            .on_conflict_do_nothing()
+            .returning(keys.c.key)
+            .cte("claim")
+        )
+        screening = insert(screenings).from_select(
+            screening_columns, select(*_parameters(screenings, _SCREENING)).select_from(claim)
+        )
+    else:
+        screening = insert(screenings).values(
+            dict(zip(screening_columns, _parameters(screenings, _SCREENING), strict=True))
+        )
+    screening = screening.returning(screenings.c.id)
+    if not with_event:
+        return for_asyncpg(screening)
+    stored = screening.cte("screening")
+    event = insert(events).from_select(
+        [column.key for column in events.columns],
+        select(*_parameters(events, _EVENT)).select_from(stored),
+    )
+    return for_asyncpg(event.returning(events.c.id))
+
+
+class JsonText(str):
+    """A JSON document already serialised (the determination as the engine wrote it), for a
+    JSON column of ``store_in_one_statement``: written as it is."""
+
+
+def _json(value: Any) -> str:
+    # None is JSON null, as the ORM writes it for these columns
+    return value if isinstance(value, JsonText) else orjson.dumps(value).decode()
+
+
+def _converter(column: Column[Any]) -> Callable[[Any], Any] | None:
+    """What the column's type does to a value on its way to asyncpg (which for_asyncpg
+    statements skip): JSON serialised, timestamps checked and converted to UTC."""
+    if isinstance(column.type, JSON):
+        return _json
+    if isinstance(column.type, UtcDateTime):
+        kind = column.type
+        return lambda value: kind.process_bind_param(value, _POSTGRES)
+    return None
+
+
+@cache
+def _converters(table: Table) -> tuple[tuple[str, Callable[[Any], Any] | None], ...]:
+    return tuple((column.key, _converter(column)) for column in table.columns)
+
+
+def _values(prefix: str, table: Table, row: dict[str, Any], values: dict[str, Any]) -> None:
+    """The statement's values for ``row`` (every column must be given)."""
+    for key, convert in _converters(table):
+        value = row[key]
+        values[prefix + key] = value if convert is None else convert(value)
+
+
+async def store_in_one_statement(
+    engine: AsyncEngine,
+    screening: dict[str, Any],
+    event: dict[str, Any] | None,
+    key: dict[str, Any] | None,
+) -> bool:
+    """Store a screening (its column values) with its audit event and its completed
+    idempotency key, in one statement (PostgreSQL). False, and nothing stored, when the key
+    already exists."""
+    statement = _one_statement(key is not None, event is not None)
+    values: dict[str, Any] = {}
+    _values(_SCREENING, _table(Screening), screening, values)
+    if event is not None:
+        _values(_EVENT, _table(AuditEvent), event, values)
+    if key is not None:
+        _values(_KEY, _table(IdempotencyRecord), key, values)
+    async with driver_connection(engine) as connection:
+        stored = await connection.fetchval(statement.sql, *statement.arguments(values))
+    return stored is not None

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import re
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path, Query, Response, status
+from fastapi import APIRouter, Header, Path, Query, Request, Response, status
 
 from app.audit.actions import Action
 from app.audit.trail import Caller
@@ -22,6 +23,7 @@ from app.errors import (
     secured,
 )
 from app.pagination import Instant
+from app.plain_requests import Unplain, bound_directly, plain_header, plain_json_body
 from app.responses import JSON, json_response
 from app.screenings.schemas import (
     MAX_VERSION,
@@ -36,6 +38,7 @@ from app.screenings.schemas import (
     ScreeningRequest,
     ScreeningResponse,
 )
+from app.screenings.service import ScreeningService
 from app.security.access import GuardedRoute, access
 
 router = APIRouter(
@@ -75,6 +78,7 @@ NO_SUCH_SCREENING = problem(
 ScreeningId = Annotated[
     str, Path(max_length=64, pattern=r"^[A-Za-z0-9-]+$", description="The screening's id.")
 ]
+_IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,200}")  # what IdempotencyKey accepts
 IdempotencyKey = Annotated[
     str | None,
     Header(
@@ -86,6 +90,26 @@ IdempotencyKey = Annotated[
         "response and store nothing twice (kept at least 24 hours).",
     ),
 ]
+
+
+async def _bind_create(request: Request, caller: Caller) -> dict[str, Any] | None:
+    try:
+        key = plain_header(request, "idempotency-key", _IDEMPOTENCY_KEY)
+    except Unplain:
+        return None
+    body = await plain_json_body(request, ScreeningRequest)
+    if body is None:
+        return None
+    service: ScreeningService = request.app.state.screening_service
+    return {"caller": caller, "request": body, "service": service, "idempotency_key": key}
+
+
+async def _bind_evaluate(request: Request, caller: Caller) -> dict[str, Any] | None:
+    body = await plain_json_body(request, ScreeningRequest)
+    if body is None:
+        return None
+    service: ScreeningService = request.app.state.screening_service
+    return {"caller": caller, "request": body, "service": service}
 
 
 @router.post(
@@ -123,6 +147,7 @@ IdempotencyKey = Annotated[
         ),
     },
 )
+@bound_directly(_bind_create)
 async def create_screening(
     caller: Annotated[Caller, access(Action.SCREENING_CREATE)],
     request: ScreeningRequest,
@@ -130,10 +155,10 @@ async def create_screening(
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     stored = await service.create(caller, request, idempotency_key)
-    headers = {"Location": f"/v1/screenings/{stored.body['id']}"}
+    headers = {"Location": f"/v1/screenings/{stored.payload['id']}"}
     if stored.replayed:
         headers["Idempotent-Replayed"] = "true"
-    return json_response(stored.body, status.HTTP_201_CREATED, headers)
+    return Response(stored.json(), status.HTTP_201_CREATED, headers, media_type=JSON)
 
 
 @router.post(
@@ -154,6 +179,7 @@ async def create_screening(
         )
     },
 )
+@bound_directly(_bind_evaluate)
 async def evaluate_screening(
     caller: Annotated[Caller, access(Action.SCREENING_EVALUATE)],
     request: ScreeningRequest,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
 from collections.abc import Mapping
@@ -11,9 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from app.audit.trail import Caller, record
+from app.audit.trail import Caller, audit_event_values, record
 from app.db import new_id, utcnow
 from app.engine import DEFAULT_RULE_SET_KEY, ENGINE_VERSION, ScreeningAnswers, evaluate
 from app.engine.compiler import CompiledRuleSet
@@ -31,7 +32,7 @@ from app.rulesets.cache import RuleSetCache, VersionRef
 from app.rulesets.models import VersionStatus
 from app.rulesets.repository import RuleSetRepository
 from app.screenings.models import Decision, IdempotencyRecord, Screening
-from app.screenings.repository import ScreeningRepository
+from app.screenings.repository import JsonText, ScreeningRepository, store_in_one_statement
 from app.screenings.schemas import (
     DecisionRequest,
     ReplayRequest,
@@ -150,6 +151,24 @@ async def resolve_rule_set(
     return Resolved(pinned.id, owner, key, pin.version, compiled)
 
 
+def resolve_from_cache(cache: RuleSetCache, tenant: str, pin: RuleSetPin | None) -> Resolved | None:
+    """What ``resolve_rule_set`` answers when it needs no database: the active version of the
+    key, already compiled in this process (the common case, and what nearly every request
+    asks for). None otherwise (a pinned version, an owner to check, a key not seen active
+    yet): ``resolve_rule_set`` then decides."""
+    if pin is not None and (
+        pin.version is not None or (pin.owner is not None and pin.owner not in (tenant, SHARED))
+    ):
+        return None
+    key = pin.key if pin else DEFAULT_RULE_SET_KEY
+    owners = [pin.owner] if pin is not None and pin.owner else [tenant, SHARED]
+    ref = _active(cache, owners, key)
+    compiled = cache.cached(ref.id) if ref else None
+    if ref is None or compiled is None:
+        return None
+    return Resolved(ref.id, ref.owner, ref.key, ref.version, compiled)
+
+
 def _active(cache: RuleSetCache, owners: list[str], key: str) -> VersionRef | None:
     for owner in owners:
         ref = cache.active(owner, key)
@@ -176,14 +195,34 @@ def stored_rule_set(row: Screening) -> dict[str, Any]:
 
 
 def screening_body(row: Screening, decision: Decision | None = None) -> dict[str, Any]:
+    return _screening_body(
+        row.id,
+        row.created_at,
+        row.external_reference,
+        stored_rule_set(row),
+        row.engine_version,
+        row.determination,
+        decision_body(decision, row) if decision else None,
+    )
+
+
+def _screening_body(
+    screening_id: str,
+    created_at: datetime,
+    external_reference: str | None,
+    rule_set: dict[str, Any],
+    engine_version: str,
+    determination: Any,
+    latest_decision: dict[str, Any] | None,
+) -> dict[str, Any]:
     return {
-        "id": row.id,
-        "created_at": row.created_at,
-        "external_reference": row.external_reference,
-        "rule_set": stored_rule_set(row),
-        "engine_version": row.engine_version,
-        "determination": row.determination,
-        "latest_decision": decision_body(decision, row) if decision else None,
+        "id": screening_id,
+        "created_at": created_at,
+        "external_reference": external_reference,
+        "rule_set": rule_set,
+        "engine_version": engine_version,
+        "determination": determination,
+        "latest_decision": latest_decision,
     }
 
 
@@ -207,7 +246,12 @@ def decision_body(decision: Decision, screening: Screening) -> dict[str, Any]:
 def fingerprint(request: ScreeningRequest, context: dict[str, Any] | None = None) -> str:
     """sha256 of the request's canonical JSON (and of the FHIR context it came with): the same
     body gives the same fingerprint."""
-    body = request.model_dump(mode="json") | ({"fhir_context": context} if context else {})
+    return _fingerprint(request.model_dump(mode="json"), context)
+
+
+def _fingerprint(dumped: dict[str, Any], context: dict[str, Any] | None) -> str:
+    """``fingerprint`` of a request already dumped (``model_dump(mode="json")``)."""
+    body = dumped | ({"fhir_context": context} if context else {})
     return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
@@ -217,11 +261,36 @@ def fingerprint(request: ScreeningRequest, context: dict[str, Any] | None = None
 IN_FLIGHT_LEASE = timedelta(seconds=60)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Stored:
-    body: dict[str, Any]
+    """A stored screening as the API answers it. A screening just evaluated keeps its
+    determination as the engine serialised it: ``json()`` embeds those bytes, and ``body``
+    decodes them only when asked (FHIR and CDS Hooks read the determination)."""
+
+    payload: dict[str, Any]
     replayed: bool
     fhir_context: dict[str, Any] | None = None
+    determination_json: bytes | None = None
+
+    @property
+    def body(self) -> dict[str, Any]:
+        if self.determination_json is not None:
+            decoded = orjson.loads(self.determination_json)
+            self.payload = {
+                name: decoded if name == "determination" else value
+                for name, value in self.payload.items()
+            }
+            self.determination_json = None
+        return self.payload
+
+    def json(self) -> bytes:
+        """The response body: the bytes ``orjson.dumps(self.body)`` would give."""
+        return orjson.dumps(self.payload)
+
+
+def _created(decided: Decided) -> dict[str, Any]:
+    """The details of a creation's audit event: which version decided."""
+    return {"rule_set_version": f"{decided.owner}/{decided.key}/{decided.version}"}
 
 
 def _not_found(screening_id: str) -> NotFound:
@@ -247,6 +316,15 @@ class ScreeningService:
         self.operator_tenant = operator_tenant
         self.metrics = metrics
 
+    @property
+    def postgres(self) -> AsyncEngine | None:
+        """The engine when it is PostgreSQL's, which stores a screening in one statement (see
+        ``_create_in_one_statement``)."""
+        bind = self.sessions.kw.get("bind")
+        if isinstance(bind, AsyncEngine) and bind.dialect.name == "postgresql":
+            return bind
+        return None
+
     def _evaluate(self, compiled: CompiledRuleSet, answers: ScreeningAnswers) -> Determination:
         started = time.perf_counter()
         determination = evaluate(compiled, answers)
@@ -255,15 +333,23 @@ class ScreeningService:
         return determination
 
     async def _decide(
-        self, session: AsyncSession, caller: Caller, request: ScreeningRequest
+        self, session: AsyncSession | None, caller: Caller, request: ScreeningRequest
     ) -> Decided:
-        resolved = await resolve_rule_set(
-            session,
-            self.cache,
-            caller.tenant,
-            request.rule_set,
-            operator_tenant=self.operator_tenant,
-        )
+        """Resolve the version that decides and evaluate under it. Without ``session``, one is
+        opened only when the in-process cache cannot answer (opening and closing a session
+        costs more than an evaluation)."""
+        resolved = resolve_from_cache(self.cache, caller.tenant, request.rule_set)
+        if resolved is None:
+            async with contextlib.AsyncExitStack() as stack:
+                if session is None:
+                    session = await stack.enter_async_context(self.sessions())
+                resolved = await resolve_rule_set(
+                    session,
+                    self.cache,
+                    caller.tenant,
+                    request.rule_set,
+                    operator_tenant=self.operator_tenant,
+                )
         return Decided(
             resolved.version_id,
             resolved.owner,
@@ -274,8 +360,7 @@ class ScreeningService:
         )
 
     async def evaluate_only(self, caller: Caller, request: ScreeningRequest) -> bytes:
-        async with self.sessions() as session:
-            return evaluation_body(await self._decide(session, caller, request))
+        return evaluation_body(await self._decide(None, caller, request))
 
     async def create(
         self,
@@ -288,6 +373,13 @@ class ScreeningService:
         """Evaluate and store a screening; with a key, at most once per key and body.
         ``fhir_context`` is what a QuestionnaireResponse said of its subject and encounter,
         ``response_digest`` what identifies that response (see ``of_response``)."""
+        postgres = self.postgres
+        if postgres is not None:
+            stored = await self._create_in_one_statement(
+                postgres, caller, request, idempotency_key, fhir_context, response_digest
+            )
+            if stored is not None:
+                return stored
         claimed_at = None
         if idempotency_key is not None:
             print_ = fingerprint(request, fhir_context)
@@ -297,42 +389,12 @@ class ScreeningService:
         try:
             async with self.sessions() as session, session.begin():
                 decided = await self._decide(session, caller, request)
-                determination = orjson.loads(determination_to_json(decided.determination))
-                row = Screening(
-                    id=new_id(),
-                    tenant_id=caller.tenant,
-                    client_id=caller.client_id,
-                    created_at=utcnow(),
-                    external_reference=request.external_reference,
-                    idempotency_key=idempotency_key,
-                    rule_set_version_id=decided.version_id,
-                    rule_set_owner=decided.owner,
-                    rule_set_key=decided.key,
-                    rule_set_version=decided.version,
-                    rule_set_sha256=decided.compiled.ref.sha256,
-                    engine_version=ENGINE_VERSION,
-                    status=decided.determination.status.value,
-                    level=determination["recommended_level"]["level"]
-                    if determination["recommended_level"]
-                    else None,
-                    urgency=decided.determination.urgency.value,
-                    iop_verdict=decided.determination.iop.verdict.value,
-                    answers=request.answers.model_dump(mode="json"),
-                    determination=determination,
-                    fhir_context=fhir_context,
-                    response_digest=response_digest,
+                row = self._screening_row(
+                    caller, request, decided, idempotency_key, fhir_context, response_digest
                 )
                 repository = ScreeningRepository(session)
                 repository.add(row)
-                record(
-                    session,
-                    caller,
-                    201,
-                    resource_id=row.id,
-                    details={
-                        "rule_set_version": f"{decided.owner}/{decided.key}/{decided.version}"
-                    },
-                )
+                record(session, caller, 201, resource_id=row.id, details=_created(decided))
                 await session.flush()
                 # A retry may have taken the key over while this request was stuck: it decides.
                 if (
@@ -353,7 +415,119 @@ class ScreeningService:
             raise
         if self.metrics is not None:
             self.metrics.screening_stored(row.level, row.urgency)
-        return Stored(body, replayed=False, fhir_context=fhir_context)
+        return Stored(body, False, fhir_context)
+
+    async def _create_in_one_statement(
+        self,
+        engine: AsyncEngine,
+        caller: Caller,
+        request: ScreeningRequest,
+        idempotency_key: str | None,
+        fhir_context: dict[str, Any] | None,
+        response_digest: str | None,
+    ) -> Stored | None:
+        """PostgreSQL, the common case: evaluate, then store the screening, its audit event and
+        its idempotency key (completed at once) in one statement, one round trip and one
+        commit. None when there is a key and this cannot be the first request with it (the
+        key exists, or the request cannot be decided): the claim path then answers as it
+        always does (a replay, a reused key, a request in flight, or the refusal)."""
+        try:
+            decided = await self._decide(None, caller, request)
+        except Unprocessable:
+            if idempotency_key is None:
+                raise
+            return None  # a retry of a stored request replays even if its pin no longer works
+        values = self._screening_values(
+            caller, request, decided, idempotency_key, fhir_context, response_digest
+        )
+        determination = determination_to_json(decided.determination)
+        if idempotency_key is None:
+            values["answers"] = JsonText(request.answers.model_dump_json())
+        else:  # one dump for the fingerprint and the stored answers
+            dumped = request.model_dump(mode="json")
+            print_ = _fingerprint(dumped, fhir_context)
+            values["answers"] = JsonText(orjson.dumps(dumped["answers"]).decode())
+        values["determination"] = JsonText(determination.decode())
+        screening_id, created_at = values["id"], values["created_at"]
+        event = audit_event_values(caller, 201, resource_id=screening_id, details=_created(decided))
+        key = None
+        if idempotency_key is not None:
+            key = {
+                "tenant_id": caller.tenant,
+                "client_id": caller.client_id,
+                "key": idempotency_key,
+                "fingerprint": print_,
+                "state": "completed",
+                "screening_id": screening_id,
+                "created_at": created_at,
+                "expires_at": created_at + self.idempotency_ttl,
+            }
+        if not await store_in_one_statement(engine, values, event, key):
+            return None
+        if event is not None:
+            caller.recorded = True
+        if self.metrics is not None:
+            self.metrics.screening_stored(values["level"], values["urgency"])
+        body = _screening_body(
+            screening_id,
+            created_at,
+            values["external_reference"],
+            rule_set_used(decided.owner, decided.key, decided.version, values["rule_set_sha256"]),
+            ENGINE_VERSION,
+            orjson.Fragment(determination),
+            None,
+        )
+        return Stored(body, False, fhir_context, determination_json=determination)
+
+    def _screening_row(
+        self,
+        caller: Caller,
+        request: ScreeningRequest,
+        decided: Decided,
+        idempotency_key: str | None,
+        fhir_context: dict[str, Any] | None,
+        response_digest: str | None,
+    ) -> Screening:
+        values = self._screening_values(
+            caller, request, decided, idempotency_key, fhir_context, response_digest
+        )
+        return Screening(
+            **values,
+            answers=request.answers.model_dump(mode="json"),
+            determination=orjson.loads(determination_to_json(decided.determination)),
+        )
+
+    def _screening_values(
+        self,
+        caller: Caller,
+        request: ScreeningRequest,
+        decided: Decided,
+        idempotency_key: str | None,
+        fhir_context: dict[str, Any] | None,
+        response_digest: str | None,
+    ) -> dict[str, Any]:
+        """A screening's columns but its answers and determination."""
+        recommended = decided.determination.recommended_level
+        return {
+            "id": new_id(),
+            "tenant_id": caller.tenant,
+            "client_id": caller.client_id,
+            "created_at": utcnow(),
+            "external_reference": request.external_reference,
+            "idempotency_key": idempotency_key,
+            "rule_set_version_id": decided.version_id,
+            "rule_set_owner": decided.owner,
+            "rule_set_key": decided.key,
+            "rule_set_version": decided.version,
+            "rule_set_sha256": decided.compiled.ref.sha256,
+            "engine_version": ENGINE_VERSION,
+            "status": decided.determination.status.value,
+            "level": recommended.level.value if recommended else None,
+            "urgency": decided.determination.urgency.value,
+            "iop_verdict": decided.determination.iop.verdict.value,
+            "fhir_context": fhir_context,
+            "response_digest": response_digest,
+        }
 
     async def _claim_key(
         self, caller: Caller, key: str, print_: str

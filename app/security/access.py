@@ -9,6 +9,7 @@ request learns nothing about the shape of what it sent.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from app.audit.actions import ACTIONS, Action, resource_id_from_path
 from app.audit.trail import Caller
 from app.errors import Forbidden, TooManyRequests, Unauthorized
+from app.plain_requests import BINDERS
 from app.security.authentication import Authenticator
 from app.security.rate_limit import RateLimiter
 
@@ -54,8 +56,15 @@ def source_address(request: Request) -> str | None:
     """The client's address, only when it is one (behind a trusted proxy it comes from a
     header, and the trail must not store whatever text that header held)."""
     host = request.client.host if request.client else None
+    return _address(host) if host else None
+
+
+@functools.lru_cache(maxsize=4096)
+def _address(host: str) -> str | None:
+    """``host`` as a normalised IP address, None if it is not one (remembered: clients come
+    back from the same few addresses, and parsing one costs more than the lookup)."""
     try:
-        return str(ipaddress.ip_address(host)) if host else None
+        return str(ipaddress.ip_address(host))
     except ValueError:
         return None
 
@@ -141,9 +150,16 @@ class GuardedRoute(APIRoute):
         action = _action_of(self.dependant)
         if action is None:
             return handler
+        endpoint = self.endpoint
+        binder = BINDERS.get(endpoint)  # see app/plain_requests.py
 
         async def guarded(request: Request) -> Response:
-            await authorize(request, action)
+            caller = await authorize(request, action)
+            if binder is not None:
+                arguments = await binder(request, caller)
+                if arguments is not None:
+                    response: Response = await endpoint(**arguments)
+                    return response
             return await handler(request)
 
         return guarded

@@ -7,7 +7,10 @@ from shared addresses. Three stores, chosen by CARELEVEL_RATE_LIMIT_STORAGE:
   cannot be reached the request is let through (a warning is logged): the limiter protects the
   service and must not become the reason it is down.
 - database: one upsert per request in a table of its own (UNLOGGED on Postgres, so it writes
-  no WAL), shared by every process and replica.
+  no WAL), shared by every process and replica. On Postgres it is a single statement that
+  commits by itself: one round trip, and the client's counter row is locked only while the
+  statement runs (in a transaction of its own, every request of a busy client would queue for
+  that row until the previous request's COMMIT came back through the event loop).
 - memory: this process only (one worker, tests).
 
 A fixed window lets a client spend up to twice the limit across a window boundary; with a
@@ -23,11 +26,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from sqlalchemy import delete
+from sqlalchemy import bindparam, delete
 from sqlalchemy.dialects.postgresql import insert as postgres_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from app.db import driver_connection, for_asyncpg
 from app.security.models import RateLimitWindow
 
 logger = logging.getLogger("carelevel.rate_limit")
@@ -98,6 +102,18 @@ class MemoryRateLimiter(_FixedWindow):
         return None
 
 
+_COUNTS = RateLimitWindow.__table__.c
+# One request of a client in a window: its count so far (PostgreSQL, run by asyncpg).
+_HIT = for_asyncpg(
+    postgres_insert(RateLimitWindow)
+    .values(client_id=bindparam("client_id"), window=bindparam("window"), count=1)
+    .on_conflict_do_update(
+        index_elements=[_COUNTS.client_id, _COUNTS.window], set_={"count": _COUNTS.count + 1}
+    )
+    .returning(_COUNTS.count)
+)
+
+
 class DatabaseRateLimiter(_FixedWindow):
     def __init__(
         self,
@@ -108,10 +124,19 @@ class DatabaseRateLimiter(_FixedWindow):
     ) -> None:
         super().__init__(limit, window, clock)
         self.sessions = sessions
+        bind = sessions.kw.get("bind")
+        self.postgres: AsyncEngine | None = (
+            bind if isinstance(bind, AsyncEngine) and bind.dialect.name == "postgresql" else None
+        )
 
     async def hit(self, client_id: str) -> Quota:
         number, reset = self.current()
-        table = RateLimitWindow.__table__.c
+        if self.postgres is not None:
+            async with driver_connection(self.postgres) as connection:
+                arguments = _HIT.arguments({"client_id": client_id, "window": number})
+                count = int(await connection.fetchval(_HIT.sql, *arguments))
+            return self.quota(count, reset)
+        table = _COUNTS
         async with self.sessions() as session, session.begin():
             insert = (
                 postgres_insert

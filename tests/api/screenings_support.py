@@ -6,15 +6,19 @@ import contextlib
 import copy
 import json
 from collections.abc import AsyncIterator, Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 from asgi_lifespan import LifespanManager
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.main import create_app
+from app.screenings.models import IdempotencyRecord
+from app.screenings.schemas import ScreeningRequest
+from app.screenings.service import fingerprint
 from app.settings import Settings
-from tests.api.conftest import EXAMPLES, empty_tables, http_client, new_key
+from tests.api.conftest import EXAMPLES, OPERATOR_TENANT, empty_tables, http_client, new_key
 
 RULE_SET = "/v1/rule-sets/shared/iop-level-of-care"
 PROBLEM_TYPE_BASE = "https://carelevel.dev/problems/"
@@ -144,3 +148,23 @@ async def client_for(schema: AsyncEngine, settings: Settings) -> AsyncIterator[h
         http_client(application, await new_key(application)) as http,
     ):
         yield http
+
+
+async def claim_key_as_a_dead_request_would(
+    schema: AsyncEngine, client_id: str, key: str, body: Json, claimed_at: datetime
+) -> None:
+    """The state a request leaves when its process dies after claiming ``key`` for ``body``
+    and before storing the screening (arranged in the database: no API call can crash)."""
+    print_ = fingerprint(ScreeningRequest.model_validate(body))
+    async with AsyncSession(schema) as session, session.begin():
+        session.add(
+            IdempotencyRecord(
+                tenant_id=OPERATOR_TENANT,
+                client_id=client_id,
+                key=key,
+                fingerprint=print_,
+                state="in_progress",
+                created_at=claimed_at,
+                expires_at=claimed_at + timedelta(hours=24),
+            )
+        )

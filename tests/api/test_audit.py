@@ -23,7 +23,12 @@ from app.screenings.repository import ScreeningRepository
 from app.security.principal import Scope
 from tests.api.access_support import UNKNOWN_ID, protected
 from tests.api.conftest import OPERATOR_TENANT, bearer, client_id_of, http_client, new_key
-from tests.api.screenings_support import RULE_SET, assert_problem, example
+from tests.api.screenings_support import (
+    RULE_SET,
+    assert_problem,
+    claim_key_as_a_dead_request_would,
+    example,
+)
 
 Json = dict[str, Any]
 SENTINEL = "AUDIT-SENTINEL-5521"
@@ -275,10 +280,22 @@ async def test_requests_without_valid_credentials_leave_no_event(
 
 
 async def test_a_write_that_rolls_back_leaves_only_its_failure(
-    client: httpx.AsyncClient, schema: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    schema: AsyncEngine,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The success event is in the transaction of the screening: when that transaction rolls
-    back (here: the Idempotency-Key was taken over meanwhile), neither remains."""
+    back (here: the Idempotency-Key was taken over meanwhile), neither remains.
+
+    A request whose key is new stores its screening, event and key in one statement on
+    PostgreSQL (nothing to roll back half-way); this one takes over the key an abandoned
+    request left in progress, so it completes the key in the screening's transaction."""
+    body = {"answers": example("adult-iop-suitable")}
+    abandoned_at = datetime.now(UTC) - timedelta(minutes=5)
+    await claim_key_as_a_dead_request_would(
+        schema, await client_id_of(app, client), "rolled-back-1", body, abandoned_at
+    )
 
     async def taken_over(*_args: object) -> bool:
         return False
@@ -287,9 +304,7 @@ async def test_a_write_that_rolls_back_leaves_only_its_failure(
     response, event = await one_new_event(
         schema,
         lambda: client.post(
-            "/v1/screenings",
-            json={"answers": example("adult-iop-suitable")},
-            headers={"Idempotency-Key": "rolled-back-1"},
+            "/v1/screenings", json=body, headers={"Idempotency-Key": "rolled-back-1"}
         ),
     )
     assert_problem(response, 409)

@@ -14,20 +14,18 @@ from datetime import UTC, datetime, timedelta, timezone
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.engine import ENGINE_VERSION
-from app.screenings.models import IdempotencyRecord
-from app.screenings.schemas import ScreeningRequest
-from app.screenings.service import fingerprint
 from app.settings import Settings
-from tests.api.conftest import OPERATOR_TENANT, client_id_of
+from tests.api.conftest import client_id_of
 from tests.api.screenings_support import (
     RULE_SET,
     Json,
     all_screenings,
     assert_nothing_stored,
     assert_problem,
+    claim_key_as_a_dead_request_would,
     client_for,
     create,
     draft_version,
@@ -211,26 +209,6 @@ async def test_the_key_of_a_failed_request_can_be_used_again(
     assert fixed.status_code == 201
     assert "idempotent-replayed" not in fixed.headers
     assert [s["id"] for s in await all_screenings(client)] == [fixed.json()["id"]]
-
-
-async def claim_key_as_a_dead_request_would(
-    schema: AsyncEngine, client_id: str, key: str, body: Json, claimed_at: datetime
-) -> None:
-    """The state a request leaves when its process dies after claiming ``key`` for ``body``
-    and before storing the screening (arranged in the database: no API call can crash)."""
-    print_ = fingerprint(ScreeningRequest.model_validate(body))
-    async with AsyncSession(schema) as session, session.begin():
-        session.add(
-            IdempotencyRecord(
-                tenant_id=OPERATOR_TENANT,
-                client_id=client_id,
-                key=key,
-                fingerprint=print_,
-                state="in_progress",
-                created_at=claimed_at,
-                expires_at=claimed_at + timedelta(hours=24),
-            )
-        )
 
 
 async def test_a_key_in_progress_is_409_until_its_lease_runs_out(
