@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: help install run test lint fuzz browser reliability docs docs-assets bench clean
+.PHONY: help install run test lint fuzz browser reliability docs docs-assets bench bench-service clean
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -47,6 +47,9 @@ docs-assets: install  ## re-download the pinned Swagger UI and ReDoc releases in
 
 bench: install  ## engine micro-benchmark (µs per evaluation)
 	$(BIN)/python bench/engine.py
+
+bench-service: install  ## HTTP benchmark against bare FastAPI baselines with wrk on PostgreSQL (docs/performance.md)
+	$(BIN)/python bench/service.py
 
 clean:  ## remove the virtual environment and caches
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis .schemathesis reports
