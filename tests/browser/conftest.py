@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,6 +36,9 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
+from tests.collection import collected_only_when_named
+from tests.server_support import free_port
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 REPORTS = ROOT / "reports" / "browser"
@@ -54,22 +56,7 @@ document.addEventListener("securitypolicyviolation", (event) => {
 """
 
 
-def _named_on_command_line(config: pytest.Config) -> bool:
-    for arg in config.args:
-        path = Path(config.invocation_params.dir, arg.split("::")[0]).resolve()
-        if path == HERE or HERE in path.parents:
-            return True
-    return False
-
-
-def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
-    if (
-        collection_path.parent == HERE
-        and collection_path.name.startswith("test_")
-        and not _named_on_command_line(config)
-    ):
-        return True
-    return None
+pytest_ignore_collect = collected_only_when_named(HERE)
 
 
 @dataclass(frozen=True)
@@ -77,13 +64,6 @@ class Service:
     base_url: str
     api_key: str
     log: Path
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def _ready(url: str) -> bool:
@@ -102,7 +82,7 @@ def service() -> Iterator[Service]:
     (the key redacted) is kept in reports/browser/server.log."""
     REPORTS.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="carelevel-browser-"))
-    port = _free_port()
+    port = free_port()
     base_url = f"http://{HOST}:{port}"
     env = {name: value for name, value in os.environ.items() if not name.startswith("CARELEVEL_")}
     env |= {

@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 
 from app.operations.metrics import MULTIPROCESS_ENV
+from tests.collection import collected_only_when_named
 from tests.reliability.support import (
     PrivateCluster,
     Watchdog,
@@ -40,22 +41,7 @@ from tests.server_support import Server, free_port, running_server, server_envir
 HERE = Path(__file__).resolve().parent
 
 
-def _named_on_command_line(config: pytest.Config) -> bool:
-    for arg in config.args:
-        path = Path(config.invocation_params.dir, arg.split("::")[0]).resolve()
-        if path == HERE or HERE in path.parents:
-            return True
-    return False
-
-
-def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
-    if (
-        collection_path.parent == HERE
-        and collection_path.name.startswith("test_")
-        and not _named_on_command_line(config)
-    ):
-        return True
-    return None
+pytest_ignore_collect = collected_only_when_named(HERE)
 
 
 @dataclass
