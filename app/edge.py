@@ -8,17 +8,19 @@ carry health information and credentials.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 import re
 import time
-import uuid
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 if TYPE_CHECKING:
     from app.operations.metrics import Metrics
+    from app.security.rate_limit import Quota
 
 logger = logging.getLogger("carelevel.access")
 
@@ -59,13 +61,31 @@ def request_id_of(headers: list[tuple[bytes, bytes]]) -> str:
             if _REQUEST_ID.fullmatch(text):
                 return text
             break
-    return str(uuid.uuid4())
+    return new_request_id()
+
+
+def new_request_id() -> str:
+    """A random (version 4) UUID as text: what ``str(uuid.uuid4())`` gives, built without the
+    ``UUID`` object, which costs several times more and is made for every request."""
+    digits = os.urandom(16).hex()
+    variant = _VARIANT[int(digits[16], 16) & 3]
+    return f"{digits[:8]}-{digits[8:12]}-4{digits[13:16]}-{variant}{digits[17:20]}-{digits[20:]}"
+
+
+_VARIANT = "89ab"  # RFC 9562: the two top bits of the variant nibble are 10
+_API_DEFAULTS = _EVERYWHERE + _API_ONLY
+_DOCS_DEFAULTS = _EVERYWHERE + _DOCS_ONLY
+_ASSETS_DEFAULTS = _EVERYWHERE + _DOCS_ONLY + _ASSETS_ONLY
+_ACCESS_FORMAT = (
+    "method=%s route=%s status=%d duration_ms=%.1f request_id=%s client_id=%s tenant=%s"
+)
 
 
 class Edge:
     def __init__(self, app: ASGIApp, metrics: Metrics | None = None) -> None:
         self.app = app
         self.metrics = metrics
+        self._unwritten: list[_AccessEntry] = []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -75,26 +95,21 @@ class Edge:
         request_id = request_id_of(scope["headers"])
         state: dict[str, Any] = scope.setdefault("state", {})
         state["request_id"] = request_id
-        is_asset = scope["path"].startswith(DOCS_ASSETS)
-        is_docs = is_asset or scope["path"] in DOCS_PATHS
+        path: str = scope["path"]
+        defaults: tuple[tuple[bytes, bytes], ...]
+        if path.startswith(DOCS_ASSETS):
+            defaults = _ASSETS_DEFAULTS
+        else:
+            defaults = _DOCS_DEFAULTS if path in DOCS_PATHS else _API_DEFAULTS
         status = 500
 
         async def send_with_headers(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                headers = MutableHeaders(scope=message)
-                headers["x-request-id"] = request_id
-                extra = (_DOCS_ONLY + _ASSETS_ONLY) if is_asset else _DOCS_ONLY
-                for name, value in _EVERYWHERE + (extra if is_docs else _API_ONLY):
-                    if name.decode() not in headers:
-                        headers.raw.append((name, value))
-                if scope.get("scheme") == "https":
-                    headers.raw.append(_HSTS)
-                quota = state.get("quota")
-                if quota is not None:
-                    for name, value in quota.headers().items():
-                        headers[name] = value
+                message["headers"] = _with_edge_headers(
+                    message.get("headers", ()), request_id, defaults, scope, state.get("quota")
+                )
             await send(message)
 
         try:
@@ -102,24 +117,73 @@ class Edge:
         except Exception:  # already answered 500 and logged by type by the error handler
             status = 500
         finally:
-            self._log(scope, state, status, time.perf_counter() - started)
+            seconds = time.perf_counter() - started
+            route: str | None = getattr(scope.get("route"), "path", None)
+            if self.metrics is not None:
+                self.metrics.request(scope["method"], route, status, seconds)
+            self._log_later((scope["method"], route, status, seconds, request_id, state))
 
-    def _log(self, scope: Scope, state: dict[str, Any], status: int, seconds: float) -> None:
-        route: str | None = getattr(scope.get("route"), "path", None)
-        principal = state.get("principal")
-        fields = {
-            "method": scope["method"],
-            "route": route or "-",
-            "status": status,
-            "duration_ms": round(seconds * 1000, 1),
-            "request_id": state["request_id"],
-            "client_id": principal.client_id if principal else "-",
-            "tenant": principal.tenant if principal else "-",
-        }
-        logger.info(
-            "method=%s route=%s status=%d duration_ms=%.1f request_id=%s client_id=%s tenant=%s",
-            *fields.values(),
-            extra={"access": fields},  # the JSON log format writes these as its fields
-        )
-        if self.metrics is not None:
-            self.metrics.request(scope["method"], route, status, seconds)
+    def _log_later(self, entry: _AccessEntry) -> None:
+        """Write the access line once the event loop's current turn is over, with the lines
+        of every other request that ended in it. Under load many requests end in one turn, and
+        writing their lines back to back costs a fraction of writing each between two
+        requests' work (see docs/performance.md); alone, a request's line follows at once."""
+        if not self._unwritten:
+            asyncio.get_running_loop().call_soon(self._write_access_lines)
+        self._unwritten.append(entry)
+
+    def _write_access_lines(self) -> None:
+        entries, self._unwritten = self._unwritten, []
+        if not logger.isEnabledFor(logging.INFO):
+            return
+        for method, route, status, seconds, request_id, state in entries:
+            principal = state.get("principal")
+            fields = {
+                "method": method,
+                "route": route or "-",
+                "status": status,
+                "duration_ms": round(seconds * 1000, 1),
+                "request_id": request_id,
+                "client_id": principal.client_id if principal else "-",
+                "tenant": principal.tenant if principal else "-",
+            }
+            # logger.info() would first walk the stack for the caller's file and line, which
+            # no formatter here prints: the record is made and handled directly instead.
+            record = logger.makeRecord(
+                logger.name,
+                logging.INFO,
+                __file__,
+                0,
+                _ACCESS_FORMAT,
+                tuple(fields.values()),
+                None,
+                extra={"access": fields},  # the JSON log format writes these as its fields
+            )
+            logger.handle(record)
+
+
+# method, route template, status, seconds, request id, request state (its principal)
+_AccessEntry = tuple[str, str | None, int, float, str, dict[str, Any]]
+
+
+def _with_edge_headers(
+    headers: Iterable[tuple[bytes, bytes]],
+    request_id: str,
+    defaults: tuple[tuple[bytes, bytes], ...],
+    scope: Scope,
+    quota: Quota | None,
+) -> list[tuple[bytes, bytes]]:
+    """The response's headers with the request id, the security defaults it does not set
+    itself, HSTS over HTTPS and the rate-limit fields (replacing any of the same name)."""
+    replaced = {b"x-request-id"}
+    added = [(b"x-request-id", request_id.encode("latin-1"))]
+    if quota is not None:
+        for name, value in quota.raw_headers():
+            replaced.add(name)
+            added.append((name, value))
+    kept = [(name, value) for name, value in headers if name.lower() not in replaced]
+    present = {name.lower() for name, _ in kept}
+    kept += [header for header in defaults if header[0] not in present]
+    if scope.get("scheme") == "https":
+        kept.append(_HSTS)
+    return kept + added

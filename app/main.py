@@ -29,6 +29,7 @@ from app.clients.service import create_client
 from app.db import create_engine, create_sessionmaker, utcnow
 from app.edge import Edge
 from app.errors import install_error_handlers, secured
+from app.fast_lane import FastLane
 from app.fhir.router import router as fhir_router
 from app.fhir.service import FhirService
 from app.fhir.terminology import Vocabulary
@@ -195,10 +196,13 @@ def create_rate_limiter(
 
 class Carelevel(FastAPI):
     """FastAPI with the request edge (request id, security headers, access log) outside
-    everything, error handling included, so that every response carries them."""
+    everything, error handling included, so that every response carries them, and the fast
+    lane of the hot operations between the edge and the middleware stack."""
 
     def build_middleware_stack(self) -> ASGIApp:
-        return Edge(super().build_middleware_stack(), self.state.metrics)
+        stack = super().build_middleware_stack()
+        lane = FastLane(stack, self, screenings_router.routes, self.state.settings.max_body_bytes)
+        return Edge(lane, self.state.metrics)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -266,6 +270,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         license_info={"name": "Apache-2.0", "identifier": "Apache-2.0"},
         contact={"name": "carelevel maintainers", "url": "https://carelevel.dev"},
+        # FastAPI's own OpenTelemetry export stays off whatever the environment configures:
+        # carelevel exports its metrics and access lines itself, and spans could carry
+        # request values (health information). It also saves a check on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.openapi = lambda: complete_openapi(app)  # type: ignore[method-assign]
     app.state.settings = settings

@@ -4,14 +4,17 @@ For every request FastAPI solves the operation's dependency tree, parses the con
 ``email.message``, decodes the body with the standard ``json`` module and validates it; for
 ``POST /v1/screenings`` and ``POST /v1/screenings/evaluate``, the operations intake apps call
 for every screening, that is a large share of the time the service spends on a request (see
-docs/performance.md). An endpoint marked ``@bound_directly(binder)`` is called by its route
-(``GuardedRoute``) with the arguments the binder builds from a *plainly valid* request: a JSON
-content type, a body that orjson decodes to what ``json`` would (no number of 19 digits or
-more, which orjson and ``json`` read differently) and that the body model accepts, header
-values that need no validation beyond a pattern. The values are those FastAPI would have
-passed (the same model validated in the same mode from the same data). Any other request,
-invalid or merely unusual, goes through FastAPI's own handler, so every error response is
-exactly FastAPI's.
+docs/performance.md). An endpoint marked ``@bound_directly(binder)`` is called (by its route,
+``GuardedRoute``, or before the middleware stack by ``app/fast_lane.py``) with the arguments
+the binder builds from a *plainly valid* request: a JSON content type, a body that the body
+model accepts when it parses the JSON itself (``model_validate_json``: no intermediate
+objects), header values that need no validation beyond a pattern. The values are those FastAPI
+would have passed: Pydantic's JSON parser reads every document ``json`` accepts and the model
+admits as ``json`` does (large integers exactly, NaN and Infinity, the last of repeated keys,
+escapes), and refuses what ``json`` reads but JSON forbids (a byte order mark, UTF-16, a lone
+surrogate), which then goes FastAPI's way; ``tests/api/test_plain_requests.py`` sends such
+bodies both ways. Any other request, invalid or merely unusual, goes through FastAPI's own
+handler, so every error response is exactly FastAPI's.
 """
 
 from __future__ import annotations
@@ -20,7 +23,6 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-import orjson
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
 
@@ -31,11 +33,10 @@ Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
 Model = TypeVar("Model", bound=BaseModel)
 
 BINDERS: dict[Callable[..., Any], Binder] = {}
+# Set in the request state when a binder has already declined the request (app/fast_lane.py),
+# so that the route does not bind it a second time.
+DECLINED_BY_BINDER = "declined_by_binder"
 
-# orjson reads integers beyond 64 bits as floats: a body with a run of 19 digits goes the
-# standard way (every digit mapped to 0, then one substring search: a regex costs 15 times more)
-_DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
-_LONG_NUMBER = b"0" * 19
 _JSON_TYPES = frozenset({"application/json"})
 
 
@@ -56,11 +57,11 @@ async def plain_json_body(request: Request, model: type[Model]) -> Model | None:
     if content_type is None or content_type.partition(";")[0].strip().lower() not in _JSON_TYPES:
         return None
     body = await request.body()
-    if not body or _LONG_NUMBER in body.translate(_DIGITS_AS_ZERO):
+    if not body:
         return None
     try:
-        return model.model_validate(orjson.loads(body))
-    except (orjson.JSONDecodeError, ValidationError):
+        return model.model_validate_json(body)
+    except ValidationError:  # invalid JSON included: FastAPI reports it its own way
         return None
 
 

@@ -33,6 +33,7 @@ from app.engine.determination import (
     Stage,
     TraceStep,
     Urgency,
+    with_json,
 )
 from app.engine.expressions import CompiledCondition, ExpressionError, FactType, compile_condition
 from app.engine.facts import (
@@ -103,8 +104,8 @@ class _RuleOutcomes:
 
 def _outcomes(stage: Stage, rule_id: str, description: str) -> dict[str, Any]:
     return {
-        "fired_step": TraceStep(stage, rule_id, RuleResult.FIRED),
-        "not_fired_step": TraceStep(stage, rule_id, RuleResult.NOT_FIRED),
+        "fired_step": with_json(TraceStep(stage, rule_id, RuleResult.FIRED)),
+        "not_fired_step": with_json(TraceStep(stage, rule_id, RuleResult.NOT_FIRED)),
         "reason": Reason(rule_id, description),
     }
 

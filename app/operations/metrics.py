@@ -52,6 +52,9 @@ def multiprocess_mode() -> bool:
     return bool(os.environ.get(MULTIPROCESS_ENV))
 
 
+_SERIES_KEPT = 4096  # (method, route template, status): a few hundred in practice
+
+
 class Metrics:
     """The service's instruments. One set per application (tests build many in a process);
     in multiprocess mode they are not registered anywhere: the scrape collects every worker's
@@ -116,13 +119,22 @@ class Metrics:
             "Requests refused with 429 because the client's rate limit was spent.",
             registry=registry,
         )
+        self._request_series: dict[tuple[str, str | None, int], tuple[Any, Any]] = {}
 
     # --- recording ------------------------------------------------------------------------
 
     def request(self, method: str, route: str | None, status: int, seconds: float) -> None:
-        template = route or UNMATCHED_ROUTE
-        self.http_requests.labels(method, template, str(status)).inc()
-        self.http_duration.labels(method, template).observe(seconds)
+        series = self._request_series.get((method, route, status))
+        if series is None:  # labels() checks and locks on every call: its children are kept
+            template = route or UNMATCHED_ROUTE
+            series = (
+                self.http_requests.labels(method, template, str(status)),
+                self.http_duration.labels(method, template),
+            )
+            if len(self._request_series) < _SERIES_KEPT:
+                self._request_series[(method, route, status)] = series
+        series[0].inc()
+        series[1].observe(seconds)
         if status == 429:
             self.rate_limited.inc()
 

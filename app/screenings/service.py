@@ -183,7 +183,7 @@ def evaluation_body(decided: Decided) -> bytes:
             "rule_set": rule_set_used(
                 decided.owner, decided.key, decided.version, decided.compiled.ref.sha256
             ),
-            "determination": decided.determination,
+            "determination": orjson.Fragment(determination_to_json(decided.determination)),
         }
     )
 

@@ -23,7 +23,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from app.audit.actions import ACTIONS, Action, resource_id_from_path
 from app.audit.trail import Caller
 from app.errors import Forbidden, TooManyRequests, Unauthorized
-from app.plain_requests import BINDERS
+from app.plain_requests import BINDERS, DECLINED_BY_BINDER
 from app.security.authentication import Authenticator
 from app.security.rate_limit import RateLimiter
 
@@ -47,16 +47,19 @@ class Guard:
 
 def _credentials(request: Request) -> str | None:
     """The bearer credential of ``request`` (RFC 6750: the scheme is case-insensitive)."""
-    scheme, _, value = request.headers.get("authorization", "").partition(" ")
-    value = value.strip()
-    return value if scheme.lower() == "bearer" and value else None
+    for name, value in request.scope["headers"]:
+        if name == b"authorization":
+            scheme, _, credential = value.decode("latin-1").partition(" ")
+            credential = credential.strip()
+            return credential if scheme.lower() == "bearer" and credential else None
+    return None
 
 
 def source_address(request: Request) -> str | None:
     """The client's address, only when it is one (behind a trusted proxy it comes from a
     header, and the trail must not store whatever text that header held)."""
-    host = request.client.host if request.client else None
-    return _address(host) if host else None
+    client = request.scope.get("client")
+    return _address(client[0]) if client and client[0] else None
 
 
 @functools.lru_cache(maxsize=4096)
@@ -72,7 +75,10 @@ def _address(host: str) -> str | None:
 async def authorize(request: Request, action: Action) -> Caller:
     """Authenticate, rate-limit and check the scopes of ``action`` for ``request``: the
     ``Caller`` (401, 429, 403 otherwise). Done once per request."""
-    existing: Caller | None = getattr(request.state, "caller", None)
+    # The request state's own dictionary: what request.state reads and writes, without the
+    # attribute protocol (a missing attribute costs an exception).
+    state: dict[str, Any] = request.scope.setdefault("state", {})
+    existing: Caller | None = state.get("caller")
     if existing is not None:
         return existing
     guard: Guard = request.app.state.guard
@@ -82,26 +88,27 @@ async def authorize(request: Request, action: Action) -> Caller:
             "Send credentials: Authorization: Bearer <API key or access token>.", error=None
         )
     principal = await guard.authenticator.authenticate(token)
-    request.state.principal = principal
+    state["principal"] = principal
     quota = await guard.rate_limiter.hit(principal.client_id)
-    request.state.quota = quota
+    state["quota"] = quota
     if not quota.allowed:
         raise TooManyRequests(
             f"This client made more than {quota.limit} requests in the current window; "
             f"retry in {quota.reset_seconds} s.",
             headers={"Retry-After": str(quota.reset_seconds)},
         )
+    path_params = request.scope.get("path_params")
     caller = Caller(
         principal=principal,
         action=action,
-        request_id=getattr(request.state, "request_id", None),
+        request_id=state.get("request_id"),
         source_ip=source_address(request),
-        resource_id=resource_id_from_path(request.path_params),
+        resource_id=resource_id_from_path(path_params) if path_params else None,
     )
-    request.state.caller = caller  # failed requests are audited from the error handlers
+    state["caller"] = caller  # failed requests are audited from the error handlers
     required = ACTIONS[action].scopes
-    missing = principal.missing(required)
-    if missing:
+    if not required <= principal.scopes:
+        missing = principal.missing(required)
         raise Forbidden(
             f"This client lacks the scope this operation needs: {' '.join(sorted(missing))}.",
             headers={
@@ -130,11 +137,12 @@ def access(action: Action) -> Any:
     return Security(_Access(action), scopes=sorted(ACTIONS[action].scopes))
 
 
-def _action_of(dependant: Dependant) -> Action | None:
+def action_of(dependant: Dependant) -> Action | None:
+    """The action a route's dependency tree authorizes, if any."""
     for dependency in dependant.dependencies:
         if isinstance(dependency.call, _Access):
             return dependency.call.action
-        found = _action_of(dependency)
+        found = action_of(dependency)
         if found is not None:
             return found
     return None
@@ -147,7 +155,7 @@ class GuardedRoute(APIRoute):
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
-        action = _action_of(self.dependant)
+        action = action_of(self.dependant)
         if action is None:
             return handler
         endpoint = self.endpoint
@@ -155,7 +163,7 @@ class GuardedRoute(APIRoute):
 
         async def guarded(request: Request) -> Response:
             caller = await authorize(request, action)
-            if binder is not None:
+            if binder is not None and not request.scope["state"].get(DECLINED_BY_BINDER):
                 arguments = await binder(request, caller)
                 if arguments is not None:
                     response: Response = await endpoint(**arguments)

@@ -46,12 +46,13 @@ class Quota:
     remaining: int
     reset_seconds: int  # until the window ends
 
-    def headers(self) -> dict[str, str]:
-        """RateLimit-Policy and RateLimit fields (draft-ietf-httpapi-ratelimit-headers)."""
-        return {
-            "RateLimit-Policy": f'"client";q={self.limit}',
-            "RateLimit": f'"client";r={self.remaining};t={self.reset_seconds}',
-        }
+    def raw_headers(self) -> tuple[tuple[bytes, bytes], tuple[bytes, bytes]]:
+        """RateLimit-Policy and RateLimit fields (draft-ietf-httpapi-ratelimit-headers), as
+        ASGI headers."""
+        return (
+            (b"ratelimit-policy", b'"client";q=%d' % self.limit),
+            (b"ratelimit", b'"client";r=%d;t=%d' % (self.remaining, self.reset_seconds)),
+        )
 
 
 class RateLimiter(Protocol):

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.clients.models import ApiClient
-from app.security.access import GuardedRoute, _action_of
+from app.security.access import GuardedRoute, action_of
 from app.security.principal import ALL_SCOPES, Scope
 from tests.api.access_support import PUBLIC, Operation, assert_refused, operations, protected
 from tests.api.conftest import bearer, http_client, new_key
@@ -79,7 +79,7 @@ async def test_every_operation_refuses_a_request_without_credentials(
 
 def test_every_protected_route_authorizes_before_reading_its_body(app: FastAPI) -> None:
     for route in app.routes:
-        if isinstance(route, APIRoute) and _action_of(route.dependant) is not None:
+        if isinstance(route, APIRoute) and action_of(route.dependant) is not None:
             assert isinstance(route, GuardedRoute), route.path
 
 

@@ -52,6 +52,18 @@ CASES: list[tuple[str, bytes, dict[str, str]]] = [
     ("a list", b"[]", JSON),
     ("empty", b"", JSON),
     ("a lone surrogate", BODY.replace(b'"adult"', b'"adult\\ud800"', 1), JSON),
+    ("a surrogate pair", BODY.replace(b'"adult"', b'"adult\\ud83d\\ude00"', 1), JSON),
+    ("an escaped value", BODY.replace(b'"adult"', b'"\\u0061dult"', 1), JSON),
+    ("a repeated key", BODY.replace(b"{", b'{"answers": 1, ', 1), JSON),
+    ("an exponent", BODY.replace(b": 25", b": 2.5e1", 1), JSON),
+    ("an overflowing float", BODY.replace(b": 25", b": 1e400", 1), JSON),
+    ("Infinity", BODY.replace(b": 25", b": Infinity", 1), JSON),
+    ("a negative zero", BODY.replace(b": 25", b": -0", 1), JSON),
+    ("UTF-16", BODY.decode().encode("utf-16"), JSON),
+    ("invalid UTF-8", BODY.replace(b'"adult"', b'"adult\xff"', 1), JSON),
+    ("a control character", BODY.replace(b'"adult"', b'"adu\x01lt"', 1), JSON),
+    ("trailing data", BODY + b" {}", JSON),
+    ("a comment", b"/* c */" + BODY, JSON),
 ]
 
 

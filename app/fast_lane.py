@@ -1,0 +1,165 @@
+"""The hot operations past the ASGI middleware stack, with the stack's outcomes.
+
+Between the edge and a route, every request crosses FastAPI's and Starlette's middleware
+stack: the server-error layer, the telemetry layer, FastAPI's body limit, carelevel's body
+cap, the exception layer, the exit stack and the router, each wrapping ``send`` once more.
+For ``POST /v1/screenings`` and ``POST /v1/screenings/evaluate``, the operations intake apps
+call for every screening, crossing it costs about as much as evaluating the answers (see
+docs/performance.md).
+
+``FastLane`` sits between the edge and that stack. A request for one of the routes marked
+``@bound_directly`` (app/plain_requests.py) whose body is declared within the body cap (a
+Content-Length, no chunked body) and that CORS need not see (no Origin when CORS is
+configured) is answered here by the functions the route itself calls: ``authorize``, the
+route's binder and its endpoint. An error raised on the way is answered by the exception
+handler the stack would have chosen for it. Every other request goes into the stack
+untouched, and so does one whose body the binder finds not plainly valid, its body replayed:
+the stack then answers it exactly as it always did, without authorizing it a second time
+(``authorize`` keeps the caller on the request state).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.routing import APIRoute
+from starlette._utils import get_route_path
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.audit.actions import Action
+from app.plain_requests import BINDERS, DECLINED_BY_BINDER, Binder
+from app.security.access import action_of, authorize
+
+ExceptionHandler = Callable[[Request, Any], Response | Awaitable[Response]]
+
+
+@dataclass(frozen=True, slots=True)
+class Lane:
+    """One operation answered past the stack."""
+
+    route: APIRoute
+    action: Action
+    binder: Binder
+    endpoint: Callable[..., Awaitable[Response]]
+
+
+def lanes_of(routes: Iterable[BaseRoute]) -> dict[str, Lane]:
+    """The POST routes of ``routes`` with a direct binder and no path parameter, by path (a
+    router's routes carry its prefix; it must be included without another)."""
+    lanes: dict[str, Lane] = {}
+    for route in routes:
+        if not isinstance(route, APIRoute) or route.methods != {"POST"} or route.param_convertors:
+            continue
+        binder = BINDERS.get(route.endpoint)
+        action = action_of(route.dependant)
+        if binder is not None and action is not None:
+            lanes[route.path] = Lane(route, action, binder, route.endpoint)
+    return lanes
+
+
+class FastLane:
+    """Answer the plain requests of the lanes; pass everything else to ``app`` (the stack)."""
+
+    def __init__(
+        self, app: ASGIApp, application: FastAPI, routes: Iterable[BaseRoute], max_body_bytes: int
+    ) -> None:
+        self.app = app
+        self.application = application
+        self.max_body_bytes = max_body_bytes
+        self.cors = bool(application.state.settings.cors_origins)
+        self.lanes = lanes_of(routes)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        lane = (
+            self.lanes.get(get_route_path(scope))
+            if scope["type"] == "http" and scope["method"] == "POST"
+            else None
+        )
+        if lane is None or not self._plain(scope["headers"]):
+            await self.app(scope, receive, send)
+            return
+        body, complete = await _read(receive)
+        whole: Message = {"type": "http.request", "body": body, "more_body": not complete}
+        pending: Message | None = whole
+
+        async def replay() -> Message:
+            nonlocal pending
+            if pending is not None:
+                message, pending = pending, None
+                return message
+            return await receive()
+
+        if not complete:  # the client went away: the stack sees what it sent, then that
+            await self.app(scope, replay, send)
+            return
+        scope["route"] = lane.route  # what the router would set: the access line names it
+        scope["endpoint"] = lane.endpoint
+        scope["path_params"] = {}
+        request = Request(scope, replay)
+        try:
+            caller = await authorize(request, lane.action)
+            arguments = await lane.binder(request, caller)
+            if arguments is None:
+                scope["state"][DECLINED_BY_BINDER] = True
+                pending = whole
+                await self.app(scope, replay, send)
+                return
+            response = await lane.endpoint(**arguments)
+        except Exception as error:
+            handler = self._handler(error)
+            if handler is None:  # as the server-error layer does: answer 500, then re-raise
+                handlers = self.application.exception_handlers
+                response = await _answer(handlers.get(500) or handlers[Exception], request, error)
+                await response(scope, replay, send)
+                raise
+            response = await _answer(handler, request, error)
+        await response(scope, replay, send)
+
+    def _plain(self, headers: list[tuple[bytes, bytes]]) -> bool:
+        """A declared length within the cap, and no Origin for CORS to answer."""
+        length: bytes | None = None
+        for name, value in headers:
+            if name == b"content-length":
+                if length is not None:
+                    return False
+                length = value
+            elif name == b"transfer-encoding" or (name == b"origin" and self.cors):
+                return False
+        return length is not None and length.isdigit() and int(length) <= self.max_body_bytes
+
+    def _handler(self, error: Exception) -> ExceptionHandler | None:
+        """The handler the exception layer would call for ``error`` (by status for HTTP
+        exceptions, then by class along the error's MRO); None for the server-error layer's."""
+        handlers = self.application.exception_handlers
+        if isinstance(error, StarletteHTTPException) and error.status_code in handlers:
+            return handlers[error.status_code]
+        for cls in type(error).__mro__:
+            if cls is Exception:
+                return None
+            if cls in handlers:
+                return handlers[cls]
+        return None
+
+
+async def _answer(handler: ExceptionHandler, request: Request, error: Exception) -> Response:
+    """What ``handler`` answers (Starlette allows plain and async handlers)."""
+    response = handler(request, error)
+    return await response if inspect.isawaitable(response) else response
+
+
+async def _read(receive: Receive) -> tuple[bytes, bool]:
+    """The whole body, and whether it arrived whole (False: the client disconnected)."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b"".join(chunks), False
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks), True
