@@ -297,6 +297,7 @@ def _serve(args: argparse.Namespace) -> int:
             timeout_graceful_shutdown=settings.shutdown_timeout_seconds,
             log_config=logging_config(settings.log_level, json_lines=settings.json_logs),
             access_log=False,
+            server_header=False,  # no "server: uvicorn": the stack is nobody else's business
         )
     return EXIT_OK
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,6 +25,7 @@ from sqlalchemy.orm import DeclarativeBase, Session, SessionTransaction
 from sqlalchemy.sql.elements import ClauseElement
 from sqlalchemy.util import greenlet_spawn
 
+from app.ids import random_uuid
 from app.settings import Settings
 
 NAMING_CONVENTION = {
@@ -64,7 +64,7 @@ class Base(DeclarativeBase):
 
 def new_id() -> str:
     """A new random identifier (UUID4 as text, portable across databases)."""
-    return str(uuid.uuid4())
+    return random_uuid()
 
 
 def utcnow() -> datetime:

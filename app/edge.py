@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import re
 import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.ids import random_uuid
 
 if TYPE_CHECKING:
     from app.operations.metrics import Metrics
@@ -61,18 +62,9 @@ def request_id_of(headers: list[tuple[bytes, bytes]]) -> str:
             if _REQUEST_ID.fullmatch(text):
                 return text
             break
-    return new_request_id()
+    return random_uuid()
 
 
-def new_request_id() -> str:
-    """A random (version 4) UUID as text: what ``str(uuid.uuid4())`` gives, built without the
-    ``UUID`` object, which costs several times more and is made for every request."""
-    digits = os.urandom(16).hex()
-    variant = _VARIANT[int(digits[16], 16) & 3]
-    return f"{digits[:8]}-{digits[8:12]}-4{digits[13:16]}-{variant}{digits[17:20]}-{digits[20:]}"
-
-
-_VARIANT = "89ab"  # RFC 9562: the two top bits of the variant nibble are 10
 _API_DEFAULTS = _EVERYWHERE + _API_ONLY
 _DOCS_DEFAULTS = _EVERYWHERE + _DOCS_ONLY
 _ASSETS_DEFAULTS = _EVERYWHERE + _DOCS_ONLY + _ASSETS_ONLY
