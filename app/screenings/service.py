@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.audit.trail import Caller, audit_event_values, record
+from app.batching import TurnBatch
 from app.db import new_id, utcnow
 from app.engine import DEFAULT_RULE_SET_KEY, ENGINE_VERSION, ScreeningAnswers, evaluate
 from app.engine.compiler import CompiledRuleSet
@@ -55,6 +56,7 @@ class Decided:
     version: int
     compiled: CompiledRuleSet
     determination: Determination
+    determination_json: bytes  # as the API returns it and the database stores it
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,7 +185,7 @@ def evaluation_body(decided: Decided) -> bytes:
             "rule_set": rule_set_used(
                 decided.owner, decided.key, decided.version, decided.compiled.ref.sha256
             ),
-            "determination": orjson.Fragment(determination_to_json(decided.determination)),
+            "determination": orjson.Fragment(decided.determination_json),
         }
     )
 
@@ -315,6 +317,7 @@ class ScreeningService:
         self.idempotency_ttl = idempotency_ttl
         self.operator_tenant = operator_tenant
         self.metrics = metrics
+        self.evaluations = TurnBatch()  # see app/batching.py
 
     @property
     def postgres(self) -> AsyncEngine | None:
@@ -325,12 +328,14 @@ class ScreeningService:
             return bind
         return None
 
-    def _evaluate(self, compiled: CompiledRuleSet, answers: ScreeningAnswers) -> Determination:
+    def _evaluate(
+        self, compiled: CompiledRuleSet, answers: ScreeningAnswers
+    ) -> tuple[Determination, bytes]:
         started = time.perf_counter()
         determination = evaluate(compiled, answers)
         if self.metrics is not None:
             self.metrics.evaluated(time.perf_counter() - started)
-        return determination
+        return determination, determination_to_json(determination)
 
     async def _decide(
         self, session: AsyncSession | None, caller: Caller, request: ScreeningRequest
@@ -350,13 +355,18 @@ class ScreeningService:
                     request.rule_set,
                     operator_tenant=self.operator_tenant,
                 )
+        compiled, answers = resolved.compiled, request.answers
+        determination, determination_json = await self.evaluations.run(
+            lambda: self._evaluate(compiled, answers)
+        )
         return Decided(
             resolved.version_id,
             resolved.owner,
             resolved.key,
             resolved.version,
-            resolved.compiled,
-            self._evaluate(resolved.compiled, request.answers),
+            compiled,
+            determination,
+            determination_json,
         )
 
     async def evaluate_only(self, caller: Caller, request: ScreeningRequest) -> bytes:
@@ -440,7 +450,7 @@ class ScreeningService:
         values = self._screening_values(
             caller, request, decided, idempotency_key, fhir_context, response_digest
         )
-        determination = determination_to_json(decided.determination)
+        determination = decided.determination_json
         if idempotency_key is None:
             values["answers"] = JsonText(request.answers.model_dump_json())
         else:  # one dump for the fingerprint and the stored answers
@@ -494,7 +504,7 @@ class ScreeningService:
         return Screening(
             **values,
             answers=request.answers.model_dump(mode="json"),
-            determination=orjson.loads(determination_to_json(decided.determination)),
+            determination=orjson.loads(decided.determination_json),
         )
 
     def _screening_values(
@@ -692,8 +702,8 @@ class ScreeningService:
                 details={"rule_set_version": f"{resolved.owner}/{resolved.key}/{resolved.version}"},
             )
         answers = ScreeningAnswers.model_validate(row.answers)
-        determination = self._evaluate(resolved.compiled, answers)
-        replayed = orjson.loads(determination_to_json(determination))
+        _, determination_json = self._evaluate(resolved.compiled, answers)
+        replayed = orjson.loads(determination_json)
         level_after = (
             replayed["recommended_level"]["level"] if replayed["recommended_level"] else None
         )
