@@ -96,6 +96,12 @@ def create_engine(settings: Settings) -> AsyncEngine:
         max_overflow=0,
         pool_timeout=settings.db_pool_timeout_seconds,
         hide_parameters=True,  # statements in errors and logs never carry the values
+        # A server that stops answering (a paused machine, a network dropping packets) keeps
+        # its connections open: without these, a request would wait until it answers again.
+        connect_args={
+            "timeout": settings.db_statement_timeout_seconds,
+            "command_timeout": settings.db_statement_timeout_seconds,
+        },
     )
     check_connections_before_use(engine)
     return engine
@@ -175,7 +181,18 @@ async def driver_connection(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connec
     """
     # The pool's connection itself, without an AsyncConnection around it: half the cost of a
     # checkout and return (each is one hop into SQLAlchemy's synchronous pool).
-    fairy = await greenlet_spawn(engine.sync_engine.raw_connection)
+    dialect = engine.dialect
+    try:
+        fairy = await greenlet_spawn(engine.sync_engine.raw_connection)
+    except dialect.loaded_dbapi.Error as error:  # wrapped as engine.connect() would wrap it
+        raise DBAPIError.instance(
+            None,
+            None,
+            error,
+            dialect.loaded_dbapi.Error,
+            connection_invalidated=dialect.is_disconnect(error, None, None),
+            dialect=dialect,
+        ) from error
     try:
         driver: asyncpg.Connection = fairy.driver_connection
         try:

@@ -35,6 +35,13 @@ class Settings(BaseSettings):
         description="Connections per process (at least 2: start-up holds one for its lock).",
     )
     db_pool_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    db_statement_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=600,
+        description="Longest wait for PostgreSQL to answer a statement or a new connection; "
+        "beyond it the request is answered 503 and the connection replaced.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] | None = Field(
         default=None,
