@@ -8,6 +8,10 @@ uvicorn (uvloop, httptools, one worker, no access log) in the same virtual envir
   and return the determination as carelevel does (rule set and determination, orjson). The
   ceiling for ``POST /v1/screenings/evaluate`` with the engine as it is: no authentication,
   rate limit, access line, metrics or middleware.
+- R+E (``create_raw_engine``): no framework at all: a bare ASGI function that validates the
+  same model from the body (``model_validate_json``), evaluates and returns the determination
+  as carelevel does. The ceiling of the work itself (HTTP, validation, engine, 16 KB of JSON),
+  to tell what the framework and carelevel's own duties cost from what the engine costs.
 - B (``create_b``): A plus one INSERT of the answers (JSONB) through a raw asyncpg pool of the
   same size as carelevel's, in autocommit: the ceiling for a durable write.
 - B+E (``create_b_engine``): B plus the engine: the answers and their determination stored in
@@ -32,7 +36,7 @@ import asyncpg
 import orjson
 from fastapi import FastAPI, Request, Response, status
 
-from app.engine import default_rule_set, evaluate
+from app.engine import default_rule_set, determination_to_json, evaluate
 from app.screenings.schemas import ScreeningRequest
 
 DSN_ENV = "BENCH_DATABASE_DSN"
@@ -83,6 +87,39 @@ def create_a_engine() -> FastAPI:
         determination = evaluate(compiled, request.answers)
         body = orjson.dumps({"rule_set": rule_set, "determination": determination})
         return Response(body, media_type="application/json")
+
+    return app
+
+
+def create_raw_engine() -> Any:
+    compiled = default_rule_set()
+    prefix = orjson.dumps(
+        {"owner": "shared", "key": compiled.ref.key, "version": 1, "sha256": compiled.ref.sha256}
+    )
+    ok = b'{"status":"ok"}'
+    json_type = (b"content-type", b"application/json")
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        chunks = []
+        more = True
+        while more:
+            message = await receive()
+            chunks.append(message.get("body", b""))
+            more = message.get("more_body", False)
+        if scope["path"] == "/healthz":
+            body = ok
+        else:
+            request = ScreeningRequest.model_validate_json(b"".join(chunks))
+            determination = determination_to_json(evaluate(compiled, request.answers))
+            body = b'{"rule_set":' + prefix + b',"determination":' + determination + b"}"
+        headers = [json_type, (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
 
     return app
 

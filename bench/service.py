@@ -408,6 +408,8 @@ def build_targets(
     a = Server("baseline A", [*uvicorn, "baselines:create_a"], base, workdir / "a.log", pinned)
     ae = Server("baseline A+E", [*uvicorn, "baselines:create_a_engine"], base,
                 workdir / "ae.log", pinned)  # fmt: skip
+    raw = Server("baseline R+E", [*uvicorn, "baselines:create_raw_engine"], base,
+                 workdir / "raw.log", pinned)  # fmt: skip
     b_env = base | {"BENCH_DATABASE_DSN": dsn, "BENCH_POOL_SIZE": "10"}
     b = Server("baseline B", [*uvicorn, "baselines:create_b"], b_env, workdir / "b.log", pinned)
     be = Server("baseline B+E", [*uvicorn, "baselines:create_b_engine"], b_env,
@@ -426,6 +428,7 @@ def build_targets(
     targets = [
         Target("a", "A: FastAPI, validate, small JSON", a, "/evaluate", 1),
         Target("a-engine", "A+E: A + engine, determination JSON", ae, "/evaluate", 1),
+        Target("raw-engine", "R+E: bare ASGI, validate + engine", raw, "/evaluate", 1),
         Target("b", "B: A + one asyncpg INSERT", b, "/screenings", 1, expect=201),
         Target("b-engine", "B+E: B + engine, determination stored", be, "/screenings", 1,
                expect=201),
@@ -446,7 +449,7 @@ def build_targets(
         targets = [t for t in targets if t.server is not one_shared]
     if args.only:
         targets = [t for t in targets if t.key in args.only]
-    every = (a, ae, b, be, one, one_shared, two)
+    every = (a, ae, raw, b, be, one, one_shared, two)
     servers = [s for s in every if any(t.server is s for t in targets)]
     return servers, targets
 
@@ -521,6 +524,8 @@ def report(
                   f"   (rate limit {args.rate_limit_storage})")  # fmt: skip
     for numerator, denominator, what in (
         ("carelevel-evaluate", "a-engine", "evaluate / A+E (engine ceiling)"),
+        ("raw-engine", "a", "R+E / A (the work itself, no framework)"),
+        ("carelevel-evaluate", "raw-engine", "evaluate / R+E"),
         ("a-engine", "a", "A+E / A (the engine's own share)"),
         ("carelevel-stored", "b-engine", "stored / B+E (engine ceiling)"),
         ("b-engine", "b", "B+E / B (the engine's own share)"),
