@@ -113,12 +113,16 @@ class FastLane:
             response = await lane.endpoint(**arguments)
         except Exception as error:
             handler = self._handler(error)
-            if handler is None:  # as the server-error layer does: answer 500, then re-raise
+            try:
+                if handler is None:
+                    raise
+                response = await _answer(handler, request, error)
+            except Exception as unhandled:  # as the server-error layer: 500, then re-raise
                 handlers = self.application.exception_handlers
-                response = await _answer(handlers.get(500) or handlers[Exception], request, error)
+                server_error = handlers.get(500) or handlers[Exception]
+                response = await _answer(server_error, request, unhandled)
                 await response(scope, replay, send)
                 raise
-            response = await _answer(handler, request, error)
         await response(scope, replay, send)
 
     def _plain(self, headers: list[tuple[bytes, bytes]]) -> bool:

@@ -119,11 +119,18 @@ async def empty_tables(engine: AsyncEngine) -> None:
                 await connection.execute(text(f"DELETE FROM {table}"))
 
 
-@pytest.fixture
-async def app(schema: AsyncEngine, settings: Settings) -> AsyncIterator[FastAPI]:
+@contextlib.asynccontextmanager
+async def started_app(schema: AsyncEngine, settings: Settings) -> AsyncIterator[FastAPI]:
+    """An application for ``settings`` on emptied tables, started for the block."""
     await empty_tables(schema)
     application = create_app(settings)
     async with LifespanManager(application):
+        yield application
+
+
+@pytest.fixture
+async def app(schema: AsyncEngine, settings: Settings) -> AsyncIterator[FastAPI]:
+    async with started_app(schema, settings) as application:
         yield application
 
 

@@ -16,18 +16,16 @@ from typing import Any
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import Receive, Scope, Send
 
 from app.edge import Edge
 from app.fast_lane import FastLane
-from app.main import create_app
 from app.screenings.service import ScreeningService
 from app.security.principal import Scope as ApiScope
 from app.settings import Settings
-from tests.api.conftest import empty_tables, http_client, new_key
+from tests.api.conftest import http_client, new_key, started_app
 from tests.api.screenings_support import example
 
 EVALUATE, CREATE = "/v1/screenings/evaluate", "/v1/screenings"
@@ -99,14 +97,6 @@ async def both_ways(
     return laned, stacked
 
 
-@contextlib.asynccontextmanager
-async def started(schema: AsyncEngine, settings: Settings) -> AsyncIterator[FastAPI]:
-    await empty_tables(schema)
-    application = create_app(settings)
-    async with LifespanManager(application):
-        yield application
-
-
 async def test_a_plain_request_is_answered_by_the_lane_as_by_the_stack(
     app: FastAPI, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -149,7 +139,7 @@ async def test_a_rate_limited_request_is_refused_as_by_the_stack(
     schema: AsyncEngine, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     limited = settings.model_copy(update={"rate_limit_requests": 2, "rate_limit_storage": "memory"})
-    async with started(schema, limited) as app:
+    async with started_app(schema, limited) as app:
         refusals = []
         for lane in (True, False):
             async with http_client(app, await new_key(app, name=f"lane {lane}")) as http:
@@ -180,7 +170,7 @@ async def test_a_body_the_binder_declines_goes_to_the_stack_counted_once(
     limited = settings.model_copy(
         update={"rate_limit_requests": 10, "rate_limit_storage": "memory"}
     )
-    async with started(schema, limited) as app, http_client(app, await new_key(app)) as http:
+    async with started_app(schema, limited) as app, http_client(app, await new_key(app)) as http:
         await http.get("/healthz")
         with stack_calls(app, monkeypatch) as passed:
             invalid = await http.post(EVALUATE, content=b'{"answers": 1}', headers=JSON)
@@ -198,7 +188,7 @@ async def test_requests_the_lane_leaves_to_the_stack(
     with_cors = settings.model_copy(
         update={"cors_origins": ["https://intake.example"], "max_body_bytes": 4096}
     )
-    async with started(schema, with_cors) as app, http_client(app, await new_key(app)) as http:
+    async with started_app(schema, with_cors) as app, http_client(app, await new_key(app)) as http:
         await http.get("/healthz")
 
         async def chunks() -> AsyncIterator[bytes]:
@@ -237,3 +227,21 @@ async def test_an_error_in_the_endpoint_is_answered_by_the_stacks_handler(
     assert laned.status_code == status
     assert laned.headers["content-type"] == "application/problem+json"
     assert comparable(laned) == comparable(stacked)
+
+
+async def test_a_failing_error_handler_is_answered_500_as_by_the_stack(
+    app: FastAPI, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def failing(*_args: object, **_kwargs: object) -> bytes:
+        raise LookupError("refused")
+
+    async def broken_handler(*_args: object) -> None:
+        raise RuntimeError("the handler itself failed")
+
+    monkeypatch.setattr(ScreeningService, "evaluate_only", failing)
+    monkeypatch.setitem(app.exception_handlers, LookupError, broken_handler)
+    await client.get("/healthz")  # the stack is built with the handlers it had
+    laned = await client.post(EVALUATE, content=BODY, headers=JSON)
+    assert laned.status_code == 500
+    assert laned.headers["content-type"] == "application/problem+json"
+    assert laned.json()["type"].endswith("internal-error")
