@@ -308,7 +308,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             ],
             max_age=600,
         )
-    app.include_router(screenings_router)
+    app.include_router(screenings_router)  # no prefix: the fast lane serves its routes' paths
     app.include_router(rule_sets_router)
     app.include_router(clients_router)
     app.include_router(audit_router)
