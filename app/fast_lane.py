@@ -102,6 +102,7 @@ class FastLane:
         scope["endpoint"] = lane.endpoint
         scope["path_params"] = {}
         request = Request(scope, replay)
+        request._body = body  # read whole already: where Request.body() keeps what it read
         try:
             caller = await authorize(request, lane.action)
             arguments = await lane.binder(request, caller)

@@ -53,7 +53,7 @@ def bound_directly(binder: Binder) -> Callable[[Endpoint], Endpoint]:
 
 async def plain_json_body(request: Request, model: type[Model]) -> Model | None:
     """The body as ``model`` if it is plainly valid JSON for it, else None."""
-    content_type = request.headers.get("content-type")
+    content_type = _first_header(request, b"content-type")
     if content_type is None or content_type.partition(";")[0].strip().lower() not in _JSON_TYPES:
         return None
     body = await request.body()
@@ -65,6 +65,16 @@ async def plain_json_body(request: Request, model: type[Model]) -> Model | None:
         return None
 
 
+def _first_header(request: Request, name: bytes) -> str | None:
+    """The first value of header ``name`` (lower case), as ``request.headers.get`` gives it,
+    read from the raw ASGI list without building Starlette's ``Headers``."""
+    headers: list[tuple[bytes, bytes]] = request.scope["headers"]
+    for key, value in headers:
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
 class Unplain(Exception):
     """A header value that FastAPI must validate (and perhaps refuse) itself."""
 
@@ -72,7 +82,9 @@ class Unplain(Exception):
 def plain_header(request: Request, name: str, pattern: re.Pattern[str]) -> str | None:
     """The single value of header ``name`` if it fully matches ``pattern``, None when it is
     absent; Unplain when it is repeated or does not match."""
-    values = request.headers.getlist(name)
+    raw = name.encode("latin-1")
+    headers: list[tuple[bytes, bytes]] = request.scope["headers"]
+    values = [value.decode("latin-1") for key, value in headers if key == raw]
     if not values:
         return None
     if len(values) > 1 or pattern.fullmatch(values[0]) is None:
