@@ -360,6 +360,12 @@ class ItemError(ValueError):
 def check_ordinal_items(spec: InstrumentSpec, items: Sequence[object]) -> None:
     """Raise ItemError unless ``items`` has the right count and each item an allowed value."""
     _check_count(spec, items)
+    # Every answer is checked on every request: plain integers, the common case, first.
+    for item, allowed in zip(items, spec.item_values, strict=True):
+        if type(item) is not int or item not in allowed:
+            break
+    else:
+        return
     for number, (item, allowed) in enumerate(zip(items, spec.item_values, strict=True), start=1):
         if item == DECLINED:
             continue
