@@ -53,7 +53,7 @@ def bound_directly(binder: Binder) -> Callable[[Endpoint], Endpoint]:
 
 async def plain_json_body(request: Request, model: type[Model]) -> Model | None:
     """The body as ``model`` if it is plainly valid JSON for it, else None."""
-    content_type = _first_header(request, b"content-type")
+    content_type = first_header(request, b"content-type")
     if content_type is None or content_type.partition(";")[0].strip().lower() not in _JSON_TYPES:
         return None
     body = await request.body()
@@ -65,7 +65,7 @@ async def plain_json_body(request: Request, model: type[Model]) -> Model | None:
         return None
 
 
-def _first_header(request: Request, name: bytes) -> str | None:
+def first_header(request: Request, name: bytes) -> str | None:
     """The first value of header ``name`` (lower case), as ``request.headers.get`` gives it,
     read from the raw ASGI list without building Starlette's ``Headers``."""
     headers: list[tuple[bytes, bytes]] = request.scope["headers"]

@@ -23,7 +23,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from app.audit.actions import ACTIONS, Action, resource_id_from_path
 from app.audit.trail import Caller
 from app.errors import Forbidden, TooManyRequests, Unauthorized
-from app.plain_requests import BINDERS, DECLINED_BY_BINDER
+from app.plain_requests import BINDERS, DECLINED_BY_BINDER, first_header
 from app.security.authentication import Authenticator
 from app.security.rate_limit import RateLimiter
 
@@ -47,12 +47,9 @@ class Guard:
 
 def _credentials(request: Request) -> str | None:
     """The bearer credential of ``request`` (RFC 6750: the scheme is case-insensitive)."""
-    for name, value in request.scope["headers"]:
-        if name == b"authorization":
-            scheme, _, credential = value.decode("latin-1").partition(" ")
-            credential = credential.strip()
-            return credential if scheme.lower() == "bearer" and credential else None
-    return None
+    scheme, _, credential = (first_header(request, b"authorization") or "").partition(" ")
+    credential = credential.strip()
+    return credential if scheme.lower() == "bearer" and credential else None
 
 
 def source_address(request: Request) -> str | None:

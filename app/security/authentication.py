@@ -58,12 +58,13 @@ class Authenticator:
 
     async def authenticate(self, token: str) -> Principal:
         """The principal ``token`` stands for; Unauthorized (401) otherwise."""
-        trusted = self._trusted.get(hash_key(token))  # a key checked in the last few seconds
-        if trusted is not None and trusted.until > self.clock():
+        digest, now = hash_key(token), self.clock()
+        trusted = self._trusted.get(digest)  # a key checked in the last few seconds
+        if trusted is not None and trusted.until > now:
             return trusted.principal
         prefix = key_prefix(token)
         if prefix is not None:
-            return await self._api_key(token, prefix)
+            return await self._api_key(token, prefix, digest, now)
         if self.jwt.enabled and JwtVerifier.looks_like_jwt(token):
             try:
                 verified = await self.jwt.verify(token)
@@ -83,12 +84,8 @@ class Authenticator:
             )
         raise Unauthorized("The credentials are neither an API key nor an accepted token.")
 
-    async def _api_key(self, token: str, prefix: str) -> Principal:
-        digest = hash_key(token)
-        now = self.clock()
-        trusted = self._trusted.get(digest)
-        if trusted is not None and trusted.until > now:
-            return trusted.principal
+    async def _api_key(self, token: str, prefix: str, digest: str, now: float) -> Principal:
+        """Check a key not trusted yet (or any more) against its client's stored hash."""
         async with self.sessions() as session, session.begin():
             repository = ClientRepository(session)
             client = await repository.by_prefix(prefix)
