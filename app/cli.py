@@ -286,7 +286,7 @@ def _serve(args: argparse.Namespace) -> int:
     workers = args.workers or settings.workers
     with _metrics_shared_by(workers):
         uvicorn.run(
-            "app.main:create_app",
+            "app.main:create_server_app",
             factory=True,
             host=args.host or settings.host,
             port=args.port or settings.port,

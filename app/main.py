@@ -33,6 +33,7 @@ from app.fast_lane import FastLane
 from app.fhir.router import router as fhir_router
 from app.fhir.service import FhirService
 from app.fhir.terminology import Vocabulary
+from app.gc_tuning import settle_after_startup
 from app.limits import BodySizeLimit
 from app.logging_setup import keep_health_information_out_of_logs
 from app.openapi import complete_openapi
@@ -205,8 +206,15 @@ class Carelevel(FastAPI):
         return Edge(lane, self.state.metrics)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the application for ``settings`` (the environment's by default)."""
+def create_server_app() -> FastAPI:
+    """The application as ``carelevel serve`` runs it, in each worker process."""
+    return create_app(server_process=True)
+
+
+def create_app(settings: Settings | None = None, *, server_process: bool = False) -> FastAPI:
+    """Build the application for ``settings`` (the environment's by default). A
+    ``server_process`` (``carelevel serve``) also settles the garbage collector once start-up
+    is done (app/gc_tuning.py)."""
     settings = settings or get_settings()
     keep_health_information_out_of_logs()
 
@@ -246,6 +254,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             asyncio.create_task(purge_forever(app.state.screening_service, rate_limiter)),
             asyncio.create_task(sample_forever(app)),
         ]
+        if server_process:
+            settle_after_startup()
         try:
             yield
         finally:

@@ -189,6 +189,23 @@ async def test_readiness_waits_for_a_compiled_active_rule_set(app: FastAPI) -> N
     assert loaded.status_code == 200
 
 
+async def test_only_a_server_process_settles_the_garbage_collector_once_started(
+    schema: AsyncEngine, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settled: list[bool] = []
+
+    def settle() -> None:  # records the call instead of freezing the test process
+        settled.append(bool(app.state.rule_set_cache.active_versions()))
+
+    monkeypatch.setattr("app.main.settle_after_startup", settle)
+    await empty_tables(schema)
+    for server_process in (False, True):
+        app = create_app(settings, server_process=server_process)
+        async with LifespanManager(app):
+            pass
+    assert settled == [True], "once, by the server process, after the rule sets are loaded"
+
+
 # --- metrics -----------------------------------------------------------------------------------
 
 
