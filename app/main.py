@@ -264,6 +264,7 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
             for task in background:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            await app.state.guard.authenticator.aclose()
             await jwt.aclose()
             await app.state.cds_verifier.aclose()
             await rate_limiter.aclose()
