@@ -152,14 +152,14 @@ async def test_a_rate_limited_request_is_refused_as_by_the_stack(
             assert [r.status_code for r in statuses] == [200, 200, 429]
             refusals.append(statuses[-1])
         laned, stacked = refusals
-        assert (
-            laned.headers["ratelimit"]
-            == stacked.headers["ratelimit"]
-            == '"client";r=0;t=' + (laned.headers["ratelimit"].rpartition("t=")[2])
-        )
+        # The same field, but for the seconds left in the window, which may tick between the two.
+        fields = [r.headers["ratelimit"].rpartition("t=") for r in (laned, stacked)]
+        assert [head + sep for head, sep, _ in fields] == ['"client";r=0;t='] * 2
+        assert abs(int(fields[0][2]) - int(fields[1][2])) <= 1
         comparable_laned, comparable_stacked = comparable(laned), comparable(stacked)
-        for answer in (comparable_laned, comparable_stacked):  # the window's end moves on
-            answer["headers"] = [(n, v) for n, v in answer["headers"] if n != "retry-after"]
+        moving = {"retry-after", "ratelimit"}  # the window's end moves on
+        for answer in (comparable_laned, comparable_stacked):
+            answer["headers"] = [(n, v) for n, v in answer["headers"] if n not in moving]
             answer["body"].pop("detail")
         assert comparable_laned == comparable_stacked
 
