@@ -68,10 +68,13 @@ async def checker(app: FastAPI) -> AsyncIterator[tuple[Authenticator, Clock]]:
     await authenticator.aclose()
 
 
-async def settled() -> None:
-    """Let background checks finish (each is a few awaits on the database)."""
-    for _ in range(50):
+async def settled(authenticator: Authenticator) -> None:
+    """Wait for the checks under way (in the background) to finish."""
+    for _ in range(1000):
+        if not authenticator._checks:  # private: what a test has to wait for
+            return
         await asyncio.sleep(0.01)
+    raise AssertionError("a key check did not finish within 10 s")
 
 
 async def test_requests_carrying_an_unchecked_key_together_share_one_check(
@@ -100,11 +103,11 @@ async def test_a_key_in_use_is_checked_again_before_its_trust_runs_out(
     assert reads.count == 1, "trusted, and not yet near the end of its trust"
     clock.now += TRUST * 0.4  # 90% of the trust elapsed
     assert await authenticator.authenticate(key) == first, "answered at once"
-    await settled()
+    await settled(authenticator)
     assert reads.count == 2, "checked in the background"
     clock.now += TRUST * 0.5  # past the first trust, within the renewed one
     assert await authenticator.authenticate(key) == first
-    await settled()
+    await settled(authenticator)
     assert reads.count == 2
 
 
@@ -120,7 +123,7 @@ async def test_a_background_check_that_finds_the_key_revoked_ends_its_trust(
 
     clock.now += TRUST * 0.9
     await authenticator.authenticate(key)  # still within its trust; starts the check
-    await settled()
+    await settled(authenticator)
     with pytest.raises(Unauthorized, match="revoked"):
         await authenticator.authenticate(key)
 
@@ -134,7 +137,7 @@ async def test_a_database_lost_during_a_background_check_leaves_the_trust_to_run
     reads.failing = True
     clock.now += TRUST * 0.9
     assert await authenticator.authenticate(key) == principal
-    await settled()
+    await settled(authenticator)
     assert reads.count == 2
     assert await authenticator.authenticate(key) == principal, "trusted until it runs out"
     clock.now += TRUST * 0.2
@@ -152,7 +155,9 @@ async def test_a_request_that_goes_away_does_not_cancel_the_check_others_wait_fo
     reads.gate = asyncio.Event()
     leaving = asyncio.create_task(authenticator.authenticate(key))
     staying = asyncio.create_task(authenticator.authenticate(key))
-    await asyncio.sleep(0.05)
+    while reads.count < 1:  # the check waits at the gate, both requests for it
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.01)
     leaving.cancel()
     reads.gate.set()
     principal = await staying
@@ -172,7 +177,8 @@ async def test_a_check_begun_before_a_revocation_here_does_not_restore_the_trust
     assert reads.count == 1
     reads.gate = asyncio.Event()
     checking = asyncio.create_task(authenticator.authenticate(key))
-    await asyncio.sleep(0.05)
+    while reads.count < 2:  # the check has read the row's state so far
+        await asyncio.sleep(0.01)
     authenticator.forget(client.id)  # a revocation committed meanwhile
     reads.gate.set()
     await checking  # answered from the row it read
