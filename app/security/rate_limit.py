@@ -165,6 +165,10 @@ class DatabaseRateLimiter(_FixedWindow):
         return None
 
 
+# How long a request waits for Redis before it is let through uncounted.
+REDIS_TIMEOUT_SECONDS = 0.5
+
+
 class RedisRateLimiter(_FixedWindow):
     def __init__(
         self, url: str, limit: int, window: int, clock: Callable[[], float] = time.time
@@ -172,7 +176,9 @@ class RedisRateLimiter(_FixedWindow):
         from redis.asyncio import Redis
 
         super().__init__(limit, window, clock)
-        self.redis = Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+        self.redis = Redis.from_url(
+            url, socket_timeout=REDIS_TIMEOUT_SECONDS, socket_connect_timeout=REDIS_TIMEOUT_SECONDS
+        )
 
     async def hit(self, client_id: str) -> Quota:
         number, reset = self.current()

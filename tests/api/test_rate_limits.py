@@ -38,6 +38,14 @@ BACKENDS = ["memory", *SHARED_BACKENDS]
 _RATE_LIMIT = re.compile(r'"client";r=(\d+);t=(\d+)')
 
 
+@pytest.fixture(autouse=True)
+def patient_redis(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reachable Redis that stalls for half a second on a loaded machine would let a request
+    through uncounted (fail open, as designed) and a count test would see a 201 for its 429;
+    the tests of an unreachable Redis are refused at once and keep testing that path."""
+    monkeypatch.setattr("app.security.rate_limit.REDIS_TIMEOUT_SECONDS", 5.0)
+
+
 def limited(settings: Settings, storage: str, **overrides: Any) -> Settings:
     update: dict[str, Any] = {
         "rate_limit_requests": LIMIT,
