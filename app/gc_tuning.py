@@ -14,10 +14,11 @@ Two settings remove that work and keep collection:
 - ``gc.freeze()`` once start-up is done moves what the application loaded into a permanent
   generation that passes skip: those objects live as long as the process. A cycle among them
   that becomes garbage later is not collected; start-up objects are not let go in cycles.
-- a young threshold far above what one request allocates at its peak (under 5,000 containers,
-  even with a turn's evaluations batched), so that a pass runs when garbage has accumulated,
-  not in the middle of an evaluation. Cycles (an exception and its traceback, say) are still
-  collected, a little later; the older generations keep their thresholds.
+- a young threshold well above what one request allocates at its peak (a few thousand
+  containers; a load at 5,000 still triggered one pass in 4 s, at 10,000 none), so that a pass
+  runs when garbage has accumulated, not in the middle of an evaluation. Cycles (an exception
+  and its traceback, say) are still collected, a little later; the older generations keep
+  their thresholds.
 
 Only ``carelevel serve`` applies it (``create_app(server_process=True)``): a test process
 building an application per test keeps the interpreter's defaults.
