@@ -394,6 +394,8 @@ def carelevel_env(
     )
     if storage == "redis":
         env["CARELEVEL_REDIS_URL"] = args.redis_url
+    if args.pool_size is not None:
+        env["CARELEVEL_DB_POOL_SIZE"] = str(args.pool_size)
     return env
 
 
@@ -490,6 +492,7 @@ def report(
         f"{args.connections} connections, {args.threads} wrk threads, {args.duration:g} s per "
         f"run, {args.runs} runs per target (median shown), warm-up {args.warmup:g} s; "
         f"ratios with rate limit storage {args.rate_limit_storage}; "
+        + (f"carelevel pool {args.pool_size} per process; " if args.pool_size else "")
         + (f"1-worker servers on CPU {args.server_cpus}, wrk on CPU {args.client_cpus}"
            if args.pin else "no CPU pinning")
     )  # fmt: skip
@@ -586,6 +589,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "the 2-worker rows (database: the default without Redis, one upsert per request)",
     )
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
+    parser.add_argument("--pool-size", type=int,
+                        help="carelevel's database pool per process (its default, 10, if not "
+                        "given; B and B+E keep 10)")  # fmt: skip
     parser.add_argument("--no-pin", dest="pin", action="store_false",
                         help="do not pin 1-worker servers and wrk to separate CPUs")  # fmt: skip
     parser.add_argument("--server-cpus", default="0", help="CPUs of 1-worker servers (0)")
