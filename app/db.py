@@ -212,9 +212,9 @@ class _CheckoutGate(asyncio.Semaphore):
     first, often one that has just arrived, while the request woken for it finds it gone and
     queues again at the back. Under sustained load some requests lose that race many times
     over: 32 stored screenings at a time on a pool of 10 had a p99 of 104–169 ms, and 56–90
-    ms with this gate (docs/performance.md). ``asyncio.Semaphore`` hands a released place to its first
-    waiter, so a request past the gate finds a connection free, unless sessions hold them;
-    it then waits in the pool too, for at most the pool's timeout again.
+    ms with this gate (docs/performance.md). ``asyncio.Semaphore`` hands a released place to
+    its first waiter, so a request past the gate finds a connection free, unless sessions hold
+    them; it then waits in the pool too, for at most the pool's timeout again.
     """
 
     def __init__(self, size: int, timeout: float) -> None:
