@@ -1,225 +1,134 @@
-"""Hypothesis strategies that generate valid questionnaire answers (as JSON-ready dicts)."""
+"""Hypothesis strategies that generate valid questionnaire answers (as JSON-ready dicts).
+
+Answers are drawn from the questionnaire model itself (``app.questionnaire.form()``, the same
+tree the REST and FHIR questionnaires render), so a question added to ``ScreeningAnswers`` is
+generated the day it exists: every section and question may be left out, instrument items may
+be declined, follow-up questions are asked only when their gate answer allows, and numbers are
+mostly plausible with the whole allowed range reachable.
+"""
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Any
 
 from hypothesis import strategies as st
 
-from app.engine.answers import (
-    AgeGroup,
-    CareLevelHistory,
-    Concern,
-    ConditionStatus,
-    DailyUseSubstance,
-    HomicidalIdeation,
-    Impairment,
-    Informant,
-    LivingSituation,
-    Obligation,
-    PreviousIop,
-    Readiness,
-    TimeOfDay,
-    Transport,
-    Willingness,
-)
-from app.engine.instruments import ScoringSex
+from app.engine.answers import ScreeningAnswers
+from app.questionnaire import FormItem, Kind, form
 
 DECLINED = "declined"
 
-
-def _enum(enum: type[StrEnum]) -> st.SearchStrategy[str]:
-    return st.sampled_from([member.value for member in enum])
-
-
-def _maybe(strategy: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
-    return st.one_of(st.none(), strategy)
-
-
-def _ordinal_items(count: int, values: list[int], declined: bool) -> st.SearchStrategy[list[Any]]:
-    item = st.sampled_from([*values, DECLINED]) if declined else st.sampled_from(values)
-    return st.lists(item, min_size=count, max_size=count)
-
-
-def _yes_no_items(count: int, declined: bool) -> st.SearchStrategy[list[Any]]:
-    item = st.sampled_from([True, False, DECLINED]) if declined else st.booleans()
-    return st.lists(item, min_size=count, max_size=count)
-
-
-@st.composite
-def cssrs(draw: st.DrawFn, declined: bool = False) -> dict[str, Any]:
-    answer = st.sampled_from([True, False, DECLINED]) if declined else st.booleans()
-    result: dict[str, Any] = {
-        "wish_to_be_dead": draw(answer),
-        "non_specific_active_thoughts": draw(answer),
-        "behavior_lifetime": draw(answer),
-    }
-    if result["non_specific_active_thoughts"] is True:
-        for name in ("method", "intent", "plan_with_intent"):
-            result[name] = draw(answer)
-    if result["behavior_lifetime"] is True:
-        result["behavior_past_3_months"] = draw(answer)
-    return result
+# Where most real answers lie; the rest of each question's allowed range is drawn less often.
+PLAUSIBLE: dict[str, tuple[float, float]] = {
+    "respondent.age_years": (12, 80),
+    "medical.heart_rate_bpm": (50, 105),
+    "medical.systolic_bp_mmhg": (95, 150),
+    "medical.diastolic_bp_mmhg": (55, 95),
+    "medical.potassium_mmol_l": (3.3, 5.2),
+    "medical.sodium_mmol_l": (133, 146),
+    "medical.phosphate_mmol_l": (0.75, 1.5),
+    "medical.glucose_mg_dl": (65, 180),
+    "medical.temperature_c": (35.8, 37.8),
+    "medical.qtc_ms": (380, 470),
+    "medical.percent_healthy_body_weight": (70, 130),
+    "medical.orthostatic_heart_rate_rise_bpm": (0, 35),
+    "medical.orthostatic_systolic_drop_mmhg": (0, 25),
+    "medical.orthostatic_diastolic_drop_mmhg": (0, 15),
+    "logistics.travel_minutes_one_way": (0, 120),
+    "logistics.hours_per_week_available": (0, 40),
+}
 
 
-@st.composite
-def instruments(draw: st.DrawFn, declined: bool = False) -> dict[str, Any]:
-    zero_three, zero_four = [0, 1, 2, 3], [0, 1, 2, 3, 4]
-    chosen: dict[str, Any] = {}
-    if draw(st.booleans()):
-        chosen["phq9"] = {"items": draw(_ordinal_items(9, zero_three, declined))}
-    if draw(st.booleans()):
-        chosen["gad7"] = {"items": draw(_ordinal_items(7, zero_three, declined))}
-    if draw(st.booleans()):
-        chosen["phq2"] = {"items": draw(_ordinal_items(2, zero_three, declined))}
-    if draw(st.booleans()):
-        audit = draw(_ordinal_items(8, zero_four, declined)) + draw(
-            _ordinal_items(2, [0, 2, 4], declined)
+def _number(item: FormItem) -> st.SearchStrategy[Any]:
+    low = item.minimum if item.minimum is not None else 0
+    high = item.maximum if item.maximum is not None else 1000
+    plausible = PLAUSIBLE.get(item.path, (low, high))
+    if item.kind is Kind.INTEGER:
+        return st.one_of(
+            st.integers(int(plausible[0]), int(plausible[1])),
+            st.integers(int(low), int(high)),
         )
-        chosen["audit"] = {"items": audit}
-    elif draw(st.booleans()):
-        chosen["audit_c"] = {"items": draw(_ordinal_items(3, zero_four, declined))}
-    if draw(st.booleans()):
-        chosen["dast10"] = {"items": draw(_yes_no_items(10, declined))}
-    if draw(st.booleans()):
-        chosen["scoff"] = {"items": draw(_yes_no_items(5, declined))}
-    if draw(st.booleans()):
-        chosen["cssrs"] = draw(cssrs(declined))
-    if draw(st.booleans()):
-        exposed = draw(st.booleans())
-        chosen["pc_ptsd5"] = {"trauma_exposure": exposed}
-        if exposed:
-            chosen["pc_ptsd5"]["items"] = draw(_yes_no_items(5, declined))
-    if draw(st.booleans()):
-        chosen["ciwa_ar"] = {"total": draw(st.integers(0, 67))}
-    if draw(st.booleans()):
-        chosen["cows"] = {"total": draw(st.integers(0, 48))}
-    return chosen
+    rounded = st.floats(plausible[0], plausible[1]).map(lambda value: round(value, 1))
+    return st.one_of(rounded, st.floats(low, high).map(lambda value: round(value, 1)))
 
 
-def _section(fields: dict[str, st.SearchStrategy[Any]]) -> st.SearchStrategy[dict[str, Any]]:
-    """A section with a random subset of its fields answered."""
-    return st.fixed_dictionaries({}, optional=fields)
+def _items(item: FormItem, declined: bool) -> st.SearchStrategy[list[Any]]:
+    def one(values: tuple[int | bool, ...]) -> st.SearchStrategy[Any]:
+        answers = st.sampled_from(values)
+        if not declined:
+            return answers
+        return st.one_of(answers, answers, answers, answers, st.just(DECLINED))
+
+    return st.tuples(*(one(values) for values in item.item_values)).map(list)
 
 
-_CONDITION = _enum(ConditionStatus)
-_CONDITIONS = (
-    "depressive",
-    "anxiety",
-    "trauma",
-    "bipolar",
-    "psychotic",
-    "eating",
-    "cognitive",
-    "chronic_medical",
-)
-_SUBSTANCES = ("alcohol", "opioids", "stimulants", "cannabis", "sedatives", "other")
+def _value(item: FormItem, declined: bool) -> st.SearchStrategy[Any]:
+    if item.kind is Kind.ITEMS:
+        return _items(item, declined)
+    if item.kind is Kind.BOOLEAN:
+        return st.booleans()
+    if item.kind is Kind.YES_NO_OR_DECLINED:
+        return st.sampled_from([True, False, DECLINED]) if declined else st.booleans()
+    if item.kind is Kind.CHOICE:
+        assert item.choices is not None
+        return st.sampled_from([member.value for member in item.choices])
+    if item.kind is Kind.MULTIPLE_CHOICE:
+        assert item.choices is not None
+        values = [member.value for member in item.choices]
+        return st.lists(st.sampled_from(values), unique=True, max_size=len(values))
+    return _number(item)
 
 
 @st.composite
-def medical(draw: st.DrawFn) -> dict[str, Any]:
-    section = draw(
-        _section(
-            {
-                "acute_condition_needing_hospital_care": st.booleans(),
-                "pregnant": st.booleans(),
-                "heart_rate_bpm": st.integers(30, 140),
-                "potassium_mmol_l": st.floats(2.0, 6.0),
-                "glucose_mg_dl": st.integers(40, 300),
-                "temperature_c": st.floats(34.0, 40.0),
-                "percent_healthy_body_weight": st.floats(60, 140),
-            }
-        )
-    )
-    if section.get("pregnant") is True and draw(st.booleans()):
-        section["receiving_prenatal_care"] = draw(st.booleans())
-    if draw(st.booleans()):
-        systolic = draw(st.integers(70, 180))
-        section["systolic_bp_mmhg"] = systolic
-        section["diastolic_bp_mmhg"] = draw(st.integers(30, systolic - 1))
-    return section
+def _group(draw: st.DrawFn, group: FormItem, declined: bool) -> dict[str, Any]:
+    """A group with a random subset of its questions answered (required ones always)."""
+    answered: dict[str, Any] = {}
+    for child in group.children:
+        gate = child.asked_when
+        if gate is not None:
+            if answered.get(gate.path.rsplit(".", 1)[1]) is not gate.equals:
+                continue  # a follow-up is asked only when its gate answer allows
+            answered[child.name] = draw(_value(child, declined))
+            continue
+        if not child.required and draw(st.integers(0, 9)) < 2:
+            continue  # not asked
+        if child.kind is Kind.GROUP:
+            answered[child.name] = draw(_group(child, declined))
+        else:
+            answered[child.name] = draw(_value(child, declined))
+    return answered
+
+
+def _make_consistent(answers: dict[str, Any]) -> dict[str, Any]:
+    """Repair the few cross-question rules the form tree does not state."""
+    answers["presenting_concerns"] = answers.get("presenting_concerns") or ["mental_health"]
+    respondent = answers["respondent"]
+    age = respondent.get("age_years")
+    if age is not None:
+        respondent["age_group"] = "adolescent" if age < 18 else "adult"
+    instruments = answers.get("instruments", {})
+    if "audit" in instruments and "audit_c" in instruments:
+        instruments["audit_c"] = {"items": instruments["audit"]["items"][:3]}
+    medical = answers.get("medical", {})
+    systolic, diastolic = medical.get("systolic_bp_mmhg"), medical.get("diastolic_bp_mmhg")
+    if systolic is not None and diastolic is not None and diastolic >= systolic:
+        medical["diastolic_bp_mmhg"] = max(20, systolic - 30)
+        if medical["diastolic_bp_mmhg"] >= systolic:
+            del medical["diastolic_bp_mmhg"]
+    return answers
 
 
 @st.composite
 def screening_answers(draw: st.DrawFn, declined: bool = True) -> dict[str, Any]:
-    """Valid answers with random sections present and random fields answered."""
-    answers: dict[str, Any] = {
-        "respondent": {
-            "age_group": draw(_enum(AgeGroup)),
-            "answered_by": draw(_enum(Informant)),
-            "sex_for_scoring": draw(_enum(ScoringSex)),
-        },
-        "presenting_concerns": draw(st.lists(_enum(Concern), min_size=1, max_size=3)),
-        "instruments": draw(instruments(declined)),
-    }
-    sections: dict[str, st.SearchStrategy[Any]] = {
-        "safety": _section(
-            {
-                "homicidal_ideation": _enum(HomicidalIdeation),
-                "recent_violence": st.booleans(),
-                "psychosis_or_mania_unable_to_self_care": st.booleans(),
-                "severe_cognitive_impairment": st.booleans(),
-                "acutely_intoxicated": st.booleans(),
-                "dependents_at_risk": st.booleans(),
-            }
-        ),
-        "withdrawal": _section(
-            {
-                "seizure_or_delirium_history": st.booleans(),
-                "heavy_daily_use": st.lists(_enum(DailyUseSubstance), max_size=3),
-                "complicated_signs_now": st.booleans(),
-            }
-        ),
-        "medical": medical(),
-        "functioning": _section(
-            {
-                name: _enum(Impairment)
-                for name in ("work_school", "self_care", "relationships", "daily_activities")
-            }
-        ),
-        "co_occurring": _section(
-            {
-                **dict.fromkeys(_CONDITIONS, _CONDITION),
-                "substance_use": _section(dict.fromkeys(_SUBSTANCES, _CONDITION)),
-            }
-        ),
-        "treatment_history": _section(
-            {
-                "current_or_recent_level": _enum(CareLevelHistory),
-                "discharged_last_30_days": st.booleans(),
-                "outpatient_not_effective": st.booleans(),
-                "previous_iop": _enum(PreviousIop),
-            }
-        ),
-        "engagement": _section(
-            {"readiness_stage": _enum(Readiness), "willing_to_attend": _enum(Willingness)}
-        ),
-        "supports": _section(
-            {
-                "living_situation": _enum(LivingSituation),
-                "support_person_available": st.booleans(),
-                "family_willing_to_participate": st.booleans(),
-            }
-        ),
-        "logistics": _section(
-            {
-                "transport": _enum(Transport),
-                "travel_minutes_one_way": st.integers(0, 180),
-                "telehealth": _section(
-                    {
-                        "device": st.booleans(),
-                        "private_space": st.booleans(),
-                        "reliable_connection": st.booleans(),
-                    }
-                ),
-                "hours_per_week_available": st.integers(0, 40),
-                "times_available": st.lists(_enum(TimeOfDay), max_size=3),
-                "obligations": st.lists(_enum(Obligation), max_size=3),
-            }
-        ),
-    }
-    for name, strategy in sections.items():
-        if draw(st.integers(0, 9)) < 8:  # most sections present, as in a real intake
-            answers[name] = draw(strategy)
+    """Valid answers: every section and question of the questionnaire model may appear."""
+    answers: dict[str, Any] = {}
+    for top in form():
+        if not top.required and draw(st.integers(0, 9)) < 2:
+            continue  # a section not asked at all
+        if top.kind is Kind.GROUP:
+            answers[top.name] = draw(_group(top, declined))
+        else:
+            answers[top.name] = draw(_value(top, declined))
+    answers = _make_consistent(answers)
+    ScreeningAnswers.model_validate(answers)  # generated answers are always valid
     return answers
