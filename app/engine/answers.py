@@ -87,10 +87,31 @@ class Respondent(Section):
     )
     sex_for_scoring: ScoringSex = Field(
         default=ScoringSex.UNKNOWN,
-        description="Used only to choose sex-specific instrument cut-offs (AUDIT-C: 4 for male, "
-        "3 for female). 'unknown' applies the conservative (lower) cut-off.",
+        description="Chooses sex-specific instrument cut-offs (AUDIT-C: 4 for male, 3 for "
+        "female; 'unknown' applies the conservative, lower one) and whether the pregnancy "
+        "question applies (it is not required for 'male').",
         examples=["female"],
     )
+    age_years: StrictInt | None = Field(
+        default=None,
+        ge=12,
+        le=120,
+        description="Age in years, when known; must agree with age_group (adolescent 12-17, "
+        "adult 18 or older). It decides whether the adolescent and young-adult (up to 25) "
+        "eating-disorder thresholds apply to an adult.",
+        examples=[34],
+    )
+
+    @model_validator(mode="after")
+    def _age_agrees(self) -> Respondent:
+        if self.age_years is not None and (self.age_years < 18) != (
+            self.age_group is AgeGroup.ADOLESCENT
+        ):
+            raise PydanticCustomError(
+                "inconsistent_answers",
+                "age_years must agree with age_group: adolescent 12-17, adult 18 or older",
+            )
+        return self
 
 
 # --- instruments ------------------------------------------------------------------------------
@@ -434,6 +455,14 @@ class HomicidalIdeation(Choice):
     INTENT_OR_PLAN = "intent_or_plan"
 
 
+class OverdoseHistory(Choice):
+    """When the person last overdosed (any substance), in ascending order of risk."""
+
+    NEVER = "never"
+    OVER_A_YEAR_AGO = "over_a_year_ago"
+    PAST_YEAR = "past_year"
+
+
 class Safety(Section):
     """Risk of harm beyond the suicide screen."""
 
@@ -471,12 +500,31 @@ class Safety(Section):
         description="A child or other dependent may be in danger (abuse or neglect).",
         examples=[False],
     )
+    overdose_history: OverdoseHistory | None = Field(
+        default=None,
+        description="The most recent overdose (of any substance, needing help or not): never, "
+        "more than a year ago, or within the past year.",
+        examples=["never"],
+    )
 
 
 class DailyUseSubstance(Choice):
     ALCOHOL = "alcohol"
     SEDATIVES = "sedatives"
     OPIOIDS = "opioids"
+
+
+class SedativeWithdrawalSign(Choice):
+    """Signs of sedative (benzodiazepine, Z-drug, barbiturate) withdrawal a clinician observes."""
+
+    TREMOR = "tremor"
+    SWEATING_OR_FAST_PULSE = "sweating_or_fast_pulse"
+    ANXIETY_OR_AGITATION = "anxiety_or_agitation"
+    INSOMNIA = "insomnia"
+    NAUSEA_OR_VOMITING = "nausea_or_vomiting"
+    PERCEPTUAL_DISTURBANCE = "perceptual_disturbance"
+    CONFUSION = "confusion"
+    SEIZURE = "seizure"
 
 
 class Withdrawal(Section):
@@ -497,15 +545,23 @@ class Withdrawal(Section):
         description="Seizure, hallucinations or confusion during current withdrawal.",
         examples=[False],
     )
+    sedative_signs_now: list[SedativeWithdrawalSign] | None = Field(
+        default=None,
+        description="Sedative withdrawal assessment: the signs of benzodiazepine, Z-drug or "
+        "barbiturate withdrawal a clinician observes now (empty list: none). CIWA-Ar rates "
+        "alcohol withdrawal only.",
+        examples=[[]],
+    )
 
-    @field_validator("heavy_daily_use")
+    @field_validator("heavy_daily_use", "sedative_signs_now")
     @classmethod
-    def _unique(cls, value: list[DailyUseSubstance] | None) -> list[DailyUseSubstance] | None:
+    def _unique(cls, value: list[Any] | None) -> list[Any] | None:
         return _unique_sorted(value)
 
 
 class Medical(Section):
-    """Medical stability; the vital signs and weight matter for eating disorders."""
+    """Medical stability: vital signs, results and weight, for everyone (eating disorders have
+    stricter thresholds of their own)."""
 
     acute_condition_needing_hospital_care: StrictBool | None = Field(
         default=None,
@@ -557,6 +613,56 @@ class Medical(Section):
         le=300,
         description="Current weight as a percentage of healthy (expected) body weight.",
         examples=[92],
+    )
+    sodium_mmol_l: StrictFloat | None = Field(
+        default=None,
+        ge=90.0,
+        le=200.0,
+        description="Serum sodium, mmol/L (= mEq/L).",
+        examples=[139],
+    )
+    phosphate_mmol_l: StrictFloat | None = Field(
+        default=None,
+        ge=0.1,
+        le=5.0,
+        description="Serum phosphate, mmol/L (mg/dL divided by 3.1).",
+        examples=[1.1],
+    )
+    qtc_ms: StrictInt | None = Field(
+        default=None,
+        ge=250,
+        le=800,
+        description="Corrected QT interval on the ECG, milliseconds.",
+        examples=[410],
+    )
+    orthostatic_heart_rate_rise_bpm: StrictInt | None = Field(
+        default=None,
+        ge=0,
+        le=150,
+        description="Sustained rise of the heart rate from lying to standing, beats per minute "
+        "(0 when it does not rise).",
+        examples=[8],
+    )
+    orthostatic_systolic_drop_mmhg: StrictInt | None = Field(
+        default=None,
+        ge=0,
+        le=150,
+        description="Sustained fall of the systolic blood pressure from lying to standing, mmHg "
+        "(0 when it does not fall).",
+        examples=[4],
+    )
+    orthostatic_diastolic_drop_mmhg: StrictInt | None = Field(
+        default=None,
+        ge=0,
+        le=100,
+        description="Sustained fall of the diastolic blood pressure from lying to standing, mmHg "
+        "(0 when it does not fall).",
+        examples=[2],
+    )
+    acute_food_refusal: StrictBool | None = Field(
+        default=None,
+        description="Eating disorder: refusing food now, acutely (not only restricting).",
+        examples=[False],
     )
 
     @model_validator(mode="after")

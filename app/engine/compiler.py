@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
@@ -18,9 +18,12 @@ import yaml
 from pydantic import ValidationError
 
 from app.engine.determination import (
+    ENGINE_VERSIONS,
     LEVEL_RANK,
     RATING_RANK,
     Accommodation,
+    CitedReason,
+    CitedSafetyAlert,
     Domain,
     EliminatedLevel,
     LevelOfCare,
@@ -59,7 +62,9 @@ from app.engine.ruleset import (
     FeasibilityStage,
     InformationStage,
     InstrumentPolicyDocument,
+    PlacementRule,
     PlacementStage,
+    PopulationPolicyDocument,
     RuleBase,
     RuleSetDocument,
     SafetyRule,
@@ -93,6 +98,51 @@ class RuleSetError(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
+class Explanations:
+    """How a rule set explains itself: reasons and alerts carry their rules' references from
+    semantics 2 on; under semantics 1 they keep the shape they had, byte for byte."""
+
+    cited: bool
+
+    def reason(self, rule_id: str | None, text: str, references: tuple[str, ...] = ()) -> Reason:
+        if self.cited:
+            return CitedReason(rule_id, text, references)
+        return Reason(rule_id, text)
+
+    def alert(
+        self,
+        rule_id: str,
+        urgency: Urgency,
+        action: str,
+        reason: str,
+        overrides: bool,
+        references: tuple[str, ...],
+    ) -> SafetyAlert:
+        if self.cited:
+            return CitedSafetyAlert(rule_id, urgency, action, reason, overrides, references)
+        return SafetyAlert(rule_id, urgency, action, reason, overrides)
+
+
+@dataclass(frozen=True, slots=True)
+class EngineReasons:
+    """The reasons the engine gives itself (no rule behind them), in the rule set's shape."""
+
+    no_override: Reason
+    no_rule: Reason
+    provisional: Reason
+
+    @classmethod
+    def of(cls, explain: Explanations) -> EngineReasons:
+        return cls(
+            explain.reason(None, "No safety override for this level fired."),
+            explain.reason(None, "No rule in this rule set indicated this level."),
+            explain.reason(
+                None, "Provisional: information listed as missing could change this verdict."
+            ),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class _RuleOutcomes:
     """What every compiled rule shares: its trace steps and reason, built once at compile time
     so evaluation only picks them (the hot path allocates nothing per rule)."""
@@ -100,13 +150,16 @@ class _RuleOutcomes:
     fired_step: TraceStep
     not_fired_step: TraceStep
     reason: Reason
+    references: tuple[str, ...]
 
 
-def _outcomes(stage: Stage, rule_id: str, description: str) -> dict[str, Any]:
+def _outcomes(stage: Stage, rule: RuleBase, explain: Explanations) -> dict[str, Any]:
+    references = tuple(rule.references)
     return {
-        "fired_step": with_json(TraceStep(stage, rule_id, RuleResult.FIRED)),
-        "not_fired_step": with_json(TraceStep(stage, rule_id, RuleResult.NOT_FIRED)),
-        "reason": Reason(rule_id, description),
+        "fired_step": with_json(TraceStep(stage, rule.id, RuleResult.FIRED)),
+        "not_fired_step": with_json(TraceStep(stage, rule.id, RuleResult.NOT_FIRED)),
+        "reason": explain.reason(rule.id, rule.description, references),
+        "references": references,
     }
 
 
@@ -196,6 +249,13 @@ class CompiledRuleSet:
     """Memo of the ruled-out levels per decisive placement rules (filled during evaluation)."""
     default_decision: Reason = Reason(None, "")
     default_ruled_out: Reason = Reason(None, "")
+    semantics: int = 1
+    """How the document is evaluated (``RuleSetDocument.semantics``)."""
+    engine_version: str = ENGINE_VERSIONS[1]
+    explain: Explanations = Explanations(cited=False)
+    engine_reasons: EngineReasons = EngineReasons.of(Explanations(cited=False))
+    references: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Each rule's references, by rule id."""
 
     @property
     def key(self) -> str:
@@ -304,6 +364,7 @@ def compile_rule_set(
     """
     document = source if isinstance(source, RuleSetDocument) else parse_document(source)
     problems: list[RuleSetProblem] = []
+    explain = Explanations(cited=document.semantics >= 2)
     policies = _compile_policies(document, problems)
     catalogue = build_catalogue(policies)
     _check_stages(document, problems)
@@ -315,9 +376,16 @@ def compile_rule_set(
     feasibility: tuple[CompiledFeasibilityRule, ...] = ()
     default_level, default_reason = LevelOfCare.OUTPATIENT, ""
     for index, stage in enumerate(document.stages):
-        ctx = _Context(problems, types_for_stage(catalogue, Stage(stage.stage)), f"stages.{index}")
+        ctx = _Context(
+            problems,
+            types_for_stage(catalogue, Stage(stage.stage)),
+            f"stages.{index}",
+            explain,
+        )
         if isinstance(stage, SafetyStage):
             safety = tuple(_safety_rule(ctx, n, rule) for n, rule in enumerate(stage.rules))
+            if document.semantics >= 2:
+                _check_evidence(ctx, safety)
         elif isinstance(stage, InformationStage):
             information = tuple(
                 CompiledInformationRule(
@@ -325,7 +393,7 @@ def compile_rule_set(
                     description=rule.description,
                     condition=ctx.condition(rule, n),
                     missing=tuple(rule.missing),
-                    **_outcomes(Stage.INFORMATION, rule.id, rule.description),
+                    **_outcomes(Stage.INFORMATION, rule, explain),
                 )
                 for n, rule in enumerate(stage.rules)
             )
@@ -338,32 +406,13 @@ def compile_rule_set(
                     domain=rule.domain,
                     rating=rule.rating,
                     rank=RATING_RANK[rule.rating],
-                    **_outcomes(Stage.DOMAINS, rule.id, rule.description),
+                    **_outcomes(Stage.DOMAINS, rule, explain),
                 )
                 for n, rule in enumerate(stage.rules)
             )
         elif isinstance(stage, PlacementStage):
             default_level, default_reason = stage.default_level, stage.default_reason
-            placement = tuple(
-                CompiledPlacementRule(
-                    id=rule.id,
-                    description=rule.description,
-                    condition=ctx.condition(rule, n),
-                    level=rule.level,
-                    rank=LEVEL_RANK[rule.level],
-                    urgency=rule.urgency,
-                    conditions=tuple(
-                        PlacementCondition(c.code, c.description, rule.id) for c in rule.conditions
-                    ),
-                    not_met=Reason(rule.id, f"Not met: {rule.description}"),
-                    not_evaluated=Reason(
-                        rule.id, f"Could not be evaluated (information missing): {rule.description}"
-                    ),
-                    ruled_out=Reason(rule.id, f"Ruled out: {rule.description}"),
-                    **_outcomes(Stage.PLACEMENT, rule.id, rule.description),
-                )
-                for n, rule in enumerate(stage.rules)
-            )
+            placement = tuple(_placement_rule(ctx, n, rule) for n, rule in enumerate(stage.rules))
         else:
             feasibility = tuple(
                 _feasibility_rule(ctx, n, rule) for n, rule in enumerate(stage.rules)
@@ -371,8 +420,10 @@ def compile_rule_set(
     _check_test_references(document, problems)
     if problems:
         raise RuleSetError(problems)
+    engine_reasons = EngineReasons.of(explain)
     not_indicated = {
-        level: level_not_indicated(safety, placement, level, frozenset()) for level in LevelOfCare
+        level: level_not_indicated(safety, placement, level, frozenset(), engine_reasons)
+        for level in LevelOfCare
     }
     read = {
         fact
@@ -401,13 +452,16 @@ def compile_rule_set(
         rule_ids=tuple(rule.id for stage in document.stages for rule in stage.rules),
         not_indicated=not_indicated,
         extraction=extraction_plan(read),
-        default_decision=Reason(None, default_reason),
-        default_ruled_out=Reason(None, f"Ruled out: {default_reason}"),
+        default_decision=explain.reason(None, default_reason),
+        default_ruled_out=explain.reason(None, f"Ruled out: {default_reason}"),
+        semantics=document.semantics,
+        engine_version=ENGINE_VERSIONS[document.semantics],
+        explain=explain,
+        engine_reasons=engine_reasons,
+        references={
+            rule.id: tuple(rule.references) for stage in document.stages for rule in stage.rules
+        },
     )
-
-
-_NO_OVERRIDE = Reason(None, "No safety override for this level fired.")
-_NO_RULE = Reason(None, "No rule in this rule set indicated this level.")
 
 
 def level_not_indicated(
@@ -415,16 +469,17 @@ def level_not_indicated(
     placement: tuple[CompiledPlacementRule, ...],
     level: LevelOfCare,
     undetermined: frozenset[str] | set[str],
+    engine: EngineReasons,
 ) -> tuple[Reason, ...]:
     """Why ``level`` was not the result: the rules for it that did not fire (or could not be
     evaluated, for the ids in ``undetermined``)."""
     reasons: list[Reason] = []
     if any(rule.override_level is level for rule in safety):
-        reasons.append(_NO_OVERRIDE)
+        reasons.append(engine.no_override)
     for rule in placement:
         if rule.level is level:
             reasons.append(rule.not_evaluated if rule.id in undetermined else rule.not_met)
-    return tuple(reasons) or (_NO_RULE,)
+    return tuple(reasons) or (engine.no_rule,)
 
 
 # A placeholder condition lets compilation go on after an error so every problem is reported.
@@ -436,6 +491,7 @@ class _Context:
     problems: list[RuleSetProblem]
     types: Mapping[str, FactType]
     location: str
+    explain: Explanations
 
     def compile(self, rule_id: str, location: str, source: str) -> CompiledCondition:
         try:
@@ -453,6 +509,7 @@ class _Context:
 
 def _safety_rule(ctx: _Context, position: int, rule: SafetyRule) -> CompiledSafetyRule:
     condition = ctx.condition(rule, position)
+    references = tuple(rule.references)
     if rule.override is not None:
         if rule.override.level not in SAFETY_OVERRIDE_LEVELS:
             ctx.problem(
@@ -468,10 +525,15 @@ def _safety_rule(ctx: _Context, position: int, rule: SafetyRule) -> CompiledSafe
             urgency=rule.override.urgency,
             action=rule.override.action,
             requires=(),
-            alert=SafetyAlert(
-                rule.id, rule.override.urgency, rule.override.action, rule.description, True
+            alert=ctx.explain.alert(
+                rule.id,
+                rule.override.urgency,
+                rule.override.action,
+                rule.description,
+                True,
+                references,
             ),
-            **_outcomes(Stage.SAFETY, rule.id, rule.description),
+            **_outcomes(Stage.SAFETY, rule, ctx.explain),
         )
     assert rule.alert is not None  # the document model requires exactly one outcome
     if rule.alert.urgency is Urgency.ROUTINE:
@@ -486,8 +548,47 @@ def _safety_rule(ctx: _Context, position: int, rule: SafetyRule) -> CompiledSafe
         urgency=rule.alert.urgency,
         action=rule.alert.action,
         requires=tuple(rule.alert.requires),
-        alert=SafetyAlert(rule.id, rule.alert.urgency, rule.alert.action, rule.description, False),
-        **_outcomes(Stage.SAFETY, rule.id, rule.description),
+        alert=ctx.explain.alert(
+            rule.id, rule.alert.urgency, rule.alert.action, rule.description, False, references
+        ),
+        **_outcomes(Stage.SAFETY, rule, ctx.explain),
+    )
+
+
+def _check_evidence(ctx: _Context, safety: tuple[CompiledSafetyRule, ...]) -> None:
+    """Semantics 2: a safety rule fires on its evidence, whatever the person asked for help
+    with, so it may not read the presenting concerns (the ``evidence.*`` facts count them among
+    other signals)."""
+    for position, rule in enumerate(safety):
+        if "presenting_concerns" in rule.condition.facts:
+            ctx.problem(
+                rule.id,
+                f"rules.{position}.when",
+                "a safety rule fires on its evidence, whatever the presenting concern: read "
+                "the evidence.* facts (which count the concern among other signals) instead of "
+                "presenting_concerns",
+            )
+
+
+def _placement_rule(ctx: _Context, position: int, rule: PlacementRule) -> CompiledPlacementRule:
+    references = tuple(rule.references)
+    reason = ctx.explain.reason
+    return CompiledPlacementRule(
+        id=rule.id,
+        description=rule.description,
+        condition=ctx.condition(rule, position),
+        level=rule.level,
+        rank=LEVEL_RANK[rule.level],
+        urgency=rule.urgency,
+        conditions=tuple(
+            PlacementCondition(c.code, c.description, rule.id) for c in rule.conditions
+        ),
+        not_met=reason(rule.id, f"Not met: {rule.description}", references),
+        not_evaluated=reason(
+            rule.id, f"Could not be evaluated (information missing): {rule.description}", references
+        ),
+        ruled_out=reason(rule.id, f"Ruled out: {rule.description}", references),
+        **_outcomes(Stage.PLACEMENT, rule, ctx.explain),
     )
 
 
@@ -509,7 +610,7 @@ def _feasibility_rule(
         code=rule.barrier.code,
         barrier_description=rule.barrier.description,
         accommodations=accommodations,
-        **_outcomes(Stage.FEASIBILITY, rule.id, rule.description),
+        **_outcomes(Stage.FEASIBILITY, rule, ctx.explain),
     )
 
 
@@ -602,13 +703,40 @@ def _compile_policy(
     problems: list[RuleSetProblem],
 ) -> InstrumentPolicy | None:
     spec = SPECS[instrument]
-    default = DEFAULT_POLICIES[instrument]
     if spec.kind is AnswerKind.CATEGORICAL:
         problems.append(RuleSetProblem(None, location, f"{spec.title} has no adjustable cut-offs"))
         return None
-    low, high = spec.total_range
-    bands = default.bands
     count = len(problems)
+    policy = _cut_offs(instrument, override, DEFAULT_POLICIES[instrument], location, problems)
+    if override.adolescent is not None:
+        where = f"{location}.adolescent"
+        adolescent = _cut_offs(instrument, override.adolescent, policy, where, problems)
+        adult_labels = [band.label for band in policy.bands]
+        labels = [band.label for band in adolescent.bands]
+        if labels != [label for label in adult_labels if label in labels]:
+            problems.append(
+                RuleSetProblem(
+                    None,
+                    f"{where}.bands",
+                    f"adolescent {spec.title} bands use the instrument's band labels, in their "
+                    f"order ({', '.join(adult_labels) or 'it has none'})",
+                )
+            )
+        policy = replace(policy, adolescent=adolescent)
+    return None if len(problems) > count else policy
+
+
+def _cut_offs(
+    instrument: InstrumentId,
+    override: InstrumentPolicyDocument | PopulationPolicyDocument,
+    base: InstrumentPolicy,
+    location: str,
+    problems: list[RuleSetProblem],
+) -> InstrumentPolicy:
+    """``base`` with the bands and threshold ``override`` gives, each checked."""
+    spec = SPECS[instrument]
+    low, high = spec.total_range
+    bands = base.bands
     if override.bands is not None:
         bands = tuple(Band(b.label, b.min, b.max) for b in override.bands)
         expected_next = low
@@ -636,7 +764,7 @@ def _compile_policy(
         labels = [band.label for band in bands]
         if len(set(labels)) != len(labels):
             problems.append(RuleSetProblem(None, f"{location}.bands", "band labels must be unique"))
-    positive_at, by_sex = default.positive_at, default.positive_at_by_sex
+    positive_at, by_sex = base.positive_at, base.positive_at_by_sex
     if isinstance(override.positive_at, int):
         positive_at, by_sex = override.positive_at, None
     elif isinstance(override.positive_at, dict):
@@ -673,8 +801,6 @@ def _compile_policy(
                     f"{spec.title} cut-off must lie within the score range {low}-{high}",
                 )
             )
-    if len(problems) > count:
-        return None
     return InstrumentPolicy(bands=bands, positive_at=positive_at, positive_at_by_sex=by_sex)
 
 

@@ -1,19 +1,28 @@
 """``evaluate(compiled, answers)``: the pure function at the heart of carelevel.
 
-Stages run in a fixed order. Safety first: the first override that fires ends the evaluation,
-so nothing later can outvote it; alerts are collected. Then the information check (too little
-to place anyone → ``insufficient_information``, never a guess), domain ratings (highest that
-fires, per domain), placement (highest level that fires; no averaging, no composite score) and
-feasibility (every practical barrier, with the accommodations that lift it; barriers never
-change the clinical level).
+Stages run in a fixed order. Safety first: every safety rule is evaluated, alerts are all
+collected, and when overrides fire the most severe one sets the level and no later stage runs
+(nothing can outvote it). Then the information check (too little to place anyone →
+``insufficient_information``, never a guess), domain ratings (highest that fires, per domain),
+placement (highest level that fires; no averaging, no composite score) and feasibility (every
+practical barrier, with the accommodations that lift it; barriers never change the clinical
+level).
 
 A condition that needs an unknown fact is *undetermined*. When its rule could have changed the
 result had it fired, the unknown facts are reported as missing and the status is ``partial``.
+A safety question left open (an alert that requires an assessment, or a safety override or
+requirement that could not be decided) is never taken as safe: the urgency is at least
+urgent, the result partial, and the IOP verdict waits (``pending_safety_assessment``).
+
+Rule sets written before these semantics (``semantics: 1``) are evaluated as they always were:
+the first override in file order ends the evaluation and open questions only make the result
+partial, so their screenings replay byte for byte.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 from app.engine.answers import AgeGroup, ScreeningAnswers
 from app.engine.compiler import (
@@ -26,7 +35,6 @@ from app.engine.compiler import (
 from app.engine.determination import (
     DISCLAIMER,
     DOMAIN_LABELS,
-    ENGINE_VERSION,
     LEVEL_INFO,
     LEVEL_ORDER,
     LEVEL_RANK,
@@ -62,7 +70,6 @@ _URGENCIES = tuple(Urgency)
 _DOMAINS = tuple(Domain)
 _DOMAIN_FACTS = {domain: f"domains.{domain.value}" for domain in Domain}
 _IOP_RANK = LEVEL_RANK[LevelOfCare.INTENSIVE_OUTPATIENT]
-_PROVISIONAL = Reason(None, "Provisional: information listed as missing could change this verdict.")
 
 
 class _Run:
@@ -106,38 +113,19 @@ class _Run:
 def evaluate(compiled: CompiledRuleSet, answers: ScreeningAnswers) -> Determination:
     """Evaluate validated answers under a compiled rule set; pure and deterministic."""
     scores = score_answers(answers, compiled.policies)
-    facts = extract_facts(answers, scores, compiled.extraction)
+    facts = extract_facts(answers, scores, compiled.extraction, compiled.policies)
     run = _Run(facts, compiled.catalogue)
     trace = run.trace
     score_list = tuple(scores.values())
 
-    # 1. Safety: the first override ends the evaluation; alerts accumulate.
-    alerts: list[SafetyAlert] = []
-    pending_overrides: list[CompiledSafetyRule] = []
-    for rule in compiled.safety:
-        result = rule.condition.evaluate(facts)
-        if result is None:
-            run.undetermined(Stage.SAFETY, rule.id, rule.condition)
-            if rule.override_level is not None:
-                pending_overrides.append(rule)
-            else:
-                run.could_change(rule.id, rule.condition)
-        elif not result:
-            trace.append(rule.not_fired_step)
-        else:
-            trace.append(rule.fired_step)
-            run.raise_urgency(rule.urgency)
-            alerts.append(rule.alert)
-            if rule.override_level is not None:
-                fired_rank = LEVEL_RANK[rule.override_level]
-                for earlier in pending_overrides:
-                    if LEVEL_RANK[earlier.override_level or rule.override_level] > fired_rank:
-                        run.could_change(earlier.id, earlier.condition)
-                return _after_override(compiled, run, rule, alerts, score_list)
-            for item in rule.requires:
-                run.require(item, rule.id)
-    for pending in pending_overrides:
-        run.could_change(pending.id, pending.condition)
+    # 1. Safety: alerts accumulate; an override that fires ends the evaluation after this stage.
+    if compiled.semantics == 1:
+        safety = _safety_first_override(compiled, run)
+    else:
+        safety = _safety_most_severe(compiled, run)
+    if safety.decisive:
+        return _after_override(compiled, run, safety.decisive, safety.alerts, score_list)
+    alerts = safety.alerts
 
     # 2. Information: is there enough to place anyone?
     insufficient: list[Reason] = []
@@ -217,9 +205,12 @@ def evaluate(compiled: CompiledRuleSet, answers: ScreeningAnswers) -> Determinat
             barriers.append(Barrier(barrier.code, barrier.barrier_description, barrier.id, offered))
 
     missing = run.missing_items()
-    iop = _iop_verdict(compiled, level, decided_by, fired, barriers, conditions)
+    if safety.open_questions and LEVEL_RANK[level] <= _IOP_RANK:
+        iop = IopAssessment(IopVerdict.PENDING_SAFETY_ASSESSMENT, safety.open_questions)
+    else:
+        iop = _iop_verdict(compiled, level, decided_by, fired, barriers, conditions)
     if missing:
-        iop = IopAssessment(iop.verdict, (*iop.reasons, _PROVISIONAL))
+        iop = IopAssessment(iop.verdict, (*iop.reasons, compiled.engine_reasons.provisional))
     return Determination(
         status=Status.PARTIAL if missing else Status.COMPLETE,
         missing=missing,
@@ -239,9 +230,108 @@ def evaluate(compiled: CompiledRuleSet, answers: ScreeningAnswers) -> Determinat
         scores=score_list,
         trace=tuple(trace),
         rule_set=compiled.ref,
-        engine_version=ENGINE_VERSION,
+        engine_version=compiled.engine_version,
         disclaimer=DISCLAIMER,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _SafetyOutcome:
+    alerts: list[SafetyAlert]
+    decisive: tuple[CompiledSafetyRule, ...] = ()
+    """The overrides that set the level (none fired: empty)."""
+    open_questions: tuple[Reason, ...] = ()
+    """Why the IOP verdict must wait: one reason per open safety question (semantics 2)."""
+
+
+def _safety_first_override(compiled: CompiledRuleSet, run: _Run) -> _SafetyOutcome:
+    """Semantics 1: the first override that fires, in file order, ends the evaluation."""
+    facts, trace = run.facts, run.trace
+    alerts: list[SafetyAlert] = []
+    pending_overrides: list[CompiledSafetyRule] = []
+    for rule in compiled.safety:
+        result = rule.condition.evaluate(facts)
+        if result is None:
+            run.undetermined(Stage.SAFETY, rule.id, rule.condition)
+            if rule.override_level is not None:
+                pending_overrides.append(rule)
+            else:
+                run.could_change(rule.id, rule.condition)
+        elif not result:
+            trace.append(rule.not_fired_step)
+        else:
+            trace.append(rule.fired_step)
+            run.raise_urgency(rule.urgency)
+            alerts.append(rule.alert)
+            if rule.override_level is not None:
+                fired_rank = LEVEL_RANK[rule.override_level]
+                for earlier in pending_overrides:
+                    if LEVEL_RANK[earlier.override_level or rule.override_level] > fired_rank:
+                        run.could_change(earlier.id, earlier.condition)
+                return _SafetyOutcome(alerts, (rule,))
+            for item in rule.requires:
+                run.require(item, rule.id)
+    for pending in pending_overrides:
+        run.could_change(pending.id, pending.condition)
+    return _SafetyOutcome(alerts)
+
+
+def _safety_most_severe(compiled: CompiledRuleSet, run: _Run) -> _SafetyOutcome:
+    """Semantics 2: every safety rule is evaluated; the most severe override that fires
+    decides (file order never does), and every open safety question is reported."""
+    facts, trace = run.facts, run.trace
+    alerts: list[SafetyAlert] = []
+    fired: list[CompiledSafetyRule] = []
+    undecided_overrides: list[CompiledSafetyRule] = []
+    open_rules: list[tuple[CompiledSafetyRule, bool]] = []  # (rule, it fired)
+    for rule in compiled.safety:
+        result = rule.condition.evaluate(facts)
+        if result is None:
+            run.undetermined(Stage.SAFETY, rule.id, rule.condition)
+            if rule.override_level is not None:
+                undecided_overrides.append(rule)
+                continue
+            run.could_change(rule.id, rule.condition)
+            if rule.requires:
+                open_rules.append((rule, False))
+        elif not result:
+            trace.append(rule.not_fired_step)
+        else:
+            trace.append(rule.fired_step)
+            run.raise_urgency(rule.urgency)
+            alerts.append(rule.alert)
+            if rule.override_level is not None:
+                fired.append(rule)
+            elif rule.requires:
+                for item in rule.requires:
+                    run.require(item, rule.id)
+                open_rules.append((rule, True))
+    top = max(
+        (LEVEL_RANK[rule.override_level] for rule in fired if rule.override_level), default=-1
+    )
+    for rule in undecided_overrides:
+        assert rule.override_level is not None
+        if LEVEL_RANK[rule.override_level] > top:
+            run.could_change(rule.id, rule.condition)
+            open_rules.append((rule, False))
+    if open_rules:
+        run.raise_urgency(Urgency.URGENT)
+    decisive = tuple(r for r in fired if r.override_level and LEVEL_RANK[r.override_level] == top)
+    return _SafetyOutcome(
+        alerts, decisive, tuple(_open_question(compiled, run, *o) for o in open_rules)
+    )
+
+
+def _open_question(
+    compiled: CompiledRuleSet, run: _Run, rule: CompiledSafetyRule, fired: bool
+) -> Reason:
+    """Why the IOP verdict waits for this safety question, and what to do now."""
+    if fired:
+        text = f"Safety assessment pending ({'; '.join(rule.requires)}): {rule.action}"
+    else:
+        unknown = ", ".join(f for f in rule.condition.facts if run.facts.get(f) is None)
+        text = f"Safety question not answered ({unknown}): rule out first: {rule.description}"
+    return compiled.explain.reason(rule.id, text, rule.references)
 
 
 def _adolescent(answers: ScreeningAnswers) -> bool:
@@ -296,9 +386,10 @@ def _iop_verdict(
         return IopAssessment(IopVerdict.LOWER_LEVEL_SUFFICIENT, (*decided_by, *not_met))
     if not barriers and not conditions:
         return IopAssessment(IopVerdict.SUITABLE, decided_by)
-    extra = [Reason(c.rule_id, f"Condition: {c.description}") for c in conditions] + [
-        Reason(b.rule_id, _barrier_text(b)) for b in barriers
-    ]
+    reason, cited = compiled.explain.reason, compiled.references
+    extra = [
+        reason(c.rule_id, f"Condition: {c.description}", cited[c.rule_id]) for c in conditions
+    ] + [reason(b.rule_id, _barrier_text(b), cited[b.rule_id]) for b in barriers]
     return IopAssessment(IopVerdict.SUITABLE_WITH_CONDITIONS, (*decided_by, *extra))
 
 
@@ -348,7 +439,13 @@ def _eliminated(
             eliminated.append(EliminatedLevel(candidate, lower))
         elif rank > best:
             reasons = (
-                level_not_indicated(compiled.safety, compiled.placement, candidate, undetermined)
+                level_not_indicated(
+                    compiled.safety,
+                    compiled.placement,
+                    candidate,
+                    undetermined,
+                    compiled.engine_reasons,
+                )
                 if undetermined
                 else compiled.not_indicated[candidate]
             )
@@ -356,26 +453,29 @@ def _eliminated(
     return tuple(eliminated)
 
 
-_NO_OVERRIDE = Reason(None, "No safety override for this level fired.")
-
-
 def _after_override(
     compiled: CompiledRuleSet,
     run: _Run,
-    rule: CompiledSafetyRule,
+    decisive: Sequence[CompiledSafetyRule],
     alerts: Sequence[SafetyAlert],
     scores: tuple[InstrumentScore, ...],
 ) -> Determination:
-    assert rule.override_level is not None
-    level = rule.override_level
+    """The determination when safety overrides fired: ``decisive`` are those at the most
+    severe level (the first in file order under semantics 1)."""
+    level = decisive[0].override_level
+    assert level is not None
     info = LEVEL_INFO[level]
-    reason = Reason(rule.id, rule.description)
+    reasons = tuple(rule.reason for rule in decisive)
+    ruled_out = tuple(
+        compiled.explain.reason(
+            rule.id, f"Ruled out by safety override: {rule.description}", rule.references
+        )
+        for rule in decisive
+    )
+    not_reached = (compiled.engine_reasons.no_override,)
     eliminated = tuple(
         EliminatedLevel(
-            candidate,
-            (Reason(rule.id, f"Ruled out by safety override: {rule.description}"),)
-            if LEVEL_RANK[candidate] < LEVEL_RANK[level]
-            else (_NO_OVERRIDE,),
+            candidate, ruled_out if LEVEL_RANK[candidate] < LEVEL_RANK[level] else not_reached
         )
         for candidate in LEVEL_ORDER
         if candidate is not level
@@ -391,9 +491,9 @@ def _after_override(
             info.aligned_with,
             info.provides_24_hour_care,
             info.adult_hours,
-            (reason,),
+            reasons,
         ),
-        iop=IopAssessment(IopVerdict.HIGHER_LEVEL_NEEDED, (reason,)),
+        iop=IopAssessment(IopVerdict.HIGHER_LEVEL_NEEDED, reasons),
         conditions=(),
         eliminated=eliminated,
         domains=(),
@@ -402,7 +502,7 @@ def _after_override(
         scores=scores,
         trace=tuple(run.trace),
         rule_set=compiled.ref,
-        engine_version=ENGINE_VERSION,
+        engine_version=compiled.engine_version,
         disclaimer=DISCLAIMER,
     )
 
@@ -428,6 +528,6 @@ def _insufficient(
         scores=scores,
         trace=tuple(run.trace),
         rule_set=compiled.ref,
-        engine_version=ENGINE_VERSION,
+        engine_version=compiled.engine_version,
         disclaimer=DISCLAIMER,
     )

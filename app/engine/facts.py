@@ -19,11 +19,15 @@ from typing import Any, Final
 from pydantic import BaseModel
 
 from app.engine.answers import (
+    AgeGroup,
     Concern,
     ConditionStatus,
     CoOccurring,
+    DailyUseSubstance,
     Functioning,
+    HomicidalIdeation,
     Impairment,
+    OverdoseHistory,
     Readiness,
     ScreeningAnswers,
     Section,
@@ -35,16 +39,18 @@ from app.engine.expressions import FactKind, FactType
 from app.engine.instruments import (
     CSSRS_TIER_ORDER,
     DECLINED,
+    DEFAULT_POLICIES,
     SPECS,
     AnswerKind,
     InstrumentId,
     InstrumentPolicy,
     InstrumentScore,
+    band_table,
 )
 
 # Enums whose values have a clinical order, so conditions may use < <= > >= on them.
 ORDERED_ENUMS: Final[frozenset[type[StrEnum]]] = frozenset(
-    {Impairment, ConditionStatus, Readiness, Willingness}
+    {Impairment, ConditionStatus, Readiness, Willingness, HomicidalIdeation, OverdoseHistory}
 )
 
 # The answers sections that become facts, in questionnaire order (instruments become scores).
@@ -165,6 +171,27 @@ _SERIOUS_MENTAL_ILLNESS: Final = ("bipolar", "psychotic")
 _SUBSTANCE_CLASSES: Final = ("alcohol", "opioids", "stimulants", "cannabis", "sedatives", "other")
 
 
+# What counts as evidence: safety rules read these instead of the presenting concerns, so a
+# rule fires on the evidence whatever the person asked for help with. Each is true when any of
+# its signals is present, unknown when none is but a declined item leaves one open, and false
+# otherwise (a question not asked is no evidence).
+EVIDENCE: Final = {
+    "evidence.alcohol": "Alcohol use that matters: a positive AUDIT-C (or AUDIT items 1-3) or "
+    "AUDIT at the rule set's cut-offs, alcohol among the substances used heavily every day, a "
+    "co-occurring alcohol problem suspected or known, or a CIWA-Ar rating.",
+    "evidence.sedatives": "Sedative use that matters: sedatives used heavily every day, a "
+    "co-occurring sedative problem suspected or known, or signs of sedative withdrawal now.",
+    "evidence.opioids": "Opioid use that matters: opioids used heavily every day, a co-occurring "
+    "opioid problem suspected or known, or a COWS rating.",
+    "evidence.drugs": "Drug use that matters: a positive DAST-10, or a co-occurring opioid, "
+    "sedative, stimulant, cannabis or other drug problem suspected or known, or opioids or "
+    "sedatives used heavily every day.",
+    "evidence.substance_use": "Any of the above, or substance use among the presenting concerns.",
+    "evidence.eating_disorder": "An eating disorder: among the presenting concerns, a "
+    "co-occurring eating disorder suspected or known, or a positive SCOFF.",
+}
+
+
 def _derived_specs() -> list[FactSpec]:
     def spec(path: str, kind: FactType, description: str) -> FactSpec:
         return FactSpec(path, kind, description, FactSource.DERIVED)
@@ -196,6 +223,7 @@ def _derived_specs() -> list[FactSpec]:
             _CONDITION,
             "Highest certainty among co-occurring substance use problems of any class.",
         ),
+        *(spec(path, _BOOL, description) for path, description in EVIDENCE.items()),
         spec(
             "logistics.telehealth_capable",
             _BOOL,
@@ -227,7 +255,13 @@ def _score_specs(policies: Mapping[InstrumentId, InstrumentPolicy]) -> list[Fact
         bands = policies[instrument].bands
         if bands:
             labels = tuple(band.label for band in bands)
-            add("band", FactType(FactKind.STRING, labels, True), f"{title} severity band.")
+            band_type = FactType(FactKind.STRING, labels, True)
+            add("band", band_type, f"{title} severity band.")
+            add(
+                "band_at_least",
+                band_type,
+                f"{title} band the answered items establish (declined items counted as 0).",
+            )
         policy = policies[instrument]
         if policy.positive_at is not None or policy.positive_at_by_sex is not None:
             add("positive", _BOOL, f"{title} screen is positive at the rule set's cut-off.")
@@ -272,7 +306,12 @@ def _stage_specs() -> list[FactSpec]:
 
 
 def build_catalogue(policies: Mapping[InstrumentId, InstrumentPolicy]) -> dict[str, FactSpec]:
-    """Every fact a rule set with these instrument policies may use, keyed by path."""
+    """Every fact a rule set with these instrument policies may use, keyed by path.
+
+    A fact's description is the label of a missing item in a determination: changing the
+    description of an existing fact (or of the question it comes from) changes how stored
+    screenings replay (tests/unit/test_legacy_replay.py catches it).
+    """
     specs = [*_ANSWER_SPECS, *_derived_specs(), *_score_specs(policies), *_stage_specs()]
     return {spec.path: spec for spec in specs}
 
@@ -304,6 +343,7 @@ class ExtractionPlan:
     functioning: bool
     co_occurring: bool
     telehealth: bool
+    evidence: bool
 
 
 def extraction_plan(paths: Iterable[str] | None = None) -> ExtractionPlan:
@@ -342,6 +382,7 @@ def extraction_plan(paths: Iterable[str] | None = None) -> ExtractionPlan:
             )
         ),
         telehealth=keep("logistics.telehealth_capable"),
+        evidence=any(keep(path) for path in EVIDENCE),
     )
 
 
@@ -353,7 +394,15 @@ _NOT_GIVEN: Final = {f"{instrument.value}.given": False for instrument in Instru
 _SCORE_KEYS: Final = {
     instrument: tuple(
         f"{instrument.value}.{name}"
-        for name in ("given", "declined_items", "total", "total_at_least", "band", "positive")
+        for name in (
+            "given",
+            "declined_items",
+            "total",
+            "total_at_least",
+            "band",
+            "positive",
+            "band_at_least",
+        )
     )
     for instrument in InstrumentId
 }
@@ -411,9 +460,14 @@ def _put_derived(facts: dict[str, object], answers: ScreeningAnswers, plan: Extr
         )
 
 
-def _put_scores(facts: dict[str, object], scores: Mapping[InstrumentId, InstrumentScore]) -> None:
+def _put_scores(
+    facts: dict[str, object],
+    scores: Mapping[InstrumentId, InstrumentScore],
+    policies: Mapping[InstrumentId, InstrumentPolicy],
+    adolescent: bool,
+) -> None:
     for instrument, score in scores.items():
-        given, declined, total, at_least, band, positive = _SCORE_KEYS[instrument]
+        given, declined, total, at_least, band, positive, band_at_least = _SCORE_KEYS[instrument]
         facts[given] = True
         facts[declined] = len(score.declined_items)
         if instrument is InstrumentId.CSSRS:
@@ -424,14 +478,95 @@ def _put_scores(facts: dict[str, object], scores: Mapping[InstrumentId, Instrume
         facts[at_least] = score.total_min
         facts[band] = score.band
         facts[positive] = score.positive
+        if score.band is not None:
+            facts[band_at_least] = score.band
+        elif score.total_min is not None:
+            table = band_table(policies[instrument].for_respondent(adolescent).bands)
+            if score.total_min < len(table):
+                facts[band_at_least] = table[score.total_min]
+
+
+_SUSPECTED: Final = _CONDITION_RANK[ConditionStatus.SUSPECTED]
+_DRUG_CLASSES: Final = ("opioids", "stimulants", "cannabis", "sedatives", "other")
+
+
+def _any(signals: Iterable[bool | None]) -> bool | None:
+    """Kleene or: true if any signal is, unknown if none is but one is unknown."""
+    unknown = False
+    for signal in signals:
+        if signal:
+            return True
+        unknown = unknown or signal is None
+    return None if unknown else False
+
+
+def _screen(
+    scores: Mapping[InstrumentId, InstrumentScore], instrument: InstrumentId
+) -> bool | None:
+    score = scores.get(instrument)
+    return False if score is None else score.positive
+
+
+def _put_evidence(
+    facts: dict[str, object],
+    answers: ScreeningAnswers,
+    scores: Mapping[InstrumentId, InstrumentScore],
+) -> None:
+    withdrawal = answers.withdrawal
+    heavy = (withdrawal.heavy_daily_use if withdrawal else None) or ()
+    co = answers.co_occurring
+    substances = co.substance_use.__dict__ if co is not None and co.substance_use else {}
+
+    def problem(name: str) -> bool:
+        status = substances.get(name)
+        return status is not None and _CONDITION_RANK[status] >= _SUSPECTED
+
+    sedative_signs = bool(withdrawal and withdrawal.sedative_signs_now)
+    alcohol = _any(
+        (
+            _screen(scores, InstrumentId.AUDIT_C),
+            _screen(scores, InstrumentId.AUDIT),
+            DailyUseSubstance.ALCOHOL in heavy,
+            problem("alcohol"),
+            InstrumentId.CIWA_AR in scores,
+        )
+    )
+    sedatives = DailyUseSubstance.SEDATIVES in heavy or problem("sedatives") or sedative_signs
+    opioids = (
+        DailyUseSubstance.OPIOIDS in heavy or problem("opioids") or InstrumentId.COWS in scores
+    )
+    drugs = _any(
+        (
+            _screen(scores, InstrumentId.DAST10),
+            any(problem(name) for name in _DRUG_CLASSES),
+            DailyUseSubstance.OPIOIDS in heavy or DailyUseSubstance.SEDATIVES in heavy,
+        )
+    )
+    eating = co is not None and co.eating is not None and _CONDITION_RANK[co.eating] >= _SUSPECTED
+    facts["evidence.alcohol"] = alcohol
+    facts["evidence.sedatives"] = sedatives
+    facts["evidence.opioids"] = opioids
+    facts["evidence.drugs"] = drugs
+    facts["evidence.substance_use"] = _any(
+        (alcohol, sedatives, opioids, drugs, Concern.SUBSTANCE_USE in answers.presenting_concerns)
+    )
+    facts["evidence.eating_disorder"] = _any(
+        (
+            Concern.EATING_DISORDER in answers.presenting_concerns,
+            eating,
+            _screen(scores, InstrumentId.SCOFF),
+        )
+    )
 
 
 def extract_facts(
     answers: ScreeningAnswers,
     scores: Mapping[InstrumentId, InstrumentScore],
     plan: ExtractionPlan = EVERY_FACT,
+    policies: Mapping[InstrumentId, InstrumentPolicy] = DEFAULT_POLICIES,
 ) -> dict[str, object]:
-    """The fact values of one screening (absent keys are unknown)."""
+    """The fact values of one screening (absent keys are unknown); ``policies`` are the cut-offs
+    the scores were made with."""
     facts: dict[str, object] = dict(_NOT_GIVEN)
     facts["presenting_concerns"] = answers.presenting_concerns
     sections = answers.__dict__
@@ -453,7 +588,9 @@ def extract_facts(
                     if value is not None:
                         facts[path] = value
     _put_derived(facts, answers, plan)
-    _put_scores(facts, scores)
+    _put_scores(facts, scores, policies, answers.respondent.age_group is AgeGroup.ADOLESCENT)
+    if plan.evidence:
+        _put_evidence(facts, answers, scores)
     phq9 = answers.instruments.phq9
     if phq9 is not None:
         item9 = phq9.items[8]

@@ -310,6 +310,12 @@ class InstrumentPolicy:
     bands: tuple[Band, ...]
     positive_at: int | None
     positive_at_by_sex: Mapping[ScoringSex, int] | None = None
+    adolescent: InstrumentPolicy | None = None
+    """The cut-offs applied to adolescents, when the rule set gives them."""
+
+    def for_respondent(self, adolescent: bool) -> InstrumentPolicy:
+        """The policy that scores this respondent: the adolescent one where there is one."""
+        return self.adolescent if adolescent and self.adolescent is not None else self
 
     def cut_off_for(self, sex: ScoringSex) -> int | None:
         """The positive-screen threshold for ``sex`` (sex-specific where the policy has one)."""
@@ -390,7 +396,7 @@ def _check_count(spec: InstrumentSpec, items: Sequence[object]) -> None:
 _BAND_TABLES: dict[tuple[Band, ...], tuple[str | None, ...]] = {}
 
 
-def _band_table(bands: tuple[Band, ...]) -> tuple[str | None, ...]:
+def band_table(bands: tuple[Band, ...]) -> tuple[str | None, ...]:
     """The band label of every total from 0 up, prepared once per band scheme."""
     table = _BAND_TABLES.get(bands)
     if table is None:
@@ -420,7 +426,7 @@ def _score_range(
     notes: tuple[str, ...] = (),
 ) -> InstrumentScore:
     """Band and screen result for a total known to lie in ``minimum..maximum``."""
-    table = _band_table(policy.bands)
+    table = band_table(policy.bands)
     low_band = table[minimum] if minimum < len(table) else None
     high_band = table[maximum] if maximum < len(table) else None
     by_sex = policy.positive_at_by_sex

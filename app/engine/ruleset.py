@@ -10,7 +10,15 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 
-from app.engine.determination import Domain, IopVerdict, LevelOfCare, Rating, Status, Urgency
+from app.engine.determination import (
+    CURRENT_SEMANTICS,
+    Domain,
+    IopVerdict,
+    LevelOfCare,
+    Rating,
+    Status,
+    Urgency,
+)
 from app.engine.instruments import InstrumentId, ScoringSex
 
 RULE_ID_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
@@ -56,7 +64,8 @@ class SafetyFollowUp(DocumentModel):
 
 
 class SafetyRule(RuleBase):
-    """First override that fires ends the evaluation; alerts are all collected."""
+    """Every safety rule is evaluated; the most severe override that fires sets the level (under
+    ``semantics: 1``, the first in file order did), alerts are all collected."""
 
     override: SafetyOverride | None = None
     alert: SafetyFollowUp | None = None
@@ -157,6 +166,26 @@ class BandDocument(DocumentModel):
     max: StrictInt
 
 
+def _omitted_when_none(value: object) -> bool:
+    return value is None
+
+
+class PopulationPolicyDocument(DocumentModel):
+    bands: list[BandDocument] | None = Field(
+        default=None,
+        description="Severity bands for this population, ascending, covering the whole score "
+        "range; their labels are the instrument's own band labels (some may be left out).",
+    )
+    positive_at: StrictInt | dict[ScoringSex, StrictInt] | None = Field(
+        default=None,
+        description="Positive-screen threshold for this population (one per sex where the "
+        "instrument has sex-specific cut-offs).",
+    )
+    references: list[str] = Field(
+        default_factory=list, description="Sources of these cut-offs (guidelines, papers)."
+    )
+
+
 class InstrumentPolicyDocument(DocumentModel):
     bands: list[BandDocument] | None = Field(
         default=None, description="Severity bands, ascending, covering the whole score range."
@@ -164,6 +193,12 @@ class InstrumentPolicyDocument(DocumentModel):
     positive_at: StrictInt | dict[ScoringSex, StrictInt] | None = Field(
         default=None,
         description="Positive-screen threshold, or one per sex for sex-specific instruments.",
+    )
+    adolescent: PopulationPolicyDocument | None = Field(
+        default=None,
+        exclude_if=_omitted_when_none,
+        description="Cut-offs for adolescents (respondent.age_group 'adolescent') where they "
+        "differ from the adult ones; what is not given here is the adult cut-off.",
     )
 
 
@@ -197,11 +232,28 @@ class TestCase(DocumentModel):
     expect: Expectation
 
 
+def _is_first_semantics(value: object) -> bool:
+    return value == 1  # left out, so documents written before the key existed keep their hash
+
+
 class RuleSetDocument(DocumentModel):
     """A whole rule set as written by a clinical admin."""
 
     key: str = Field(pattern=r"^[a-z][a-z0-9-]{1,63}$", examples=["iop-level-of-care"])
-    version: str = Field(min_length=1, max_length=64, examples=["2026.11.0"])
+    version: str = Field(min_length=1, max_length=64, examples=["2026.12.0"])
+    semantics: StrictInt = Field(
+        default=1,
+        ge=1,
+        le=CURRENT_SEMANTICS,
+        exclude_if=_is_first_semantics,
+        examples=[CURRENT_SEMANTICS],
+        description="How the engine evaluates this document. 2 (current; new versions must "
+        "declare it): every safety override is evaluated and the most severe one decides; an "
+        "open safety question withholds the IOP verdict; safety rules never read the "
+        "presenting concerns; reasons carry their rules' references. 1 (a document without "
+        "this key): the first override in file order decides; kept only so that versions "
+        "published before 2026.12 replay their screenings byte for byte.",
+    )
     title: str = Field(min_length=1)
     description: str = ""
     instruments: dict[InstrumentId, InstrumentPolicyDocument] = Field(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from app.engine.answers import ScreeningAnswers
+from app.engine.answers import AgeGroup, ScreeningAnswers
 from app.engine.instruments import (
     DEFAULT_POLICIES,
     InstrumentId,
@@ -31,6 +31,9 @@ _PHQ9 = InstrumentId.PHQ9
 _SCOFF = InstrumentId.SCOFF
 
 
+_ADOLESCENT_NOTE = "Scored with the rule set's adolescent cut-offs."
+
+
 def score_answers(
     answers: ScreeningAnswers,
     policies: Mapping[InstrumentId, InstrumentPolicy] = DEFAULT_POLICIES,
@@ -38,9 +41,15 @@ def score_answers(
     """Score each instrument that was given, in the fixed order of ``InstrumentId``.
 
     AUDIT-C is taken from the full AUDIT's first three items when only the AUDIT was given.
+    An adolescent is scored with the rule set's adolescent cut-offs where it gives them.
     """
     given = answers.instruments
     sex = answers.respondent.sex_for_scoring
+    adolescent_cut_offs: tuple[InstrumentId, ...] = ()
+    if answers.respondent.age_group is AgeGroup.ADOLESCENT:
+        adolescent_cut_offs = tuple(i for i, p in policies.items() if p.adolescent is not None)
+        if adolescent_cut_offs:
+            policies = {i: policy.for_respondent(True) for i, policy in policies.items()}
     scores: dict[InstrumentId, InstrumentScore] = {}
     if given.phq9 is not None:
         scores[_PHQ9] = score_ordinal(_PHQ9, given.phq9.items, policies[_PHQ9])
@@ -76,4 +85,8 @@ def score_answers(
         scores[_CIWA_AR] = score_clinician_total(_CIWA_AR, given.ciwa_ar.total, policies[_CIWA_AR])
     if given.cows is not None:
         scores[_COWS] = score_clinician_total(_COWS, given.cows.total, policies[_COWS])
+    for instrument in adolescent_cut_offs:
+        adjusted = scores.get(instrument)
+        if adjusted is not None:
+            adjusted.notes = (*adjusted.notes, _ADOLESCENT_NOTE)
     return scores

@@ -1,8 +1,10 @@
-"""Run a rule set's own test cases and measure rule coverage.
+"""Run a rule set's own test cases, measure rule coverage and check its safety principles.
 
-A version may be published only when every case passes and every rule fires in at least one
-case (100% rule coverage). Cases may extend a named fixture: the case's answers are deep-merged
-onto it (mappings merge key by key; any other value, lists included, replaces; null removes).
+A version may be published only when every case passes, every rule fires in at least one case
+(100% rule coverage), no change towards more severe evidence lowers any case's level or urgency
+(``monotonicity.py``) and every rule cites a source. Cases may extend a named fixture: the
+case's answers are deep-merged onto it (mappings merge key by key; any other value, lists
+included, replaces; null removes).
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ from pydantic import ValidationError
 
 from app.engine.answers import ScreeningAnswers
 from app.engine.compiler import CompiledRuleSet
-from app.engine.determination import Determination, RuleResult
+from app.engine.determination import CURRENT_SEMANTICS, Determination, RuleResult
 from app.engine.evaluate import evaluate
+from app.engine.monotonicity import MonotonicityFinding, monotonicity_findings, uncited_rules
 from app.engine.ruleset import Expectation, TestCase
 
 
@@ -33,6 +36,11 @@ class TestReport:
     cases: tuple[CaseResult, ...]
     rules: tuple[str, ...]
     never_fired: tuple[str, ...]
+    monotonicity: tuple[MonotonicityFinding, ...] = ()
+    """Changes towards more severe evidence that lower the level or urgency of a case."""
+    uncited: tuple[str, ...] = ()
+    """Rules that cite no source."""
+    semantics: int = CURRENT_SEMANTICS
 
     @property
     def coverage(self) -> float:
@@ -43,8 +51,13 @@ class TestReport:
 
     @property
     def passed(self) -> bool:
-        """Every case passed, there was at least one, and every rule fired somewhere."""
-        return bool(self.cases) and all(c.passed for c in self.cases) and not self.never_fired
+        """Every case passed, there was at least one, and every rule fired somewhere; under the
+        current semantics also: more severe evidence never lowers, and every rule cites a
+        source."""
+        cases_pass = bool(self.cases) and all(c.passed for c in self.cases)
+        if self.semantics < CURRENT_SEMANTICS:
+            return cases_pass and not self.never_fired
+        return cases_pass and not (self.never_fired or self.monotonicity or self.uncited)
 
 
 def deep_merge(base: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
@@ -123,8 +136,17 @@ def _show(value: object) -> str:
 
 
 def run_tests(compiled: CompiledRuleSet) -> TestReport:
-    """Run every test case of the rule set and report results and rule coverage."""
+    """Run every test case of the rule set and report results, rule coverage, the changes
+    towards more severe evidence that lower a case's level or urgency, and uncited rules."""
     results = tuple(run_case(compiled, case) for case in compiled.document.tests)
     fired_anywhere = frozenset().union(*(r.fired for r in results)) if results else frozenset()
     never = tuple(rule_id for rule_id in compiled.rule_ids if rule_id not in fired_anywhere)
-    return TestReport(results, compiled.rule_ids, never)
+    cases = ((case.name, case_answers(compiled, case)) for case in compiled.document.tests)
+    return TestReport(
+        results,
+        compiled.rule_ids,
+        never,
+        monotonicity_findings(compiled, cases),
+        uncited_rules(compiled),
+        compiled.semantics,
+    )
