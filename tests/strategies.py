@@ -9,6 +9,7 @@ mostly plausible with the whole allowed range reachable.
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 from hypothesis import strategies as st
@@ -62,6 +63,7 @@ def _items(item: FormItem, declined: bool) -> st.SearchStrategy[list[Any]]:
     return st.tuples(*(one(values) for values in item.item_values)).map(list)
 
 
+@cache  # a strategy is built once per question: building them costs more than drawing
 def _value(item: FormItem, declined: bool) -> st.SearchStrategy[Any]:
     if item.kind is Kind.ITEMS:
         return _items(item, declined)
@@ -79,8 +81,16 @@ def _value(item: FormItem, declined: bool) -> st.SearchStrategy[Any]:
     return _number(item)
 
 
+_ASKED = st.integers(0, 9)  # below 2: a question or section not asked
+
+
+@cache
+def _group(group: FormItem, declined: bool) -> st.SearchStrategy[dict[str, Any]]:
+    return _answered_group(group, declined)
+
+
 @st.composite
-def _group(draw: st.DrawFn, group: FormItem, declined: bool) -> dict[str, Any]:
+def _answered_group(draw: st.DrawFn, group: FormItem, declined: bool) -> dict[str, Any]:
     """A group with a random subset of its questions answered (required ones always)."""
     answered: dict[str, Any] = {}
     for child in group.children:
@@ -90,7 +100,7 @@ def _group(draw: st.DrawFn, group: FormItem, declined: bool) -> dict[str, Any]:
                 continue  # a follow-up is asked only when its gate answer allows
             answered[child.name] = draw(_value(child, declined))
             continue
-        if not child.required and draw(st.integers(0, 9)) < 2:
+        if not child.required and draw(_ASKED) < 2:
             continue  # not asked
         if child.kind is Kind.GROUP:
             answered[child.name] = draw(_group(child, declined))
@@ -123,7 +133,7 @@ def screening_answers(draw: st.DrawFn, declined: bool = True) -> dict[str, Any]:
     """Valid answers: every section and question of the questionnaire model may appear."""
     answers: dict[str, Any] = {}
     for top in form():
-        if not top.required and draw(st.integers(0, 9)) < 2:
+        if not top.required and draw(_ASKED) < 2:
             continue  # a section not asked at all
         if top.kind is Kind.GROUP:
             answers[top.name] = draw(_group(top, declined))

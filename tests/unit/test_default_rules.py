@@ -1,19 +1,14 @@
-"""Properties of the shipped default rule set, over generated answers.
-
-The central promise: a safety override can never be outvoted. Whatever else the answers say,
-when a safety override fires, it decides the level and nothing after it runs.
-"""
+"""The shipped default rule set: its own cases, its examples, and consistency over generated
+answers. The safety properties it must keep are in test_safety_properties.py."""
 
 from __future__ import annotations
 
-import copy
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from app.engine import (
     ScreeningAnswers,
@@ -23,17 +18,13 @@ from app.engine import (
     run_tests,
 )
 from app.engine.determination import (
+    CURRENT_SEMANTICS,
     LEVEL_RANK,
-    URGENCY_RANK,
     IopVerdict,
     LevelOfCare,
     RuleResult,
-    Stage,
     Status,
-    Urgency,
 )
-from app.engine.facts import extract_facts
-from app.engine.scoring import score_answers
 from tests.strategies import screening_answers
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
@@ -42,88 +33,29 @@ PROPERTY_SETTINGS = settings(
 )
 
 
-def test_default_rule_set_cases_pass_with_full_rule_coverage() -> None:
-    report = run_tests(default_rule_set())
+def test_default_rule_set_passes_its_own_checks() -> None:
+    compiled = default_rule_set()
+    report = run_tests(compiled)
     failures = {case.name: case.failures for case in report.cases if not case.passed}
     assert failures == {}
     assert report.never_fired == ()
-    assert len(report.cases) >= 40
+    assert report.monotonicity == ()
+    assert report.uncited == ()
+    assert report.passed
+    assert len(report.cases) >= 150
+    assert compiled.semantics == CURRENT_SEMANTICS
 
 
 @PROPERTY_SETTINGS
 @given(data=screening_answers())
-def test_a_fired_safety_override_is_never_outvoted(data: dict[str, Any]) -> None:
-    compiled = default_rule_set()
-    answers = ScreeningAnswers.model_validate(data)
-    facts = extract_facts(answers, score_answers(answers, compiled.policies))
-    first_override = next(
-        (
-            rule
-            for rule in compiled.safety
-            if rule.override_level is not None and rule.condition.evaluate(facts) is True
-        ),
-        None,
-    )
-    result = evaluate(compiled, answers)
-    if first_override is None:
-        return
-    assert result.recommended_level is not None
-    assert result.recommended_level.level is first_override.override_level
-    assert URGENCY_RANK[result.urgency] >= URGENCY_RANK[first_override.urgency]
-    assert result.iop.verdict is IopVerdict.HIGHER_LEVEL_NEEDED
-    assert {step.stage for step in result.trace} == {Stage.SAFETY}
-    assert result.trace[-1].rule_id == first_override.id
-
-
-HIGH_RISK_CSSRS = {
-    "wish_to_be_dead": True,
-    "non_specific_active_thoughts": True,
-    "method": True,
-    "intent": True,
-    "plan_with_intent": True,
-    "behavior_lifetime": False,
-}
-
-
-@PROPERTY_SETTINGS
-@given(data=screening_answers(), trigger=st.sampled_from(["cssrs", "homicide", "medical"]))
-def test_emergency_triggers_win_whatever_else_is_answered(
-    data: dict[str, Any], trigger: str
-) -> None:
-    data = copy.deepcopy(data)
-    if trigger == "cssrs":
-        data["instruments"]["cssrs"] = HIGH_RISK_CSSRS
-    elif trigger == "homicide":
-        data.setdefault("safety", {})["homicidal_ideation"] = "intent_or_plan"
-    else:
-        data.setdefault("medical", {})["acute_condition_needing_hospital_care"] = True
-    result = evaluate(default_rule_set(), ScreeningAnswers.model_validate(data))
-    assert result.recommended_level is not None
-    assert result.recommended_level.level is LevelOfCare.EMERGENCY_EVALUATION
-    assert result.urgency is Urgency.EMERGENT
-
-
-@PROPERTY_SETTINGS
-@given(data=screening_answers(), ciwa=st.integers(19, 67))
-def test_severe_alcohol_withdrawal_always_needs_at_least_inpatient(
-    data: dict[str, Any], ciwa: int
-) -> None:
-    data = copy.deepcopy(data)
-    data["instruments"]["ciwa_ar"] = {"total": ciwa}
-    result = evaluate(default_rule_set(), ScreeningAnswers.model_validate(data))
-    assert result.recommended_level is not None
-    assert LEVEL_RANK[result.recommended_level.level] >= LEVEL_RANK[LevelOfCare.INPATIENT]
-    assert result.urgency is Urgency.EMERGENT
-
-
-@PROPERTY_SETTINGS
-@given(data=screening_answers())
-def test_every_determination_is_consistent_and_reproducible(data: dict[str, Any]) -> None:
+def test_every_determination_is_consistent_and_explained(data: dict[str, Any]) -> None:
     compiled = default_rule_set()
     answers = ScreeningAnswers.model_validate(data)
     result = evaluate(compiled, answers)
     assert determination_to_json(result) == determination_to_json(evaluate(compiled, answers))
     assert (result.status is Status.COMPLETE) == (not result.missing)
+    assert result.iop.reasons
+    assert all(getattr(reason, "references", None) is not None for reason in result.iop.reasons)
     if result.status is Status.INSUFFICIENT_INFORMATION:
         assert result.recommended_level is None
         assert result.iop.verdict is IopVerdict.INSUFFICIENT_INFORMATION
@@ -139,7 +71,9 @@ def test_every_determination_is_consistent_and_reproducible(data: dict[str, Any]
     assert all(e.reasons for e in result.eliminated)
     if result.iop.verdict is IopVerdict.SUITABLE_WITH_CONDITIONS:
         assert result.barriers or result.conditions
-    assert result.iop.reasons
+    if result.iop.verdict is IopVerdict.PENDING_SAFETY_ASSESSMENT:
+        assert result.status is Status.PARTIAL
+        assert level_rank <= LEVEL_RANK[LevelOfCare.INTENSIVE_OUTPATIENT]
 
 
 @pytest.mark.parametrize(
