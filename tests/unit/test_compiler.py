@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from app.engine import RuleSetError, compile_rule_set, document_sha256, parse_document
+from app.engine.instruments import InstrumentId
 from app.engine.testing import deep_merge, run_tests
 from tests.unit.test_engine import rule_set
 
@@ -258,3 +259,133 @@ def test_yaml_alias_bombs_and_deep_nesting_are_refused() -> None:
     assert "expand the document" in problems_of("\n".join(lines))[0]
     deep = "x: " + "[" * 40 + "]" * 40
     assert "levels deep" in problems_of(deep)[0]
+
+
+# --- semantics 2: what the compiler and the checks enforce -------------------------------------
+
+
+def test_a_document_without_semantics_is_semantics_1_and_keeps_its_hash() -> None:
+    legacy = rule_set(semantics=1)
+    without_key = {k: v for k, v in legacy.items() if k != "semantics"}
+    assert compile_rule_set(without_key).semantics == 1
+    assert document_sha256(parse_document(legacy)) == document_sha256(parse_document(without_key))
+    assert "semantics" not in parse_document(legacy).model_dump(mode="json")
+    current = parse_document(rule_set())
+    assert current.model_dump(mode="json")["semantics"] == 2
+    assert document_sha256(current) != document_sha256(parse_document(legacy))
+
+
+@pytest.mark.parametrize("value", [0, 3, True, "2", 2.0])
+def test_semantics_takes_only_the_known_numbers(value: object) -> None:
+    document = {**rule_set(), "semantics": value}
+    assert any(problem.startswith("semantics") for problem in problems_of(document))
+
+
+def test_a_safety_rule_may_not_read_the_presenting_concerns() -> None:
+    rule = {
+        "id": "s.gated",
+        "description": "d",
+        "when": '"eating_disorder" in presenting_concerns && medical.heart_rate_bpm < 40',
+        "override": {"level": "inpatient", "action": "admit"},
+    }
+    (problem,) = problems_of(rule_set(safety=[rule]))
+    assert problem.startswith("rule 's.gated' (stages.0.rules.0.when)")
+    assert "evidence" in problem
+    compile_rule_set(rule_set(semantics=1, safety=[rule]))  # documents of semantics 1 still load
+    on_evidence = {**rule, "when": "evidence.eating_disorder && medical.heart_rate_bpm < 40"}
+    compile_rule_set(rule_set(safety=[on_evidence]))
+
+
+def test_adolescent_cut_offs_use_the_instrument_band_labels_in_order() -> None:
+    document = rule_set()
+    document["instruments"] = {
+        "audit": {
+            "adolescent": {
+                "positive_at": 5,
+                "bands": [
+                    {"label": "possible_dependence", "min": 0, "max": 6},
+                    {"label": "low_risk", "min": 7, "max": 40},
+                ],
+            }
+        }
+    }
+    (problem,) = problems_of(document)
+    assert "instruments.audit.adolescent.bands" in problem
+    assert "low_risk, hazardous, harmful, possible_dependence" in problem
+    document["instruments"]["audit"]["adolescent"]["bands"] = [
+        {"label": "low_risk", "min": 0, "max": 4},
+        {"label": "possible_dependence", "min": 5, "max": 40},
+    ]
+    compiled = compile_rule_set(document)
+    assert compiled.policies[InstrumentId.AUDIT].adolescent is not None
+    document["instruments"]["audit"]["adolescent"]["positive_at"] = 41
+    assert "cut-off must lie within" in problems_of(document)[0]
+
+
+def _with_cases(document: dict[str, Any], *cases: dict[str, Any]) -> dict[str, Any]:
+    document["fixtures"] = {
+        "base": {
+            "respondent": {"age_group": "adult", "answered_by": "clinician"},
+            "presenting_concerns": ["mental_health"],
+            "instruments": {"phq9": {"items": [2, 2, 1, 2, 1, 2, 1, 1, 0]}},
+        }
+    }
+    document["tests"] = list(cases)
+    return document
+
+
+def test_the_checks_report_a_rule_set_where_more_severe_evidence_lowers_the_level() -> None:
+    # PHQ-9 14 places IOP, but a rule written for the exact band drops out when the total
+    # rises into the next band: a clinic's fork that breaks monotonicity on its own cases.
+    placement = [
+        {
+            "id": "p.moderate-only",
+            "description": "moderate depression",
+            "when": 'phq9.band == "moderate"',
+            "level": "intensive_outpatient",
+            "references": ["Kroenke 2001"],
+        }
+    ]
+    case = {
+        "name": "moderate",
+        "extends": "base",
+        "answers": {"instruments": {"phq9": {"items": [2, 2, 2, 2, 2, 2, 1, 1, 0]}}},
+        "expect": {"level": "intensive_outpatient"},
+    }
+    report = run_tests(compile_rule_set(_with_cases(rule_set(placement=placement), case)))
+    assert all(c.passed for c in report.cases)
+    changes = {finding.change for finding in report.monotonicity}
+    assert "PHQ-9 item 1: 2 → 3" in changes  # 15: moderately severe, and the rule drops out
+    assert "PHQ-9 item 9: 0 → 1" in changes
+    finding = next(f for f in report.monotonicity if f.change == "PHQ-9 item 1: 2 → 3")
+    assert (finding.before, finding.after) == (
+        "intensive_outpatient (routine)",
+        "outpatient (routine)",
+    )
+    assert not report.passed
+
+
+def test_the_checks_report_rules_without_references() -> None:
+    case = {"name": "base", "extends": "base", "answers": {}, "expect": {}}
+    placement = [
+        {
+            "id": "p.cited",
+            "description": "d",
+            "when": "true",
+            "level": "outpatient",
+            "references": ["X"],
+        }
+    ]
+    safety = [{"id": "s.alert", "description": "d", "when": "true", "alert": {"action": "call"}}]
+    report = run_tests(
+        compile_rule_set(_with_cases(rule_set(safety=safety, placement=placement), case))
+    )
+    assert report.uncited == ("s.alert",)
+    assert not report.passed
+    legacy = run_tests(
+        compile_rule_set(
+            _with_cases(rule_set(semantics=1, safety=safety, placement=placement), case)
+        )
+    )
+    assert legacy.uncited == ("s.alert",)
+    assert legacy.passed  # reported, but documents of semantics 1 are judged as they were

@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import orjson
@@ -81,7 +82,7 @@ class Trigger:
     urgency: Urgency
 
 
-def _cssrs(answers: Answers, **yes: bool) -> None:
+def _cssrs(answers: Answers, **yes: bool | str) -> None:
     cssrs: dict[str, Any] = {
         "wish_to_be_dead": True,
         "non_specific_active_thoughts": True,
@@ -254,12 +255,12 @@ def _item_moves(answers: Answers) -> list[Move]:
         spec = SPECS[InstrumentId(name)]
         items = instrument.get("items")
         if spec.kind is AnswerKind.CLINICIAN_TOTAL:
-            moves.append(lambda a, name=name: _raise_total(a, name))
+            moves.append(partial(_raise_total, name=name))
         if not items:
             continue
         for index in range(len(items)):
-            moves.append(lambda a, name=name, index=index: _raise_item(a, name, index))
-            moves.append(lambda a, name=name, index=index: _decline_item(a, name, index))
+            moves.append(partial(_raise_item, name=name, index=index))
+            moves.append(partial(_decline_item, name=name, index=index))
     return moves
 
 
@@ -315,7 +316,7 @@ def _cssrs_moves(answers: Answers) -> list[Move]:
     cssrs = answers.get("instruments", {}).get("cssrs")
     if cssrs is None:
         return []
-    return [lambda a, name=name: _cssrs_yes(a, name) for name in cssrs]
+    return [partial(_cssrs_yes, name=name) for name in cssrs]
 
 
 def _cssrs_yes(answers: Answers, name: str) -> tuple[Answers, Answers] | None:
@@ -361,25 +362,28 @@ def _impairment(answers: Answers, name: str) -> tuple[Answers, Answers] | None:
     return answers, changed
 
 
-# A vital sign or result moved to a clearly abnormal value, in the direction it is abnormal.
+# A vital sign or result moved to a clearly abnormal value, from the same side of the middle
+# of its normal range (a heart rate of 35 moved to 140 is not one step more severe).
 ABNORMAL = (
-    ("heart_rate_bpm", 35, "low"),
-    ("heart_rate_bpm", 140, "high"),
-    ("systolic_bp_mmhg", 75, "low"),
-    ("systolic_bp_mmhg", 230, "high"),
-    ("diastolic_bp_mmhg", 40, "low"),
-    ("potassium_mmol_l", 2.3, "low"),
-    ("potassium_mmol_l", 6.8, "high"),
-    ("glucose_mg_dl", 45, "low"),
-    ("temperature_c", 34.5, "low"),
-    ("temperature_c", 39.5, "high"),
-    ("percent_healthy_body_weight", 68.0, "low"),
+    ("heart_rate_bpm", 35, 70),
+    ("heart_rate_bpm", 140, 70),
+    ("systolic_bp_mmhg", 75, 115),
+    ("systolic_bp_mmhg", 230, 115),
+    ("diastolic_bp_mmhg", 40, 75),
+    ("potassium_mmol_l", 2.3, 4.0),
+    ("potassium_mmol_l", 6.8, 4.0),
+    ("glucose_mg_dl", 45, 90),
+    ("temperature_c", 34.5, 37.0),
+    ("temperature_c", 39.5, 37.0),
+    ("percent_healthy_body_weight", 68.0, 100.0),
 )
 
 
-def _abnormal(answers: Answers, name: str, value: Any, side: str) -> tuple[Answers, Answers] | None:
+def _abnormal(
+    answers: Answers, name: str, value: Any, middle: Any
+) -> tuple[Answers, Answers] | None:
     current = answers.get("medical", {}).get(name)
-    if current is not None and (current <= value if side == "low" else current >= value):
+    if current is not None and not (value < current <= middle or middle <= current < value):
         return None
     changed = copy.deepcopy(answers)
     medical = section(changed, "medical")
@@ -392,12 +396,12 @@ def _abnormal(answers: Answers, name: str, value: Any, side: str) -> tuple[Answe
 
 def _moves(answers: Answers) -> list[Move]:
     moves = _item_moves(answers) + _cssrs_moves(answers)
-    moves += [lambda a, s=s, n=n: _flag(a, s, n) for s, n in _SAFETY_FLAGS]
+    moves += [partial(_flag, section_name=s, name=n) for s, n in _SAFETY_FLAGS]
     moves += [
-        lambda a, n=n: _impairment(a, n)
+        partial(_impairment, name=n)
         for n in ("work_school", "self_care", "relationships", "daily_activities")
     ]
-    moves += [lambda a, n=n, v=v, s=s: _abnormal(a, n, v, s) for n, v, s in ABNORMAL]
+    moves += [partial(_abnormal, name=n, value=v, middle=m) for n, v, m in ABNORMAL]
     return moves
 
 
