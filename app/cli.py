@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from app.engine import (
+    DEFAULT_RULE_SET_KEY,
     CompiledRuleSet,
     Determination,
     RuleSetError,
@@ -26,7 +27,7 @@ from app.engine import (
     evaluate,
     run_tests,
 )
-from app.engine.determination import RuleResult
+from app.engine.determination import CURRENT_SEMANTICS, RuleResult
 from app.security.principal import Scope, is_tenant_id, parse_scopes
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -83,6 +84,32 @@ def _parser() -> argparse.ArgumentParser:
         "facts", help="print the catalogue of facts conditions may use, as Markdown"
     )
     facts.set_defaults(handler=_rules_facts)
+    stored = {
+        "versions": ("list the stored versions of a rule set", _rules_versions),
+        "diff": ("compare two stored versions: rules and test-case outcomes", _rules_diff),
+        "simulate": (
+            "re-evaluate recent stored screenings (every tenant's) under a version",
+            _rules_simulate,
+        ),
+        "activate": (
+            "make a published version decide new screenings (recorded in the audit trail)",
+            _rules_activate,
+        ),
+    }
+    for name, (summary, handler) in stored.items():
+        command = rules_sub.add_parser(name, help=f"{summary} (the configured database)")
+        if name == "diff":
+            command.add_argument("from_version", type=int, help="the version compared from")
+            command.add_argument("to_version", type=int, help="the version compared to")
+        elif name != "versions":
+            command.add_argument("version", type=int, help="the stored version number")
+        if name == "simulate":
+            command.add_argument(
+                "--sample", type=int, default=500, help="most recent screenings (default 500)"
+            )
+        command.add_argument("--owner", default="shared", help="'shared' (default) or a tenant")
+        command.add_argument("--key", default=DEFAULT_RULE_SET_KEY, help="the rule set's key")
+        command.set_defaults(handler=handler)
 
     serve = commands.add_parser("serve", help="run the HTTP API (uvicorn)")
     serve.add_argument("--host", help="interface to bind (default: CARELEVEL_HOST or 127.0.0.1)")
@@ -272,6 +299,22 @@ def _rules_check(args: argparse.Namespace) -> int:
         print(f"  ✗ rule '{rule_id}' never fires in any test case")
     if not report.cases:
         print("  ✗ the rule set has no test cases")
+    mark = "✗" if compiled.semantics == CURRENT_SEMANTICS else "!"
+    print(
+        "More severe evidence never lowers a case: "
+        + ("yes" if not report.monotonicity else f"{len(report.monotonicity)} findings")
+    )
+    for finding in report.monotonicity:
+        print(f"  {mark} {finding}")
+    print(f"Rules citing a source: {len(report.rules) - len(report.uncited)}/{len(report.rules)}")
+    for rule_id in report.uncited:
+        print(f"  {mark} rule '{rule_id}' has no references")
+    if compiled.semantics < CURRENT_SEMANTICS:
+        print(
+            f"  ! semantics {compiled.semantics}: evaluated as versions published before 2026.12 "
+            f"were (the first override in file order decides); new versions need "
+            f"'semantics: {CURRENT_SEMANTICS}' and then pass the two checks above"
+        )
     print("OK" if report.passed else "FAILED")
     return EXIT_OK if report.passed else EXIT_FAILED
 
@@ -364,14 +407,12 @@ def _run_with_database(work: Any) -> Any:
     return asyncio.run(run())
 
 
-def _cli_caller(tenant: str, action: Any) -> Any:
+def _cli_caller(tenant: str, action: Any, label: str = "carelevel clients (cli)") -> Any:
     """The operator at the command line, as recorded in the tenant's audit trail."""
     from app.audit.trail import Caller
     from app.security.principal import ALL_SCOPES, Principal
 
-    principal = Principal(
-        tenant=tenant, client_id="cli", scopes=ALL_SCOPES, label="carelevel clients (cli)"
-    )
+    principal = Principal(tenant=tenant, client_id="cli", scopes=ALL_SCOPES, label=label)
     return Caller(principal=principal, action=action)
 
 
@@ -461,6 +502,132 @@ def _clients_revoke(args: argparse.Namespace) -> int:
         f"Revoked client {client.id} '{client.name}' ({client.key_prefix}) of tenant "
         f"'{client.tenant_id}'. Running services stop accepting its key within "
         "CARELEVEL_CREDENTIAL_CACHE_SECONDS."
+    )
+    return EXIT_OK
+
+
+def _rule_sets(sessions: Any, caller: Any = None) -> Any:
+    """A rule-set service over ``sessions``' database, as ``caller`` (None: the service)."""
+    from app.rulesets.cache import RuleSetCache
+    from app.rulesets.service import RuleSetService
+    from app.settings import get_settings
+
+    return RuleSetService(sessions, RuleSetCache(), caller, get_settings().operator_tenant)
+
+
+def _stored_rule_set_problem(error: Exception) -> int:
+    """Say what the rule-set service refused (unknown version, not published…); re-raise
+    anything else."""
+    from app.errors import AppError
+
+    if not isinstance(error, AppError):
+        raise error
+    print(f"carelevel: {error.detail}", file=sys.stderr)
+    return EXIT_FAILED
+
+
+def _rules_versions(args: argparse.Namespace) -> int:
+    async def work(sessions: Any) -> Any:
+        async with sessions() as session:
+            service = _rule_sets(session)
+            rows = await service.versions(args.owner, args.key)
+            return [await service.version(args.owner, args.key, row.version) for row in rows]
+
+    try:
+        rows = _run_with_database(work)
+    except Exception as error:  # a problem the service reports (unknown rule set)
+        return _stored_rule_set_problem(error)
+    print(f"{'version':>7}  {'status':<9} {'label':<12} {'sha256':<13} published")
+    for row in rows:
+        published = row.published_at.isoformat(timespec="minutes") if row.published_at else "-"
+        label = str(row.content.get("version", ""))
+        print(f"{row.version:>7}  {row.status:<9} {label:<12} {row.sha256[:12]}  {published}")
+    return EXIT_OK
+
+
+def _rules_diff(args: argparse.Namespace) -> int:
+    async def work(sessions: Any) -> Any:
+        async with sessions() as session:
+            return await _rule_sets(session).diff(
+                args.owner, args.key, args.from_version, args.to_version
+            )
+
+    try:
+        diff = _run_with_database(work)
+    except Exception as error:
+        return _stored_rule_set_problem(error)
+    print(f"{args.owner}/{args.key}: version {diff.from_version} → {diff.to_version}")
+    for change in ("added", "removed", "changed"):
+        ids = [rule.rule_id for rule in diff.rules if rule.change == change]
+        print(f"Rules {change}: {len(ids)}")
+        for rule_id in ids:
+            print(f"  {rule_id}")
+    if diff.other_changes:
+        print(f"Other changes: {', '.join(diff.other_changes)}")
+    print(
+        f"Test cases whose outcome differs: {len(diff.behaviour_changes)} of "
+        f"{diff.cases_compared} compared"
+    )
+    for case in diff.behaviour_changes:
+        changed = {
+            k: (v, case.after.get(k)) for k, v in case.before.items() if v != case.after.get(k)
+        }
+        shown = "; ".join(f"{k} {before} → {after}" for k, (before, after) in changed.items())
+        print(f"  {case.case}: {shown}")
+    return EXIT_OK
+
+
+def _rules_simulate(args: argparse.Namespace) -> int:
+    async def work(sessions: Any) -> Any:
+        async with sessions() as session:
+            return await _rule_sets(session).simulate(
+                args.owner, args.key, args.version, max(1, args.sample)
+            )
+
+    try:
+        report = _run_with_database(work)
+    except Exception as error:
+        return _stored_rule_set_problem(error)
+    print(
+        f"{args.owner}/{args.key} version {report.version}: {report.screenings_considered} "
+        f"most recent stored screenings re-evaluated (every tenant)"
+    )
+    print(f"Level changes: {report.changed}")
+    for move in report.transitions:
+        if move.from_level != move.to_level:
+            print(f"  {move.from_level} → {move.to_level}: {move.count}")
+    print(f"Urgency changes: {sum(change.count for change in report.urgency_changes)}")
+    for change in report.urgency_changes:
+        print(f"  {change.before} → {change.after}: {change.count}")
+    print(f"IOP verdict changes: {sum(change.count for change in report.verdict_changes)}")
+    for change in report.verdict_changes:
+        print(f"  {change.before} → {change.after}: {change.count}")
+    return EXIT_OK
+
+
+def _rules_activate(args: argparse.Namespace) -> int:
+    from app.audit.actions import Action
+    from app.settings import get_settings
+
+    operator = get_settings().operator_tenant
+    tenant = operator if args.owner == "shared" else args.owner
+
+    async def work(sessions: Any) -> Any:
+        async with sessions() as session, session.begin():
+            caller = _cli_caller(tenant, Action.VERSION_ACTIVATE, "carelevel rules (cli)")
+            return await _rule_sets(session, caller).activate(args.owner, args.key, args.version)
+
+    try:
+        result = _run_with_database(work)
+    except Exception as error:
+        return _stored_rule_set_problem(error)
+    previous = result.previous_active_version
+    print(
+        f"Version {result.version} of {args.owner}/{args.key} is active"
+        + (f" (it replaces version {previous})" if previous else " (it already was)")
+        + ". Every running process decides new screenings with it within "
+        "CARELEVEL_RULE_SET_REFRESH_SECONDS; stored screenings keep replaying under the versions "
+        "that decided them."
     )
     return EXIT_OK
 

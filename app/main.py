@@ -116,9 +116,11 @@ async def prepare_database(app: FastAPI, settings: Settings) -> None:
         else:
             await check_schema_is_current(app.state.engine)
         async with app.state.sessions() as session, session.begin():
-            await RuleSetService(
+            shipped = await RuleSetService(
                 session, app.state.rule_set_cache, None, settings.operator_tenant
             ).ensure_default()
+        if shipped.waiting:
+            logger.warning(shipped.notice())
         if settings.creates_bootstrap_admin:
             await create_bootstrap_admin(app.state.sessions, settings)
     async with app.state.sessions() as session:

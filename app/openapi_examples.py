@@ -96,6 +96,7 @@ PILOT_KEY = "iop-depression-pilot"
 PILOT_DOCUMENT: Json = {
     "key": PILOT_KEY,
     "version": "2026.12.0",
+    "semantics": 2,
     "title": "IOP for depression that weekly outpatient care did not help (pilot)",
     "description": "A clinic's pilot: moderate or worse depression after weekly outpatient "
     "treatment that did not help goes to an intensive outpatient program.",
@@ -125,9 +126,13 @@ PILOT_DOCUMENT: Json = {
                     "id": "place.iop-depression-after-outpatient",
                     "description": "Moderate or worse depression although weekly outpatient "
                     "treatment was tried.",
-                    "when": "phq9.given && phq9.total >= 10 && "
-                    "treatment_history.outpatient_not_effective == true",
+                    "when": "phq9.given && (phq9.total_at_least >= 10 || phq9.total >= 10) "
+                    "&& treatment_history.outpatient_not_effective == true",
                     "level": "intensive_outpatient",
+                    "references": [
+                        "SAMHSA 2006, TIP 47: Substance Abuse: Clinical Issues in Intensive "
+                        "Outpatient Treatment (step-up from outpatient care)"
+                    ],
                 }
             ],
         },
@@ -655,6 +660,15 @@ def _rule_set_examples() -> dict[tuple[str, str], Json]:
                                         "count": 296,
                                         "example_screening_ids": [],
                                     },
+                                ],
+                                "urgency_changes": [],
+                                "verdict_changes": [
+                                    {
+                                        "before": "suitable",
+                                        "after": "lower_level_sufficient",
+                                        "count": 23,
+                                        "example_screening_ids": [OTHER_SCREENING_ID],
+                                    }
                                 ],
                                 "sample_limit": 500,
                             },

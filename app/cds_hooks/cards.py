@@ -58,12 +58,13 @@ def _source(vocabulary: Vocabulary, url: str | None) -> Source:
 
 
 def indicator(determination: dict[str, Any]) -> Indicator:
-    """critical for an emergent safety alert, warning when more than IOP (or urgent action) is
-    needed, info otherwise."""
+    """critical for an emergent safety alert, warning when more than IOP is needed, a safety
+    assessment is pending or urgent action is needed, info otherwise."""
     if determination["urgency"] == "emergent":
         return "critical"
     if determination["urgency"] == "urgent" or determination["iop"]["verdict"] in (
         "higher_level_needed",
+        "pending_safety_assessment",
     ):
         return "warning"
     return "info"
@@ -76,6 +77,8 @@ def summary(determination: dict[str, Any]) -> str:
         text = "IOP screening: too little information to recommend a level of care"
     elif urgency == "emergent":
         text = f"Safety: {level['label']} ({urgency}); see the alerts"
+    elif determination["iop"]["verdict"] == "pending_safety_assessment":
+        text = f"IOP screening: safety assessment needed before placement ({urgency})"
     else:
         text = f"IOP screening recommends {level['label']} ({urgency})"
     if determination["status"] == "partial":

@@ -10,12 +10,14 @@ import yaml
 
 from app.engine import RuleSetError, ScreeningAnswers, compile_rule_set, evaluate, run_tests
 from app.engine.compiler import CompiledRuleSet
+from app.engine.determination import CURRENT_SEMANTICS
 from app.engine.ruleset import RuleSetDocument
 from app.engine.testing import case_answers
 from app.rulesets.models import RuleSetVersion
 from app.rulesets.schemas import (
     CaseDifference,
     CaseOutcome,
+    MonotonicityFindingOut,
     RuleChange,
     RuleSetProblemOut,
     ValidationReport,
@@ -40,6 +42,7 @@ def validation_report(row: RuleSetVersion) -> ValidationReport:
 
 
 def _validate(row: RuleSetVersion) -> ValidationReport:
+    semantics = row.content.get("semantics", 1)
     try:
         compiled = compile_rule_set(row.content, version=str(row.version))
     except RuleSetError as error:
@@ -47,6 +50,7 @@ def _validate(row: RuleSetVersion) -> ValidationReport:
             owner=row.owner,
             key=row.key,
             version=row.version,
+            semantics=semantics if isinstance(semantics, int) else None,
             compiles=False,
             problems=[
                 RuleSetProblemOut(rule_id=p.rule_id, location=p.location, message=p.message)
@@ -58,6 +62,8 @@ def _validate(row: RuleSetVersion) -> ValidationReport:
             rules_total=0,
             rules_never_fired=[],
             coverage=0.0,
+            monotonicity=[],
+            rules_without_references=[],
             publishable=False,
         )
     report = run_tests(compiled)
@@ -66,6 +72,7 @@ def _validate(row: RuleSetVersion) -> ValidationReport:
         owner=row.owner,
         key=row.key,
         version=row.version,
+        semantics=compiled.semantics,
         compiles=True,
         problems=[],
         cases=[
@@ -77,7 +84,12 @@ def _validate(row: RuleSetVersion) -> ValidationReport:
         rules_total=len(report.rules),
         rules_never_fired=list(report.never_fired),
         coverage=report.coverage,
-        publishable=report.passed,
+        monotonicity=[
+            MonotonicityFindingOut(case=f.case, change=f.change, before=f.before, after=f.after)
+            for f in report.monotonicity
+        ],
+        rules_without_references=list(report.uncited),
+        publishable=report.passed and compiled.semantics == CURRENT_SEMANTICS,
     )
 
 

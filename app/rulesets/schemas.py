@@ -61,12 +61,33 @@ class CaseOutcome(Schema):
     failures: list[str]
 
 
+class MonotonicityFindingOut(Schema):
+    case: str = Field(description="The test case whose answers were changed.")
+    change: str = Field(
+        description="The single change towards more severe evidence.",
+        examples=["CIWA-Ar total: 18 → 19"],
+    )
+    before: str = Field(
+        description="Level and urgency before the change.",
+        examples=["emergency_evaluation (emergent)"],
+    )
+    after: str = Field(
+        description="Level and urgency after it (lower).", examples=["inpatient (emergent)"]
+    )
+
+
 class ValidationReport(Schema):
-    """Whether a version can be published: it compiles, its cases pass, every rule fires."""
+    """Whether a version can be published: it compiles under the current semantics, its cases
+    pass, every rule fires, more severe evidence never lowers a case, every rule cites a
+    source."""
 
     owner: str
     key: str
     version: int
+    semantics: int | None = Field(
+        description="The document's semantics (null when it does not parse); only the current "
+        "one can be published."
+    )
     compiles: bool
     problems: list[RuleSetProblemOut]
     cases: list[CaseOutcome]
@@ -75,6 +96,11 @@ class ValidationReport(Schema):
     rules_total: int
     rules_never_fired: list[str]
     coverage: float = Field(description="Share of rules that fire in at least one case.")
+    monotonicity: list[MonotonicityFindingOut] = Field(
+        description="Single changes towards more severe evidence (an item raised or declined, "
+        "a safety answer, an abnormal vital sign) that lower a test case's level or urgency."
+    )
+    rules_without_references: list[str] = Field(description="Rules that cite no source.")
     publishable: bool
 
 
@@ -113,14 +139,30 @@ class LevelTransition(Schema):
     example_screening_ids: list[str]
 
 
+class ValueChange(Schema):
+    before: str | None = Field(description="The stored value.")
+    after: str | None = Field(description="The value under the simulated version.")
+    count: int
+    example_screening_ids: list[str]
+
+
 class SimulationReport(Schema):
     owner: str
     key: str
     version: int
     screenings_considered: int
-    changed: int
+    changed: int = Field(description="Screenings whose recommended level would change.")
     unchanged: int
-    transitions: list[LevelTransition]
+    transitions: list[LevelTransition] = Field(
+        description="From each stored level to the simulated one, the largest groups first."
+    )
+    urgency_changes: list[ValueChange] = Field(
+        description="Screenings whose urgency would change, grouped by stored and new urgency."
+    )
+    verdict_changes: list[ValueChange] = Field(
+        description="Screenings whose IOP verdict would change (e.g. suitable to "
+        "pending_safety_assessment), grouped by stored and new verdict."
+    )
     sample_limit: int
 
 

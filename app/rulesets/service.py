@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -26,6 +27,7 @@ from app.db import after_commit, utcnow
 from app.engine import (
     DEFAULT_RULE_SET_KEY,
     RuleSetError,
+    RuleSetProblem,
     ScreeningAnswers,
     compile_rule_set,
     default_rule_set,
@@ -34,6 +36,7 @@ from app.engine import (
     parse_document,
 )
 from app.engine.compiler import CompiledRuleSet
+from app.engine.determination import CURRENT_SEMANTICS
 from app.engine.ruleset import RuleSetDocument
 from app.errors import (
     Conflict,
@@ -54,11 +57,50 @@ from app.rulesets.schemas import (
     RuleSetSummary,
     SimulationReport,
     ValidationReport,
+    ValueChange,
     VersionDiff,
 )
 from app.security.principal import SHARED
 
 SYSTEM_ACTOR = "system"
+
+
+def _by_size(
+    groups: Mapping[tuple[str | None, str | None], list[str]],
+) -> list[tuple[tuple[str | None, str | None], list[str]]]:
+    """Groups of screening ids, the largest first (then by value, for a stable order)."""
+    return sorted(groups.items(), key=lambda item: (-len(item[1]), str(item[0])))
+
+
+@dataclass(frozen=True, slots=True)
+class ShippedVersion:
+    """Where the rule set shipped with this release stands in the database."""
+
+    key: str
+    label: str  # the document's own version label, e.g. 2026.12.0
+    version: int  # its number as a stored version of the shared rule set
+    status: VersionStatus
+    active_version: int | None
+    active_label: str | None
+
+    @property
+    def waiting(self) -> bool:
+        """Published, not active: an operator has still to review and activate it."""
+        return self.status == VersionStatus.PUBLISHED
+
+    def notice(self) -> str:
+        """What an operator reads at start-up while the shipped version waits."""
+        base = f"/v1/rule-sets/shared/{self.key}"
+        return (
+            f"The rule set shipped with this release, {self.key} {self.label}, is stored as "
+            f"shared version {self.version} and waits for activation; version "
+            f"{self.active_version} ({self.active_label}) still decides new screenings. Review "
+            f"GET {base}/diff?from={self.active_version}&to={self.version} and POST "
+            f"{base}/versions/{self.version}/simulate, then activate it: POST "
+            f"{base}/versions/{self.version}/activate, or carelevel rules activate "
+            f"{self.version}. Stored screenings keep replaying under the versions that "
+            "decided them."
+        )
 
 
 def etag(row: RuleSetVersion) -> str:
@@ -79,11 +121,24 @@ def _problems(error: RuleSetError) -> list[FieldProblem]:
 # Content (by sha256) this process has seen compile: compiling is a function of the content.
 _COMPILES: set[str] = set()
 
+_OLD_SEMANTICS = RuleSetProblem(
+    None,
+    "semantics",
+    f"new versions are evaluated with semantics {CURRENT_SEMANTICS}: declare "
+    f"'semantics: {CURRENT_SEMANTICS}', then check the document's cases with the rules of "
+    "docs/rule-sets.md (the most severe safety override decides, an open safety question "
+    "withholds the IOP verdict, safety rules read evidence, not the presenting concerns); "
+    "a document without it is kept only to replay versions published before 2026.12",
+)
+
 
 def parse_and_compile(source: str | bytes | Mapping[str, Any]) -> tuple[RuleSetDocument, str]:
-    """Parse and compile a document; a document that does not compile is rejected (422)."""
+    """Parse and compile a document for a new or edited draft; a document that does not
+    compile, or that declares an earlier ``semantics``, is rejected (422)."""
     try:
         document = parse_document(source)
+        if document.semantics < CURRENT_SEMANTICS:
+            raise RuleSetError([_OLD_SEMANTICS])
         sha = document_sha256(document)
         if sha not in _COMPILES:
             compile_rule_set(document)
@@ -334,9 +389,12 @@ class RuleSetService:
         report = validation_report(row)
         if not report.publishable:
             raise Unprocessable(
-                "Only a draft that compiles, passes every test case and fires every rule can "
-                f"be published: {report.cases_passed}/{report.cases_total} cases passed, "
-                f"{len(report.rules_never_fired)} rules never fire.",
+                "Only a draft that compiles under the current semantics, passes every test "
+                "case, fires every rule, never lowers a case on more severe evidence and cites "
+                f"a source for every rule can be published: {report.cases_passed}/"
+                f"{report.cases_total} cases passed, {len(report.rules_never_fired)} rules "
+                f"never fire, {len(report.monotonicity)} changes towards more severe evidence "
+                f"lower a case, {len(report.rules_without_references)} rules cite no source.",
                 extra={"report": report.model_dump(mode="json")},
             )
         row.status = VersionStatus.PUBLISHED
@@ -454,12 +512,19 @@ class RuleSetService:
 
     async def simulate(self, owner: str, key: str, version: int, sample: int) -> SimulationReport:
         """Re-evaluate the caller's most recent stored screenings of ``key`` (whichever owner's
-        version decided them) under this version."""
+        version decided them) under this version: how the levels, urgencies and IOP verdicts
+        would change."""
         from app.screenings.models import Screening  # screenings depend on rule sets, not back
 
         row, compiled = await self._compiled(owner, key, version)
         query = (
-            select(Screening.id, Screening.answers, Screening.level)
+            select(
+                Screening.id,
+                Screening.answers,
+                Screening.level,
+                Screening.urgency,
+                Screening.iop_verdict,
+            )
             .where(Screening.rule_set_key == key)
             .order_by(Screening.created_at.desc(), Screening.id.desc())
             .limit(sample)
@@ -467,14 +532,20 @@ class RuleSetService:
         if self.caller is not None:
             query = query.where(Screening.tenant_id == self.caller.tenant)
         rows = (await self.session.execute(query)).all()
-        transitions: dict[tuple[str | None, str | None], list[str]] = defaultdict(list)
+        levels: dict[tuple[str | None, str | None], list[str]] = defaultdict(list)
+        urgencies: dict[tuple[str | None, str | None], list[str]] = defaultdict(list)
+        verdicts: dict[tuple[str | None, str | None], list[str]] = defaultdict(list)
         changed = 0
-        for screening_id, answers, level in rows:
+        for screening_id, answers, level, urgency, verdict in rows:
             result = evaluate(compiled, ScreeningAnswers.model_validate(answers))
             new_level = result.recommended_level.level.value if result.recommended_level else None
             if new_level != level:
                 changed += 1
-            transitions[(level, new_level)].append(screening_id)
+            levels[(level, new_level)].append(screening_id)
+            if result.urgency.value != urgency:
+                urgencies[(urgency, result.urgency.value)].append(screening_id)
+            if result.iop.verdict.value != verdict:
+                verdicts[(verdict, result.iop.verdict.value)].append(screening_id)
         self._record(200, details={"screenings_considered": len(rows), "changed": changed})
         return SimulationReport(
             owner=owner,
@@ -490,30 +561,63 @@ class RuleSetService:
                     count=len(ids),
                     example_screening_ids=ids[:5],
                 )
-                for (before, after), ids in sorted(
-                    transitions.items(), key=lambda item: (-len(item[1]), str(item[0]))
-                )
+                for (before, after), ids in _by_size(levels)
+            ],
+            urgency_changes=[
+                ValueChange(before=b, after=a, count=len(ids), example_screening_ids=ids[:5])
+                for (b, a), ids in _by_size(urgencies)
+            ],
+            verdict_changes=[
+                ValueChange(before=b, after=a, count=len(ids), example_screening_ids=ids[:5])
+                for (b, a), ids in _by_size(verdicts)
             ],
             sample_limit=sample,
         )
 
-    # --- seeding -----------------------------------------------------------------------------
+    # --- seeding and shipped versions ----------------------------------------------------------
 
-    async def ensure_default(self) -> None:
-        """On a fresh database, load, publish and activate the shipped default rule set as the
-        shared one."""
-        if await self.repository.rule_set(SHARED, DEFAULT_RULE_SET_KEY) is not None:
-            return
-        await self._lock_or_create(SHARED, DEFAULT_RULE_SET_KEY)
-        if await self.repository.versions(SHARED, DEFAULT_RULE_SET_KEY):
-            return  # another process seeded it meanwhile
-        # The engine keeps the shipped document parsed once per process; parsing its YAML
-        # again on every start costs far more than validating the parsed document.
-        row = await self.create_draft(
-            SHARED, None, default_rule_set().document.model_dump(mode="json")
+    async def ensure_default(self) -> ShippedVersion:
+        """Make the shipped default rule set available as the shared one.
+
+        On a fresh database it is loaded, published and activated. On a database that already
+        holds the shared rule set, a shipped document not stored yet is added as a new
+        published version, never activated: an operator reviews it (``diff``, ``simulate``)
+        and activates it. Screenings keep replaying under the versions that decided them.
+        """
+        shipped = default_rule_set().document
+        sha = document_sha256(shipped)
+        rule_set = await self.repository.rule_set(SHARED, DEFAULT_RULE_SET_KEY)
+        if rule_set is None:
+            await self._lock_or_create(SHARED, DEFAULT_RULE_SET_KEY)
+        else:
+            await self._lock(SHARED, DEFAULT_RULE_SET_KEY)
+        versions = await self.repository.versions(SHARED, DEFAULT_RULE_SET_KEY, drafts=True)
+        stored = next((v for v in versions if v.sha256 == sha), None)
+        if stored is None:
+            # The engine keeps the shipped document parsed once per process; parsing its YAML
+            # again on every start costs far more than validating the parsed document.
+            row = await self.create_draft(SHARED, None, shipped.model_dump(mode="json"))
+            await self.publish(SHARED, row.key, row.version)
+            if not versions:  # a fresh database: the shipped version decides from the start
+                await self.activate(SHARED, row.key, row.version)
+            stored = row
+        active_version: int | None = stored.version
+        active_label: str | None = shipped.version
+        if stored.status != VersionStatus.ACTIVE:
+            number = next((v.version for v in versions if v.status == VersionStatus.ACTIVE), None)
+            found = None
+            if number is not None:  # the listed rows leave their content unloaded
+                found = await self.repository.version(SHARED, stored.key, number)
+            active_version = found.version if found else None
+            active_label = str(found.content.get("version")) if found else None
+        return ShippedVersion(
+            key=DEFAULT_RULE_SET_KEY,
+            label=shipped.version,
+            version=stored.version,
+            status=VersionStatus(stored.status),
+            active_version=active_version,
+            active_label=active_label,
         )
-        await self.publish(SHARED, row.key, row.version)
-        await self.activate(SHARED, row.key, row.version)
 
     def _event(self, row: RuleSetVersion, action: str, details: dict[str, Any]) -> None:
         self.repository.add(

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from app.audit.trail import Caller, audit_event_values, record
 from app.batching import TurnBatch
 from app.db import new_id, utcnow
-from app.engine import DEFAULT_RULE_SET_KEY, ENGINE_VERSION, ScreeningAnswers, evaluate
+from app.engine import DEFAULT_RULE_SET_KEY, ScreeningAnswers, evaluate
 from app.engine.compiler import CompiledRuleSet
 from app.engine.determination import Determination, determination_to_json
 from app.errors import (
@@ -483,7 +483,7 @@ class ScreeningService:
             created_at,
             values["external_reference"],
             rule_set_used(decided.owner, decided.key, decided.version, values["rule_set_sha256"]),
-            ENGINE_VERSION,
+            values["engine_version"],
             orjson.Fragment(determination),
             None,
         )
@@ -530,7 +530,7 @@ class ScreeningService:
             "rule_set_key": decided.key,
             "rule_set_version": decided.version,
             "rule_set_sha256": decided.compiled.ref.sha256,
-            "engine_version": ENGINE_VERSION,
+            "engine_version": decided.compiled.engine_version,
             "status": decided.determination.status.value,
             "level": recommended.level.value if recommended else None,
             "urgency": decided.determination.urgency.value,

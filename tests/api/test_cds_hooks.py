@@ -384,7 +384,11 @@ async def test_the_card_reports_the_stored_screening_with_its_reasons(
         ("emergency-suicide-risk", {}, "critical", "Safety: "),
         ("adult-iop-suitable", {"supports": {"living_situation": "unsafe"}}, "warning",
          "IOP screening recommends Residential"),
-        ("insufficient-information", {}, "info", "IOP screening: too little information"),
+        # too little to place anyone, with safety questions left open: urgent
+        ("insufficient-information", {}, "warning", "IOP screening: too little information"),
+        ("adult-iop-suitable", {"instruments": {"phq9": {"items": [2, 2, 1, 2, 1, 2, 1, 1, 3]}}},
+         "warning", "IOP screening: safety assessment needed before placement (urgent)"),
+        ("adult-iop-suitable", {}, "info", "IOP screening recommends Intensive outpatient"),
     ],
 )  # fmt: skip
 async def test_the_indicator_rises_with_what_is_needed(

@@ -365,7 +365,8 @@ async def test_filters_by_reference_level_urgency_and_version(
     assert await ids(level="emergency_evaluation") == [emergency["id"]]
     assert await ids(level="intensive_outpatient") == [pinned["id"], iop["id"]]
     assert await ids(urgency="emergent") == [emergency["id"]]
-    assert await ids(urgency="routine") == [pinned["id"], insufficient["id"], iop["id"]]
+    assert await ids(urgency="routine") == [pinned["id"], iop["id"]]
+    assert await ids(urgency="urgent") == [insufficient["id"]]  # safety questions left open
     assert await ids(rule_set_version=version) == [pinned["id"]]
     assert await ids(rule_set_version=1) == [insufficient["id"], emergency["id"], iop["id"]]
     assert await ids(rule_set_key="iop-level-of-care", rule_set_version=version) == [pinned["id"]]
