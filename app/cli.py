@@ -233,6 +233,11 @@ def render(d: Determination) -> str:
         ],
     )
     section("Scores", [_score(s) for s in d.scores])
+    cited = [*(level.decided_by if level else ()), *d.iop.reasons, *d.safety_alerts]
+    section(
+        "Sources of these reasons and alerts",
+        list(dict.fromkeys(ref for item in cited for ref in getattr(item, "references", ()))),
+    )
     fired = sum(1 for step in d.trace if step.result is RuleResult.FIRED)
     undetermined = sum(1 for step in d.trace if step.result is RuleResult.UNDETERMINED)
     add("")

@@ -20,6 +20,8 @@ def test_evaluate_prints_an_explained_determination(capsys: pytest.CaptureFixtur
     assert "IOP               : suitable with conditions" in out
     assert "Barriers to attending" in out
     assert "transport assistance" in out
+    assert "Sources of these reasons and alerts" in out
+    assert "TIP 47" in out
     assert "not a diagnosis" in out
 
 
@@ -65,7 +67,30 @@ def test_rules_check_passes_on_the_default_rule_set(capsys: pytest.CaptureFixtur
     out = capsys.readouterr().out
     assert "Rule coverage:" in out
     assert "(100%)" in out
+    assert "More severe evidence never lowers a case: yes" in out
+    assert "Rules citing a source: 117/117" in out
     assert out.rstrip().endswith("OK")
+
+
+def test_rules_check_reports_what_lowers_a_case_and_uncited_rules(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    legacy = Path(__file__).parent / "legacy" / "iop-level-of-care-2026.11.0.yaml"
+    assert main(["rules", "check", str(legacy)]) == 0  # as judged when it was published
+    out = capsys.readouterr().out
+    assert (
+        "case 'Severe cognitive impairment': safety.psychosis_or_mania_unable_to_self_care: "
+        "yes changes emergency_evaluation (emergent) to inpatient (emergent)"
+    ) in out
+    assert "rule 'place.iop-step-up' has no references" in out
+    assert "semantics 1" in out
+    current = legacy.read_text("utf-8").replace(
+        'version: "2026.11.0"', 'version: "x"\nsemantics: 2'
+    )
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(current)
+    assert main(["rules", "check", str(rules)]) == 1
+    assert "a safety rule fires on its evidence" in capsys.readouterr().out
 
 
 def test_rules_check_names_the_broken_rule(
