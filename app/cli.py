@@ -9,7 +9,7 @@ import shutil
 import sys
 import tempfile
 import textwrap
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -511,37 +511,37 @@ def _clients_revoke(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _rule_sets(sessions: Any, caller: Any = None) -> Any:
-    """A rule-set service over ``sessions``' database, as ``caller`` (None: the service)."""
+def _on_rule_sets(call: Callable[[Any], Awaitable[Any]], caller: Any = None) -> tuple[Any, int]:
+    """``call(service)`` with a rule-set service on the configured database, in one
+    transaction, as ``caller`` (None: the service itself): its result and EXIT_OK, or None and
+    EXIT_FAILED after saying what the service refused (an unknown version, a draft…)."""
+    from app.errors import AppError
     from app.rulesets.cache import RuleSetCache
     from app.rulesets.service import RuleSetService
     from app.settings import get_settings
 
-    return RuleSetService(sessions, RuleSetCache(), caller, get_settings().operator_tenant)
+    async def work(sessions: Any) -> Any:
+        async with sessions() as session, session.begin():
+            service = RuleSetService(
+                session, RuleSetCache(), caller, get_settings().operator_tenant
+            )
+            return await call(service)
 
-
-def _stored_rule_set_problem(error: Exception) -> int:
-    """Say what the rule-set service refused (unknown version, not published…); re-raise
-    anything else."""
-    from app.errors import AppError
-
-    if not isinstance(error, AppError):
-        raise error
-    print(f"carelevel: {error.detail}", file=sys.stderr)
-    return EXIT_FAILED
+    try:
+        return _run_with_database(work), EXIT_OK
+    except AppError as error:
+        print(f"carelevel: {error.detail}", file=sys.stderr)
+        return None, EXIT_FAILED
 
 
 def _rules_versions(args: argparse.Namespace) -> int:
-    async def work(sessions: Any) -> Any:
-        async with sessions() as session:
-            service = _rule_sets(session)
-            rows = await service.versions(args.owner, args.key)
-            return [await service.version(args.owner, args.key, row.version) for row in rows]
+    async def versions(service: Any) -> Any:
+        rows = await service.versions(args.owner, args.key)
+        return [await service.version(args.owner, args.key, row.version) for row in rows]
 
-    try:
-        rows = _run_with_database(work)
-    except Exception as error:  # a problem the service reports (unknown rule set)
-        return _stored_rule_set_problem(error)
+    rows, code = _on_rule_sets(versions)
+    if code:
+        return code
     print(f"{'version':>7}  {'status':<9} {'label':<12} {'sha256':<13} published")
     for row in rows:
         published = row.published_at.isoformat(timespec="minutes") if row.published_at else "-"
@@ -551,16 +551,11 @@ def _rules_versions(args: argparse.Namespace) -> int:
 
 
 def _rules_diff(args: argparse.Namespace) -> int:
-    async def work(sessions: Any) -> Any:
-        async with sessions() as session:
-            return await _rule_sets(session).diff(
-                args.owner, args.key, args.from_version, args.to_version
-            )
-
-    try:
-        diff = _run_with_database(work)
-    except Exception as error:
-        return _stored_rule_set_problem(error)
+    diff, code = _on_rule_sets(
+        lambda service: service.diff(args.owner, args.key, args.from_version, args.to_version)
+    )
+    if code:
+        return code
     print(f"{args.owner}/{args.key}: version {diff.from_version} → {diff.to_version}")
     for change in ("added", "removed", "changed"):
         ids = [rule.rule_id for rule in diff.rules if rule.change == change]
@@ -574,25 +569,21 @@ def _rules_diff(args: argparse.Namespace) -> int:
         f"{diff.cases_compared} compared"
     )
     for case in diff.behaviour_changes:
-        changed = {
-            k: (v, case.after.get(k)) for k, v in case.before.items() if v != case.after.get(k)
-        }
-        shown = "; ".join(f"{k} {before} → {after}" for k, (before, after) in changed.items())
-        print(f"  {case.case}: {shown}")
+        changed = [
+            f"{name} {before} → {case.after.get(name)}"
+            for name, before in case.before.items()
+            if before != case.after.get(name)
+        ]
+        print(f"  {case.case}: {'; '.join(changed)}")
     return EXIT_OK
 
 
 def _rules_simulate(args: argparse.Namespace) -> int:
-    async def work(sessions: Any) -> Any:
-        async with sessions() as session:
-            return await _rule_sets(session).simulate(
-                args.owner, args.key, args.version, max(1, args.sample)
-            )
-
-    try:
-        report = _run_with_database(work)
-    except Exception as error:
-        return _stored_rule_set_problem(error)
+    report, code = _on_rule_sets(
+        lambda service: service.simulate(args.owner, args.key, args.version, max(1, args.sample))
+    )
+    if code:
+        return code
     print(
         f"{args.owner}/{args.key} version {report.version}: {report.screenings_considered} "
         f"most recent stored screenings re-evaluated (every tenant)"
@@ -601,12 +592,13 @@ def _rules_simulate(args: argparse.Namespace) -> int:
     for move in report.transitions:
         if move.from_level != move.to_level:
             print(f"  {move.from_level} → {move.to_level}: {move.count}")
-    print(f"Urgency changes: {sum(change.count for change in report.urgency_changes)}")
-    for change in report.urgency_changes:
-        print(f"  {change.before} → {change.after}: {change.count}")
-    print(f"IOP verdict changes: {sum(change.count for change in report.verdict_changes)}")
-    for change in report.verdict_changes:
-        print(f"  {change.before} → {change.after}: {change.count}")
+    for title, changes in (
+        ("Urgency changes", report.urgency_changes),
+        ("IOP verdict changes", report.verdict_changes),
+    ):
+        print(f"{title}: {sum(change.count for change in changes)}")
+        for change in changes:
+            print(f"  {change.before} → {change.after}: {change.count}")
     return EXIT_OK
 
 
@@ -614,18 +606,13 @@ def _rules_activate(args: argparse.Namespace) -> int:
     from app.audit.actions import Action
     from app.settings import get_settings
 
-    operator = get_settings().operator_tenant
-    tenant = operator if args.owner == "shared" else args.owner
-
-    async def work(sessions: Any) -> Any:
-        async with sessions() as session, session.begin():
-            caller = _cli_caller(tenant, Action.VERSION_ACTIVATE, "carelevel rules (cli)")
-            return await _rule_sets(session, caller).activate(args.owner, args.key, args.version)
-
-    try:
-        result = _run_with_database(work)
-    except Exception as error:
-        return _stored_rule_set_problem(error)
+    tenant = get_settings().operator_tenant if args.owner == "shared" else args.owner
+    caller = _cli_caller(tenant, Action.VERSION_ACTIVATE, "carelevel rules (cli)")
+    result, code = _on_rule_sets(
+        lambda service: service.activate(args.owner, args.key, args.version), caller
+    )
+    if code:
+        return code
     previous = result.previous_active_version
     print(
         f"Version {result.version} of {args.owner}/{args.key} is active"

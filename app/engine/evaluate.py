@@ -119,10 +119,7 @@ def evaluate(compiled: CompiledRuleSet, answers: ScreeningAnswers) -> Determinat
     score_list = tuple(scores.values())
 
     # 1. Safety: alerts accumulate; an override that fires ends the evaluation after this stage.
-    if compiled.semantics == 1:
-        safety = _safety_first_override(compiled, run)
-    else:
-        safety = _safety_most_severe(compiled, run)
+    safety = _evaluate_safety(compiled, run)
     if safety.decisive:
         return _after_override(compiled, run, safety.decisive, safety.alerts, score_list)
     alerts = safety.alerts
@@ -244,41 +241,15 @@ class _SafetyOutcome:
     """Why the IOP verdict must wait: one reason per open safety question (semantics 2)."""
 
 
-def _safety_first_override(compiled: CompiledRuleSet, run: _Run) -> _SafetyOutcome:
-    """Semantics 1: the first override that fires, in file order, ends the evaluation."""
-    facts, trace = run.facts, run.trace
-    alerts: list[SafetyAlert] = []
-    pending_overrides: list[CompiledSafetyRule] = []
-    for rule in compiled.safety:
-        result = rule.condition.evaluate(facts)
-        if result is None:
-            run.undetermined(Stage.SAFETY, rule.id, rule.condition)
-            if rule.override_level is not None:
-                pending_overrides.append(rule)
-            else:
-                run.could_change(rule.id, rule.condition)
-        elif not result:
-            trace.append(rule.not_fired_step)
-        else:
-            trace.append(rule.fired_step)
-            run.raise_urgency(rule.urgency)
-            alerts.append(rule.alert)
-            if rule.override_level is not None:
-                fired_rank = LEVEL_RANK[rule.override_level]
-                for earlier in pending_overrides:
-                    if LEVEL_RANK[earlier.override_level or rule.override_level] > fired_rank:
-                        run.could_change(earlier.id, earlier.condition)
-                return _SafetyOutcome(alerts, (rule,))
-            for item in rule.requires:
-                run.require(item, rule.id)
-    for pending in pending_overrides:
-        run.could_change(pending.id, pending.condition)
-    return _SafetyOutcome(alerts)
+def _evaluate_safety(compiled: CompiledRuleSet, run: _Run) -> _SafetyOutcome:
+    """Every safety rule is evaluated and the most severe override that fires decides (file
+    order never does); every open safety question is reported and raises the urgency.
 
-
-def _safety_most_severe(compiled: CompiledRuleSet, run: _Run) -> _SafetyOutcome:
-    """Semantics 2: every safety rule is evaluated; the most severe override that fires
-    decides (file order never does), and every open safety question is reported."""
+    Semantics 1 (documents written before) differs in two ways, kept so that their screenings
+    replay byte for byte: the first override that fires, in file order, ends the stage, and an
+    open question only makes the result partial.
+    """
+    first_decides = compiled.semantics == 1
     facts, trace = run.facts, run.trace
     alerts: list[SafetyAlert] = []
     fired: list[CompiledSafetyRule] = []
@@ -302,6 +273,8 @@ def _safety_most_severe(compiled: CompiledRuleSet, run: _Run) -> _SafetyOutcome:
             alerts.append(rule.alert)
             if rule.override_level is not None:
                 fired.append(rule)
+                if first_decides:
+                    break
             elif rule.requires:
                 for item in rule.requires:
                     run.require(item, rule.id)
@@ -309,14 +282,16 @@ def _safety_most_severe(compiled: CompiledRuleSet, run: _Run) -> _SafetyOutcome:
     top = max(
         (LEVEL_RANK[rule.override_level] for rule in fired if rule.override_level), default=-1
     )
-    for rule in undecided_overrides:
+    for rule in undecided_overrides:  # an override that could still raise the level
         assert rule.override_level is not None
         if LEVEL_RANK[rule.override_level] > top:
             run.could_change(rule.id, rule.condition)
             open_rules.append((rule, False))
+    decisive = tuple(r for r in fired if r.override_level and LEVEL_RANK[r.override_level] == top)
+    if first_decides:
+        return _SafetyOutcome(alerts, decisive)
     if open_rules:
         run.raise_urgency(Urgency.URGENT)
-    decisive = tuple(r for r in fired if r.override_level and LEVEL_RANK[r.override_level] == top)
     return _SafetyOutcome(
         alerts, decisive, tuple(_open_question(compiled, run, *o) for o in open_rules)
     )
