@@ -20,7 +20,6 @@ Pure: no I/O; the same rule set always gives the same findings.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -241,28 +240,31 @@ def _cssrs_yes(name: str) -> Callable[[dict[str, Any]], None]:
     return change
 
 
+# Each change copies only the dictionaries on the path to what it changes, never the rest:
+# the answers of a case are shared, read-only, by all of its changes.
+
+
 def _with(answers: Answers, section: str, name: str, value: Any) -> Answers:
-    changed = copy.deepcopy(answers)
-    changed.setdefault(section, {})[name] = value
-    return changed
+    return {**answers, section: {**answers.get(section, {}), name: value}}
 
 
 def _with_instrument(
     answers: Answers, key: str, change: Callable[[dict[str, Any]], None]
 ) -> Answers:
-    changed = copy.deepcopy(answers)
-    change(changed["instruments"][key])
-    return changed
+    instruments = dict(answers["instruments"])
+    instruments[key] = changed = dict(instruments[key])
+    change(changed)
+    return {**answers, "instruments": instruments}
 
 
 def _with_item(answers: Answers, key: str, index: int, value: Any) -> Answers:
-    changed = copy.deepcopy(answers)
-    instruments = changed["instruments"]
-    instruments[key]["items"][index] = value
+    instruments = dict(answers["instruments"])
     partner = {"audit": "audit_c", "audit_c": "audit"}.get(key)
-    if partner in instruments and index < 3:
-        instruments[partner]["items"][index] = value  # AUDIT-C is AUDIT items 1-3
-    return changed
+    for name in (key, partner) if partner in instruments and index < 3 else (key,):
+        items = list(instruments[name]["items"])  # AUDIT-C is AUDIT items 1-3
+        items[index] = value
+        instruments[name] = {**instruments[name], "items": items}
+    return {**answers, "instruments": instruments}
 
 
 def uncited_rules(compiled: CompiledRuleSet) -> tuple[str, ...]:
