@@ -305,7 +305,9 @@ def _open_question(
         text = f"Safety assessment pending ({'; '.join(rule.requires)}): {rule.action}"
     else:
         unknown = ", ".join(f for f in rule.condition.facts if run.facts.get(f) is None)
-        text = f"Safety question not answered ({unknown}): rule out first: {rule.description}"
+        text = (
+            f"Safety question not answered ({unknown}); ask it now, it decides: {rule.description}"
+        )
     return compiled.explain.reason(rule.id, text, rule.references)
 
 
