@@ -212,6 +212,15 @@ TRIGGERS = (
     Trigger("potassium 2.3", _vitals(potassium_mmol_l=2.3), EMERGENCY, EMERGENT),
     Trigger("glucose 45", _vitals(glucose_mg_dl=45), EMERGENCY, EMERGENT),
     Trigger("temperature 34.5", _vitals(temperature_c=34.5), EMERGENCY, EMERGENT),
+    Trigger("sodium 120", _vitals(sodium_mmol_l=120.0), EMERGENCY, EMERGENT),
+    Trigger("potassium 6.8", _vitals(potassium_mmol_l=6.8), EMERGENCY, EMERGENT),
+    Trigger("QTc 520 ms", _vitals(qtc_ms=520), EMERGENCY, EMERGENT),
+    Trigger(
+        "sedative withdrawal seizure",
+        _set("withdrawal", heavy_daily_use=["sedatives"], sedative_signs_now=["seizure"]),
+        EMERGENCY,
+        EMERGENT,
+    ),
     Trigger("pregnant, drinking heavily every day", _pregnant_with("alcohol"), INPATIENT, URGENT),
     Trigger(
         "pregnant, using sedatives heavily every day",
@@ -376,6 +385,12 @@ ABNORMAL = (
     ("temperature_c", 34.5, 37.0),
     ("temperature_c", 39.5, 37.0),
     ("percent_healthy_body_weight", 68.0, 100.0),
+    ("sodium_mmol_l", 120.0, 140.0),
+    ("phosphate_mmol_l", 0.5, 1.2),
+    ("qtc_ms", 520, 410),
+    ("orthostatic_heart_rate_rise_bpm", 45, 0),
+    ("orthostatic_systolic_drop_mmhg", 30, 0),
+    ("orthostatic_diastolic_drop_mmhg", 15, 0),
 )
 
 
