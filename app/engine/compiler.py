@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Final
 
 import orjson
 import yaml
@@ -142,6 +142,10 @@ class EngineReasons:
         )
 
 
+_EXPLANATIONS: Final = {cited: Explanations(cited) for cited in (False, True)}
+_ENGINE_REASONS: Final = {cited: EngineReasons.of(_EXPLANATIONS[cited]) for cited in (False, True)}
+
+
 @dataclass(frozen=True, slots=True)
 class _RuleOutcomes:
     """What every compiled rule shares: its trace steps and reason, built once at compile time
@@ -251,11 +255,23 @@ class CompiledRuleSet:
     default_ruled_out: Reason = Reason(None, "")
     semantics: int = 1
     """How the document is evaluated (``RuleSetDocument.semantics``)."""
-    engine_version: str = ENGINE_VERSIONS[1]
-    explain: Explanations = Explanations(cited=False)
-    engine_reasons: EngineReasons = EngineReasons.of(Explanations(cited=False))
     references: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    """Each rule's references, by rule id."""
+    """Each rule's references, by rule id (an index of what the rules hold)."""
+
+    @property
+    def engine_version(self) -> str:
+        """The engine version this rule set is evaluated as."""
+        return ENGINE_VERSIONS[self.semantics]
+
+    @property
+    def explain(self) -> Explanations:
+        """The shape of this rule set's reasons and alerts."""
+        return _EXPLANATIONS[self.semantics >= 2]
+
+    @property
+    def engine_reasons(self) -> EngineReasons:
+        """The engine's own reasons, in this rule set's shape."""
+        return _ENGINE_REASONS[self.semantics >= 2]
 
     @property
     def key(self) -> str:
@@ -364,7 +380,7 @@ def compile_rule_set(
     """
     document = source if isinstance(source, RuleSetDocument) else parse_document(source)
     problems: list[RuleSetProblem] = []
-    explain = Explanations(cited=document.semantics >= 2)
+    explain = _EXPLANATIONS[document.semantics >= 2]
     policies = _compile_policies(document, problems)
     catalogue = build_catalogue(policies)
     _check_stages(document, problems)
@@ -420,7 +436,7 @@ def compile_rule_set(
     _check_test_references(document, problems)
     if problems:
         raise RuleSetError(problems)
-    engine_reasons = EngineReasons.of(explain)
+    engine_reasons = _ENGINE_REASONS[document.semantics >= 2]
     not_indicated = {
         level: level_not_indicated(safety, placement, level, frozenset(), engine_reasons)
         for level in LevelOfCare
@@ -455,11 +471,10 @@ def compile_rule_set(
         default_decision=explain.reason(None, default_reason),
         default_ruled_out=explain.reason(None, f"Ruled out: {default_reason}"),
         semantics=document.semantics,
-        engine_version=ENGINE_VERSIONS[document.semantics],
-        explain=explain,
-        engine_reasons=engine_reasons,
         references={
-            rule.id: tuple(rule.references) for stage in document.stages for rule in stage.rules
+            rule.id: rule.references
+            for stage in (safety, information, domains, placement, feasibility)
+            for rule in stage
         },
     )
 

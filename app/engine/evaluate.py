@@ -202,10 +202,9 @@ def evaluate(compiled: CompiledRuleSet, answers: ScreeningAnswers) -> Determinat
             barriers.append(Barrier(barrier.code, barrier.barrier_description, barrier.id, offered))
 
     missing = run.missing_items()
-    if safety.open_questions and LEVEL_RANK[level] <= _IOP_RANK:
-        iop = IopAssessment(IopVerdict.PENDING_SAFETY_ASSESSMENT, safety.open_questions)
-    else:
-        iop = _iop_verdict(compiled, level, decided_by, fired, barriers, conditions)
+    iop = _iop_verdict(
+        compiled, level, decided_by, fired, barriers, conditions, safety.open_questions
+    )
     if missing:
         iop = IopAssessment(iop.verdict, (*iop.reasons, compiled.engine_reasons.provisional))
     return Determination(
@@ -349,10 +348,15 @@ def _iop_verdict(
     fired: Sequence[CompiledPlacementRule],
     barriers: Sequence[Barrier],
     conditions: Sequence[PlacementCondition],
+    open_questions: tuple[Reason, ...],
 ) -> IopAssessment:
+    """The verdict on IOP. Above IOP it stands whatever is still open (more evidence never
+    lowers the level); at IOP or below, an open safety question makes it wait."""
     rank = LEVEL_RANK[level]
     if rank > _IOP_RANK:
         return IopAssessment(IopVerdict.HIGHER_LEVEL_NEEDED, decided_by)
+    if open_questions:
+        return IopAssessment(IopVerdict.PENDING_SAFETY_ASSESSMENT, open_questions)
     if rank < _IOP_RANK:
         fired_ids = {p.id for p in fired}
         not_met = tuple(

@@ -533,12 +533,12 @@ def test_the_most_severe_override_that_fires_decides(data: Answers) -> None:
     compiled = default_rule_set()
     result = determine(data, compiled)
     fired = {s.rule_id for s in result.trace if s.result is RuleResult.FIRED}
-    overrides = [r for r in compiled.safety if r.override_level is not None]
-    levels = [LEVEL_RANK[r.override_level] for r in overrides if r.id in fired]  # type: ignore[index]
+    override_levels = {r.id: r.override_level for r in compiled.safety if r.override_level}
+    levels = [LEVEL_RANK[level] for rule_id, level in override_levels.items() if rule_id in fired]
     if not levels:
         return
     assert result.recommended_level is not None
     assert LEVEL_RANK[result.recommended_level.level] == max(levels)
     # every override was evaluated, whatever fired first
     evaluated = {s.rule_id for s in result.trace}
-    assert all(rule.id in evaluated for rule in overrides)
+    assert all(rule_id in evaluated for rule_id in override_levels)
