@@ -327,7 +327,7 @@ def _rules_check(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from app.logging_setup import logging_config
+    from app.process.logging_setup import logging_config
     from app.settings import get_settings
 
     settings = get_settings()
@@ -414,7 +414,7 @@ def _run_with_database(work: Any) -> Any:
 
 def _cli_caller(tenant: str, action: Any, label: str = "carelevel clients (cli)") -> Any:
     """The operator at the command line, as recorded in the tenant's audit trail."""
-    from app.audit.trail import Caller
+    from app.security.caller import Caller
     from app.security.principal import ALL_SCOPES, Principal
 
     principal = Principal(tenant=tenant, client_id="cli", scopes=ALL_SCOPES, label=label)
@@ -422,9 +422,9 @@ def _cli_caller(tenant: str, action: Any, label: str = "carelevel clients (cli)"
 
 
 def _clients_create(args: argparse.Namespace) -> int:
-    from app.audit.actions import Action
     from app.audit.trail import record
     from app.clients.service import create_client
+    from app.security.actions import Action
 
     if not is_tenant_id(args.tenant):
         print(
@@ -480,10 +480,10 @@ def _clients_list(args: argparse.Namespace) -> int:
 
 
 def _clients_revoke(args: argparse.Namespace) -> int:
-    from app.audit.actions import Action
     from app.audit.trail import record
     from app.clients.repository import ClientRepository
     from app.clients.service import revoke_client
+    from app.security.actions import Action
 
     async def work(sessions: Any) -> Any:
         async with sessions() as session, session.begin():
@@ -603,7 +603,7 @@ def _rules_simulate(args: argparse.Namespace) -> int:
 
 
 def _rules_activate(args: argparse.Namespace) -> int:
-    from app.audit.actions import Action
+    from app.security.actions import Action
     from app.settings import get_settings
 
     tenant = get_settings().operator_tenant if args.owner == "shared" else args.owner

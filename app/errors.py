@@ -18,16 +18,11 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Iterable, Sequence
-from http import HTTPStatus
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
 FHIR_JSON = "application/fhir+json"
@@ -229,22 +224,6 @@ def field_problems(errors: Iterable[Any]) -> list[FieldProblem]:
     return problems
 
 
-def _is_json_content_type(content_type: str | None) -> bool:
-    media_type = (content_type or "").split(";")[0].strip().lower()
-    return media_type == "application/json" or (
-        media_type.startswith("application/") and media_type.endswith("+json")
-    )
-
-
-def _body_not_sent_as_json(request: Request, errors: Sequence[Any]) -> bool:
-    """FastAPI hands an endpoint the raw bytes when the content type is not JSON (or missing,
-    since it checks content types strictly); the model then fails on the body as a whole."""
-    return not _is_json_content_type(request.headers.get("content-type")) and any(
-        tuple(e.get("loc", ())) == ("body",) and isinstance(e.get("input"), bytes | bytearray)
-        for e in errors
-    )
-
-
 def problem_response(
     status: int,
     slug: str,
@@ -256,8 +235,6 @@ def problem_response(
     headers: dict[str, str] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> JSONResponse:
-    if request is not None and request.url.path.startswith("/fhir/"):
-        return _operation_outcome(status, detail, errors, extra, headers)
     body: dict[str, Any] = {
         "type": PROBLEM_BASE + slug if slug != "about:blank" else "about:blank",
         "title": title,
@@ -274,32 +251,6 @@ def problem_response(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
-def _operation_outcome(
-    status: int,
-    detail: str,
-    errors: Sequence[FieldProblem] | None,
-    extra: dict[str, Any] | None,
-    headers: dict[str, str] | None,
-) -> JSONResponse:
-    """Under /fhir, FHIR clients get errors as an OperationOutcome."""
-    from app.fhir.outcome import Issue, issue_json, operation_outcome
-
-    issues = (extra or {}).get("issue")
-    if issues is None and errors:
-        issues = [
-            issue_json(
-                Issue(diagnostics=f"{e.pointer.lstrip('#/') or '(body)'}: {e.detail}"), status
-            )
-            for e in errors
-        ]
-    return JSONResponse(
-        operation_outcome(status, detail, issues),
-        status_code=status,
-        media_type=FHIR_JSON,
-        headers=headers,
-    )
-
-
 def instance_uri(request_id: str) -> str:
     """The problem's ``instance``: the request id, which the access log and the audit trail
     carry too (``urn:uuid:`` for our ids, a request id the caller chose otherwise)."""
@@ -307,148 +258,3 @@ def instance_uri(request_id: str) -> str:
         return uuid.UUID(request_id).urn
     except ValueError:
         return f"urn:carelevel:request:{request_id}"
-
-
-async def audit_failure(request: Request, status: int) -> None:
-    """Record the failure of an authenticated request in the audit trail."""
-    from app.audit.trail import record_failure  # the trail's tables import this module's users
-
-    caller = getattr(request.state, "caller", None)
-    if caller is not None and status != 503:  # with the database away, the write would wait
-        await record_failure(request.app.state.sessions, caller, status)
-
-
-def malformed_json(request: Request) -> JSONResponse:
-    """400: the body is not JSON at all (as opposed to JSON that fails validation: 422)."""
-    return problem_response(
-        MalformedJson.status,
-        MalformedJson.slug,
-        MalformedJson.title,
-        "The request body could not be parsed as JSON.",
-        request,
-    )
-
-
-def allowed_methods(request: Request) -> list[str]:
-    """Every method some route accepts at the request's path (Starlette names only those of
-    the first route that matches the path, and FastAPI makes one route per method)."""
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        pattern = getattr(route, "path_regex", None)
-        if pattern is not None and pattern.match(request.url.path):
-            methods |= set(getattr(route, "methods", None) or ())
-    return sorted(methods)
-
-
-# SQLSTATE classes that mean "the database cannot serve now", not "this request is wrong":
-# connection exceptions (08), the server shutting down, crashed or starting up (57P0x), too many
-# connections (53300). A retry after a while succeeds, so they are 503 with Retry-After.
-UNAVAILABLE_SQLSTATES = ("08", "57P", "53300")
-
-
-def _database_is_unavailable(error: DBAPIError) -> bool:
-    sqlstate = str(getattr(error.orig, "sqlstate", None) or "")
-    return sqlstate.startswith(UNAVAILABLE_SQLSTATES)
-
-
-def install_error_handlers(app: FastAPI) -> None:
-    """Every error leaves as problem+json; nothing leaks a stack trace or a submitted value."""
-
-    @app.exception_handler(AppError)
-    async def _app_error(request: Request, error: AppError) -> JSONResponse:
-        await audit_failure(request, error.status)
-        return problem_response(
-            error.status,
-            error.slug,
-            error.title,
-            error.detail,
-            request,
-            errors=error.errors,
-            headers=error.headers,
-            extra=error.extra,
-        )
-
-    @app.exception_handler(RequestValidationError)
-    async def _validation(request: Request, error: RequestValidationError) -> JSONResponse:
-        response = _validation_problem(request, error)
-        await audit_failure(request, response.status_code)
-        return response
-
-    def _validation_problem(request: Request, error: RequestValidationError) -> JSONResponse:
-        errors = error.errors()
-        # FastAPI reports a body it could not decode as one error of type "json_invalid" at
-        # ("body", <position>); it never reaches Pydantic, so nothing else is reported.
-        if any(e.get("type") == "json_invalid" for e in errors):
-            return malformed_json(request)
-        if _body_not_sent_as_json(request, errors):
-            return problem_response(
-                415,
-                UnsupportedMediaType.slug,
-                UnsupportedMediaType.title,
-                "Send the request body as application/json.",
-                request,
-            )
-        problems = field_problems(errors)
-        summary = "; ".join(f"{p.pointer[2:] or '(body)'}: {p.detail}" for p in problems[:5])
-        return problem_response(
-            422, "validation-error", "The request is invalid", summary, request, errors=problems
-        )
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, error: StarletteHTTPException) -> JSONResponse:
-        await audit_failure(request, error.status_code)
-        if error.status_code == 400 and isinstance(error.__cause__, ValueError):
-            # FastAPI's "error parsing the body" for bytes json.loads cannot even decode
-            # (invalid UTF-8, for instance): still malformed JSON.
-            return malformed_json(request)
-        headers = dict(error.headers or {})
-        if error.status_code == 405:
-            headers["Allow"] = ", ".join(allowed_methods(request))
-        detail = error.detail if isinstance(error.detail, str) else "HTTP error"
-        try:
-            title = HTTPStatus(error.status_code).phrase
-        except ValueError:
-            title = detail
-        return problem_response(
-            error.status_code,
-            "about:blank",
-            title,
-            detail,
-            request,
-            headers=headers,
-        )
-
-    # Connection failures reach us unwrapped from the driver when a connection cannot even be
-    # opened (asyncpg raises OSError / ConnectionRefusedError, or times out).
-    @app.exception_handler(OSError)
-    @app.exception_handler(TimeoutError)
-    @app.exception_handler(PoolTimeoutError)
-    @app.exception_handler(OperationalError)
-    async def _database_unavailable(request: Request, error: Exception) -> JSONResponse:
-        logger.warning("database unavailable: %s", type(error).__name__)
-        return problem_response(
-            503,
-            "temporarily-unavailable",
-            "Temporarily unavailable",
-            "The database is unavailable; retry shortly.",
-            request,
-            headers={"Retry-After": "5"},
-        )
-
-    @app.exception_handler(DBAPIError)
-    async def _database_error(request: Request, error: DBAPIError) -> JSONResponse:
-        if error.connection_invalidated or _database_is_unavailable(error):
-            return await _database_unavailable(request, error)
-        logger.error("database error: %s", type(error.orig).__name__)
-        await audit_failure(request, 500)
-        return problem_response(
-            500, "internal-error", "Internal error", "An unexpected error occurred.", request
-        )
-
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, error: Exception) -> JSONResponse:
-        logger.error("unexpected error: %s", type(error).__name__)
-        await audit_failure(request, 500)
-        return problem_response(
-            500, "internal-error", "Internal error", "An unexpected error occurred.", request
-        )

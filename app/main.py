@@ -18,36 +18,39 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp
 
 from app import __version__
-from app.audit.actions import Action
 from app.audit.router import router as audit_router
-from app.audit.trail import Caller, record
+from app.audit.trail import audit_failure, record
 from app.cds_hooks.router import router as cds_router
 from app.cds_hooks.service import CdsHooksService
 from app.clients.repository import ClientRepository
 from app.clients.router import router as clients_router
 from app.clients.service import create_client
 from app.db import create_engine, create_sessionmaker, utcnow
-from app.edge import Edge
-from app.errors import install_error_handlers, secured
-from app.fast_lane import FastLane
+from app.errors import secured
+from app.fhir.outcome import outcome_response
 from app.fhir.router import router as fhir_router
 from app.fhir.service import FhirService
 from app.fhir.terminology import Vocabulary
-from app.gc_tuning import settle_after_startup
-from app.limits import BodySizeLimit
-from app.logging_setup import keep_health_information_out_of_logs
-from app.openapi import complete_openapi
 from app.operations.docs_pages import install_docs_pages
 from app.operations.health import router as health_router
 from app.operations.metrics import Metrics, metrics_router, sample_forever
+from app.process.gc_tuning import settle_after_startup
+from app.process.logging_setup import keep_health_information_out_of_logs
 from app.questionnaire import Questionnaire, build_questionnaire
 from app.rulesets.cache import RuleSetCache, refresh_forever
 from app.rulesets.router import router as rule_sets_router
 from app.rulesets.service import RuleSetService
+from app.runtime.edge import Edge
+from app.runtime.fast_lane import FastLane
+from app.runtime.limits import BodySizeLimit
+from app.runtime.openapi import complete_openapi
+from app.runtime.problems import ProblemHandlers
 from app.screenings.router import router as screenings_router
 from app.screenings.service import ScreeningService
 from app.security.access import Guard, GuardedRoute, access
+from app.security.actions import Action
 from app.security.authentication import Authenticator
+from app.security.caller import Caller
 from app.security.jwt import JwtVerifier
 from app.security.models import TokenUse
 from app.security.principal import ALL_SCOPES, SCOPE_DESCRIPTIONS, Principal, Scope
@@ -216,7 +219,7 @@ def create_server_app() -> FastAPI:
 def create_app(settings: Settings | None = None, *, server_process: bool = False) -> FastAPI:
     """Build the application for ``settings`` (the environment's by default). A
     ``server_process`` (``carelevel serve``) also settles the garbage collector once start-up
-    is done (app/gc_tuning.py)."""
+    is done (app/process/gc_tuning.py)."""
     settings = settings or get_settings()
     keep_health_information_out_of_logs()
 
@@ -292,7 +295,7 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
     app.state.settings = settings
     app.state.rule_set_cache = RuleSetCache()
     app.state.metrics = Metrics()
-    install_error_handlers(app)
+    ProblemHandlers(audit_failure, (("/fhir/", outcome_response),)).install(app)
     app.add_middleware(
         BodySizeLimit,
         max_bytes=settings.max_body_bytes,

@@ -5,7 +5,7 @@ For every request FastAPI solves the operation's dependency tree, parses the con
 ``POST /v1/screenings`` and ``POST /v1/screenings/evaluate``, the operations intake apps call
 for every screening, that is a large share of the time the service spends on a request (see
 docs/performance.md). An endpoint marked ``@bound_directly(binder)`` is called (by its route,
-``GuardedRoute``, or before the middleware stack by ``app/fast_lane.py``) with the arguments
+``GuardedRoute``, or before the middleware stack by ``app/runtime/fast_lane.py``) with the arguments
 the binder builds from a *plainly valid* request: a JSON content type, a body that the body
 model accepts when it parses the JSON itself (``model_validate_json``: no intermediate
 objects), header values that need no validation beyond a pattern. The values are those FastAPI
@@ -26,15 +26,15 @@ from typing import Any, TypeVar
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
 
-from app.audit.trail import Caller
+from app.security.caller import Caller
 
 Binder = Callable[[Request, Caller], Awaitable[dict[str, Any] | None]]
 Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
 Model = TypeVar("Model", bound=BaseModel)
 
 BINDERS: dict[Callable[..., Any], Binder] = {}
-# Set in the request state when a binder has already declined the request (app/fast_lane.py),
-# so that the route does not bind it a second time.
+# Set in the request state when a binder has already declined the request
+# (app/runtime/fast_lane.py), so that the route does not bind it a second time.
 DECLINED_BY_BINDER = "declined_by_binder"
 
 _JSON_TYPES = frozenset({"application/json"})

@@ -34,8 +34,8 @@ COMPONENTS: tuple[tuple[str, str], ...] = (
 )
 # Inclusive time of the steps of a request (a sample counts for every step on its stack).
 STEPS: tuple[tuple[str, str], ...] = (
-    ("edge (request id, headers, access line)", r"__call__ \(app/edge.py"),
-    ("  access line (logging)", r"_log \(app/edge.py"),
+    ("edge (request id, headers, access line)", r"__call__ \(app/runtime/edge.py"),
+    ("  access line (logging)", r"_log \(app/runtime/edge.py"),
     ("authorize: authenticate + rate limit", r"authorize \(app/security/access.py"),
     ("  rate limiter hit", r"hit \(app/security/rate_limit.py"),
     ("  authenticate", r"authenticate \(app/security/authentication.py"),

@@ -15,7 +15,6 @@ from sqlalchemy.engine import Connection
 
 from app.audit import models as audit_tables
 from app.cds_hooks import models as cds_tables
-from app.clients import models as client_tables
 from app.db import Base, UtcDateTime, create_engine
 from app.rulesets import models as rule_set_tables
 from app.screenings import models as screening_tables
@@ -26,7 +25,6 @@ from app.settings import Settings
 TABLE_MODULES = (
     audit_tables,
     cds_tables,
-    client_tables,
     rule_set_tables,
     screening_tables,
     security_tables,

@@ -6,16 +6,16 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 
-from app.audit.actions import Action, ResourceType
 from app.audit.schemas import AuditEventPage
 from app.audit.service import audit_events
-from app.audit.trail import Caller
 from app.deps import SettingsDep
 from app.errors import BadRequest, FieldProblem, Unprocessable, problem, problem_example, secured
 from app.pagination import Instant
 from app.responses import json_response
 from app.screenings.schemas import NO_CONTROL_CHARACTERS
 from app.security.access import GuardedRoute, access
+from app.security.actions import Action, ResourceType
+from app.security.caller import Caller
 
 router = APIRouter(
     prefix="/v1/audit-events", tags=["audit"], responses=secured(), route_class=GuardedRoute

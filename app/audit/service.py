@@ -8,8 +8,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.audit.models import AuditEvent
 from app.audit.repository import audit_page
-from app.audit.trail import Caller, record
+from app.audit.trail import record
 from app.pagination import decode_cursor, encode_cursor
+from app.security.caller import Caller
 
 
 def event_body(event: AuditEvent) -> dict[str, Any]:

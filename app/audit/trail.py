@@ -9,41 +9,17 @@ it was answered with (a denied scope, an id of another tenant, an invalid body).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from typing import Any
 
+from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.audit.actions import ACTIONS, Action
 from app.audit.models import AuditEvent
 from app.db import after_commit, new_id, utcnow
-from app.security.principal import Principal
+from app.security.actions import ACTIONS
+from app.security.caller import Caller
 
 logger = logging.getLogger("carelevel.audit")
-
-
-@dataclass(slots=True)
-class Caller:
-    """The authenticated principal of one request and the action it performs."""
-
-    principal: Principal
-    action: Action
-    request_id: str | None = None
-    source_ip: str | None = None
-    resource_id: str | None = None  # what the path names; a created resource's id replaces it
-    recorded: bool = field(default=False)
-
-    @property
-    def tenant(self) -> str:
-        return self.principal.tenant
-
-    @property
-    def client_id(self) -> str:
-        return self.principal.client_id
-
-    @property
-    def label(self) -> str:
-        return self.principal.label
 
 
 def _printable(value: str | None, limit: int) -> str | None:
@@ -132,3 +108,10 @@ async def record_failure(
             caller.request_id,
             type(error).__name__,
         )
+
+
+async def audit_failure(request: Request, status: int) -> None:
+    """Record the failure of an authenticated request (the error handlers' failure hook)."""
+    caller = getattr(request.state, "caller", None)
+    if caller is not None and status != 503:  # with the database away, the write would wait
+        await record_failure(request.app.state.sessions, caller, status)

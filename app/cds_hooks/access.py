@@ -16,10 +16,10 @@ from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.exc import IntegrityError
 
-from app.audit.actions import ACTIONS, Action, resource_id_from_path
-from app.audit.trail import Caller
 from app.errors import Forbidden, ServiceUnavailable, TooManyRequests, Unauthorized
 from app.security.access import Guard, source_address
+from app.security.actions import ACTIONS, Action, resource_id_from_path
+from app.security.caller import Caller
 from app.security.jwt import IdentityProviderUnavailable, JwtVerifier, TokenRejected
 from app.security.models import TokenUse
 from app.security.principal import Principal, Scope

@@ -9,8 +9,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Request
 from pydantic import ValidationError
 
-from app.audit.actions import Action
-from app.audit.trail import Caller
 from app.cds_hooks.access import cds_access
 from app.cds_hooks.cards import Links
 from app.cds_hooks.examples import example_feedback, example_hook_request
@@ -38,6 +36,8 @@ from app.errors import (
 )
 from app.fhir.terminology import Vocabulary
 from app.responses import json_response
+from app.security.actions import Action
+from app.security.caller import Caller
 
 router = APIRouter(
     prefix="/cds-services",

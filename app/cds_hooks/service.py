@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.audit.trail import Caller, record
+from app.audit.trail import record
 from app.cds_hooks.cards import Links, invitation_card, screening_card
 from app.cds_hooks.models import IssuedCard
 from app.cds_hooks.schemas import (
@@ -43,6 +43,7 @@ from app.fhir.service import FhirService, result_of
 from app.fhir.terminology import Vocabulary
 from app.screenings.models import Decision, Screening
 from app.screenings.schemas import VarianceReason
+from app.security.caller import Caller
 
 PREFETCH_KEY = "questionnaireResponse"
 # Billing codes EHRs put on behavioral-health referrals (HCPCS), for the order-select check.

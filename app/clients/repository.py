@@ -1,15 +1,16 @@
-"""All SQL about API clients."""
+"""All SQL the client administration runs on API clients (authentication has its own:
+app/security/credentials.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.clients.models import ApiClient
 from app.pagination import after_row
+from app.security.models import ApiClient
 
 
 class ClientRepository:
@@ -18,10 +19,6 @@ class ClientRepository:
 
     def add(self, client: ApiClient) -> None:
         self.session.add(client)
-
-    async def by_prefix(self, prefix: str) -> ApiClient | None:
-        query = select(ApiClient).where(ApiClient.key_prefix == prefix)
-        return (await self.session.execute(query)).scalar_one_or_none()
 
     async def get(self, tenant: str | None, client_id: str) -> ApiClient | None:
         """The client ``client_id``; of ``tenant`` only, unless ``tenant`` is None (the CLI)."""
@@ -52,11 +49,3 @@ class ClientRepository:
 
     async def count(self) -> int:
         return int((await self.session.execute(select(func.count(ApiClient.id)))).scalar_one())
-
-    async def touch(self, client_id: str, now: datetime) -> None:
-        await self.session.execute(
-            update(ApiClient)
-            .where(ApiClient.id == client_id)
-            .values(last_used_at=now)
-            .execution_options(synchronize_session=False)
-        )

@@ -6,8 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response, status
 
-from app.audit.actions import Action
-from app.audit.trail import Caller, record
+from app.audit.trail import record
 from app.clients.schemas import ClientCreate, ClientCreated, ClientOut, ClientPage
 from app.clients.service import client_body, client_page, create_client, get_client, revoke_client
 from app.db import after_commit
@@ -25,6 +24,8 @@ from app.errors import (
 )
 from app.responses import json_response
 from app.security.access import GuardedRoute, access
+from app.security.actions import Action
+from app.security.caller import Caller
 
 router = APIRouter(
     prefix="/v1/clients", tags=["clients"], responses=secured(), route_class=GuardedRoute

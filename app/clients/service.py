@@ -12,12 +12,12 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.clients.models import ApiClient
 from app.clients.repository import ClientRepository
 from app.db import new_id, utcnow
 from app.errors import NotFound
 from app.pagination import decode_cursor, encode_cursor
 from app.security.api_keys import generate_key
+from app.security.models import ApiClient
 from app.security.principal import Scope, is_tenant_id
 
 

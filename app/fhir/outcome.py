@@ -3,10 +3,13 @@ value in them, just what is wrong and where (a FHIRPath ``expression``)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from app.errors import AppError
+from fastapi.responses import JSONResponse
+
+from app.errors import FHIR_JSON, AppError, FieldProblem
 
 # HTTP status → OperationOutcome.issue.code (http://hl7.org/fhir/issue-type)
 ISSUE_CODES = {
@@ -68,3 +71,28 @@ def operation_outcome(
         "resourceType": "OperationOutcome",
         "issue": issues or [issue_json(Issue(diagnostics=detail), status)],
     }
+
+
+def outcome_response(
+    status: int,
+    detail: str,
+    errors: Sequence[FieldProblem] | None,
+    extra: dict[str, Any] | None,
+    headers: dict[str, str] | None,
+) -> JSONResponse:
+    """An error under /fhir/ as FHIR clients expect it: an OperationOutcome (its issues from
+    ``extra["issue"]``, else one per field problem)."""
+    issues = (extra or {}).get("issue")
+    if issues is None and errors:
+        issues = [
+            issue_json(
+                Issue(diagnostics=f"{e.pointer.lstrip('#/') or '(body)'}: {e.detail}"), status
+            )
+            for e in errors
+        ]
+    return JSONResponse(
+        operation_outcome(status, detail, issues),
+        status_code=status,
+        media_type=FHIR_JSON,
+        headers=headers,
+    )

@@ -11,8 +11,6 @@ import orjson
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 
 from app import __version__
-from app.audit.actions import Action
-from app.audit.trail import Caller
 from app.errors import NotFound, UnsupportedMediaType
 from app.fhir.examples import example_response
 from app.fhir.outcome import FhirError, Issue, issue_json, operation_outcome
@@ -27,6 +25,8 @@ from app.fhir.terminology import (
     value_set_resource,
 )
 from app.security.access import GuardedRoute, access
+from app.security.actions import Action
+from app.security.caller import Caller
 from app.security.principal import SHARED
 
 OUTCOME_REF = {"$ref": "#/components/schemas/OperationOutcome"}

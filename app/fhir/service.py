@@ -12,7 +12,6 @@ import orjson
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.audit.trail import Caller
 from app.engine.instruments import InstrumentId
 from app.errors import NotFound, Unprocessable
 from app.fhir.outcome import FhirError, Issue, item_expression
@@ -25,6 +24,7 @@ from app.rulesets.repository import RuleSetRepository
 from app.screenings.models import Screening
 from app.screenings.schemas import NO_CONTROL_CHARACTERS, RuleSetPin, ScreeningRequest
 from app.screenings.service import ScreeningService, Stored, resolve_rule_set
+from app.security.caller import Caller
 
 _PLAIN = re.compile(NO_CONTROL_CHARACTERS)
 _OBSERVATION_SUFFIXES = ("", *(f"-{i.value.replace('_', '-')}" for i in InstrumentId))

@@ -30,11 +30,11 @@ from prometheus_client import (
 from prometheus_client.exposition import choose_encoder
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.audit.actions import Action
-from app.audit.trail import Caller
 from app.errors import Forbidden, secured
 from app.rulesets.cache import RuleSetCache
 from app.security.access import GuardedRoute, access
+from app.security.actions import Action
+from app.security.caller import Caller
 from app.settings import Settings
 
 logger = logging.getLogger("carelevel")

@@ -7,8 +7,6 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
 
-from app.audit.actions import Action
-from app.audit.trail import Caller
 from app.deps import CacheDep, SessionDep, SettingsDep
 from app.errors import (
     BadRequest,
@@ -24,11 +22,11 @@ from app.errors import (
     problem_example,
     secured,
 )
-from app.openapi import DOCUMENT_REF
 from app.responses import json_response
 from app.rulesets.models import RuleSetVersion
 from app.rulesets.reports import export_yaml
 from app.rulesets.schemas import (
+    DOCUMENT_REF,
     ActivationResult,
     RuleSetSummary,
     SimulationReport,
@@ -39,6 +37,8 @@ from app.rulesets.schemas import (
 )
 from app.rulesets.service import RuleSetService, etag
 from app.security.access import GuardedRoute, access
+from app.security.actions import Action
+from app.security.caller import Caller
 from app.security.principal import TENANT_PATTERN
 
 router = APIRouter(

@@ -172,3 +172,8 @@ class ActivationResult(Schema):
     version: int
     status: VersionStatus
     previous_active_version: int | None
+
+
+# Rule-set documents are read by their routes themselves (JSON or YAML); the OpenAPI document
+# describes those bodies with the document's schema (app/runtime/openapi.py adds it).
+DOCUMENT_REF = {"$ref": "#/components/schemas/RuleSetDocument"}

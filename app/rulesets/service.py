@@ -21,8 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.audit.actions import version_resource_id
-from app.audit.trail import Caller, record
+from app.audit.trail import record
 from app.db import after_commit, utcnow
 from app.engine import (
     DEFAULT_RULE_SET_KEY,
@@ -60,6 +59,8 @@ from app.rulesets.schemas import (
     ValueChange,
     VersionDiff,
 )
+from app.security.actions import version_resource_id
+from app.security.caller import Caller
 from app.security.principal import SHARED
 
 SYSTEM_ACTOR = "system"

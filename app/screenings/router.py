@@ -7,8 +7,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response, status
 
-from app.audit.actions import Action
-from app.audit.trail import Caller
 from app.deps import ScreeningServiceDep, SettingsDep
 from app.engine.determination import LevelOfCare, Urgency
 from app.errors import (
@@ -40,6 +38,8 @@ from app.screenings.schemas import (
 )
 from app.screenings.service import ScreeningService
 from app.security.access import GuardedRoute, access
+from app.security.actions import Action
+from app.security.caller import Caller
 
 router = APIRouter(
     prefix="/v1/screenings", tags=["screenings"], responses=secured(), route_class=GuardedRoute

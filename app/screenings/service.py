@@ -14,7 +14,7 @@ import orjson
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from app.audit.trail import Caller, audit_event_values, record
+from app.audit.trail import audit_event_values, record
 from app.batching import TurnBatch
 from app.db import new_id, utcnow
 from app.engine import DEFAULT_RULE_SET_KEY, ScreeningAnswers, evaluate
@@ -40,6 +40,7 @@ from app.screenings.schemas import (
     RuleSetPin,
     ScreeningRequest,
 )
+from app.security.caller import Caller
 from app.security.principal import SHARED
 
 if TYPE_CHECKING:

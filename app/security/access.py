@@ -20,11 +20,11 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from app.audit.actions import ACTIONS, Action, resource_id_from_path
-from app.audit.trail import Caller
 from app.errors import Forbidden, TooManyRequests, Unauthorized
 from app.plain_requests import BINDERS, DECLINED_BY_BINDER, first_header
+from app.security.actions import ACTIONS, Action, resource_id_from_path
 from app.security.authentication import Authenticator
+from app.security.caller import Caller
 from app.security.rate_limit import RateLimiter
 
 bearer = HTTPBearer(

@@ -22,12 +22,12 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.clients.models import ApiClient
-from app.clients.repository import ClientRepository
 from app.db import utcnow
 from app.errors import ServiceUnavailable, Unauthorized
 from app.security.api_keys import hash_key, key_prefix, matches
+from app.security.credentials import CredentialRepository
 from app.security.jwt import IdentityProviderUnavailable, JwtVerifier, TokenRejected
+from app.security.models import ApiClient
 from app.security.principal import Principal, Scope
 
 _CACHE_LIMIT = 10_000
@@ -132,7 +132,7 @@ class Authenticator:
         """Check a key not trusted yet (or any more) against its client's stored hash."""
         forgotten = self._forgotten
         async with self.sessions() as session, session.begin():
-            repository = ClientRepository(session)
+            repository = CredentialRepository(session)
             client = await repository.by_prefix(prefix)
             if client is None or not matches(token, client.key_hash):
                 raise Unauthorized("The API key is not valid.")

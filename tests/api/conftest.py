@@ -19,12 +19,12 @@ from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.clients.repository import ClientRepository
 from app.clients.service import create_client
 from app.db import Base, create_engine
 from app.main import create_app
 from app.migrate import upgrade_to_head
 from app.security.api_keys import key_prefix
+from app.security.credentials import CredentialRepository
 from app.security.principal import ALL_SCOPES, Scope
 from app.settings import Settings
 
@@ -52,7 +52,7 @@ async def client_id_of(app: FastAPI, http: httpx.AsyncClient) -> str:
     prefix = key_prefix(http.headers["authorization"].removeprefix("Bearer "))
     assert prefix is not None
     async with app.state.sessions() as session:
-        client = await ClientRepository(session).by_prefix(prefix)
+        client = await CredentialRepository(session).by_prefix(prefix)
     assert client is not None
     return client.id
 

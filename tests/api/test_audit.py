@@ -17,9 +17,9 @@ from fastapi import FastAPI
 from sqlalchemy import func, inspect, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.audit.actions import ACTIONS, Action
 from app.audit.models import AuditEvent
 from app.screenings.repository import ScreeningRepository
+from app.security.actions import ACTIONS, Action
 from app.security.principal import Scope
 from tests.api.access_support import UNKNOWN_ID, protected
 from tests.api.conftest import OPERATOR_TENANT, bearer, client_id_of, http_client, new_key

@@ -15,8 +15,8 @@ from fastapi.routing import APIRoute
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.clients.models import ApiClient
 from app.security.access import GuardedRoute, action_of
+from app.security.models import ApiClient
 from app.security.principal import ALL_SCOPES, Scope
 from tests.api.access_support import PUBLIC, Operation, assert_refused, operations, protected
 from tests.api.conftest import bearer, http_client, new_key

@@ -1,4 +1,5 @@
-"""The fast lane (app/fast_lane.py) answers the hot operations exactly as the middleware stack.
+"""The fast lane (app/runtime/fast_lane.py) answers the hot operations exactly as the middleware
+stack.
 
 Every request here is sent twice, through the lane and with the lane switched off (every
 request then crosses the stack and its router as any other operation does). Status, headers
@@ -20,8 +21,8 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import Receive, Scope, Send
 
-from app.edge import Edge
-from app.fast_lane import FastLane
+from app.runtime.edge import Edge
+from app.runtime.fast_lane import FastLane
 from app.screenings.service import ScreeningService
 from app.security.principal import Scope as ApiScope
 from app.settings import Settings

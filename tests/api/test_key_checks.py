@@ -16,9 +16,9 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy.exc import OperationalError
 
-from app.clients.repository import ClientRepository
 from app.errors import Unauthorized
 from app.security.authentication import Authenticator
+from app.security.credentials import CredentialRepository
 from app.security.jwt import JwtVerifier
 from app.security.principal import Scope
 from tests.api.conftest import http_client, new_key
@@ -46,9 +46,9 @@ class Reads:
 @pytest.fixture
 def reads(monkeypatch: pytest.MonkeyPatch) -> Reads:
     seen = Reads()
-    real = ClientRepository.by_prefix
+    real = CredentialRepository.by_prefix
 
-    async def counted(self: ClientRepository, prefix: str) -> object:
+    async def counted(self: CredentialRepository, prefix: str) -> object:
         seen.count += 1
         if seen.gate is not None:
             await seen.gate.wait()
@@ -56,7 +56,7 @@ def reads(monkeypatch: pytest.MonkeyPatch) -> Reads:
             raise OperationalError("SELECT", {}, ConnectionResetError())
         return await real(self, prefix)
 
-    monkeypatch.setattr(ClientRepository, "by_prefix", counted)
+    monkeypatch.setattr(CredentialRepository, "by_prefix", counted)
     return seen
 
 
@@ -172,7 +172,7 @@ async def test_a_check_begun_before_a_revocation_here_does_not_restore_the_trust
     authenticator = app.state.guard.authenticator
     key = await new_key(app, name="raced")
     async with app.state.sessions() as session:
-        client = await ClientRepository(session).by_prefix(key.split(".")[0])
+        client = await CredentialRepository(session).by_prefix(key.split(".")[0])
     assert client is not None
     assert reads.count == 1
     reads.gate = asyncio.Event()

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from app.gc_tuning import YOUNG_THRESHOLD, settle_after_startup
+from app.process.gc_tuning import YOUNG_THRESHOLD, settle_after_startup
 
 
 @pytest.fixture

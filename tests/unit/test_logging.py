@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from app.logging_setup import JsonLines, LineGroups, logging_config, written_together
+from app.process.logging_setup import JsonLines, LineGroups, logging_config, written_together
 
 
 def record(message: str, *args: object, **extra: object) -> logging.LogRecord:

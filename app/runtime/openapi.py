@@ -8,10 +8,10 @@
   scopes only for OAuth2 schemes). Public operations document no 401, 403 or 429, and
   operations any credential may call no 403: they never answer them.
 - Rule-set documents, which routes read themselves (JSON or YAML), get their real schema
-  (``DOCUMENT_REF``).
-- Every operation carries request and response examples (``app.openapi_examples``), and every
-  error response at least one example: the router's own, or a generic one of the real problem
-  type (``_error_examples``), with the headers that come with it (``WWW-Authenticate``,
+  (``app.rulesets.schemas.DOCUMENT_REF``).
+- Every operation carries request and response examples (``app.runtime.openapi_examples``),
+  and every error response at least one example: the router's own, or a generic one of the
+  real problem type (``_error_examples``), with the headers that come with it (``WWW-Authenticate``,
   ``Retry-After``, ``RateLimit``).
 - The document has tag descriptions and a quick start written for curl.
 """
@@ -74,7 +74,6 @@ OPERATION_OUTCOME = {
         },
     },
 }
-DOCUMENT_REF = {"$ref": "#/components/schemas/RuleSetDocument"}
 _BODY_PROBLEMS = {
     "400": "The body is not valid JSON (or YAML where accepted).",
     "413": "The body is larger than the configured limit.",
@@ -389,7 +388,7 @@ def complete_openapi(app: FastAPI) -> dict[str, Any]:
     if app.openapi_schema is not None:
         return app.openapi_schema
     # The examples evaluate the default rule set: built only when the document is asked for.
-    from app.openapi_examples import operation_examples
+    from app.runtime.openapi_examples import operation_examples
 
     schema = get_openapi(
         title=app.title,

@@ -5,7 +5,7 @@ each). Responses are built by the code that answers: the determination is the sh
 rule set's for the documented answers, the FHIR resources and CDS cards are rendered from it,
 rule-set reports are run on the documented rule-set document. So the document cannot drift
 from what the service says; only ids and timestamps are made up. Built once, when the OpenAPI
-document is first asked for (``app.openapi.complete_openapi``).
+document is first asked for (``app.runtime.openapi.complete_openapi``).
 
 Error examples are not here: routers name the specific ones (``app.errors.problem``,
 ``app.fhir.router.outcome``) and ``complete_openapi`` fills in a generic one for the rest.

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.ids import random_uuid
-from app.logging_setup import written_together
+from app.process.logging_setup import written_together
 
 if TYPE_CHECKING:
     from app.operations.metrics import Metrics

@@ -1,7 +1,7 @@
 """Logging without health information.
 
 ``carelevel serve`` logs one access line per request from the application (see
-``app/edge.py``), with uvicorn's own access log off, since it prints paths with their query
+``app/runtime/edge.py``), with uvicorn's own access log off, since it prints paths with their query
 strings. Whatever else configures logging (a host application, a debugger, ``DEBUG`` levels),
 the filters installed here keep submitted and stored values out of every record: tracebacks
 are reduced to the exception's type, and the database drivers' records of parameters and rows

@@ -32,9 +32,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.audit.actions import Action
 from app.plain_requests import BINDERS, DECLINED_BY_BINDER, Binder
 from app.security.access import action_of, authorize
+from app.security.actions import Action
 
 ExceptionHandler = Callable[[Request, Any], Response | Awaitable[Response]]
 

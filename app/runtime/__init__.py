@@ -1,0 +1,3 @@
+"""The HTTP runtime around the domain routers: the request edge (request ids, security headers,
+access lines), the fast lane of the hot operations, body limits, problem+json error handlers
+and the OpenAPI document. Domain packages never import it; app/main.py assembles it."""
