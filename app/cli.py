@@ -28,7 +28,8 @@ from app.engine import (
     run_tests,
 )
 from app.engine.determination import CURRENT_SEMANTICS, RuleResult
-from app.security.principal import Scope, is_tenant_id, parse_scopes
+from app.security.principal import Scope, parse_scopes
+from app.tenancy import is_tenant_id
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 

@@ -12,10 +12,10 @@ from app.deps import SettingsDep
 from app.errors import BadRequest, FieldProblem, Unprocessable, problem, problem_example, secured
 from app.pagination import Instant
 from app.responses import json_response
-from app.screenings.schemas import NO_CONTROL_CHARACTERS
 from app.security.access import GuardedRoute, access
 from app.security.actions import Action, ResourceType
 from app.security.caller import Caller
+from app.text import NO_CONTROL_CHARACTERS
 
 router = APIRouter(
     prefix="/v1/audit-events", tags=["audit"], responses=secured(), route_class=GuardedRoute

@@ -18,7 +18,8 @@ from app.errors import NotFound
 from app.pagination import decode_cursor, encode_cursor
 from app.security.api_keys import generate_key
 from app.security.models import ApiClient
-from app.security.principal import Scope, is_tenant_id
+from app.security.principal import Scope
+from app.tenancy import is_tenant_id
 
 
 @dataclass(frozen=True, slots=True)

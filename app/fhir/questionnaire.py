@@ -31,7 +31,7 @@ from app.fhir.terminology import (
 )
 from app.questionnaire import FormItem, Kind, form
 from app.screenings.schemas import RULE_SET_KEY
-from app.security.principal import TENANT_PATTERN
+from app.tenancy import TENANT_PATTERN
 
 _KEY = re.compile(RULE_SET_KEY)
 _OWNER = re.compile(TENANT_PATTERN)

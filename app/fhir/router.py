@@ -27,7 +27,7 @@ from app.fhir.terminology import (
 from app.security.access import GuardedRoute, access
 from app.security.actions import Action
 from app.security.caller import Caller
-from app.security.principal import SHARED
+from app.tenancy import SHARED
 
 OUTCOME_REF = {"$ref": "#/components/schemas/OperationOutcome"}
 RESOURCE = {"content": {FHIR_JSON: {"schema": {"type": "object"}}}}

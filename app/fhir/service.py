@@ -22,9 +22,10 @@ from app.fhir.terminology import Vocabulary
 from app.rulesets.cache import RuleSetCache
 from app.rulesets.repository import RuleSetRepository
 from app.screenings.models import Screening
-from app.screenings.schemas import NO_CONTROL_CHARACTERS, RuleSetPin, ScreeningRequest
+from app.screenings.schemas import RuleSetPin, ScreeningRequest
 from app.screenings.service import ScreeningService, Stored, resolve_rule_set
 from app.security.caller import Caller
+from app.text import NO_CONTROL_CHARACTERS
 
 _PLAIN = re.compile(NO_CONTROL_CHARACTERS)
 _OBSERVATION_SUFFIXES = ("", *(f"-{i.value.replace('_', '-')}" for i in InstrumentId))

@@ -25,7 +25,7 @@ from app.errors import PROBLEM_JSON, problem_response
 from app.migrate import current_revision, head_revision, schema_state
 from app.responses import json_response
 from app.rulesets.cache import RuleSetCache
-from app.security.principal import SHARED
+from app.tenancy import SHARED
 
 router = APIRouter(tags=["operations"])
 

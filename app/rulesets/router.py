@@ -39,7 +39,7 @@ from app.rulesets.service import RuleSetService, etag
 from app.security.access import GuardedRoute, access
 from app.security.actions import Action
 from app.security.caller import Caller
-from app.security.principal import TENANT_PATTERN
+from app.tenancy import TENANT_PATTERN
 
 router = APIRouter(
     prefix="/v1/rule-sets", tags=["rule sets"], responses=secured(), route_class=GuardedRoute

@@ -61,7 +61,7 @@ from app.rulesets.schemas import (
 )
 from app.security.actions import version_resource_id
 from app.security.caller import Caller
-from app.security.principal import SHARED
+from app.tenancy import SHARED
 
 SYSTEM_ACTOR = "system"
 

@@ -56,7 +56,7 @@ from app.questionnaire import build_questionnaire
 from app.rulesets.models import RuleSetVersion, VersionStatus
 from app.rulesets.reports import export_yaml, validation_report, version_diff
 from app.rulesets.schemas import ActivationResult, RuleSetSummary, VersionDetail, VersionSummary
-from app.security.principal import SHARED
+from app.tenancy import SHARED
 
 Json = dict[str, Any]
 JSON = "application/json"

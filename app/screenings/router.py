@@ -25,7 +25,6 @@ from app.plain_requests import Unplain, bound_directly, plain_header, plain_json
 from app.responses import JSON, json_response
 from app.screenings.schemas import (
     MAX_VERSION,
-    NO_CONTROL_CHARACTERS,
     RULE_SET_KEY,
     DecisionRequest,
     DecisionResponse,
@@ -40,6 +39,7 @@ from app.screenings.service import ScreeningService
 from app.security.access import GuardedRoute, access
 from app.security.actions import Action
 from app.security.caller import Caller
+from app.text import NO_CONTROL_CHARACTERS
 
 router = APIRouter(
     prefix="/v1/screenings", tags=["screenings"], responses=secured(), route_class=GuardedRoute

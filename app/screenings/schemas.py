@@ -11,15 +11,12 @@ from pydantic_core import PydanticCustomError
 
 from app.engine.answers import EXAMPLE_SECTIONS, ScreeningAnswers
 from app.engine.determination import Determination, LevelOfCare, Status, Urgency
-from app.security.principal import TENANT_PATTERN
+from app.tenancy import TENANT_PATTERN
+from app.text import NO_CONTROL_CHARACTERS, NO_NUL
 
 EXAMPLE_ANSWERS: dict[str, Any] = EXAMPLE_SECTIONS
 
 
-# Text the service stores: no control characters in identifiers, no NUL anywhere (Postgres
-# cannot store it, and it has no business in a reference or a comment).
-NO_CONTROL_CHARACTERS = r"^[^\x00-\x1f\x7f]*$"
-NO_NUL = r"^[^\x00]*$"
 MAX_VERSION = 2_147_483_647  # version columns are 32-bit integers on Postgres
 RULE_SET_KEY = r"^[a-z][a-z0-9-]{1,63}$"
 

@@ -41,7 +41,7 @@ from app.screenings.schemas import (
     ScreeningRequest,
 )
 from app.security.caller import Caller
-from app.security.principal import SHARED
+from app.tenancy import SHARED
 
 if TYPE_CHECKING:
     from app.operations.metrics import Metrics

@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
-from app.security.principal import TENANT_PATTERN, Scope
+from app.security.principal import Scope
+from app.tenancy import TENANT_PATTERN
 
 
 class Action(StrEnum):

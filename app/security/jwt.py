@@ -22,27 +22,16 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal, Self, get_args
-from urllib.parse import urlsplit
+from typing import Any, Final
 
 import httpx
 import jwt
 from jwt.exceptions import InvalidJTIError, InvalidSubjectError
 from jwt.types import Options
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from app.issuers import SIGNING_ALGORITHMS, CdsClient, IdentityProvider
 
 logger = logging.getLogger("carelevel.jwt")
-
-SigningAlgorithm = Literal[
-    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"
-]
-SIGNING_ALGORITHMS: Final[tuple[SigningAlgorithm, ...]] = get_args(SigningAlgorithm)
-
-# Same rule as tenant ids elsewhere in the service (app.security.principal); "shared" owns the
-# rule sets every tenant reads, so no token may claim it.
-_SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
-_RESERVED_TENANT = "shared"
-_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 MAX_TOKEN_LENGTH = 16 * 1024  # far above any real access token; bounds parsing work
 JWKS_REFETCH_FLOOR_SECONDS = 30.0
@@ -79,98 +68,6 @@ _REQUIRED: Final[Options] = {
 }
 _CDS_REQUIRED: Final[Options] = _REQUIRED | {"require": ["exp", "iss", "aud", "iat", "jti"]}
 _REQUIRED_CLAIMS = frozenset({"exp", "iss", "aud", "sub", "iat", "jti"})
-
-
-class IdentityProvider(BaseModel):
-    """An OAuth2 authorization server whose JWT access tokens the service accepts."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
-    issuer: str = Field(min_length=1, max_length=500)
-    # None only for a CdsClient, whose audience is the URL of each endpoint it calls.
-    audience: str | None = Field(default=None, min_length=1, max_length=500)
-    jwks_url: str | None = None
-    jwks: dict[str, Any] | None = None
-    algorithms: tuple[SigningAlgorithm, ...] = Field(default=("RS256", "ES256"), min_length=1)
-    tenant: str | None = None
-    tenant_claim: str | None = Field(default=None, min_length=1)
-    tenants: tuple[str, ...] = ()
-    scope_claim: str = Field(default="scope", min_length=1)
-    client_id_claims: tuple[str, ...] = Field(default=("client_id", "azp", "sub"), min_length=1)
-    allowed_scopes: tuple[str, ...] | None = None
-    leeway_seconds: int = Field(default=60, ge=0, le=300)
-    max_lifetime_seconds: int | None = Field(default=None, gt=0)
-    jwks_cache_seconds: float = Field(default=300.0, ge=10, le=86400)
-
-    @model_validator(mode="after")
-    def _check_keys(self) -> Self:
-        if (self.jwks_url is None) == (self.jwks is None):
-            raise ValueError("exactly one of jwks_url and jwks must be set")
-        if self.jwks_url is not None:
-            _check_jwks_url(self.jwks_url)
-        if self.jwks is not None:
-            _check_inline_jwks(self.jwks)
-        return self
-
-    @model_validator(mode="after")
-    def _check_tenancy(self) -> Self:
-        if (self.tenant is None) == (self.tenant_claim is None):
-            raise ValueError("exactly one of tenant and tenant_claim must be set")
-        if self.tenant_claim is not None and not self.tenants:
-            raise ValueError("tenants must list the allowed tenants when tenant_claim is set")
-        if self.tenant_claim is None and self.tenants:
-            raise ValueError("tenants is only used with tenant_claim")
-        for tenant in (self.tenant, *self.tenants):
-            if tenant is not None and not _is_tenant(tenant):
-                raise ValueError(
-                    "tenant and tenants must be lowercase slugs (a-z, 0-9, -; at most 63) "
-                    f"other than {_RESERVED_TENANT}"
-                )
-        if any(not claim for claim in self.client_id_claims):
-            raise ValueError("client_id_claims must not contain empty names")
-        return self
-
-
-class CdsClient(IdentityProvider):
-    """A CDS Hooks client (an EHR): it signs a JWT for every call (CDS Hooks 2.0, "Trusting CDS
-    Clients") with ``iss``, ``aud`` (the exact endpoint called), ``exp``, ``iat`` and ``jti``;
-    ``tenant`` names the organisation when ``tenant_claim`` is used. Its calls get ``scopes``."""
-
-    algorithms: tuple[SigningAlgorithm, ...] = Field(default=("ES384", "RS384"), min_length=1)
-    client_id_claims: tuple[str, ...] = Field(default=("iss",), min_length=1)
-    # CDS Hooks: a token per call, "5 minutes or less"; a longer-lived one is refused.
-    max_lifetime_seconds: int | None = Field(default=300, gt=0, le=3600)
-    scopes: tuple[str, ...] = ("screenings:write", "screenings:read")
-
-
-def _is_tenant(value: str) -> bool:
-    return _SLUG.fullmatch(value) is not None and value != _RESERVED_TENANT
-
-
-def _check_jwks_url(url: str) -> None:
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname
-        _ = parts.port  # raises on a malformed port
-    except ValueError:
-        raise ValueError("jwks_url is not a valid URL") from None
-    if parts.scheme == "https" and host:
-        return
-    if parts.scheme == "http" and host in _LOOPBACK_HOSTS:
-        return
-    raise ValueError("jwks_url must be an https:// URL (http:// only for localhost)")
-
-
-def _check_inline_jwks(jwks: dict[str, Any]) -> None:
-    keys = jwks.get("keys")
-    if not isinstance(keys, list) or not keys:
-        raise ValueError("jwks must be a JWK set: an object with a non-empty keys list")
-    for index, key in enumerate(keys):
-        if not isinstance(key, dict) or not isinstance(key.get("kty"), str):
-            raise ValueError(f"jwks key {index} must be an object with a kty member")
-        if key["kty"] == "oct":
-            raise ValueError(f"jwks key {index} is a symmetric (oct) key: only public keys")
 
 
 @dataclass(frozen=True, slots=True)

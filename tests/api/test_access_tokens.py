@@ -29,8 +29,8 @@ from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.issuers import IdentityProvider
 from app.main import create_app
-from app.security.jwt import IdentityProvider
 from app.security.principal import Scope
 from app.settings import Settings
 from tests.api.conftest import empty_tables, http_client, new_key

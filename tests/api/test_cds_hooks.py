@@ -33,9 +33,9 @@ from app.cds_hooks.examples import example_hook_request
 from app.engine.determination import LevelOfCare
 from app.fhir.examples import response_for
 from app.fhir.terminology import Vocabulary
+from app.issuers import CdsClient
 from app.main import create_app
 from app.screenings.schemas import VarianceReason
-from app.security.jwt import CdsClient
 from app.settings import Settings
 from tests.api.conftest import EXAMPLES, empty_tables, http_client, new_key
 from tests.api.screenings_support import Json, all_screenings, assert_problem

@@ -46,8 +46,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.fhir.examples import response_for
 from app.fhir.terminology import Vocabulary
+from app.issuers import CdsClient
 from app.main import create_app
-from app.security.jwt import CdsClient
 from app.settings import Settings
 from tests.api.conftest import BASE_URL, EXAMPLES, empty_tables, http_client, new_key
 from tests.server_support import free_port, stop

@@ -26,8 +26,8 @@ from app.engine import compile_rule_set, default_rule_set
 from app.engine.compiler import canonical_json
 from app.main import create_app
 from app.rulesets.models import RuleSet, RuleSetVersion, VersionStatus
-from app.security.principal import SHARED
 from app.settings import Settings, get_settings
+from app.tenancy import SHARED
 from tests.api.conftest import empty_tables, http_client, new_key
 from tests.api.screenings_support import RULE_SET, assert_problem, create, example
 

@@ -21,10 +21,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 from pydantic import ValidationError
 
+from app.issuers import SIGNING_ALGORITHMS, IdentityProvider
 from app.security.jwt import (
     JWKS_FAILURE_BACKOFF_SECONDS,
-    SIGNING_ALGORITHMS,
-    IdentityProvider,
     IdentityProviderUnavailable,
     JwtVerifier,
     TokenRejected,
