@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI
@@ -237,63 +238,100 @@ def _invalid_field(operation: dict[str, Any], schemas: dict[str, Any]) -> FieldP
     return FieldProblem(pointer="#", detail="Input should be a valid dictionary or object")
 
 
+GenericProblem = tuple[type[AppError], str, str | None, FieldProblem | None]
+
+
 def _generic_problem(
     status: str,
     response: dict[str, Any],
     operation: dict[str, Any],
     context: dict[str, Any],
-) -> list[tuple[type[AppError], str, str | None, FieldProblem | None]]:
+) -> list[GenericProblem]:
     """The (problem type, detail, summary, field problem) of a generic example of ``status``."""
+    examples = _GENERIC_PROBLEMS.get(status)
+    return [] if examples is None else examples(response, operation, context)
+
+
+def _bad_request(
+    response: dict[str, Any], operation: dict[str, Any], context: dict[str, Any]
+) -> list[GenericProblem]:
+    if "requestBody" in operation and not context["reads_body_itself"]:
+        return [(MalformedJson, "The request body could not be parsed as JSON.", None, None)]
+    return [(BadRequest, "The cursor is not one this API returned.", None, None)]
+
+
+def _unauthorized(*_: dict[str, Any]) -> list[GenericProblem]:
+    return [
+        (
+            Unauthorized,
+            "Send credentials: Authorization: Bearer <API key or access token>.",
+            "No credentials",
+            None,
+        ),
+        (Unauthorized, "The API key is not valid.", "An invalid key", None),
+        (Unauthorized, "The API key has been revoked.", "A revoked key", None),
+    ]
+
+
+def _forbidden(
+    response: dict[str, Any], operation: dict[str, Any], context: dict[str, Any]
+) -> list[GenericProblem]:
     scopes = context["scopes"] or []
-    match status:
-        case "400" if "requestBody" in operation and not context["reads_body_itself"]:
-            return [(MalformedJson, "The request body could not be parsed as JSON.", None, None)]
-        case "400":
-            return [(BadRequest, "The cursor is not one this API returned.", None, None)]
-        case "401":
-            return [
-                (
-                    Unauthorized,
-                    "Send credentials: Authorization: Bearer <API key or access token>.",
-                    "No credentials",
-                    None,
-                ),
-                (Unauthorized, "The API key is not valid.", "An invalid key", None),
-                (Unauthorized, "The API key has been revoked.", "A revoked key", None),
-            ]
-        case "403":
-            detail = f"This client lacks the scope this operation needs: {' '.join(scopes)}."
-            return [(Forbidden, detail, None, None)]
-        case "404":
-            return [(NotFound, response.get("description", "Not found."), None, None)]
-        case "409":
-            return [(Conflict, response.get("description", "Conflict."), None, None)]
-        case "412":
-            detail = "The draft changed since you read it; fetch it again and reapply your edit."
-            return [(PreconditionFailed, detail, None, None)]
-        case "413":
-            detail = f"The request body exceeds the limit of {context['body_limit']} bytes."
-            return [(PayloadTooLarge, detail, None, None)]
-        case "415":
-            return [
-                (UnsupportedMediaType, "Send the request body as application/json.", None, None)
-            ]
-        case "422":
-            field = _invalid_field(operation, context["schemas"])
-            detail = f"{field.pointer[2:] or '(body)'}: {field.detail}"
-            return [(Unprocessable, detail, None, field)]
-        case "428":
-            detail = "Send If-Match with the ETag of the draft you edited."
-            return [(PreconditionRequired, detail, None, None)]
-        case "429":
-            detail = (
-                f"This client made more than {context['rate_limit']} requests in the current "
-                "window; retry in 17 s."
-            )
-            return [(TooManyRequests, detail, None, None)]
-        case "503":
-            return [(ServiceUnavailable, "The database is unavailable; retry shortly.", None, None)]
-    return []
+    detail = f"This client lacks the scope this operation needs: {' '.join(scopes)}."
+    return [(Forbidden, detail, None, None)]
+
+
+def _invalid(
+    response: dict[str, Any], operation: dict[str, Any], context: dict[str, Any]
+) -> list[GenericProblem]:
+    field = _invalid_field(operation, context["schemas"])
+    detail = f"{field.pointer[2:] or '(body)'}: {field.detail}"
+    return [(Unprocessable, detail, None, field)]
+
+
+def _rate_limited(
+    response: dict[str, Any], operation: dict[str, Any], context: dict[str, Any]
+) -> list[GenericProblem]:
+    detail = (
+        f"This client made more than {context['rate_limit']} requests in the current "
+        "window; retry in 17 s."
+    )
+    return [(TooManyRequests, detail, None, None)]
+
+
+def _too_large(
+    response: dict[str, Any], operation: dict[str, Any], context: dict[str, Any]
+) -> list[GenericProblem]:
+    detail = f"The request body exceeds the limit of {context['body_limit']} bytes."
+    return [(PayloadTooLarge, detail, None, None)]
+
+
+def _fixed(error: type[AppError], detail: str) -> Callable[..., list[GenericProblem]]:
+    return lambda *_: [(error, detail, None, None)]
+
+
+def _described(error: type[AppError], default: str) -> Callable[..., list[GenericProblem]]:
+    """An example whose detail is the response's own description."""
+    return lambda response, *_: [(error, response.get("description", default), None, None)]
+
+
+_GENERIC_PROBLEMS: dict[str, Callable[..., list[GenericProblem]]] = {
+    "400": _bad_request,
+    "401": _unauthorized,
+    "403": _forbidden,
+    "404": _described(NotFound, "Not found."),
+    "409": _described(Conflict, "Conflict."),
+    "412": _fixed(
+        PreconditionFailed,
+        "The draft changed since you read it; fetch it again and reapply your edit.",
+    ),
+    "413": _too_large,
+    "415": _fixed(UnsupportedMediaType, "Send the request body as application/json."),
+    "422": _invalid,
+    "428": _fixed(PreconditionRequired, "Send If-Match with the ETag of the draft you edited."),
+    "429": _rate_limited,
+    "503": _fixed(ServiceUnavailable, "The database is unavailable; retry shortly."),
+}
 
 
 def _error_examples(
@@ -402,67 +440,95 @@ def complete_openapi(app: FastAPI) -> dict[str, Any]:
     )
     if "curl " not in schema["info"].get("description", ""):
         schema["info"]["description"] = schema["info"].get("description", "") + QUICK_START
-    schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+    schemas = _complete_schemas(schema)
+    settings = getattr(app.state, "settings", None)
+    examples = operation_examples()
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            _complete_operation(path, operation, schemas, settings)
+            found = examples.pop((method.upper(), path), None)
+            if found is not None:
+                _apply_examples(operation, found)
+            _complete_errors(operation, _error_context(path, operation, schemas, settings))
+    if examples:
+        raise RuntimeError(f"examples for operations that do not exist: {sorted(examples)}")
+    app.openapi_schema = schema
+    return schema
+
+
+def _complete_schemas(schema: dict[str, Any]) -> dict[str, Any]:
+    """The components' schemas: problem+json and the bodies routes read themselves, without
+    FastAPI's own validation error shapes (never answered)."""
+    schemas: dict[str, Any] = schema.setdefault("components", {}).setdefault("schemas", {})
     schemas.setdefault("Problem", Problem.model_json_schema())
     for unused in ("HTTPValidationError", "ValidationError"):
         schemas.pop(unused, None)
     for model in (RuleSetDocument, HookRequest, FeedbackRequest):
         _add_model(schemas, model)
     schemas["OperationOutcome"] = OPERATION_OUTCOME
-    settings = getattr(app.state, "settings", None)
-    examples = operation_examples()
-    for path, operations in schema["paths"].items():
-        fhir = path.startswith("/fhir/")
-        for method, operation in operations.items():
-            requirement = (operation.get("security") or [{}])[0]
-            scopes = requirement.get("bearer", requirement.get("cdsClient"))
-            responses = operation.setdefault("responses", {})
-            if scopes is not None and "bearer" in requirement:
-                needed = ", ".join(f"`{scope}`" for scope in scopes) or "any valid credential"
-                description = operation.get("description", "")
-                operation["description"] = f"{description}\n\n**Needs:** {needed}.".strip()
-            if scopes is None:
-                for status in _PUBLIC_NEVER:
-                    responses.pop(status, None)
-            elif not scopes:
-                responses.pop("403", None)  # no scope to lack
-            for response in responses.values():
-                # ``problem()`` entries: FastAPI files the model's schema under its default
-                # media type; these responses are problem+json only.
-                content = response.get("content", {})
-                if PROBLEM_JSON in content and "application/json" in content:
-                    content[PROBLEM_JSON] = content.pop("application/json") | {
-                        key: value
-                        for key, value in content[PROBLEM_JSON].items()
-                        if key != "schema"
-                    }
-            if "422" in responses:
-                content = responses["422"].get("content", {})
-                if "application/json" in content:  # FastAPI's own validation error shape
-                    responses["422"] = _problem_response("The request is invalid.", fhir)
-            body = operation.get("requestBody")
-            if body is not None:
-                for status, description in _BODY_PROBLEMS.items():
-                    responses.setdefault(status, _problem_response(description, fhir))
-                responses.setdefault("422", _problem_response("The request is invalid.", fhir))
-            found = examples.pop((method.upper(), path), None)
-            if found is not None:
-                _apply_examples(operation, found)
-            rule_sets = path.startswith("/v1/rule-sets")
-            context = {
-                "fhir": fhir,
-                "cds": path.startswith("/cds-services"),
-                "scopes": scopes,
-                "schemas": schemas,
-                # Rule-set and CDS routes parse their bodies themselves (400 bad-request).
-                "reads_body_itself": rule_sets or path.startswith("/cds-services"),
-                "body_limit": getattr(
-                    settings, "max_rule_set_body_bytes" if rule_sets else "max_body_bytes", 65536
-                ),
-                "rate_limit": getattr(settings, "rate_limit_requests", 6000),
-            }
-            _complete_errors(operation, context)
-    if examples:
-        raise RuntimeError(f"examples for operations that do not exist: {sorted(examples)}")
-    app.openapi_schema = schema
-    return schema
+    return schemas
+
+
+def _scopes(operation: dict[str, Any]) -> list[str] | None:
+    """The scopes an operation needs (None: it is public)."""
+    requirement = (operation.get("security") or [{}])[0]
+    scopes: list[str] | None = requirement.get("bearer", requirement.get("cdsClient"))
+    return scopes
+
+
+def _complete_operation(
+    path: str, operation: dict[str, Any], schemas: dict[str, Any], settings: object
+) -> None:
+    """Scopes named in the description; the error responses the operation can really give,
+    as problem+json (an OperationOutcome under /fhir/)."""
+    fhir = path.startswith("/fhir/")
+    scopes = _scopes(operation)
+    responses = operation.setdefault("responses", {})
+    if scopes is not None and "bearer" in (operation.get("security") or [{}])[0]:
+        needed = ", ".join(f"`{scope}`" for scope in scopes) or "any valid credential"
+        description = operation.get("description", "")
+        operation["description"] = f"{description}\n\n**Needs:** {needed}.".strip()
+    if scopes is None:
+        for status in _PUBLIC_NEVER:
+            responses.pop(status, None)
+    elif not scopes:
+        responses.pop("403", None)  # no scope to lack
+    for response in responses.values():
+        _problem_media_type(response)
+    if "422" in responses:
+        content = responses["422"].get("content", {})
+        if "application/json" in content:  # FastAPI's own validation error shape
+            responses["422"] = _problem_response("The request is invalid.", fhir)
+    if operation.get("requestBody") is not None:
+        for status, description in _BODY_PROBLEMS.items():
+            responses.setdefault(status, _problem_response(description, fhir))
+        responses.setdefault("422", _problem_response("The request is invalid.", fhir))
+
+
+def _problem_media_type(response: dict[str, Any]) -> None:
+    """``problem()`` entries: FastAPI files the model's schema under its default media type;
+    these responses are problem+json only."""
+    content = response.get("content", {})
+    if PROBLEM_JSON in content and "application/json" in content:
+        content[PROBLEM_JSON] = content.pop("application/json") | {
+            key: value for key, value in content[PROBLEM_JSON].items() if key != "schema"
+        }
+
+
+def _error_context(
+    path: str, operation: dict[str, Any], schemas: dict[str, Any], settings: object
+) -> dict[str, Any]:
+    """What the generic error examples of an operation say (its limits, its scopes)."""
+    rule_sets = path.startswith("/v1/rule-sets")
+    return {
+        "fhir": path.startswith("/fhir/"),
+        "cds": path.startswith("/cds-services"),
+        "scopes": _scopes(operation),
+        "schemas": schemas,
+        # Rule-set and CDS routes parse their bodies themselves (400 bad-request).
+        "reads_body_itself": rule_sets or path.startswith("/cds-services"),
+        "body_limit": getattr(
+            settings, "max_rule_set_body_bytes" if rule_sets else "max_body_bytes", 65536
+        ),
+        "rate_limit": getattr(settings, "rate_limit_requests", 6000),
+    }
