@@ -487,6 +487,20 @@ def report(
     targets: list[Target], engine: dict[str, float] | None, facts: dict[str, Any],
     args: argparse.Namespace,
 ) -> bool:  # fmt: skip
+    """Prints the table and the ratios; True when both targets hold."""
+    print_table(targets, engine, args)
+    print()
+    by_key = {t.key: t.median()["rps"] for t in targets}
+    passed = print_targets(by_key, args)
+    print_other_ratios(by_key, args)
+    print_costs(by_key, args)
+    print_machine(facts)
+    return passed
+
+
+def print_table(
+    targets: list[Target], engine: dict[str, float] | None, args: argparse.Namespace
+) -> None:
     print()
     print(
         f"{args.connections} connections, {args.threads} wrk threads, {args.duration:g} s per "
@@ -510,9 +524,10 @@ def report(
             f"{'':>8} {'':>8} {'':>7}   {engine['median_us']:.1f} µs/evaluation median, "
             f"p99 {engine['p99_us']:.1f} µs"
         )
-    print()
-    by_key = {t.key: t.median()["rps"] for t in targets}
-    shared = args.shared_storage
+
+
+def print_targets(by_key: dict[str, float], args: argparse.Namespace) -> bool:
+    """The two ratios against their targets; True when both hold (or were not measured)."""
     passed = True
     for numerator, denominator, target_ratio, what in (
         ("carelevel-evaluate", "a", EVALUATE_TARGET, "evaluate (no write) / A"),
@@ -525,6 +540,11 @@ def report(
             verdict = "PASS" if ok else "FAIL"
             print(f"ratio {what:<40} {ratio:5.2f}   target ≥ {target_ratio:.2f}   {verdict}"
                   f"   (rate limit {args.rate_limit_storage})")  # fmt: skip
+    return passed
+
+
+def print_other_ratios(by_key: dict[str, float], args: argparse.Namespace) -> None:
+    shared = args.shared_storage
     for numerator, denominator, what in (
         ("carelevel-evaluate", "a-engine", "evaluate / A+E (engine ceiling)"),
         ("raw-engine", "a", "R+E / A (the work itself, no framework)"),
@@ -537,6 +557,11 @@ def report(
     ):
         if numerator in by_key and denominator in by_key:
             print(f"ratio {what:<40} {by_key[numerator] / by_key[denominator]:5.2f}")
+
+
+def print_costs(by_key: dict[str, float], args: argparse.Namespace) -> None:
+    """What the shared rate limit costs, and what a second worker brings."""
+    shared = args.shared_storage
     for operation in ("evaluate", "stored"):
         fast, slow = (
             by_key.get(f"carelevel-{operation}"),
@@ -552,13 +577,15 @@ def report(
         if one in by_key and two in by_key:
             print(f"scaling 2 workers / 1 worker, {operation:<14} {by_key[two] / by_key[one]:5.2f}"
                   f"   (rate limit {shared})")  # fmt: skip
+
+
+def print_machine(facts: dict[str, Any]) -> None:
     print(
         f"\nmachine: {facts['cpus']} × {facts['cpu']}, {facts['memory']}, {facts['python']}, "
         f"PostgreSQL {facts['postgres']['version']} (synchronous_commit="
         f"{facts['postgres']['synchronous_commit']}), {facts['wrk']}; {facts['date']}; "
         f"load average at start {facts['load_average'][0]:.2f}"
     )
-    return passed
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -626,6 +653,123 @@ def terminated_on_sigterm() -> Iterator[None]:
             signal.signal(number, handler)
 
 
+@dataclass
+class Session:
+    """What a run leaves behind until its clean-up: its work directory, the servers it
+    started and the databases it created."""
+
+    args: argparse.Namespace
+    workdir: Path
+    servers: list[Server] = field(default_factory=list)
+    databases: list[str] = field(default_factory=list)
+
+    @property
+    def admin_dsn(self) -> str:
+        return self.dsn("postgres")
+
+    def dsn(self, database: str) -> str:
+        return f"{self.args.postgres.rstrip('/')}/{database}"
+
+    def clean_up(self) -> None:
+        """Every process stopped, every database dropped (unless kept), the directory removed
+        (unless its logs are kept)."""
+        for server in self.servers:
+            server.stop()
+        if not self.args.keep_database:
+            for database in self.databases:
+                with contextlib.suppress(Exception):
+                    asyncio.run(drop_database(self.admin_dsn, database))
+        if self.args.keep_logs:
+            print(f"logs kept in {self.workdir}")
+        else:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def asyncpg_url(dsn: str) -> str:
+    return dsn.replace("postgresql://", "postgresql+asyncpg://", 1)
+
+
+def prepare_database(
+    session: Session, database: str, carelevel: list[str], env: dict[str, str], cwd: Path
+) -> str:
+    """A fresh database, migrated by ``carelevel migrate``, with an API client; its key."""
+    session.databases.append(database)  # from here on the clean-up drops it
+    asyncio.run(recreate_database(session.admin_dsn, database))
+    run([*carelevel, "migrate"], env, cwd)
+    out = run([*carelevel, "clients", "create", "--tenant", "bench", "--name", "wrk",
+               "--scopes", "screenings:write"], env, cwd)  # fmt: skip
+    key = next((line.strip() for line in out.splitlines() if line.strip().startswith("clk_")), "")
+    if not key:
+        raise BenchError(f"no API key in the output of carelevel clients create:\n{out}")
+    return key
+
+
+def start_and_check(session: Session, servers: list[Server], targets: list[Target],
+                    body: bytes) -> None:  # fmt: skip
+    session.servers = servers  # the clean-up stops those started
+    for server in servers:
+        server.start(session.workdir)
+        print(f"started {server.name} on port {server.port}", flush=True)
+    for target in targets:
+        check_target(target, body)
+
+
+def measure(targets: list[Target], body: Path, args: argparse.Namespace) -> None:
+    """The warm-up, then ``--runs`` rounds, each target once per round."""
+    for target in targets:
+        wrk(target, body, args, args.warmup, f"warm-{target.key}")
+    for number in range(args.runs):
+        for target in targets:
+            run_id = f"r{number}-{uuid.uuid4().hex[:6]}"
+            result = wrk(target, body, args, args.duration, run_id)
+            target.results.append(result)
+            print(f"run {number + 1}/{args.runs} {target.key:<24} {result['rps']:8.0f} "
+                  f"req/s  p50 {result['p50_ms']:.1f} ms  p99 {result['p99_ms']:.1f} ms  "
+                  f"errors {result['errors']}", flush=True)  # fmt: skip
+
+
+def profile_targets(targets: list[Target], body: Path, args: argparse.Namespace) -> None:
+    if args.profile is None:
+        return
+    for target in targets:
+        if target.key in args.profile_targets:
+            profile(target, body, args, args.profile)
+
+
+def write_json(path: Path, results: dict[str, Any], targets: list[Target],
+               args: argparse.Namespace) -> None:  # fmt: skip
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({
+        **results,
+        "settings": {k: str(v) for k, v in vars(args).items()},
+        "targets": {t.key: {"label": t.label, "workers": t.workers,
+                            "median": t.median(), "runs": t.results}
+                    for t in targets},
+    }, indent=2))  # fmt: skip
+
+
+def benchmark(args: argparse.Namespace, session: Session) -> int:
+    """The whole run, up to the report; its exit status."""
+    engine = engine_figures(args) if not args.only else None
+    dsn = session.dsn(args.database)
+    env = carelevel_env(clean_environment(), asyncpg_url(dsn), args, "memory")
+    key = prepare_database(session, args.database, [str(BIN / "carelevel")], env, session.workdir)
+    facts = machine(asyncio.run(database_facts(dsn)))
+    body = session.workdir / "body.json"
+    body.write_bytes(json.dumps({"answers": json.loads(EXAMPLE.read_text())}).encode())
+    servers, targets = build_targets(args, session.workdir, asyncpg_url(dsn), dsn, key)
+    start_and_check(session, servers, targets, body.read_bytes())
+    measure(targets, body, args)
+    counts = asyncio.run(stored_counts(dsn))
+    print(f"rows stored: {counts}")
+    facts["load_average_end"] = os.getloadavg()
+    passed = report(targets, engine, facts, args)
+    profile_targets(targets, body, args)
+    if args.json is not None:
+        write_json(args.json, {"machine": facts, "engine": engine, "rows": counts}, targets, args)
+    return 0 if passed else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if shutil.which("wrk") is None:
@@ -633,60 +777,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.pin and shutil.which("taskset") is None:
         args.pin = False
-    postgres = args.postgres.rstrip("/")
-    admin_dsn = f"{postgres}/postgres"
-    dsn = f"{postgres}/{args.database}"
-    url = dsn.replace("postgresql://", "postgresql+asyncpg://", 1)
-    workdir = Path(tempfile.mkdtemp(prefix="carelevel-bench-"))
-    servers: list[Server] = []
-    created = False
+    session = Session(args, Path(tempfile.mkdtemp(prefix="carelevel-bench-")))
     try:
         with terminated_on_sigterm():
-            engine = engine_figures(args) if not args.only else None
-            asyncio.run(recreate_database(admin_dsn, args.database))
-            created = True
-            facts = machine(asyncio.run(database_facts(dsn)))
-            env = carelevel_env(clean_environment(), url, args, "memory")
-            run([str(BIN / "carelevel"), "migrate"], env, workdir)
-            out = run([str(BIN / "carelevel"), "clients", "create", "--tenant", "bench",
-                       "--name", "wrk", "--scopes", "screenings:write"], env, workdir)  # fmt: skip
-            key = next(line.strip() for line in out.splitlines() if line.strip().startswith("clk_"))
-            body = workdir / "body.json"
-            body.write_bytes(json.dumps({"answers": json.loads(EXAMPLE.read_text())}).encode())
-            servers, targets = build_targets(args, workdir, url, dsn, key)
-            for server in servers:
-                server.start(workdir)
-                print(f"started {server.name} on port {server.port}", flush=True)
-            for target in targets:
-                check_target(target, body.read_bytes())
-            for target in targets:
-                wrk(target, body, args, args.warmup, f"warm-{target.key}")
-            for number in range(args.runs):
-                for target in targets:
-                    run_id = f"r{number}-{uuid.uuid4().hex[:6]}"
-                    result = wrk(target, body, args, args.duration, run_id)
-                    target.results.append(result)
-                    print(f"run {number + 1}/{args.runs} {target.key:<24} {result['rps']:8.0f} "
-                          f"req/s  p50 {result['p50_ms']:.1f} ms  p99 {result['p99_ms']:.1f} ms  "
-                          f"errors {result['errors']}", flush=True)  # fmt: skip
-            counts = asyncio.run(stored_counts(dsn))
-            print(f"rows stored: {counts}")
-            facts["load_average_end"] = os.getloadavg()
-            passed = report(targets, engine, facts, args)
-            if args.profile is not None:
-                for target in targets:
-                    if target.key in args.profile_targets:
-                        profile(target, body, args, args.profile)
-            if args.json is not None:
-                args.json.parent.mkdir(parents=True, exist_ok=True)
-                args.json.write_text(json.dumps({
-                    "machine": facts, "engine": engine, "rows": counts,
-                    "settings": {k: str(v) for k, v in vars(args).items()},
-                    "targets": {t.key: {"label": t.label, "workers": t.workers,
-                                        "median": t.median(), "runs": t.results}
-                                for t in targets},
-                }, indent=2))  # fmt: skip
-            return 0 if passed else 1
+            return benchmark(args, session)
     except BenchError as error:
         print(f"bench: {error}", file=sys.stderr)
         return 2
@@ -694,15 +788,7 @@ def main(argv: list[str] | None = None) -> int:
         print("bench: interrupted; cleaning up", file=sys.stderr)
         return 130
     finally:
-        for server in servers:
-            server.stop()
-        if created and not args.keep_database:
-            with contextlib.suppress(Exception):
-                asyncio.run(drop_database(admin_dsn, args.database))
-        if args.keep_logs:
-            print(f"logs kept in {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+        session.clean_up()
 
 
 if __name__ == "__main__":
