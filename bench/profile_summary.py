@@ -53,6 +53,16 @@ STEPS: tuple[tuple[str, str], ...] = (
 IDLE = re.compile(r"select \(selectors|run_forever|_run_once \(|uvloop.*run \(")
 
 
+def component_of(frames: list[str]) -> str:
+    """The component of the first frame, from the innermost out, that matches one."""
+    for frame in reversed(frames):
+        component = next((name for name, pattern in COMPONENTS if re.search(pattern, frame)),
+                         None)  # fmt: skip
+        if component is not None:
+            return component
+    return "other (interpreter, C code)"
+
+
 def summarise(path: Path, top: int) -> str:
     counts: collections.Counter[str] = collections.Counter()
     steps: collections.Counter[str] = collections.Counter()
@@ -70,17 +80,20 @@ def summarise(path: Path, top: int) -> str:
             idle += samples
             continue
         own[re.sub(r":\d+\)", ")", innermost)] += samples
-        for name, pattern in STEPS:
-            if re.search(pattern, stack):
-                steps[name] += samples
-        for frame in reversed(frames):
-            component = next((name for name, pattern in COMPONENTS if re.search(pattern, frame)),
-                             None)  # fmt: skip
-            if component is not None:
-                counts[component] += samples
-                break
-        else:
-            counts["other (interpreter, C code)"] += samples
+        steps.update({name: samples for name, pattern in STEPS if re.search(pattern, stack)})
+        counts[component_of(frames)] += samples
+    return render(path, top, total, idle, counts, steps, own)
+
+
+def render(
+    path: Path,
+    top: int,
+    total: int,
+    idle: int,
+    counts: collections.Counter[str],
+    steps: collections.Counter[str],
+    own: collections.Counter[str],
+) -> str:
     busy = total - idle
     lines = [f"{path}: {total} samples, {busy} busy ({busy / max(total, 1):.0%}), {idle} idle",
              "", f"{'component':<40} {'% of busy':>9}"]  # fmt: skip

@@ -10,14 +10,27 @@ targets interleaved round by round so that a noisy minute hits them all alike; t
 of each is reported. At the end (also on Ctrl-C, SIGTERM or a failure) every process it
 started is stopped and the database dropped.
 
+With ``--compare REF`` (a commit of this repository: ``main~5``, a sha) the same run also
+measures that commit's code: a detached ``git worktree`` of it in the run's temporary
+directory, its own database (``<database>_base``, migrated by its own ``carelevel migrate``,
+with an API client made by its own CLI) and its one-worker ``carelevel serve`` (this
+environment's Python, the worktree first on the import path; checked before it starts),
+pinned like the others. Its targets, ``carelevel-evaluate@base`` and ``carelevel-stored@base``,
+take their turn in every round beside their counterparts, and evaluate / A and stored / B are
+reported for both trees with their relative change. The worktree and its database go at the
+end like the rest.
+
     python bench/service.py [--duration 10] [--connections 32] [--runs 3] [--only KEY ...]
                             [--rate-limit-storage memory|database|redis]
-                            [--shared-storage database|redis] [--profile DIR] [--json FILE]
+                            [--shared-storage database|redis] [--compare REF]
+                            [--profile DIR] [--json FILE]
 
 Prints requests/s, p50 and p99 latency and errors per target, the engine's µs per evaluation,
-the two ratios against their targets and what the engine, the shared rate limit and a second
-worker change. Exit status 0 when both ratios hold, 1 when one does not, 2 when the benchmark
-could not run. Not a test: figures depend on the machine (docs/performance.md).
+the two ratios against their targets (and against the other tree's, with ``--compare``) and
+what the engine, the shared rate limit and a second worker change. Exit status 0 when both
+ratios hold (and, with ``--compare``, neither fell by more than 10% against the other tree's),
+1 when one does not (or one fell by more), 2 when the benchmark could not run. Not a test:
+figures depend on the machine (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -35,6 +48,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 import urllib.error
 import urllib.request
 import uuid
@@ -53,6 +67,8 @@ BIN = Path(sys.executable).parent
 
 EVALUATE_TARGET = 0.70  # carelevel evaluate / baseline A
 STORED_TARGET = 0.50  # carelevel stored / baseline B
+BASE = "@base"  # suffix of the keys of the targets of --compare
+TOLERANCE = 0.10  # with --compare, a ratio may fall by this much against the other tree's
 
 
 # --- processes ------------------------------------------------------------------------------
@@ -65,6 +81,7 @@ class Server:
     env: dict[str, str]
     log: Path
     cpus: str | None  # taskset CPU list, None: unpinned
+    cwd: Path | None = None  # None: the run's work directory
     port: int = 0
     process: subprocess.Popen[bytes] | None = None
 
@@ -72,7 +89,7 @@ class Server:
     def base(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, cwd: Path) -> None:
+    def start(self, workdir: Path) -> None:
         self.port = free_port()
         command = [*self.command, "--port", str(self.port)]
         if self.cpus is not None:
@@ -80,7 +97,7 @@ class Server:
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
                 command,
-                cwd=cwd,
+                cwd=self.cwd or workdir,
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -136,6 +153,93 @@ def run(command: list[str], env: dict[str, str], cwd: Path) -> str:
     return done.stdout
 
 
+# --- the tree compared with (--compare) ---------------------------------------------------
+
+
+@dataclass
+class Base:
+    """The commit of ``--compare``, checked out in a detached worktree and run with this
+    environment's Python, the tree first on the import path, on a database of its own."""
+
+    ref: str
+    sha: str
+    short: str
+    tree: Path
+    database: str
+    dsn: str
+    carelevel: list[str]  # its ``carelevel`` command
+    key: str = ""
+
+    def env(self, env: dict[str, str]) -> dict[str, str]:
+        """``env`` with the tree first on the import path."""
+        paths = [str(self.tree), *filter(None, [env.get("PYTHONPATH")])]
+        return env | {"PYTHONPATH": os.pathsep.join(paths)}
+
+
+def git(*arguments: str) -> str:
+    done = subprocess.run(["git", "-C", str(ROOT), *arguments], capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+    if done.returncode != 0:
+        raise BenchError(f"git {' '.join(arguments)} failed: {done.stderr.strip()}")
+    return done.stdout.strip()
+
+
+def remove_worktree(tree: Path) -> None:
+    """``git worktree remove --force``, then whatever is left of it and its registration."""
+    with contextlib.suppress(BenchError, OSError, subprocess.SubprocessError):
+        git("worktree", "remove", "--force", str(tree))
+    shutil.rmtree(tree, ignore_errors=True)
+    with contextlib.suppress(BenchError, OSError, subprocess.SubprocessError):
+        git("worktree", "prune")
+
+
+def entry_point(tree: Path) -> tuple[str, str]:
+    """The module and function of the tree's ``carelevel`` command (its pyproject.toml)."""
+    try:
+        project = tomllib.loads((tree / "pyproject.toml").read_text())
+        module, function = project["project"]["scripts"]["carelevel"].split(":")
+    except (OSError, KeyError, ValueError, tomllib.TOMLDecodeError) as error:
+        raise BenchError(f"no carelevel entry point in {tree}/pyproject.toml: {error}") from error
+    return module, function
+
+
+def carelevel_command(module: str, function: str) -> list[str]:
+    """``carelevel`` run by this environment's Python from whatever tree is first on the
+    import path (the working directory, PYTHONPATH), installed or not."""
+    code = f"import sys; from {module} import {function}; sys.argv[0] = 'carelevel'; "
+    return [str(BIN / "python"), "-c", code + f"sys.exit({function}())"]
+
+
+def check_source(module: str, env: dict[str, str], cwd: Path, tree: Path) -> Path:
+    """Where a process started with ``env`` in ``cwd`` imports ``module`` from (a one-off
+    process), which must be in ``tree``."""
+    probe = f"import {module} as m; print(m.__file__)"
+    where = Path(run([str(BIN / "python"), "-c", probe], env, cwd).strip()).resolve()
+    if not where.is_relative_to(tree.resolve()):
+        raise BenchError(f"{module} would be imported from {where}, not from {tree}")
+    return where
+
+
+def prepare_base(args: argparse.Namespace, session: Session) -> Base:
+    """The worktree of ``--compare``, checked to run its own code, with its database migrated
+    by its own ``carelevel migrate`` and an API client made by its own CLI."""
+    sha = git("rev-parse", "--verify", "--end-of-options", f"{args.compare}^{{commit}}")
+    short = git("rev-parse", "--short", sha)
+    tree = session.workdir / f"base-{short}"
+    session.trees.append(tree)  # from here on the clean-up removes it
+    git("worktree", "add", "--detach", str(tree), sha)
+    module, function = entry_point(tree)
+    database = f"{args.database}_base"
+    base = Base(args.compare, sha, short, tree, database, session.dsn(database),
+                carelevel_command(module, function))  # fmt: skip
+    env = carelevel_env(base.env(clean_environment()), asyncpg_url(base.dsn), args, "memory")
+    here = check_source(entry_point(ROOT)[0], clean_environment(), session.workdir, ROOT)
+    there = check_source(module, env, tree, tree)
+    print(f"this tree's carelevel: {here}\n{args.compare} = {short}, its carelevel: {there}")
+    base.key = prepare_database(session, base.database, base.carelevel, env, tree)
+    return base
+
+
 # --- the database ---------------------------------------------------------------------------
 
 
@@ -165,6 +269,14 @@ async def database_facts(dsn: str) -> dict[str, Any]:
         return facts
     finally:
         await connection.close()
+
+
+def base_counts(base: Base) -> dict[str, int] | str:
+    """The rows the tree compared with stored, if its schema has the tables counted."""
+    try:
+        return asyncio.run(stored_counts(base.dsn))
+    except asyncpg.PostgresError as error:
+        return f"not counted ({error})"
 
 
 async def _count_if_there(connection: Any, table: str) -> int:
@@ -400,7 +512,7 @@ def carelevel_env(
 
 
 def build_targets(
-    args: argparse.Namespace, workdir: Path, url: str, dsn: str, key: str
+    args: argparse.Namespace, workdir: Path, url: str, dsn: str, key: str, other: Base | None
 ) -> tuple[list[Server], list[Target]]:
     base = clean_environment()
     carelevel = [str(BIN / "carelevel"), "serve"]
@@ -449,11 +561,42 @@ def build_targets(
     ]  # fmt: skip
     if shared == ratio:  # the same configuration twice: measure it once
         targets = [t for t in targets if t.server is not one_shared]
-    if args.only:
-        targets = [t for t in targets if t.key in args.only]
-    every = (a, ae, raw, b, be, one, one_shared, two)
+    every = [a, ae, raw, b, be, one, one_shared, two]
+    if other is not None:
+        compared = base_targets(args, workdir, other)
+        every.append(compared[0].server)
+        targets = beside_their_own(targets, compared)
+    if args.only:  # a target of --compare comes with its counterpart
+        targets = [t for t in targets if {t.key, t.key.removesuffix(BASE)} & set(args.only)]
     servers = [s for s in every if any(t.server is s for t in targets)]
     return servers, targets
+
+
+def base_targets(args: argparse.Namespace, workdir: Path, base: Base) -> list[Target]:
+    """The one-worker carelevel targets of the tree compared with, configured alike."""
+    ratio = args.rate_limit_storage
+    url = asyncpg_url(base.dsn)
+    server = Server(f"carelevel @{base.short} (1 worker, rate limit {ratio})",
+                    [*base.carelevel, "serve", "--workers", "1"],
+                    carelevel_env(base.env(clean_environment()), url, args, ratio),
+                    workdir / "c1-base.log", args.server_cpus if args.pin else None,
+                    cwd=base.tree)  # fmt: skip
+    bearer = f"Bearer {base.key}"
+    return [
+        Target(f"carelevel-evaluate{BASE}", f"carelevel evaluate @{base.short} (rate limit "
+               f"{ratio})", server, "/v1/screenings/evaluate", 1, authorization=bearer),
+        Target(f"carelevel-stored{BASE}", f"carelevel stored @{base.short} (rate limit {ratio})",
+               server, "/v1/screenings", 1, unique_keys=True, authorization=bearer, expect=201),
+    ]  # fmt: skip
+
+
+def beside_their_own(targets: list[Target], compared: list[Target]) -> list[Target]:
+    """Each target of the tree compared with right after its counterpart of this tree."""
+    placed: list[Target] = []
+    for target in targets:
+        placed.append(target)
+        placed += [c for c in compared if c.key == target.key + BASE]
+    return placed
 
 
 def engine_figures(args: argparse.Namespace) -> dict[str, float]:
@@ -473,11 +616,11 @@ def engine_figures(args: argparse.Namespace) -> dict[str, float]:
         os.sched_setaffinity(0, previous)
 
 
-def row(target: Target) -> str:
+def row(target: Target, width: int = 40) -> str:
     m = target.median()
     spread = [r["rps"] for r in target.results]
     return (
-        f"{target.label:<40} {target.workers:>3} {m['rps']:>9.0f} {m['p50_ms']:>8.1f} "
+        f"{target.label:<{width}} {target.workers:>3} {m['rps']:>9.0f} {m['p50_ms']:>8.1f} "
         f"{m['p99_ms']:>8.1f} {int(sum(r['errors'] for r in target.results)):>7d}   "
         f"{min(spread):.0f}–{max(spread):.0f}"
     )
@@ -485,8 +628,24 @@ def row(target: Target) -> str:
 
 def report(
     targets: list[Target], engine: dict[str, float] | None, facts: dict[str, Any],
-    args: argparse.Namespace,
+    args: argparse.Namespace, compared: dict[str, Any] | None = None,
 ) -> bool:  # fmt: skip
+    """Prints the table and the ratios; True when both targets hold."""
+    print_table(targets, engine, args)
+    print()
+    by_key = {t.key: t.median()["rps"] for t in targets}
+    passed = print_targets(by_key, args)
+    if compared is not None:
+        print_comparison(compared)
+    print_other_ratios(by_key, args)
+    print_costs(by_key, args)
+    print_machine(facts)
+    return passed
+
+
+def print_table(
+    targets: list[Target], engine: dict[str, float] | None, args: argparse.Namespace
+) -> None:
     print()
     print(
         f"{args.connections} connections, {args.threads} wrk threads, {args.duration:g} s per "
@@ -496,23 +655,26 @@ def report(
         + (f"1-worker servers on CPU {args.server_cpus}, wrk on CPU {args.client_cpus}"
            if args.pin else "no CPU pinning")
     )  # fmt: skip
+    width = max([40, *(len(target.label) for target in targets)])
     header = (
-        f"{'target':<40} {'wk':>3} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}"
+        f"{'target':<{width}} {'wk':>3} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}"
         "   req/s of each run"
     )
     print(header)
     print("-" * len(header))
     for target in targets:
-        print(row(target))
+        print(row(target, width))
     if engine is not None:
+        what = "engine alone (bench/engine.py)"
         print(
-            f"{'engine alone (bench/engine.py)':<40} {'':>3} {1e6 / engine['median_us']:>9.0f} "
-            f"{'':>8} {'':>8} {'':>7}   {engine['median_us']:.1f} µs/evaluation median, "
+            f"{what:<{width}} {'':>3} {1e6 / engine['median_us']:>9.0f} {'':>8} {'':>8}"
+            f" {'':>7}   {engine['median_us']:.1f} µs/evaluation median, "
             f"p99 {engine['p99_us']:.1f} µs"
         )
-    print()
-    by_key = {t.key: t.median()["rps"] for t in targets}
-    shared = args.shared_storage
+
+
+def print_targets(by_key: dict[str, float], args: argparse.Namespace) -> bool:
+    """The two ratios against their targets; True when both hold (or were not measured)."""
     passed = True
     for numerator, denominator, target_ratio, what in (
         ("carelevel-evaluate", "a", EVALUATE_TARGET, "evaluate (no write) / A"),
@@ -525,6 +687,42 @@ def report(
             verdict = "PASS" if ok else "FAIL"
             print(f"ratio {what:<40} {ratio:5.2f}   target ≥ {target_ratio:.2f}   {verdict}"
                   f"   (rate limit {args.rate_limit_storage})")  # fmt: skip
+    return passed
+
+
+def comparison(targets: list[Target], base: Base) -> dict[str, Any]:
+    """evaluate / A and stored / B of this tree and of the tree compared with, from the same
+    run, and the relative change; ``within`` is False for a fall of more than TOLERANCE."""
+    by_key = {t.key: t.median()["rps"] for t in targets}
+    ratios = {}
+    for numerator, denominator, what in (
+        ("carelevel-evaluate", "a", "evaluate / A"),
+        ("carelevel-stored", "b", "stored / B"),
+    ):
+        if {numerator, numerator + BASE, denominator} <= by_key.keys():
+            new = by_key[numerator] / by_key[denominator]
+            old = by_key[numerator + BASE] / by_key[denominator]
+            change = (new - old) / old
+            ratios[what] = {"this": new, "base": old, "change": change,
+                            "within": change >= -TOLERANCE}  # fmt: skip
+    return {"ref": base.ref, "sha": base.sha, "short": base.short, "tolerance": TOLERANCE,
+            "ratios": ratios}  # fmt: skip
+
+
+def print_comparison(compared: dict[str, Any]) -> None:
+    short, tolerance = compared["short"], compared["tolerance"]
+    print(f"compared with {compared['ref']} ({short}) side by side, a change below "
+          f"-{tolerance:.0%} fails:")  # fmt: skip
+    if not compared["ratios"]:
+        print("  nothing to compare: needs A with carelevel-evaluate or B with carelevel-stored")
+    for what, ratio in compared["ratios"].items():
+        verdict = "ok" if ratio["within"] else f"WORSE: more than {tolerance:.0%} below {short}"
+        print(f"ratio {what:<16} this tree {ratio['this']:5.2f}   {short} {ratio['base']:5.2f}"
+              f"   change {ratio['change']:+7.1%}   {verdict}")  # fmt: skip
+
+
+def print_other_ratios(by_key: dict[str, float], args: argparse.Namespace) -> None:
+    shared = args.shared_storage
     for numerator, denominator, what in (
         ("carelevel-evaluate", "a-engine", "evaluate / A+E (engine ceiling)"),
         ("raw-engine", "a", "R+E / A (the work itself, no framework)"),
@@ -537,6 +735,11 @@ def report(
     ):
         if numerator in by_key and denominator in by_key:
             print(f"ratio {what:<40} {by_key[numerator] / by_key[denominator]:5.2f}")
+
+
+def print_costs(by_key: dict[str, float], args: argparse.Namespace) -> None:
+    """What the shared rate limit costs, and what a second worker brings."""
+    shared = args.shared_storage
     for operation in ("evaluate", "stored"):
         fast, slow = (
             by_key.get(f"carelevel-{operation}"),
@@ -552,13 +755,15 @@ def report(
         if one in by_key and two in by_key:
             print(f"scaling 2 workers / 1 worker, {operation:<14} {by_key[two] / by_key[one]:5.2f}"
                   f"   (rate limit {shared})")  # fmt: skip
+
+
+def print_machine(facts: dict[str, Any]) -> None:
     print(
         f"\nmachine: {facts['cpus']} × {facts['cpu']}, {facts['memory']}, {facts['python']}, "
         f"PostgreSQL {facts['postgres']['version']} (synchronous_commit="
         f"{facts['postgres']['synchronous_commit']}), {facts['wrk']}; {facts['date']}; "
         f"load average at start {facts['load_average'][0]:.2f}"
     )
-    return passed
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -598,7 +803,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--client-cpus", default="1", help="CPUs of wrk against them (1)")
     parser.add_argument("--only", nargs="+",
                         help="target keys to run (a a-engine b b-engine carelevel-evaluate "
-                        "carelevel-stored carelevel-evaluate-database … -2w)")  # fmt: skip
+                        "carelevel-stored carelevel-evaluate-database … -2w; with --compare, "
+                        "carelevel-evaluate and carelevel-stored bring their @base)")  # fmt: skip
+    parser.add_argument("--compare", metavar="REF",
+                        help="a commit of this repository (main~5, a sha): its one-worker "
+                        "carelevel is measured too, as carelevel-evaluate@base and "
+                        "carelevel-stored@base, and evaluate / A and stored / B are compared "
+                        f"with its own (a fall of more than {TOLERANCE:.0%} fails)")  # fmt: skip
     parser.add_argument("--profile", type=Path, help="py-spy the servers into this directory")
     parser.add_argument("--profile-seconds", type=int, default=20)
     parser.add_argument("--profile-targets", nargs="+", default=["carelevel-stored"])
@@ -626,6 +837,145 @@ def terminated_on_sigterm() -> Iterator[None]:
             signal.signal(number, handler)
 
 
+@contextlib.contextmanager
+def signals_ignored() -> Iterator[None]:
+    previous = {
+        number: signal.signal(number, signal.SIG_IGN) for number in (signal.SIGTERM, signal.SIGINT)
+    }
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+@dataclass
+class Session:
+    """What a run leaves behind until its clean-up: its work directory, the servers it
+    started, the databases it created and the worktree of ``--compare``."""
+
+    args: argparse.Namespace
+    workdir: Path
+    servers: list[Server] = field(default_factory=list)
+    databases: list[str] = field(default_factory=list)
+    trees: list[Path] = field(default_factory=list)
+
+    @property
+    def admin_dsn(self) -> str:
+        return self.dsn("postgres")
+
+    def dsn(self, database: str) -> str:
+        return f"{self.args.postgres.rstrip('/')}/{database}"
+
+    def clean_up(self) -> None:
+        """Every process stopped, every database dropped (unless kept), the worktree removed,
+        the directory removed (unless its logs are kept); a second Ctrl-C does not cut it short."""
+        with signals_ignored():
+            for server in self.servers:
+                server.stop()
+            if not self.args.keep_database:
+                for database in self.databases:
+                    with contextlib.suppress(Exception):
+                        asyncio.run(drop_database(self.admin_dsn, database))
+            for tree in self.trees:
+                remove_worktree(tree)
+            if self.args.keep_logs:
+                print(f"logs kept in {self.workdir}")
+            else:
+                shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def asyncpg_url(dsn: str) -> str:
+    return dsn.replace("postgresql://", "postgresql+asyncpg://", 1)
+
+
+def prepare_database(
+    session: Session, database: str, carelevel: list[str], env: dict[str, str], cwd: Path
+) -> str:
+    """A fresh database, migrated by ``carelevel migrate``, with an API client; its key."""
+    session.databases.append(database)  # from here on the clean-up drops it
+    asyncio.run(recreate_database(session.admin_dsn, database))
+    run([*carelevel, "migrate"], env, cwd)
+    out = run([*carelevel, "clients", "create", "--tenant", "bench", "--name", "wrk",
+               "--scopes", "screenings:write"], env, cwd)  # fmt: skip
+    key = next((line.strip() for line in out.splitlines() if line.strip().startswith("clk_")), "")
+    if not key:
+        raise BenchError(f"no API key in the output of carelevel clients create:\n{out}")
+    return key
+
+
+def start_and_check(session: Session, servers: list[Server], targets: list[Target],
+                    body: bytes) -> None:  # fmt: skip
+    session.servers = servers  # the clean-up stops those started
+    for server in servers:
+        server.start(session.workdir)
+        print(f"started {server.name} on port {server.port}", flush=True)
+    for target in targets:
+        check_target(target, body)
+
+
+def measure(targets: list[Target], body: Path, args: argparse.Namespace) -> None:
+    """The warm-up, then ``--runs`` rounds, each target once per round."""
+    for target in targets:
+        wrk(target, body, args, args.warmup, f"warm-{target.key}")
+    for number in range(args.runs):
+        for target in targets:
+            run_id = f"r{number}-{uuid.uuid4().hex[:6]}"
+            result = wrk(target, body, args, args.duration, run_id)
+            target.results.append(result)
+            print(f"run {number + 1}/{args.runs} {target.key:<24} {result['rps']:8.0f} "
+                  f"req/s  p50 {result['p50_ms']:.1f} ms  p99 {result['p99_ms']:.1f} ms  "
+                  f"errors {result['errors']}", flush=True)  # fmt: skip
+
+
+def profile_targets(targets: list[Target], body: Path, args: argparse.Namespace) -> None:
+    if args.profile is None:
+        return
+    for target in targets:
+        if target.key in args.profile_targets:
+            profile(target, body, args, args.profile)
+
+
+def write_json(path: Path, results: dict[str, Any], targets: list[Target],
+               args: argparse.Namespace) -> None:  # fmt: skip
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({
+        **results,
+        "settings": {k: str(v) for k, v in vars(args).items()},
+        "targets": {t.key: {"label": t.label, "workers": t.workers,
+                            "median": t.median(), "runs": t.results}
+                    for t in targets},
+    }, indent=2))  # fmt: skip
+
+
+def benchmark(args: argparse.Namespace, session: Session) -> int:
+    """The whole run, up to the report; its exit status."""
+    engine = engine_figures(args) if not args.only else None
+    dsn = session.dsn(args.database)
+    env = carelevel_env(clean_environment(), asyncpg_url(dsn), args, "memory")
+    key = prepare_database(session, args.database, [str(BIN / "carelevel")], env, session.workdir)
+    base = prepare_base(args, session) if args.compare else None
+    facts = machine(asyncio.run(database_facts(dsn)))
+    body = session.workdir / "body.json"
+    body.write_bytes(json.dumps({"answers": json.loads(EXAMPLE.read_text())}).encode())
+    servers, targets = build_targets(args, session.workdir, asyncpg_url(dsn), dsn, key, base)
+    start_and_check(session, servers, targets, body.read_bytes())
+    measure(targets, body, args)
+    results: dict[str, Any] = {"rows": asyncio.run(stored_counts(dsn))}
+    print(f"rows stored: {results['rows']}")
+    if base is not None:
+        results["rows_base"] = base_counts(base)
+        print(f"rows stored by {base.short}: {results['rows_base']}")
+        results["comparison"] = comparison(targets, base)
+    facts["load_average_end"] = os.getloadavg()
+    passed = report(targets, engine, facts, args, results.get("comparison"))
+    profile_targets(targets, body, args)
+    if args.json is not None:
+        write_json(args.json, {"machine": facts, "engine": engine, **results}, targets, args)
+    held = all(r["within"] for r in results.get("comparison", {}).get("ratios", {}).values())
+    return 0 if passed and held else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if shutil.which("wrk") is None:
@@ -633,76 +983,21 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.pin and shutil.which("taskset") is None:
         args.pin = False
-    postgres = args.postgres.rstrip("/")
-    admin_dsn = f"{postgres}/postgres"
-    dsn = f"{postgres}/{args.database}"
-    url = dsn.replace("postgresql://", "postgresql+asyncpg://", 1)
-    workdir = Path(tempfile.mkdtemp(prefix="carelevel-bench-"))
-    servers: list[Server] = []
-    created = False
+    session = Session(args, Path(tempfile.mkdtemp(prefix="carelevel-bench-")))
     try:
         with terminated_on_sigterm():
-            engine = engine_figures(args) if not args.only else None
-            asyncio.run(recreate_database(admin_dsn, args.database))
-            created = True
-            facts = machine(asyncio.run(database_facts(dsn)))
-            env = carelevel_env(clean_environment(), url, args, "memory")
-            run([str(BIN / "carelevel"), "migrate"], env, workdir)
-            out = run([str(BIN / "carelevel"), "clients", "create", "--tenant", "bench",
-                       "--name", "wrk", "--scopes", "screenings:write"], env, workdir)  # fmt: skip
-            key = next(line.strip() for line in out.splitlines() if line.strip().startswith("clk_"))
-            body = workdir / "body.json"
-            body.write_bytes(json.dumps({"answers": json.loads(EXAMPLE.read_text())}).encode())
-            servers, targets = build_targets(args, workdir, url, dsn, key)
-            for server in servers:
-                server.start(workdir)
-                print(f"started {server.name} on port {server.port}", flush=True)
-            for target in targets:
-                check_target(target, body.read_bytes())
-            for target in targets:
-                wrk(target, body, args, args.warmup, f"warm-{target.key}")
-            for number in range(args.runs):
-                for target in targets:
-                    run_id = f"r{number}-{uuid.uuid4().hex[:6]}"
-                    result = wrk(target, body, args, args.duration, run_id)
-                    target.results.append(result)
-                    print(f"run {number + 1}/{args.runs} {target.key:<24} {result['rps']:8.0f} "
-                          f"req/s  p50 {result['p50_ms']:.1f} ms  p99 {result['p99_ms']:.1f} ms  "
-                          f"errors {result['errors']}", flush=True)  # fmt: skip
-            counts = asyncio.run(stored_counts(dsn))
-            print(f"rows stored: {counts}")
-            facts["load_average_end"] = os.getloadavg()
-            passed = report(targets, engine, facts, args)
-            if args.profile is not None:
-                for target in targets:
-                    if target.key in args.profile_targets:
-                        profile(target, body, args, args.profile)
-            if args.json is not None:
-                args.json.parent.mkdir(parents=True, exist_ok=True)
-                args.json.write_text(json.dumps({
-                    "machine": facts, "engine": engine, "rows": counts,
-                    "settings": {k: str(v) for k, v in vars(args).items()},
-                    "targets": {t.key: {"label": t.label, "workers": t.workers,
-                                        "median": t.median(), "runs": t.results}
-                                for t in targets},
-                }, indent=2))  # fmt: skip
-            return 0 if passed else 1
+            return benchmark(args, session)
     except BenchError as error:
         print(f"bench: {error}", file=sys.stderr)
+        return 2
+    except (OSError, asyncpg.PostgresError, subprocess.SubprocessError) as error:
+        print(f"bench: {type(error).__name__}: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("bench: interrupted; cleaning up", file=sys.stderr)
         return 130
     finally:
-        for server in servers:
-            server.stop()
-        if created and not args.keep_database:
-            with contextlib.suppress(Exception):
-                asyncio.run(drop_database(admin_dsn, args.database))
-        if args.keep_logs:
-            print(f"logs kept in {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+        session.clean_up()
 
 
 if __name__ == "__main__":
