@@ -32,6 +32,15 @@ from app.pagination import decode_cursor, encode_cursor
 from app.rulesets.cache import RuleSetCache, VersionRef
 from app.rulesets.models import VersionStatus
 from app.rulesets.repository import RuleSetRepository
+from app.screenings.bodies import (
+    Stored,
+    build_screening_body,
+    decision_body,
+    evaluation_body,
+    rule_set_used,
+    screening_body,
+    stored_rule_set,
+)
 from app.screenings.models import Decision, IdempotencyRecord, Screening
 from app.screenings.repository import JsonText, ScreeningRepository, store_in_one_statement
 from app.screenings.schemas import (
@@ -69,10 +78,6 @@ class Resolved:
     key: str
     version: int
     compiled: CompiledRuleSet
-
-
-def rule_set_used(owner: str, key: str, version: int, sha256: str) -> dict[str, Any]:
-    return {"owner": owner, "key": key, "version": version, "sha256": sha256}
 
 
 def _no_rule_set(detail: str, pointer: str, problem: str) -> Unprocessable:
@@ -180,72 +185,6 @@ def _active(cache: RuleSetCache, owners: list[str], key: str) -> VersionRef | No
     return None
 
 
-def evaluation_body(decided: Decided) -> bytes:
-    return orjson.dumps(
-        {
-            "rule_set": rule_set_used(
-                decided.owner, decided.key, decided.version, decided.compiled.ref.sha256
-            ),
-            "determination": orjson.Fragment(decided.determination_json),
-        }
-    )
-
-
-def stored_rule_set(row: Screening) -> dict[str, Any]:
-    return rule_set_used(
-        row.rule_set_owner, row.rule_set_key, row.rule_set_version, row.rule_set_sha256
-    )
-
-
-def screening_body(row: Screening, decision: Decision | None = None) -> dict[str, Any]:
-    return _screening_body(
-        row.id,
-        row.created_at,
-        row.external_reference,
-        stored_rule_set(row),
-        row.engine_version,
-        row.determination,
-        decision_body(decision, row) if decision else None,
-    )
-
-
-def _screening_body(
-    screening_id: str,
-    created_at: datetime,
-    external_reference: str | None,
-    rule_set: dict[str, Any],
-    engine_version: str,
-    determination: Any,
-    latest_decision: dict[str, Any] | None,
-) -> dict[str, Any]:
-    return {
-        "id": screening_id,
-        "created_at": created_at,
-        "external_reference": external_reference,
-        "rule_set": rule_set,
-        "engine_version": engine_version,
-        "determination": determination,
-        "latest_decision": latest_decision,
-    }
-
-
-def decision_body(decision: Decision, screening: Screening) -> dict[str, Any]:
-    return {
-        "id": decision.id,
-        "screening_id": screening.id,
-        "created_at": decision.created_at,
-        "final_level": decision.final_level,
-        "recommended_level": decision.recommended_level,
-        "matches_recommendation": decision.final_level is not None
-        and decision.final_level == decision.recommended_level,
-        "variance_reasons": decision.variance_reasons,
-        "comment": decision.comment,
-        "decided_by": decision.decided_by,
-        "outcome": decision.outcome,
-        "source": decision.source,
-    }
-
-
 def fingerprint(request: ScreeningRequest, context: dict[str, Any] | None = None) -> str:
     """sha256 of the request's canonical JSON (and of the FHIR context it came with): the same
     body gives the same fingerprint."""
@@ -262,33 +201,6 @@ def _fingerprint(dumped: dict[str, Any], context: dict[str, Any] | None) -> str:
 # progress after this long belongs to a request whose process died between claiming the key and
 # storing the screening, and a retry takes it over instead of getting 409 until the key expires.
 IN_FLIGHT_LEASE = timedelta(seconds=60)
-
-
-@dataclass(slots=True)
-class Stored:
-    """A stored screening as the API answers it. A screening just evaluated keeps its
-    determination as the engine serialised it: ``json()`` embeds those bytes, and ``body``
-    decodes them only when asked (FHIR and CDS Hooks read the determination)."""
-
-    payload: dict[str, Any]
-    replayed: bool
-    fhir_context: dict[str, Any] | None = None
-    determination_json: bytes | None = None
-
-    @property
-    def body(self) -> dict[str, Any]:
-        if self.determination_json is not None:
-            decoded = orjson.loads(self.determination_json)
-            self.payload = {
-                name: decoded if name == "determination" else value
-                for name, value in self.payload.items()
-            }
-            self.determination_json = None
-        return self.payload
-
-    def json(self) -> bytes:
-        """The response body: the bytes ``orjson.dumps(self.body)`` would give."""
-        return orjson.dumps(self.payload)
 
 
 def _created(decided: Decided) -> dict[str, Any]:
@@ -479,7 +391,7 @@ class ScreeningService:
             caller.recorded = True
         if self.metrics is not None:
             self.metrics.screening_stored(values["level"], values["urgency"])
-        body = _screening_body(
+        body = build_screening_body(
             screening_id,
             created_at,
             values["external_reference"],
