@@ -45,9 +45,9 @@ STEPS: tuple[tuple[str, str], ...] = (
     ("  engine evaluate", r"evaluate \(app/engine/evaluate.py"),
     ("  determination to JSON", r"determination_to_json|evaluation_body"),
     ("  fingerprint", r"_fingerprint \(app"),
-    ("  store in one statement", r"store_in_one_statement"),
+    ("  store in one statement", r"_store_in_one_statement"),
     ("    pool checkout (SQLAlchemy)", r"_checkout \(sqlalchemy"),
-    ("  claim path (key exists)", r"_claim_key \(app/screenings/service.py"),
+    ("  replay (key exists)", r"_replay \(app/screenings/service.py"),
     ("response sent (uvicorn)", r"RequestResponseCycle\.send"),
 )
 IDLE = re.compile(r"select \(selectors|run_forever|_run_once \(|uvloop.*run \(")

@@ -21,9 +21,10 @@ from app.fhir.results import Result, resources, result_bundle
 from app.fhir.terminology import Vocabulary
 from app.rulesets.cache import RuleSetCache
 from app.rulesets.repository import RuleSetRepository
+from app.screenings.bodies import Stored
 from app.screenings.models import Screening
 from app.screenings.schemas import RuleSetPin, ScreeningRequest
-from app.screenings.service import ScreeningService, Stored, resolve_rule_set
+from app.screenings.service import ScreeningService, resolve_rule_set
 from app.security.caller import Caller
 from app.text import NO_CONTROL_CHARACTERS
 

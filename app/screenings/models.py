@@ -82,8 +82,10 @@ class Decision(Base):
 
 
 class IdempotencyRecord(Base):
-    """An Idempotency-Key seen on POST /v1/screenings: in progress, then the stored response.
-    Keys belong to the client that sent them: two clients never share one."""
+    """An Idempotency-Key seen on POST /v1/screenings, with the screening it stored: written
+    together with that screening, so always ``completed`` (``in_progress`` rows, without a
+    screening, are claims left by earlier versions and are deleted when next used). Keys belong
+    to the client that sent them: two clients never share one."""
 
     __tablename__ = "idempotency_keys"
 

@@ -12,17 +12,18 @@ import orjson
 from sqlalchemy import (
     JSON,
     Column,
-    ColumnElement,
-    CursorResult,
+    Insert,
     Table,
+    Text,
     bindparam,
     delete,
     insert,
+    or_,
     select,
-    update,
 )
 from sqlalchemy.dialects.postgresql import insert as postgres_insert
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.audit.models import AuditEvent
@@ -128,37 +129,18 @@ class ScreeningRepository:
     async def idempotency(self, tenant: str, client: str, key: str) -> IdempotencyRecord | None:
         return await self.session.get(IdempotencyRecord, (tenant, client, key))
 
-    async def take_over_key(
-        self, tenant: str, client: str, key: str, claimed_at: datetime, now: datetime
-    ) -> bool:
-        """Claim an abandoned in-progress key anew; False when another request got there first
-        (the compare-and-set on ``claimed_at`` lets exactly one take it over)."""
-        result = await self.session.execute(
-            update(IdempotencyRecord)
-            .where(*_claim_held_at(tenant, client, key, claimed_at))
-            .values(created_at=now)
-            .execution_options(synchronize_session=False)
-        )
-        return _changed_one_row(result)
-
-    async def complete_key(
-        self, tenant: str, client: str, key: str, claimed_at: datetime, screening_id: str
-    ) -> bool:
-        """Mark a key completed by the request that holds the claim made at ``claimed_at``;
-        False when the claim was taken over meanwhile."""
-        result = await self.session.execute(
-            update(IdempotencyRecord)
-            .where(*_claim_held_at(tenant, client, key, claimed_at))
-            .values(state="completed", screening_id=screening_id)
-            .execution_options(synchronize_session=False)
-        )
-        return _changed_one_row(result)
-
-    async def release_key(self, tenant: str, client: str, key: str, claimed_at: datetime) -> None:
-        """Delete an in-progress key, but only the claim made at ``claimed_at``."""
+    async def forget_key(self, tenant: str, client: str, key: str, now: datetime) -> None:
+        """Delete a client's key if it is expired (or has no screening: a claim an earlier
+        version of the service left behind). A key stored meanwhile by another request is
+        neither, and stays."""
         await self.session.execute(
             delete(IdempotencyRecord)
-            .where(*_claim_held_at(tenant, client, key, claimed_at))
+            .where(
+                IdempotencyRecord.tenant_id == tenant,
+                IdempotencyRecord.client_id == client,
+                IdempotencyRecord.key == key,
+                or_(IdempotencyRecord.expires_at < now, IdempotencyRecord.screening_id.is_(None)),
+            )
             .execution_options(synchronize_session=False)
         )
 
@@ -168,25 +150,25 @@ class ScreeningRepository:
         )
 
 
-def _claim_held_at(
-    tenant: str, client: str, key: str, claimed_at: datetime
-) -> tuple[ColumnElement[bool], ...]:
-    """The in-progress claim on a client's ``key`` made at ``claimed_at``: a compare-and-set
-    condition, so only the request holding that claim can change it."""
-    return (
-        IdempotencyRecord.tenant_id == tenant,
-        IdempotencyRecord.client_id == client,
-        IdempotencyRecord.key == key,
-        IdempotencyRecord.state == "in_progress",
-        IdempotencyRecord.created_at == claimed_at,
-    )
+# --- Storing a screening: its idempotency key, the screening and its audit event, atomically --
 
 
-def _changed_one_row(result: object) -> bool:
-    return isinstance(result, CursorResult) and result.rowcount == 1
+async def store_screening(
+    engine: AsyncEngine,
+    screening: dict[str, Any],
+    event: dict[str, Any] | None,
+    key: dict[str, Any] | None,
+) -> bool:
+    """Store a screening (its column values) with its audit event and its idempotency key,
+    all of it or nothing. False, and nothing stored, when the client's key already exists:
+    a request that finds it being stored waits for that to commit (or roll back) first.
 
+    PostgreSQL: one statement (one round trip, one commit). SQLite: one write transaction,
+    begun ``IMMEDIATE`` so that concurrent writers queue for it one after the other."""
+    if engine.dialect.name == "postgresql":
+        return await _store_in_one_statement(engine, screening, event, key)
+    return await _store_in_one_transaction(engine, screening, event, key)
 
-# --- PostgreSQL: a screening stored in one statement -----------------------------------------
 
 _SCREENING, _EVENT, _KEY = "s_", "a_", "k_"
 _POSTGRES = asyncpg_dialect()  # type: ignore[no-untyped-call]
@@ -238,7 +220,7 @@ def _one_statement(with_key: bool, with_event: bool) -> DriverStatement:
 
 class JsonText(str):
     """A JSON document already serialised (the determination as the engine wrote it), for a
-    JSON column of ``store_in_one_statement``: written as it is."""
+    JSON column of ``store_screening``: written as it is."""
 
 
 def _json(value: Any) -> str:
@@ -269,15 +251,15 @@ def _values(prefix: str, table: Table, row: dict[str, Any], values: dict[str, An
         values[prefix + key] = value if convert is None else convert(value)
 
 
-async def store_in_one_statement(
+async def _store_in_one_statement(
     engine: AsyncEngine,
     screening: dict[str, Any],
     event: dict[str, Any] | None,
     key: dict[str, Any] | None,
 ) -> bool:
-    """Store a screening (its column values) with its audit event and its completed
-    idempotency key, in one statement (PostgreSQL). False, and nothing stored, when the key
-    already exists."""
+    """PostgreSQL: ``store_screening`` in one statement, on a pooled connection in autocommit
+    (``driver_connection``). A key being inserted by another request makes this statement's
+    INSERT of it wait for that request's outcome."""
     statement = _one_statement(key is not None, event is not None)
     values: dict[str, Any] = {}
     _values(_SCREENING, _table(Screening), screening, values)
@@ -288,3 +270,51 @@ async def store_in_one_statement(
     async with driver_connection(engine) as connection:
         stored = await connection.fetchval(statement.sql, *statement.arguments(values))
     return stored is not None
+
+
+@cache
+def _insert(table: Table, *, if_new: bool = False) -> Insert:
+    """INSERT a row of ``table`` given as its column values (every column), JSON columns as
+    JSON text (``_json``, so the determination is stored as the engine wrote it); ``if_new``:
+    nothing when a row with the same primary key exists."""
+    parameters = {
+        column.key: bindparam(
+            column.key, type_=Text() if isinstance(column.type, JSON) else column.type
+        )
+        for column in table.columns
+    }
+    if if_new:
+        return sqlite_insert(table).values(parameters).on_conflict_do_nothing()
+    return insert(table).values(parameters)
+
+
+def _row(table: Table, row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        key: row[key] if convert is not _json else _json(row[key])
+        for key, convert in _converters(table)
+    }
+
+
+async def _store_in_one_transaction(
+    engine: AsyncEngine,
+    screening: dict[str, Any],
+    event: dict[str, Any] | None,
+    key: dict[str, Any] | None,
+) -> bool:
+    """SQLite: ``store_screening`` in one write transaction. ``BEGIN IMMEDIATE`` takes the
+    database's write lock before anything is read or written, so concurrent writers wait for
+    it (``busy_timeout``) rather than fail, and the key is inserted only after every earlier
+    writer has committed: a request whose key exists sees it, and stores nothing."""
+    async with engine.begin() as connection:
+        await connection.exec_driver_sql("BEGIN IMMEDIATE")
+        if key is not None:
+            keys = _table(IdempotencyRecord)
+            inserted = await connection.execute(_insert(keys, if_new=True), _row(keys, key))
+            if inserted.rowcount != 1:
+                return False  # the key exists: commit the empty transaction
+        screenings = _table(Screening)
+        await connection.execute(_insert(screenings), _row(screenings, screening))
+        if event is not None:
+            events = _table(AuditEvent)
+            await connection.execute(_insert(events), _row(events, event))
+    return True

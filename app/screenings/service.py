@@ -7,11 +7,10 @@ import hashlib
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.audit.trail import audit_event_values, record
@@ -32,8 +31,17 @@ from app.pagination import decode_cursor, encode_cursor
 from app.rulesets.cache import RuleSetCache, VersionRef
 from app.rulesets.models import VersionStatus
 from app.rulesets.repository import RuleSetRepository
-from app.screenings.models import Decision, IdempotencyRecord, Screening
-from app.screenings.repository import JsonText, ScreeningRepository, store_in_one_statement
+from app.screenings.bodies import (
+    Stored,
+    build_screening_body,
+    decision_body,
+    evaluation_body,
+    rule_set_used,
+    screening_body,
+    stored_rule_set,
+)
+from app.screenings.models import Decision, Screening
+from app.screenings.repository import JsonText, ScreeningRepository, store_screening
 from app.screenings.schemas import (
     DecisionRequest,
     ReplayRequest,
@@ -69,10 +77,6 @@ class Resolved:
     key: str
     version: int
     compiled: CompiledRuleSet
-
-
-def rule_set_used(owner: str, key: str, version: int, sha256: str) -> dict[str, Any]:
-    return {"owner": owner, "key": key, "version": version, "sha256": sha256}
 
 
 def _no_rule_set(detail: str, pointer: str, problem: str) -> Unprocessable:
@@ -180,72 +184,6 @@ def _active(cache: RuleSetCache, owners: list[str], key: str) -> VersionRef | No
     return None
 
 
-def evaluation_body(decided: Decided) -> bytes:
-    return orjson.dumps(
-        {
-            "rule_set": rule_set_used(
-                decided.owner, decided.key, decided.version, decided.compiled.ref.sha256
-            ),
-            "determination": orjson.Fragment(decided.determination_json),
-        }
-    )
-
-
-def stored_rule_set(row: Screening) -> dict[str, Any]:
-    return rule_set_used(
-        row.rule_set_owner, row.rule_set_key, row.rule_set_version, row.rule_set_sha256
-    )
-
-
-def screening_body(row: Screening, decision: Decision | None = None) -> dict[str, Any]:
-    return _screening_body(
-        row.id,
-        row.created_at,
-        row.external_reference,
-        stored_rule_set(row),
-        row.engine_version,
-        row.determination,
-        decision_body(decision, row) if decision else None,
-    )
-
-
-def _screening_body(
-    screening_id: str,
-    created_at: datetime,
-    external_reference: str | None,
-    rule_set: dict[str, Any],
-    engine_version: str,
-    determination: Any,
-    latest_decision: dict[str, Any] | None,
-) -> dict[str, Any]:
-    return {
-        "id": screening_id,
-        "created_at": created_at,
-        "external_reference": external_reference,
-        "rule_set": rule_set,
-        "engine_version": engine_version,
-        "determination": determination,
-        "latest_decision": latest_decision,
-    }
-
-
-def decision_body(decision: Decision, screening: Screening) -> dict[str, Any]:
-    return {
-        "id": decision.id,
-        "screening_id": screening.id,
-        "created_at": decision.created_at,
-        "final_level": decision.final_level,
-        "recommended_level": decision.recommended_level,
-        "matches_recommendation": decision.final_level is not None
-        and decision.final_level == decision.recommended_level,
-        "variance_reasons": decision.variance_reasons,
-        "comment": decision.comment,
-        "decided_by": decision.decided_by,
-        "outcome": decision.outcome,
-        "source": decision.source,
-    }
-
-
 def fingerprint(request: ScreeningRequest, context: dict[str, Any] | None = None) -> str:
     """sha256 of the request's canonical JSON (and of the FHIR context it came with): the same
     body gives the same fingerprint."""
@@ -258,42 +196,20 @@ def _fingerprint(dumped: dict[str, Any], context: dict[str, Any] | None) -> str:
     return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
-# A claimed key stays "in progress" for the few milliseconds a screening takes; one still in
-# progress after this long belongs to a request whose process died between claiming the key and
-# storing the screening, and a retry takes it over instead of getting 409 until the key expires.
-IN_FLIGHT_LEASE = timedelta(seconds=60)
-
-
-@dataclass(slots=True)
-class Stored:
-    """A stored screening as the API answers it. A screening just evaluated keeps its
-    determination as the engine serialised it: ``json()`` embeds those bytes, and ``body``
-    decodes them only when asked (FHIR and CDS Hooks read the determination)."""
-
-    payload: dict[str, Any]
-    replayed: bool
-    fhir_context: dict[str, Any] | None = None
-    determination_json: bytes | None = None
-
-    @property
-    def body(self) -> dict[str, Any]:
-        if self.determination_json is not None:
-            decoded = orjson.loads(self.determination_json)
-            self.payload = {
-                name: decoded if name == "determination" else value
-                for name, value in self.payload.items()
-            }
-            self.determination_json = None
-        return self.payload
-
-    def json(self) -> bytes:
-        """The response body: the bytes ``orjson.dumps(self.body)`` would give."""
-        return orjson.dumps(self.payload)
-
-
 def _created(decided: Decided) -> dict[str, Any]:
     """The details of a creation's audit event: which version decided."""
     return {"rule_set_version": f"{decided.owner}/{decided.key}/{decided.version}"}
+
+
+@dataclass(frozen=True, slots=True)
+class _NewScreening:
+    """A screening decided and not stored yet: the column values of its row, of its audit
+    event (None when the action is not audited) and of its idempotency key (None without)."""
+
+    decided: Decided
+    screening: dict[str, Any]
+    event: dict[str, Any] | None
+    key: dict[str, Any] | None
 
 
 def _not_found(screening_id: str) -> NotFound:
@@ -319,15 +235,9 @@ class ScreeningService:
         self.operator_tenant = operator_tenant
         self.metrics = metrics
         self.evaluations = TurnBatch()  # see app/batching.py
-
-    @property
-    def postgres(self) -> AsyncEngine | None:
-        """The engine when it is PostgreSQL's, which stores a screening in one statement (see
-        ``_create_in_one_statement``)."""
-        bind = self.sessions.kw.get("bind")
-        if isinstance(bind, AsyncEngine) and bind.dialect.name == "postgresql":
-            return bind
-        return None
+        engine = sessions.kw.get("bind")
+        assert isinstance(engine, AsyncEngine), "sessions bound to the database's engine"
+        self.engine = engine  # what store_screening writes through
 
     def _evaluate(
         self, compiled: CompiledRuleSet, answers: ScreeningAnswers
@@ -381,116 +291,41 @@ class ScreeningService:
         fhir_context: dict[str, Any] | None = None,
         response_digest: str | None = None,
     ) -> Stored:
-        """Evaluate and store a screening; with a key, at most once per key and body.
-        ``fhir_context`` is what a QuestionnaireResponse said of its subject and encounter,
-        ``response_digest`` what identifies that response (see ``of_response``)."""
-        postgres = self.postgres
-        if postgres is not None:
-            stored = await self._create_in_one_statement(
-                postgres, caller, request, idempotency_key, fhir_context, response_digest
-            )
-            if stored is not None:
-                return stored
-        claimed_at = None
-        if idempotency_key is not None:
-            print_ = fingerprint(request, fhir_context)
-            replay, claimed_at = await self._claim_key(caller, idempotency_key, print_)
-            if replay is not None:
-                return replay
-        try:
-            async with self.sessions() as session, session.begin():
-                decided = await self._decide(session, caller, request)
-                row = self._screening_row(
-                    caller, request, decided, idempotency_key, fhir_context, response_digest
-                )
-                repository = ScreeningRepository(session)
-                repository.add(row)
-                record(session, caller, 201, resource_id=row.id, details=_created(decided))
-                await session.flush()
-                # A retry may have taken the key over while this request was stuck: it decides.
-                if (
-                    idempotency_key is not None
-                    and claimed_at is not None
-                    and not await repository.complete_key(
-                        caller.tenant, caller.client_id, idempotency_key, claimed_at, row.id
-                    )
-                ):
-                    raise RequestInFlight(
-                        "A retry with this Idempotency-Key took over this request.",
-                        headers={"Retry-After": "1"},
-                    )
-                body = screening_body(row)
-        except BaseException:
-            if idempotency_key is not None and claimed_at is not None:
-                await self._release_key(caller, idempotency_key, claimed_at)
-            raise
-        if self.metrics is not None:
-            self.metrics.screening_stored(row.level, row.urgency)
-        return Stored(body, False, fhir_context)
+        """Evaluate and store a screening; with a key, at most once per key and body: a retry
+        replays the stored screening, even one that is being stored when it arrives (it waits
+        for that). ``fhir_context`` is what a QuestionnaireResponse said of its subject and
+        encounter, ``response_digest`` what identifies that response (see ``of_response``).
 
-    async def _create_in_one_statement(
-        self,
-        engine: AsyncEngine,
-        caller: Caller,
-        request: ScreeningRequest,
-        idempotency_key: str | None,
-        fhir_context: dict[str, Any] | None,
-        response_digest: str | None,
-    ) -> Stored | None:
-        """PostgreSQL, the common case: evaluate, then store the screening, its audit event and
-        its idempotency key (completed at once) in one statement, one round trip and one
-        commit. None when there is a key and this cannot be the first request with it (the
-        key exists, or the request cannot be decided): the claim path then answers as it
-        always does (a replay, a reused key, a request in flight, or the refusal)."""
+        The evaluation holds no connection; the key, the screening and its audit event are
+        then stored together (``store_screening``), or nothing when the key exists."""
         try:
             decided = await self._decide(None, caller, request)
         except Unprocessable:
             if idempotency_key is None:
                 raise
-            return None  # a retry of a stored request replays even if its pin no longer works
-        values = self._screening_values(
+            # A retry of a stored request replays even if its pin no longer works.
+            print_ = fingerprint(request, fhir_context)
+            replay = await self._replay(caller, idempotency_key, print_)
+            if replay is None:
+                raise
+            return replay
+        new = self._new_screening(
             caller, request, decided, idempotency_key, fhir_context, response_digest
         )
-        determination = decided.determination_json
-        if idempotency_key is None:
-            values["answers"] = JsonText(request.answers.model_dump_json())
-        else:  # one dump for the fingerprint and the stored answers
-            dumped = request.model_dump(mode="json")
-            print_ = _fingerprint(dumped, fhir_context)
-            values["answers"] = JsonText(orjson.dumps(dumped["answers"]).decode())
-        values["determination"] = JsonText(determination.decode())
-        screening_id, created_at = values["id"], values["created_at"]
-        event = audit_event_values(caller, 201, resource_id=screening_id, details=_created(decided))
-        key = None
-        if idempotency_key is not None:
-            key = {
-                "tenant_id": caller.tenant,
-                "client_id": caller.client_id,
-                "key": idempotency_key,
-                "fingerprint": print_,
-                "state": "completed",
-                "screening_id": screening_id,
-                "created_at": created_at,
-                "expires_at": created_at + self.idempotency_ttl,
-            }
-        if not await store_in_one_statement(engine, values, event, key):
-            return None
-        if event is not None:
-            caller.recorded = True
-        if self.metrics is not None:
-            self.metrics.screening_stored(values["level"], values["urgency"])
-        body = _screening_body(
-            screening_id,
-            created_at,
-            values["external_reference"],
-            rule_set_used(decided.owner, decided.key, decided.version, values["rule_set_sha256"]),
-            values["engine_version"],
-            orjson.Fragment(determination),
-            None,
+        for _ in range(3):
+            if await store_screening(self.engine, new.screening, new.event, new.key):
+                return self._answer_stored(caller, new)
+            assert new.key is not None  # only a key can be there already
+            replay = await self._replay(caller, new.key["key"], new.key["fingerprint"])
+            if replay is not None:
+                return replay
+            # The key had expired (now deleted) or was deleted meanwhile: store after all.
+        raise RequestInFlight(  # the key replaced under this request again and again
+            "This Idempotency-Key is contended by concurrent requests; retry.",
+            headers={"Retry-After": "1"},
         )
-        return Stored(body, False, fhir_context, determination_json=determination)
 
-    def _screening_row(
+    def _new_screening(
         self,
         caller: Caller,
         request: ScreeningRequest,
@@ -498,15 +333,76 @@ class ScreeningService:
         idempotency_key: str | None,
         fhir_context: dict[str, Any] | None,
         response_digest: str | None,
-    ) -> Screening:
+    ) -> _NewScreening:
+        """The rows that store a screening just decided: the screening, its audit event and
+        (with a key) its idempotency key, completed at once."""
         values = self._screening_values(
             caller, request, decided, idempotency_key, fhir_context, response_digest
         )
-        return Screening(
-            **values,
-            answers=request.answers.model_dump(mode="json"),
-            determination=orjson.loads(decided.determination_json),
+        values["determination"] = JsonText(decided.determination_json.decode())
+        event = audit_event_values(caller, 201, resource_id=values["id"], details=_created(decided))
+        if idempotency_key is None:
+            values["answers"] = JsonText(request.answers.model_dump_json())
+            return _NewScreening(decided, values, event, None)
+        dumped = request.model_dump(mode="json")  # one dump for the fingerprint and the answers
+        values["answers"] = JsonText(orjson.dumps(dumped["answers"]).decode())
+        key = {
+            "tenant_id": caller.tenant,
+            "client_id": caller.client_id,
+            "key": idempotency_key,
+            "fingerprint": _fingerprint(dumped, fhir_context),
+            "state": "completed",
+            "screening_id": values["id"],
+            "created_at": values["created_at"],
+            "expires_at": values["created_at"] + self.idempotency_ttl,
+        }
+        return _NewScreening(decided, values, event, key)
+
+    def _answer_stored(self, caller: Caller, new: _NewScreening) -> Stored:
+        """The answer for a screening this request stored."""
+        values, decided = new.screening, new.decided
+        if new.event is not None:
+            caller.recorded = True
+        if self.metrics is not None:
+            self.metrics.screening_stored(values["level"], values["urgency"])
+        body = build_screening_body(
+            values["id"],
+            values["created_at"],
+            values["external_reference"],
+            rule_set_used(decided.owner, decided.key, decided.version, values["rule_set_sha256"]),
+            values["engine_version"],
+            orjson.Fragment(decided.determination_json),
+            None,
         )
+        return Stored(
+            body, False, values["fhir_context"], determination_json=decided.determination_json
+        )
+
+    async def _replay(self, caller: Caller, key: str, print_: str) -> Stored | None:
+        """What a key the caller's client already stored answers: its screening, replayed, or
+        422 when the key came with another body. None when there is no such key: one that has
+        expired is deleted (as is one without a screening, a claim that an earlier version of
+        this service left behind), and the request proceeds as new."""
+        tenant, client = caller.tenant, caller.client_id
+        async with self.sessions() as session, session.begin():
+            repository = ScreeningRepository(session)
+            stored = await repository.idempotency(tenant, client, key)
+            now = utcnow()
+            if stored is None or stored.expires_at < now or stored.screening_id is None:
+                if stored is not None:
+                    await repository.forget_key(tenant, client, key, now)
+                return None
+            if stored.fingerprint != print_:
+                raise IdempotencyKeyReused(
+                    "This Idempotency-Key was already used with a different request body."
+                )
+            screening = await repository.get(tenant, stored.screening_id)
+            if screening is None:  # pragma: no cover - screenings are never deleted
+                raise Conflict("The screening for this Idempotency-Key is missing.")
+            record(session, caller, 201, resource_id=screening.id, details={"replayed": True})
+        if self.metrics is not None:
+            self.metrics.replayed()
+        return Stored(screening_body(screening), True, screening.fhir_context)
 
     def _screening_values(
         self,
@@ -540,64 +436,6 @@ class ScreeningService:
             "response_digest": response_digest,
         }
 
-    async def _claim_key(
-        self, caller: Caller, key: str, print_: str
-    ) -> tuple[Stored | None, datetime | None]:
-        """Claim an idempotency key of the caller's client (returning the claim time, which
-        only this request holds), or return the stored response the key already produced."""
-        now = utcnow()
-        tenant, client = caller.tenant, caller.client_id
-        for _ in range(2):
-            try:
-                async with self.sessions() as session, session.begin():
-                    session.add(
-                        IdempotencyRecord(
-                            tenant_id=tenant,
-                            client_id=client,
-                            key=key,
-                            fingerprint=print_,
-                            state="in_progress",
-                            created_at=now,
-                            expires_at=now + self.idempotency_ttl,
-                        )
-                    )
-                return None, now
-            except IntegrityError:
-                pass
-            async with self.sessions() as session, session.begin():
-                repository = ScreeningRepository(session)
-                stored = await repository.idempotency(tenant, client, key)
-                if stored is None:
-                    continue  # released meanwhile: try to claim it again
-                if stored.expires_at < now:
-                    await session.delete(stored)
-                    continue
-                if stored.fingerprint != print_:
-                    raise IdempotencyKeyReused(
-                        "This Idempotency-Key was already used with a different request body."
-                    )
-                if stored.state != "completed" or stored.screening_id is None:
-                    abandoned = stored.created_at < now - IN_FLIGHT_LEASE
-                    if abandoned and await repository.take_over_key(
-                        tenant, client, key, stored.created_at, now
-                    ):
-                        return None, now
-                    raise RequestInFlight(
-                        "A request with this Idempotency-Key is still being processed.",
-                        headers={"Retry-After": "1"},
-                    )
-                screening = await repository.get(tenant, stored.screening_id)
-                if screening is None:  # pragma: no cover - screenings are never deleted
-                    raise Conflict("The screening for this Idempotency-Key is missing.")
-                record(session, caller, 201, resource_id=screening.id, details={"replayed": True})
-                if self.metrics is not None:
-                    self.metrics.replayed()
-                return Stored(screening_body(screening), True, screening.fhir_context), None
-        raise RequestInFlight(
-            "This Idempotency-Key is contended by concurrent requests; retry.",
-            headers={"Retry-After": "1"},
-        )
-
     async def of_response(self, caller: Caller, response_digest: str) -> Stored | None:
         """The caller's tenant's latest screening of a QuestionnaireResponse already evaluated
         (its digest), audited as a repeated creation; None when there is none."""
@@ -614,13 +452,6 @@ class ScreeningService:
         """Forget idempotency keys past their retention (run periodically)."""
         async with self.sessions() as session, session.begin():
             await ScreeningRepository(session).purge_expired_keys(utcnow())
-
-    async def _release_key(self, caller: Caller, key: str, claimed_at: datetime) -> None:
-        """Give a failed request's key back, unless another request has taken it over."""
-        async with self.sessions() as session, session.begin():
-            await ScreeningRepository(session).release_key(
-                caller.tenant, caller.client_id, key, claimed_at
-            )
 
     async def stored(self, caller: Caller, screening_id: str) -> Screening:
         """The stored screening (its row), read as the caller's action records it."""

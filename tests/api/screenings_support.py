@@ -11,8 +11,10 @@ from typing import Any
 
 import httpx
 from asgi_lifespan import LifespanManager
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from app.audit.models import AuditEvent
 from app.main import create_app
 from app.screenings.models import IdempotencyRecord
 from app.screenings.schemas import ScreeningRequest
@@ -150,11 +152,12 @@ async def client_for(schema: AsyncEngine, settings: Settings) -> AsyncIterator[h
         yield http
 
 
-async def claim_key_as_a_dead_request_would(
+async def leave_a_key_without_its_screening(
     schema: AsyncEngine, client_id: str, key: str, body: Json, claimed_at: datetime
 ) -> None:
-    """The state a request leaves when its process dies after claiming ``key`` for ``body``
-    and before storing the screening (arranged in the database: no API call can crash)."""
+    """What an earlier version of the service left when its process died between claiming
+    ``key`` for ``body`` (a row "in progress", without a screening) and storing the screening;
+    arranged in the database. The service no longer writes such rows."""
     print_ = fingerprint(ScreeningRequest.model_validate(body))
     async with AsyncSession(schema) as session, session.begin():
         session.add(
@@ -168,3 +171,20 @@ async def claim_key_as_a_dead_request_would(
                 expires_at=claimed_at + timedelta(hours=24),
             )
         )
+
+
+async def stored_keys(schema: AsyncEngine) -> list[IdempotencyRecord]:
+    """Every idempotency key in the database."""
+    async with AsyncSession(schema) as session:
+        return list((await session.execute(select(IdempotencyRecord))).scalars())
+
+
+async def creation_events(schema: AsyncEngine) -> list[AuditEvent]:
+    """The audit events of ``screening.create``, oldest first."""
+    query = (
+        select(AuditEvent)
+        .where(AuditEvent.action == "screening.create")
+        .order_by(AuditEvent.recorded_at)
+    )
+    async with AsyncSession(schema) as session:
+        return list((await session.execute(query)).scalars())

@@ -18,7 +18,8 @@ from sqlalchemy import func, inspect, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.audit.models import AuditEvent
-from app.screenings.repository import ScreeningRepository
+from app.audit.trail import audit_event_values
+from app.screenings import service as screening_service
 from app.security.actions import ACTIONS, Action
 from app.security.principal import Scope
 from tests.api.access_support import UNKNOWN_ID, protected
@@ -26,8 +27,8 @@ from tests.api.conftest import OPERATOR_TENANT, bearer, client_id_of, http_clien
 from tests.api.screenings_support import (
     RULE_SET,
     assert_problem,
-    claim_key_as_a_dead_request_would,
     example,
+    stored_keys,
 )
 
 Json = dict[str, Any]
@@ -280,37 +281,33 @@ async def test_requests_without_valid_credentials_leave_no_event(
 
 
 async def test_a_write_that_rolls_back_leaves_only_its_failure(
-    app: FastAPI,
     client: httpx.AsyncClient,
     schema: AsyncEngine,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The success event is in the transaction of the screening: when that transaction rolls
-    back (here: the Idempotency-Key was taken over meanwhile), neither remains.
+    """The success event is written with the screening and its idempotency key, all of it or
+    none (one statement on PostgreSQL, one transaction on SQLite): when its own row cannot be
+    written (here: an outcome the table refuses), neither the screening nor the key remains,
+    and the failure is recorded instead."""
 
-    A request whose key is new stores its screening, event and key in one statement on
-    PostgreSQL (nothing to roll back half-way); this one takes over the key an abandoned
-    request left in progress, so it completes the key in the screening's transaction."""
-    body = {"answers": example("adult-iop-suitable")}
-    abandoned_at = datetime.now(UTC) - timedelta(minutes=5)
-    await claim_key_as_a_dead_request_would(
-        schema, await client_id_of(app, client), "rolled-back-1", body, abandoned_at
-    )
+    def unwritable(*args: Any, **kwargs: Any) -> dict[str, Any] | None:
+        values = audit_event_values(*args, **kwargs)
+        return None if values is None else values | {"outcome": None}  # NOT NULL
 
-    async def taken_over(*_args: object) -> bool:
-        return False
-
-    monkeypatch.setattr(ScreeningRepository, "complete_key", taken_over)
+    monkeypatch.setattr(screening_service, "audit_event_values", unwritable)
     response, event = await one_new_event(
         schema,
         lambda: client.post(
-            "/v1/screenings", json=body, headers={"Idempotency-Key": "rolled-back-1"}
+            "/v1/screenings",
+            json={"answers": example("adult-iop-suitable")},
+            headers={"Idempotency-Key": "rolled-back-1"},
         ),
     )
-    assert_problem(response, 409)
-    assert (event.action, event.outcome, event.resource_id) == ("screening.create", 409, None)
+    assert_problem(response, 500, "internal-error")
+    assert (event.action, event.outcome, event.resource_id) == ("screening.create", 500, None)
     monkeypatch.undo()
     assert (await client.get("/v1/screenings")).json()["items"] == []
+    assert await stored_keys(schema) == []
 
 
 async def test_events_hold_no_answers_values_or_free_text(

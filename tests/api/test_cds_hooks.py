@@ -8,6 +8,7 @@ API stores for the same screening, their FHIR resources with fhir.resources (R4B
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import copy
 import hashlib
@@ -432,6 +433,18 @@ async def test_opening_the_chart_again_shows_the_same_screening(
 
     assert screening_id_of(first) == screening_id_of(again)
     assert first["uuid"] != again["uuid"]
+    assert len(await all_screenings(clinic_a)) == 1
+
+
+async def test_the_chart_opened_several_times_at_once_stores_one_screening(
+    ehr: httpx.AsyncClient, clinic_a: httpx.AsyncClient
+) -> None:
+    response = questionnaire_response()
+    cards = await asyncio.gather(
+        *(the_card(ehr, hook_request(copy.deepcopy(response))) for _ in range(5))
+    )
+
+    assert len({screening_id_of(card) for card in cards}) == 1
     assert len(await all_screenings(clinic_a)) == 1
 
 

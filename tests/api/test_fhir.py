@@ -5,6 +5,7 @@ REST and FHIR give the same determination; responses that cannot be used store n
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 from typing import Any
@@ -306,6 +307,22 @@ async def test_idempotency_works_as_on_the_rest_api(client: httpx.AsyncClient) -
     other = response | {"subject": {"reference": "Patient/2"}}
     reused = await evaluate(client, other, **{"Idempotency-Key": "ehr-qr-1"})
     assert "different request body" in outcome(reused, 422)[0]["diagnostics"]
+    listed = (await client.get("/v1/screenings")).json()["items"]
+    assert len(listed) == 1
+
+
+async def test_concurrent_evaluations_with_one_key_store_one_screening(
+    client: httpx.AsyncClient,
+) -> None:
+    response = response_for(VOCABULARY, answers("adult-iop-suitable"), subject="Patient/7")
+    key = {"Idempotency-Key": "ehr-qr-concurrent"}
+
+    results = await asyncio.gather(*(evaluate(client, response, **key) for _ in range(10)))
+
+    assert [r.status_code for r in results] == [200] * 10, [r.text for r in results]
+    assert len([r for r in results if "idempotent-replayed" not in r.headers]) == 1
+    assert all(r.json() == results[0].json() for r in results)
+    assert '"Patient/7"' in results[0].text  # the subject it came with, replayed too
     listed = (await client.get("/v1/screenings")).json()["items"]
     assert len(listed) == 1
 

@@ -7,13 +7,13 @@ from datetime import timedelta
 
 import httpx
 from fastapi import FastAPI
-from sqlalchemy import insert, update
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db import utcnow
 from app.screenings.models import IdempotencyRecord
-from app.screenings.repository import ScreeningRepository
 from tests.api.conftest import EXAMPLES
+from tests.api.screenings_support import stored_keys
 
 
 async def test_expired_keys_are_purged_and_can_be_used_again(
@@ -41,40 +41,33 @@ async def test_expired_keys_are_purged_and_can_be_used_again(
     assert again.json()["id"] != first.json()["id"]
 
 
-TENANT, CLIENT = "default", "client-1"
-STUCK = (TENANT, CLIENT, "stuck")
-
-
-async def test_a_request_whose_key_was_taken_over_cannot_complete_or_release_it(
-    schema: AsyncEngine,
+async def test_an_expired_key_is_forgotten_by_the_request_that_uses_it_again(
+    client: httpx.AsyncClient, schema: AsyncEngine
 ) -> None:
-    now = utcnow()
-    stuck_claim = now - timedelta(minutes=5)
+    """Before any purge: the request that finds its key expired deletes it and is processed as
+    new; the key then belongs to that request's screening, for another retention period."""
+    answers = json.loads((EXAMPLES / "adult-iop-suitable.json").read_text())
+    body = {"answers": answers}
+    headers = {"Idempotency-Key": "retention-2"}
+    first = await client.post("/v1/screenings", json=body, headers=headers)
+    assert first.status_code == 201
     async with schema.begin() as connection:
         await connection.execute(
-            insert(IdempotencyRecord).values(
-                tenant_id=TENANT,
-                client_id=CLIENT,
-                key="stuck",
-                fingerprint="f" * 64,
-                state="in_progress",
-                created_at=stuck_claim,
-                expires_at=now + timedelta(hours=24),
-            )
+            update(IdempotencyRecord).values(expires_at=utcnow() - timedelta(minutes=1))
         )
-    sessions = async_sessionmaker(schema, expire_on_commit=False)
-    async with sessions() as session, session.begin():
-        repository = ScreeningRepository(session)
-        assert await repository.take_over_key(*STUCK, stuck_claim, now)  # a retry takes over
-    async with sessions() as session, session.begin():
-        repository = ScreeningRepository(session)
-        assert not await repository.complete_key(*STUCK, stuck_claim, "late-screening")
-        await repository.release_key(*STUCK, stuck_claim)  # must not drop the retry's claim
-    async with sessions() as session:
-        record = await ScreeningRepository(session).idempotency(*STUCK)
-        assert record is not None
-        assert record.state == "in_progress"
-        assert record.created_at == now
-    async with sessions() as session, session.begin():
-        repository = ScreeningRepository(session)
-        assert await repository.complete_key(*STUCK, now, "retry-screening")
+
+    again = await client.post("/v1/screenings", json=body, headers=headers)
+    replayed = await client.post("/v1/screenings", json=body, headers=headers)
+    other = await client.post(
+        "/v1/screenings", json=body | {"external_reference": "other"}, headers=headers
+    )
+
+    assert again.status_code == 201, again.text
+    assert "idempotent-replayed" not in again.headers
+    assert again.json()["id"] != first.json()["id"]
+    assert replayed.headers["idempotent-replayed"] == "true"
+    assert replayed.json()["id"] == again.json()["id"]
+    assert other.status_code == 422
+    [key] = await stored_keys(schema)
+    assert key.screening_id == again.json()["id"]
+    assert key.expires_at > utcnow() + timedelta(hours=23)

@@ -240,7 +240,7 @@ async def test_metrics_count_requests_by_route_template_and_status(
 
 
 async def test_metrics_count_screenings_by_level_and_urgency_and_idempotent_replays(
-    client: httpx.AsyncClient, metrics_client: httpx.AsyncClient, settings: Settings
+    client: httpx.AsyncClient, metrics_client: httpx.AsyncClient
 ) -> None:
     before = await scrape(metrics_client)
     retry = {"Idempotency-Key": "intake-7781"}
@@ -268,10 +268,10 @@ async def test_metrics_count_screenings_by_level_and_urgency_and_idempotent_repl
     evaluations = value(after, "carelevel_rule_set_evaluation_seconds_count") - value(
         before, "carelevel_rule_set_evaluation_seconds_count"
     )
-    # The first request and the preview. On PostgreSQL a request with a key is evaluated
-    # before the one statement that stores it finds its key taken (docs/performance.md): a
-    # replay costs one evaluation there, and stores nothing.
-    assert evaluations == (2 if settings.is_sqlite else 3)
+    # The first request, the retry and the preview: a request is evaluated before the store
+    # finds its key taken (docs/architecture.md), so a replay costs one evaluation, and stores
+    # nothing.
+    assert evaluations == 3
 
 
 async def test_metrics_show_the_active_versions_and_the_pool(

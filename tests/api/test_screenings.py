@@ -18,22 +18,24 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.engine import ENGINE_VERSION
 from app.settings import Settings
-from tests.api.conftest import client_id_of
+from tests.api.conftest import client_id_of, http_client, new_key
 from tests.api.screenings_support import (
     RULE_SET,
     Json,
     all_screenings,
     assert_nothing_stored,
     assert_problem,
-    claim_key_as_a_dead_request_would,
     client_for,
     create,
+    creation_events,
     draft_version,
     example,
+    leave_a_key_without_its_screening,
     level_of,
     pointers,
     published_version,
     screen,
+    stored_keys,
 )
 
 # --- POST /v1/screenings ----------------------------------------------------------------------
@@ -130,10 +132,14 @@ async def test_a_pin_that_cannot_decide_is_422_and_stores_nothing(
 
 
 # --- Idempotency-Key --------------------------------------------------------------------------
+# Every guarantee here holds on SQLite and on PostgreSQL alike (CARELEVEL_TEST_DATABASE_URL):
+# the key, the screening and its audit event are stored together or not at all.
+
+CONCURRENT = 10
 
 
 async def test_same_key_and_body_replays_the_original_response(
-    client: httpx.AsyncClient,
+    client: httpx.AsyncClient, schema: AsyncEngine
 ) -> None:
     headers = {"Idempotency-Key": "intake-7f3a"}
     first = await screen(client, headers=headers)
@@ -145,11 +151,29 @@ async def test_same_key_and_body_replays_the_original_response(
     assert second.headers["location"] == first.headers["location"]
     assert second.json() == first.json()
     assert [s["id"] for s in await all_screenings(client)] == [first.json()["id"]]
+    [key] = await stored_keys(schema)
+    assert (key.state, key.screening_id) == ("completed", first.json()["id"])
     # Another key is another screening.
     other = await screen(client, headers={"Idempotency-Key": "intake-7f3b"})
     assert other.status_code == 201
     assert other.json()["id"] != first.json()["id"]
     assert len(await all_screenings(client)) == 2
+
+
+async def test_a_key_belongs_to_its_client_within_a_tenant_too(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    headers = {"Idempotency-Key": "intake-per-client"}
+    first = await screen(client, headers=headers)
+    async with http_client(app, await new_key(app, name="second intake app")) as colleague:
+        theirs = await screen(colleague, headers=headers)
+        again = await screen(colleague, headers=headers)
+
+    assert (first.status_code, theirs.status_code) == (201, 201)
+    assert "idempotent-replayed" not in theirs.headers
+    assert theirs.json()["id"] != first.json()["id"]
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json()["id"] == theirs.json()["id"]
 
 
 async def test_same_key_with_another_body_is_422_and_stores_nothing_more(
@@ -166,43 +190,92 @@ async def test_same_key_with_another_body_is_422_and_stores_nothing_more(
     assert [s["id"] for s in await all_screenings(client)] == [first.json()["id"]]
 
 
-async def test_concurrent_requests_with_one_key_store_one_screening(
+async def test_a_retry_replays_even_when_its_pinned_version_decides_no_more(
     client: httpx.AsyncClient,
 ) -> None:
+    version = await published_version(client)
+    pin = {"key": "iop-level-of-care", "version": version}
+    headers = {"Idempotency-Key": "intake-pinned"}
+    first = await screen(client, headers=headers, rule_set=pin)
+    assert first.status_code == 201, first.text
+    retired = await client.post(f"{RULE_SET}/versions/{version}/retire")
+    assert retired.status_code == 200, retired.text
+
+    retry = await screen(client, headers=headers, rule_set=pin)
+    other = await screen(client, headers=headers, rule_set=pin, external_reference="enc-other")
+    new = await screen(client, headers={"Idempotency-Key": "intake-pinned-2"}, rule_set=pin)
+
+    assert retry.status_code == 201
+    assert retry.headers["idempotent-replayed"] == "true"
+    assert retry.json() == first.json()
+    assert_problem(other, 422, "idempotency-key-reused")
+    assert pointers(assert_problem(new, 422, "validation-error")) == ["#/rule_set/version"]
+    assert [s["id"] for s in await all_screenings(client)] == [first.json()["id"]]
+
+
+async def test_concurrent_requests_with_one_key_store_one_screening(
+    client: httpx.AsyncClient, schema: AsyncEngine
+) -> None:
+    """The first request stores; the others wait for it to commit, then replay it."""
     headers = {"Idempotency-Key": "intake-concurrent"}
     body = {"answers": example("adult-iop-suitable")}
 
     responses = await asyncio.gather(
-        *(client.post("/v1/screenings", json=body, headers=headers) for _ in range(20))
+        *(client.post("/v1/screenings", json=body, headers=headers) for _ in range(CONCURRENT))
     )
 
-    assert {r.status_code for r in responses} <= {201, 409}, [r.text for r in responses]
-    stored = await all_screenings(client)
-    assert len(stored) == 1
-    created = [r for r in responses if r.status_code == 201]
-    assert len([r for r in created if "idempotent-replayed" not in r.headers]) == 1
-    assert {r.json()["id"] for r in created} == {stored[0]["id"]}
-    for response in responses:
-        if response.status_code == 409:
-            assert_problem(response, 409, "idempotency-request-in-flight")
-            assert int(response.headers["retry-after"]) >= 1
-    # Once the first request has finished, a retry replays it.
-    retry = await client.post("/v1/screenings", json=body, headers=headers)
-    assert retry.status_code == 201
-    assert retry.headers["idempotent-replayed"] == "true"
-    assert retry.json()["id"] == stored[0]["id"]
+    assert [r.status_code for r in responses] == [201] * CONCURRENT, [r.text for r in responses]
+    [stored] = await all_screenings(client)
+    [first] = [r for r in responses if "idempotent-replayed" not in r.headers]
+    assert first.json()["id"] == stored["id"]
+    assert all(r.json() == first.json() for r in responses)
+    assert {r.headers["location"] for r in responses} == {f"/v1/screenings/{stored['id']}"}
+    events = await creation_events(schema)
+    assert [e.resource_id for e in events if "replayed" not in e.details] == [stored["id"]]
+    replays = [e for e in events if e.details.get("replayed")]
+    assert [e.resource_id for e in replays] == [stored["id"]] * (CONCURRENT - 1)
+    assert [k.screening_id for k in await stored_keys(schema)] == [stored["id"]]
 
 
-async def test_the_key_of_a_failed_request_can_be_used_again(
+async def test_concurrent_requests_with_one_key_and_two_bodies_store_one(
     client: httpx.AsyncClient,
+) -> None:
+    """Whichever body stores first owns the key: the same body replays, the other is 422."""
+    headers = {"Idempotency-Key": "intake-two-bodies"}
+    bodies = [
+        {"answers": example("adult-iop-suitable"), "external_reference": f"enc-{n % 2}"}
+        for n in range(CONCURRENT)
+    ]
+
+    responses = await asyncio.gather(
+        *(client.post("/v1/screenings", json=body, headers=headers) for body in bodies)
+    )
+
+    [stored] = await all_screenings(client)
+    for body, response in zip(bodies, responses, strict=True):
+        if body["external_reference"] == stored["external_reference"]:
+            assert response.status_code == 201, response.text
+            assert response.json()["id"] == stored["id"]
+        else:
+            assert_problem(response, 422, "idempotency-key-reused")
+    assert len([r for r in responses if r.status_code == 201]) == CONCURRENT // 2
+    assert len([r for r in responses if r.headers.get("idempotent-replayed") == "true"]) == (
+        CONCURRENT // 2 - 1
+    )
+
+
+async def test_a_failed_request_stores_nothing_and_leaves_its_key_free(
+    client: httpx.AsyncClient, schema: AsyncEngine
 ) -> None:
     invalid = example("adult-iop-suitable")
     invalid["instruments"]["phq9"]["items"][8] = 4
     headers = {"Idempotency-Key": "intake-retry-after-fix"}
-    # Refused by validation, then by the service (no such version): neither claims the key.
+    # Refused by validation, then by the service (no such version): neither keeps the key.
     assert_problem(await screen(client, invalid, headers=headers), 422, "validation-error")
     refused = await screen(client, headers=headers, rule_set={"version": 42})
     assert_problem(refused, 422, "validation-error")
+    assert await stored_keys(schema) == []
+    await assert_nothing_stored(client)
 
     fixed = await screen(client, headers=headers)
 
@@ -211,33 +284,27 @@ async def test_the_key_of_a_failed_request_can_be_used_again(
     assert [s["id"] for s in await all_screenings(client)] == [fixed.json()["id"]]
 
 
-async def test_a_key_in_progress_is_409_until_its_lease_runs_out(
+async def test_a_key_an_earlier_version_left_without_its_screening_is_free(
     app: FastAPI, client: httpx.AsyncClient, schema: AsyncEngine
 ) -> None:
+    """Earlier versions claimed a key before storing its screening: a process that died in
+    between left the key "in progress", with no screening. Such a key answers nothing; the
+    request that finds it is processed as new."""
     body = {"answers": example("adult-iop-suitable")}
-    now = datetime.now(UTC)
     me = await client_id_of(app, client)
-    await claim_key_as_a_dead_request_would(schema, me, "in-flight", body, now)
-    await claim_key_as_a_dead_request_would(
-        schema, me, "abandoned", body, now - timedelta(minutes=5)
-    )
+    await leave_a_key_without_its_screening(schema, me, "left-behind", body, datetime.now(UTC))
+    headers = {"Idempotency-Key": "left-behind"}
 
-    in_flight = await client.post(
-        "/v1/screenings", json=body, headers={"Idempotency-Key": "in-flight"}
-    )
-    taken_over = await client.post(
-        "/v1/screenings", json=body, headers={"Idempotency-Key": "abandoned"}
-    )
+    stored = await client.post("/v1/screenings", json=body, headers=headers)
+    replayed = await client.post("/v1/screenings", json=body, headers=headers)
 
-    assert_problem(in_flight, 409, "idempotency-request-in-flight")
-    assert in_flight.headers["retry-after"] == "1"
-    assert taken_over.status_code == 201
-    assert "idempotent-replayed" not in taken_over.headers
-    assert [s["id"] for s in await all_screenings(client)] == [taken_over.json()["id"]]
-    replayed = await client.post(
-        "/v1/screenings", json=body, headers={"Idempotency-Key": "abandoned"}
-    )
+    assert stored.status_code == 201, stored.text
+    assert "idempotent-replayed" not in stored.headers
     assert replayed.headers["idempotent-replayed"] == "true"
+    assert replayed.json()["id"] == stored.json()["id"]
+    assert [s["id"] for s in await all_screenings(client)] == [stored.json()["id"]]
+    [key] = await stored_keys(schema)
+    assert (key.state, key.screening_id) == ("completed", stored.json()["id"])
 
 
 # --- POST /v1/screenings/evaluate -------------------------------------------------------------

@@ -3,9 +3,9 @@ workers at once, while eight clients store screenings; then restarted.
 
 Every screening that was answered 201 is there, exactly as it was answered; nothing is
 half-written (each screening has its audit event and its completed idempotency key, and no key
-points at nothing); and a retry of each request that got no answer ends with exactly one
-screening: the stored one if the request had committed, a new one otherwise, after at most the
-in-flight lease for a request killed between claiming its key and storing its screening.
+points at nothing: the three are written together or not at all); and a retry of each request
+that got no answer ends with exactly one screening: the stored one if the request had
+committed, a new one otherwise, at once.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import httpx
 
 from tests.reliability.conftest import Database, Serve
 from tests.reliability.support import (
-    PROBLEM_JSON,
     Call,
     Load,
     Outcome,
@@ -35,8 +34,6 @@ ANSWERS = [json.loads(path.read_text()) for path in sorted(EXAMPLES.glob("*.json
 WORKERS = 2
 THREADS = 8
 STORED_BEFORE_THE_CRASH = 40
-# app/screenings/service.py: IN_FLIGHT_LEASE, after which a retry takes an abandoned key over.
-LEASE_SECONDS = 60
 
 
 def screenings_of(round_name: str) -> Callable[[int, int], Call]:
@@ -119,12 +116,8 @@ def stored_state(database: Database) -> tuple[dict[str, str], dict[str, str]]:
     for row in keys:
         key, state = str(row["key"]), str(row["state"])
         states[key] = state
-        if state == "completed":
-            assert row["screening_key"] == key, f"a completed key without its screening: {row}"
-        else:
-            assert state == "in_progress", row
-            assert row["screening_id"] is None, row
-            assert key not in by_key, f"a stored screening whose key is not completed: {row}"
+        assert state == "completed", f"a key written without its screening: {row}"
+        assert row["screening_key"] == key, f"a completed key without its screening: {row}"
     for key in by_key:
         assert states.get(key) == "completed", f"a screening without its completed key: {key}"
     return by_key, states
@@ -155,10 +148,9 @@ def test_sigkill_under_load_loses_no_screening_and_leaves_nothing_half_written(
     for key, outcome in created.items():
         assert by_key[key] == json.loads(outcome.content)["id"]
         assert states[key] == "completed"
-    # A request killed after claiming its key in a transaction of its own and before storing
-    # its screening leaves the claim in progress (app/screenings/service.py, _claim_key); one
-    # that claims, stores and completes its key in one statement leaves nothing.
-    abandoned = {key_of(o) for o in unanswered if states.get(key_of(o)) == "in_progress"}
+    # A key is written with its screening or not at all: a request killed before its commit
+    # leaves nothing behind.
+    assert set(by_key) == set(states)
     assert set(by_key) <= set(created) | {key_of(o) for o in unanswered}
 
     with serve(WORKERS) as server, client_of(server, screening_writer) as http:
@@ -169,45 +161,23 @@ def test_sigkill_under_load_loses_no_screening_and_leaves_nothing_half_written(
             assert read.status_code == 200, read.text
             assert read.json() == answered
 
-        # A retry of a request that got no answer: the screening it stored, a new one if it
-        # stored none, or (its key claimed by the killed request) 409 in flight, retry later.
+        # A retry of a request that got no answer: the screening it stored, or a new one if it
+        # stored none.
         for outcome in unanswered:
             key = key_of(outcome)
             again = retry(http, outcome)
             assert again.headers is not None
+            assert again.status == 201, again.describe()
             if key in by_key:
-                assert again.status == 201, again.describe()
                 assert again.headers["idempotent-replayed"] == "true"
                 assert json.loads(again.content)["id"] == by_key[key]
-            elif key in abandoned:
-                assert again.status == 409, again.describe()
-                assert again.headers["content-type"].startswith(PROBLEM_JSON)
-                assert json.loads(again.content)["type"].endswith("idempotency-request-in-flight")
-                assert int(again.headers["retry-after"]) >= 1
             else:
-                assert again.status == 201, again.describe()
                 assert "idempotent-replayed" not in again.headers
-
-        # Once the lease of the killed requests has run out (their claims made older than it
-        # here, rather than waiting a minute), a retry takes the key over and stores; the next
-        # retry replays that.
-        database.fetch(
-            "UPDATE idempotency_keys SET created_at = created_at - make_interval(secs => :seconds) "
-            "WHERE state = 'in_progress'",
-            seconds=float(LEASE_SECONDS + 1),
-        )
-        for outcome in unanswered:
-            if key_of(outcome) not in abandoned:
-                continue
-            taken_over = retry(http, outcome)
-            assert taken_over.status == 201, taken_over.describe()
-            assert taken_over.headers is not None
-            assert "idempotent-replayed" not in taken_over.headers
-            replayed = retry(http, outcome)
-            assert replayed.status == 201, replayed.describe()
-            assert replayed.headers is not None
-            assert replayed.headers["idempotent-replayed"] == "true"
-            assert json.loads(replayed.content) == json.loads(taken_over.content)
+                replayed = retry(http, outcome)
+                assert replayed.status == 201, replayed.describe()
+                assert replayed.headers is not None
+                assert replayed.headers["idempotent-replayed"] == "true"
+                assert json.loads(replayed.content) == json.loads(again.content)
 
     # In the end: one screening per request sent, each whole, every key completed.
     by_key, states = stored_state(database)
