@@ -38,6 +38,7 @@ from app.process.gc_tuning import settle_after_startup
 from app.process.logging_setup import keep_health_information_out_of_logs
 from app.questionnaire import Questionnaire, build_questionnaire
 from app.rulesets.cache import RuleSetCache, refresh_forever
+from app.rulesets.resolve import RuleSets
 from app.rulesets.router import router as rule_sets_router
 from app.rulesets.service import RuleSetService
 from app.runtime.edge import Edge
@@ -227,11 +228,11 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.engine = create_engine(settings)
         app.state.sessions = create_sessionmaker(app.state.engine)
+        rule_sets = RuleSets(app.state.rule_set_cache, settings.operator_tenant)
         app.state.screening_service = ScreeningService(
             app.state.sessions,
-            app.state.rule_set_cache,
+            rule_sets,
             timedelta(hours=settings.idempotency_ttl_hours),
-            settings.operator_tenant,
             app.state.metrics,
         )
         jwt = JwtVerifier(settings.identity_providers, list(Scope))
@@ -242,10 +243,9 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
         )
         app.state.fhir = FhirService(
             app.state.sessions,
-            app.state.rule_set_cache,
+            rule_sets,
             app.state.screening_service,
             Vocabulary(settings.fhir_canonical_base),
-            settings.operator_tenant,
         )
         app.state.cds_verifier = JwtVerifier(settings.cds_clients, list(Scope))
         app.state.cds_hooks = CdsHooksService(app.state.sessions, app.state.fhir)

@@ -28,7 +28,6 @@ from app.engine import (
     RuleSetError,
     RuleSetProblem,
     ScreeningAnswers,
-    compile_rule_set,
     default_rule_set,
     document_sha256,
     evaluate,
@@ -46,7 +45,9 @@ from app.errors import (
     PreconditionRequired,
     Unprocessable,
 )
-from app.rulesets.cache import RuleSetCache, VersionRef
+from app.rulesets.cache import RuleSetCache
+from app.rulesets.compiled import COMPILED, CompiledVersions
+from app.rulesets.deciding import DecidingVersion
 from app.rulesets.models import RuleSet, RuleSetEvent, RuleSetVersion, VersionStatus
 from app.rulesets.reports import validation_report, version_diff
 from app.rulesets.repository import RuleSetRepository
@@ -119,9 +120,6 @@ def _problems(error: RuleSetError) -> list[FieldProblem]:
     ]
 
 
-# Content (by sha256) this process has seen compile: compiling is a function of the content.
-_COMPILES: set[str] = set()
-
 _OLD_SEMANTICS = RuleSetProblem(
     None,
     "semantics",
@@ -133,18 +131,19 @@ _OLD_SEMANTICS = RuleSetProblem(
 )
 
 
-def parse_and_compile(source: str | bytes | Mapping[str, Any]) -> tuple[RuleSetDocument, str]:
-    """Parse and compile a document for a new or edited draft; a document that does not
-    compile, or that declares an earlier ``semantics``, is rejected (422)."""
+def parse_and_compile(
+    source: str | bytes | Mapping[str, Any], compiled: CompiledVersions = COMPILED
+) -> tuple[RuleSetDocument, str]:
+    """Parse and compile a document for a new or edited draft (its compiled form kept in
+    ``compiled``, which the draft's validation, publication and activation then find); a
+    document that does not compile, or that declares an earlier ``semantics``, is rejected
+    (422)."""
     try:
         document = parse_document(source)
         if document.semantics < CURRENT_SEMANTICS:
             raise RuleSetError([_OLD_SEMANTICS])
         sha = document_sha256(document)
-        if sha not in _COMPILES:
-            compile_rule_set(document)
-            if len(_COMPILES) < 1024:
-                _COMPILES.add(sha)
+        compiled.compile(document, sha, document.version)
     except RuleSetError as error:
         raise Unprocessable(
             f"The rule set is invalid ({len(error.problems)} problems).",
@@ -215,7 +214,7 @@ class RuleSetService:
     ) -> tuple[RuleSetVersion, CompiledRuleSet]:
         row = await self._find(owner, key, version)
         try:
-            return row, self.cache.compiled(row)
+            return row, self.cache.compile(row)
         except RuleSetError as error:  # only drafts saved before a compiler change
             raise Unprocessable("The version does not compile.", errors=_problems(error)) from None
 
@@ -282,9 +281,9 @@ class RuleSetService:
                 raise Unprocessable("Give a rule-set document, or copy_from with a version.")
             parent_owner = copy_from_owner or owner
             parent = await self._find(parent_owner, key, copy_from)
-            document, sha = parse_and_compile(parent.content)
+            document, sha = parse_and_compile(parent.content, self.cache.compiled)
         else:
-            document, sha = parse_and_compile(source)
+            document, sha = parse_and_compile(source, self.cache.compiled)
         if key is not None and document.key != key:
             raise Unprocessable(
                 f"The document's key '{document.key}' does not match the URL key '{key}'.",
@@ -332,7 +331,7 @@ class RuleSetService:
         if_match: str | None,
     ) -> RuleSetVersion:
         row = await self._draft_for_change(owner, key, version, if_match)
-        document, sha = parse_and_compile(source)
+        document, sha = parse_and_compile(source, self.cache.compiled)
         if document.key != key:
             raise Unprocessable(
                 f"The document's key '{document.key}' does not match the URL key '{key}'.",
@@ -378,7 +377,7 @@ class RuleSetService:
     # --- validation and lifecycle -----------------------------------------------------------
 
     async def validate(self, owner: str, key: str, version: int) -> ValidationReport:
-        report = validation_report(await self._find(owner, key, version))
+        report = validation_report(await self._find(owner, key, version), self.cache.compile)
         self._record(200, details={"publishable": report.publishable})
         return report
 
@@ -387,7 +386,7 @@ class RuleSetService:
         row = await self._find(owner, key, version)
         if row.status != VersionStatus.DRAFT:
             raise Conflict(f"Version {version} of '{owner}/{key}' is already {row.status}.")
-        report = validation_report(row)
+        report = validation_report(row, self.cache.compile)
         if not report.publishable:
             raise Unprocessable(
                 "Only a draft that compiles under the current semantics, passes every test "
@@ -434,8 +433,8 @@ class RuleSetService:
                 "Another activation of this rule set happened at the same time; retry.",
                 headers={"Retry-After": "1"},
             ) from None
-        ref, compiled = VersionRef(row.id, owner, key, version), self.cache.compiled(row)
-        after_commit(self.session, lambda: self.cache.set_active(ref, compiled))
+        deciding = DecidingVersion(row.id, owner, key, version, self.cache.compile(row))
+        after_commit(self.session, lambda: self.cache.set_active(deciding))
         self._record(200, details={"previous_active_version": previous})
         return ActivationResult(
             owner=owner,
@@ -585,8 +584,9 @@ class RuleSetService:
         published version, never activated: an operator reviews it (``diff``, ``simulate``)
         and activates it. Screenings keep replaying under the versions that decided them.
         """
-        shipped = default_rule_set().document
-        sha = document_sha256(shipped)
+        compiled = default_rule_set()
+        self.cache.compiled.add(compiled)  # the engine compiled the shipped document already
+        shipped, sha = compiled.document, compiled.ref.sha256
         rule_set = await self.repository.rule_set(SHARED, DEFAULT_RULE_SET_KEY)
         if rule_set is None:
             await self._lock_or_create(SHARED, DEFAULT_RULE_SET_KEY)
