@@ -13,13 +13,13 @@ which gets 404 for them exactly as for a rule set that does not exist.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.audit.trail import record
 from app.db import after_commit, utcnow
@@ -45,12 +45,12 @@ from app.errors import (
     PreconditionRequired,
     Unprocessable,
 )
-from app.rulesets.cache import RuleSetCache
 from app.rulesets.compiled import COMPILED, CompiledVersions
 from app.rulesets.deciding import DecidingVersion
 from app.rulesets.models import RuleSet, RuleSetEvent, RuleSetVersion, VersionStatus
 from app.rulesets.reports import validation_report, version_diff
 from app.rulesets.repository import RuleSetRepository
+from app.rulesets.resolve import RuleSets
 from app.rulesets.schemas import (
     ActivationResult,
     LevelTransition,
@@ -65,6 +65,7 @@ from app.security.caller import Caller
 from app.security.principal import SHARED
 
 SYSTEM_ACTOR = "system"
+T = TypeVar("T")
 
 
 def _by_size(
@@ -152,21 +153,16 @@ def parse_and_compile(
     return document, sha
 
 
-class RuleSetService:
-    """Rule-set use cases for one caller (None: the service itself, seeding the default)."""
+class _UseCase:
+    """The rule-set use cases of one caller (None: the service itself, seeding the default)
+    in one transaction (``session``'s): what ``RuleSetService`` runs."""
 
-    def __init__(
-        self,
-        session: AsyncSession,
-        cache: RuleSetCache,
-        caller: Caller | None,
-        operator_tenant: str,
-    ) -> None:
+    def __init__(self, session: AsyncSession, rule_sets: RuleSets, caller: Caller | None) -> None:
         self.session = session
         self.repository = RuleSetRepository(session)
-        self.cache = cache
+        self.cache = rule_sets.cache
         self.caller = caller
-        self.operator_tenant = operator_tenant
+        self.operator_tenant = rule_sets.operator_tenant
         self.actor = caller.label if caller else SYSTEM_ACTOR
 
     # --- who sees and changes what ----------------------------------------------------------
@@ -633,3 +629,103 @@ class RuleSetService:
                 details=details,
             )
         )
+
+
+class RuleSetService:
+    """Rule-set use cases. Each method is one unit of work: one transaction for everything it
+    reads and writes, the audit event of ``caller`` (None: the service itself, which records
+    none) included, committed before it returns; an activation reaches this process's cache
+    once that transaction has committed."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], rule_sets: RuleSets) -> None:
+        self.sessions = sessions
+        self.rule_sets = rule_sets
+
+    async def _run(self, caller: Caller | None, use_case: Callable[[_UseCase], Awaitable[T]]) -> T:
+        async with self.sessions() as session, session.begin():
+            return await use_case(_UseCase(session, self.rule_sets, caller))
+
+    async def summaries(self, caller: Caller | None) -> list[RuleSetSummary]:
+        return await self._run(caller, lambda work: work.summaries())
+
+    async def versions(self, caller: Caller | None, owner: str, key: str) -> list[RuleSetVersion]:
+        return await self._run(caller, lambda work: work.versions(owner, key))
+
+    async def version(
+        self, caller: Caller | None, owner: str, key: str, version: int
+    ) -> RuleSetVersion:
+        return await self._run(caller, lambda work: work.version(owner, key, version))
+
+    async def create_draft(
+        self,
+        caller: Caller | None,
+        owner: str,
+        key: str | None,
+        source: str | bytes | Mapping[str, Any] | None,
+        copy_from: int | None = None,
+        copy_from_owner: str | None = None,
+    ) -> RuleSetVersion:
+        return await self._run(
+            caller,
+            lambda work: work.create_draft(owner, key, source, copy_from, copy_from_owner),
+        )
+
+    async def update_draft(
+        self,
+        caller: Caller | None,
+        owner: str,
+        key: str,
+        version: int,
+        source: str | bytes | Mapping[str, Any],
+        if_match: str | None,
+    ) -> RuleSetVersion:
+        return await self._run(
+            caller, lambda work: work.update_draft(owner, key, version, source, if_match)
+        )
+
+    async def delete_draft(
+        self, caller: Caller | None, owner: str, key: str, version: int, if_match: str | None
+    ) -> None:
+        await self._run(caller, lambda work: work.delete_draft(owner, key, version, if_match))
+
+    async def validate(
+        self, caller: Caller | None, owner: str, key: str, version: int
+    ) -> ValidationReport:
+        return await self._run(caller, lambda work: work.validate(owner, key, version))
+
+    async def publish(
+        self, caller: Caller | None, owner: str, key: str, version: int
+    ) -> RuleSetVersion:
+        return await self._run(caller, lambda work: work.publish(owner, key, version))
+
+    async def activate(
+        self, caller: Caller | None, owner: str, key: str, version: int
+    ) -> ActivationResult:
+        return await self._run(caller, lambda work: work.activate(owner, key, version))
+
+    async def retire(
+        self, caller: Caller | None, owner: str, key: str, version: int
+    ) -> RuleSetVersion:
+        return await self._run(caller, lambda work: work.retire(owner, key, version))
+
+    async def diff(
+        self,
+        caller: Caller | None,
+        owner: str,
+        key: str,
+        from_version: int,
+        to_version: int,
+        from_owner: str | None = None,
+    ) -> VersionDiff:
+        return await self._run(
+            caller, lambda work: work.diff(owner, key, from_version, to_version, from_owner)
+        )
+
+    async def simulate(
+        self, caller: Caller | None, owner: str, key: str, version: int, sample: int
+    ) -> SimulationReport:
+        return await self._run(caller, lambda work: work.simulate(owner, key, version, sample))
+
+    async def ensure_default(self) -> ShippedVersion:
+        """Seed or upgrade the shipped default rule set (see ``_UseCase.ensure_default``)."""
+        return await self._run(None, lambda work: work.ensure_default())
