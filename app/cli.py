@@ -423,8 +423,7 @@ def _cli_caller(tenant: str, action: Any, label: str = "carelevel clients (cli)"
 
 
 def _clients_create(args: argparse.Namespace) -> int:
-    from app.audit.trail import record
-    from app.clients.service import create_client
+    from app.clients.service import ClientService
     from app.security.actions import Action
 
     if not is_tenant_id(args.tenant):
@@ -444,11 +443,9 @@ def _clients_create(args: argparse.Namespace) -> int:
         return EXIT_USAGE
 
     async def work(sessions: Any) -> Any:
-        async with sessions() as session, session.begin():
-            created = await create_client(session, args.tenant, name, scopes, "carelevel clients")
-            caller = _cli_caller(args.tenant, Action.CLIENT_CREATE)
-            record(session, caller, 201, resource_id=created.client.id)
-        return created
+        caller = _cli_caller(args.tenant, Action.CLIENT_CREATE)
+        clients = ClientService(sessions)
+        return await clients.create(caller, name, scopes, created_by="carelevel clients")
 
     created = _run_with_database(work)
     client = created.client
@@ -460,11 +457,10 @@ def _clients_create(args: argparse.Namespace) -> int:
 
 
 def _clients_list(args: argparse.Namespace) -> int:
-    from app.clients.repository import ClientRepository
+    from app.clients.service import ClientService
 
     async def work(sessions: Any) -> Any:
-        async with sessions() as session:
-            return await ClientRepository(session).page(args.tenant, limit=100_000)
+        return await ClientService(sessions).every(args.tenant)
 
     rows = _run_with_database(work)
     if not rows:
@@ -481,24 +477,13 @@ def _clients_list(args: argparse.Namespace) -> int:
 
 
 def _clients_revoke(args: argparse.Namespace) -> int:
-    from app.audit.trail import record
-    from app.clients.repository import ClientRepository
-    from app.clients.service import revoke_client
+    from app.clients.service import ClientService
     from app.security.actions import Action
 
     async def work(sessions: Any) -> Any:
-        async with sessions() as session, session.begin():
-            client = await ClientRepository(session).find(args.client)
-            if client is None:
-                return None
-            await revoke_client(session, client, "carelevel clients (cli)")
-            record(
-                session,
-                _cli_caller(client.tenant_id, Action.CLIENT_REVOKE),
-                200,
-                resource_id=client.id,
-            )
-            return client
+        return await ClientService(sessions).revoke_any(
+            args.client, lambda tenant: _cli_caller(tenant, Action.CLIENT_REVOKE)
+        )
 
     client = _run_with_database(work)
     if client is None:
@@ -512,21 +497,19 @@ def _clients_revoke(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _on_rule_sets(call: Callable[[Any], Awaitable[Any]], caller: Any = None) -> tuple[Any, int]:
-    """``call(service)`` with a rule-set service on the configured database, in one
-    transaction, as ``caller`` (None: the service itself): its result and EXIT_OK, or None and
-    EXIT_FAILED after saying what the service refused (an unknown version, a draft…)."""
+def _on_rule_sets(call: Callable[[Any], Awaitable[Any]]) -> tuple[Any, int]:
+    """``call(service)`` with a rule-set service on the configured database: its result and
+    EXIT_OK, or None and EXIT_FAILED after saying what the service refused (an unknown
+    version, a draft…)."""
     from app.errors import AppError
     from app.rulesets.cache import RuleSetCache
+    from app.rulesets.resolve import RuleSets
     from app.rulesets.service import RuleSetService
     from app.settings import get_settings
 
     async def work(sessions: Any) -> Any:
-        async with sessions() as session, session.begin():
-            service = RuleSetService(
-                session, RuleSetCache(), caller, get_settings().operator_tenant
-            )
-            return await call(service)
+        rule_sets = RuleSets(RuleSetCache(), get_settings().operator_tenant)
+        return await call(RuleSetService(sessions, rule_sets))
 
     try:
         return _run_with_database(work), EXIT_OK
@@ -537,8 +520,8 @@ def _on_rule_sets(call: Callable[[Any], Awaitable[Any]], caller: Any = None) -> 
 
 def _rules_versions(args: argparse.Namespace) -> int:
     async def versions(service: Any) -> Any:
-        rows = await service.versions(args.owner, args.key)
-        return [await service.version(args.owner, args.key, row.version) for row in rows]
+        rows = await service.versions(None, args.owner, args.key)
+        return [await service.version(None, args.owner, args.key, row.version) for row in rows]
 
     rows, code = _on_rule_sets(versions)
     if code:
@@ -553,7 +536,7 @@ def _rules_versions(args: argparse.Namespace) -> int:
 
 def _rules_diff(args: argparse.Namespace) -> int:
     diff, code = _on_rule_sets(
-        lambda service: service.diff(args.owner, args.key, args.from_version, args.to_version)
+        lambda service: service.diff(None, args.owner, args.key, args.from_version, args.to_version)
     )
     if code:
         return code
@@ -581,7 +564,9 @@ def _rules_diff(args: argparse.Namespace) -> int:
 
 def _rules_simulate(args: argparse.Namespace) -> int:
     report, code = _on_rule_sets(
-        lambda service: service.simulate(args.owner, args.key, args.version, max(1, args.sample))
+        lambda service: service.simulate(
+            None, args.owner, args.key, args.version, max(1, args.sample)
+        )
     )
     if code:
         return code
@@ -610,7 +595,7 @@ def _rules_activate(args: argparse.Namespace) -> int:
     tenant = get_settings().operator_tenant if args.owner == "shared" else args.owner
     caller = _cli_caller(tenant, Action.VERSION_ACTIVATE, "carelevel rules (cli)")
     result, code = _on_rule_sets(
-        lambda service: service.activate(args.owner, args.key, args.version), caller
+        lambda service: service.activate(caller, args.owner, args.key, args.version)
     )
     if code:
         return code

@@ -19,12 +19,11 @@ from starlette.types import ASGIApp
 
 from app import __version__
 from app.audit.router import router as audit_router
-from app.audit.trail import audit_failure, record
+from app.audit.trail import audit_failure
 from app.cds_hooks.router import router as cds_router
 from app.cds_hooks.service import CdsHooksService
-from app.clients.repository import ClientRepository
 from app.clients.router import router as clients_router
-from app.clients.service import create_client
+from app.clients.service import ClientService
 from app.db import create_engine, create_sessionmaker, utcnow
 from app.errors import secured
 from app.fhir.outcome import outcome_response
@@ -38,6 +37,7 @@ from app.process.gc_tuning import settle_after_startup
 from app.process.logging_setup import keep_health_information_out_of_logs
 from app.questionnaire import Questionnaire, build_questionnaire
 from app.rulesets.cache import RuleSetCache, refresh_forever
+from app.rulesets.resolve import RuleSets
 from app.rulesets.router import router as rule_sets_router
 from app.rulesets.service import RuleSetService
 from app.runtime.edge import Edge
@@ -118,14 +118,11 @@ async def prepare_database(app: FastAPI, settings: Settings) -> None:
             await upgrade_to_head(app.state.engine)
         else:
             await check_schema_is_current(app.state.engine)
-        async with app.state.sessions() as session, session.begin():
-            shipped = await RuleSetService(
-                session, app.state.rule_set_cache, None, settings.operator_tenant
-            ).ensure_default()
+        shipped = await app.state.rule_set_service.ensure_default()
         if shipped.waiting:
             logger.warning(shipped.notice())
         if settings.creates_bootstrap_admin:
-            await create_bootstrap_admin(app.state.sessions, settings)
+            await create_bootstrap_admin(app.state.client_service, settings)
     async with app.state.sessions() as session:
         await app.state.rule_set_cache.refresh(session)
 
@@ -133,29 +130,20 @@ async def prepare_database(app: FastAPI, settings: Settings) -> None:
 BOOTSTRAP_NAME = "local admin"
 
 
-async def create_bootstrap_admin(
-    sessions: async_sessionmaker[AsyncSession], settings: Settings
-) -> None:
+async def create_bootstrap_admin(clients: ClientService, settings: Settings) -> None:
     """With no API client at all, create an admin of the operator tenant holding every scope,
     and print its key: the one time it is shown."""
-    async with sessions() as session, session.begin():
-        if await ClientRepository(session).count():
-            return
-        created = await create_client(
-            session, settings.operator_tenant, BOOTSTRAP_NAME, ALL_SCOPES, "carelevel first start"
-        )
-        first_start = Principal(
-            tenant=settings.operator_tenant,
-            client_id="carelevel",
-            scopes=ALL_SCOPES,
-            label="carelevel first start",
-        )
-        record(
-            session,
-            Caller(principal=first_start, action=Action.CLIENT_CREATE),
-            201,
-            resource_id=created.client.id,
-        )
+    first_start = Principal(
+        tenant=settings.operator_tenant,
+        client_id="carelevel",
+        scopes=ALL_SCOPES,
+        label="carelevel first start",
+    )
+    created = await clients.create_first_admin(
+        Caller(principal=first_start, action=Action.CLIENT_CREATE), BOOTSTRAP_NAME
+    )
+    if created is None:
+        return
     sys.stderr.write(
         "\n"
         f"  A local admin client was created (tenant '{settings.operator_tenant}', every scope).\n"
@@ -227,11 +215,12 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.engine = create_engine(settings)
         app.state.sessions = create_sessionmaker(app.state.engine)
+        rule_sets = RuleSets(app.state.rule_set_cache, settings.operator_tenant)
+        app.state.rule_set_service = RuleSetService(app.state.sessions, rule_sets)
         app.state.screening_service = ScreeningService(
             app.state.sessions,
-            app.state.rule_set_cache,
+            rule_sets,
             timedelta(hours=settings.idempotency_ttl_hours),
-            settings.operator_tenant,
             app.state.metrics,
         )
         jwt = JwtVerifier(settings.identity_providers, list(Scope))
@@ -240,12 +229,14 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
             Authenticator(app.state.sessions, jwt, settings.credential_cache_seconds),
             rate_limiter,
         )
+        app.state.client_service = ClientService(
+            app.state.sessions, app.state.guard.authenticator.forget
+        )
         app.state.fhir = FhirService(
             app.state.sessions,
-            app.state.rule_set_cache,
+            rule_sets,
             app.state.screening_service,
             Vocabulary(settings.fhir_canonical_base),
-            settings.operator_tenant,
         )
         app.state.cds_verifier = JwtVerifier(settings.cds_clients, list(Scope))
         app.state.cds_hooks = CdsHooksService(app.state.sessions, app.state.fhir)

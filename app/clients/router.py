@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request, Response, status
+from fastapi import APIRouter, Path, Query, Response, status
 
-from app.audit.trail import record
 from app.clients.schemas import ClientCreate, ClientCreated, ClientOut, ClientPage
-from app.clients.service import client_body, client_page, create_client, get_client, revoke_client
-from app.db import after_commit
-from app.deps import SessionDep, SettingsDep
+from app.clients.service import client_body
+from app.deps import ClientServiceDep, SettingsDep
 from app.errors import (
     BadRequest,
     Conflict,
@@ -95,20 +93,9 @@ ClientId = Annotated[
 async def create(
     caller: Annotated[Caller, access(Action.CLIENT_CREATE)],
     body: ClientCreate,
-    session: SessionDep,
+    clients: ClientServiceDep,
 ) -> Response:
-    if body.tenant is not None and body.tenant != caller.tenant:
-        raise Unprocessable(
-            "An admin creates clients of its own tenant only.",
-            errors=[FieldProblem(pointer="#/tenant", detail="must be your own tenant")],
-        )
-    beyond = sorted(set(body.scopes) - caller.principal.scopes)
-    if beyond:
-        # An admin delegates what it holds: no key may outrank the one (or the token, with its
-        # issuer's ceiling) that made it.
-        raise Forbidden(f"A client can grant only scopes it holds itself; not {' '.join(beyond)}.")
-    created = await create_client(session, caller.tenant, body.name, body.scopes, caller.label)
-    record(session, caller, 201, resource_id=created.client.id)
+    created = await clients.create(caller, body.name, body.scopes, tenant=body.tenant)
     payload = client_body(created.client) | {"api_key": created.api_key}
     return json_response(payload, 201, {"Location": f"/v1/clients/{created.client.id}"})
 
@@ -130,15 +117,12 @@ async def create(
 )
 async def list_clients(
     caller: Annotated[Caller, access(Action.CLIENT_LIST)],
-    session: SessionDep,
+    clients: ClientServiceDep,
     settings: SettingsDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Response:
-    rows, next_cursor = await client_page(
-        session, caller.tenant, min(limit, settings.max_page_size), cursor
-    )
-    record(session, caller, 200, details={"returned": len(rows)})
+    rows, next_cursor = await clients.page(caller, min(limit, settings.max_page_size), cursor)
     return json_response({"items": [client_body(r) for r in rows], "next_cursor": next_cursor})
 
 
@@ -152,10 +136,11 @@ async def list_clients(
     responses={404: NO_SUCH_CLIENT},
 )
 async def get(
-    caller: Annotated[Caller, access(Action.CLIENT_READ)], client_id: ClientId, session: SessionDep
+    caller: Annotated[Caller, access(Action.CLIENT_READ)],
+    client_id: ClientId,
+    clients: ClientServiceDep,
 ) -> Response:
-    client = await get_client(session, caller.tenant, client_id)
-    record(session, caller, 200)
+    client = await clients.get(caller, client_id)
     return json_response(client_body(client))
 
 
@@ -179,19 +164,9 @@ async def get(
     },
 )
 async def revoke(
-    request: Request,
     caller: Annotated[Caller, access(Action.CLIENT_REVOKE)],
     client_id: ClientId,
-    session: SessionDep,
+    clients: ClientServiceDep,
 ) -> Response:
-    target = await get_client(session, caller.tenant, client_id)
-    if target.id == caller.client_id:
-        raise Conflict(
-            "A client cannot revoke its own key (it would lock itself out): revoke it with "
-            "another admin client or with `carelevel clients revoke`."
-        )
-    client = await revoke_client(session, target, caller.label)
-    record(session, caller, 200)
-    authenticator = request.app.state.guard.authenticator
-    after_commit(session, lambda: authenticator.forget(client.id))
+    client = await clients.revoke(caller, client_id)
     return json_response(client_body(client))

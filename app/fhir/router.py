@@ -27,7 +27,6 @@ from app.fhir.terminology import (
 from app.security.access import GuardedRoute, access
 from app.security.actions import Action
 from app.security.caller import Caller
-from app.tenancy import SHARED
 
 OUTCOME_REF = {"$ref": "#/components/schemas/OperationOutcome"}
 RESOURCE = {"content": {FHIR_JSON: {"schema": {"type": "object"}}}}
@@ -300,7 +299,7 @@ async def search_questionnaires(
         key = url.removeprefix(prefix) if url.startswith(prefix) else None
         keys = [key] if key else []
     else:
-        keys = fhir.cache.active_keys((SHARED, caller.tenant))
+        keys = fhir.rule_sets.active_keys(caller.tenant)
     found = []
     for key in keys:
         try:

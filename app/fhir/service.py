@@ -19,12 +19,11 @@ from app.fhir.questionnaire import QuestionnaireVersion, build_questionnaire, is
 from app.fhir.response import ReadResponse, answers_link_id, read_response
 from app.fhir.results import Result, resources, result_bundle
 from app.fhir.terminology import Vocabulary
-from app.rulesets.cache import RuleSetCache
-from app.rulesets.repository import RuleSetRepository
-from app.screenings.bodies import Stored
+from app.rulesets.resolve import RuleSets
+from app.screenings.bodies import Stored, stored_rule_set
 from app.screenings.models import Screening
 from app.screenings.schemas import RuleSetPin, ScreeningRequest
-from app.screenings.service import ScreeningService, resolve_rule_set
+from app.screenings.service import ScreeningService
 from app.security.caller import Caller
 from app.text import NO_CONTROL_CHARACTERS
 
@@ -36,16 +35,14 @@ class FhirService:
     def __init__(
         self,
         sessions: async_sessionmaker[AsyncSession],
-        cache: RuleSetCache,
+        rule_sets: RuleSets,
         screenings: ScreeningService,
         vocabulary: Vocabulary,
-        operator_tenant: str,
     ) -> None:
         self.sessions = sessions
-        self.cache = cache
+        self.rule_sets = rule_sets
         self.screenings = screenings
         self.vocabulary = vocabulary
-        self.operator_tenant = operator_tenant
 
     # --- the Questionnaire ------------------------------------------------------------------
 
@@ -57,19 +54,14 @@ class FhirService:
         if not is_questionnaire_key(key):
             return None
         rule_set = RuleSetPin(owner=pin[0], key=key, version=pin[1]) if pin else RuleSetPin(key=key)
-        async with self.sessions() as session:
+        async with self.sessions() as session, session.begin():
             try:
-                resolved = await resolve_rule_set(
-                    session,
-                    self.cache,
-                    caller.tenant,
-                    rule_set,
-                    operator_tenant=self.operator_tenant,
-                    allow_retired=True,
+                deciding = await self.rule_sets.resolve(
+                    session, caller.tenant, rule_set, allow_retired=True
                 )
             except Unprocessable:
                 return None
-            row = await RuleSetRepository(session).version_header(resolved.version_id)
+            row = await self.rule_sets.header(session, deciding)
         if row is None:  # pragma: no cover - deleted between the two reads (drafts only)
             return None
         return QuestionnaireVersion(
@@ -202,12 +194,7 @@ def _result_of_row(row: Screening) -> Result:
     return Result(
         screening_id=row.id,
         created_at=row.created_at,
-        rule_set={
-            "owner": row.rule_set_owner,
-            "key": row.rule_set_key,
-            "version": row.rule_set_version,
-            "sha256": row.rule_set_sha256,
-        },
+        rule_set=stored_rule_set(row),
         engine_version=row.engine_version,
         determination=row.determination,
         context=row.fhir_context or {},

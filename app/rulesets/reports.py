@@ -3,16 +3,17 @@ YAML export. No database access; the service hands them the rows."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import yaml
 
-from app.engine import RuleSetError, ScreeningAnswers, compile_rule_set, evaluate, run_tests
+from app.engine import RuleSetError, ScreeningAnswers, evaluate, run_tests
 from app.engine.compiler import CompiledRuleSet
 from app.engine.determination import CURRENT_SEMANTICS
 from app.engine.ruleset import RuleSetDocument
 from app.engine.testing import case_answers
+from app.rulesets.compiled import COMPILED
 from app.rulesets.models import RuleSetVersion
 from app.rulesets.schemas import (
     CaseDifference,
@@ -30,21 +31,31 @@ _REPORTS: dict[tuple[str, str, str, int], ValidationReport] = {}
 _REPORTS_LIMIT = 256
 
 
-def validation_report(row: RuleSetVersion) -> ValidationReport:
-    """Compile a stored version and run its test cases (pure; no database access)."""
+def _compile_in_process(row: RuleSetVersion) -> CompiledRuleSet:
+    return COMPILED.compile(row.content, row.sha256, str(row.version))
+
+
+def validation_report(
+    row: RuleSetVersion,
+    compile_version: Callable[[RuleSetVersion], CompiledRuleSet] = _compile_in_process,
+) -> ValidationReport:
+    """Compile a stored version (with ``compile_version``: the service's cache, the
+    process's by default) and run its test cases (pure; no database access)."""
     key = (row.sha256, row.owner, row.key, row.version)
     report = _REPORTS.get(key)
     if report is None:
-        report = _validate(row)
+        report = _validate(row, compile_version)
         if len(_REPORTS) < _REPORTS_LIMIT:
             _REPORTS[key] = report
     return report.model_copy(deep=True)
 
 
-def _validate(row: RuleSetVersion) -> ValidationReport:
+def _validate(
+    row: RuleSetVersion, compile_version: Callable[[RuleSetVersion], CompiledRuleSet]
+) -> ValidationReport:
     semantics = row.content.get("semantics", 1)
     try:
-        compiled = compile_rule_set(row.content, version=str(row.version))
+        compiled = compile_version(row)
     except RuleSetError as error:
         return ValidationReport(
             owner=row.owner,

@@ -113,13 +113,34 @@ class RuleSetRepository:
         )
         return highest + 1
 
-    async def active_versions(self) -> Sequence[tuple[str, str, int, str]]:
-        """(owner, key, version, id) of every active version: the one query each refresh
-        makes."""
+    async def active_versions(self) -> Sequence[tuple[str, str, int, str, str]]:
+        """(owner, key, version, id, sha256) of every active version: the one query each
+        refresh makes."""
         query = select(
-            RuleSetVersion.owner, RuleSetVersion.key, RuleSetVersion.version, RuleSetVersion.id
+            RuleSetVersion.owner,
+            RuleSetVersion.key,
+            RuleSetVersion.version,
+            RuleSetVersion.id,
+            RuleSetVersion.sha256,
         ).where(RuleSetVersion.status == VersionStatus.ACTIVE)
-        return [(r[0], r[1], r[2], r[3]) for r in (await self.session.execute(query)).all()]
+        return [(r[0], r[1], r[2], r[3], r[4]) for r in (await self.session.execute(query)).all()]
+
+    async def owns_rule_set(self, owner: str, key: str) -> bool:
+        query = select(RuleSet.id).where(RuleSet.owner == owner, RuleSet.key == key)
+        return (await self.session.execute(query)).first() is not None
+
+    async def version_status(
+        self, owner: str, key: str, version: int
+    ) -> tuple[str, str, str] | None:
+        """(id, status, sha256) of a version: one small query per pinned request, which never
+        reads the content (the compiled form comes from the cache)."""
+        query = select(RuleSetVersion.id, RuleSetVersion.status, RuleSetVersion.sha256).where(
+            RuleSetVersion.owner == owner,
+            RuleSetVersion.key == key,
+            RuleSetVersion.version == version,
+        )
+        row = (await self.session.execute(query)).one_or_none()
+        return None if row is None else (row[0], str(row[1]), row[2])
 
     async def demote_active(self, rule_set_id: str) -> None:
         """The active version of a rule set (if any) goes back to published."""

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
+from fastapi import APIRouter, Header, Path, Query, Request, Response, status
 
-from app.deps import CacheDep, SessionDep, SettingsDep
+from app.deps import RuleSetServiceDep, SettingsDep
 from app.errors import (
     BadRequest,
     Conflict,
@@ -35,7 +35,7 @@ from app.rulesets.schemas import (
     VersionDiff,
     VersionSummary,
 )
-from app.rulesets.service import RuleSetService, etag
+from app.rulesets.service import etag
 from app.security.access import GuardedRoute, access
 from app.security.actions import Action
 from app.security.caller import Caller
@@ -170,20 +170,6 @@ async def document_from(request: Request) -> str | bytes | dict[str, Any] | None
     return parsed
 
 
-def service_for(action: Action) -> Any:
-    """The rule-set service for a caller authorized for ``action``."""
-
-    async def build(
-        session: SessionDep,
-        cache: CacheDep,
-        settings: SettingsDep,
-        caller: Caller = access(action),  # a default, not Annotated: ``action`` is local
-    ) -> RuleSetService:
-        return RuleSetService(session, cache, caller, settings.operator_tenant)
-
-    return Depends(build)
-
-
 V = "/{owner}/{key}/versions/{version}"
 
 
@@ -197,9 +183,10 @@ V = "/{owner}/{key}/versions/{version}"
     "shared one.",
 )
 async def list_rule_sets(
-    rule_sets: Annotated[RuleSetService, service_for(Action.RULE_SET_LIST)],
+    caller: Annotated[Caller, access(Action.RULE_SET_LIST)],
+    rule_sets: RuleSetServiceDep,
 ) -> list[RuleSetSummary]:
-    return await rule_sets.summaries()
+    return await rule_sets.summaries(caller)
 
 
 @router.get(
@@ -219,9 +206,10 @@ async def list_rule_sets(
 async def list_versions(
     owner: Owner,
     key: Key,
-    rule_sets: Annotated[RuleSetService, service_for(Action.RULE_SET_VERSIONS)],
+    caller: Annotated[Caller, access(Action.RULE_SET_VERSIONS)],
+    rule_sets: RuleSetServiceDep,
 ) -> Response:
-    rows = await rule_sets.versions(owner, key)
+    rows = await rule_sets.versions(caller, owner, key)
     return json_response([summary(row) for row in rows])
 
 
@@ -237,9 +225,10 @@ async def get_version(
     owner: Owner,
     key: Key,
     version: Version,
-    rule_sets: Annotated[RuleSetService, service_for(Action.VERSION_READ)],
+    caller: Annotated[Caller, access(Action.VERSION_READ)],
+    rule_sets: RuleSetServiceDep,
 ) -> Response:
-    return detail_response(await rule_sets.version(owner, key, version))
+    return detail_response(await rule_sets.version(caller, owner, key, version))
 
 
 @router.post(
@@ -270,12 +259,13 @@ async def create_draft(
     owner: Owner,
     key: Key,
     request: Request,
-    rule_sets: Annotated[RuleSetService, service_for(Action.VERSION_CREATE)],
+    caller: Annotated[Caller, access(Action.VERSION_CREATE)],
+    rule_sets: RuleSetServiceDep,
     copy_from: Annotated[int | None, Query(ge=1, le=MAX_VERSION)] = None,
     copy_from_owner: OwnerQuery = None,
 ) -> Response:
     document = await document_from(request)
-    row = await rule_sets.create_draft(owner, key, document, copy_from, copy_from_owner)
+    row = await rule_sets.create_draft(caller, owner, key, document, copy_from, copy_from_owner)
     return detail_response(row, status.HTTP_201_CREATED)
 
 
@@ -303,12 +293,13 @@ async def create_draft(
 async def import_document(
     owner: Owner,
     request: Request,
-    rule_sets: Annotated[RuleSetService, service_for(Action.RULE_SET_IMPORT)],
+    caller: Annotated[Caller, access(Action.RULE_SET_IMPORT)],
+    rule_sets: RuleSetServiceDep,
 ) -> Response:
     document = await document_from(request)
     if document is None:
         raise BadRequest("Send a rule-set document in the body.")
-    row = await rule_sets.create_draft(owner, None, document)
+    row = await rule_sets.create_draft(caller, owner, None, document)
     return detail_response(row, status.HTTP_201_CREATED)
 
 
@@ -336,13 +327,14 @@ async def update_draft(
     key: Key,
     version: Version,
     request: Request,
-    rule_sets: Annotated[RuleSetService, service_for(Action.VERSION_UPDATE)],
+    caller: Annotated[Caller, access(Action.VERSION_UPDATE)],
+    rule_sets: RuleSetServiceDep,
     if_match: IfMatch = None,
 ) -> Response:
     document = await document_from(request)
     if document is None:
         raise BadRequest("Send the new rule-set document in the body.")
-    row = await rule_sets.update_draft(owner, key, version, document, if_match)
+    row = await rule_sets.update_draft(caller, owner, key, version, document, if_match)
     return detail_response(row)
 
 
@@ -365,10 +357,11 @@ async def delete_draft(
     owner: Owner,
     key: Key,
     version: Version,
-    rule_sets: Annotated[RuleSetService, service_for(Action.VERSION_DELETE)],
+    caller: Annotated[Caller, access(Action.VERSION_DELETE)],
+    rule_sets: RuleSetServiceDep,
     if_match: IfMatch = None,
 ) -> Response:
-    await rule_sets.delete_draft(owner, key, version, if_match)
+    await rule_sets.delete_draft(caller, owner, key, version, if_match)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -385,9 +378,10 @@ async def validate_version(
     owner: Owner,
     key: Key,
     version: Version,
-    rule_sets: Annotated[RuleSetService, service_for(Action.VERSION_VALIDATE)],
+    caller: Annotated[Caller, access(Action.VERSION_VALIDATE)],
+    rule_sets: RuleSetServiceDep,
 ) -> ValidationReport:
-    return await rule_sets.validate(owner, key, version)
+    return await rule_sets.validate(caller, owner, key, version)
 
 
 @router.post(
@@ -433,9 +427,10 @@ async def publish_version(
     owner: Owner,
     key: Key,
     version: Version,
-    rule_sets: Annotated[RuleSetService, service_for(Action.VERSION_PUBLISH)],
+    caller: Annotated[Caller, access(Action.VERSION_PUBLISH)],
+    rule_sets: RuleSetServiceDep,
 ) -> Response:
-    return detail_response(await rule_sets.publish(owner, key, version))
+    return detail_response(await rule_sets.publish(caller, owner, key, version))
 
 
 @router.post(
@@ -463,9 +458,10 @@ async def activate_version(
     owner: Owner,
     key: Key,
     version: Version,
-    rule_sets: Annotated[RuleSetService, service_for(Action.VERSION_ACTIVATE)],
+    caller: Annotated[Caller, access(Action.VERSION_ACTIVATE)],
+    rule_sets: RuleSetServiceDep,
 ) -> ActivationResult:
-    return await rule_sets.activate(owner, key, version)
+    return await rule_sets.activate(caller, owner, key, version)
 
 
 @router.post(
@@ -490,9 +486,10 @@ async def retire_version(
     owner: Owner,
     key: Key,
     version: Version,
-    rule_sets: Annotated[RuleSetService, service_for(Action.VERSION_RETIRE)],
+    caller: Annotated[Caller, access(Action.VERSION_RETIRE)],
+    rule_sets: RuleSetServiceDep,
 ) -> Response:
-    return detail_response(await rule_sets.retire(owner, key, version))
+    return detail_response(await rule_sets.retire(caller, owner, key, version))
 
 
 @router.get(
@@ -508,12 +505,13 @@ async def retire_version(
 async def diff_versions(
     owner: Owner,
     key: Key,
-    rule_sets: Annotated[RuleSetService, service_for(Action.RULE_SET_DIFF)],
+    caller: Annotated[Caller, access(Action.RULE_SET_DIFF)],
+    rule_sets: RuleSetServiceDep,
     from_version: Annotated[int, Query(alias="from", ge=1, le=MAX_VERSION)],
     to_version: Annotated[int, Query(alias="to", ge=1, le=MAX_VERSION)],
     from_owner: OwnerQuery = None,
 ) -> VersionDiff:
-    return await rule_sets.diff(owner, key, from_version, to_version, from_owner)
+    return await rule_sets.diff(caller, owner, key, from_version, to_version, from_owner)
 
 
 @router.post(
@@ -530,12 +528,13 @@ async def simulate_version(
     owner: Owner,
     key: Key,
     version: Version,
-    rule_sets: Annotated[RuleSetService, service_for(Action.VERSION_SIMULATE)],
+    caller: Annotated[Caller, access(Action.VERSION_SIMULATE)],
+    rule_sets: RuleSetServiceDep,
     settings: SettingsDep,
     sample: Annotated[int | None, Query(ge=1, le=10_000)] = None,
 ) -> SimulationReport:
     limit = min(sample or settings.simulation_sample_size, settings.simulation_sample_size)
-    return await rule_sets.simulate(owner, key, version, limit)
+    return await rule_sets.simulate(caller, owner, key, version, limit)
 
 
 @router.get(
@@ -557,9 +556,10 @@ async def export_version(
     owner: Owner,
     key: Key,
     version: Version,
-    rule_sets: Annotated[RuleSetService, service_for(Action.VERSION_EXPORT)],
+    caller: Annotated[Caller, access(Action.VERSION_EXPORT)],
+    rule_sets: RuleSetServiceDep,
 ) -> Response:
-    row = await rule_sets.version(owner, key, version)
+    row = await rule_sets.version(caller, owner, key, version)
     filename = f"{row.owner}-{row.key}-v{row.version}.yaml"
     return Response(
         export_yaml(row),

@@ -13,13 +13,13 @@ which gets 404 for them exactly as for a rule set that does not exist.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.audit.trail import record
 from app.db import after_commit, utcnow
@@ -28,7 +28,6 @@ from app.engine import (
     RuleSetError,
     RuleSetProblem,
     ScreeningAnswers,
-    compile_rule_set,
     default_rule_set,
     document_sha256,
     evaluate,
@@ -46,10 +45,12 @@ from app.errors import (
     PreconditionRequired,
     Unprocessable,
 )
-from app.rulesets.cache import RuleSetCache, VersionRef
+from app.rulesets.compiled import COMPILED, CompiledVersions
+from app.rulesets.deciding import DecidingVersion
 from app.rulesets.models import RuleSet, RuleSetEvent, RuleSetVersion, VersionStatus
 from app.rulesets.reports import validation_report, version_diff
 from app.rulesets.repository import RuleSetRepository
+from app.rulesets.resolve import RuleSets
 from app.rulesets.schemas import (
     ActivationResult,
     LevelTransition,
@@ -64,6 +65,7 @@ from app.security.caller import Caller
 from app.tenancy import SHARED
 
 SYSTEM_ACTOR = "system"
+T = TypeVar("T")
 
 
 def _by_size(
@@ -119,9 +121,6 @@ def _problems(error: RuleSetError) -> list[FieldProblem]:
     ]
 
 
-# Content (by sha256) this process has seen compile: compiling is a function of the content.
-_COMPILES: set[str] = set()
-
 _OLD_SEMANTICS = RuleSetProblem(
     None,
     "semantics",
@@ -133,18 +132,19 @@ _OLD_SEMANTICS = RuleSetProblem(
 )
 
 
-def parse_and_compile(source: str | bytes | Mapping[str, Any]) -> tuple[RuleSetDocument, str]:
-    """Parse and compile a document for a new or edited draft; a document that does not
-    compile, or that declares an earlier ``semantics``, is rejected (422)."""
+def parse_and_compile(
+    source: str | bytes | Mapping[str, Any], compiled: CompiledVersions = COMPILED
+) -> tuple[RuleSetDocument, str]:
+    """Parse and compile a document for a new or edited draft (its compiled form kept in
+    ``compiled``, which the draft's validation, publication and activation then find); a
+    document that does not compile, or that declares an earlier ``semantics``, is rejected
+    (422)."""
     try:
         document = parse_document(source)
         if document.semantics < CURRENT_SEMANTICS:
             raise RuleSetError([_OLD_SEMANTICS])
         sha = document_sha256(document)
-        if sha not in _COMPILES:
-            compile_rule_set(document)
-            if len(_COMPILES) < 1024:
-                _COMPILES.add(sha)
+        compiled.compile(document, sha, document.version)
     except RuleSetError as error:
         raise Unprocessable(
             f"The rule set is invalid ({len(error.problems)} problems).",
@@ -153,21 +153,16 @@ def parse_and_compile(source: str | bytes | Mapping[str, Any]) -> tuple[RuleSetD
     return document, sha
 
 
-class RuleSetService:
-    """Rule-set use cases for one caller (None: the service itself, seeding the default)."""
+class _UseCase:
+    """The rule-set use cases of one caller (None: the service itself, seeding the default)
+    in one transaction (``session``'s): what ``RuleSetService`` runs."""
 
-    def __init__(
-        self,
-        session: AsyncSession,
-        cache: RuleSetCache,
-        caller: Caller | None,
-        operator_tenant: str,
-    ) -> None:
+    def __init__(self, session: AsyncSession, rule_sets: RuleSets, caller: Caller | None) -> None:
         self.session = session
         self.repository = RuleSetRepository(session)
-        self.cache = cache
+        self.cache = rule_sets.cache
         self.caller = caller
-        self.operator_tenant = operator_tenant
+        self.operator_tenant = rule_sets.operator_tenant
         self.actor = caller.label if caller else SYSTEM_ACTOR
 
     # --- who sees and changes what ----------------------------------------------------------
@@ -215,7 +210,7 @@ class RuleSetService:
     ) -> tuple[RuleSetVersion, CompiledRuleSet]:
         row = await self._find(owner, key, version)
         try:
-            return row, self.cache.compiled(row)
+            return row, self.cache.compile(row)
         except RuleSetError as error:  # only drafts saved before a compiler change
             raise Unprocessable("The version does not compile.", errors=_problems(error)) from None
 
@@ -282,9 +277,9 @@ class RuleSetService:
                 raise Unprocessable("Give a rule-set document, or copy_from with a version.")
             parent_owner = copy_from_owner or owner
             parent = await self._find(parent_owner, key, copy_from)
-            document, sha = parse_and_compile(parent.content)
+            document, sha = parse_and_compile(parent.content, self.cache.compiled)
         else:
-            document, sha = parse_and_compile(source)
+            document, sha = parse_and_compile(source, self.cache.compiled)
         if key is not None and document.key != key:
             raise Unprocessable(
                 f"The document's key '{document.key}' does not match the URL key '{key}'.",
@@ -332,7 +327,7 @@ class RuleSetService:
         if_match: str | None,
     ) -> RuleSetVersion:
         row = await self._draft_for_change(owner, key, version, if_match)
-        document, sha = parse_and_compile(source)
+        document, sha = parse_and_compile(source, self.cache.compiled)
         if document.key != key:
             raise Unprocessable(
                 f"The document's key '{document.key}' does not match the URL key '{key}'.",
@@ -378,7 +373,7 @@ class RuleSetService:
     # --- validation and lifecycle -----------------------------------------------------------
 
     async def validate(self, owner: str, key: str, version: int) -> ValidationReport:
-        report = validation_report(await self._find(owner, key, version))
+        report = validation_report(await self._find(owner, key, version), self.cache.compile)
         self._record(200, details={"publishable": report.publishable})
         return report
 
@@ -387,7 +382,7 @@ class RuleSetService:
         row = await self._find(owner, key, version)
         if row.status != VersionStatus.DRAFT:
             raise Conflict(f"Version {version} of '{owner}/{key}' is already {row.status}.")
-        report = validation_report(row)
+        report = validation_report(row, self.cache.compile)
         if not report.publishable:
             raise Unprocessable(
                 "Only a draft that compiles under the current semantics, passes every test "
@@ -434,8 +429,8 @@ class RuleSetService:
                 "Another activation of this rule set happened at the same time; retry.",
                 headers={"Retry-After": "1"},
             ) from None
-        ref, compiled = VersionRef(row.id, owner, key, version), self.cache.compiled(row)
-        after_commit(self.session, lambda: self.cache.set_active(ref, compiled))
+        deciding = DecidingVersion(row.id, owner, key, version, self.cache.compile(row))
+        after_commit(self.session, lambda: self.cache.set_active(deciding))
         self._record(200, details={"previous_active_version": previous})
         return ActivationResult(
             owner=owner,
@@ -585,8 +580,9 @@ class RuleSetService:
         published version, never activated: an operator reviews it (``diff``, ``simulate``)
         and activates it. Screenings keep replaying under the versions that decided them.
         """
-        shipped = default_rule_set().document
-        sha = document_sha256(shipped)
+        compiled = default_rule_set()
+        self.cache.compiled.add(compiled)  # the engine compiled the shipped document already
+        shipped, sha = compiled.document, compiled.ref.sha256
         rule_set = await self.repository.rule_set(SHARED, DEFAULT_RULE_SET_KEY)
         if rule_set is None:
             await self._lock_or_create(SHARED, DEFAULT_RULE_SET_KEY)
@@ -633,3 +629,103 @@ class RuleSetService:
                 details=details,
             )
         )
+
+
+class RuleSetService:
+    """Rule-set use cases. Each method is one unit of work: one transaction for everything it
+    reads and writes, the audit event of ``caller`` (None: the service itself, which records
+    none) included, committed before it returns; an activation reaches this process's cache
+    once that transaction has committed."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], rule_sets: RuleSets) -> None:
+        self.sessions = sessions
+        self.rule_sets = rule_sets
+
+    async def _run(self, caller: Caller | None, use_case: Callable[[_UseCase], Awaitable[T]]) -> T:
+        async with self.sessions() as session, session.begin():
+            return await use_case(_UseCase(session, self.rule_sets, caller))
+
+    async def summaries(self, caller: Caller | None) -> list[RuleSetSummary]:
+        return await self._run(caller, lambda work: work.summaries())
+
+    async def versions(self, caller: Caller | None, owner: str, key: str) -> list[RuleSetVersion]:
+        return await self._run(caller, lambda work: work.versions(owner, key))
+
+    async def version(
+        self, caller: Caller | None, owner: str, key: str, version: int
+    ) -> RuleSetVersion:
+        return await self._run(caller, lambda work: work.version(owner, key, version))
+
+    async def create_draft(
+        self,
+        caller: Caller | None,
+        owner: str,
+        key: str | None,
+        source: str | bytes | Mapping[str, Any] | None,
+        copy_from: int | None = None,
+        copy_from_owner: str | None = None,
+    ) -> RuleSetVersion:
+        return await self._run(
+            caller,
+            lambda work: work.create_draft(owner, key, source, copy_from, copy_from_owner),
+        )
+
+    async def update_draft(
+        self,
+        caller: Caller | None,
+        owner: str,
+        key: str,
+        version: int,
+        source: str | bytes | Mapping[str, Any],
+        if_match: str | None,
+    ) -> RuleSetVersion:
+        return await self._run(
+            caller, lambda work: work.update_draft(owner, key, version, source, if_match)
+        )
+
+    async def delete_draft(
+        self, caller: Caller | None, owner: str, key: str, version: int, if_match: str | None
+    ) -> None:
+        await self._run(caller, lambda work: work.delete_draft(owner, key, version, if_match))
+
+    async def validate(
+        self, caller: Caller | None, owner: str, key: str, version: int
+    ) -> ValidationReport:
+        return await self._run(caller, lambda work: work.validate(owner, key, version))
+
+    async def publish(
+        self, caller: Caller | None, owner: str, key: str, version: int
+    ) -> RuleSetVersion:
+        return await self._run(caller, lambda work: work.publish(owner, key, version))
+
+    async def activate(
+        self, caller: Caller | None, owner: str, key: str, version: int
+    ) -> ActivationResult:
+        return await self._run(caller, lambda work: work.activate(owner, key, version))
+
+    async def retire(
+        self, caller: Caller | None, owner: str, key: str, version: int
+    ) -> RuleSetVersion:
+        return await self._run(caller, lambda work: work.retire(owner, key, version))
+
+    async def diff(
+        self,
+        caller: Caller | None,
+        owner: str,
+        key: str,
+        from_version: int,
+        to_version: int,
+        from_owner: str | None = None,
+    ) -> VersionDiff:
+        return await self._run(
+            caller, lambda work: work.diff(owner, key, from_version, to_version, from_owner)
+        )
+
+    async def simulate(
+        self, caller: Caller | None, owner: str, key: str, version: int, sample: int
+    ) -> SimulationReport:
+        return await self._run(caller, lambda work: work.simulate(owner, key, version, sample))
+
+    async def ensure_default(self) -> ShippedVersion:
+        """Seed or upgrade the shipped default rule set (see ``_UseCase.ensure_default``)."""
+        return await self._run(None, lambda work: work.ensure_default())

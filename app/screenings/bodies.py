@@ -5,26 +5,28 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
+from app.engine.determination import Determination
+from app.rulesets.deciding import DecidingVersion, rule_set_used
 from app.screenings.models import Decision, Screening
 
-if TYPE_CHECKING:
-    from app.screenings.service import Decided
 
+@dataclass(frozen=True, slots=True)
+class Decided:
+    """A determination and the stored version that decided it."""
 
-def rule_set_used(owner: str, key: str, version: int, sha256: str) -> dict[str, Any]:
-    return {"owner": owner, "key": key, "version": version, "sha256": sha256}
+    rule_set: DecidingVersion
+    determination: Determination
+    determination_json: bytes  # as the API returns it and the database stores it
 
 
 def evaluation_body(decided: Decided) -> bytes:
     return orjson.dumps(
         {
-            "rule_set": rule_set_used(
-                decided.owner, decided.key, decided.version, decided.compiled.ref.sha256
-            ),
+            "rule_set": decided.rule_set.rule_set_used(),
             "determination": orjson.Fragment(decided.determination_json),
         }
     )

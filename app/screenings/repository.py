@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from typing import Any
@@ -29,17 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from app.audit.models import AuditEvent
 from app.db import Base, DriverStatement, UtcDateTime, driver_connection, for_asyncpg
 from app.pagination import after_row
-from app.rulesets.models import RuleSet, RuleSetVersion
 from app.screenings.models import Decision, IdempotencyRecord, Screening
-
-
-@dataclass(frozen=True, slots=True)
-class PinnedVersion:
-    """What a screening needs to know about a pinned rule-set version, without its content."""
-
-    id: str
-    status: str
-    sha256: str
 
 
 class ScreeningRepository:
@@ -63,21 +52,6 @@ class ScreeningRepository:
             .limit(1)
         )
         return (await self.session.execute(query)).scalar_one_or_none()
-
-    async def owns_rule_set(self, tenant: str, key: str) -> bool:
-        query = select(RuleSet.id).where(RuleSet.owner == tenant, RuleSet.key == key)
-        return (await self.session.execute(query)).first() is not None
-
-    async def pinned_version(self, owner: str, key: str, version: int) -> PinnedVersion | None:
-        """Id, status and sha256 of a rule-set version: one small query per pinned request,
-        which never reads the content (the compiled form comes from the cache)."""
-        query = select(RuleSetVersion.id, RuleSetVersion.status, RuleSetVersion.sha256).where(
-            RuleSetVersion.owner == owner,
-            RuleSetVersion.key == key,
-            RuleSetVersion.version == version,
-        )
-        row = (await self.session.execute(query)).one_or_none()
-        return None if row is None else PinnedVersion(row.id, str(row.status), row.sha256)
 
     async def page(
         self,

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from app.audit.trail import audit_event_values, record
 from app.batching import TurnBatch
 from app.db import new_id, utcnow
-from app.engine import DEFAULT_RULE_SET_KEY, ScreeningAnswers, evaluate
+from app.engine import ScreeningAnswers, evaluate
 from app.engine.compiler import CompiledRuleSet
 from app.engine.determination import Determination, determination_to_json
 from app.errors import (
@@ -28,15 +28,13 @@ from app.errors import (
     Unprocessable,
 )
 from app.pagination import decode_cursor, encode_cursor
-from app.rulesets.cache import RuleSetCache, VersionRef
-from app.rulesets.models import VersionStatus
-from app.rulesets.repository import RuleSetRepository
+from app.rulesets.resolve import RuleSets
 from app.screenings.bodies import (
+    Decided,
     Stored,
     build_screening_body,
     decision_body,
     evaluation_body,
-    rule_set_used,
     screening_body,
     stored_rule_set,
 )
@@ -49,139 +47,9 @@ from app.screenings.schemas import (
     ScreeningRequest,
 )
 from app.security.caller import Caller
-from app.tenancy import SHARED
 
 if TYPE_CHECKING:
     from app.operations.metrics import Metrics
-
-
-@dataclass(frozen=True, slots=True)
-class Decided:
-    """A determination and the stored version that decided it."""
-
-    version_id: str
-    owner: str
-    key: str
-    version: int
-    compiled: CompiledRuleSet
-    determination: Determination
-    determination_json: bytes  # as the API returns it and the database stores it
-
-
-@dataclass(frozen=True, slots=True)
-class Resolved:
-    """The version that decides, with its compiled form."""
-
-    version_id: str
-    owner: str
-    key: str
-    version: int
-    compiled: CompiledRuleSet
-
-
-def _no_rule_set(detail: str, pointer: str, problem: str) -> Unprocessable:
-    return Unprocessable(detail, errors=[FieldProblem(pointer=pointer, detail=problem)])
-
-
-async def resolve_rule_set(
-    session: AsyncSession,
-    cache: RuleSetCache,
-    tenant: str,
-    pin: RuleSetPin | None,
-    *,
-    operator_tenant: str,
-    allow_retired: bool = False,
-    pointer: str = "#/rule_set/version",
-) -> Resolved:
-    """The version that decides for ``tenant``: the pinned one, or the active version of the
-    key, the tenant's own before the shared one.
-
-    The active version comes from the in-process cache: no database read per request. A pinned
-    version costs one small query (its status can change) and never a read of its content once
-    this process has compiled it. Drafts never decide anything; retired versions decide no new
-    screening but still replay (``allow_retired``). Problems name ``pointer``.
-    """
-    key = pin.key if pin else DEFAULT_RULE_SET_KEY
-    if pin is not None and pin.owner is not None and pin.owner not in (tenant, SHARED):
-        raise _no_rule_set(
-            f"No rule set '{pin.owner}/{key}'.", "#/rule_set/owner", "no such rule set"
-        )
-    if pin is None or pin.version is None:
-        owners = [pin.owner] if pin is not None and pin.owner else [tenant, SHARED]
-        ref = _active(cache, owners, key)
-        if ref is None and not cache.recently_refreshed(1.0):
-            # A key this process has not seen active yet: look once, but never more than once
-            # a second, so requests naming unknown keys cannot turn into a query each.
-            await cache.refresh(session)
-            ref = _active(cache, owners, key)
-        compiled = cache.cached(ref.id) if ref else None
-        if ref is None or compiled is None:
-            raise _no_rule_set(
-                f"Rule set '{key}' has no active version.", "#/rule_set/key", "no active version"
-            )
-        return Resolved(ref.id, ref.owner, ref.key, ref.version, compiled)
-    repository = ScreeningRepository(session)
-    owner = pin.owner or (tenant if await repository.owns_rule_set(tenant, key) else SHARED)
-    pinned = await repository.pinned_version(owner, key, pin.version)
-    hidden_draft = (
-        pinned is not None
-        and pinned.status == VersionStatus.DRAFT
-        and owner == SHARED
-        and tenant != operator_tenant
-    )
-    if pinned is None or hidden_draft:
-        raise _no_rule_set(
-            f"Rule set '{owner}/{key}' has no version {pin.version}.", pointer, "no such version"
-        )
-    if pinned.status == VersionStatus.DRAFT:
-        raise _no_rule_set(
-            "Screenings are decided by published versions only; this version is a draft.",
-            pointer,
-            "is a draft",
-        )
-    if pinned.status == VersionStatus.RETIRED and not allow_retired:
-        raise _no_rule_set(
-            "This version is retired: it decides no new screenings (replays still work).",
-            pointer,
-            "is retired",
-        )
-    compiled = cache.cached(pinned.id)
-    if compiled is None or compiled.ref.sha256 != pinned.sha256:
-        row = await RuleSetRepository(session).version_by_id(pinned.id)
-        if row is None:  # pragma: no cover - deleted between the two reads (drafts only)
-            raise _no_rule_set(
-                f"Rule set '{owner}/{key}' has no version {pin.version}.",
-                pointer,
-                "no such version",
-            )
-        compiled = cache.compiled(row)
-    return Resolved(pinned.id, owner, key, pin.version, compiled)
-
-
-def resolve_from_cache(cache: RuleSetCache, tenant: str, pin: RuleSetPin | None) -> Resolved | None:
-    """What ``resolve_rule_set`` answers when it needs no database: the active version of the
-    key, already compiled in this process (the common case, and what nearly every request
-    asks for). None otherwise (a pinned version, an owner to check, a key not seen active
-    yet): ``resolve_rule_set`` then decides."""
-    if pin is not None and (
-        pin.version is not None or (pin.owner is not None and pin.owner not in (tenant, SHARED))
-    ):
-        return None
-    key = pin.key if pin else DEFAULT_RULE_SET_KEY
-    owners = [pin.owner] if pin is not None and pin.owner else [tenant, SHARED]
-    ref = _active(cache, owners, key)
-    compiled = cache.cached(ref.id) if ref else None
-    if ref is None or compiled is None:
-        return None
-    return Resolved(ref.id, ref.owner, ref.key, ref.version, compiled)
-
-
-def _active(cache: RuleSetCache, owners: list[str], key: str) -> VersionRef | None:
-    for owner in owners:
-        ref = cache.active(owner, key)
-        if ref is not None and cache.cached(ref.id) is not None:
-            return ref
-    return None
 
 
 def fingerprint(request: ScreeningRequest, context: dict[str, Any] | None = None) -> str:
@@ -198,7 +66,7 @@ def _fingerprint(dumped: dict[str, Any], context: dict[str, Any] | None) -> str:
 
 def _created(decided: Decided) -> dict[str, Any]:
     """The details of a creation's audit event: which version decided."""
-    return {"rule_set_version": f"{decided.owner}/{decided.key}/{decided.version}"}
+    return {"rule_set_version": decided.rule_set.name}
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,15 +92,13 @@ class ScreeningService:
     def __init__(
         self,
         sessions: async_sessionmaker[AsyncSession],
-        cache: RuleSetCache,
+        rule_sets: RuleSets,
         idempotency_ttl: timedelta,
-        operator_tenant: str,
         metrics: Metrics | None = None,
     ) -> None:
         self.sessions = sessions
-        self.cache = cache
+        self.rule_sets = rule_sets
         self.idempotency_ttl = idempotency_ttl
-        self.operator_tenant = operator_tenant
         self.metrics = metrics
         self.evaluations = TurnBatch()  # see app/batching.py
         engine = sessions.kw.get("bind")
@@ -254,31 +120,17 @@ class ScreeningService:
         """Resolve the version that decides and evaluate under it. Without ``session``, one is
         opened only when the in-process cache cannot answer (opening and closing a session
         costs more than an evaluation)."""
-        resolved = resolve_from_cache(self.cache, caller.tenant, request.rule_set)
-        if resolved is None:
+        rule_set = self.rule_sets.resolve_cached(caller.tenant, request.rule_set)
+        if rule_set is None:
             async with contextlib.AsyncExitStack() as stack:
                 if session is None:
                     session = await stack.enter_async_context(self.sessions())
-                resolved = await resolve_rule_set(
-                    session,
-                    self.cache,
-                    caller.tenant,
-                    request.rule_set,
-                    operator_tenant=self.operator_tenant,
-                )
-        compiled, answers = resolved.compiled, request.answers
+                rule_set = await self.rule_sets.resolve(session, caller.tenant, request.rule_set)
+        compiled, answers = rule_set.compiled, request.answers
         determination, determination_json = await self.evaluations.run(
             lambda: self._evaluate(compiled, answers)
         )
-        return Decided(
-            resolved.version_id,
-            resolved.owner,
-            resolved.key,
-            resolved.version,
-            compiled,
-            determination,
-            determination_json,
-        )
+        return Decided(rule_set, determination, determination_json)
 
     async def evaluate_only(self, caller: Caller, request: ScreeningRequest) -> bytes:
         return evaluation_body(await self._decide(None, caller, request))
@@ -369,7 +221,7 @@ class ScreeningService:
             values["id"],
             values["created_at"],
             values["external_reference"],
-            rule_set_used(decided.owner, decided.key, decided.version, values["rule_set_sha256"]),
+            decided.rule_set.rule_set_used(),
             values["engine_version"],
             orjson.Fragment(decided.determination_json),
             None,
@@ -422,12 +274,12 @@ class ScreeningService:
             "created_at": utcnow(),
             "external_reference": request.external_reference,
             "idempotency_key": idempotency_key,
-            "rule_set_version_id": decided.version_id,
-            "rule_set_owner": decided.owner,
-            "rule_set_key": decided.key,
-            "rule_set_version": decided.version,
-            "rule_set_sha256": decided.compiled.ref.sha256,
-            "engine_version": decided.compiled.engine_version,
+            "rule_set_version_id": decided.rule_set.id,
+            "rule_set_owner": decided.rule_set.owner,
+            "rule_set_key": decided.rule_set.key,
+            "rule_set_version": decided.rule_set.version,
+            "rule_set_sha256": decided.rule_set.sha256,
+            "engine_version": decided.rule_set.engine_version,
             "status": decided.determination.status.value,
             "level": recommended.level.value if recommended else None,
             "urgency": decided.determination.urgency.value,
@@ -518,23 +370,12 @@ class ScreeningService:
             else:
                 version = request.version  # None: that owner's active version
             pin = RuleSetPin(owner=owner, key=row.rule_set_key, version=version)
-            resolved = await resolve_rule_set(
-                session,
-                self.cache,
-                caller.tenant,
-                pin,
-                operator_tenant=self.operator_tenant,
-                allow_retired=True,
-                pointer="#/version",
+            rule_set = await self.rule_sets.resolve(
+                session, caller.tenant, pin, allow_retired=True, pointer="#/version"
             )
-            record(
-                session,
-                caller,
-                200,
-                details={"rule_set_version": f"{resolved.owner}/{resolved.key}/{resolved.version}"},
-            )
+            record(session, caller, 200, details={"rule_set_version": rule_set.name})
         answers = ScreeningAnswers.model_validate(row.answers)
-        _, determination_json = self._evaluate(resolved.compiled, answers)
+        _, determination_json = self._evaluate(rule_set.compiled, answers)
         replayed = orjson.loads(determination_json)
         level_after = (
             replayed["recommended_level"]["level"] if replayed["recommended_level"] else None
@@ -542,10 +383,8 @@ class ScreeningService:
         return {
             "screening_id": row.id,
             "original_rule_set": stored_rule_set(row),
-            "replay_rule_set": rule_set_used(
-                resolved.owner, resolved.key, resolved.version, resolved.compiled.ref.sha256
-            ),
-            "what_if": resolved.version_id != row.rule_set_version_id,
+            "replay_rule_set": rule_set.rule_set_used(),
+            "what_if": rule_set.id != row.rule_set_version_id,
             "identical": replayed == row.determination,
             "level_before": row.level,
             "level_after": level_after,

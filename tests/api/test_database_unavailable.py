@@ -31,6 +31,7 @@ async def test_requests_needing_the_database_get_503(
     healthy = app.state.sessions
     app.state.sessions = create_sessionmaker(engine)
     app.state.screening_service.sessions = app.state.sessions
+    app.state.rule_set_service.sessions = app.state.sessions
     try:
         answers = json.loads((EXAMPLES / "adult-iop-suitable.json").read_text())
         for response in (
@@ -45,6 +46,7 @@ async def test_requests_needing_the_database_get_503(
     finally:
         app.state.sessions = healthy
         app.state.screening_service.sessions = healthy
+        app.state.rule_set_service.sessions = healthy
         await engine.dispose()
     assert (await client.get("/v1/screenings")).status_code == 200  # and it recovers
 
