@@ -505,11 +505,12 @@ def _on_rule_sets(call: Callable[[Any], Awaitable[Any]]) -> tuple[Any, int]:
     from app.rulesets.cache import RuleSetCache
     from app.rulesets.resolve import RuleSets
     from app.rulesets.service import RuleSetService
+    from app.screenings.repository import recent_screenings_of_key
     from app.settings import get_settings
 
     async def work(sessions: Any) -> Any:
         rule_sets = RuleSets(RuleSetCache(), get_settings().operator_tenant)
-        return await call(RuleSetService(sessions, rule_sets))
+        return await call(RuleSetService(sessions, rule_sets, recent_screenings_of_key))
 
     try:
         return _run_with_database(work), EXIT_OK

@@ -1,4 +1,5 @@
-"""Dependencies shared by the routers (Annotated aliases, so signatures stay short).
+"""Dependencies shared by the routers (Annotated aliases, so signatures stay short). Each
+domain's router declares the dependency of its own service.
 
 Routers get services, never sessions: each service method is a unit of work that opens and
 commits its own transaction (docs/architecture.md, "Unit of work").
@@ -10,9 +11,6 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from app.clients.service import ClientService
-from app.rulesets.service import RuleSetService
-from app.screenings.service import ScreeningService
 from app.settings import Settings
 
 # Every dependency is ``async def``: FastAPI runs a plain ``def`` in a worker thread, a thread
@@ -24,22 +22,4 @@ async def get_settings_dep(request: Request) -> Settings:
     return settings
 
 
-async def get_screening_service(request: Request) -> ScreeningService:
-    service: ScreeningService = request.app.state.screening_service
-    return service
-
-
-async def get_rule_set_service(request: Request) -> RuleSetService:
-    service: RuleSetService = request.app.state.rule_set_service
-    return service
-
-
-async def get_client_service(request: Request) -> ClientService:
-    service: ClientService = request.app.state.client_service
-    return service
-
-
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
-ScreeningServiceDep = Annotated[ScreeningService, Depends(get_screening_service)]
-RuleSetServiceDep = Annotated[RuleSetService, Depends(get_rule_set_service)]
-ClientServiceDep = Annotated[ClientService, Depends(get_client_service)]

@@ -45,6 +45,7 @@ from app.runtime.fast_lane import FastLane
 from app.runtime.limits import BodySizeLimit
 from app.runtime.openapi import complete_openapi
 from app.runtime.problems import ProblemHandlers
+from app.screenings.repository import recent_screenings_of_key
 from app.screenings.router import router as screenings_router
 from app.screenings.service import ScreeningService
 from app.security.access import Guard, GuardedRoute, access
@@ -216,7 +217,9 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
         app.state.engine = create_engine(settings)
         app.state.sessions = create_sessionmaker(app.state.engine)
         rule_sets = RuleSets(app.state.rule_set_cache, settings.operator_tenant)
-        app.state.rule_set_service = RuleSetService(app.state.sessions, rule_sets)
+        app.state.rule_set_service = RuleSetService(
+            app.state.sessions, rule_sets, recent_screenings_of_key
+        )
         app.state.screening_service = ScreeningService(
             app.state.sessions,
             rule_sets,

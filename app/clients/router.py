@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 
 from app.clients.schemas import ClientCreate, ClientCreated, ClientOut, ClientPage
-from app.clients.service import client_body
-from app.deps import ClientServiceDep, SettingsDep
+from app.clients.service import ClientService, client_body
+from app.deps import SettingsDep
 from app.errors import (
     BadRequest,
     Conflict,
@@ -28,6 +28,15 @@ from app.security.caller import Caller
 router = APIRouter(
     prefix="/v1/clients", tags=["clients"], responses=secured(), route_class=GuardedRoute
 )
+
+
+async def get_client_service(request: Request) -> ClientService:
+    service: ClientService = request.app.state.client_service
+    return service
+
+
+# Every dependency is ``async def``: FastAPI runs a plain ``def`` in a worker thread.
+ClientServiceDep = Annotated[ClientService, Depends(get_client_service)]
 
 EXAMPLE_CLIENT_ID = "b6c79ef6-0920-4d7b-97dc-909499d4ca8a"
 NO_SUCH_CLIENT = problem(

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Header, Path, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
 
-from app.deps import RuleSetServiceDep, SettingsDep
+from app.deps import SettingsDep
 from app.errors import (
     BadRequest,
     Conflict,
@@ -35,7 +35,7 @@ from app.rulesets.schemas import (
     VersionDiff,
     VersionSummary,
 )
-from app.rulesets.service import etag
+from app.rulesets.service import RuleSetService, etag
 from app.security.access import GuardedRoute, access
 from app.security.actions import Action
 from app.security.caller import Caller
@@ -44,6 +44,15 @@ from app.tenancy import TENANT_PATTERN
 router = APIRouter(
     prefix="/v1/rule-sets", tags=["rule sets"], responses=secured(), route_class=GuardedRoute
 )
+
+
+async def get_rule_set_service(request: Request) -> RuleSetService:
+    service: RuleSetService = request.app.state.rule_set_service
+    return service
+
+
+# Every dependency is ``async def``: FastAPI runs a plain ``def`` in a worker thread.
+RuleSetServiceDep = Annotated[RuleSetService, Depends(get_rule_set_service)]
 
 Owner = Annotated[
     str,

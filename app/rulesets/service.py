@@ -13,11 +13,10 @@ which gets 404 for them exactly as for a rule set that does not exist.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -153,12 +152,28 @@ def parse_and_compile(
     return document, sha
 
 
+# The most recent stored screenings decided under a rule-set key (of one tenant; None: all), as
+# (id, answers, level, urgency, IOP verdict) rows: what a simulation re-evaluates. The screenings
+# package provides it (screenings depend on rule sets, never the reverse).
+SampledScreening = tuple[str, dict[str, Any], str | None, str | None, str | None]
+ScreeningSamples = Callable[
+    [AsyncSession, str | None, str, int], Awaitable[Sequence[SampledScreening]]
+]
+
+
 class _UseCase:
     """The rule-set use cases of one caller (None: the service itself, seeding the default)
     in one transaction (``session``'s): what ``RuleSetService`` runs."""
 
-    def __init__(self, session: AsyncSession, rule_sets: RuleSets, caller: Caller | None) -> None:
+    def __init__(
+        self,
+        session: AsyncSession,
+        rule_sets: RuleSets,
+        samples: ScreeningSamples,
+        caller: Caller | None,
+    ) -> None:
         self.session = session
+        self.samples = samples
         self.repository = RuleSetRepository(session)
         self.cache = rule_sets.cache
         self.caller = caller
@@ -510,24 +525,9 @@ class _UseCase:
         """Re-evaluate the caller's most recent stored screenings of ``key`` (whichever owner's
         version decided them) under this version: how the levels, urgencies and IOP verdicts
         would change."""
-        from app.screenings.models import Screening  # screenings depend on rule sets, not back
-
         row, compiled = await self._compiled(owner, key, version)
-        query = (
-            select(
-                Screening.id,
-                Screening.answers,
-                Screening.level,
-                Screening.urgency,
-                Screening.iop_verdict,
-            )
-            .where(Screening.rule_set_key == key)
-            .order_by(Screening.created_at.desc(), Screening.id.desc())
-            .limit(sample)
-        )
-        if self.caller is not None:
-            query = query.where(Screening.tenant_id == self.caller.tenant)
-        rows = (await self.session.execute(query)).all()
+        tenant = self.caller.tenant if self.caller is not None else None
+        rows = await self.samples(self.session, tenant, key, sample)
         levels: dict[tuple[str | None, str | None], list[str]] = defaultdict(list)
         urgencies: dict[tuple[str | None, str | None], list[str]] = defaultdict(list)
         verdicts: dict[tuple[str | None, str | None], list[str]] = defaultdict(list)
@@ -637,13 +637,19 @@ class RuleSetService:
     none) included, committed before it returns; an activation reaches this process's cache
     once that transaction has committed."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], rule_sets: RuleSets) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        rule_sets: RuleSets,
+        samples: ScreeningSamples,
+    ) -> None:
         self.sessions = sessions
         self.rule_sets = rule_sets
+        self.samples = samples  # the stored screenings a simulation re-evaluates
 
     async def _run(self, caller: Caller | None, use_case: Callable[[_UseCase], Awaitable[T]]) -> T:
         async with self.sessions() as session, session.begin():
-            return await use_case(_UseCase(session, self.rule_sets, caller))
+            return await use_case(_UseCase(session, self.rule_sets, self.samples, caller))
 
     async def summaries(self, caller: Caller | None) -> list[RuleSetSummary]:
         return await self._run(caller, lambda work: work.summaries())

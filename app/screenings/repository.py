@@ -31,6 +31,30 @@ from app.pagination import after_row
 from app.screenings.models import Decision, IdempotencyRecord, Screening
 
 
+async def recent_screenings_of_key(
+    session: AsyncSession, tenant: str | None, key: str, limit: int
+) -> Sequence[tuple[str, dict[str, Any], str | None, str | None, str | None]]:
+    """The most recent screenings decided under rule-set ``key`` (of ``tenant``; None: every
+    tenant's), as (id, answers, level, urgency, IOP verdict): what a rule-set simulation
+    re-evaluates."""
+    query = (
+        select(
+            Screening.id,
+            Screening.answers,
+            Screening.level,
+            Screening.urgency,
+            Screening.iop_verdict,
+        )
+        .where(Screening.rule_set_key == key)
+        .order_by(Screening.created_at.desc(), Screening.id.desc())
+        .limit(limit)
+    )
+    if tenant is not None:
+        query = query.where(Screening.tenant_id == tenant)
+    rows = (await session.execute(query)).all()
+    return [(row[0], row[1], row[2], row[3], row[4]) for row in rows]
+
+
 class ScreeningRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
 
-from app.deps import ScreeningServiceDep, SettingsDep
+from app.deps import SettingsDep
 from app.engine.determination import LevelOfCare, Urgency
 from app.errors import (
     BadRequest,
@@ -44,6 +44,15 @@ from app.text import NO_CONTROL_CHARACTERS
 router = APIRouter(
     prefix="/v1/screenings", tags=["screenings"], responses=secured(), route_class=GuardedRoute
 )
+
+
+async def get_screening_service(request: Request) -> ScreeningService:
+    service: ScreeningService = request.app.state.screening_service
+    return service
+
+
+# Every dependency is ``async def``: FastAPI runs a plain ``def`` in a worker thread.
+ScreeningServiceDep = Annotated[ScreeningService, Depends(get_screening_service)]
 
 EXAMPLE_ID = "7d7c1b0e-52a8-4f0e-8f5f-3f1f8c9b2a61"
 INVALID_ANSWERS = problem_example(
