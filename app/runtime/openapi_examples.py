@@ -53,6 +53,7 @@ from app.fhir.terminology import (
 from app.operations.health import Readiness
 from app.pagination import encode_cursor
 from app.questionnaire import build_questionnaire
+from app.rulesets.compiled import relabelled
 from app.rulesets.models import RuleSetVersion, VersionStatus
 from app.rulesets.reports import export_yaml, validation_report, version_diff
 from app.rulesets.schemas import ActivationResult, RuleSetSummary, VersionDetail, VersionSummary
@@ -192,8 +193,9 @@ def _wire(value: Json) -> Json:
 
 @cache
 def _default_version_1() -> CompiledRuleSet:
-    """The shipped default as a fresh start stores it: version 1 of the shared rule set."""
-    return compile_rule_set(default_rule_set().document, version="1")
+    """The shipped default as a fresh start stores it: version 1 of the shared rule set (the
+    process's one compilation of it, relabelled)."""
+    return relabelled(default_rule_set(), "1")
 
 
 @cache
