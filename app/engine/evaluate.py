@@ -153,7 +153,7 @@ def evaluate(compiled: CompiledRuleSet, answers: ScreeningAnswers) -> Determinat
     iop = _iop_verdict(
         compiled, level, decided_by, fired, barriers, conditions, safety.open_questions
     )
-    if missing:  # the verdict may change once the missing answers are given
+    if missing:  # provisional: what is missing could change the verdict
         iop = IopAssessment(iop.verdict, (*iop.reasons, compiled.engine_reasons.provisional))
     return Determination(
         status=Status.PARTIAL if missing else Status.COMPLETE,
@@ -363,8 +363,8 @@ def _place(
 def _placement_conditions(
     info: LevelInfo, fired: Sequence[CompiledPlacementRule]
 ) -> tuple[PlacementCondition, ...]:
-    """The conditions attached to the placement rules that fired, once per code; none at a
-    level of 24-hour care (it provides what they ask for)."""
+    """What an ambulatory level needs in place to work, from the placement rules that fired,
+    once per code; none at a level of 24-hour care."""
     if info.provides_24_hour_care or not fired:
         return ()
     by_code: dict[str, PlacementCondition] = {}
