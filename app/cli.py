@@ -21,6 +21,7 @@ from app.engine import (
     Determination,
     RuleSetError,
     ScreeningAnswers,
+    TestReport,
     compile_rule_set,
     default_rule_set,
     determination_to_json,
@@ -293,6 +294,14 @@ def _rules_check(args: argparse.Namespace) -> int:
         f"{compiled.key} {compiled.version}: {len(compiled.rule_ids)} rules compiled "
         f"(sha256 {compiled.ref.sha256[:12]}…)"
     )
+    _print_cases_and_coverage(report)
+    _print_review_checks(report, compiled.semantics)
+    print("OK" if report.passed else "FAILED")
+    return EXIT_OK if report.passed else EXIT_FAILED
+
+
+def _print_cases_and_coverage(report: TestReport) -> None:
+    """The test cases that failed and why, and the rules no case makes fire."""
     failed = [case for case in report.cases if not case.passed]
     print(f"Test cases: {len(report.cases) - len(failed)}/{len(report.cases)} passed")
     for case in failed:
@@ -305,7 +314,12 @@ def _rules_check(args: argparse.Namespace) -> int:
         print(f"  ✗ rule '{rule_id}' never fires in any test case")
     if not report.cases:
         print("  ✗ the rule set has no test cases")
-    mark = "✗" if compiled.semantics == CURRENT_SEMANTICS else "!"
+
+
+def _print_review_checks(report: TestReport, semantics: int) -> None:
+    """Monotonicity and citations: failures under the current semantics, warnings (!) for a
+    version published before them, which is told what a new version needs."""
+    mark = "✗" if semantics == CURRENT_SEMANTICS else "!"
     print(
         "More severe evidence never lowers a case: "
         + ("yes" if not report.monotonicity else f"{len(report.monotonicity)} findings")
@@ -315,14 +329,12 @@ def _rules_check(args: argparse.Namespace) -> int:
     print(f"Rules citing a source: {len(report.rules) - len(report.uncited)}/{len(report.rules)}")
     for rule_id in report.uncited:
         print(f"  {mark} rule '{rule_id}' has no references")
-    if compiled.semantics < CURRENT_SEMANTICS:
+    if semantics < CURRENT_SEMANTICS:
         print(
-            f"  ! semantics {compiled.semantics}: evaluated as versions published before 2026.12 "
+            f"  ! semantics {semantics}: evaluated as versions published before 2026.12 "
             f"were (the first override in file order decides); new versions need "
             f"'semantics: {CURRENT_SEMANTICS}' and then pass the two checks above"
         )
-    print("OK" if report.passed else "FAILED")
-    return EXIT_OK if report.passed else EXIT_FAILED
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -54,6 +54,7 @@ from app.engine.instruments import (
     Band,
     InstrumentId,
     InstrumentPolicy,
+    InstrumentSpec,
     ScoringSex,
 )
 from app.engine.ruleset import (
@@ -750,64 +751,99 @@ def _cut_offs(
 ) -> InstrumentPolicy:
     """``base`` with the bands and threshold ``override`` gives, each checked."""
     spec = SPECS[instrument]
-    low, high = spec.total_range
     bands = base.bands
     if override.bands is not None:
         bands = tuple(Band(b.label, b.min, b.max) for b in override.bands)
-        expected_next = low
-        for n, band in enumerate(bands):
-            if band.minimum != expected_next or band.maximum < band.minimum:
-                problems.append(
-                    RuleSetProblem(
-                        None,
-                        f"{location}.bands.{n}",
-                        f"{spec.title} bands must be ascending and contiguous from {low} to "
-                        f"{high}; band '{band.label}' should start at {expected_next}",
-                    )
-                )
-                break
-            expected_next = band.maximum + 1
-        else:
-            if bands and expected_next != high + 1:
-                problems.append(
-                    RuleSetProblem(
-                        None,
-                        f"{location}.bands",
-                        f"{spec.title} bands must end at the maximum score {high}",
-                    )
-                )
-        labels = [band.label for band in bands]
-        if len(set(labels)) != len(labels):
-            problems.append(RuleSetProblem(None, f"{location}.bands", "band labels must be unique"))
-    positive_at, by_sex = base.positive_at, base.positive_at_by_sex
-    if isinstance(override.positive_at, int):
-        positive_at, by_sex = override.positive_at, None
-    elif isinstance(override.positive_at, dict):
-        if instrument is not InstrumentId.AUDIT_C:
-            problems.append(
-                RuleSetProblem(
-                    None, f"{location}.positive_at", "only AUDIT-C has sex-specific cut-offs"
-                )
-            )
-        elif set(override.positive_at) != set(ScoringSex):
+        _check_bands(spec, bands, location, problems)
+    positive_at, by_sex = _thresholds(instrument, override, base, location, problems)
+    _check_threshold_range(spec, (positive_at, *(by_sex or {}).values()), location, problems)
+    return InstrumentPolicy(bands=bands, positive_at=positive_at, positive_at_by_sex=by_sex)
+
+
+def _check_bands(
+    spec: InstrumentSpec, bands: tuple[Band, ...], location: str, problems: list[RuleSetProblem]
+) -> None:
+    """Bands must be ascending and contiguous over the whole score range, with unique labels.
+    Only the first gap or overlap is reported: every band after it would be off too."""
+    low, high = spec.total_range
+    expected_next = low
+    for n, band in enumerate(bands):
+        if band.minimum != expected_next or band.maximum < band.minimum:
             problems.append(
                 RuleSetProblem(
                     None,
-                    f"{location}.positive_at",
-                    "give a cut-off for each of female, male and unknown",
+                    f"{location}.bands.{n}",
+                    f"{spec.title} bands must be ascending and contiguous from {low} to "
+                    f"{high}; band '{band.label}' should start at {expected_next}",
                 )
             )
-        else:
-            by_sex, positive_at = dict(override.positive_at), None
-            if by_sex[ScoringSex.UNKNOWN] > min(by_sex[ScoringSex.FEMALE], by_sex[ScoringSex.MALE]):
-                problems.append(
-                    RuleSetProblem(
-                        None,
-                        f"{location}.positive_at.unknown",
-                        "the cut-off for unknown sex must be the conservative (lowest) one",
-                    )
+            break
+        expected_next = band.maximum + 1
+    else:
+        if bands and expected_next != high + 1:
+            problems.append(
+                RuleSetProblem(
+                    None,
+                    f"{location}.bands",
+                    f"{spec.title} bands must end at the maximum score {high}",
                 )
-    for threshold in (positive_at, *(by_sex or {}).values()):
+            )
+    labels = [band.label for band in bands]
+    if len(set(labels)) != len(labels):
+        problems.append(RuleSetProblem(None, f"{location}.bands", "band labels must be unique"))
+
+
+def _thresholds(
+    instrument: InstrumentId,
+    override: InstrumentPolicyDocument | PopulationPolicyDocument,
+    base: InstrumentPolicy,
+    location: str,
+    problems: list[RuleSetProblem],
+) -> tuple[int | None, Mapping[ScoringSex, int] | None]:
+    """The positive-screen threshold, or the thresholds by sex, that ``override`` gives (those
+    of ``base`` when it gives none, or gives sex-specific ones that cannot be used)."""
+    positive_at, by_sex = base.positive_at, base.positive_at_by_sex
+    if isinstance(override.positive_at, int):
+        return override.positive_at, None
+    if not isinstance(override.positive_at, dict):
+        return positive_at, by_sex
+    if instrument is not InstrumentId.AUDIT_C:
+        problems.append(
+            RuleSetProblem(
+                None, f"{location}.positive_at", "only AUDIT-C has sex-specific cut-offs"
+            )
+        )
+    elif set(override.positive_at) != set(ScoringSex):
+        problems.append(
+            RuleSetProblem(
+                None,
+                f"{location}.positive_at",
+                "give a cut-off for each of female, male and unknown",
+            )
+        )
+    else:
+        by_sex, positive_at = dict(override.positive_at), None
+        # An unknown sex gets the lowest cut-off, so that no positive screen is missed.
+        if by_sex[ScoringSex.UNKNOWN] > min(by_sex[ScoringSex.FEMALE], by_sex[ScoringSex.MALE]):
+            problems.append(
+                RuleSetProblem(
+                    None,
+                    f"{location}.positive_at.unknown",
+                    "the cut-off for unknown sex must be the conservative (lowest) one",
+                )
+            )
+    return positive_at, by_sex
+
+
+def _check_threshold_range(
+    spec: InstrumentSpec,
+    thresholds: tuple[int | None, ...],
+    location: str,
+    problems: list[RuleSetProblem],
+) -> None:
+    """Every threshold given must lie within the instrument's score range."""
+    low, high = spec.total_range
+    for threshold in thresholds:
         if threshold is not None and not low <= threshold <= high:
             problems.append(
                 RuleSetProblem(
@@ -816,7 +852,6 @@ def _cut_offs(
                     f"{spec.title} cut-off must lie within the score range {low}-{high}",
                 )
             )
-    return InstrumentPolicy(bands=bands, positive_at=positive_at, positive_at_by_sex=by_sex)
 
 
 __all__ = [

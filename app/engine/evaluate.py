@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from app.engine.answers import AgeGroup, ScreeningAnswers
 from app.engine.compiler import (
     CompiledDomainRule,
+    CompiledFeasibilityRule,
     CompiledPlacementRule,
     CompiledRuleSet,
     CompiledSafetyRule,
@@ -46,6 +47,7 @@ from app.engine.determination import (
     EliminatedLevel,
     IopAssessment,
     IopVerdict,
+    LevelInfo,
     LevelOfCare,
     MissingItem,
     PlacementCondition,
@@ -97,8 +99,10 @@ class _Run:
                 label = spec.description if spec else fact
                 self.missing.setdefault(fact, (label, []))[1].append(rule_id)
 
-    def require(self, item: str, rule_id: str) -> None:
-        self.missing.setdefault(item, (item, []))[1].append(rule_id)
+    def require(self, items: Iterable[str], rule_id: str) -> None:
+        """A rule that fired asks for these items (assessments, answers): report them missing."""
+        for item in items:
+            self.missing.setdefault(item, (item, []))[1].append(rule_id)
 
     def raise_urgency(self, urgency: Urgency) -> None:
         self.urgency = max(self.urgency, URGENCY_RANK[urgency])
@@ -115,97 +119,41 @@ def evaluate(compiled: CompiledRuleSet, answers: ScreeningAnswers) -> Determinat
     scores = score_answers(answers, compiled.policies)
     facts = extract_facts(answers, scores, compiled.extraction, compiled.policies)
     run = _Run(facts, compiled.catalogue)
-    trace = run.trace
     score_list = tuple(scores.values())
 
     # 1. Safety: alerts accumulate; an override that fires ends the evaluation after this stage.
     safety = _evaluate_safety(compiled, run)
     if safety.decisive:
         return _after_override(compiled, run, safety.decisive, safety.alerts, score_list)
-    alerts = safety.alerts
 
     # 2. Information: is there enough to place anyone?
-    insufficient: list[Reason] = []
-    for check in compiled.information:
-        result = check.condition.evaluate(facts)
-        if result is None:
-            run.undetermined(Stage.INFORMATION, check.id, check.condition)
-            run.could_change(check.id, check.condition)
-        elif not result:
-            trace.append(check.not_fired_step)
-        else:
-            trace.append(check.fired_step)
-            insufficient.append(check.reason)
-            for item in check.missing:
-                run.require(item, check.id)
+    insufficient = _check_information(compiled, run)
     if insufficient:
-        return _insufficient(compiled, run, insufficient, alerts, score_list)
+        return _insufficient(compiled, run, insufficient, safety.alerts, score_list)
 
-    # 3. Domains: the highest rating that fires, per domain.
+    # 3. Domains: the highest rating that fires, per domain; later rules read them as facts.
     ratings, evidence = _rate_domains(compiled.domains, run)
     for domain, rank in ratings.items():
         facts[_DOMAIN_FACTS[domain]] = _RATINGS[rank]
 
     # 4. Placement: the highest level that fires.
-    best = LEVEL_RANK[compiled.default_level]
-    decisive: list[CompiledPlacementRule] = []
-    fired: list[CompiledPlacementRule] = []
-    undetermined: set[str] = set()
-    for placement in compiled.placement:
-        result = placement.condition.evaluate(facts)
-        if result is None:
-            run.undetermined(Stage.PLACEMENT, placement.id, placement.condition)
-            undetermined.add(placement.id)
-        elif not result:
-            trace.append(placement.not_fired_step)
-        else:
-            trace.append(placement.fired_step)
-            fired.append(placement)
-            run.raise_urgency(placement.urgency)
-            if placement.rank > best:
-                best, decisive = placement.rank, [placement]
-            elif placement.rank == best:
-                decisive.append(placement)
-    for placement in compiled.placement:
-        if placement.id in undetermined and placement.rank > best:
-            run.could_change(placement.id, placement.condition)
+    best, decisive, fired, undetermined = _place(compiled.placement, run, compiled.default_level)
     level = LEVEL_ORDER[best]
     info = LEVEL_INFO[level]
     decided_by = tuple(p.reason for p in decisive) or (compiled.default_decision,)
-    conditions: tuple[PlacementCondition, ...] = ()
-    if not info.provides_24_hour_care and fired:
-        by_code: dict[str, PlacementCondition] = {}
-        for placement in fired:
-            for condition in placement.conditions:
-                by_code.setdefault(condition.code, condition)
-        conditions = tuple(by_code.values())
+    conditions = _placement_conditions(info, fired)
 
-    # 5. Feasibility: every barrier to attending, with what lifts it.
+    # 5. Feasibility: every barrier to attending the level placed, with what lifts it.
     hours = info.adolescent_hours if _adolescent(answers) else info.adult_hours
     facts["placement.level"] = level.value
     facts["placement.minimum_hours_per_week"] = hours.minimum_per_week
-    barriers: list[Barrier] = []
-    for barrier in compiled.feasibility:
-        result = barrier.condition.evaluate(facts)
-        if result is None:
-            run.undetermined(Stage.FEASIBILITY, barrier.id, barrier.condition)
-            run.could_change(barrier.id, barrier.condition)
-        elif not result:
-            trace.append(barrier.not_fired_step)
-        else:
-            trace.append(barrier.fired_step)
-            offered = tuple(
-                a.accommodation
-                for a in barrier.accommodations
-                if a.condition is None or a.condition.evaluate(facts) is True
-            )
-            barriers.append(Barrier(barrier.code, barrier.barrier_description, barrier.id, offered))
+    barriers = _find_barriers(compiled.feasibility, run)
 
     missing = run.missing_items()
     iop = _iop_verdict(
         compiled, level, decided_by, fired, barriers, conditions, safety.open_questions
     )
-    if missing:
+    if missing:  # provisional: what is missing could change the verdict
         iop = IopAssessment(iop.verdict, (*iop.reasons, compiled.engine_reasons.provisional))
     return Determination(
         status=Status.PARTIAL if missing else Status.COMPLETE,
@@ -222,9 +170,9 @@ def evaluate(compiled: CompiledRuleSet, answers: ScreeningAnswers) -> Determinat
             for domain, rank in ratings.items()
         ),
         barriers=tuple(barriers),
-        safety_alerts=tuple(alerts),
+        safety_alerts=tuple(safety.alerts),
         scores=score_list,
-        trace=tuple(trace),
+        trace=tuple(run.trace),
         rule_set=compiled.ref,
         engine_version=compiled.engine_version,
         disclaimer=DISCLAIMER,
@@ -240,6 +188,10 @@ class _SafetyOutcome:
     """Why the IOP verdict must wait: one reason per open safety question (semantics 2)."""
 
 
+_OpenRule = tuple[CompiledSafetyRule, bool]
+"""A safety question left open: the rule, and whether it fired (else it was undetermined)."""
+
+
 def _evaluate_safety(compiled: CompiledRuleSet, run: _Run) -> _SafetyOutcome:
     """Every safety rule is evaluated and the most severe override that fires decides (file
     order never does); every open safety question is reported and raises the urgency.
@@ -249,12 +201,43 @@ def _evaluate_safety(compiled: CompiledRuleSet, run: _Run) -> _SafetyOutcome:
     open question only makes the result partial.
     """
     first_decides = compiled.semantics == 1
+    alerts, fired, undecided_overrides, open_rules = _run_safety_rules(
+        compiled.safety, run, first_decides
+    )
+    top = max(
+        (LEVEL_RANK[rule.override_level] for rule in fired if rule.override_level), default=-1
+    )
+    for rule in undecided_overrides:  # an override that could still raise the level
+        assert rule.override_level is not None
+        if LEVEL_RANK[rule.override_level] > top:
+            run.could_change(rule.id, rule.condition)
+            open_rules.append((rule, False))
+    decisive = tuple(r for r in fired if r.override_level and LEVEL_RANK[r.override_level] == top)
+    if first_decides:
+        return _SafetyOutcome(alerts, decisive)
+    if open_rules:
+        run.raise_urgency(Urgency.URGENT)
+    return _SafetyOutcome(
+        alerts, decisive, tuple(_open_question(compiled, run, *o) for o in open_rules)
+    )
+
+
+def _run_safety_rules(
+    rules: Sequence[CompiledSafetyRule], run: _Run, first_decides: bool
+) -> tuple[list[SafetyAlert], list[CompiledSafetyRule], list[CompiledSafetyRule], list[_OpenRule]]:
+    """Evaluate the safety rules in file order (under semantics 1, only up to the first
+    override that fires). Returns the alerts raised, the overrides that fired, the overrides
+    left undetermined and the safety questions left open so far.
+
+    An undetermined override is set aside rather than reported: whether its unknown facts
+    matter depends on the most severe override that fired, known only once every rule ran.
+    """
     facts, trace = run.facts, run.trace
     alerts: list[SafetyAlert] = []
     fired: list[CompiledSafetyRule] = []
     undecided_overrides: list[CompiledSafetyRule] = []
-    open_rules: list[tuple[CompiledSafetyRule, bool]] = []  # (rule, it fired)
-    for rule in compiled.safety:
+    open_rules: list[_OpenRule] = []
+    for rule in rules:
         result = rule.condition.evaluate(facts)
         if result is None:
             run.undetermined(Stage.SAFETY, rule.id, rule.condition)
@@ -275,25 +258,9 @@ def _evaluate_safety(compiled: CompiledRuleSet, run: _Run) -> _SafetyOutcome:
                 if first_decides:
                     break
             elif rule.requires:
-                for item in rule.requires:
-                    run.require(item, rule.id)
+                run.require(rule.requires, rule.id)
                 open_rules.append((rule, True))
-    top = max(
-        (LEVEL_RANK[rule.override_level] for rule in fired if rule.override_level), default=-1
-    )
-    for rule in undecided_overrides:  # an override that could still raise the level
-        assert rule.override_level is not None
-        if LEVEL_RANK[rule.override_level] > top:
-            run.could_change(rule.id, rule.condition)
-            open_rules.append((rule, False))
-    decisive = tuple(r for r in fired if r.override_level and LEVEL_RANK[r.override_level] == top)
-    if first_decides:
-        return _SafetyOutcome(alerts, decisive)
-    if open_rules:
-        run.raise_urgency(Urgency.URGENT)
-    return _SafetyOutcome(
-        alerts, decisive, tuple(_open_question(compiled, run, *o) for o in open_rules)
-    )
+    return alerts, fired, undecided_overrides, open_rules
 
 
 def _open_question(
@@ -312,6 +279,25 @@ def _open_question(
 
 def _adolescent(answers: ScreeningAnswers) -> bool:
     return answers.respondent.age_group is AgeGroup.ADOLESCENT
+
+
+def _check_information(compiled: CompiledRuleSet, run: _Run) -> list[Reason]:
+    """Why there is too little to place anyone (empty: enough); what a check that fires asks
+    for is reported as missing."""
+    facts, trace = run.facts, run.trace
+    insufficient: list[Reason] = []
+    for check in compiled.information:
+        result = check.condition.evaluate(facts)
+        if result is None:
+            run.undetermined(Stage.INFORMATION, check.id, check.condition)
+            run.could_change(check.id, check.condition)
+        elif not result:
+            trace.append(check.not_fired_step)
+        else:
+            trace.append(check.fired_step)
+            insufficient.append(check.reason)
+            run.require(check.missing, check.id)
+    return insufficient
 
 
 def _rate_domains(
@@ -339,6 +325,76 @@ def _rate_domains(
         if rule.rank > ratings[rule.domain]:
             run.could_change(rule.id, rule.condition)
     return ratings, evidence
+
+
+def _place(
+    rules: Sequence[CompiledPlacementRule], run: _Run, default_level: LevelOfCare
+) -> tuple[int, list[CompiledPlacementRule], list[CompiledPlacementRule], set[str]]:
+    """The highest level that fires (no averaging, no composite score): its rank, the rules
+    that decided it (every one that fired at that level), every rule that fired and the ids of
+    those left undetermined. Only an undetermined rule above the level placed could have changed
+    it, so only its unknown facts are reported as missing."""
+    facts, trace = run.facts, run.trace
+    best = LEVEL_RANK[default_level]
+    decisive: list[CompiledPlacementRule] = []
+    fired: list[CompiledPlacementRule] = []
+    undetermined: set[str] = set()
+    for placement in rules:
+        result = placement.condition.evaluate(facts)
+        if result is None:
+            run.undetermined(Stage.PLACEMENT, placement.id, placement.condition)
+            undetermined.add(placement.id)
+        elif not result:
+            trace.append(placement.not_fired_step)
+        else:
+            trace.append(placement.fired_step)
+            fired.append(placement)
+            run.raise_urgency(placement.urgency)
+            if placement.rank > best:
+                best, decisive = placement.rank, [placement]
+            elif placement.rank == best:
+                decisive.append(placement)
+    for placement in rules:
+        if placement.id in undetermined and placement.rank > best:
+            run.could_change(placement.id, placement.condition)
+    return best, decisive, fired, undetermined
+
+
+def _placement_conditions(
+    info: LevelInfo, fired: Sequence[CompiledPlacementRule]
+) -> tuple[PlacementCondition, ...]:
+    """What an ambulatory level needs in place to work, from the placement rules that fired,
+    once per code; none at a level of 24-hour care."""
+    if info.provides_24_hour_care or not fired:
+        return ()
+    by_code: dict[str, PlacementCondition] = {}
+    for placement in fired:
+        for condition in placement.conditions:
+            by_code.setdefault(condition.code, condition)
+    return tuple(by_code.values())
+
+
+def _find_barriers(rules: Sequence[CompiledFeasibilityRule], run: _Run) -> list[Barrier]:
+    """Every practical barrier to attending, with the accommodations that lift it (barriers
+    never change the clinical level)."""
+    facts, trace = run.facts, run.trace
+    barriers: list[Barrier] = []
+    for barrier in rules:
+        result = barrier.condition.evaluate(facts)
+        if result is None:
+            run.undetermined(Stage.FEASIBILITY, barrier.id, barrier.condition)
+            run.could_change(barrier.id, barrier.condition)
+        elif not result:
+            trace.append(barrier.not_fired_step)
+        else:
+            trace.append(barrier.fired_step)
+            offered = tuple(
+                a.accommodation
+                for a in barrier.accommodations
+                if a.condition is None or a.condition.evaluate(facts) is True
+            )
+            barriers.append(Barrier(barrier.code, barrier.barrier_description, barrier.id, offered))
+    return barriers
 
 
 def _iop_verdict(

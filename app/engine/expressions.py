@@ -740,20 +740,29 @@ class _Checker:
             )
 
     def _membership(self, node: _Binary) -> None:
+        """``value in [...]`` or ``value in list_fact``."""
         left_kind = self.kind(node.left)
+        if isinstance(node.right, _ListLiteral):
+            self._in_list_literal(node, left_kind, node.right)
+        else:
+            self._in_list_fact(node, left_kind)
+
+    def _in_list_literal(self, node: _Binary, left_kind: FactKind, items: _ListLiteral) -> None:
+        """The value and the items are of one type; a string fact's items are its values."""
+        if left_kind is not items.kind:
+            item_kind = "strings" if items.kind is FactKind.STRING else "numbers"
+            raise ExpressionError(
+                f"'in' needs the value and the list items to be of the same type, but"
+                f" {self._describe(node.left, left_kind)} and the list holds {item_kind}",
+                node.pos,
+            )
+        if isinstance(node.left, _Fact) and left_kind is FactKind.STRING:
+            for item in items.items:
+                self._require_value(node.left, item)
+
+    def _in_list_fact(self, node: _Binary, left_kind: FactKind) -> None:
+        """A string looked for in a list fact, that can be one of the list's elements."""
         right = node.right
-        if isinstance(right, _ListLiteral):
-            if left_kind is not right.kind:
-                item_kind = "strings" if right.kind is FactKind.STRING else "numbers"
-                raise ExpressionError(
-                    f"'in' needs the value and the list items to be of the same type, but"
-                    f" {self._describe(node.left, left_kind)} and the list holds {item_kind}",
-                    node.pos,
-                )
-            if isinstance(node.left, _Fact) and left_kind is FactKind.STRING:
-                for item in right.items:
-                    self._require_value(node.left, item)
-            return
         right_kind = self.kind(right)
         if right_kind is not FactKind.LIST:
             raise ExpressionError(
@@ -1154,36 +1163,65 @@ class _Generator:
                 if guarded:
                     self._close()
                 break
-            if stop.final:
-                temps, proven = self._operand(operand, stop, not is_and)
-                unknown = _merge(unknown, temps)
-                self._known.update(proven)  # only the other outcomes get past the return
-            elif guard is None and self._depth < _NEST_LIMIT:
-                test, temps, proven = self._split(operand, not is_and)
-                unknown = _merge(unknown, temps)
-                self._open(f"if {_not(test)}:")
-                self._known.update(proven)
-                nested += 1
-            else:
-                if guard is None:
-                    guard = self._temp("g")
-                    self._emit(f"{guard} = True")
-                settle = _Act((*stop.code(), f"{guard} = False"))
-                temps, _ = self._operand(operand, settle, not is_and)
-                unknown = _merge(unknown, temps)
+            temps, opened, guard = self._chain_operand(operand, stop, is_and, guard)
+            unknown = _merge(unknown, temps)
+            nested += opened
             if guarded:
                 self._close()
         else:
-            unknown = self._unknown(unknown)
-            if is_and:
-                outcomes = then._replace(true=_unless_known(unknown, then.unknown, then.true))
-            else:
-                outcomes = then._replace(false=_unless_known(unknown, then.unknown, then.false))
-            if guard is not None:
-                with self._block(f"if {guard}:"):
-                    self._branch(last, outcomes)
-            else:
+            self._chain_last(last, then, is_and, unknown, guard)
+        self._close_nested(nested, stop)
+
+    def _chain_operand(
+        self, operand: _Node, stop: _Act, is_and: bool, guard: str | None
+    ) -> tuple[tuple[str, ...], bool, str | None]:
+        """Code for an operand of a chain, but the last, that does ``stop`` if the operand
+        settles the chain and falls through otherwise. When ``stop`` returns, a plain test;
+        else, while the code is shallow, an ``if`` holding the rest of the chain (closed by
+        _close_nested); beyond that, code that clears the ``guard`` flag, created here when
+        first needed. Returns the temps that are then None if the operand was unknown,
+        whether a block was opened, and the guard."""
+        if stop.final:
+            temps, proven = self._operand(operand, stop, not is_and)
+            self._known.update(proven)  # only the other outcomes get past the return
+            return temps, False, guard
+        if guard is None and self._depth < _NEST_LIMIT:
+            test, temps, proven = self._split(operand, not is_and)
+            self._open(f"if {_not(test)}:")
+            self._known.update(proven)
+            return temps, True, guard
+        if guard is None:
+            guard = self._temp("g")
+            self._emit(f"{guard} = True")
+        settle = _Act((*stop.code(), f"{guard} = False"))
+        temps, _ = self._operand(operand, settle, not is_and)
+        return temps, False, guard
+
+    def _chain_last(
+        self,
+        last: _Node,
+        then: _Outcomes,
+        is_and: bool,
+        unknown: tuple[str, ...],
+        guard: str | None,
+    ) -> None:
+        """No earlier operand settled the chain: the last one decides it, except that where it
+        is true in ``&&`` (false in ``||``) an earlier unknown operand makes the chain
+        unknown. ``unknown``: the temps that are None if an earlier operand was."""
+        unknown = self._unknown(unknown)
+        if is_and:
+            outcomes = then._replace(true=_unless_known(unknown, then.unknown, then.true))
+        else:
+            outcomes = then._replace(false=_unless_known(unknown, then.unknown, then.false))
+        if guard is not None:
+            with self._block(f"if {guard}:"):
                 self._branch(last, outcomes)
+        else:
+            self._branch(last, outcomes)
+
+    def _close_nested(self, nested: int, stop: _Act) -> None:
+        """Close the blocks a chain opened for its rest, each with an ``else`` that does
+        ``stop``: the operand that opened it settled the chain."""
         for _ in range(nested):
             self._close()
             if not stop.empty:

@@ -423,6 +423,29 @@ def _kleene_all(values: Sequence[bool | None]) -> bool | None:
     return None if any(value is None for value in values) else True
 
 
+def _put_answers(facts: dict[str, object], answers: ScreeningAnswers, plan: ExtractionPlan) -> None:
+    """The answers the plan extracts, each under its fact path (a section's own fields, then
+    those of its nested models); an answer not given stays unknown."""
+    sections = answers.__dict__
+    for section_name, flat, nested in plan.sections:
+        section = sections[section_name]
+        if section is None:
+            continue
+        fields = section.__dict__
+        for name, path in flat:
+            value = fields[name]
+            if value is not None:
+                facts[path] = value
+        for name, inner in nested:
+            sub = fields[name]
+            if sub is not None:
+                sub_fields = sub.__dict__
+                for sub_name, path in inner:
+                    value = sub_fields[sub_name]
+                    if value is not None:
+                        facts[path] = value
+
+
 def _put_derived(facts: dict[str, object], answers: ScreeningAnswers, plan: ExtractionPlan) -> None:
     functioning: Functioning | None = answers.functioning
     if functioning is not None and plan.functioning:
@@ -569,24 +592,7 @@ def extract_facts(
     the scores were made with."""
     facts: dict[str, object] = dict(_NOT_GIVEN)
     facts["presenting_concerns"] = answers.presenting_concerns
-    sections = answers.__dict__
-    for section_name, flat, nested in plan.sections:
-        section = sections[section_name]
-        if section is None:
-            continue
-        fields = section.__dict__
-        for name, path in flat:
-            value = fields[name]
-            if value is not None:
-                facts[path] = value
-        for name, inner in nested:
-            sub = fields[name]
-            if sub is not None:
-                sub_fields = sub.__dict__
-                for sub_name, path in inner:
-                    value = sub_fields[sub_name]
-                    if value is not None:
-                        facts[path] = value
+    _put_answers(facts, answers, plan)
     _put_derived(facts, answers, plan)
     _put_scores(facts, scores, policies, answers.respondent.age_group is AgeGroup.ADOLESCENT)
     if plan.evidence:

@@ -158,21 +158,43 @@ def more_severe_changes(answers: Answers, compiled: CompiledRuleSet) -> Iterator
     instruments: Mapping[str, Any] = answers.get("instruments", {})
     for name, given in instruments.items():
         yield from _instrument_changes(answers, InstrumentId(name), given, compiled)
+    yield from _yes_answer_changes(answers)
+    yield from _raised_answer_changes(answers)
+    yield from _added_choice_changes(answers)
+    yield from _abnormal_value_changes(answers)
+
+
+def _yes_answer_changes(answers: Answers) -> Iterator[Change]:
+    """Each yes/no answer of ``_YES_ANSWERS`` not already yes, set to yes."""
     for section, name in _YES_ANSWERS:
         if answers.get(section, {}).get(name) is not True:
             yield f"{section}.{name}: yes", answers, _with(answers, section, name, True)
+
+
+def _raised_answer_changes(answers: Answers) -> Iterator[Change]:
+    """Each ordered answer given below the top of its scale, raised one step."""
     for section, name, scale in _ORDERED_ANSWERS:
         current = answers.get(section, {}).get(name)
         if current is not None and current != scale[-1]:
             raised = scale[[member.value for member in scale].index(current) + 1]
             change = f"{section}.{name}: {current} → {raised.value}"
             yield change, answers, _with(answers, section, name, raised.value)
+
+
+def _added_choice_changes(answers: Answers) -> Iterator[Change]:
+    """Each withdrawal choice not yet chosen (a substance used heavily every day, a sign of
+    sedative withdrawal), added."""
     for name, choices in _ADDED:
         present = answers.get("withdrawal", {}).get(name) or []
         for choice in choices:
             if choice.value not in present:
                 more = _with(answers, "withdrawal", name, sorted({*present, choice.value}))
                 yield f"withdrawal.{name}: add {choice.value}", answers, more
+
+
+def _abnormal_value_changes(answers: Answers) -> Iterator[Change]:
+    """Each vital sign or result set to its clearly abnormal value: when not measured, or
+    when measured on the same side of the middle of its normal range but less abnormal."""
     for name, value, middle in ABNORMAL_VALUES:
         measured = answers.get("medical", {}).get(name)
         if measured is None or value < measured <= middle or middle <= measured < value:

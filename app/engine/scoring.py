@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from app.engine.answers import AgeGroup, ScreeningAnswers
+from app.engine.answers import AgeGroup, Instruments, ScreeningAnswers
 from app.engine.instruments import (
     DEFAULT_POLICIES,
     InstrumentId,
     InstrumentPolicy,
     InstrumentScore,
+    ScoringSex,
     score_clinician_total,
     score_cssrs,
     score_ordinal,
@@ -33,6 +34,9 @@ _SCOFF = InstrumentId.SCOFF
 
 _ADOLESCENT_NOTE = "Scored with the rule set's adolescent cut-offs."
 
+_Policies = Mapping[InstrumentId, InstrumentPolicy]
+_Scores = dict[InstrumentId, InstrumentScore]
+
 
 def score_answers(
     answers: ScreeningAnswers,
@@ -44,19 +48,39 @@ def score_answers(
     An adolescent is scored with the rule set's adolescent cut-offs where it gives them.
     """
     given = answers.instruments
-    sex = answers.respondent.sex_for_scoring
     adolescent_cut_offs: tuple[InstrumentId, ...] = ()
     if answers.respondent.age_group is AgeGroup.ADOLESCENT:
         adolescent_cut_offs = tuple(i for i, p in policies.items() if p.adolescent is not None)
         if adolescent_cut_offs:
             policies = {i: policy.for_respondent(True) for i, policy in policies.items()}
+    # Each group adds its scores in turn, which keeps the order of ``InstrumentId``.
     scores: dict[InstrumentId, InstrumentScore] = {}
+    _score_depression_and_anxiety(given, policies, scores)
+    _score_substance_use(given, policies, answers.respondent.sex_for_scoring, scores)
+    _score_suicide_risk_trauma_and_eating(given, policies, scores)
+    _score_withdrawal(given, policies, scores)
+    for instrument in adolescent_cut_offs:
+        adjusted = scores.get(instrument)
+        if adjusted is not None:
+            adjusted.notes = (*adjusted.notes, _ADOLESCENT_NOTE)
+    return scores
+
+
+def _score_depression_and_anxiety(given: Instruments, policies: _Policies, scores: _Scores) -> None:
+    """Add the PHQ-9, PHQ-2 and GAD-7 scores, for those given."""
     if given.phq9 is not None:
         scores[_PHQ9] = score_ordinal(_PHQ9, given.phq9.items, policies[_PHQ9])
     if given.phq2 is not None:
         scores[_PHQ2] = score_ordinal(_PHQ2, given.phq2.items, policies[_PHQ2])
     if given.gad7 is not None:
         scores[_GAD7] = score_ordinal(_GAD7, given.gad7.items, policies[_GAD7])
+
+
+def _score_substance_use(
+    given: Instruments, policies: _Policies, sex: ScoringSex, scores: _Scores
+) -> None:
+    """Add the AUDIT-C (with the cut-off for ``sex``), AUDIT and DAST-10 scores, for those
+    given; AUDIT-C is derived from the AUDIT's first three items when only the AUDIT was."""
     audit_c_items = (
         given.audit_c.items
         if given.audit_c is not None
@@ -73,6 +97,12 @@ def score_answers(
         scores[_AUDIT] = score_ordinal(_AUDIT, given.audit.items, policies[_AUDIT])
     if given.dast10 is not None:
         scores[_DAST10] = score_yes_no(_DAST10, given.dast10.items, policies[_DAST10])
+
+
+def _score_suicide_risk_trauma_and_eating(
+    given: Instruments, policies: _Policies, scores: _Scores
+) -> None:
+    """Add the C-SSRS, PC-PTSD-5 and SCOFF scores, for those given."""
     if given.cssrs is not None:
         scores[_CSSRS] = score_cssrs(given.cssrs)
     if given.pc_ptsd5 is not None:
@@ -81,12 +111,11 @@ def score_answers(
         )
     if given.scoff is not None:
         scores[_SCOFF] = score_yes_no(_SCOFF, given.scoff.items, policies[_SCOFF])
+
+
+def _score_withdrawal(given: Instruments, policies: _Policies, scores: _Scores) -> None:
+    """Add the clinician-rated withdrawal totals (CIWA-Ar, COWS), for those given."""
     if given.ciwa_ar is not None:
         scores[_CIWA_AR] = score_clinician_total(_CIWA_AR, given.ciwa_ar.total, policies[_CIWA_AR])
     if given.cows is not None:
         scores[_COWS] = score_clinician_total(_COWS, given.cows.total, policies[_COWS])
-    for instrument in adolescent_cut_offs:
-        adjusted = scores.get(instrument)
-        if adjusted is not None:
-            adjusted.notes = (*adjusted.notes, _ADOLESCENT_NOTE)
-    return scores

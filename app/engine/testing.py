@@ -96,37 +96,56 @@ def run_case(compiled: CompiledRuleSet, case: TestCase) -> CaseResult:
 
 
 def _compare(expect: Expectation, got: Determination, fired: frozenset[str]) -> list[str]:
+    """Every way ``got`` differs from what the case expects (an expectation the case does not
+    state is not checked): the outcome first, then the rules, then the details."""
     failures: list[str] = []
+    _compare_outcome(expect, got, failures)
+    _compare_rules(expect, fired, failures)
+    _compare_details(expect, got, failures)
+    return failures
+
+
+def _check(failures: list[str], what: str, expected: object, actual: object) -> None:
+    if expected is not None and expected != actual:
+        failures.append(f"{what}: expected {_show(expected)}, got {_show(actual)}")
+
+
+def _compare_outcome(expect: Expectation, got: Determination, failures: list[str]) -> None:
+    """The level (or that there is none), urgency, status and IOP verdict."""
     level = got.recommended_level.level if got.recommended_level else None
-
-    def check(what: str, expected: object, actual: object) -> None:
-        if expected is not None and expected != actual:
-            failures.append(f"{what}: expected {_show(expected)}, got {_show(actual)}")
-
-    check("level", expect.level, level)
+    _check(failures, "level", expect.level, level)
     if expect.no_level and level is not None:
         failures.append(f"level: expected none, got {_show(level)}")
-    check("urgency", expect.urgency, got.urgency)
-    check("status", expect.status, got.status)
-    check("iop", expect.iop, got.iop.verdict)
+    _check(failures, "urgency", expect.urgency, got.urgency)
+    _check(failures, "status", expect.status, got.status)
+    _check(failures, "iop", expect.iop, got.iop.verdict)
+
+
+def _compare_rules(expect: Expectation, fired: frozenset[str], failures: list[str]) -> None:
+    """The rules expected to fire, and those expected not to."""
     for rule_id in expect.fired:
         if rule_id not in fired:
             failures.append(f"rule '{rule_id}' was expected to fire but did not")
     for rule_id in expect.not_fired:
         if rule_id in fired:
             failures.append(f"rule '{rule_id}' fired but was expected not to")
+
+
+def _compare_details(expect: Expectation, got: Determination, failures: list[str]) -> None:
+    """Barriers and conditions (their codes, in any order), missing items (at least those
+    expected) and domain ratings."""
     if expect.barriers is not None:
-        check("barriers", sorted(expect.barriers), sorted(b.code for b in got.barriers))
+        _check(failures, "barriers", sorted(expect.barriers), sorted(b.code for b in got.barriers))
     if expect.conditions is not None:
-        check("conditions", sorted(expect.conditions), sorted(c.code for c in got.conditions))
+        expected, actual = sorted(expect.conditions), sorted(c.code for c in got.conditions)
+        _check(failures, "conditions", expected, actual)
     reported = {m.item for m in got.missing}
     for item in expect.missing:
         if item not in reported:
             failures.append(f"'{item}' was expected among the missing items {sorted(reported)}")
     ratings = {d.domain: d.rating for d in got.domains}
     for domain, rating in expect.domains.items():
-        check(f"domain {domain.value}", rating, ratings.get(domain))
-    return failures
+        _check(failures, f"domain {domain.value}", rating, ratings.get(domain))
 
 
 def _show(value: object) -> str:

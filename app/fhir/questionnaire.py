@@ -172,55 +172,71 @@ def _bounds(item: FormItem, value_type: str) -> list[dict[str, Any]]:
 
 
 def _fhir_item(vocabulary: Vocabulary, item: FormItem) -> dict[str, Any]:
+    """The Questionnaire item asking ``item`` (a group: with its questions)."""
     base: dict[str, Any] = {"linkId": item.path, "text": item.help or humanize(item.name)}
-    if item.kind is Kind.GROUP:
-        base["type"] = "group"
-        if item.instrument is not None and item.instrument.loinc_panel:
-            base["code"] = [{"system": LOINC, "code": item.instrument.loinc_panel}]
-        children: list[dict[str, Any]] = []
-        for child in item.children:
-            if child.kind is Kind.ITEMS and child.asked_when is None:
-                children.extend(_instrument_items(vocabulary, child))
-            else:
-                children.append(_fhir_item(vocabulary, child))
-        base["item"] = children
-    elif item.kind is Kind.ITEMS:  # items asked only on a condition (PC-PTSD-5): their own group
-        base |= {"type": "group", "item": _instrument_items(vocabulary, item)}
-    elif item.kind is Kind.BOOLEAN:
-        base["type"] = "boolean"
-    elif item.kind is Kind.INTEGER:
-        base["type"] = "integer"
-        if extensions := _bounds(item, "valueInteger"):
-            base["extension"] = extensions
-    elif item.kind is Kind.NUMBER:
-        base["type"] = "decimal"
-        if extensions := _bounds(item, "valueDecimal"):
-            base["extension"] = extensions
-    elif item.kind is Kind.YES_NO_OR_DECLINED:
-        base |= {"type": "choice", "answerOption": _yes_no_options(vocabulary)}
-    else:  # CHOICE, MULTIPLE_CHOICE
-        assert item.choices is not None
-        system = choice_system(vocabulary, item.choices)
-        options: list[dict[str, Any]] = [
-            {"valueCoding": {"system": system, "code": m.value, "display": humanize(m.value)}}
-            for m in item.choices
-        ]
-        base["type"] = "choice"
-        if item.kind is Kind.MULTIPLE_CHOICE:
-            base["repeats"] = True
-            options.append(
-                {
-                    "valueCoding": {
-                        "system": vocabulary.code_system("answer-special"),
-                        "code": "none",
-                        "display": "None of these",
-                    }
-                }
-            )
-        base["answerOption"] = options
+    base |= _typed(vocabulary, item)
     if item.required:
         base["required"] = True
     return base | _enable_when(item)
+
+
+def _typed(vocabulary: Vocabulary, item: FormItem) -> dict[str, Any]:
+    """The item's type, with what goes with it: the items of a group, the bounds of a number,
+    the answer options of a choice."""
+    if item.kind is Kind.GROUP:
+        return _group(vocabulary, item)
+    if item.kind is Kind.ITEMS:  # items asked only on a condition (PC-PTSD-5): their own group
+        return {"type": "group", "item": _instrument_items(vocabulary, item)}
+    if item.kind is Kind.BOOLEAN:
+        return {"type": "boolean"}
+    if item.kind is Kind.INTEGER:
+        return _bounded("integer", _bounds(item, "valueInteger"))
+    if item.kind is Kind.NUMBER:
+        return _bounded("decimal", _bounds(item, "valueDecimal"))
+    if item.kind is Kind.YES_NO_OR_DECLINED:
+        return {"type": "choice", "answerOption": _yes_no_options(vocabulary)}
+    return _choice(vocabulary, item)  # CHOICE, MULTIPLE_CHOICE
+
+
+def _group(vocabulary: Vocabulary, item: FormItem) -> dict[str, Any]:
+    """A section, or an instrument whose items are asked in place."""
+    group: dict[str, Any] = {"type": "group"}
+    if item.instrument is not None and item.instrument.loinc_panel:
+        group["code"] = [{"system": LOINC, "code": item.instrument.loinc_panel}]
+    children: list[dict[str, Any]] = []
+    for child in item.children:
+        if child.kind is Kind.ITEMS and child.asked_when is None:
+            children.extend(_instrument_items(vocabulary, child))
+        else:
+            children.append(_fhir_item(vocabulary, child))
+    group["item"] = children
+    return group
+
+
+def _bounded(fhir_type: str, extensions: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"type": fhir_type, "extension": extensions} if extensions else {"type": fhir_type}
+
+
+def _choice(vocabulary: Vocabulary, item: FormItem) -> dict[str, Any]:
+    """One answer of the item's choices, or several (then also "None of these")."""
+    assert item.choices is not None
+    system = choice_system(vocabulary, item.choices)
+    options: list[dict[str, Any]] = [
+        {"valueCoding": {"system": system, "code": m.value, "display": humanize(m.value)}}
+        for m in item.choices
+    ]
+    if item.kind is not Kind.MULTIPLE_CHOICE:
+        return {"type": "choice", "answerOption": options}
+    options.append(
+        {
+            "valueCoding": {
+                "system": vocabulary.code_system("answer-special"),
+                "code": "none",
+                "display": "None of these",
+            }
+        }
+    )
+    return {"type": "choice", "repeats": True, "answerOption": options}
 
 
 def build_questionnaire(vocabulary: Vocabulary, version: QuestionnaireVersion) -> dict[str, Any]:

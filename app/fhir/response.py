@@ -193,6 +193,8 @@ class _Reader:
             self.put(item.path, value)
 
     def value(self, link_id: str, question: Question, answer: dict[str, Any]) -> Any:
+        """The value one answer gives the question; _INVALID, with the problem reported, when
+        it is not one of the question's answers."""
         item = question.item
         present = [name for name in answer if name.startswith("value")]
         if len(present) != 1:
@@ -217,6 +219,11 @@ class _Reader:
             return self.wrong(link_id, "valueDecimal")
         if item.kind is Kind.YES_NO_OR_DECLINED:
             return self.yes_no(link_id, kind_name, raw)
+        return self.choice(link_id, item, kind_name, raw)
+
+    def choice(self, link_id: str, item: FormItem, kind_name: str, raw: Any) -> Any:
+        """One of the item's choices: a Coding (in the choices' code system, or without a
+        system) or a plain string; _NONE_OF_THESE for a multiple choice's "None of these"."""
         assert item.choices is not None
         system = choice_system(self.vocabulary, item.choices)
         if kind_name == "valueCoding" and isinstance(raw, dict):

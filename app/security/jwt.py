@@ -345,68 +345,35 @@ class JwtVerifier:
     def _establish(
         self, claims: dict[str, Any], provider: IdentityProvider, subject_claim: str = "sub"
     ) -> VerifiedToken:
-        now = self._clock()
-        leeway = provider.leeway_seconds
-        exp = claims["exp"]
-        if not _is_time(exp):
-            raise TokenRejected("the token expiry is invalid")
-        if exp <= now - leeway:
-            raise TokenRejected("the token has expired")
-        nbf = claims.get("nbf")
-        if nbf is not None:
-            if not _is_time(nbf):
-                raise TokenRejected("the token not-before time is invalid")
-            if nbf > now + leeway:
-                raise TokenRejected("the token is not yet valid")
-        iat = claims.get("iat")
-        if iat is not None:
-            if not _is_time(iat):
-                raise TokenRejected("the token issue time is invalid")
-            if iat > now + leeway:
-                raise TokenRejected("the token was issued in the future")
-        if provider.max_lifetime_seconds is not None:
-            if iat is None:
-                raise TokenRejected("the token has no iat claim")
-            if exp - iat > provider.max_lifetime_seconds:
-                raise TokenRejected("the token lifetime is too long")
-
+        """The identity a token with a verified signature, audience and issuer establishes.
+        Its other claims are checked here, in a fixed order: times, subject, client id,
+        token id, tenant, scopes."""
+        _check_times(claims, provider, self._clock())
         subject = claims[subject_claim]
         if not _is_identifier(subject):
             raise TokenRejected("the token subject is invalid")
-        client = next(
-            (claims[name] for name in provider.client_id_claims if claims.get(name) is not None),
-            None,
-        )
-        if client is None:
-            raise TokenRejected("the token has no client id")
-        if not _is_identifier(client) or len(f"jwt:{provider.name}:{client}") > MAX_CLIENT_ID:
-            raise TokenRejected("the token client id is invalid")
+        client_id = _client_id(claims, provider)
         token_id = claims.get("jti")
         if token_id is not None and not _is_identifier(token_id):
             raise TokenRejected("the token id is invalid")
-
-        if provider.tenant is not None:
-            tenant = provider.tenant
-        else:
-            assert provider.tenant_claim is not None
-            claimed = claims.get(provider.tenant_claim)
-            if not isinstance(claimed, str) or claimed not in provider.tenants:
-                raise TokenRejected("tenant not allowed")
-            tenant = claimed
-
+        tenant = _tenant(claims, provider)
+        scopes = self._scopes(claims, provider)
         return VerifiedToken(
             provider=provider.name,
             subject=subject,
-            client_id=f"jwt:{provider.name}:{client}",
+            client_id=client_id,
             tenant=tenant,
-            scopes=(
-                frozenset(s for s in self._known_scopes if s in provider.scopes)
-                if isinstance(provider, CdsClient)
-                else self._granted_scopes(claims.get(provider.scope_claim), provider)
-            ),
-            expires_at=float(exp),
+            scopes=scopes,
+            expires_at=float(claims["exp"]),
             token_id=token_id,
         )
+
+    def _scopes(self, claims: dict[str, Any], provider: IdentityProvider) -> frozenset[str]:
+        """A CDS client's calls get the scopes configured for it; other tokens, the scopes
+        they claim that the provider allows."""
+        if isinstance(provider, CdsClient):
+            return frozenset(s for s in self._known_scopes if s in provider.scopes)
+        return self._granted_scopes(claims.get(provider.scope_claim), provider)
 
     def _granted_scopes(self, value: object, provider: IdentityProvider) -> frozenset[str]:
         if value is None:
@@ -423,6 +390,67 @@ class JwtVerifier:
             for scope in self._known_scopes
             if scope in requested and (allowed is None or scope in allowed)
         )
+
+
+def _check_times(claims: dict[str, Any], provider: IdentityProvider, now: float) -> None:
+    """Not expired, already valid and not issued in the future, with the provider's leeway; no
+    longer-lived than the provider allows."""
+    leeway = provider.leeway_seconds
+    exp = claims["exp"]
+    if not _is_time(exp):
+        raise TokenRejected("the token expiry is invalid")
+    if exp <= now - leeway:
+        raise TokenRejected("the token has expired")
+    _check_not_after(
+        claims.get("nbf"),
+        now + leeway,
+        "the token not-before time is invalid",
+        "the token is not yet valid",
+    )
+    iat = claims.get("iat")
+    _check_not_after(
+        iat, now + leeway, "the token issue time is invalid", "the token was issued in the future"
+    )
+    if provider.max_lifetime_seconds is not None:
+        if iat is None:
+            raise TokenRejected("the token has no iat claim")
+        if exp - iat > provider.max_lifetime_seconds:
+            raise TokenRejected("the token lifetime is too long")
+
+
+def _check_not_after(value: Any, latest: float, invalid: str, too_late: str) -> None:
+    """An optional time claim, when present, is a valid time no later than ``latest``."""
+    if value is None:
+        return
+    if not _is_time(value):
+        raise TokenRejected(invalid)
+    if value > latest:
+        raise TokenRejected(too_late)
+
+
+def _client_id(claims: dict[str, Any], provider: IdentityProvider) -> str:
+    """``jwt:<provider>:<client>``, the client named by the first of the provider's client-id
+    claims the token has."""
+    client = next(
+        (claims[name] for name in provider.client_id_claims if claims.get(name) is not None),
+        None,
+    )
+    if client is None:
+        raise TokenRejected("the token has no client id")
+    if not _is_identifier(client) or len(f"jwt:{provider.name}:{client}") > MAX_CLIENT_ID:
+        raise TokenRejected("the token client id is invalid")
+    return f"jwt:{provider.name}:{client}"
+
+
+def _tenant(claims: dict[str, Any], provider: IdentityProvider) -> str:
+    """The provider's tenant, or else the one the token claims, if the provider allows it."""
+    if provider.tenant is not None:
+        return provider.tenant
+    assert provider.tenant_claim is not None
+    claimed = claims.get(provider.tenant_claim)
+    if not isinstance(claimed, str) or claimed not in provider.tenants:
+        raise TokenRejected("tenant not allowed")
+    return claimed
 
 
 def _parse(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -518,27 +546,34 @@ def _decode(
             leeway=provider.leeway_seconds,
             options=required,
         )
-    except jwt.InvalidSignatureError:
-        raise TokenRejected("the token signature is invalid") from None
-    except jwt.MissingRequiredClaimError as error:
-        claim = error.claim if error.claim in _REQUIRED_CLAIMS else "required"
-        raise TokenRejected(f"the token has no {claim} claim") from None
-    except jwt.InvalidAudienceError:
-        raise TokenRejected("the token audience is not accepted") from None
-    except jwt.InvalidIssuerError:
-        raise TokenRejected("the token issuer does not match") from None
-    except InvalidSubjectError:
-        raise TokenRejected("the token subject is invalid") from None
-    except InvalidJTIError:
-        raise TokenRejected("the token id is invalid") from None
-    except jwt.DecodeError:
-        raise TokenRejected("the token is malformed") from None
-    except jwt.InvalidKeyError:
-        # enforce_minimum_key_length: e.g. an RSA key under 2048 bits
-        raise TokenRejected("the signing key is too weak") from None
-    except jwt.PyJWTError:
-        raise TokenRejected("the token is invalid") from None
+    except jwt.PyJWTError as error:
+        raise TokenRejected(_rejection(error)) from None
     return claims
+
+
+# PyJWT's errors with the reason a client is given; the first that matches applies, so a
+# subclass comes before its base (InvalidSignatureError is a DecodeError).
+_REJECTIONS: Final[tuple[tuple[type[jwt.PyJWTError], str], ...]] = (
+    (jwt.InvalidSignatureError, "the token signature is invalid"),
+    (jwt.InvalidAudienceError, "the token audience is not accepted"),
+    (jwt.InvalidIssuerError, "the token issuer does not match"),
+    (InvalidSubjectError, "the token subject is invalid"),
+    (InvalidJTIError, "the token id is invalid"),
+    (jwt.DecodeError, "the token is malformed"),
+    # enforce_minimum_key_length: e.g. an RSA key under 2048 bits
+    (jwt.InvalidKeyError, "the signing key is too weak"),
+)
+
+
+def _rejection(error: jwt.PyJWTError) -> str:
+    """Why PyJWT refused the token, in words that reveal nothing of it."""
+    if isinstance(error, jwt.MissingRequiredClaimError):
+        claim = error.claim if error.claim in _REQUIRED_CLAIMS else "required"
+        return f"the token has no {claim} claim"
+    return next(
+        (reason for kind, reason in _REJECTIONS if isinstance(error, kind)),
+        "the token is invalid",
+    )
 
 
 def _is_b64url(segment: str, *, allow_empty: bool) -> bool:

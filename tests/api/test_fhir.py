@@ -211,13 +211,28 @@ async def test_round_trip_gives_a_valid_bundle_and_the_rest_determination(
     rest_made = await client.post("/v1/screenings/evaluate", json={"answers": answers(name)})
     # The same answers through REST and FHIR: the same determination, byte for byte.
     assert stored["determination"] == rest_made.json()["determination"]
-    # The level Observation.
+    determination = stored["determination"]
+    assert_level_observation(level, determination)
+    assert_notes_explain(level, determination)
+    assert_score_observations(level, rest, determination)
+    assert_service_request(rest, determination, screening_id)
+    # Every resource is readable again at its fullUrl, unchanged.
+    for entry in bundle["entry"]:
+        path = entry["fullUrl"].split("carelevel.test", 1)[1]
+        again = await client.get(path)
+        assert again.status_code == 200, path
+        assert again.json() == entry["resource"]
+
+
+def assert_level_observation(level: Json, determination: Json) -> None:
+    """The level Observation: the round trip's subject, encounter and response; the level
+    (or why there is none), the IOP verdict and the urgency."""
     assert level["category"][0]["coding"][0]["code"] == "survey"
     assert level["code"]["coding"][0]["code"] == "level-of-care-recommendation"
     assert level["subject"] == {"reference": "Patient/1288992"}
     assert level["encounter"] == {"reference": "Encounter/89284"}
     assert level["derivedFrom"] == [{"reference": "QuestionnaireResponse/qr-1"}]
-    expected = level_of(stored["determination"])
+    expected = level_of(determination)
     if expected is None:
         assert "valueCodeableConcept" not in level
         assert level["dataAbsentReason"]["coding"][0]["code"] == "unknown"
@@ -228,16 +243,18 @@ async def test_round_trip_gives_a_valid_bundle_and_the_rest_determination(
     components = {c["code"]["coding"][0]["code"]: c for c in level["component"]}
     assert (
         components["iop-verdict"]["valueCodeableConcept"]["coding"][0]["code"]
-        == stored["determination"]["iop"]["verdict"]
+        == determination["iop"]["verdict"]
     )
     assert (
         components["urgency"]["valueCodeableConcept"]["coding"][0]["code"]
-        == stored["determination"]["urgency"]
+        == determination["urgency"]
     )
     assert "not a diagnosis" in level["note"][-1]["text"]
-    # The reasons, safety alerts, barriers and missing answers are in the notes.
+
+
+def assert_notes_explain(level: Json, determination: Json) -> None:
+    """The reasons, safety alerts, barriers and missing answers are in the notes."""
     notes = " ".join(note["text"] for note in level["note"])
-    determination = stored["determination"]
     for reason in (determination["recommended_level"] or {}).get("decided_by", []):
         assert reason["text"] in notes
     for alert in determination["safety_alerts"]:
@@ -248,33 +265,33 @@ async def test_round_trip_gives_a_valid_bundle_and_the_rest_determination(
             assert accommodation["description"] in notes
     for missing in determination["missing"]:
         assert missing["label"] in notes
-    # hasMember: the score Observations, all in the Bundle, one per instrument scored.
+
+
+def assert_score_observations(level: Json, rest: list[Json], determination: Json) -> None:
+    """hasMember: the score Observations, all in the Bundle, one per instrument scored."""
     scores = [r for r in rest if r["resourceType"] == "Observation"]
     assert [m["reference"] for m in level.get("hasMember", [])] == [
         f"Observation/{s['id']}" for s in scores
     ]
-    assert len(scores) == len(stored["determination"]["scores"])
+    assert len(scores) == len(determination["scores"])
     for score in scores:
         assert score["derivedFrom"] == level["derivedFrom"]
         assert score["category"] == level["category"]
     phq9 = next((s for s in scores if s["id"].endswith("-phq9")), None)
     if phq9 is not None and "valueInteger" in phq9:
         assert phq9["code"]["coding"][0] == {"system": LOINC, "code": "44261-6"}
-    # The ServiceRequest proposal, when a level is recommended.
+
+
+def assert_service_request(rest: list[Json], determination: Json, screening_id: str) -> None:
+    """The ServiceRequest proposal, when a level is recommended."""
     requests = [r for r in rest if r["resourceType"] == "ServiceRequest"]
-    if expected is None:
+    if level_of(determination) is None:
         assert requests == []
     else:
         (referral,) = requests
         assert (referral["intent"], referral["status"]) == ("proposal", "draft")
         assert referral["reasonReference"] == [{"reference": f"Observation/{screening_id}"}]
         assert referral["subject"] == {"reference": "Patient/1288992"}
-    # Every resource is readable again at its fullUrl, unchanged.
-    for entry in bundle["entry"]:
-        path = entry["fullUrl"].split("carelevel.test", 1)[1]
-        again = await client.get(path)
-        assert again.status_code == 200, path
-        assert again.json() == entry["resource"]
 
 
 async def test_the_cited_version_decides(client: httpx.AsyncClient) -> None:

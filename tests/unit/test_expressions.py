@@ -682,35 +682,51 @@ def reference(tree: Tree, facts: Mapping[str, object]) -> object:
     if isinstance(tree, LitList):
         return tree.values
     if isinstance(tree, Fn):
-        value = facts.get(tree.arg.path)
-        if tree.name == "has":
-            return value is not None
-        return None if value is None else len(value)  # type: ignore[arg-type]
+        return reference_call(tree, facts)
     if isinstance(tree, Un):
         value = reference(tree.operand, facts)
         if value is None:
             return None
         return (not value) if tree.op == "!" else -value  # type: ignore[operator]
     left, right = reference(tree.left, facts), reference(tree.right, facts)
-    if tree.op == "&&":
+    if tree.op in ("&&", "||"):
+        return reference_logic(tree.op, left, right)
+    if left is None or right is None:
+        return None
+    return reference_operation(tree.op, left, right)
+
+
+def reference_call(tree: Fn, facts: Mapping[str, object]) -> object:
+    """has() is never unknown; size() of an unknown list is unknown."""
+    value = facts.get(tree.arg.path)
+    if tree.name == "has":
+        return value is not None
+    return None if value is None else len(value)  # type: ignore[arg-type]
+
+
+def reference_logic(op: str, left: object, right: object) -> bool | None:
+    """Three-valued ``&&`` and ``||``: a false (true) operand decides whatever the other is."""
+    if op == "&&":
         if left is False or right is False:
             return False
         return None if left is None or right is None else True
-    if tree.op == "||":
-        if left is True or right is True:
-            return True
-        return None if left is None or right is None else False
-    if left is None or right is None:
-        return None
-    if tree.op in ARITHMETIC:
-        return ARITHMETIC[tree.op](left, right)  # type: ignore[arg-type]
-    if tree.op == "in":
+    if left is True or right is True:
+        return True
+    return None if left is None or right is None else False
+
+
+def reference_operation(op: str, left: object, right: object) -> object:
+    """Arithmetic, ``in`` or a comparison of two known values; tiers are ordered by TIERS,
+    and an ordering comparison with a string outside them is unknown."""
+    if op in ARITHMETIC:
+        return ARITHMETIC[op](left, right)  # type: ignore[arg-type]
+    if op == "in":
         return left in right  # type: ignore[operator]
-    if isinstance(left, str) and tree.op not in ("==", "!="):
+    if isinstance(left, str) and op not in ("==", "!="):
         if left not in TIERS or right not in TIERS:
             return None
         left, right = TIERS.index(left), TIERS.index(str(right))
-    return ORDER_TESTS[tree.op](left, right)  # type: ignore[arg-type]
+    return ORDER_TESTS[op](left, right)  # type: ignore[arg-type]
 
 
 PRECEDENCE = {"||": 1, "&&": 2, "+": 4, "-": 4, "*": 5}

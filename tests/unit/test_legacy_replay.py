@@ -72,6 +72,18 @@ _SECTIONS = (
 def _variations(answers: dict[str, Any]) -> Iterator[dict[str, Any]]:
     """The answers, then each frozen single change of them (some may be invalid)."""
     yield answers
+    yield from _ordinal_item_changes(answers)
+    yield from _yes_no_item_changes(answers)
+    yield from _withdrawal_total_changes(answers)
+    yield from _safety_changes(answers)
+    yield from _withdrawal_changes(answers)
+    yield from _medical_changes(answers)
+    yield from _respondent_changes(answers)
+    yield from _sections_left_out(answers)
+
+
+def _ordinal_item_changes(answers: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Each ordinal item at its top score, then declined (AUDIT-C follows AUDIT items 1-3)."""
     instruments = answers.get("instruments", {})
     for name, top in _ORDINAL_MAX.items():
         items = instruments.get(name, {}).get("items")
@@ -82,6 +94,11 @@ def _variations(answers: dict[str, Any]) -> Iterator[dict[str, Any]]:
                 if name == "audit" and "audit_c" in instruments and index < 3:
                     changed["instruments"]["audit_c"]["items"][index] = value
                 yield changed
+
+
+def _yes_no_item_changes(answers: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Each yes/no item flipped (a declined one answered yes), then declined."""
+    instruments = answers.get("instruments", {})
     for name in _YES_NO:
         items = instruments.get(name, {}).get("items")
         for index in range(len(items or ())):
@@ -89,11 +106,19 @@ def _variations(answers: dict[str, Any]) -> Iterator[dict[str, Any]]:
                 changed = copy.deepcopy(answers)
                 changed["instruments"][name]["items"][index] = value
                 yield changed
+
+
+def _withdrawal_total_changes(answers: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """CIWA-Ar and COWS given, at each of their frozen totals."""
     for name, totals in _TOTALS.items():
         for total in totals:
             changed = copy.deepcopy(answers)
             changed.setdefault("instruments", {})[name] = {"total": total}
             yield changed
+
+
+def _safety_changes(answers: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Each safety flag flipped, then each homicidal ideation answer."""
     for flag in _SAFETY_FLAGS:
         changed = copy.deepcopy(answers)
         section = changed.setdefault("safety", {})
@@ -103,6 +128,10 @@ def _variations(answers: dict[str, Any]) -> Iterator[dict[str, Any]]:
         changed = copy.deepcopy(answers)
         changed.setdefault("safety", {})["homicidal_ideation"] = ideation
         yield changed
+
+
+def _withdrawal_changes(answers: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Each set of substances used heavily every day, then each withdrawal flag flipped."""
     for substances in ([], ["alcohol"], ["sedatives"], ["opioids"], ["alcohol", "opioids"]):
         changed = copy.deepcopy(answers)
         changed.setdefault("withdrawal", {})["heavy_daily_use"] = substances
@@ -112,10 +141,18 @@ def _variations(answers: dict[str, Any]) -> Iterator[dict[str, Any]]:
         section = changed.setdefault("withdrawal", {})
         section[flag] = not section.get(flag, False)
         yield changed
+
+
+def _medical_changes(answers: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Each abnormal vital sign or result, or hospital-level finding."""
     for patch in _ABNORMAL_MEDICAL:
         changed = copy.deepcopy(answers)
         changed.setdefault("medical", {}).update(patch)
         yield changed
+
+
+def _respondent_changes(answers: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Each single presenting concern, then each age group."""
     for concerns in (["mental_health"], ["substance_use"], ["eating_disorder"]):
         changed = copy.deepcopy(answers)
         changed["presenting_concerns"] = concerns
@@ -124,6 +161,10 @@ def _variations(answers: dict[str, Any]) -> Iterator[dict[str, Any]]:
         changed = copy.deepcopy(answers)
         changed["respondent"]["age_group"] = age_group
         yield changed
+
+
+def _sections_left_out(answers: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Each section given, left out."""
     for section in _SECTIONS:
         if section in answers:
             changed = copy.deepcopy(answers)
