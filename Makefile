@@ -19,10 +19,11 @@ install: $(BIN)/carelevel  ## create .venv and install carelevel with its dev to
 run: install  ## serve the API on http://127.0.0.1:8000 (embedded SQLite unless CARELEVEL_DATABASE_URL is set)
 	$(BIN)/carelevel serve
 
-lint: install  ## ruff and mypy
+lint: install  ## ruff (complexity capped at 10), mypy and the layering contracts (import-linter)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 test: install  ## lint, check the default rule set, run the test suite
 	$(MAKE) --no-print-directory lint
