@@ -41,10 +41,11 @@ from app.rulesets.cache import RuleSetCache, refresh_forever
 from app.rulesets.router import router as rule_sets_router
 from app.rulesets.service import RuleSetService
 from app.runtime.edge import Edge
-from app.runtime.fast_lane import FastLane
+from app.runtime.fast_lane import FastLane, lanes_of
 from app.runtime.limits import BodySizeLimit
 from app.runtime.openapi import complete_openapi
 from app.runtime.problems import ProblemHandlers
+from app.screenings.router import DIRECT_BINDERS
 from app.screenings.router import router as screenings_router
 from app.screenings.service import ScreeningService
 from app.security.access import Guard, GuardedRoute, access
@@ -207,7 +208,8 @@ class Carelevel(FastAPI):
 
     def build_middleware_stack(self) -> ASGIApp:
         stack = super().build_middleware_stack()
-        lane = FastLane(stack, self, screenings_router.routes, self.state.settings.max_body_bytes)
+        lanes = lanes_of(screenings_router.routes, DIRECT_BINDERS)
+        lane = FastLane(stack, self, lanes, self.state.settings.max_body_bytes)
         return Edge(lane, self.state.metrics)
 
 
