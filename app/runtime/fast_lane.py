@@ -1,16 +1,15 @@
 """The hot operations past the ASGI middleware stack, with the stack's outcomes.
 
 Between the edge and a route, every request crosses FastAPI's and Starlette's middleware
-stack: the server-error layer, the telemetry layer, FastAPI's body limit, carelevel's body cap,
-the exception layer, the exit stack and the router, each wrapping ``send`` once more, and then
-FastAPI's handler, which solves the operation's dependencies and parses its body. For
-``POST /v1/screenings`` and ``POST /v1/screenings/evaluate``, the operations intake apps call
-for every screening, crossing them costs about as much as evaluating the answers (see
-docs/performance.md).
+stack: the server-error layer, the telemetry layer, FastAPI's body limit, the exception layer,
+the exit stack and the router, each wrapping ``send`` once more, and then FastAPI's handler,
+which solves the operation's dependencies and parses its body. For ``POST /v1/screenings`` and
+``POST /v1/screenings/evaluate``, the operations intake apps call for every screening, crossing
+them costs about as much as evaluating the answers (see docs/performance.md).
 
 ``FastLane`` sits between the edge and that stack, with the lanes ``app/main.py`` hands it:
 each a route and the binder of its endpoint (``lanes_of``; the binders are the screenings
-router's ``DIRECT_BINDERS``). A request for a lane whose body is declared within the body cap
+router's ``DIRECT_BINDERS``). A request for a lane whose body is declared within the body limit
 (a Content-Length, no chunked body) and that CORS need not see (no Origin when CORS is
 configured) is answered here by the functions the route itself calls: ``authorize``, the
 route's binder and its endpoint. An error raised on the way is answered by the exception
@@ -131,7 +130,7 @@ class FastLane:
         await response(scope, replay, send)
 
     def _plain(self, headers: list[tuple[bytes, bytes]]) -> bool:
-        """A declared length within the cap, and no Origin for CORS to answer."""
+        """A declared length within the body limit, and no Origin for CORS to answer."""
         length: bytes | None = None
         for name, value in headers:
             if name == b"content-length":

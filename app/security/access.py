@@ -149,9 +149,13 @@ def action_of(dependant: Dependant) -> Action | None:
 
 
 class GuardedRoute(APIRoute):
-    """A route that authorizes its action before FastAPI reads the body, so that a request
+    """A route that authorizes its action before FastAPI parses the body, so that a request
     without valid credentials learns nothing from how its body is parsed (401 first, even for
-    a body that is not JSON) and a failure of an authenticated one is audited."""
+    a body that is not JSON) and a failure of an authenticated one is audited.
+
+    The body's bytes are read first, as they arrive: FastAPI's body limit refuses a body over
+    it (413) as it is read, so an oversized body is refused before anything else is done for
+    it, credentials or not."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -160,6 +164,7 @@ class GuardedRoute(APIRoute):
             return handler
 
         async def guarded(request: Request) -> Response:
+            await request.body()  # kept on the request, where FastAPI's handler reads it
             await authorize(request, action)
             return await handler(request)
 
