@@ -15,7 +15,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.audit.trail import audit_event_values, record
-from app.batching import TurnBatch
 from app.db import new_id, utcnow
 from app.engine import DEFAULT_RULE_SET_KEY, ScreeningAnswers, evaluate
 from app.engine.compiler import CompiledRuleSet
@@ -318,7 +317,6 @@ class ScreeningService:
         self.idempotency_ttl = idempotency_ttl
         self.operator_tenant = operator_tenant
         self.metrics = metrics
-        self.evaluations = TurnBatch()  # see app/batching.py
 
     @property
     def postgres(self) -> AsyncEngine | None:
@@ -356,16 +354,13 @@ class ScreeningService:
                     request.rule_set,
                     operator_tenant=self.operator_tenant,
                 )
-        compiled, answers = resolved.compiled, request.answers
-        determination, determination_json = await self.evaluations.run(
-            lambda: self._evaluate(compiled, answers)
-        )
+        determination, determination_json = self._evaluate(resolved.compiled, request.answers)
         return Decided(
             resolved.version_id,
             resolved.owner,
             resolved.key,
             resolved.version,
-            compiled,
+            resolved.compiled,
             determination,
             determination_json,
         )
