@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-import weakref
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,7 +15,6 @@ from sqlalchemy import JSON, DateTime, Dialect, MetaData, String, TypeDecorator,
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -24,7 +22,6 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import DeclarativeBase, Session, SessionTransaction
-from sqlalchemy.pool import Pool, QueuePool
 from sqlalchemy.sql.elements import ClauseElement
 from sqlalchemy.util import greenlet_spawn
 
@@ -177,71 +174,14 @@ async def driver_connection(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connec
     committing by itself (no transaction is open): for the hot paths, whose one statement
     would otherwise cost a BEGIN and a COMMIT and SQLAlchemy's execution machinery.
 
-    Failures are those SQLAlchemy would raise: a lost connection (or a server shutting down)
-    invalidates the connection and raises ``OperationalError`` (503 for the API), any other
-    database error ``DBAPIError``; a cancelled statement leaves a connection that is closed
-    rather than returned to the pool. When every connection is taken, requests wait for one in
-    the order they asked (see ``_CheckoutGate``), for at most the pool's timeout.
+    The connection is the pool's own, without an ``AsyncConnection`` around it: half the cost
+    of a checkout and return (each is one hop into SQLAlchemy's synchronous pool). When every
+    connection is taken, the request waits in the pool, for at most its timeout (then the
+    pool's ``TimeoutError``: 503 for the API). Failures are those SQLAlchemy would raise: a lost
+    connection (or a server shutting down) invalidates the connection and raises
+    ``OperationalError`` (503), any other database error ``DBAPIError``; a cancelled statement
+    leaves a connection that is closed rather than returned to the pool.
     """
-    gate = _checkout_gate(engine.sync_engine.pool)
-    if gate is None:
-        async with _checked_out(engine) as driver:
-            yield driver
-        return
-    if gate.locked():  # waiting: in turn, no longer than the pool would have let us wait
-        try:
-            async with asyncio.timeout(gate.timeout):
-                await gate.acquire()
-        except TimeoutError:
-            raise PoolTimeoutError(
-                f"no connection free in {gate.timeout:g} s (pool of {gate.size})"
-            ) from None
-    else:
-        await gate.acquire()  # free: no suspension
-    try:
-        async with _checked_out(engine) as driver:
-            yield driver
-    finally:
-        gate.release()
-
-
-class _CheckoutGate(asyncio.Semaphore):
-    """As many places as the pool has connections, handed out first come, first served.
-
-    The pool's own wait is not in turn: a connection put back goes to whichever request asks
-    first, often one that has just arrived, while the request woken for it finds it gone and
-    queues again at the back. Under sustained load some requests lose that race many times
-    over: 32 stored screenings at a time on a pool of 10 had a p99 of 104–169 ms, and 56–90
-    ms with this gate (docs/performance.md). ``asyncio.Semaphore`` hands a released place to
-    its first waiter, so a request past the gate finds a connection free, unless sessions hold
-    them; it then waits in the pool too, for at most the pool's timeout again.
-    """
-
-    def __init__(self, size: int, timeout: float) -> None:
-        super().__init__(size)
-        self.size = size
-        self.timeout = timeout
-        self.loop = asyncio.get_running_loop()
-
-
-_GATES: weakref.WeakKeyDictionary[Pool, _CheckoutGate] = weakref.WeakKeyDictionary()
-
-
-def _checkout_gate(pool: Pool) -> _CheckoutGate | None:
-    """The gate of a pool of bounded size in this event loop (None for other pools)."""
-    gate = _GATES.get(pool)
-    if gate is None or gate.loop is not asyncio.get_running_loop():
-        if not isinstance(pool, QueuePool) or pool._max_overflow < 0:
-            return None  # not a pool of bounded size: nothing to wait for
-        overflow = pool._max_overflow
-        gate = _GATES[pool] = _CheckoutGate(pool.size() + overflow, pool.timeout())
-    return gate
-
-
-@contextlib.asynccontextmanager
-async def _checked_out(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connection]:
-    # The pool's connection itself, without an AsyncConnection around it: half the cost of a
-    # checkout and return (each is one hop into SQLAlchemy's synchronous pool).
     dialect = engine.dialect
     try:
         fairy = await greenlet_spawn(engine.sync_engine.raw_connection)

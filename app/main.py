@@ -41,11 +41,11 @@ from app.rulesets.resolve import RuleSets
 from app.rulesets.router import router as rule_sets_router
 from app.rulesets.service import RuleSetService
 from app.runtime.edge import Edge
-from app.runtime.fast_lane import FastLane
-from app.runtime.limits import BodySizeLimit
+from app.runtime.fast_lane import FastLane, lanes_of
 from app.runtime.openapi import complete_openapi
 from app.runtime.problems import ProblemHandlers
 from app.screenings.repository import recent_screenings_of_key
+from app.screenings.router import DIRECT_BINDERS
 from app.screenings.router import router as screenings_router
 from app.screenings.service import ScreeningService
 from app.security.access import Guard, GuardedRoute, access
@@ -191,12 +191,16 @@ def create_rate_limiter(
 
 class Carelevel(FastAPI):
     """FastAPI with the request edge (request id, security headers, access log) outside
-    everything, error handling included, so that every response carries them, and the fast
-    lane of the hot operations between the edge and the middleware stack."""
+    everything, error handling included, so that every response carries them, the fast lane
+    of the hot operations between the edge and the middleware stack, and the framework's own
+    refusal of a body declared too large in the representation of every other error."""
+
+    problems: ProblemHandlers
 
     def build_middleware_stack(self) -> ASGIApp:
-        stack = super().build_middleware_stack()
-        lane = FastLane(stack, self, screenings_router.routes, self.state.settings.max_body_bytes)
+        stack = self.problems.framework_refusals(super().build_middleware_stack())
+        lanes = lanes_of(screenings_router.routes, DIRECT_BINDERS)
+        lane = FastLane(stack, self, lanes, self.state.settings.max_body_bytes)
         return Edge(lane, self.state.metrics)
 
 
@@ -284,17 +288,15 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
         # carelevel exports its metrics and access lines itself, and spans could carry
         # request values (health information). It also saves a check on every request.
         telemetry={"tracing": False, "metrics": False, "logs": False},
+        # Refused with 413 as the body is read (rule-set documents have their own limit).
+        max_body_size=settings.max_body_bytes,
     )
     app.openapi = lambda: complete_openapi(app)  # type: ignore[method-assign]
     app.state.settings = settings
     app.state.rule_set_cache = RuleSetCache()
     app.state.metrics = Metrics()
-    ProblemHandlers(audit_failure, (("/fhir/", outcome_response),)).install(app)
-    app.add_middleware(
-        BodySizeLimit,
-        max_bytes=settings.max_body_bytes,
-        larger=(("/v1/rule-sets", settings.max_rule_set_body_bytes),),
-    )
+    app.problems = ProblemHandlers(audit_failure, (("/fhir/", outcome_response),))
+    app.problems.install(app)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -319,7 +321,7 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
             max_age=600,
         )
     app.include_router(screenings_router)  # no prefix: the fast lane serves its routes' paths
-    app.include_router(rule_sets_router)
+    app.include_router(rule_sets_router, max_body_size=settings.max_rule_set_body_bytes)
     app.include_router(clients_router)
     app.include_router(audit_router)
     app.include_router(fhir_router)

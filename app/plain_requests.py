@@ -1,20 +1,25 @@
-"""The hot operations without FastAPI's per-request machinery, with FastAPI's outcomes.
+"""Binding the hot operations' requests without FastAPI's per-request machinery, with FastAPI's
+outcomes.
 
 For every request FastAPI solves the operation's dependency tree, parses the content type with
 ``email.message``, decodes the body with the standard ``json`` module and validates it; for
 ``POST /v1/screenings`` and ``POST /v1/screenings/evaluate``, the operations intake apps call
 for every screening, that is a large share of the time the service spends on a request (see
-docs/performance.md). An endpoint marked ``@bound_directly(binder)`` is called (by its route,
-``GuardedRoute``, or before the middleware stack by ``app/runtime/fast_lane.py``) with the arguments
-the binder builds from a *plainly valid* request: a JSON content type, a body that the body
-model accepts when it parses the JSON itself (``model_validate_json``: no intermediate
-objects), header values that need no validation beyond a pattern. The values are those FastAPI
-would have passed: Pydantic's JSON parser reads every document ``json`` accepts and the model
-admits as ``json`` does (large integers exactly, NaN and Infinity, the last of repeated keys,
-escapes), and refuses what ``json`` reads but JSON forbids (a byte order mark, UTF-16, a lone
-surrogate), which then goes FastAPI's way; ``tests/api/test_plain_requests.py`` sends such
-bodies both ways. Any other request, invalid or merely unusual, goes through FastAPI's own
-handler, so every error response is exactly FastAPI's.
+docs/performance.md). A ``Binder`` builds an endpoint's arguments from a *plainly valid*
+request: a JSON content type, a body that the body model accepts when it parses the JSON itself
+(``model_validate_json``: no intermediate objects), header values that need no validation
+beyond a pattern; for any other request it returns None. The fast lane
+(``app/runtime/fast_lane.py``) calls the endpoint with those arguments, and hands every request
+its binder declines to FastAPI's own handler, so every error response is exactly FastAPI's.
+
+The values are those FastAPI would have passed: Pydantic's JSON parser reads every document
+``json`` accepts and the model admits as ``json`` does (large integers exactly, NaN and
+Infinity, the last of repeated keys, escapes), and refuses what ``json`` reads but JSON forbids
+(a byte order mark, UTF-16, a lone surrogate), which then goes FastAPI's way;
+``tests/api/test_plain_requests.py`` sends such bodies both ways.
+
+Domain routers define their binders next to their endpoints with these helpers; nothing here
+knows the HTTP runtime.
 """
 
 from __future__ import annotations
@@ -28,27 +33,12 @@ from pydantic import BaseModel, ValidationError
 
 from app.security.caller import Caller
 
+# The arguments of an endpoint for an authorized request (its caller), or None when the
+# request is not plainly valid and FastAPI's handler must take it.
 Binder = Callable[[Request, Caller], Awaitable[dict[str, Any] | None]]
-Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
 Model = TypeVar("Model", bound=BaseModel)
 
-BINDERS: dict[Callable[..., Any], Binder] = {}
-# Set in the request state when a binder has already declined the request
-# (app/runtime/fast_lane.py), so that the route does not bind it a second time.
-DECLINED_BY_BINDER = "declined_by_binder"
-
 _JSON_TYPES = frozenset({"application/json"})
-
-
-def bound_directly(binder: Binder) -> Callable[[Endpoint], Endpoint]:
-    """Let the route call the endpoint with ``binder``'s arguments when it returns any (None:
-    FastAPI's handler takes the request). Apply below the route decorator."""
-
-    def register(endpoint: Endpoint) -> Endpoint:
-        BINDERS[endpoint] = binder
-        return endpoint
-
-    return register
 
 
 async def plain_json_body(request: Request, model: type[Model]) -> Model | None:

@@ -36,7 +36,6 @@ from app.engine.determination import (
     Stage,
     TraceStep,
     Urgency,
-    with_json,
 )
 from app.engine.expressions import CompiledCondition, ExpressionError, FactType, compile_condition
 from app.engine.facts import (
@@ -161,8 +160,8 @@ class _RuleOutcomes:
 def _outcomes(stage: Stage, rule: RuleBase, explain: Explanations) -> dict[str, Any]:
     references = tuple(rule.references)
     return {
-        "fired_step": with_json(TraceStep(stage, rule.id, RuleResult.FIRED)),
-        "not_fired_step": with_json(TraceStep(stage, rule.id, RuleResult.NOT_FIRED)),
+        "fired_step": TraceStep(stage, rule.id, RuleResult.FIRED),
+        "not_fired_step": TraceStep(stage, rule.id, RuleResult.NOT_FIRED),
         "reason": explain.reason(rule.id, rule.description, references),
         "references": references,
     }

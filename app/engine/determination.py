@@ -11,7 +11,7 @@ and several times faster.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
 import orjson
 
@@ -28,9 +28,6 @@ DISCLAIMER: Final = (
     "versioned rule set from the answers given; a qualified clinician must review it, together "
     "with everything else known about the person, before any decision about care."
 )
-
-
-Shared = TypeVar("Shared", "TraceStep", "EliminatedLevel")
 
 
 class LevelOfCare(Choice):
@@ -361,22 +358,4 @@ class Determination:
 
 def determination_to_json(determination: Determination, *, indent: bool = False) -> bytes:
     """Serialise a determination; byte-identical for identical determinations."""
-    if indent:
-        return orjson.dumps(determination, option=orjson.OPT_INDENT_2)
-    body = {name: getattr(determination, name) for name in _FIELDS}
-    body["trace"] = [getattr(step, _JSON, step) for step in determination.trace]
-    body["eliminated"] = [getattr(level, _JSON, level) for level in determination.eliminated]
-    return orjson.dumps(body)
-
-
-# The parts of a determination that a compiled rule set prepares once and shares between
-# evaluations (trace steps, eliminated levels) carry their own JSON, which orjson copies
-# instead of walking the object: the trace alone is more than half of a determination.
-_JSON: Final = "_json"  # orjson serialises fields only, never an underscored attribute
-_FIELDS: Final = tuple(Determination.__dataclass_fields__)
-
-
-def with_json(item: Shared) -> Shared:
-    """``item`` (a frozen part shared between determinations) carrying its own JSON."""
-    object.__setattr__(item, _JSON, orjson.Fragment(orjson.dumps(item)))
-    return item
+    return orjson.dumps(determination, option=orjson.OPT_INDENT_2 if indent else None)

@@ -60,7 +60,6 @@ from app.engine.determination import (
     Status,
     TraceStep,
     Urgency,
-    with_json,
 )
 from app.engine.expressions import CompiledCondition
 from app.engine.facts import FactSpec, extract_facts
@@ -456,7 +455,7 @@ def _eliminated_levels(
     if cached is None:
         cached = _eliminated(compiled, best, decisive, undetermined)
         if len(memo) < _MEMO_LIMIT:
-            memo[key] = cached = tuple(with_json(level) for level in cached)
+            memo[key] = cached
     return cached
 
 

@@ -10,12 +10,9 @@ are dropped (the engine also hides parameters from its own messages).
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any, TextIO
+from typing import Any
 
 import orjson
 
@@ -81,70 +78,6 @@ class JsonLines(logging.Formatter):
         return orjson.dumps(entry).decode()
 
 
-class LineGroups(logging.StreamHandler[TextIO]):
-    """A stream handler whose lines can be held and then written with one write: the edge
-    writes the access lines of all the requests that ended in one turn of the event loop
-    together (``written_together``), since under load a turn ends tens of requests and one
-    write (a system call) for all their lines costs a fraction of one for each. Nothing is
-    held past the block, so a process that dies right after it has written every line."""
-
-    def __init__(self, stream: TextIO | None = None) -> None:
-        super().__init__(sys.stderr if stream is None else stream)
-        self._holds = 0
-        self._held: list[tuple[str, logging.LogRecord]] = []
-
-    def emit(self, record: logging.LogRecord) -> None:  # called with the handler's lock held
-        if not self._holds:
-            super().emit(record)
-            return
-        try:
-            self._held.append((self.format(record) + self.terminator, record))
-        except Exception:
-            self.handleError(record)
-
-    def hold(self) -> None:
-        """Keep lines from now on until ``write_held()``."""
-        self.acquire()
-        try:
-            self._holds += 1
-        finally:
-            self.release()
-
-    def write_held(self) -> None:
-        """Write the held lines (with one write) and stop holding."""
-        self.acquire()
-        try:
-            self._holds -= 1
-            if self._holds or not self._held:
-                return
-            held, self._held = self._held, []
-            try:
-                self.stream.write("".join(line for line, _ in held))
-                self.flush()
-            except Exception:
-                self.handleError(held[0][1])
-        finally:
-            self.release()
-
-
-@contextlib.contextmanager
-def written_together(logger: logging.Logger) -> Iterator[None]:
-    """The lines that ``logger``'s records make in the block, written together at its end by
-    every ``LineGroups`` handler they reach (others write as they always do)."""
-    grouping: list[LineGroups] = []
-    current: logging.Logger | None = logger
-    while current is not None:
-        grouping += (h for h in current.handlers if isinstance(h, LineGroups))
-        current = current.parent if current.propagate else None
-    for handler in grouping:
-        handler.hold()
-    try:
-        yield
-    finally:
-        for handler in grouping:
-            handler.write_held()
-
-
 def logging_config(level: str = "INFO", json_lines: bool = False) -> dict[str, Any]:
     """A ``logging.config.dictConfig`` for the server process: readable lines, or JSON lines
     for log shipping."""
@@ -162,7 +95,7 @@ def logging_config(level: str = "INFO", json_lines: bool = False) -> dict[str, A
         "formatters": {"main": formatter},
         "handlers": {
             "stderr": {
-                "()": LineGroups,
+                "class": "logging.StreamHandler",
                 "formatter": "main",
                 "stream": "ext://sys.stderr",
             }

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.ids import random_uuid
-from app.process.logging_setup import written_together
 
 if TYPE_CHECKING:
     from app.operations.metrics import Metrics
@@ -129,31 +128,30 @@ class Edge:
         entries, self._unwritten = self._unwritten, []
         if not logger.isEnabledFor(logging.INFO):
             return
-        with written_together(logger):
-            for method, route, status, seconds, request_id, state in entries:
-                principal = state.get("principal")
-                fields = {
-                    "method": method,
-                    "route": route or "-",
-                    "status": status,
-                    "duration_ms": round(seconds * 1000, 1),
-                    "request_id": request_id,
-                    "client_id": principal.client_id if principal else "-",
-                    "tenant": principal.tenant if principal else "-",
-                }
-                # logger.info() would first walk the stack for the caller's file and line, which
-                # no formatter here prints: the record is made and handled directly instead.
-                record = logger.makeRecord(
-                    logger.name,
-                    logging.INFO,
-                    __file__,
-                    0,
-                    _ACCESS_FORMAT,
-                    tuple(fields.values()),
-                    None,
-                    extra={"access": fields},  # the JSON log format writes these as its fields
-                )
-                logger.handle(record)
+        for method, route, status, seconds, request_id, state in entries:
+            principal = state.get("principal")
+            fields = {
+                "method": method,
+                "route": route or "-",
+                "status": status,
+                "duration_ms": round(seconds * 1000, 1),
+                "request_id": request_id,
+                "client_id": principal.client_id if principal else "-",
+                "tenant": principal.tenant if principal else "-",
+            }
+            # logger.info() would first walk the stack for the caller's file and line, which
+            # no formatter here prints: the record is made and handled directly instead.
+            record = logger.makeRecord(
+                logger.name,
+                logging.INFO,
+                __file__,
+                0,
+                _ACCESS_FORMAT,
+                tuple(fields.values()),
+                None,
+                extra={"access": fields},  # the JSON log format writes these as its fields
+            )
+            logger.handle(record)
 
 
 # method, route template, status, seconds, request id, request state (its principal)

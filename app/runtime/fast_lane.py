@@ -1,27 +1,28 @@
 """The hot operations past the ASGI middleware stack, with the stack's outcomes.
 
 Between the edge and a route, every request crosses FastAPI's and Starlette's middleware
-stack: the server-error layer, the telemetry layer, FastAPI's body limit, carelevel's body
-cap, the exception layer, the exit stack and the router, each wrapping ``send`` once more.
-For ``POST /v1/screenings`` and ``POST /v1/screenings/evaluate``, the operations intake apps
-call for every screening, crossing it costs about as much as evaluating the answers (see
-docs/performance.md).
+stack: the server-error layer, the telemetry layer, FastAPI's body limit, the exception layer,
+the exit stack and the router, each wrapping ``send`` once more, and then FastAPI's handler,
+which solves the operation's dependencies and parses its body. For ``POST /v1/screenings`` and
+``POST /v1/screenings/evaluate``, the operations intake apps call for every screening, crossing
+them costs about as much as evaluating the answers (see docs/performance.md).
 
-``FastLane`` sits between the edge and that stack. A request for one of the routes marked
-``@bound_directly`` (app/plain_requests.py) whose body is declared within the body cap (a
-Content-Length, no chunked body) and that CORS need not see (no Origin when CORS is
+``FastLane`` sits between the edge and that stack, with the lanes ``app/main.py`` hands it:
+each a route and the binder of its endpoint (``lanes_of``; the binders are the screenings
+router's ``DIRECT_BINDERS``). A request for a lane whose body is declared within the body limit
+(a Content-Length, no chunked body) and that CORS need not see (no Origin when CORS is
 configured) is answered here by the functions the route itself calls: ``authorize``, the
 route's binder and its endpoint. An error raised on the way is answered by the exception
-handler the stack would have chosen for it. Every other request goes into the stack
-untouched, and so does one whose body the binder finds not plainly valid, its body replayed:
-the stack then answers it exactly as it always did, without authorizing it a second time
-(``authorize`` keeps the caller on the request state).
+handler the stack would have chosen for it. This is the only place where requests are bound
+directly. Every other request goes into the stack untouched, and so does one whose body the
+binder finds not plainly valid, with the body the lane read: FastAPI's own handler then answers
+it, without authorizing it a second time (``authorize`` keeps the caller on the request state).
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,7 +33,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.plain_requests import BINDERS, DECLINED_BY_BINDER, Binder
+from app.plain_requests import Binder
 from app.security.access import action_of, authorize
 from app.security.actions import Action
 
@@ -49,31 +50,35 @@ class Lane:
     endpoint: Callable[..., Awaitable[Response]]
 
 
-def lanes_of(routes: Iterable[BaseRoute]) -> dict[str, Lane]:
-    """The POST routes of ``routes`` with a direct binder and no path parameter, by path (a
-    router's routes carry its prefix; it must be included without another)."""
+def lanes_of(
+    routes: Iterable[BaseRoute], binders: Mapping[Callable[..., Any], Binder]
+) -> dict[str, Lane]:
+    """A lane for each endpoint of ``binders``, by the path of its route in ``routes`` (a
+    router's routes carry its prefix; it must be included without another). Each must be an
+    authorized POST route without path parameters."""
     lanes: dict[str, Lane] = {}
     for route in routes:
-        if not isinstance(route, APIRoute) or route.methods != {"POST"} or route.param_convertors:
-            continue
-        binder = BINDERS.get(route.endpoint)
-        action = action_of(route.dependant)
-        if binder is not None and action is not None:
-            lanes[route.path] = Lane(route, action, binder, route.endpoint)
+        if isinstance(route, APIRoute) and route.endpoint in binders:
+            action = action_of(route.dependant)
+            if route.methods != {"POST"} or route.param_convertors or action is None:
+                raise ValueError(f"{route.path} cannot have a lane")
+            lanes[route.path] = Lane(route, action, binders[route.endpoint], route.endpoint)
+    if len(lanes) != len(binders):
+        raise ValueError("a binder's endpoint is not among the routes")
     return lanes
 
 
 class FastLane:
-    """Answer the plain requests of the lanes; pass everything else to ``app`` (the stack)."""
+    """Answer the plain requests of ``lanes``; pass everything else to ``app`` (the stack)."""
 
     def __init__(
-        self, app: ASGIApp, application: FastAPI, routes: Iterable[BaseRoute], max_body_bytes: int
+        self, app: ASGIApp, application: FastAPI, lanes: Mapping[str, Lane], max_body_bytes: int
     ) -> None:
         self.app = app
         self.application = application
         self.max_body_bytes = max_body_bytes
         self.cors = bool(application.state.settings.cors_origins)
-        self.lanes = lanes_of(routes)
+        self.lanes = dict(lanes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         lane = (
@@ -85,10 +90,10 @@ class FastLane:
             await self.app(scope, receive, send)
             return
         body, complete = await _read(receive)
-        whole: Message = {"type": "http.request", "body": body, "more_body": not complete}
-        pending: Message | None = whole
+        pending: Message | None = {"type": "http.request", "body": body, "more_body": not complete}
 
         async def replay() -> Message:
+            """The body read here, once, then what the client sends next (its disconnect)."""
             nonlocal pending
             if pending is not None:
                 message, pending = pending, None
@@ -106,9 +111,7 @@ class FastLane:
         try:
             caller = await authorize(request, lane.action)
             arguments = await lane.binder(request, caller)
-            if arguments is None:
-                scope["state"][DECLINED_BY_BINDER] = True
-                pending = whole
+            if arguments is None:  # not plainly valid: FastAPI's handler answers it
                 await self.app(scope, replay, send)
                 return
             response = await lane.endpoint(**arguments)
@@ -127,7 +130,7 @@ class FastLane:
         await response(scope, replay, send)
 
     def _plain(self, headers: list[tuple[bytes, bytes]]) -> bool:
-        """A declared length within the cap, and no Origin for CORS to answer."""
+        """A declared length within the body limit, and no Origin for CORS to answer."""
         length: bytes | None = None
         for name, value in headers:
             if name == b"content-length":

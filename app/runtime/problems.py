@@ -1,7 +1,13 @@
 """The exception handlers: every error, from any layer below, answered as RFC 9457
 problem+json (app/errors.py defines the errors and the problem body), or in the representation
 a path prefix asks for (an OperationOutcome under /fhir/). Validation errors list field paths
-and messages, never the submitted values."""
+and messages, never the submitted values.
+
+A body over FastAPI's ``max_body_size`` (set in app/main.py) is refused by the framework as it
+is read, with an ``HTTPException(413)`` answered here (``ProblemHandlers.too_large``). When the
+body was *declared* too large (its Content-Length), Starlette replaces whatever the application
+answers with a text/plain 413 of its own; ``ProblemHandlers.framework_refusals`` wraps the
+middleware stack to give that refusal the same representation."""
 
 from __future__ import annotations
 
@@ -12,11 +18,16 @@ from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.errors import (
+    PROBLEM_BASE,
+    PROBLEM_JSON,
     AppError,
     FieldProblem,
     MalformedJson,
@@ -166,8 +177,27 @@ class ProblemHandlers:
             422, "validation-error", "The request is invalid", summary, request, errors=problems
         )
 
+    def too_large(self, path: str, limit: int) -> Response:
+        """413: the body is over the ``limit`` that applies to ``path``. The connection is
+        closed after the answer, since the rest of the body is never read."""
+        detail = f"The request body exceeds the limit of {limit} bytes."
+        headers = {"Connection": "close"}
+        for prefix, represent in self.representations:
+            if path.startswith(prefix):
+                return represent(413, detail, None, None, headers)
+        body = {
+            "type": PROBLEM_BASE + "request-too-large",
+            "title": "The request body is too large",
+            "status": 413,
+            "detail": detail,
+        }
+        return JSONResponse(body, 413, headers, media_type=PROBLEM_JSON)
+
     async def http(self, request: Request, error: StarletteHTTPException) -> Response:
         await self.on_failure(request, error.status_code)
+        limit: int | None = request.scope.get(MAX_BODY_SIZE_SCOPE_KEY)
+        if error.status_code == 413 and limit is not None:  # FastAPI's body limit
+            return self.too_large(request.url.path, limit)
         if error.status_code == 400 and isinstance(error.__cause__, ValueError):
             # FastAPI's "error parsing the body" for bytes json.loads cannot even decode
             # (invalid UTF-8, for instance): still malformed JSON.
@@ -210,3 +240,38 @@ class ProblemHandlers:
         return self.problem(
             500, "internal-error", "Internal error", "An unexpected error occurred.", request
         )
+
+    def framework_refusals(self, app: ASGIApp) -> ASGIApp:
+        """``app`` (the middleware stack), with Starlette's own answer to a body declared over
+        the limit (a text/plain 413, sent in place of the application's) replaced by
+        ``too_large``'s."""
+
+        async def refusals_represented(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] != "http":
+                await app(scope, receive, send)
+                return
+            replaced = False
+
+            async def send_represented(message: Message) -> None:
+                nonlocal replaced
+                if replaced:  # the body of Starlette's answer, already sent as ours
+                    return
+                limit: int | None = scope.get(MAX_BODY_SIZE_SCOPE_KEY)
+                if limit is not None and _starlettes_refusal(message):
+                    replaced = True
+                    await self.too_large(scope["path"], limit)(scope, receive, send)
+                    return
+                await send(message)
+
+            await app(scope, receive, send_represented)
+
+        return refusals_represented
+
+
+def _starlettes_refusal(message: Message) -> bool:
+    """Whether ``message`` starts Starlette's own 413 (text/plain, "Content Too Large")."""
+    return (
+        message["type"] == "http.response.start"
+        and message["status"] == 413
+        and (b"content-type", b"text/plain; charset=utf-8") in message.get("headers", ())
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
@@ -21,7 +22,7 @@ from app.errors import (
     secured,
 )
 from app.pagination import Instant
-from app.plain_requests import Unplain, bound_directly, plain_header, plain_json_body
+from app.plain_requests import Binder, Unplain, plain_header, plain_json_body
 from app.responses import JSON, json_response
 from app.screenings.schemas import (
     MAX_VERSION,
@@ -101,6 +102,8 @@ IdempotencyKey = Annotated[
 ]
 
 
+# The binders of the operations the fast lane answers directly (app/plain_requests.py): the
+# arguments FastAPI would pass their endpoint, for a plainly valid request.
 async def _bind_create(request: Request, caller: Caller) -> dict[str, Any] | None:
     try:
         key = plain_header(request, "idempotency-key", _IDEMPOTENCY_KEY)
@@ -156,7 +159,6 @@ async def _bind_evaluate(request: Request, caller: Caller) -> dict[str, Any] | N
         ),
     },
 )
-@bound_directly(_bind_create)
 async def create_screening(
     caller: Annotated[Caller, access(Action.SCREENING_CREATE)],
     request: ScreeningRequest,
@@ -188,13 +190,19 @@ async def create_screening(
         )
     },
 )
-@bound_directly(_bind_evaluate)
 async def evaluate_screening(
     caller: Annotated[Caller, access(Action.SCREENING_EVALUATE)],
     request: ScreeningRequest,
     service: ScreeningServiceDep,
 ) -> Response:
     return Response(await service.evaluate_only(caller, request), media_type=JSON)
+
+
+# Each endpoint the fast lane may call directly, with the binder of its arguments.
+DIRECT_BINDERS: dict[Callable[..., Any], Binder] = {
+    create_screening: _bind_create,
+    evaluate_screening: _bind_evaluate,
+}
 
 
 @router.get(

@@ -14,7 +14,6 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.audit.trail import audit_event_values, record
-from app.batching import TurnBatch
 from app.db import new_id, utcnow
 from app.engine import ScreeningAnswers, evaluate
 from app.engine.compiler import CompiledRuleSet
@@ -100,7 +99,6 @@ class ScreeningService:
         self.rule_sets = rule_sets
         self.idempotency_ttl = idempotency_ttl
         self.metrics = metrics
-        self.evaluations = TurnBatch()  # see app/batching.py
         engine = sessions.kw.get("bind")
         assert isinstance(engine, AsyncEngine), "sessions bound to the database's engine"
         self.engine = engine  # what store_screening writes through
@@ -126,10 +124,7 @@ class ScreeningService:
                 if session is None:
                     session = await stack.enter_async_context(self.sessions())
                 rule_set = await self.rule_sets.resolve(session, caller.tenant, request.rule_set)
-        compiled, answers = rule_set.compiled, request.answers
-        determination, determination_json = await self.evaluations.run(
-            lambda: self._evaluate(compiled, answers)
-        )
+        determination, determination_json = self._evaluate(rule_set.compiled, request.answers)
         return Decided(rule_set, determination, determination_json)
 
     async def evaluate_only(self, caller: Caller, request: ScreeningRequest) -> bytes:

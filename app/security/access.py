@@ -21,7 +21,6 @@ from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from app.errors import Forbidden, TooManyRequests, Unauthorized
-from app.plain_requests import BINDERS, DECLINED_BY_BINDER, first_header
 from app.security.actions import ACTIONS, Action, resource_id_from_path
 from app.security.authentication import Authenticator
 from app.security.caller import Caller
@@ -46,8 +45,12 @@ class Guard:
 
 
 def _credentials(request: Request) -> str | None:
-    """The bearer credential of ``request`` (RFC 6750: the scheme is case-insensitive)."""
-    scheme, _, credential = (first_header(request, b"authorization") or "").partition(" ")
+    """The bearer credential of ``request`` (RFC 6750: the scheme is case-insensitive), from
+    the first Authorization header, read from the raw ASGI list without building Starlette's
+    ``Headers``."""
+    headers: list[tuple[bytes, bytes]] = request.scope["headers"]
+    value = next((value for name, value in headers if name == b"authorization"), b"")
+    scheme, _, credential = value.decode("latin-1").partition(" ")
     credential = credential.strip()
     return credential if scheme.lower() == "bearer" and credential else None
 
@@ -146,25 +149,23 @@ def action_of(dependant: Dependant) -> Action | None:
 
 
 class GuardedRoute(APIRoute):
-    """A route that authorizes its action before FastAPI reads the body, so that a request
+    """A route that authorizes its action before FastAPI parses the body, so that a request
     without valid credentials learns nothing from how its body is parsed (401 first, even for
-    a body that is not JSON) and a failure of an authenticated one is audited."""
+    a body that is not JSON) and a failure of an authenticated one is audited.
+
+    The body's bytes are read first, as they arrive: FastAPI's body limit refuses a body over
+    it (413) as it is read, so an oversized body is refused before anything else is done for
+    it, credentials or not."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
         action = action_of(self.dependant)
         if action is None:
             return handler
-        endpoint = self.endpoint
-        binder = BINDERS.get(endpoint)  # see app/plain_requests.py
 
         async def guarded(request: Request) -> Response:
-            caller = await authorize(request, action)
-            if binder is not None and not request.scope["state"].get(DECLINED_BY_BINDER):
-                arguments = await binder(request, caller)
-                if arguments is not None:
-                    response: Response = await endpoint(**arguments)
-                    return response
+            await request.body()  # kept on the request, where FastAPI's handler reads it
+            await authorize(request, action)
             return await handler(request)
 
         return guarded

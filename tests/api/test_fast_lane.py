@@ -2,7 +2,8 @@
 stack.
 
 Every request here is sent twice, through the lane and with the lane switched off (every
-request then crosses the stack and its router as any other operation does). Status, headers
+request then crosses the stack and its router, and FastAPI's own handler binds it, as for any
+other operation). Status, headers
 and body must be the same, except what differs between any two requests (date, request id,
 the quota left, the ids and times of stored screenings). Requests the lane must not answer go
 to the stack, which is checked too.

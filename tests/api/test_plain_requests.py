@@ -1,8 +1,10 @@
-"""The hot operations' direct path (app/plain_requests.py) answers exactly as FastAPI does.
+"""The hot operations' binders (app/plain_requests.py, the screenings router's
+``DIRECT_BINDERS``) answer exactly as FastAPI does.
 
-``POST /v1/screenings/evaluate`` and ``POST /v1/screenings`` call their endpoint directly when
-a request is plainly valid, and leave every other request to FastAPI. Each request here is
-sent twice, once as it is and once with the direct path switched off: the answers must be the
+The fast lane calls ``POST /v1/screenings/evaluate``'s and ``POST /v1/screenings``' endpoint
+with their binder's arguments when a request is plainly valid, and leaves every other request
+to FastAPI's own handler. Each request here is sent twice, once as it is and once with the
+binders declining everything (so that FastAPI's handler answers it): the answers must be the
 same, status, headers that carry meaning and body alike.
 """
 
@@ -153,7 +155,7 @@ async def test_create_answers_as_fastapi_does(
     assert comparable(direct) == comparable(standard), case
 
 
-async def test_plain_requests_take_the_direct_path(
+async def test_plain_requests_are_bound_directly(
     client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     taken: list[bool] = []
