@@ -99,9 +99,13 @@ class ScreeningService:
         self.rule_sets = rule_sets
         self.idempotency_ttl = idempotency_ttl
         self.metrics = metrics
-        engine = sessions.kw.get("bind")
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """The engine the sessions are bound to: what ``store_screening`` writes through."""
+        engine = self.sessions.kw.get("bind")
         assert isinstance(engine, AsyncEngine), "sessions bound to the database's engine"
-        self.engine = engine  # what store_screening writes through
+        return engine
 
     def _evaluate(
         self, compiled: CompiledRuleSet, answers: ScreeningAnswers
