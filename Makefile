@@ -25,10 +25,12 @@ lint: install  ## ruff (complexity capped at 10), mypy and the layering contract
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: install  ## lint, check the default rule set, run the test suite
+# The suite's database: CARELEVEL_TEST_DATABASE_URL when set (empty: a SQLite file), otherwise
+# the local PostgreSQL when it answers, otherwise SQLite (scripts/test_database.py).
+test: install  ## lint, check the default rule set, run the test suite (PostgreSQL when reachable)
 	$(MAKE) --no-print-directory lint
 	$(BIN)/carelevel rules check app/engine/default_rules/iop-level-of-care.yaml
-	$(BIN)/pytest
+	CARELEVEL_TEST_DATABASE_URL="$$($(BIN)/python scripts/test_database.py)" $(BIN)/pytest
 
 fuzz: install  ## schemathesis against the running service (every check, fixed seed; see README)
 	tests/fuzz/run
@@ -36,7 +38,7 @@ fuzz: install  ## schemathesis against the running service (every check, fixed s
 browser: install  ## /docs and /redoc in headless Chromium, offline (screenshots in reports/browser/)
 	timeout 120 $(BIN)/pytest tests/browser
 
-reliability: install  ## crash, database outage, pool exhaustion, concurrency: real servers on a private Postgres
+reliability: install  ## real servers: logs, workers, shutdown; crash, outage, pool exhaustion, concurrency on a private Postgres
 	timeout 600 $(BIN)/pytest tests/reliability
 
 docs: install  ## regenerate docs/rule-sets.md's fact catalogue and the examples in examples/fhir/

@@ -55,6 +55,12 @@ class RuleSetCache:
         self._active = {**self._active, (version.owner, version.key): version}
         self._generation += 1
 
+    def clear(self) -> None:
+        """Forget every active version (after the database was restored or emptied); a
+        refresh already under way is dropped, the next one reloads them."""
+        self._active = {}
+        self._generation += 1
+
     async def refresh(self, session: AsyncSession) -> None:
         """Re-read which versions are active; compile any content this process has not.
 

@@ -10,7 +10,7 @@ import httpx
 from fastapi import FastAPI
 
 from app.security.principal import Scope
-from tests.api.screenings_support import assert_problem
+from tests.support.problems import assert_problem
 
 PUBLIC = {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/fhir/r4/metadata")}
 UNKNOWN_ID = "0b3f2f7e-0000-4000-8000-000000000000"

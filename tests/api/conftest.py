@@ -1,77 +1,28 @@
 """API tests drive the real application through httpx against a real database.
 
-CARELEVEL_TEST_DATABASE_URL selects the database (Postgres in CI); without it, a SQLite file
-in a temporary directory. The schema is built once per run with the Alembic migrations, and
-every test starts from empty tables plus the seeded default rule set.
+CARELEVEL_TEST_DATABASE_URL selects the database; unset, `make test` uses the local
+PostgreSQL when it answers (scripts/test-database), and a plain `pytest` a SQLite file in a
+temporary directory. The schema is built once per run with the Alembic migrations. One started
+application serves every test that takes ``app`` or ``client``, reset before each to empty
+tables plus the seeded default rule set (tests/support/apps.py); ``fresh_app`` starts one of
+the test's own.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.clients.service import create_client
 from app.db import Base, create_engine
-from app.main import create_app
 from app.migrate import upgrade_to_head
-from app.security.api_keys import key_prefix
-from app.security.credentials import CredentialRepository
-from app.security.principal import ALL_SCOPES, Scope
 from app.settings import Settings
-
-EXAMPLES = Path(__file__).parents[2] / "examples"
-OPERATOR_TENANT = "default"
-BASE_URL = "http://carelevel.test"
-
-
-async def new_key(
-    app: FastAPI,
-    *,
-    tenant: str = OPERATOR_TENANT,
-    name: str = "test admin",
-    scopes: frozenset[Scope] | set[Scope] = ALL_SCOPES,
-) -> str:
-    """The API key of a new client of ``tenant`` (every scope of the operator tenant by
-    default), created directly in the database of a started application."""
-    async with app.state.sessions() as session, session.begin():
-        created = await create_client(session, tenant, name, scopes, "tests")
-    return created.api_key
-
-
-async def client_id_of(app: FastAPI, http: httpx.AsyncClient) -> str:
-    """The id of the API client whose key ``http`` sends."""
-    prefix = key_prefix(http.headers["authorization"].removeprefix("Bearer "))
-    assert prefix is not None
-    async with app.state.sessions() as session:
-        client = await CredentialRepository(session).by_prefix(prefix)
-    assert client is not None
-    return client.id
-
-
-def bearer(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
-
-
-@contextlib.asynccontextmanager
-async def http_client(
-    app: FastAPI, key: str | None, name: str = "carelevel"
-) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client of ``app`` that sends ``key`` with every request (none: anonymous)."""
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    headers = bearer(key) if key else {}
-    async with httpx.AsyncClient(
-        transport=transport, base_url=f"http://{name}.test", headers=headers
-    ) as http:
-        yield http
+from tests.support.apps import http_client, new_key, reset, running, started_app
 
 
 @pytest.fixture(scope="session")
@@ -109,27 +60,24 @@ async def schema(settings: Settings) -> AsyncIterator[AsyncEngine]:
     await engine.dispose()
 
 
-async def empty_tables(engine: AsyncEngine) -> None:
-    tables = [table.name for table in reversed(Base.metadata.sorted_tables)]
-    async with engine.begin() as connection:
-        if connection.dialect.name == "postgresql":
-            await connection.execute(text(f"TRUNCATE {', '.join(tables)} CASCADE"))
-        else:
-            for table in tables:
-                await connection.execute(text(f"DELETE FROM {table}"))
-
-
-@contextlib.asynccontextmanager
-async def started_app(schema: AsyncEngine, settings: Settings) -> AsyncIterator[FastAPI]:
-    """An application for ``settings`` on emptied tables, started for the block."""
-    await empty_tables(schema)
-    application = create_app(settings)
-    async with LifespanManager(application):
+@pytest.fixture(scope="session")
+async def shared_app(schema: AsyncEngine, settings: Settings) -> AsyncIterator[FastAPI]:
+    """The application most tests share: started once per run (building FastAPI's routes and
+    starting the lifespan cost about a tenth of a second per application)."""
+    async with running(settings) as application:
         yield application
 
 
 @pytest.fixture
-async def app(schema: AsyncEngine, settings: Settings) -> AsyncIterator[FastAPI]:
+async def app(shared_app: FastAPI, schema: AsyncEngine) -> FastAPI:
+    """The shared application, reset to a fresh start's state for this test."""
+    await reset(shared_app, schema)
+    return shared_app
+
+
+@pytest.fixture
+async def fresh_app(schema: AsyncEngine, settings: Settings) -> AsyncIterator[FastAPI]:
+    """An application of this test's own (for tests that change what start-up built)."""
     async with started_app(schema, settings) as application:
         yield application
 

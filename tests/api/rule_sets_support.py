@@ -8,30 +8,23 @@ as JSON, 110 KB as YAML).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import copy
-import json
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
 import yaml
-from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
-from app.main import create_app
-from app.settings import Settings
-from tests.api.conftest import EXAMPLES, bearer, new_key
-from tests.api.conftest import http_client as keyed_client
+from tests.support.apps import bearer, new_key
+from tests.support.examples import create, example
 
 KEY = "iop-level-of-care"
 RULE_SETS = "/v1/rule-sets"
 SHARED_SETS = f"{RULE_SETS}/shared"
 VERSIONS = f"{SHARED_SETS}/{KEY}/versions"
-PROBLEM_JSON = "application/problem+json"
-
 STEP_DOWN = "place.iop-step-down"
 STEP_DOWN_CASES = (
     "Step-down after residential",
@@ -49,22 +42,6 @@ _DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-@contextlib.asynccontextmanager
-async def running(settings: Settings) -> AsyncIterator[FastAPI]:
-    """Another started application (lifespan run) for ``settings``: another process serving
-    the same database, like the ``app`` fixture's."""
-    application = create_app(settings)
-    async with LifespanManager(application):
-        yield application
-
-
-@contextlib.asynccontextmanager
-async def http_client(app: FastAPI, name: str = "carelevel") -> AsyncIterator[httpx.AsyncClient]:
-    """A client of ``app`` authenticated as a new operator-tenant admin."""
-    async with keyed_client(app, await new_key(app), name) as http:
-        yield http
-
-
 async def named(app: FastAPI, name: str) -> dict[str, str]:
     """Authorization headers of a new operator-tenant admin called ``name``."""
     return bearer(await new_key(app, name=name))
@@ -75,18 +52,6 @@ def label_of(name: str) -> str:
     return rf"^{re.escape(name)} \(clk_[0-9a-f]{{8}}\)$"
 
 
-def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    """An RFC 9457 problem with ``status``; returns its body."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith(PROBLEM_JSON)
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status
-    assert body["type"]
-    assert body["title"]
-    assert body["detail"]
-    return body
-
-
 def to_yaml(document: dict[str, Any]) -> bytes:
     text: str = yaml.dump(document, Dumper=_DUMPER, sort_keys=False, allow_unicode=True)
     return text.encode()
@@ -94,11 +59,6 @@ def to_yaml(document: dict[str, Any]) -> bytes:
 
 def from_yaml(text: str | bytes) -> Any:
     return yaml.load(text, Loader=_LOADER)  # a safe loader (libyaml when present)
-
-
-def example(name: str) -> dict[str, Any]:
-    answers: dict[str, Any] = json.loads((EXAMPLES / f"{name}.json").read_text())
-    return answers
 
 
 def rule(document: dict[str, Any], rule_id: str) -> dict[str, Any]:
@@ -187,10 +147,7 @@ async def published_step_down_version(client: httpx.AsyncClient) -> int:
 
 async def screen(client: httpx.AsyncClient, name: str) -> dict[str, Any]:
     """Store a screening of ``examples/<name>.json`` under the active version."""
-    response = await client.post("/v1/screenings", json={"answers": example(name)})
-    assert response.status_code == 201, response.text
-    body: dict[str, Any] = response.json()
-    return body
+    return await create(client, example(name))
 
 
 async def screened_by(client: httpx.AsyncClient, name: str) -> int:

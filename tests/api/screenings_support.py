@@ -4,79 +4,23 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import json
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-from asgi_lifespan import LifespanManager
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.audit.models import AuditEvent
-from app.main import create_app
 from app.screenings.models import IdempotencyRecord
 from app.screenings.schemas import ScreeningRequest
 from app.screenings.service import fingerprint
 from app.settings import Settings
-from tests.api.conftest import EXAMPLES, OPERATOR_TENANT, empty_tables, http_client, new_key
+from tests.support.apps import OPERATOR_TENANT, http_client, new_key, started_app
+from tests.support.examples import Json
 
 RULE_SET = "/v1/rule-sets/shared/iop-level-of-care"
-PROBLEM_TYPE_BASE = "https://carelevel.dev/problems/"
-
-Json = dict[str, Any]
-
-
-def example(name: str) -> Json:
-    """The answers of ``examples/<name>.json`` (a fresh copy each time)."""
-    answers: Json = json.loads((EXAMPLES / f"{name}.json").read_text())
-    return answers
-
-
-def level_of(determination: Json) -> str | None:
-    recommended = determination["recommended_level"]
-    return None if recommended is None else str(recommended["level"])
-
-
-async def screen(
-    client: httpx.AsyncClient,
-    answers: Json | None = None,
-    *,
-    headers: dict[str, str] | None = None,
-    **fields: Any,
-) -> httpx.Response:
-    """POST /v1/screenings with ``answers`` (the adult IOP example by default)."""
-    body = {"answers": answers if answers is not None else example("adult-iop-suitable")}
-    return await client.post("/v1/screenings", json=body | fields, headers=headers)
-
-
-async def create(client: httpx.AsyncClient, answers: Json | None = None, **fields: Any) -> Json:
-    """A stored screening's response body (asserting the 201)."""
-    response = await screen(client, answers, **fields)
-    assert response.status_code == 201, response.text
-    body: Json = response.json()
-    return body
-
-
-def assert_problem(response: httpx.Response, status: int, slug: str | None = None) -> Json:
-    """The response is an RFC 9457 problem with ``status`` (and type ``.../<slug>``)."""
-    assert response.status_code == status, response.text[:1000]
-    assert response.headers["content-type"] == "application/problem+json"
-    body: Json = response.json()
-    assert body["status"] == status
-    for member in ("type", "title", "detail"):
-        assert isinstance(body[member], str), member
-        assert body[member], member
-    if slug is not None:
-        assert body["type"] == PROBLEM_TYPE_BASE + slug, body["type"]
-    for problem in body.get("errors") or []:
-        assert set(problem) == {"pointer", "detail"}, problem  # never "input" or "ctx"
-    return body
-
-
-def pointers(problem: Json) -> list[str]:
-    return [error["pointer"] for error in problem.get("errors") or []]
 
 
 async def all_screenings(
@@ -143,10 +87,8 @@ async def published_version(
 @contextlib.asynccontextmanager
 async def client_for(schema: AsyncEngine, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """Like the ``client`` fixture (empty tables, seeded default), for other ``settings``."""
-    await empty_tables(schema)
-    application = create_app(settings)
     async with (
-        LifespanManager(application),
+        started_app(schema, settings) as application,
         http_client(application, await new_key(application)) as http,
     ):
         yield http

@@ -9,11 +9,7 @@ fails any check is a 401 with an RFC 6750 ``invalid_token`` challenge and change
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import hashlib
-import hmac
-import json
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -21,25 +17,28 @@ from typing import Any
 import httpx
 import jwt
 import pytest
-from asgi_lifespan import LifespanManager
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from fastapi import FastAPI
-from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.issuers import IdentityProvider
-from app.main import create_app
 from app.security.principal import Scope
 from app.settings import Settings
-from tests.api.conftest import empty_tables, http_client, new_key
-from tests.api.screenings_support import Json, all_screenings, assert_problem, example
-
-# Key generation is the slow part: once per module.
-RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-OTHER_RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-EC_KEY = ec.generate_private_key(ec.SECP256R1())
+from tests.api.screenings_support import all_screenings
+from tests.support.apps import http_client, new_key, reset, running, started_app
+from tests.support.examples import Json, example
+from tests.support.problems import assert_problem
+from tests.support.tokens import (
+    EC_KEY,
+    OTHER_RSA_KEY,
+    RSA_KEY,
+    b64,
+    b64json,
+    compact,
+    public_jwk,
+)
+from tests.support.tokens import hs256_with_public_key as confusion_attack
 
 ISSUER_A = "https://idp-a.example.test/"
 ISSUER_B = "https://idp-b.example.test/"
@@ -47,15 +46,7 @@ AUDIENCE = "api://carelevel"
 SCREENING_SCOPES = "screenings:write screenings:read"
 
 
-def public_jwk(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey, kid: str) -> dict[str, Any]:
-    if isinstance(key, rsa.RSAPrivateKey):
-        jwk = RSAAlgorithm.to_jwk(key.public_key(), as_dict=True)
-    else:
-        jwk = ECAlgorithm.to_jwk(key.public_key(), as_dict=True)
-    return {**jwk, "kid": kid, "use": "sig"}
-
-
-JWKS = {"keys": [public_jwk(RSA_KEY, "rsa-1"), public_jwk(EC_KEY, "ec-1")]}
+JWKS = {"keys": [public_jwk(RSA_KEY, "rsa-1", use="sig"), public_jwk(EC_KEY, "ec-1", use="sig")]}
 
 PROVIDER_A = IdentityProvider(
     name="idp-a", issuer=ISSUER_A, audience=AUDIENCE, jwks=JWKS, tenant="clinic-a"
@@ -95,26 +86,13 @@ def token(
     return jwt.encode(claims(**overrides), key, algorithm=alg, headers={"kid": kid})
 
 
-def b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def b64json(value: Any) -> str:
-    return b64(json.dumps(value).encode())
-
-
 def unsigned(signature: bytes) -> str:
-    return f"{b64json({'alg': 'none', 'typ': 'JWT'})}.{b64json(claims())}.{b64(signature)}"
+    return compact({"alg": "none", "typ": "JWT"}, claims(), signature)
 
 
 def hs256_with_public_key() -> str:
     """The classic confusion attack: HMAC keyed with the RSA public key's PEM."""
-    pem = RSA_KEY.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    signing_input = f"{b64json({'alg': 'HS256', 'typ': 'JWT', 'kid': 'rsa-1'})}.{b64json(claims())}"
-    mac = hmac.new(pem, signing_input.encode(), hashlib.sha256).digest()
-    return f"{signing_input}.{b64(mac)}"
+    return confusion_attack(RSA_KEY, {"typ": "JWT", "kid": "rsa-1"}, claims())
 
 
 def tampered() -> str:
@@ -127,17 +105,24 @@ def tampered() -> str:
 async def started(
     schema: AsyncEngine, settings: Settings, providers: list[IdentityProvider]
 ) -> AsyncIterator[FastAPI]:
-    await empty_tables(schema)
-    application = create_app(settings.model_copy(update={"identity_providers": providers}))
-    async with LifespanManager(application):
+    trusting = settings.model_copy(update={"identity_providers": providers})
+    async with started_app(schema, trusting) as application:
+        yield application
+
+
+@pytest.fixture(scope="module")
+async def trusting_app(schema: AsyncEngine, settings: Settings) -> AsyncIterator[FastAPI]:
+    """The application trusting both identity providers, started once for this module."""
+    trusting = settings.model_copy(update={"identity_providers": [PROVIDER_A, PROVIDER_B]})
+    async with running(trusting) as application:
         yield application
 
 
 @pytest.fixture
-async def app(schema: AsyncEngine, settings: Settings) -> AsyncIterator[FastAPI]:
-    """The application trusting both identity providers (replaces conftest's ``app``)."""
-    async with started(schema, settings, [PROVIDER_A, PROVIDER_B]) as application:
-        yield application
+async def app(trusting_app: FastAPI, schema: AsyncEngine) -> FastAPI:
+    """The trusting application, reset for this test (replaces conftest's ``app``)."""
+    await reset(trusting_app, schema)
+    return trusting_app
 
 
 async def screen(app: FastAPI, credential: str) -> httpx.Response:

@@ -23,13 +23,10 @@ from app.screenings import service as screening_service
 from app.security.actions import ACTIONS, Action
 from app.security.principal import Scope
 from tests.api.access_support import UNKNOWN_ID, protected
-from tests.api.conftest import OPERATOR_TENANT, bearer, client_id_of, http_client, new_key
-from tests.api.screenings_support import (
-    RULE_SET,
-    assert_problem,
-    example,
-    stored_keys,
-)
+from tests.api.screenings_support import RULE_SET, stored_keys
+from tests.support.apps import OPERATOR_TENANT, bearer, client_id_of, http_client, new_key
+from tests.support.examples import example
+from tests.support.problems import assert_problem
 
 Json = dict[str, Any]
 SENTINEL = "AUDIT-SENTINEL-5521"

@@ -19,8 +19,9 @@ from app.security.access import GuardedRoute, action_of
 from app.security.models import ApiClient
 from app.security.principal import ALL_SCOPES, Scope
 from tests.api.access_support import PUBLIC, Operation, assert_refused, operations, protected
-from tests.api.conftest import bearer, http_client, new_key
-from tests.api.screenings_support import assert_problem, example
+from tests.support.apps import bearer, http_client, new_key
+from tests.support.examples import example
+from tests.support.problems import assert_problem
 
 
 def test_only_the_probes_and_the_fhir_capabilities_are_public(app: FastAPI) -> None:

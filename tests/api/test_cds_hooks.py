@@ -9,10 +9,7 @@ API stores for the same screening, their FHIR resources with fhir.resources (R4B
 from __future__ import annotations
 
 import asyncio
-import base64
 import copy
-import hashlib
-import hmac
 import json
 import time
 import uuid
@@ -22,12 +19,8 @@ from typing import Any
 import httpx
 import jwt
 import pytest
-from asgi_lifespan import LifespanManager
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi import FastAPI
 from fhir.resources.R4B.servicerequest import ServiceRequest
-from jwt.algorithms import ECAlgorithm
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.cds_hooks.examples import example_hook_request
@@ -35,11 +28,21 @@ from app.engine.determination import LevelOfCare
 from app.fhir.examples import response_for
 from app.fhir.terminology import Vocabulary
 from app.issuers import CdsClient
-from app.main import create_app
 from app.screenings.schemas import VarianceReason
 from app.settings import Settings
-from tests.api.conftest import EXAMPLES, empty_tables, http_client, new_key
-from tests.api.screenings_support import Json, all_screenings, assert_problem
+from tests.api.screenings_support import all_screenings
+from tests.support.apps import http_client, new_key, reset, running
+from tests.support.examples import EXAMPLES, Json
+from tests.support.problems import assert_problem
+from tests.support.tokens import (
+    EC_384_KEY,
+    EC_KEY,
+    OTHER_EC_384_KEY,
+    STRANGER_EC_384_KEY,
+    b64json,
+    public_jwk,
+)
+from tests.support.tokens import hs256_with_public_key as confusion_attack
 
 BASE_URL = "http://carelevel.test"  # what http_client calls: the audience of every token
 SCREENING = "carelevel-iop-screening"
@@ -47,32 +50,28 @@ REFERRAL_CHECK = "carelevel-iop-referral-check"
 VOCABULARY = Vocabulary("https://carelevel.dev/fhir")
 PATIENT = "1288992"
 
-KEY_A = ec.generate_private_key(ec.SECP384R1())
-KEY_B = ec.generate_private_key(ec.SECP384R1())
-STRANGER_KEY = ec.generate_private_key(ec.SECP384R1())
-P256_KEY = ec.generate_private_key(ec.SECP256R1())
-
-
-def public_jwk(key: ec.EllipticCurvePrivateKey, kid: str) -> Json:
-    return {**ECAlgorithm.to_jwk(key.public_key(), as_dict=True), "kid": kid, "use": "sig"}
+KEY_A = EC_384_KEY
+KEY_B = OTHER_EC_384_KEY
+STRANGER_KEY = STRANGER_EC_384_KEY
+P256_KEY = EC_KEY
 
 
 EHR_A = CdsClient(
     name="ehr-a",
     issuer="https://ehr-a.example.test",
-    jwks={"keys": [public_jwk(KEY_A, "a-1"), public_jwk(P256_KEY, "a-p256")]},
+    jwks={"keys": [public_jwk(KEY_A, "a-1", use="sig"), public_jwk(P256_KEY, "a-p256", use="sig")]},
     tenant="clinic-a",
 )
 EHR_B = CdsClient(
     name="ehr-b",
     issuer="https://ehr-b.example.test",
-    jwks={"keys": [public_jwk(KEY_B, "b-1")]},
+    jwks={"keys": [public_jwk(KEY_B, "b-1", use="sig")]},
     tenant="clinic-b",
 )
 VIEWER = CdsClient(
     name="ehr-viewer",
     issuer="https://ehr-viewer.example.test",
-    jwks={"keys": [public_jwk(KEY_A, "a-1")]},
+    jwks={"keys": [public_jwk(KEY_A, "a-1", use="sig")]},
     tenant="clinic-a",
     scopes=("screenings:read",),
 )
@@ -100,32 +99,23 @@ def signed(path: str, issuer: str = EHR_A.issuer, **overrides: Any) -> str:
     )
 
 
-def b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def b64json(value: Any) -> str:
-    return b64(json.dumps(value).encode())
-
-
 def hs256_with_public_key(path: str) -> str:
-    pem = KEY_A.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    signing_input = (
-        f"{b64json({'alg': 'HS256', 'typ': 'JWT', 'kid': 'a-1'})}.{b64json(claims(path))}"
-    )
-    return f"{signing_input}.{b64(hmac.new(pem, signing_input.encode(), hashlib.sha256).digest())}"
+    return confusion_attack(KEY_A, {"typ": "JWT", "kid": "a-1"}, claims(path))
+
+
+@pytest.fixture(scope="module")
+async def trusting_app(schema: AsyncEngine, settings: Settings) -> AsyncIterator[FastAPI]:
+    """The application trusting the three EHRs, started once for this module."""
+    trusting = {"cds_clients": [EHR_A, EHR_B, VIEWER], "public_url": BASE_URL}
+    async with running(settings.model_copy(update=trusting)) as application:
+        yield application
 
 
 @pytest.fixture
-async def app(schema: AsyncEngine, settings: Settings) -> AsyncIterator[FastAPI]:
-    """The application trusting the three EHRs (replaces conftest's ``app``)."""
-    await empty_tables(schema)
-    trusting = {"cds_clients": [EHR_A, EHR_B, VIEWER], "public_url": BASE_URL}
-    application = create_app(settings.model_copy(update=trusting))
-    async with LifespanManager(application):
-        yield application
+async def app(trusting_app: FastAPI, schema: AsyncEngine) -> FastAPI:
+    """The trusting application, reset for this test (replaces conftest's ``app``)."""
+    await reset(trusting_app, schema)
+    return trusting_app
 
 
 @pytest.fixture

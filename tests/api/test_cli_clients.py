@@ -7,15 +7,13 @@ import re
 from collections.abc import Iterator
 
 import pytest
-from asgi_lifespan import LifespanManager
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.audit.models import AuditEvent
 from app.cli import main
-from app.main import create_app
 from app.settings import Settings, get_settings
-from tests.api.conftest import empty_tables, http_client
+from tests.support.apps import empty_tables, http_client, running
 
 KEY = re.compile(r"clk_[0-9a-f]{8}\.[A-Za-z0-9_-]{43}")
 
@@ -57,8 +55,7 @@ async def test_create_prints_the_key_once_and_the_key_works(
     assert len(keys) == 1
     assert "shown this once" in out
     assert "of tenant 'clinic-a'" in out
-    application = create_app(settings)
-    async with LifespanManager(application), http_client(application, keys[0]) as http:
+    async with running(settings) as application, http_client(application, keys[0]) as http:
         assert (await http.get("/v1/screenings")).status_code == 200
         assert (await http.get("/v1/rule-sets")).status_code == 403
         events = (await http.get("/v1/audit-events")).json()["items"]

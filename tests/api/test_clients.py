@@ -15,8 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.main import create_app
 from app.security.principal import Scope
 from app.settings import Settings
-from tests.api.conftest import empty_tables, http_client, new_key
-from tests.api.screenings_support import assert_problem, pointers
+from tests.support.apps import empty_tables, http_client, new_key, running
+from tests.support.problems import assert_problem, pointers
 
 KEY_SHAPE = re.compile(r"^clk_[0-9a-f]{8}\.[A-Za-z0-9_-]{43}$")
 
@@ -147,8 +147,7 @@ async def test_a_fresh_embedded_start_creates_a_local_admin_and_prints_its_key_o
 ) -> None:
     bootstrapping = settings.model_copy(update={"bootstrap_admin": True})
     await empty_tables(schema)
-    application = create_app(bootstrapping)
-    async with LifespanManager(application):
+    async with running(bootstrapping) as application:
         printed = capsys.readouterr().err
         keys = re.findall(r"clk_[0-9a-f]{8}\.[A-Za-z0-9_-]{43}", printed)
         assert len(keys) == 1
@@ -162,8 +161,7 @@ async def test_a_fresh_embedded_start_creates_a_local_admin_and_prints_its_key_o
             assert [(e["client_id"], e["resource_id"]) for e in created] == [
                 ("carelevel", clients[0]["id"])
             ]
-    again = create_app(bootstrapping)
-    async with LifespanManager(again):
+    async with running(bootstrapping):
         assert "clk_" not in capsys.readouterr().err  # a client exists: nothing new
 
 

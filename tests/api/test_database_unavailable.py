@@ -12,7 +12,7 @@ from sqlalchemy.exc import DBAPIError
 from app.db import create_engine, create_sessionmaker
 from app.screenings.service import ScreeningService
 from app.settings import Settings
-from tests.api.conftest import EXAMPLES
+from tests.support.examples import EXAMPLES
 
 
 @pytest.fixture

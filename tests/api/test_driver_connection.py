@@ -15,8 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db import create_engine, driver_connection
 from app.settings import Settings
-from tests.api.conftest import http_client, new_key, started_app
-from tests.api.screenings_support import example
+from tests.support.apps import http_client, new_key, started_app
+from tests.support.examples import example
 
 POOL_TIMEOUT = 0.5
 

@@ -6,17 +6,16 @@ import uuid
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.audit.models import AuditEvent
-from app.main import create_app
 from app.screenings.service import ScreeningService
 from app.settings import Settings
-from tests.api.conftest import bearer, empty_tables, http_client, new_key
-from tests.api.screenings_support import assert_problem, example
+from tests.support.apps import bearer, empty_tables, http_client, new_key, running
+from tests.support.examples import example
+from tests.support.problems import assert_problem
 
 API_HEADERS = {
     "x-content-type-options": "nosniff",
@@ -128,10 +127,12 @@ async def test_cors_allows_the_configured_origins_only(
     schema: AsyncEngine, settings: Settings
 ) -> None:
     await empty_tables(schema)
-    application = create_app(
-        settings.model_copy(update={"cors_origins": ["https://intake.example"]})
-    )
-    async with LifespanManager(application), http_client(application, None) as browser:
+    async with (
+        running(
+            settings.model_copy(update={"cors_origins": ["https://intake.example"]})
+        ) as application,
+        http_client(application, None) as browser,
+    ):
         key = await new_key(application)
         allowed = await browser.options(
             "/v1/screenings",

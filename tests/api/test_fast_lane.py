@@ -27,8 +27,8 @@ from app.runtime.fast_lane import FastLane
 from app.screenings.service import ScreeningService
 from app.security.principal import Scope as ApiScope
 from app.settings import Settings
-from tests.api.conftest import http_client, new_key, started_app
-from tests.api.screenings_support import example
+from tests.support.apps import http_client, new_key, started_app
+from tests.support.examples import example
 
 EVALUATE, CREATE = "/v1/screenings/evaluate", "/v1/screenings"
 BODY = json.dumps({"answers": example("adult-iop-suitable")}).encode()

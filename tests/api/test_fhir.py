@@ -22,8 +22,9 @@ from app.fhir.examples import example_response, response_for
 from app.fhir.response import link_ids
 from app.fhir.terminology import LOINC, ORDINAL_VALUE, Vocabulary, code_systems
 from app.questionnaire import form_items
-from tests.api.conftest import EXAMPLES, http_client, new_key
-from tests.api.screenings_support import assert_nothing_stored, level_of, published_version
+from tests.api.screenings_support import assert_nothing_stored, published_version
+from tests.support.apps import http_client, new_key
+from tests.support.examples import EXAMPLES, level_of
 
 Json = dict[str, Any]
 VOCABULARY = Vocabulary("https://carelevel.dev/fhir")

@@ -12,8 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db import utcnow
 from app.screenings.models import IdempotencyRecord
-from tests.api.conftest import EXAMPLES
 from tests.api.screenings_support import stored_keys
+from tests.support.examples import EXAMPLES
 
 
 async def test_expired_keys_are_purged_and_can_be_used_again(

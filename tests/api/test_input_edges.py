@@ -9,7 +9,7 @@ import httpx
 import orjson
 import pytest
 
-from tests.api.conftest import EXAMPLES
+from tests.support.examples import EXAMPLES
 
 TOO_BIG = 2**31
 

@@ -21,7 +21,7 @@ from app.security.authentication import Authenticator
 from app.security.credentials import CredentialRepository
 from app.security.jwt import JwtVerifier
 from app.security.principal import Scope
-from tests.api.conftest import http_client, new_key
+from tests.support.apps import http_client, new_key
 
 TRUST = 10.0  # seconds a checked key is trusted
 

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from tests.api.conftest import http_client
+from tests.support.apps import http_client
 
 LIMIT = 64 * 1024  # the default CARELEVEL_MAX_BODY_BYTES
 RULE_SET_LIMIT = 1024 * 1024  # the default CARELEVEL_MAX_RULE_SET_BODY_BYTES

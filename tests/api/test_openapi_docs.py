@@ -27,7 +27,7 @@ from app.cds_hooks.schemas import FeedbackRequest, HookRequest
 from app.errors import PROBLEM_BASE, AppError
 from app.questionnaire import Questionnaire
 from app.screenings.schemas import ScreeningRequest
-from tests.api.conftest import EXAMPLES
+from tests.support.examples import EXAMPLES
 
 Json = dict[str, Any]
 Operation = tuple[str, str, Json]  # METHOD, path template, operation object

@@ -20,7 +20,8 @@ from app.migrate import SchemaOutdated, alembic_config, check_schema_is_current,
 from app.rulesets.cache import RuleSetCache
 from app.security.principal import ALL_SCOPES, Scope
 from app.settings import Settings
-from tests.api.conftest import EXAMPLES, empty_tables, http_client, new_key
+from tests.support.apps import STARTUP_TIMEOUT_SECONDS, empty_tables, http_client, new_key, running
+from tests.support.examples import EXAMPLES
 
 ANSWERS = json.loads((EXAMPLES / "adult-iop-suitable.json").read_text())
 
@@ -201,7 +202,7 @@ async def test_only_a_server_process_settles_the_garbage_collector_once_started(
     await empty_tables(schema)
     for server_process in (False, True):
         app = create_app(settings, server_process=server_process)
-        async with LifespanManager(app):
+        async with LifespanManager(app, startup_timeout=STARTUP_TIMEOUT_SECONDS):
             pass
     assert settled == [True], "once, by the server process, after the rule sets are loaded"
 
@@ -301,8 +302,7 @@ async def test_metrics_count_rate_limited_requests(schema: AsyncEngine, settings
             "rate_limit_storage": "memory",
         }
     )
-    application = create_app(limited)
-    async with LifespanManager(application):
+    async with running(limited) as application:
         key = await new_key(application, scopes=ALL_SCOPES)
         async with http_client(application, key) as http:
             statuses = [(await http.get("/v1/questionnaire")).status_code for _ in range(4)]
@@ -352,8 +352,7 @@ async def test_metrics_can_be_public_or_off(
     schema: AsyncEngine, settings: Settings, mode: str
 ) -> None:
     await empty_tables(schema)
-    application = create_app(settings.model_copy(update={"metrics": mode}))
-    async with LifespanManager(application):
+    async with running(settings.model_copy(update={"metrics": mode})) as application:
         async with http_client(application, None) as anonymous:
             response = await anonymous.get("/metrics")
             documented = (await anonymous.get("/openapi.json")).json()["paths"]

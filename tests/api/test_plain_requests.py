@@ -18,7 +18,7 @@ import pytest
 
 from app.plain_requests import plain_json_body
 from app.screenings import router as screenings_router
-from tests.api.screenings_support import example
+from tests.support.examples import example
 
 ANSWERS = example("adult-iop-suitable")
 BODY = json.dumps({"answers": ANSWERS}).encode()

@@ -25,8 +25,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.main import create_app
 from app.settings import Settings
-from tests.api.conftest import empty_tables, http_client, new_key
-from tests.api.screenings_support import assert_problem, example
+from tests.support.apps import empty_tables, http_client, new_key
+from tests.support.examples import example
+from tests.support.problems import assert_problem
 
 LIMIT = 3
 WINDOW = 60

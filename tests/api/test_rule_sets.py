@@ -22,17 +22,14 @@ from tests.api.rule_sets_support import (
     STEP_DOWN,
     STEP_DOWN_CASES,
     VERSIONS,
-    assert_problem,
     case,
     create_draft,
     default_document,
     from_yaml,
-    http_client,
     label_of,
     named,
     publish,
     rule,
-    running,
     screen,
     stage,
     statuses,
@@ -40,6 +37,8 @@ from tests.api.rule_sets_support import (
     to_yaml,
     version,
 )
+from tests.support.apps import admin_client, running
+from tests.support.problems import assert_problem
 
 # --- reading ---------------------------------------------------------------------------------
 
@@ -550,7 +549,7 @@ async def test_simulation_is_bounded_by_the_configured_sample_size(
 
     async with (
         running(settings.model_copy(update={"simulation_sample_size": 3})) as small,
-        http_client(small, "small") as other,
+        admin_client(small, "small") as other,
     ):
         report = (await other.post(f"{VERSIONS}/2/simulate")).json()
 

@@ -8,7 +8,8 @@ import httpx
 from fastapi import FastAPI
 
 from app.rulesets.compiled import CompiledVersions
-from tests.api.rule_sets_support import copy_of_version_1, example, publish, version
+from tests.api.rule_sets_support import copy_of_version_1, publish, version
+from tests.support.examples import example
 
 
 async def test_versions_with_identical_content_share_one_compilation(

@@ -28,22 +28,21 @@ from tests.api.rule_sets_support import (
     SHARED_SETS,
     VERSIONS,
     activate,
-    assert_problem,
     copy_of_version_1,
     create_draft,
     default_document,
     eventually,
-    http_client,
     label_of,
     named,
     publish,
     published_step_down_version,
-    running,
     screen,
     screened_by,
     statuses,
     version,
 )
+from tests.support.apps import admin_client, running
+from tests.support.problems import assert_problem
 
 
 async def published_copies(client: httpx.AsyncClient, count: int) -> list[int]:
@@ -224,7 +223,7 @@ async def test_an_activation_reaches_another_process(
     v2 = await published_step_down_version(client)
     async with (
         running(settings) as other_app,
-        http_client(other_app, "other") as other,
+        admin_client(other_app, "other") as other,
     ):
         assert await screened_by(other, "adolescent-step-down") == 1
 

@@ -18,25 +18,20 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.engine import ENGINE_VERSION
 from app.settings import Settings
-from tests.api.conftest import client_id_of, http_client, new_key
 from tests.api.screenings_support import (
     RULE_SET,
-    Json,
     all_screenings,
     assert_nothing_stored,
-    assert_problem,
     client_for,
-    create,
     creation_events,
     draft_version,
-    example,
     leave_a_key_without_its_screening,
-    level_of,
-    pointers,
     published_version,
-    screen,
     stored_keys,
 )
+from tests.support.apps import client_id_of, http_client, new_key
+from tests.support.examples import Json, create, example, level_of, screen
+from tests.support.problems import assert_problem, pointers
 
 # --- POST /v1/screenings ----------------------------------------------------------------------
 

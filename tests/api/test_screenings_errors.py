@@ -20,14 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.engine.answers import ScreeningAnswers
 from app.engine.instruments import SPECS, InstrumentId
 from app.settings import Settings
-from tests.api.screenings_support import (
-    Json,
-    assert_nothing_stored,
-    assert_problem,
-    client_for,
-    example,
-    pointers,
-)
+from tests.api.screenings_support import assert_nothing_stored, client_for
+from tests.support.examples import Json, example
+from tests.support.problems import assert_problem, pointers
 
 UNKNOWN_ID = "0b3f2f7e-0000-4000-8000-000000000000"
 SENTINEL_TEXT = "SENTINEL-7731"

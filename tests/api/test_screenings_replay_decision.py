@@ -12,16 +12,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.settings import Settings
 from tests.api.screenings_support import (
     RULE_SET,
-    assert_problem,
     client_for,
-    create,
     draft_version,
-    example,
-    level_of,
-    pointers,
     published_version,
     step_up_to_partial_hospitalization,
 )
+from tests.support.examples import create, example, level_of
+from tests.support.problems import assert_problem, pointers
 
 # --- POST /v1/screenings/{id}/replay ----------------------------------------------------------
 

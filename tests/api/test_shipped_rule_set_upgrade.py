@@ -28,8 +28,10 @@ from app.main import create_app
 from app.rulesets.models import RuleSet, RuleSetVersion, VersionStatus
 from app.settings import Settings, get_settings
 from app.tenancy import SHARED
-from tests.api.conftest import empty_tables, http_client, new_key
-from tests.api.screenings_support import RULE_SET, assert_problem, create, example
+from tests.api.screenings_support import RULE_SET
+from tests.support.apps import empty_tables, http_client, new_key, running
+from tests.support.examples import create, example
+from tests.support.problems import assert_problem
 
 LEGACY = Path(__file__).parents[1] / "unit" / "legacy" / "iop-level-of-care-2026.11.0.yaml"
 VERSIONS = f"{RULE_SET}/versions"
@@ -71,8 +73,7 @@ async def database_of_an_earlier_release(schema: AsyncEngine) -> None:
 async def upgraded(schema: AsyncEngine, settings: Settings) -> AsyncIterator[FastAPI]:
     """This release started on a database of the earlier one."""
     await database_of_an_earlier_release(schema)
-    application = create_app(settings)
-    async with LifespanManager(application):
+    async with running(settings) as application:
         yield application
 
 
@@ -172,8 +173,7 @@ async def test_review_then_activate_while_stored_screenings_replay_byte_for_byte
     # Once active, a start has nothing more to say.
     caplog.set_level(logging.WARNING, logger="carelevel")
     caplog.clear()
-    again = create_app(upgraded.state.settings)
-    async with LifespanManager(again):
+    async with running(upgraded.state.settings):
         pass
     assert not [r for r in caplog.records if "waits for activation" in r.getMessage()]
 

@@ -6,7 +6,7 @@ import json
 
 import httpx
 
-from tests.api.conftest import EXAMPLES
+from tests.support.examples import EXAMPLES
 
 
 async def test_fresh_service_screens_with_the_default_rule_set(client: httpx.AsyncClient) -> None:

@@ -20,8 +20,9 @@ from fastapi import FastAPI
 from app.fhir.examples import response_for
 from app.fhir.terminology import Vocabulary
 from tests.api.access_support import UNKNOWN_ID, protected
-from tests.api.conftest import http_client, new_key
-from tests.api.screenings_support import assert_problem, example, level_of
+from tests.support.apps import http_client, new_key
+from tests.support.examples import example, level_of
+from tests.support.problems import assert_problem
 
 A, B = "clinic-a", "clinic-b"
 VOCABULARY = Vocabulary("https://carelevel.dev/fhir")

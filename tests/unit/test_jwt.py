@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
-import hmac
-import json
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -16,9 +12,7 @@ from typing import Any
 import httpx
 import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
+from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import ValidationError
 
 from app.issuers import SIGNING_ALGORITHMS, IdentityProvider
@@ -29,15 +23,19 @@ from app.security.jwt import (
     TokenRejected,
     VerifiedToken,
 )
-
-SigningKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
-
-# Key generation is the slow part: once per module.
-RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-OTHER_RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-EC_KEY = ec.generate_private_key(ec.SECP256R1())
-EC_384_KEY = ec.generate_private_key(ec.SECP384R1())
-ED_KEY = ed25519.Ed25519PrivateKey.generate()
+from tests.support.tokens import (
+    EC_384_KEY,
+    EC_KEY,
+    ED_KEY,
+    OTHER_RSA_KEY,
+    RSA_KEY,
+    SigningKey,
+    b64,
+    b64json,
+    compact,
+    hs256_with_public_key,
+    public_jwk,
+)
 
 NOW = 1_800_000_000
 ISS = "https://login.example.test/acme/v2.0"
@@ -46,18 +44,6 @@ AUD = "api://carelevel"
 JWKS_URL = "https://login.example.test/acme/keys"
 KNOWN_SCOPES = frozenset({"screenings:read", "screenings:write", "rulesets:read", "admin"})
 SAFE_MESSAGE = re.compile(r"[A-Za-z0-9 .-]+")
-
-
-def public_jwk(key: SigningKey, kid: str | None, **extra: Any) -> dict[str, Any]:
-    if isinstance(key, rsa.RSAPrivateKey):
-        jwk = RSAAlgorithm.to_jwk(key.public_key(), as_dict=True)
-    elif isinstance(key, ec.EllipticCurvePrivateKey):
-        jwk = ECAlgorithm.to_jwk(key.public_key(), as_dict=True)
-    else:
-        jwk = OKPAlgorithm.to_jwk(key.public_key(), as_dict=True)
-    if kid is not None:
-        jwk["kid"] = kid
-    return {**jwk, **extra}
 
 
 RSA_JWK = public_jwk(RSA_KEY, "rsa-1", use="sig")
@@ -98,18 +84,6 @@ def make_token(
     if kid is not None:
         all_headers["kid"] = kid
     return jwt.encode(payload, key, algorithm=alg, headers=all_headers)
-
-
-def b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def b64json(value: Any) -> str:
-    return b64(json.dumps(value).encode())
-
-
-def manual_token(header: dict[str, Any], payload: dict[str, Any], signature: bytes = b"") -> str:
-    return f"{b64json(header)}.{b64json(payload)}.{b64(signature)}"
 
 
 def idp(**overrides: Any) -> IdentityProvider:
@@ -309,25 +283,19 @@ async def test_malformed_tokens_are_rejected(token: str, message: str) -> None:
     ],
 )
 async def test_header_rules(header: dict[str, Any], message: str) -> None:
-    token = manual_token(header, claims(), b"signature")
+    token = compact(header, claims(), b"signature")
     assert await rejection(make_verifier(), token) == message
 
 
 async def test_unsigned_token_is_rejected() -> None:
-    token = manual_token({"alg": "none", "typ": "JWT"}, claims())
+    token = compact({"alg": "none", "typ": "JWT"}, claims())
     assert token.endswith(".")
     assert await rejection(make_verifier(), token) == "unsigned tokens are not accepted"
 
 
 async def test_hs256_signed_with_the_rsa_public_key_is_rejected() -> None:
     # The key-confusion attack: the public key, as HMAC secret, forges a "valid" MAC.
-    pem = RSA_KEY.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    header = b64json({"alg": "HS256", "typ": "JWT", "kid": "rsa-1"})
-    payload = b64json(claims())
-    mac = hmac.new(pem, f"{header}.{payload}".encode(), hashlib.sha256).digest()
-    token = f"{header}.{payload}.{b64(mac)}"
+    token = hs256_with_public_key(RSA_KEY, {"typ": "JWT", "kid": "rsa-1"}, claims())
     assert await rejection(make_verifier(), token) == "symmetric algorithms are not accepted"
 
 
@@ -393,7 +361,7 @@ async def test_missing_or_non_string_issuer_is_rejected(issuer: object) -> None:
     payload = claims(iss=issuer)
     if issuer is None:
         del payload["iss"]
-    token = manual_token({"alg": "RS256", "kid": "rsa-1"}, payload, b"signature")
+    token = compact({"alg": "RS256", "kid": "rsa-1"}, payload, b"signature")
     assert await rejection(make_verifier(), token) == "the token has no issuer"
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.api.conftest import EXAMPLES
 from tests.server_support import running_server, server_environment
+from tests.support.examples import EXAMPLES
 
 ANSWERS = json.loads((EXAMPLES / "adult-iop-suitable.json").read_text())
 

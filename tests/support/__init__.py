@@ -1,0 +1,2 @@
+"""The one set of test helpers: applications and clients (apps), example answers (examples),
+problem assertions (problems) and signed tokens (tokens). No tests here."""
