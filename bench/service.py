@@ -809,7 +809,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="a commit of this repository (main~5, a sha): its one-worker "
                         "carelevel is measured too, as carelevel-evaluate@base and "
                         "carelevel-stored@base, and evaluate / A and stored / B are compared "
-                        f"with its own (a fall of more than {TOLERANCE:.0%} fails)")  # fmt: skip
+                        f"with its own (a fall of more than {TOLERANCE:.0%}% fails)")  # fmt: skip
     parser.add_argument("--profile", type=Path, help="py-spy the servers into this directory")
     parser.add_argument("--profile-seconds", type=int, default=20)
     parser.add_argument("--profile-targets", nargs="+", default=["carelevel-stored"])
