@@ -22,7 +22,7 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
     && pip install -r /tmp/requirements.txt
 
 # Then the project itself, without dependencies. It is installed in editable mode on purpose: the
-# service finds alembic.ini and migrations/ next to app/ (app/migrate.py), so the code runs from
+# service finds alembic.ini and migrations/ next to app/ (app/kernel/migrate.py), so the code runs from
 # /app, where the runtime stage puts it too.
 # README.md is only read here, for the package metadata.
 COPY README.md ./

@@ -29,8 +29,8 @@ from app.engine import (
     run_tests,
 )
 from app.engine.determination import CURRENT_SEMANTICS, RuleResult
+from app.kernel.tenancy import is_tenant_id
 from app.security.principal import Scope, parse_scopes
-from app.tenancy import is_tenant_id
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -340,8 +340,8 @@ def _print_review_checks(report: TestReport, semantics: int) -> None:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from app.kernel.settings import get_settings
     from app.process.logging_setup import logging_config
-    from app.settings import get_settings
 
     settings = get_settings()
     workers = args.workers or settings.workers
@@ -385,9 +385,9 @@ def _metrics_shared_by(workers: int) -> Iterator[None]:
 def _migrate(args: argparse.Namespace) -> int:
     import asyncio
 
-    from app.db import create_engine
-    from app.migrate import upgrade_to_head
-    from app.settings import get_settings
+    from app.kernel.db import create_engine
+    from app.kernel.migrate import upgrade_to_head
+    from app.kernel.settings import get_settings
 
     async def run() -> None:
         engine = create_engine(get_settings())
@@ -406,9 +406,9 @@ def _run_with_database(work: Any) -> Any:
     migrated first, as ``serve`` does; Postgres must be migrated already)."""
     import asyncio
 
-    from app.db import create_engine, create_sessionmaker
-    from app.migrate import check_schema_is_current, upgrade_to_head
-    from app.settings import get_settings
+    from app.kernel.db import create_engine, create_sessionmaker
+    from app.kernel.migrate import check_schema_is_current, upgrade_to_head
+    from app.kernel.settings import get_settings
 
     async def run() -> Any:
         settings = get_settings()
@@ -513,12 +513,12 @@ def _on_rule_sets(call: Callable[[Any], Awaitable[Any]]) -> tuple[Any, int]:
     """``call(service)`` with a rule-set service on the configured database: its result and
     EXIT_OK, or None and EXIT_FAILED after saying what the service refused (an unknown
     version, a draft…)."""
-    from app.errors import AppError
+    from app.kernel.errors import AppError
+    from app.kernel.settings import get_settings
     from app.rulesets.cache import RuleSetCache
     from app.rulesets.resolve import RuleSets
     from app.rulesets.service import RuleSetService
     from app.screenings.repository import recent_screenings_of_key
-    from app.settings import get_settings
 
     async def work(sessions: Any) -> Any:
         rule_sets = RuleSets(RuleSetCache(), get_settings().operator_tenant)
@@ -602,8 +602,8 @@ def _rules_simulate(args: argparse.Namespace) -> int:
 
 
 def _rules_activate(args: argparse.Namespace) -> int:
+    from app.kernel.settings import get_settings
     from app.security.actions import Action
-    from app.settings import get_settings
 
     tenant = get_settings().operator_tenant if args.owner == "shared" else args.owner
     caller = _cli_caller(tenant, Action.VERSION_ACTIVATE, "carelevel rules (cli)")

@@ -24,12 +24,13 @@ from app.cds_hooks.router import router as cds_router
 from app.cds_hooks.service import CdsHooksService
 from app.clients.router import router as clients_router
 from app.clients.service import ClientService
-from app.db import create_engine, create_sessionmaker, utcnow
-from app.errors import secured
 from app.fhir.outcome import outcome_response
 from app.fhir.router import router as fhir_router
 from app.fhir.service import FhirService
 from app.fhir.terminology import Vocabulary
+from app.kernel.db import create_engine, create_sessionmaker, utcnow
+from app.kernel.errors import secured
+from app.kernel.settings import Settings, get_settings
 from app.operations.docs_pages import install_docs_pages
 from app.operations.health import router as health_router
 from app.operations.metrics import Metrics, metrics_router, sample_forever
@@ -61,7 +62,6 @@ from app.security.rate_limit import (
     RateLimiter,
     RedisRateLimiter,
 )
-from app.settings import Settings, get_settings
 
 logger = logging.getLogger("carelevel")
 
@@ -112,7 +112,7 @@ async def prepare_database(app: FastAPI, settings: Settings) -> None:
     Several worker processes start at once: on SQLite a file lock serialises migration and
     seeding; on Postgres an advisory lock serialises seeding.
     """
-    from app.migrate import check_schema_is_current, startup_lock, upgrade_to_head
+    from app.kernel.migrate import check_schema_is_current, startup_lock, upgrade_to_head
 
     async with startup_lock(settings, app.state.engine):
         if settings.is_sqlite:

@@ -15,11 +15,11 @@ from sqlalchemy.engine import Connection
 
 from app.audit import models as audit_tables
 from app.cds_hooks import models as cds_tables
-from app.db import Base, UtcDateTime, create_engine
+from app.kernel.db import Base, UtcDateTime, create_engine
+from app.kernel.settings import Settings
 from app.rulesets import models as rule_set_tables
 from app.screenings import models as screening_tables
 from app.security import models as security_tables
-from app.settings import Settings
 
 # Importing the model modules registers their tables on Base.metadata.
 TABLE_MODULES = (

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base, IdColumn, new_id, utcnow
+from app.kernel.db import Base, IdColumn, new_id, utcnow
 
 
 class AuditEvent(Base):

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.models import AuditEvent
-from app.pagination import after_row
+from app.kernel.pagination import after_row
 
 
 async def audit_page(

@@ -8,14 +8,21 @@ from fastapi import APIRouter, Query, Request, Response
 
 from app.audit.schemas import AuditEventPage
 from app.audit.service import audit_events
-from app.deps import SettingsDep
-from app.errors import BadRequest, FieldProblem, Unprocessable, problem, problem_example, secured
-from app.pagination import Instant
-from app.responses import json_response
+from app.kernel.deps import SettingsDep
+from app.kernel.errors import (
+    BadRequest,
+    FieldProblem,
+    Unprocessable,
+    problem,
+    problem_example,
+    secured,
+)
+from app.kernel.pagination import Instant
+from app.kernel.responses import json_response
+from app.kernel.text import NO_CONTROL_CHARACTERS
 from app.security.access import GuardedRoute, access
 from app.security.actions import Action, ResourceType
 from app.security.caller import Caller
-from app.text import NO_CONTROL_CHARACTERS
 
 router = APIRouter(
     prefix="/v1/audit-events", tags=["audit"], responses=secured(), route_class=GuardedRoute

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.audit.models import AuditEvent
 from app.audit.repository import audit_page
 from app.audit.trail import record
-from app.pagination import decode_cursor, encode_cursor
+from app.kernel.pagination import decode_cursor, encode_cursor
 from app.security.caller import Caller
 
 

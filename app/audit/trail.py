@@ -15,7 +15,7 @@ from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.audit.models import AuditEvent
-from app.db import after_commit, new_id, utcnow
+from app.kernel.db import after_commit, new_id, utcnow
 from app.security.actions import ACTIONS
 from app.security.caller import Caller
 

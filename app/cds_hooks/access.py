@@ -16,7 +16,7 @@ from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.exc import IntegrityError
 
-from app.errors import Forbidden, ServiceUnavailable, TooManyRequests, Unauthorized
+from app.kernel.errors import Forbidden, ServiceUnavailable, TooManyRequests, Unauthorized
 from app.security.access import Guard, source_address
 from app.security.actions import ACTIONS, Action, resource_id_from_path
 from app.security.caller import Caller

@@ -20,7 +20,8 @@ from app.cds_hooks.schemas import (
     UnsupportedHook,
 )
 from app.cds_hooks.service import CdsHooksService
-from app.errors import (
+from app.fhir.terminology import Vocabulary
+from app.kernel.errors import (
     BadRequest,
     FieldProblem,
     Forbidden,
@@ -34,8 +35,7 @@ from app.errors import (
     problem,
     problem_example,
 )
-from app.fhir.terminology import Vocabulary
-from app.responses import json_response
+from app.kernel.responses import json_response
 from app.security.actions import Action
 from app.security.caller import Caller
 

@@ -33,14 +33,14 @@ from app.cds_hooks.schemas import (
     ServiceDescription,
     parse_context,
 )
-from app.db import new_id, utcnow
 from app.engine import DEFAULT_RULE_SET_KEY
 from app.engine.determination import LEVEL_INFO, LevelOfCare
-from app.errors import BadRequest, NotFound, PrefetchMissing
 from app.fhir.response import ANSWERED
 from app.fhir.results import Result
 from app.fhir.service import FhirService, result_of
 from app.fhir.terminology import Vocabulary
+from app.kernel.db import new_id, utcnow
+from app.kernel.errors import BadRequest, NotFound, PrefetchMissing
 from app.screenings.models import Decision, Screening
 from app.screenings.schemas import VarianceReason
 from app.security.caller import Caller

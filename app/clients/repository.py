@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.pagination import after_row
+from app.kernel.pagination import after_row
 from app.security.models import ApiClient
 
 

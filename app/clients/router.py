@@ -8,8 +8,8 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 
 from app.clients.schemas import ClientCreate, ClientCreated, ClientOut, ClientPage
 from app.clients.service import ClientService, client_body
-from app.deps import SettingsDep
-from app.errors import (
+from app.kernel.deps import SettingsDep
+from app.kernel.errors import (
     BadRequest,
     Conflict,
     FieldProblem,
@@ -20,7 +20,7 @@ from app.errors import (
     problem_example,
     secured,
 )
-from app.responses import json_response
+from app.kernel.responses import json_response
 from app.security.access import GuardedRoute, access
 from app.security.actions import Action
 from app.security.caller import Caller

@@ -6,8 +6,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.kernel.tenancy import TENANT_PATTERN
 from app.security.principal import Scope
-from app.tenancy import TENANT_PATTERN
 
 NAME_PATTERN = r"^[^\x00-\x1f\x7f]+$"
 

@@ -16,14 +16,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.audit.trail import record
 from app.clients.repository import ClientRepository
-from app.db import after_commit, new_id, utcnow
-from app.errors import Conflict, FieldProblem, Forbidden, NotFound, Unprocessable
-from app.pagination import decode_cursor, encode_cursor
+from app.kernel.db import after_commit, new_id, utcnow
+from app.kernel.errors import Conflict, FieldProblem, Forbidden, NotFound, Unprocessable
+from app.kernel.pagination import decode_cursor, encode_cursor
+from app.kernel.tenancy import is_tenant_id
 from app.security.api_keys import generate_key
 from app.security.caller import Caller
 from app.security.models import ApiClient
 from app.security.principal import Scope
-from app.tenancy import is_tenant_id
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ from typing import Any
 
 from fastapi.responses import JSONResponse
 
-from app.errors import FHIR_JSON, AppError, FieldProblem
+from app.kernel.errors import FHIR_JSON, AppError, FieldProblem
 
 # HTTP status → OperationOutcome.issue.code (http://hl7.org/fhir/issue-type)
 ISSUE_CODES = {

@@ -29,9 +29,9 @@ from app.fhir.terminology import (
     choice_system,
     humanize,
 )
+from app.kernel.tenancy import TENANT_PATTERN
 from app.questionnaire import FormItem, Kind, form
 from app.screenings.schemas import RULE_SET_KEY
-from app.tenancy import TENANT_PATTERN
 
 _KEY = re.compile(RULE_SET_KEY)
 _OWNER = re.compile(TENANT_PATTERN)

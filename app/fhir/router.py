@@ -11,7 +11,6 @@ import orjson
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 
 from app import __version__
-from app.errors import NotFound, UnsupportedMediaType
 from app.fhir.examples import example_response
 from app.fhir.outcome import FhirError, Issue, issue_json, operation_outcome
 from app.fhir.questionnaire import parse_business_version
@@ -24,6 +23,7 @@ from app.fhir.terminology import (
     code_systems,
     value_set_resource,
 )
+from app.kernel.errors import NotFound, UnsupportedMediaType
 from app.security.access import GuardedRoute, access
 from app.security.actions import Action
 from app.security.caller import Caller

@@ -13,19 +13,19 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.engine.instruments import InstrumentId
-from app.errors import NotFound, Unprocessable
 from app.fhir.outcome import FhirError, Issue, item_expression
 from app.fhir.questionnaire import QuestionnaireVersion, build_questionnaire, is_questionnaire_key
 from app.fhir.response import ReadResponse, answers_link_id, read_response
 from app.fhir.results import Result, resources, result_bundle
 from app.fhir.terminology import Vocabulary
+from app.kernel.errors import NotFound, Unprocessable
+from app.kernel.text import NO_CONTROL_CHARACTERS
 from app.rulesets.resolve import RuleSets
 from app.screenings.bodies import Stored, stored_rule_set
 from app.screenings.models import Screening
 from app.screenings.schemas import RuleSetPin, ScreeningRequest
 from app.screenings.service import ScreeningService
 from app.security.caller import Caller
-from app.text import NO_CONTROL_CHARACTERS
 
 _PLAIN = re.compile(NO_CONTROL_CHARACTERS)
 _OBSERVATION_SUFFIXES = ("", *(f"-{i.value.replace('_', '-')}" for i in InstrumentId))

@@ -21,11 +21,11 @@ from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.engine import DEFAULT_RULE_SET_KEY
-from app.errors import PROBLEM_JSON, problem_response
-from app.migrate import current_revision, head_revision, schema_state
-from app.responses import json_response
+from app.kernel.errors import PROBLEM_JSON, problem_response
+from app.kernel.migrate import current_revision, head_revision, schema_state
+from app.kernel.responses import json_response
+from app.kernel.tenancy import SHARED
 from app.rulesets.cache import RuleSetCache
-from app.tenancy import SHARED
 
 router = APIRouter(tags=["operations"])
 

@@ -30,12 +30,12 @@ from prometheus_client import (
 from prometheus_client.exposition import choose_encoder
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.errors import Forbidden, secured
+from app.kernel.errors import Forbidden, secured
+from app.kernel.settings import Settings
 from app.rulesets.cache import RuleSetCache
 from app.security.access import GuardedRoute, access
 from app.security.actions import Action
 from app.security.caller import Caller
-from app.settings import Settings
 
 logger = logging.getLogger("carelevel")
 

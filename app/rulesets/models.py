@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base, IdColumn, new_id, utcnow
+from app.kernel.db import Base, IdColumn, new_id, utcnow
 
 
 class VersionStatus(StrEnum):

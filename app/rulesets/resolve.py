@@ -15,12 +15,12 @@ from typing import Protocol
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.engine import DEFAULT_RULE_SET_KEY
-from app.errors import FieldProblem, Unprocessable
+from app.kernel.errors import FieldProblem, Unprocessable
+from app.kernel.tenancy import SHARED
 from app.rulesets.cache import RuleSetCache
 from app.rulesets.deciding import DecidingVersion
 from app.rulesets.models import RuleSetVersion, VersionStatus
 from app.rulesets.repository import RuleSetRepository
-from app.tenancy import SHARED
 
 
 class Pin(Protocol):

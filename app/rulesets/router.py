@@ -7,8 +7,8 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
 
-from app.deps import SettingsDep
-from app.errors import (
+from app.kernel.deps import SettingsDep
+from app.kernel.errors import (
     BadRequest,
     Conflict,
     FieldProblem,
@@ -22,7 +22,8 @@ from app.errors import (
     problem_example,
     secured,
 )
-from app.responses import json_response
+from app.kernel.responses import json_response
+from app.kernel.tenancy import TENANT_PATTERN
 from app.rulesets.models import RuleSetVersion
 from app.rulesets.reports import export_yaml
 from app.rulesets.schemas import (
@@ -39,7 +40,6 @@ from app.rulesets.service import RuleSetService, etag
 from app.security.access import GuardedRoute, access
 from app.security.actions import Action
 from app.security.caller import Caller
-from app.tenancy import TENANT_PATTERN
 
 router = APIRouter(
     prefix="/v1/rule-sets", tags=["rule sets"], responses=secured(), route_class=GuardedRoute

@@ -21,7 +21,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.audit.trail import record
-from app.db import after_commit, utcnow
 from app.engine import (
     DEFAULT_RULE_SET_KEY,
     RuleSetError,
@@ -35,7 +34,8 @@ from app.engine import (
 from app.engine.compiler import CompiledRuleSet
 from app.engine.determination import CURRENT_SEMANTICS
 from app.engine.ruleset import RuleSetDocument
-from app.errors import (
+from app.kernel.db import after_commit, utcnow
+from app.kernel.errors import (
     Conflict,
     FieldProblem,
     Forbidden,
@@ -44,6 +44,7 @@ from app.errors import (
     PreconditionRequired,
     Unprocessable,
 )
+from app.kernel.tenancy import SHARED
 from app.rulesets.compiled import COMPILED, CompiledVersions
 from app.rulesets.deciding import DecidingVersion
 from app.rulesets.models import RuleSet, RuleSetEvent, RuleSetVersion, VersionStatus
@@ -61,7 +62,6 @@ from app.rulesets.schemas import (
 )
 from app.security.actions import version_resource_id
 from app.security.caller import Caller
-from app.tenancy import SHARED
 
 SYSTEM_ACTOR = "system"
 T = TypeVar("T")

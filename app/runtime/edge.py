@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.ids import random_uuid
+from app.kernel.ids import random_uuid
 
 if TYPE_CHECKING:
     from app.operations.metrics import Metrics

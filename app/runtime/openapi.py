@@ -27,7 +27,7 @@ from pydantic import BaseModel
 
 from app.cds_hooks.schemas import FeedbackRequest, HookRequest
 from app.engine.ruleset import RuleSetDocument
-from app.errors import (
+from app.kernel.errors import (
     PROBLEM_JSON,
     AppError,
     BadRequest,

@@ -7,7 +7,7 @@ rule-set reports are run on the documented rule-set document. So the document ca
 from what the service says; only ids and timestamps are made up. Built once, when the OpenAPI
 document is first asked for (``app.runtime.openapi.complete_openapi``).
 
-Error examples are not here: routers name the specific ones (``app.errors.problem``,
+Error examples are not here: routers name the specific ones (``app.kernel.errors.problem``,
 ``app.fhir.router.outcome``) and ``complete_openapi`` fills in a generic one for the rest.
 """
 
@@ -50,14 +50,14 @@ from app.fhir.terminology import (
     code_systems,
     value_set_resource,
 )
+from app.kernel.pagination import encode_cursor
+from app.kernel.tenancy import SHARED
 from app.operations.health import Readiness
-from app.pagination import encode_cursor
 from app.questionnaire import build_questionnaire
 from app.rulesets.compiled import relabelled
 from app.rulesets.models import RuleSetVersion, VersionStatus
 from app.rulesets.reports import export_yaml, validation_report, version_diff
 from app.rulesets.schemas import ActivationResult, RuleSetSummary, VersionDetail, VersionSummary
-from app.tenancy import SHARED
 
 Json = dict[str, Any]
 JSON = "application/json"

@@ -1,7 +1,7 @@
 """The exception handlers: every error, from any layer below, answered as RFC 9457
-problem+json (app/errors.py defines the errors and the problem body), or in the representation
-a path prefix asks for (an OperationOutcome under /fhir/). Validation errors list field paths
-and messages, never the submitted values.
+problem+json (app/kernel/errors.py defines the errors and the problem body), or in the
+representation a path prefix asks for (an OperationOutcome under /fhir/). Validation errors
+list field paths and messages, never the submitted values.
 
 A body over FastAPI's ``max_body_size`` (set in app/main.py) is refused by the framework as it
 is read, with an ``HTTPException(413)`` answered here (``ProblemHandlers.too_large``). When the
@@ -25,7 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.errors import (
+from app.kernel.errors import (
     PROBLEM_BASE,
     PROBLEM_JSON,
     AppError,
@@ -34,7 +34,7 @@ from app.errors import (
     UnsupportedMediaType,
     field_problems,
 )
-from app.errors import problem_response as plain_problem
+from app.kernel.errors import problem_response as plain_problem
 
 logger = logging.getLogger("carelevel.errors")
 

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base, IdColumn, JSONDocument, new_id, utcnow
+from app.kernel.db import Base, IdColumn, JSONDocument, new_id, utcnow
 
 
 class Screening(Base):

@@ -26,8 +26,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.audit.models import AuditEvent
-from app.db import Base, DriverStatement, UtcDateTime, driver_connection, for_asyncpg
-from app.pagination import after_row
+from app.kernel.db import Base, DriverStatement, UtcDateTime, driver_connection, for_asyncpg
+from app.kernel.pagination import after_row
 from app.screenings.models import Decision, IdempotencyRecord, Screening
 
 

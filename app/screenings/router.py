@@ -8,9 +8,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
 
-from app.deps import SettingsDep
 from app.engine.determination import LevelOfCare, Urgency
-from app.errors import (
+from app.kernel.deps import SettingsDep
+from app.kernel.errors import (
     BadRequest,
     FieldProblem,
     IdempotencyKeyReused,
@@ -21,9 +21,10 @@ from app.errors import (
     problem_example,
     secured,
 )
-from app.pagination import Instant
+from app.kernel.pagination import Instant
+from app.kernel.responses import JSON, json_response
+from app.kernel.text import NO_CONTROL_CHARACTERS
 from app.plain_requests import Binder, Unplain, plain_header, plain_json_body
-from app.responses import JSON, json_response
 from app.screenings.schemas import (
     MAX_VERSION,
     RULE_SET_KEY,
@@ -40,7 +41,6 @@ from app.screenings.service import ScreeningService
 from app.security.access import GuardedRoute, access
 from app.security.actions import Action
 from app.security.caller import Caller
-from app.text import NO_CONTROL_CHARACTERS
 
 router = APIRouter(
     prefix="/v1/screenings", tags=["screenings"], responses=secured(), route_class=GuardedRoute

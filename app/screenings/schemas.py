@@ -11,8 +11,8 @@ from pydantic_core import PydanticCustomError
 
 from app.engine.answers import EXAMPLE_SECTIONS, ScreeningAnswers
 from app.engine.determination import Determination, LevelOfCare, Status, Urgency
-from app.tenancy import TENANT_PATTERN
-from app.text import NO_CONTROL_CHARACTERS, NO_NUL
+from app.kernel.tenancy import TENANT_PATTERN
+from app.kernel.text import NO_CONTROL_CHARACTERS, NO_NUL
 
 EXAMPLE_ANSWERS: dict[str, Any] = EXAMPLE_SECTIONS
 

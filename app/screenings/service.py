@@ -14,11 +14,11 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.audit.trail import audit_event_values, record
-from app.db import new_id, utcnow
 from app.engine import ScreeningAnswers, evaluate
 from app.engine.compiler import CompiledRuleSet
 from app.engine.determination import Determination, determination_to_json
-from app.errors import (
+from app.kernel.db import new_id, utcnow
+from app.kernel.errors import (
     Conflict,
     FieldProblem,
     IdempotencyKeyReused,
@@ -26,7 +26,7 @@ from app.errors import (
     RequestInFlight,
     Unprocessable,
 )
-from app.pagination import decode_cursor, encode_cursor
+from app.kernel.pagination import decode_cursor, encode_cursor
 from app.rulesets.resolve import RuleSets
 from app.screenings.bodies import (
     Decided,

@@ -20,7 +20,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from app.errors import Forbidden, TooManyRequests, Unauthorized
+from app.kernel.errors import Forbidden, TooManyRequests, Unauthorized
 from app.security.actions import ACTIONS, Action, resource_id_from_path
 from app.security.authentication import Authenticator
 from app.security.caller import Caller

@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
+from app.kernel.tenancy import TENANT_PATTERN
 from app.security.principal import Scope
-from app.tenancy import TENANT_PATTERN
 
 
 class Action(StrEnum):

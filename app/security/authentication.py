@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.db import utcnow
-from app.errors import ServiceUnavailable, Unauthorized
+from app.kernel.db import utcnow
+from app.kernel.errors import ServiceUnavailable, Unauthorized
 from app.security.api_keys import hash_key, key_prefix, matches
 from app.security.credentials import CredentialRepository
 from app.security.jwt import IdentityProviderUnavailable, JwtVerifier, TokenRejected

@@ -29,7 +29,7 @@ import jwt
 from jwt.exceptions import InvalidJTIError, InvalidSubjectError
 from jwt.types import Options
 
-from app.issuers import SIGNING_ALGORITHMS, CdsClient, IdentityProvider
+from app.kernel.issuers import SIGNING_ALGORITHMS, CdsClient, IdentityProvider
 
 logger = logging.getLogger("carelevel.jwt")
 

@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import BigInteger, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base, IdColumn, JSONDocument, new_id, utcnow
+from app.kernel.db import Base, IdColumn, JSONDocument, new_id, utcnow
 
 
 class ApiClient(Base):

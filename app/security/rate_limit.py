@@ -31,7 +31,7 @@ from sqlalchemy.dialects.postgresql import insert as postgres_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from app.db import driver_connection, for_asyncpg
+from app.kernel.db import driver_connection, for_asyncpg
 from app.security.models import RateLimitWindow
 
 logger = logging.getLogger("carelevel.rate_limit")

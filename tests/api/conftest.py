@@ -1,11 +1,11 @@
 """API tests drive the real application through httpx against a real database.
 
 CARELEVEL_TEST_DATABASE_URL selects the database; unset, `make test` uses the local
-PostgreSQL when it answers (scripts/test-database), and a plain `pytest` a SQLite file in a
+PostgreSQL when it answers (scripts/test_database.py), and a plain `pytest` a SQLite file in a
 temporary directory. The schema is built once per run with the Alembic migrations. One started
 application serves every test that takes ``app`` or ``client``, reset before each to empty
-tables plus the seeded default rule set (tests/support/apps.py); ``fresh_app`` starts one of
-the test's own.
+tables plus the seeded default rule set (tests/support/apps.py); a test that needs other
+settings, or changes what start-up built, starts its own with ``started_app`` or ``running``.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.db import Base, create_engine
-from app.migrate import upgrade_to_head
-from app.settings import Settings
-from tests.support.apps import http_client, new_key, reset, running, started_app
+from app.kernel.db import Base, create_engine
+from app.kernel.migrate import upgrade_to_head
+from app.kernel.settings import Settings
+from tests.support.apps import http_client, new_key, reset, running
 
 
 @pytest.fixture(scope="session")
@@ -73,13 +73,6 @@ async def app(shared_app: FastAPI, schema: AsyncEngine) -> FastAPI:
     """The shared application, reset to a fresh start's state for this test."""
     await reset(shared_app, schema)
     return shared_app
-
-
-@pytest.fixture
-async def fresh_app(schema: AsyncEngine, settings: Settings) -> AsyncIterator[FastAPI]:
-    """An application of this test's own (for tests that change what start-up built)."""
-    async with started_app(schema, settings) as application:
-        yield application
 
 
 @pytest.fixture

@@ -13,10 +13,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.audit.models import AuditEvent
+from app.kernel.settings import Settings
 from app.screenings.models import IdempotencyRecord
 from app.screenings.schemas import ScreeningRequest
 from app.screenings.service import fingerprint
-from app.settings import Settings
 from tests.support.apps import OPERATOR_TENANT, http_client, new_key, started_app
 from tests.support.examples import Json
 

@@ -22,9 +22,9 @@ from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.issuers import IdentityProvider
+from app.kernel.issuers import IdentityProvider
+from app.kernel.settings import Settings
 from app.security.principal import Scope
-from app.settings import Settings
 from tests.api.screenings_support import all_screenings
 from tests.support.apps import http_client, new_key, reset, running, started_app
 from tests.support.examples import Json, example

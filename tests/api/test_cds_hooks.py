@@ -27,9 +27,9 @@ from app.cds_hooks.examples import example_hook_request
 from app.engine.determination import LevelOfCare
 from app.fhir.examples import response_for
 from app.fhir.terminology import Vocabulary
-from app.issuers import CdsClient
+from app.kernel.issuers import CdsClient
+from app.kernel.settings import Settings
 from app.screenings.schemas import VarianceReason
-from app.settings import Settings
 from tests.api.screenings_support import all_screenings
 from tests.support.apps import http_client, new_key, reset, running
 from tests.support.examples import EXAMPLES, Json

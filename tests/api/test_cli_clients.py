@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.audit.models import AuditEvent
 from app.cli import main
-from app.settings import Settings, get_settings
+from app.kernel.settings import Settings, get_settings
 from tests.support.apps import empty_tables, http_client, running
 
 KEY = re.compile(r"clk_[0-9a-f]{8}\.[A-Za-z0-9_-]{43}")

@@ -12,9 +12,9 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.kernel.settings import Settings
 from app.main import create_app
 from app.security.principal import Scope
-from app.settings import Settings
 from tests.support.apps import empty_tables, http_client, new_key, running
 from tests.support.problems import assert_problem, pointers
 

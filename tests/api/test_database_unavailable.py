@@ -9,9 +9,9 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy.exc import DBAPIError
 
-from app.db import create_engine, create_sessionmaker
+from app.kernel.db import create_engine, create_sessionmaker
+from app.kernel.settings import Settings
 from app.screenings.service import ScreeningService
-from app.settings import Settings
 from tests.support.examples import EXAMPLES
 
 

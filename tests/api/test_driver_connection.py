@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.db import create_engine, driver_connection
-from app.settings import Settings
+from app.kernel.db import create_engine, driver_connection
+from app.kernel.settings import Settings
 from tests.support.apps import http_client, new_key, started_app
 from tests.support.examples import example
 

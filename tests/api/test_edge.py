@@ -11,8 +11,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.audit.models import AuditEvent
+from app.kernel.settings import Settings
 from app.screenings.service import ScreeningService
-from app.settings import Settings
 from tests.support.apps import bearer, empty_tables, http_client, new_key, running
 from tests.support.examples import example
 from tests.support.problems import assert_problem

@@ -22,11 +22,11 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import Receive, Scope, Send
 
+from app.kernel.settings import Settings
 from app.runtime.edge import Edge
 from app.runtime.fast_lane import FastLane
 from app.screenings.service import ScreeningService
 from app.security.principal import Scope as ApiScope
-from app.settings import Settings
 from tests.support.apps import http_client, new_key, started_app
 from tests.support.examples import example
 

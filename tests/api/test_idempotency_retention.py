@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.db import utcnow
+from app.kernel.db import utcnow
 from app.screenings.models import IdempotencyRecord
 from tests.api.screenings_support import stored_keys
 from tests.support.examples import EXAMPLES

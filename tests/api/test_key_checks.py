@@ -16,7 +16,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy.exc import OperationalError
 
-from app.errors import Unauthorized
+from app.kernel.errors import Unauthorized
 from app.security.authentication import Authenticator
 from app.security.credentials import CredentialRepository
 from app.security.jwt import JwtVerifier

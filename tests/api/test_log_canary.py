@@ -42,8 +42,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.fhir.examples import response_for
 from app.fhir.terminology import Vocabulary
-from app.issuers import CdsClient
-from app.settings import Settings
+from app.kernel.issuers import CdsClient
+from app.kernel.settings import Settings
 from tests.support.apps import BASE_URL, empty_tables, http_client, new_key, running
 from tests.support.examples import EXAMPLES
 

@@ -24,7 +24,7 @@ from openapi_spec_validator import validate
 from pydantic import BaseModel
 
 from app.cds_hooks.schemas import FeedbackRequest, HookRequest
-from app.errors import PROBLEM_BASE, AppError
+from app.kernel.errors import PROBLEM_BASE, AppError
 from app.questionnaire import Questionnaire
 from app.screenings.schemas import ScreeningRequest
 from tests.support.examples import EXAMPLES
@@ -246,7 +246,7 @@ async def test_every_error_response_has_an_example_of_its_media_type(document: J
                     continue
                 assert value["type"].startswith(PROBLEM_BASE), where
                 slug = value["type"].removeprefix(PROBLEM_BASE)
-                assert slug in types, f"{where}: {slug} is no problem type of app.errors"
+                assert slug in types, f"{where}: {slug} is no problem type of app.kernel.errors"
                 assert (value["status"], value["title"]) == types[slug], where
                 assert str(value["status"]) == status, where
                 if slug == "validation-error" and "report" not in value:  # publish: a report

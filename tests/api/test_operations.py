@@ -14,12 +14,17 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.db import create_engine
+from app.kernel.db import create_engine
+from app.kernel.migrate import (
+    SchemaOutdated,
+    alembic_config,
+    check_schema_is_current,
+    head_revision,
+)
+from app.kernel.settings import Settings
 from app.main import create_app
-from app.migrate import SchemaOutdated, alembic_config, check_schema_is_current, head_revision
 from app.rulesets.cache import RuleSetCache
 from app.security.principal import ALL_SCOPES, Scope
-from app.settings import Settings
 from tests.support.apps import STARTUP_TIMEOUT_SECONDS, empty_tables, http_client, new_key, running
 from tests.support.examples import EXAMPLES
 

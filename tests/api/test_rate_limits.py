@@ -23,8 +23,8 @@ from pydantic import ValidationError
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.kernel.settings import Settings
 from app.main import create_app
-from app.settings import Settings
 from tests.support.apps import empty_tables, http_client, new_key
 from tests.support.examples import example
 from tests.support.problems import assert_problem

@@ -13,7 +13,7 @@ import re
 import httpx
 from fastapi import FastAPI
 
-from app.settings import Settings
+from app.kernel.settings import Settings
 from tests.api.rule_sets_support import (
     KEY,
     NEVER_FIRES,

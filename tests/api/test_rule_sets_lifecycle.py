@@ -19,9 +19,9 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.db import utcnow
+from app.kernel.db import utcnow
+from app.kernel.settings import Settings
 from app.rulesets.models import RuleSetVersion
-from app.settings import Settings
 from tests.api.rule_sets_support import (
     KEY,
     RULE_SETS,

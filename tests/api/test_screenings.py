@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.engine import ENGINE_VERSION
-from app.settings import Settings
+from app.kernel.settings import Settings
 from tests.api.screenings_support import (
     RULE_SET,
     all_screenings,

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.engine.answers import ScreeningAnswers
 from app.engine.instruments import SPECS, InstrumentId
-from app.settings import Settings
+from app.kernel.settings import Settings
 from tests.api.screenings_support import assert_nothing_stored, client_for
 from tests.support.examples import Json, example
 from tests.support.problems import assert_problem, pointers

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.settings import Settings
+from app.kernel.settings import Settings
 from tests.api.screenings_support import (
     RULE_SET,
     client_for,

@@ -21,13 +21,13 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.cli import main
-from app.db import create_sessionmaker, utcnow
 from app.engine import compile_rule_set, default_rule_set
 from app.engine.compiler import canonical_json
+from app.kernel.db import create_sessionmaker, utcnow
+from app.kernel.settings import Settings, get_settings
+from app.kernel.tenancy import SHARED
 from app.main import create_app
 from app.rulesets.models import RuleSet, RuleSetVersion, VersionStatus
-from app.settings import Settings, get_settings
-from app.tenancy import SHARED
 from tests.api.screenings_support import RULE_SET
 from tests.support.apps import empty_tables, http_client, new_key, running
 from tests.support.examples import create, example

@@ -24,7 +24,7 @@ from tests.reliability.support import (
 )
 
 ANSWERS = json.loads((Path(__file__).parents[2] / "examples/adult-iop-suitable.json").read_text())
-POOL_SIZE = 2  # the least CARELEVEL_DB_POOL_SIZE allows (no overflow: app/db.py)
+POOL_SIZE = 2  # the least CARELEVEL_DB_POOL_SIZE allows (no overflow: app/kernel/db.py)
 POOL_TIMEOUT_SECONDS = 1.0
 MARGIN_SECONDS = 2.0
 STORE = Call("POST", "/v1/screenings", {"answers": ANSWERS})

@@ -18,12 +18,12 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.clients.service import create_client
-from app.db import Base
+from app.kernel.db import Base
+from app.kernel.settings import Settings
 from app.main import create_app
 from app.security.api_keys import key_prefix
 from app.security.credentials import CredentialRepository
 from app.security.principal import ALL_SCOPES, Scope
-from app.settings import Settings
 
 OPERATOR_TENANT = "default"
 BASE_URL = "http://carelevel.test"

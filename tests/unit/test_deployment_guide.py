@@ -24,9 +24,9 @@ from prometheus_client.metrics import MetricWrapperBase
 
 from app import cli
 from app import main as application  # importing the application registers every table
-from app.db import Base
+from app.kernel.db import Base
+from app.kernel.settings import _PLACEHOLDER_PASSWORDS, Settings, get_settings
 from app.operations.metrics import MULTIPROCESS_ENV, Metrics
-from app.settings import _PLACEHOLDER_PASSWORDS, Settings, get_settings
 
 ROOT = Path(__file__).parents[2]
 GUIDE_PATH = ROOT / "docs" / "deployment.md"

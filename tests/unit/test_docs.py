@@ -10,7 +10,7 @@ from app.engine.catalogue import BEGIN_MARKER, END_MARKER, render_catalogue
 from app.engine.facts import build_catalogue
 from app.engine.instruments import DEFAULT_POLICIES
 from app.fhir.terminology import code_systems
-from app.settings import Settings
+from app.kernel.settings import Settings
 
 ROOT = Path(__file__).parents[2]
 

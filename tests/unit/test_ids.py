@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from app.ids import random_uuid
+from app.kernel.ids import random_uuid
 
 
 def test_random_uuids_are_canonical_version_4_uuids() -> None:

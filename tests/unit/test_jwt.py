@@ -15,7 +15,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import ValidationError
 
-from app.issuers import SIGNING_ALGORITHMS, IdentityProvider
+from app.kernel.issuers import SIGNING_ALGORITHMS, IdentityProvider
 from app.security.jwt import (
     JWKS_FAILURE_BACKOFF_SECONDS,
     IdentityProviderUnavailable,

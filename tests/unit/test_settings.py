@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from app.settings import Settings
+from app.kernel.settings import Settings
 
 POSTGRES = "postgresql+asyncpg://carelevel:Zq8-long-random-3f1@db.internal:5432/carelevel"
 CARELEVEL = Path(sys.executable).parent / "carelevel"

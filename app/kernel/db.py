@@ -25,8 +25,8 @@ from sqlalchemy.orm import DeclarativeBase, Session, SessionTransaction
 from sqlalchemy.sql.elements import ClauseElement
 from sqlalchemy.util import greenlet_spawn
 
-from app.ids import random_uuid
-from app.settings import Settings
+from app.kernel.ids import random_uuid
+from app.kernel.settings import Settings
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",

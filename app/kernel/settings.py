@@ -9,8 +9,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from app.issuers import CdsClient, IdentityProvider
-from app.tenancy import is_tenant_id
+from app.kernel.issuers import CdsClient, IdentityProvider
+from app.kernel.tenancy import is_tenant_id
 
 EMBEDDED_DATABASE_URL = "sqlite+aiosqlite:///./carelevel.db"
 

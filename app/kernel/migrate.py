@@ -18,9 +18,9 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.settings import Settings
+from app.kernel.settings import Settings
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 _SEED_LOCK_ID = 0x6361_7265  # "care": the advisory lock that serialises start-up seeding

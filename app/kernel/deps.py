@@ -11,7 +11,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from app.settings import Settings
+from app.kernel.settings import Settings
 
 # Every dependency is ``async def``: FastAPI runs a plain ``def`` in a worker thread, a thread
 # hand-off per request for what is an attribute read.

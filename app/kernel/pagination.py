@@ -13,7 +13,7 @@ from pydantic_core import PydanticCustomError
 from sqlalchemy import ColumnElement, or_
 from sqlalchemy.orm import InstrumentedAttribute
 
-from app.errors import BadRequest
+from app.kernel.errors import BadRequest
 
 
 def after_row(
