@@ -17,6 +17,7 @@ from app.audit.trail import audit_event_values, record
 from app.engine import ScreeningAnswers, evaluate
 from app.engine.compiler import CompiledRuleSet
 from app.engine.determination import Determination, determination_to_json
+from app.kernel.batching import TurnBatch
 from app.kernel.db import new_id, utcnow
 from app.kernel.errors import (
     Conflict,
@@ -99,6 +100,7 @@ class ScreeningService:
         self.rule_sets = rule_sets
         self.idempotency_ttl = idempotency_ttl
         self.metrics = metrics
+        self.evaluations = TurnBatch()  # see app/kernel/batching.py
 
     @property
     def engine(self) -> AsyncEngine:
@@ -128,7 +130,10 @@ class ScreeningService:
                 if session is None:
                     session = await stack.enter_async_context(self.sessions())
                 rule_set = await self.rule_sets.resolve(session, caller.tenant, request.rule_set)
-        determination, determination_json = self._evaluate(rule_set.compiled, request.answers)
+        compiled, answers = rule_set.compiled, request.answers
+        determination, determination_json = await self.evaluations.run(
+            lambda: self._evaluate(compiled, answers)
+        )
         return Decided(rule_set, determination, determination_json)
 
     async def evaluate_only(self, caller: Caller, request: ScreeningRequest) -> bytes:
