@@ -46,6 +46,7 @@ from app.kernel.issuers import CdsClient
 from app.kernel.settings import Settings
 from tests.support.apps import BASE_URL, empty_tables, http_client, new_key, running
 from tests.support.examples import EXAMPLES
+from tests.support.tokens import public_jwk
 
 TEXT = "CANARY-7Q9X"  # found case-insensitively: slugs carry it in lower case
 SLUG = TEXT.lower()
@@ -737,8 +738,7 @@ class CdsSigner:
     issued: list[str] = field(default_factory=list)
 
     def client(self) -> CdsClient:
-        public: Json = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(self.key.public_key()))
-        jwk = public | {"kid": CDS_KID, "alg": "ES384", "use": "sig"}
+        jwk = public_jwk(self.key, CDS_KID, alg="ES384", use="sig")
         return CdsClient(name="ehr", issuer=CDS_ISSUER, jwks={"keys": [jwk]}, tenant="default")
 
     def token(

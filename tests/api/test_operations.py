@@ -206,6 +206,7 @@ async def test_only_a_server_process_settles_the_garbage_collector_once_started(
     monkeypatch.setattr("app.main.settle_after_startup", settle)
     await empty_tables(schema)
     for server_process in (False, True):
+        # Not ``running``: ``settle`` reads the application being started, so it is named first.
         app = create_app(settings, server_process=server_process)
         async with LifespanManager(app, startup_timeout=STARTUP_TIMEOUT_SECONDS):
             pass
