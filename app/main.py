@@ -43,7 +43,7 @@ from app.rulesets.router import router as rule_sets_router
 from app.rulesets.service import RuleSetService
 from app.runtime.edge import Edge
 from app.runtime.fast_lane import FastLane, lanes_of
-from app.runtime.openapi import complete_openapi
+from app.runtime.openapi import complete_openapi, operation_id
 from app.runtime.problems import ProblemHandlers
 from app.screenings.repository import recent_screenings_of_key
 from app.screenings.router import DIRECT_BINDERS
@@ -90,6 +90,7 @@ meta_router = APIRouter(tags=["questionnaire"], route_class=GuardedRoute)
 
 @meta_router.get(
     "/v1/questionnaire",
+    operation_id="getQuestionnaire",
     response_model=Questionnaire,
     summary="The questions to ask",
     description="Every question an intake app renders, with its type, allowed values, help text "
@@ -290,6 +291,7 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
         telemetry={"tracing": False, "metrics": False, "logs": False},
         # Refused with 413 as the body is read (rule-set documents have their own limit).
         max_body_size=settings.max_body_bytes,
+        generate_unique_id_function=operation_id,
     )
     app.openapi = lambda: complete_openapi(app)  # type: ignore[method-assign]
     app.state.settings = settings

@@ -105,6 +105,7 @@ async def _parsed(request: Request, model: type[Any]) -> Any:
 
 @router.get(
     "",
+    operation_id="discoverCdsServices",
     response_model=Discovery,
     response_model_exclude_none=True,
     summary="CDS Hooks discovery",
@@ -121,6 +122,7 @@ async def discovery(
 
 @router.post(
     "/{service_id}",
+    operation_id="callCdsService",
     response_model=CdsResponse,
     response_model_exclude_none=True,
     summary="Call a CDS service",
@@ -198,6 +200,7 @@ async def call_service(
 
 @router.post(
     "/{service_id}/feedback",
+    operation_id="sendCdsFeedback",
     summary="Feedback on cards",
     description="What the clinician did with each card: `accepted` (the recommendation taken) "
     "or `overridden` (with the override reason, one of the card's `overrideReasons`, and an "

@@ -51,6 +51,7 @@ ClientId = Annotated[
 
 @router.post(
     "",
+    operation_id="createClient",
     status_code=status.HTTP_201_CREATED,
     response_model=ClientCreated,
     summary="Create a client",
@@ -137,6 +138,7 @@ async def list_clients(
 
 @router.get(
     "/{client_id}",
+    operation_id="getClient",
     response_model=ClientOut,
     summary="Get a client",
     description="One client of your tenant: its name, scopes, key prefix, who created or "
@@ -155,6 +157,7 @@ async def get(
 
 @router.post(
     "/{client_id}/revoke",
+    operation_id="revokeClient",
     response_model=ClientOut,
     summary="Revoke a client",
     description="Its key stops working at once on this process and within "

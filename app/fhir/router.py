@@ -191,6 +191,7 @@ def capability_statement(vocabulary: Vocabulary, base: str, today: str) -> dict[
 
 @router.get(
     "/metadata",
+    operation_id="readCapabilityStatement",
     response_class=FhirResponse,
     summary="CapabilityStatement",
     description="What this FHIR R4 endpoint supports: the Questionnaire (read, vread, search), "
@@ -342,6 +343,7 @@ EVALUATE_BODY = {
 
 @router.post(
     "/QuestionnaireResponse/$evaluate",
+    operation_id="evaluateQuestionnaireResponse",
     response_class=FhirResponse,
     summary="Evaluate a QuestionnaireResponse",
     description="Reads the answers, evaluates them under the cited Questionnaire version (or "

@@ -99,6 +99,7 @@ def _rule_set(cache: RuleSetCache) -> Check:
 
 @router.get(
     "/healthz",
+    operation_id="checkLiveness",
     summary="Liveness",
     description="The process is up and answering. Checks no dependency, so that an outage of "
     "the database never makes an orchestrator restart healthy processes. Public: no "
@@ -116,6 +117,7 @@ async def healthz() -> Response:
 
 @router.get(
     "/readyz",
+    operation_id="checkReadiness",
     response_model=Readiness,
     summary="Readiness",
     description="Whether this process can serve screenings now: the database answers (within "

@@ -236,6 +236,7 @@ def metrics_router(settings: Settings) -> APIRouter | None:
 
     @guarded.get(
         "/metrics",
+        operation_id="getMetrics",
         summary=_SUMMARY,
         description=_DESCRIPTION + " Needs a client of the operator tenant: the counts cover "
         "every tenant.",

@@ -200,6 +200,7 @@ async def list_rule_sets(
 
 @router.get(
     "/{owner}/{key}/versions",
+    operation_id="listRuleSetVersions",
     response_model=list[VersionSummary],
     summary="List the versions of a rule set",
     description="Every version of `owner/key`, newest first, with its status (draft, "
@@ -224,6 +225,7 @@ async def list_versions(
 
 @router.get(
     V,
+    operation_id="getRuleSetVersion",
     response_model=VersionDetail,
     summary="Get one version",
     description="The document, status, sha256 and who did what when. The `ETag` header is what "
@@ -242,6 +244,7 @@ async def get_version(
 
 @router.post(
     "/{owner}/{key}/versions",
+    operation_id="createRuleSetDraft",
     status_code=status.HTTP_201_CREATED,
     response_model=VersionDetail,
     summary="Create a draft",
@@ -280,6 +283,7 @@ async def create_draft(
 
 @router.post(
     "/{owner}/import",
+    operation_id="importRuleSet",
     status_code=status.HTTP_201_CREATED,
     response_model=VersionDetail,
     summary="Import a document as a new draft",
@@ -314,6 +318,7 @@ async def import_document(
 
 @router.put(
     V,
+    operation_id="updateRuleSetDraft",
     response_model=VersionDetail,
     summary="Update a draft",
     description="Replace a draft's document. Requires `If-Match` with the current ETag; a "
@@ -349,6 +354,7 @@ async def update_draft(
 
 @router.delete(
     V,
+    operation_id="deleteRuleSetDraft",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete a draft",
     description="Remove a draft that will not be published. Requires `If-Match` with the "
@@ -376,6 +382,7 @@ async def delete_draft(
 
 @router.post(
     V + "/validate",
+    operation_id="validateRuleSetVersion",
     response_model=ValidationReport,
     summary="Validate and test a version",
     description="Compile it and run its test cases: problems with rule ids and positions, case "
@@ -395,6 +402,7 @@ async def validate_version(
 
 @router.post(
     V + "/publish",
+    operation_id="publishRuleSetVersion",
     response_model=VersionDetail,
     summary="Publish a draft",
     description="Only a draft that compiles, passes every test case and fires every rule; it "
@@ -444,6 +452,7 @@ async def publish_version(
 
 @router.post(
     V + "/activate",
+    operation_id="activateRuleSetVersion",
     response_model=ActivationResult,
     summary="Activate a published version",
     description="It decides new screenings from now on; the previously active version returns "
@@ -475,6 +484,7 @@ async def activate_version(
 
 @router.post(
     V + "/retire",
+    operation_id="retireRuleSetVersion",
     response_model=VersionDetail,
     summary="Retire a version",
     description="A published version that is not active; it can no longer be activated or "
@@ -503,6 +513,7 @@ async def retire_version(
 
 @router.get(
     "/{owner}/{key}/diff",
+    operation_id="diffRuleSetVersions",
     response_model=VersionDiff,
     summary="Compare two versions",
     description="Rules added, removed and changed (by id), and the test cases of both versions "
@@ -525,6 +536,7 @@ async def diff_versions(
 
 @router.post(
     V + "/simulate",
+    operation_id="simulateRuleSetVersion",
     response_model=SimulationReport,
     summary="Simulate a version over stored screenings",
     description="Re-evaluate your tenant's most recent stored screenings of this rule-set key "
@@ -548,6 +560,7 @@ async def simulate_version(
 
 @router.get(
     V + "/export",
+    operation_id="exportRuleSetVersion",
     summary="Export a version as YAML",
     description="The version's document as YAML (a download, with the version's `ETag`): to "
     "review it, keep it under version control, edit it offline and check it with "

@@ -14,6 +14,8 @@
   real problem type (``_error_examples``), with the headers that come with it (``WWW-Authenticate``,
   ``Retry-After``, ``RateLimit``).
 - The document has tag descriptions and a quick start written for curl.
+- Every operation has a readable operationId (``operation_id``): what generated clients name
+  their functions and Swagger UI and ReDoc their anchors.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
 from app.cds_hooks.schemas import FeedbackRequest, HookRequest
@@ -170,6 +173,15 @@ _HEADERS = {
     "(`t`), draft-ietf-httpapi-ratelimit-headers.",
     "RateLimit-Policy": "The client's quota (`q` requests per window).",
 }
+
+
+def operation_id(route: APIRoute) -> str:
+    """A route's operationId: its endpoint function's name in camelCase (``create_screening``
+    becomes ``createScreening``). FastAPI's default appends the path and method
+    (``create_screening_v1_screenings_post``); a route whose function name says too little
+    outside its module names its own with ``operation_id=`` (``getRuleSetVersion``)."""
+    first, *rest = route.name.split("_")
+    return first + "".join(word.capitalize() for word in rest)
 
 
 def _problem_response(description: str, fhir: bool = False) -> dict[str, Any]:

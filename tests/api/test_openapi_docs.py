@@ -40,6 +40,27 @@ MIN_DESCRIPTION = 80  # characters: more than a restated summary
 # Problem types answered by something else than an AppError: readiness names failing checks.
 OTHER_PROBLEM_SLUGS = {"not-ready": (503, "Not ready to serve")}
 ANSWERS_MODELS = ("ScreeningRequest", "Questionnaire")
+# What generated clients call their functions: a verb, then capitalised words, no path or method.
+OPERATION_ID = re.compile(
+    r"(?:activate|call|check|create|delete|diff|discover|evaluate|export|get|import|list|"
+    r"publish|read|record|replay|retire|revoke|search|send|simulate|update|validate|vread)"
+    r"(?:[A-Z][a-z0-9]*)*"
+)
+NAMED_OPERATIONS = {
+    ("POST", "/v1/screenings/evaluate"): "evaluateScreening",
+    ("POST", "/v1/screenings"): "createScreening",
+    ("GET", "/v1/screenings/{screening_id}"): "getScreening",
+    ("GET", "/v1/screenings"): "listScreenings",
+    ("POST", "/v1/screenings/{screening_id}/replay"): "replayScreening",
+    ("POST", "/v1/screenings/{screening_id}/decision"): "recordDecision",
+    ("GET", "/v1/rule-sets/{owner}/{key}/versions/{version}"): "getRuleSetVersion",
+    ("POST", "/v1/clients"): "createClient",
+    ("GET", "/v1/audit-events"): "listAuditEvents",
+    ("POST", "/fhir/r4/QuestionnaireResponse/$evaluate"): "evaluateQuestionnaireResponse",
+    ("GET", "/fhir/r4/Questionnaire/{questionnaire_id}"): "readQuestionnaire",
+    ("POST", "/cds-services/{service_id}"): "callCdsService",
+    ("GET", "/readyz"): "checkReadiness",
+}
 
 
 @pytest.fixture
@@ -171,7 +192,6 @@ async def test_security_schemes_and_which_operations_use_them(document: Json) ->
 
 
 async def test_every_operation_has_a_summary_description_and_tag(document: Json) -> None:
-    operation_ids = set()
     for method, path, operation in operations(document):
         where = f"{method} {path}"
         summary, description = operation.get("summary", ""), operation.get("description", "")
@@ -180,8 +200,18 @@ async def test_every_operation_has_a_summary_description_and_tag(document: Json)
         assert len(description) >= MIN_DESCRIPTION, f"{where}: description {description!r}"
         assert description.strip() != summary.strip(), where
         assert operation.get("tags"), where
-        assert operation["operationId"] not in operation_ids, where
-        operation_ids.add(operation["operationId"])
+
+
+async def test_every_operation_id_is_a_unique_camel_case_verb_phrase(document: Json) -> None:
+    ids = {
+        (method, path): operation.get("operationId")
+        for method, path, operation in operations(document)
+    }
+    for (method, path), operation_id in ids.items():
+        assert OPERATION_ID.fullmatch(operation_id or ""), (method, path, operation_id)
+    assert len(set(ids.values())) == len(ids), "two operations share an operationId"
+    for (method, path), expected in NAMED_OPERATIONS.items():
+        assert ids[(method, path)] == expected, (method, path)
 
 
 async def test_every_request_body_has_examples_that_fit_its_schema(document: Json) -> None:
