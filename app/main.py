@@ -9,9 +9,9 @@ import logging
 import sys
 from collections.abc import AsyncIterator
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Query
 from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -92,19 +92,24 @@ meta_router = APIRouter(tags=["questionnaire"], route_class=GuardedRoute)
     "/v1/questionnaire",
     operation_id="getQuestionnaire",
     response_model=Questionnaire,
+    response_model_exclude_none=True,
     summary="The questions to ask",
-    description="Every question an intake app renders, with its type, allowed values, help text "
-    "and whether it is required; derived from the model the API validates answers with. Any "
-    "authenticated client may read it.",
+    description="Every question an intake app renders, with its label, type, answers (labels "
+    "and LOINC codes), help text and whether it is required; each instrument with its "
+    "instructions, item wording where its licence allows (else a topic per item), codes and "
+    "licence. Derived from the model the API validates answers with. `language=es` gives the "
+    "Spanish labels and the publisher's Spanish wording where there is one. Any authenticated "
+    "client may read it.",
     responses=secured(),
 )
 async def questionnaire(
     caller: Annotated[Caller, access(Action.QUESTIONNAIRE_READ)],
+    language: Annotated[
+        Literal["en", "es"],
+        Query(description="The language of labels and wording (BCP 47): en or es."),
+    ] = "en",
 ) -> Questionnaire:
-    return QUESTIONNAIRE
-
-
-QUESTIONNAIRE = build_questionnaire()
+    return build_questionnaire(language)
 
 
 async def prepare_database(app: FastAPI, settings: Settings) -> None:

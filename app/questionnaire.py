@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 from pydantic.fields import FieldInfo
 
 from app.engine import DEFAULT_RULE_SET_KEY
+from app.engine import instrument_content as content
 from app.engine.answers import (
     OrdinalInstrument,
     PcPtsd5,
@@ -27,6 +28,7 @@ from app.engine.answers import (
     Section,
     YesNoInstrument,
 )
+from app.engine.instrument_content import ENGLISH, SPANISH
 from app.engine.instruments import SPECS, AnswerKind, InstrumentId, InstrumentSpec
 
 
@@ -232,31 +234,130 @@ def form_items() -> dict[str, FormItem]:
 # --- GET /v1/questionnaire ----------------------------------------------------------------------
 
 
+class AnswerOption(BaseModel):
+    value: int | bool | str = Field(description="The value to send.", examples=[2])
+    label: str = Field(
+        description="What the person reads (in the questionnaire's language).",
+        examples=["More than half the days"],
+    )
+    code: str | None = Field(
+        default=None,
+        description="The LOINC answer code, where LOINC has one.",
+        examples=["LA6570-1"],
+    )
+
+
+class InstrumentItem(BaseModel):
+    number: int = Field(description="1-based position in the `items` list.", examples=[1])
+    topic: str = Field(
+        description="What the item is about, in carelevel's words (never the instrument's "
+        "wording): for layout, reports and instruments whose wording is not shown.",
+        examples=["Little interest or pleasure"],
+    )
+    text: str | None = Field(
+        default=None,
+        description="The published wording, present where the instrument's licence lets "
+        "carelevel show it (see the instrument's `licence`); absent otherwise: ask the item "
+        "from your licensed copy.",
+        examples=["Little interest or pleasure in doing things"],
+    )
+    code: str | None = Field(
+        default=None,
+        description="The item's LOINC code, where LOINC has one.",
+        examples=["44250-9"],
+    )
+    options: list[AnswerOption] = Field(
+        description='The answers, in order, then "declined".',
+        examples=[[{"value": 0, "label": "Not at all", "code": "LA6568-5"}]],
+    )
+
+
+class Licence(BaseModel):
+    holder: str = Field(examples=["Pfizer Inc."])
+    verdict: str = Field(
+        description="free, free_with_attribution, permission_required or unclear (treated as "
+        "permission required).",
+        examples=["free_with_attribution"],
+    )
+    wording_shown: bool = Field(
+        description="Whether carelevel shows the item wording (else topics only).",
+        examples=[True],
+    )
+    terms: str = Field(description="The holder's terms, summarised.")
+    terms_url: str = Field(description="Where the holder states them.")
+    attribution: str | None = Field(
+        default=None, description="Print this line wherever the wording is shown."
+    )
+    citation: str = Field(description="The publication that validated the instrument.")
+
+
+class Instrument(BaseModel):
+    id: str = Field(examples=["phq9"])
+    title: str = Field(examples=["PHQ-9"])
+    name: str = Field(examples=["Patient Health Questionnaire-9 (depression, past 2 weeks)"])
+    instructions: str | None = Field(
+        default=None,
+        description="The instruction read before the items, where the licence allows.",
+        examples=[
+            "Over the last 2 weeks, how often have you been bothered by any of the "
+            "following problems?"
+        ],
+    )
+    languages: list[str] = Field(
+        description="The languages the instrument's shown text is available in.",
+        examples=[["en", "es"]],
+    )
+    loinc_panel: str | None = Field(default=None, examples=["44249-1"])
+    loinc_total: str | None = Field(default=None, examples=["44261-6"])
+    loinc_answer_list: str | None = Field(default=None, examples=["LL358-3"])
+    licence: Licence
+
+
 class Question(BaseModel):
     path: str = Field(
-        description="Where the answer goes in the request's `answers` object.",
+        description="Where the answer goes in the request's `answers` object (dotted).",
         examples=["respondent.age_group"],
+    )
+    pointer: str = Field(
+        description="The same place as a JSON pointer into `answers`; the FHIR Questionnaire's "
+        "linkId is `path`.",
+        examples=["/respondent/age_group"],
     )
     type: Kind = Field(
         description="boolean, integer, number, choice, multiple_choice, yes_no_or_declined "
         '(true, false or "declined"), items (an instrument\'s items) or group',
         examples=["choice"],
     )
+    text: str = Field(description="A short label for the question.", examples=["Age group"])
     help: str = Field(
         description="What to ask and how to answer.",
         examples=["Adult (18+) or adolescent (12-17); sets the IOP hours."],
     )
-    required: bool = Field(description="Required whenever its group is answered.", examples=[True])
+    required: bool = Field(
+        description="Required whenever its group is given. Every instrument is optional: its "
+        "items are required only when the instrument was given.",
+        examples=[True],
+    )
     allowed_values: list[str] | None = Field(
         default=None,
         description="choice and multiple_choice: the values the answer may take.",
         examples=[["adult", "adolescent"]],
+    )
+    options: list[AnswerOption] | None = Field(
+        default=None,
+        description="choice, multiple_choice and yes_no_or_declined: every answer with its "
+        "label (and LOINC code where there is one). A multiple choice answered 'none of these' "
+        "is an empty list.",
+        examples=[[{"value": "adult", "label": "Adult"}]],
     )
     minimum: float | None = Field(
         default=None, description="integer and number: the lowest value allowed.", examples=[0]
     )
     maximum: float | None = Field(
         default=None, description="integer and number: the highest value allowed.", examples=[600]
+    )
+    instrument: Instrument | None = Field(
+        default=None, description="An instrument's title, codes, instructions and licence."
     )
     item_count: int | None = Field(
         default=None, description="Instruments: number of items.", examples=[9]
@@ -265,6 +366,9 @@ class Question(BaseModel):
         default=None,
         description="Instruments: allowed answers per item.",
         examples=[[[0, 1, 2, 3, "declined"], [0, 1, 2, 3, "declined"]]],
+    )
+    items: list[InstrumentItem] | None = Field(
+        default=None, description="Instruments: each item with its topic, wording and answers."
     )
     asked_when: dict[str, Any] | None = Field(
         default=None,
@@ -278,7 +382,9 @@ class Question(BaseModel):
             [
                 {
                     "path": "supports.support_person_available",
+                    "pointer": "/supports/support_person_available",
                     "type": "boolean",
+                    "text": "Support person available",
                     "help": "At least one person who supports recovery and can be reached.",
                     "required": False,
                 }
@@ -290,6 +396,11 @@ class Question(BaseModel):
 class Questionnaire(BaseModel):
     rule_set_key: str = Field(
         description="The rule set whose questions these are.", examples=["iop-level-of-care"]
+    )
+    language: str = Field(
+        description="The language of labels and wording (BCP 47); instruments without a "
+        "translation stay in English.",
+        examples=["en"],
     )
     note: str = Field(
         description="How to answer: what to leave out, and how to record a declined item.",
@@ -304,16 +415,24 @@ class Questionnaire(BaseModel):
             [
                 {
                     "path": "respondent",
+                    "pointer": "/respondent",
                     "type": "group",
+                    "text": "Respondent",
                     "help": "Who is screened and who answered.",
                     "required": True,
                     "questions": [
                         {
                             "path": "respondent.age_group",
+                            "pointer": "/respondent/age_group",
                             "type": "choice",
+                            "text": "Age group",
                             "help": "Adult (18+) or adolescent (12-17).",
                             "required": True,
                             "allowed_values": ["adult", "adolescent"],
+                            "options": [
+                                {"value": "adult", "label": "Adult"},
+                                {"value": "adolescent", "label": "Adolescent"},
+                            ],
                         }
                     ],
                 }
@@ -322,24 +441,139 @@ class Questionnaire(BaseModel):
     )
 
 
-def _question(item: FormItem) -> Question:
+DECLINED_LABEL: dict[str, str] = {ENGLISH: "Declined to answer", SPANISH: "Prefirió no contestar"}
+_YES_NO_LABELS = {
+    ENGLISH: ("Yes", "No"),
+    SPANISH: ("Sí", "No"),
+}
+
+
+def label(name: str) -> str:
+    """A short label from a field or choice name: ``age_group`` → ``Age group``."""
+    return name.replace("_", " ").capitalize()
+
+
+def pointer(path: str) -> str:
+    """The JSON pointer into ``answers`` of a dotted path."""
+    return "/" + path.replace(".", "/")
+
+
+def _licence(licence: content.Licence) -> Licence:
+    return Licence(
+        holder=licence.holder,
+        verdict=licence.verdict.value,
+        wording_shown=licence.shows_wording,
+        terms=licence.terms,
+        terms_url=licence.terms_url,
+        attribution=licence.attribution,
+        citation=licence.citation,
+    )
+
+
+def _instrument(spec: InstrumentSpec, language: str) -> Instrument:
+    text = content.CONTENT[spec.id]
+    return Instrument(
+        id=spec.id.value,
+        title=spec.title,
+        name=spec.name,
+        instructions=content.in_language(text.stem, language) if text.stem else None,
+        languages=list(text.languages),
+        loinc_panel=spec.loinc_panel,
+        loinc_total=spec.loinc_total,
+        loinc_answer_list=text.answer_list,
+        licence=_licence(text.licence),
+    )
+
+
+def _declined(language: str) -> AnswerOption:
+    return AnswerOption(value="declined", label=content.in_language(DECLINED_LABEL, language))
+
+
+def _options(item: content.ItemContent, language: str) -> list[AnswerOption]:
+    return [
+        AnswerOption(
+            value=option.value,
+            label=content.in_language(option.label, language),
+            code=option.loinc,
+        )
+        for option in item.options
+    ] + [_declined(language)]
+
+
+def _instrument_items(item: FormItem, language: str) -> list[InstrumentItem]:
+    assert item.instrument is not None
+    return [
+        InstrumentItem(
+            number=number,
+            topic=described.topic,
+            text=content.in_language(described.wording, language) if described.wording else None,
+            code=described.loinc,
+            options=_options(described, language),
+        )
+        for number in range(1, len(item.item_values) + 1)
+        for described in (content.item_content(item.instrument.id, number),)
+    ]
+
+
+def _yes_no_options(language: str) -> list[AnswerOption]:
+    yes, no = _YES_NO_LABELS.get(language, _YES_NO_LABELS[ENGLISH])
+    return [
+        AnswerOption(value=True, label=yes, code="LA33-6"),
+        AnswerOption(value=False, label=no, code="LA32-8"),
+        _declined(language),
+    ]
+
+
+def named_content(item: FormItem) -> content.ItemContent | None:
+    """The instrument content of a named instrument question (C-SSRS, PC-PTSD-5 exposure)."""
+    parent = item.path.rpartition(".")[0]
+    owner = parent.rpartition(".")[2]
+    if owner not in _INSTRUMENT_NAMES:
+        return None
+    return content.CONTENT[InstrumentId(owner)].named(item.name)
+
+
+def _text(item: FormItem, language: str) -> str:
+    if item.instrument is not None and item.kind is Kind.GROUP:
+        return item.instrument.title
+    described = named_content(item)
+    if described is not None:
+        return (
+            content.in_language(described.wording, language)
+            if described.wording
+            else described.topic
+        )
+    return label(item.name)
+
+
+def _question(item: FormItem, language: str) -> Question:
     question = Question(
         path=item.path,
+        pointer=pointer(item.path),
         type=item.kind,
+        text=_text(item, language),
         help=item.help,
         required=item.required,
         allowed_values=[m.value for m in item.choices] if item.choices else None,
+        options=[AnswerOption(value=m.value, label=label(m.value)) for m in item.choices]
+        if item.choices
+        else None,
         minimum=item.minimum,
         maximum=item.maximum,
         asked_when={"path": item.asked_when.path, "equals": item.asked_when.equals}
         if item.asked_when
         else None,
     )
+    if item.kind is Kind.YES_NO_OR_DECLINED:
+        question.options = _yes_no_options(language)
     if item.kind is Kind.ITEMS:
         question.item_count = len(item.item_values)
         question.item_values = [[*values, "declined"] for values in item.item_values]
+        question.items = _instrument_items(item, language)
     if item.kind is Kind.GROUP:
-        question.questions = [_question(child) for child in item.children]
+        question.questions = [_question(child, language) for child in item.children]
+        if item.instrument is not None:
+            question.instrument = _instrument(item.instrument, language)
     if item.kind is Kind.GROUP and item.children and item.children[0].kind is Kind.ITEMS:
         # An instrument answered item by item: shown as the item list itself, as the API's
         # answers write it (``{"phq9": {"items": [...]}}``).
@@ -348,15 +582,20 @@ def _question(item: FormItem) -> Question:
             question.type = Kind.ITEMS
             question.item_count = len(items.item_values)
             question.item_values = [[*values, "declined"] for values in items.item_values]
+            question.items = _instrument_items(items, language)
             question.questions = None
     return question
 
 
-def build_questionnaire() -> Questionnaire:
-    """Every question of ``ScreeningAnswers``, in order, with types and allowed values."""
+@cache
+def build_questionnaire(language: str = ENGLISH) -> Questionnaire:
+    """Every question of ``ScreeningAnswers``, in order, with labels, types and allowed values,
+    in ``language`` where there is a translation (built once per language)."""
     return Questionnaire(
         rule_set_key=DEFAULT_RULE_SET_KEY,
-        note='Leave out what was not asked; answer an instrument item "declined" when the '
-        "person declined it. The determination lists what is missing and never guesses.",
-        questions=[_question(item) for item in form()],
+        language=language,
+        note="Leave out what was not asked, and every instrument that was not given; answer an "
+        'instrument item "declined" when the person declined it. The determination lists what '
+        "is missing, as question paths, and never guesses.",
+        questions=[_question(item, language) for item in form()],
     )

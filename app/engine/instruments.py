@@ -81,7 +81,8 @@ class Band:
 
 @dataclass(frozen=True, slots=True)
 class InstrumentSpec:
-    """The fixed structure of an instrument (not policy): items, ranges, codes, licence."""
+    """The fixed structure of an instrument (not policy): items, ranges and codes (its wording and
+    licence: ``app.engine.instrument_content``)."""
 
     id: InstrumentId
     title: str
@@ -95,8 +96,6 @@ class InstrumentSpec:
     reverse_scored_items: tuple[int, ...] = ()
     loinc_panel: str | None = None
     loinc_total: str | None = None
-    licence: str = "free"
-    source: str = ""
 
 
 def _ordinal_items(count: int, values: Sequence[int]) -> tuple[tuple[int, ...], ...]:
@@ -127,8 +126,6 @@ SPECS: Final[Mapping[InstrumentId, InstrumentSpec]] = {
             default_positive_at=10,
             loinc_panel="44249-1",
             loinc_total="44261-6",
-            licence="free (Pfizer; no permission required)",
-            source="Kroenke, Spitzer & Williams 2001",
         ),
         InstrumentSpec(
             id=InstrumentId.PHQ2,
@@ -142,8 +139,6 @@ SPECS: Final[Mapping[InstrumentId, InstrumentSpec]] = {
             default_positive_at=3,
             loinc_panel="55757-9",
             loinc_total="55758-7",
-            licence="free (Pfizer; no permission required)",
-            source="Kroenke, Spitzer & Williams 2003",
         ),
         InstrumentSpec(
             id=InstrumentId.GAD7,
@@ -162,8 +157,6 @@ SPECS: Final[Mapping[InstrumentId, InstrumentSpec]] = {
             default_positive_at=10,
             loinc_panel="69737-5",
             loinc_total="70274-6",
-            licence="free (Pfizer; no permission required)",
-            source="Spitzer et al. 2006",
         ),
         InstrumentSpec(
             id=InstrumentId.AUDIT_C,
@@ -177,8 +170,6 @@ SPECS: Final[Mapping[InstrumentId, InstrumentSpec]] = {
             default_positive_at=3,  # the conservative cut-off; sex-specific ones are in the policy
             loinc_panel="72109-2",
             loinc_total="75626-2",
-            licence="free (WHO)",
-            source="Bush et al. 1998; US Core AUDIT-C example",
         ),
         InstrumentSpec(
             id=InstrumentId.AUDIT,
@@ -197,8 +188,6 @@ SPECS: Final[Mapping[InstrumentId, InstrumentSpec]] = {
             default_positive_at=8,
             loinc_panel="72110-0",
             loinc_total="75624-7",
-            licence="free (WHO)",
-            source="Babor et al., WHO 2001 (risk zones I-IV)",
         ),
         InstrumentSpec(
             id=InstrumentId.DAST10,
@@ -219,8 +208,6 @@ SPECS: Final[Mapping[InstrumentId, InstrumentSpec]] = {
             reverse_scored_items=(3,),
             loinc_panel="82666-9",
             loinc_total="82667-7",
-            licence="copyright H. Skinner 1982; confirm terms before commercial use",
-            source="Skinner 1982; Comorbidity Guidelines appendix W",
         ),
         InstrumentSpec(
             id=InstrumentId.CSSRS,
@@ -233,8 +220,6 @@ SPECS: Final[Mapping[InstrumentId, InstrumentSpec]] = {
             default_bands=(),
             default_positive_at=None,
             loinc_panel="93373-9",
-            licence="free, including inside an EHR (Columbia Lighthouse Project)",
-            source="C-SSRS triage guidance, Columbia Lighthouse Project",
         ),
         InstrumentSpec(
             id=InstrumentId.PC_PTSD5,
@@ -247,8 +232,6 @@ SPECS: Final[Mapping[InstrumentId, InstrumentSpec]] = {
             default_bands=(),
             default_positive_at=3,
             loinc_panel="102010-6",
-            licence="public domain (US VA National Center for PTSD)",
-            source="Prins et al. 2016",
         ),
         InstrumentSpec(
             id=InstrumentId.SCOFF,
@@ -260,8 +243,6 @@ SPECS: Final[Mapping[InstrumentId, InstrumentSpec]] = {
             total_range=(0, 5),
             default_bands=(),
             default_positive_at=2,
-            licence="free (Morgan et al., BMJ 1999)",
-            source="Morgan, Reid & Lacey 1999",
         ),
         InstrumentSpec(
             id=InstrumentId.CIWA_AR,
@@ -277,8 +258,6 @@ SPECS: Final[Mapping[InstrumentId, InstrumentSpec]] = {
                 Band("severe", 19, 67),
             ),
             default_positive_at=None,
-            licence="public domain (Sullivan et al. 1989)",
-            source="ASAM Clinical Practice Guideline on Alcohol Withdrawal Management 2020",
         ),
         InstrumentSpec(
             id=InstrumentId.COWS,
@@ -296,8 +275,6 @@ SPECS: Final[Mapping[InstrumentId, InstrumentSpec]] = {
                 Band("severe", 37, 48),
             ),
             default_positive_at=None,
-            licence="public domain (Wesson & Ling 2003)",
-            source="Wesson & Ling 2003",
         ),
     )
 }

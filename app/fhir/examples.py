@@ -6,10 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from app.engine.answers import EXAMPLE_SECTIONS
+from app.engine.instrument_content import item_content
 from app.engine.instruments import AnswerKind
+from app.fhir.questionnaire import given_link_id
 from app.fhir.terminology import (
-    FREQUENCY_ANSWERS,
-    FREQUENCY_SCALE_INSTRUMENTS,
     LOINC,
     NO,
     YES,
@@ -25,15 +25,15 @@ def _yes_no(vocabulary: Vocabulary, value: Any) -> dict[str, Any]:
     return {"valueCoding": {"system": LOINC, "code": YES if value else NO}}
 
 
-def _score(vocabulary: Vocabulary, item: FormItem, value: Any) -> dict[str, Any]:
+def _score(vocabulary: Vocabulary, item: FormItem, number: int, value: Any) -> dict[str, Any]:
     spec = item.instrument
     assert spec is not None
     if value == "declined":
         return {"valueCoding": {"system": vocabulary.item_responses, "code": "declined"}}
     if spec.kind is not AnswerKind.ORDINAL:
         return _yes_no(vocabulary, value)
-    if spec.id in FREQUENCY_SCALE_INSTRUMENTS:
-        code = next(code for code, _, score in FREQUENCY_ANSWERS if score == value)
+    code = item_content(spec.id, number).code_of(value)
+    if code is not None:
         return {"valueCoding": {"system": LOINC, "code": code}}
     return {"valueCoding": {"system": vocabulary.item_scores, "code": str(value)}}
 
@@ -73,11 +73,17 @@ def _items(
         value = answers[item.name]
         if item.kind is Kind.GROUP:
             children = _items(vocabulary, item.children, value)
+            if children and item.path.startswith("instruments."):  # say it was given
+                given = {"linkId": given_link_id(item.path), "answer": [{"valueBoolean": True}]}
+                written.append(given)
             if children:
                 written.append({"linkId": item.path, "item": children})
         elif item.kind is Kind.ITEMS:
             questions = [
-                {"linkId": f"{item.path}.{number}", "answer": [_score(vocabulary, item, answer)]}
+                {
+                    "linkId": f"{item.path}.{number}",
+                    "answer": [_score(vocabulary, item, number, answer)],
+                }
                 for number, answer in enumerate(value, start=1)
             ]
             written.extend(questions)

@@ -12,25 +12,34 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from html import escape
 from typing import Any
 
-from app.engine.instruments import AnswerKind, InstrumentSpec
+from app.engine.instrument_content import (
+    CONTENT,
+    ENGLISH,
+    SPANISH,
+    ItemContent,
+    Text,
+    item_content,
+)
+from app.engine.instruments import SPECS, AnswerKind
 from app.fhir.terminology import (
-    FREQUENCY_ANSWERS,
-    FREQUENCY_SCALE_INSTRUMENTS,
     LOINC,
+    LOINC_NOTICE,
     MAX_VALUE,
     MIN_VALUE,
     NO,
+    OPTION_EXCLUSIVE,
     ORDINAL_VALUE,
-    PHQ9_ITEM_CODES,
+    TRANSLATION,
     YES,
     Vocabulary,
     choice_system,
     humanize,
 )
 from app.kernel.tenancy import TENANT_PATTERN
-from app.questionnaire import FormItem, Kind, form
+from app.questionnaire import DECLINED_LABEL, FormItem, Kind, form, named_content
 from app.screenings.schemas import RULE_SET_KEY
 
 _KEY = re.compile(RULE_SET_KEY)
@@ -76,14 +85,35 @@ def _ordinal(value: float) -> list[dict[str, Any]]:
     return [{"url": ORDINAL_VALUE, "valueDecimal": value}]
 
 
-def _declined(vocabulary: Vocabulary) -> dict[str, Any]:
-    return {
-        "valueCoding": {
-            "system": vocabulary.item_responses,
-            "code": "declined",
-            "display": "Declined to answer",
+def translated(english: str, text: Text | None) -> dict[str, Any]:
+    """``english``, with the FHIR translation extension for every other language ``text`` has:
+    the fields to merge into an element whose ``text`` (or ``display``) this is."""
+    if not text:
+        return {}
+    extensions = [
+        {
+            "url": TRANSLATION,
+            "extension": [
+                {"url": "lang", "valueCode": language},
+                {"url": "content", "valueString": value},
+            ],
         }
-    }
+        for language, value in text.items()
+        if language != ENGLISH
+    ]
+    return {"extension": extensions} if extensions else {}
+
+
+def _coding(system: str, code: str, display: Text) -> dict[str, Any]:
+    coding: dict[str, Any] = {"system": system, "code": code, "display": display[ENGLISH]}
+    translations = translated(display[ENGLISH], display)
+    if translations:
+        coding["_display"] = translations
+    return coding
+
+
+def _declined(vocabulary: Vocabulary) -> dict[str, Any]:
+    return {"valueCoding": _coding(vocabulary.item_responses, "declined", DECLINED_LABEL)}
 
 
 def _yes_no_options(
@@ -91,38 +121,24 @@ def _yes_no_options(
 ) -> list[dict[str, Any]]:
     """Yes, no, declined; items of a summed instrument carry their score (a reverse-scored
     item scores its no)."""
-    yes: dict[str, Any] = {"valueCoding": {"system": LOINC, "code": YES, "display": "Yes"}}
-    no: dict[str, Any] = {"valueCoding": {"system": LOINC, "code": NO, "display": "No"}}
+    yes: dict[str, Any] = {"valueCoding": _coding(LOINC, YES, {ENGLISH: "Yes", SPANISH: "Sí"})}
+    no: dict[str, Any] = {"valueCoding": _coding(LOINC, NO, {ENGLISH: "No", SPANISH: "No"})}
     if scored:
         yes["extension"] = _ordinal(0 if reverse else 1)
         no["extension"] = _ordinal(1 if reverse else 0)
     return [yes, no, _declined(vocabulary)]
 
 
-def _score_options(
-    vocabulary: Vocabulary, spec: InstrumentSpec, values: tuple[int | bool, ...]
-) -> list[dict[str, Any]]:
-    if spec.id in FREQUENCY_SCALE_INSTRUMENTS:
-        options = [
-            {
-                "valueCoding": {"system": LOINC, "code": code, "display": display},
-                "extension": _ordinal(score),
-            }
-            for code, display, score in FREQUENCY_ANSWERS
-            if score in values
-        ]
-    else:
-        options = [
-            {
-                "valueCoding": {
-                    "system": vocabulary.item_scores,
-                    "code": str(score),
-                    "display": str(score),
-                },
-                "extension": _ordinal(int(score)),
-            }
-            for score in values
-        ]
+def _score_options(vocabulary: Vocabulary, described: ItemContent) -> list[dict[str, Any]]:
+    """An ordinal item's answers: their LOINC codes and labels, each with its score."""
+    options = []
+    for option in described.options:
+        coding = (
+            _coding(LOINC, option.loinc, option.label)
+            if option.loinc
+            else _coding(vocabulary.item_scores, str(option.value), option.label)
+        )
+        options.append({"valueCoding": coding, "extension": _ordinal(int(option.value))})
     return [*options, _declined(vocabulary)]
 
 
@@ -137,22 +153,48 @@ def _enable_when(item: FormItem) -> dict[str, Any]:
     return {"enableWhen": [{"question": item.asked_when.path, "operator": "=", **answer}]}
 
 
+def given_link_id(instrument_path: str) -> str:
+    """The linkId of the question saying whether an instrument was given."""
+    return f"{instrument_path}.given"
+
+
+def _given_switch(item: FormItem) -> dict[str, Any]:
+    """Whether the instrument ``item`` was given: its items are asked (and required) only then,
+    so a form completes without the instruments the person was never given."""
+    assert item.instrument is not None
+    return {
+        "linkId": given_link_id(item.path),
+        "text": f"{item.instrument.title} was given",
+        "type": "boolean",
+    }
+
+
+def _instrument_text(described: ItemContent) -> dict[str, Any]:
+    """An item's wording where its licence lets carelevel show it, else its topic (marked)."""
+    if described.wording is None:
+        return {
+            "text": f"{described.topic} (topic only: ask the item as your licensed copy words it)"
+        }
+    english = described.wording[ENGLISH]
+    translations = translated(english, described.wording)
+    return {"text": english} | ({"_text": translations} if translations else {})
+
+
 def _instrument_items(vocabulary: Vocabulary, items: FormItem) -> list[dict[str, Any]]:
     spec = items.instrument
     assert spec is not None
     questions = []
-    for number, values in enumerate(items.item_values, start=1):
-        question: dict[str, Any] = {
-            "linkId": f"{items.path}.{number}",
-            "prefix": str(number),
-            "text": f"{spec.title} item {number}",
-            "type": "choice",
-            "required": True,
-        }
-        if spec.id.value in ("phq9", "phq2"):
-            question["code"] = [{"system": LOINC, "code": PHQ9_ITEM_CODES[number - 1]}]
+    for number in range(1, len(items.item_values) + 1):
+        described = item_content(spec.id, number)
+        question: dict[str, Any] = {"linkId": f"{items.path}.{number}", "prefix": str(number)}
+        question |= _instrument_text(described)
+        question |= {"type": "choice", "required": True}
+        if described.loinc:
+            question["code"] = [
+                {"system": LOINC, "code": described.loinc, "display": described.topic}
+            ]
         question["answerOption"] = (
-            _score_options(vocabulary, spec, values)
+            _score_options(vocabulary, described)
             if spec.kind is AnswerKind.ORDINAL
             else _yes_no_options(
                 vocabulary, scored=True, reverse=number in spec.reverse_scored_items
@@ -174,10 +216,25 @@ def _bounds(item: FormItem, value_type: str) -> list[dict[str, Any]]:
 def _fhir_item(vocabulary: Vocabulary, item: FormItem) -> dict[str, Any]:
     """The Questionnaire item asking ``item`` (a group: with its questions)."""
     base: dict[str, Any] = {"linkId": item.path, "text": item.help or humanize(item.name)}
+    described = named_content(item)
+    if described is not None:  # a named question of an instrument (C-SSRS, PC-PTSD-5)
+        base |= _instrument_text(described)
+        if described.loinc:
+            base["code"] = [{"system": LOINC, "code": described.loinc, "display": described.topic}]
     base |= _typed(vocabulary, item)
     if item.required:
         base["required"] = True
+    if item.instrument is not None and item.kind is Kind.GROUP and _is_instrument(item):
+        base["enableWhen"] = [
+            {"question": given_link_id(item.path), "operator": "=", "answerBoolean": True}
+        ]
+        return base
     return base | _enable_when(item)
+
+
+def _is_instrument(item: FormItem) -> bool:
+    """Whether ``item`` is one of the optional instruments (a group of ``instruments``)."""
+    return item.path.startswith("instruments.") and item.path.count(".") == 1
 
 
 def _typed(vocabulary: Vocabulary, item: FormItem) -> dict[str, Any]:
@@ -207,8 +264,10 @@ def _group(vocabulary: Vocabulary, item: FormItem) -> dict[str, Any]:
     for child in item.children:
         if child.kind is Kind.ITEMS and child.asked_when is None:
             children.extend(_instrument_items(vocabulary, child))
-        else:
-            children.append(_fhir_item(vocabulary, child))
+            continue
+        if _is_instrument(child):
+            children.append(_given_switch(child))
+        children.append(_fhir_item(vocabulary, child))
     group["item"] = children
     return group
 
@@ -233,7 +292,9 @@ def _choice(vocabulary: Vocabulary, item: FormItem) -> dict[str, Any]:
                 "system": vocabulary.code_system("answer-special"),
                 "code": "none",
                 "display": "None of these",
-            }
+            },
+            # Chosen alone: a form clears the other answers when it is picked.
+            "extension": [{"url": OPTION_EXCLUSIVE, "valueBoolean": True}],
         }
     )
     return {"type": "choice", "repeats": True, "answerOption": options}
@@ -258,11 +319,36 @@ def build_questionnaire(vocabulary: Vocabulary, version: QuestionnaireVersion) -
             f"version {version.version} (sha256 {version.sha256}). Leave out what was not "
             "asked; an instrument item left unanswered counts as declined. " + DISCLAIMER
         ),
-        "copyright": "PHQ-9, PHQ-2 and GAD-7: Pfizer, no permission required. AUDIT and "
-        "AUDIT-C: WHO. DAST-10: H. Skinner (confirm terms before commercial use). C-SSRS: "
-        "Columbia Lighthouse Project. PC-PTSD-5: US VA National Center for PTSD.",
+        "copyright": instrument_copyright(),
         "item": [_fhir_item(vocabulary, item) for item in form()],
     }
     if version.date is not None:
         resource["date"] = version.date.isoformat()
+    resource["text"] = _narrative(resource)
     return resource
+
+
+def instrument_copyright() -> str:
+    """Every instrument's holder and terms, and the attribution to print with its wording."""
+    lines = []
+    for instrument, described in CONTENT.items():
+        licence = described.licence
+        shown = "wording shown" if licence.shows_wording else "topics only, wording not shown"
+        line = f"{SPECS[instrument].title}: {licence.holder} ({licence.verdict.value}; {shown})."
+        if licence.attribution and licence.shows_wording:
+            line += f" {licence.attribution}"
+        lines.append(line)
+    return " ".join(lines) + " " + LOINC_NOTICE
+
+
+def _narrative(resource: dict[str, Any]) -> dict[str, Any]:
+    """A generated narrative: what the Questionnaire is and how many questions it asks."""
+    questions = sum(1 for top in form() for item in top.walk() if item.kind is not Kind.GROUP)
+    sections = "".join(f"<li>{escape(item['text'])}</li>" for item in resource["item"])
+    div = (
+        f'<div xmlns="http://www.w3.org/1999/xhtml"><h1>{escape(resource["title"])}</h1>'
+        f"<p>Version {escape(resource['version'])}: {questions} questions in "
+        f"{len(resource['item'])} sections; every instrument is optional.</p>"
+        f"<ul>{sections}</ul><p>{escape(DISCLAIMER)}</p></div>"
+    )
+    return {"status": "generated", "div": div}

@@ -18,12 +18,11 @@ from typing import Any
 from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
 from pydantic import ValidationError
 
+from app.engine.instrument_content import item_content
 from app.engine.instruments import AnswerKind, InstrumentSpec
 from app.fhir.outcome import FhirError, Issue, item_expression
-from app.fhir.questionnaire import is_questionnaire_key, parse_business_version
+from app.fhir.questionnaire import given_link_id, is_questionnaire_key, parse_business_version
 from app.fhir.terminology import (
-    FREQUENCY_ANSWERS,
-    FREQUENCY_SCALE_INSTRUMENTS,
     LOINC,
     NO,
     YES,
@@ -46,6 +45,13 @@ class Question:
     @property
     def instrument(self) -> InstrumentSpec | None:
         return self.item.instrument if self.number is not None else None
+
+
+@cache
+def given_switches() -> dict[str, str]:
+    """The instrument each "was given" question stands for: {linkId: instrument path}."""
+    (instruments,) = (top for top in form() if top.path == "instruments")
+    return {given_link_id(child.path): child.path for child in instruments.children}
 
 
 @cache
@@ -127,6 +133,7 @@ class _Reader:
         self.seen: set[str] = set()
         self.answers: dict[str, Any] = {}
         self.items: dict[str, dict[int, Any]] = {}  # instrument item lists by path
+        self.given: dict[str, bool] = {}  # instrument path: whether it was given
 
     def problem(self, link_id: str, message: str, code: str = "invalid") -> None:
         if _ECHOABLE_LINK_ID.fullmatch(link_id) is None:
@@ -150,6 +157,9 @@ class _Reader:
                 continue
             answers = entry.get("answer") or []
             children = entry.get("item") or []
+            if link_id in given_switches():
+                self.given_switch(link_id, answers)
+                continue
             if link_id in groups:
                 if answers:
                     self.problem(link_id, "is a group and takes no answer")
@@ -168,6 +178,15 @@ class _Reader:
                 continue
             if answers:
                 self.answer(link_id, question, answers)
+
+    def given_switch(self, link_id: str, answers: list[dict[str, Any]]) -> None:
+        """Whether an instrument was given (valueBoolean); left open, its answers decide."""
+        if not answers:
+            return
+        if len(answers) > 1 or not isinstance(answers[0].get("valueBoolean"), bool):
+            self.problem(link_id, "takes one valueBoolean")
+            return
+        self.given[given_switches()[link_id]] = answers[0]["valueBoolean"]
 
     def answer(self, link_id: str, question: Question, answers: list[dict[str, Any]]) -> None:
         item = question.item
@@ -206,7 +225,7 @@ class _Reader:
             spec = question.instrument
             allowed = item.item_values[question.number - 1]  # type: ignore[operator]
             if spec.kind is AnswerKind.ORDINAL:
-                return self.score(link_id, spec, allowed, kind_name, raw)
+                return self.score(link_id, question, allowed, kind_name, raw)
             return self.yes_no(link_id, kind_name, raw)
         if item.kind is Kind.BOOLEAN:
             return raw if kind_name == "valueBoolean" else self.wrong(link_id, "valueBoolean")
@@ -244,15 +263,18 @@ class _Reader:
     def score(
         self,
         link_id: str,
-        spec: InstrumentSpec,
+        question: Question,
         allowed: tuple[int | bool, ...],
         kind_name: str,
         raw: Any,
     ) -> Any:
+        spec = question.instrument
+        assert spec is not None
+        assert question.number is not None
         if kind_name == "valueInteger":
             score: Any = raw
         elif kind_name == "valueCoding" and isinstance(raw, dict):
-            score = self.coded_score(spec, raw)
+            score = self.coded_score(spec, question.number, raw)
         else:
             return self.wrong(link_id, "valueCoding or valueInteger")
         if score == DECLINED or (isinstance(score, int) and score in allowed):
@@ -260,16 +282,14 @@ class _Reader:
         self.problem(link_id, f"is not an answer of {spec.title} (scores {list(allowed)})")
         return _INVALID
 
-    def coded_score(self, spec: InstrumentSpec, coding: dict[str, Any]) -> Any:
-        """The score of a coded answer, from the codes the Questionnaire offers this
-        instrument (LOINC frequency answers, or our item scores); None for any other."""
+    def coded_score(self, spec: InstrumentSpec, number: int, coding: dict[str, Any]) -> Any:
+        """The score of a coded answer: the item's LOINC answer codes, or our item scores;
+        None for any other."""
         system, code = coding.get("system"), coding.get("code")
         if system == self.vocabulary.item_responses and code == DECLINED:
             return DECLINED
-        if spec.id in FREQUENCY_SCALE_INSTRUMENTS:
-            if system != LOINC:
-                return None
-            return next((score for answer, _, score in FREQUENCY_ANSWERS if answer == code), None)
+        if system == LOINC and isinstance(code, str):
+            return item_content(spec.id, number).value_of(code)
         if system == self.vocabulary.item_scores and isinstance(code, str):
             return int(code) if _SCORE_CODE.fullmatch(code) else None
         return None
@@ -299,11 +319,46 @@ class _Reader:
         target[name] = value
 
     def finish(self) -> None:
-        """Instrument item lists, in order; an item left unanswered counts as declined."""
+        """Instrument item lists, in order; an item left unanswered counts as declined (and
+        every item of an instrument said to be given and left blank). An instrument said not
+        to be given takes no answers."""
         questions, _ = link_ids()
-        for path, given in self.items.items():
+        for path, given in self.given.items():
+            if not given:
+                self.not_given(path)
+            elif not _answered_under(self.answers, path):
+                for item_path in _item_lists_of(path):
+                    self.items.setdefault(item_path, {})
+        if self.issues:
+            return
+        for path, items in self.items.items():
             count = sum(1 for q in questions.values() if q.item.path == path)
-            self.put(path, [given.get(number, DECLINED) for number in range(1, count + 1)])
+            self.put(path, [items.get(number, DECLINED) for number in range(1, count + 1)])
+
+    def not_given(self, path: str) -> None:
+        if _answered_under(self.answers, path) or any(
+            item_path.startswith(f"{path}.") for item_path in self.items
+        ):
+            self.problem(given_link_id(path), "is false, yet items of that instrument are answered")
+
+
+def _answered_under(answers: dict[str, Any], path: str) -> bool:
+    target: Any = answers
+    for part in path.split("."):
+        if not isinstance(target, dict) or part not in target:
+            return False
+        target = target[part]
+    return True
+
+
+def _item_lists_of(path: str) -> list[str]:
+    """The item lists answered as a whole instrument (not those asked on a condition)."""
+    return [
+        item.path
+        for top in form()
+        for item in top.walk()
+        if item.kind is Kind.ITEMS and item.path == f"{path}.items" and item.asked_when is None
+    ]
 
 
 class _Sentinel:
@@ -352,11 +407,12 @@ def read_response(resource: Any, vocabulary: Vocabulary) -> ReadResponse:
     key, pin = _canonical(resource.get("questionnaire"), vocabulary)
     reader = _Reader(vocabulary)
     reader.walk(resource.get("item") or [])
+    if not reader.issues:
+        reader.finish()
     if reader.issues:
         raise FhirError(
             422, "The QuestionnaireResponse does not fit the Questionnaire.", reader.issues
         )
-    reader.finish()
     context = {
         name: resource[name]
         for name in ("id", "identifier", "subject", "encounter", "authored", "source", "basedOn")

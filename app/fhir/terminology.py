@@ -23,7 +23,7 @@ from app.engine.determination import (
     Status,
     Urgency,
 )
-from app.engine.instruments import CssrsTier, InstrumentId
+from app.engine.instruments import CssrsTier
 from app.questionnaire import form_items
 from app.screenings.schemas import VarianceReason
 
@@ -37,28 +37,15 @@ MIN_VALUE: Final = "http://hl7.org/fhir/StructureDefinition/minValue"
 MAX_VALUE: Final = "http://hl7.org/fhir/StructureDefinition/maxValue"
 UCUM: Final = "http://unitsofmeasure.org"
 
-# LOINC answers: yes/no, and the PHQ/GAD frequency scale (answer list LL358-3) with its scores.
+# LOINC answers yes and no (instrument answers: app/engine/instrument_content.py).
 YES, NO = "LA33-6", "LA32-8"
-FREQUENCY_ANSWERS: Final = (
-    ("LA6568-5", "Not at all", 0),
-    ("LA6569-3", "Several days", 1),
-    ("LA6570-1", "More than half the days", 2),
-    ("LA6571-9", "Nearly every day", 3),
-)
-FREQUENCY_SCALE_INSTRUMENTS: Final = frozenset(
-    {InstrumentId.PHQ9, InstrumentId.PHQ2, InstrumentId.GAD7}
-)
-# PHQ-9 items in questionnaire order (the PHQ-2 asks the first two).
-PHQ9_ITEM_CODES: Final = (
-    "44250-9",
-    "44255-8",
-    "44259-0",
-    "44254-1",
-    "44251-7",
-    "44258-2",
-    "44252-5",
-    "44253-3",
-    "44260-8",
+TRANSLATION: Final = "http://hl7.org/fhir/StructureDefinition/translation"
+OPTION_EXCLUSIVE: Final = "http://hl7.org/fhir/StructureDefinition/questionnaire-optionExclusive"
+LOINC_NOTICE: Final = (
+    "This material contains content from LOINC (http://loinc.org). LOINC is copyright © "
+    "1995-2026, Regenstrief Institute, Inc. and the Logical Observation Identifiers Names and "
+    "Codes (LOINC) Committee and is available at no cost under the license at "
+    "http://loinc.org/license."
 )
 
 

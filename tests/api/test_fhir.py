@@ -19,7 +19,7 @@ from fhir.resources.R4B.questionnaire import Questionnaire
 
 from app.engine.determination import LevelOfCare
 from app.fhir.examples import example_response, response_for
-from app.fhir.response import link_ids
+from app.fhir.response import given_switches, link_ids
 from app.fhir.terminology import LOINC, ORDINAL_VALUE, Vocabulary, code_systems
 from app.questionnaire import form_items
 from tests.api.screenings_support import assert_nothing_stored, published_version
@@ -87,7 +87,7 @@ async def test_the_questionnaire_is_valid_and_derived_from_the_answers_model(
     questions, groups = link_ids()
     assert set(items) == set(questions) | (groups - {p for p in groups if p.endswith(".items")}) | {
         "instruments.pc_ptsd5.items"
-    }
+    } | set(given_switches())
     # Types, requirement and allowed values follow the model the REST API validates with.
     assert items["safety.recent_violence"]["type"] == "boolean"
     assert items["medical.heart_rate_bpm"]["type"] == "integer"
@@ -100,7 +100,9 @@ async def test_the_questionnaire_is_valid_and_derived_from_the_answers_model(
     assert items["presenting_concerns"]["repeats"] is True
     # LOINC on the instrument panels and items; scores as ordinalValue.
     assert items["instruments.phq9"]["code"] == [{"system": LOINC, "code": "44249-1"}]
-    assert items["instruments.phq9.items.9"]["code"] == [{"system": LOINC, "code": "44260-8"}]
+    assert items["instruments.phq9.items.9"]["code"] == [
+        {"system": LOINC, "code": "44260-8", "display": "Thoughts of death or self-harm"}
+    ]
     phq_options = items["instruments.phq9.items.1"]["answerOption"]
     assert [o["valueCoding"]["code"] for o in phq_options] == [
         "LA6568-5",
@@ -135,6 +137,55 @@ async def test_the_questionnaire_is_valid_and_derived_from_the_answers_model(
         {"url": "http://hl7.org/fhir/StructureDefinition/minValue", "valueInteger": 20},
         {"url": "http://hl7.org/fhir/StructureDefinition/maxValue", "valueInteger": 250},
     ]
+    assert questionnaire["text"]["status"] == "generated"
+    assert questionnaire["text"]["div"].startswith('<div xmlns="http://www.w3.org/1999/xhtml">')
+
+
+async def test_instruments_are_optional_labelled_and_coded(client: httpx.AsyncClient) -> None:
+    """Each instrument is asked only when it was given, so a partial intake completes; its items
+    read as published where the licence allows (with a Spanish translation where the publisher
+    has one), and carry LOINC item and answer codes."""
+    questionnaire = (await client.get("/fhir/r4/Questionnaire/iop-level-of-care")).json()
+    items = {item["linkId"]: item for item in walk(questionnaire["item"])}
+    for switch, instrument in given_switches().items():
+        assert items[switch]["type"] == "boolean"
+        assert "required" not in items[switch], switch
+        assert "required" not in items[instrument], instrument
+        assert items[instrument]["enableWhen"] == [
+            {"question": switch, "operator": "=", "answerBoolean": True}
+        ]
+    phq9 = items["instruments.phq9.items.1"]
+    assert phq9["text"] == "Little interest or pleasure in doing things"
+    (translation,) = phq9["_text"]["extension"]
+    assert translation["extension"] == [
+        {"url": "lang", "valueCode": "es"},
+        {"url": "content", "valueString": "Poco interés o placer en hacer cosas"},
+    ]
+    assert phq9["answerOption"][2]["valueCoding"]["display"] == "More than half the days"
+    audit2 = items["instruments.audit_c.items.2"]
+    assert audit2["code"][0]["code"] == "68519-8"
+    assert [o["valueCoding"].get("display") for o in audit2["answerOption"]] == [
+        "1 or 2",
+        "3 or 4",
+        "5 or 6",
+        "7 to 9",
+        "10 or more",
+        "Declined to answer",
+    ]
+    assert audit2["answerOption"][4]["valueCoding"]["code"] == "LA18932-6"
+    # Items whose wording needs the holder's permission show a topic, marked as such.
+    assert "topic only" in items["instruments.cssrs.wish_to_be_dead"]["text"]
+    assert items["instruments.cssrs.wish_to_be_dead"]["code"][0]["code"] == "93246-7"
+    assert "topic only" in items["instruments.dast10.items.1"]["text"]
+    none_of_these = items["presenting_concerns"]["answerOption"][-1]
+    assert none_of_these["extension"] == [
+        {
+            "url": "http://hl7.org/fhir/StructureDefinition/questionnaire-optionExclusive",
+            "valueBoolean": True,
+        }
+    ]
+    assert "Pfizer" in questionnaire["copyright"]
+    assert "loinc.org/license" in questionnaire["copyright"]
 
 
 async def test_questionnaires_are_found_by_canonical_and_version(
@@ -497,6 +548,31 @@ async def test_an_unanswered_item_of_a_given_instrument_counts_as_declined(
     phq9 = next(e["resource"] for e in bundle["entry"] if e["resource"]["id"].endswith("-phq9"))
     assert phq9["dataAbsentReason"]["coding"][0]["code"] == "asked-declined"
     assert "Items 3 declined" in phq9["note"][-1]["text"]
+
+
+async def test_an_instrument_said_to_be_given_and_left_blank_is_declined_in_full(
+    client: httpx.AsyncClient,
+) -> None:
+    """A form submitted with "DAST-10 was given" and no DAST-10 answer: every item declined, so the
+    screen is open rather than negative."""
+    response = response_for(VOCABULARY, answers("adult-iop-suitable"))
+    response["item"].append(
+        {"linkId": "instruments.dast10.given", "answer": [{"valueBoolean": True}]}
+    )
+    bundle = (await evaluate(client, response)).json()
+    dast = next(e["resource"] for e in bundle["entry"] if e["resource"]["id"].endswith("-dast10"))
+    assert dast["dataAbsentReason"]["coding"][0]["code"] == "asked-declined"
+
+
+async def test_an_instrument_said_not_to_be_given_takes_no_answers(
+    client: httpx.AsyncClient,
+) -> None:
+    response = response_for(VOCABULARY, answers("adult-iop-suitable"))
+    switch = next(i for i in walk(response["item"]) if i["linkId"] == "instruments.phq9.given")
+    switch["answer"] = [{"valueBoolean": False}]
+    issues = outcome(await evaluate(client, response), 422)
+    assert "linkId 'instruments.phq9.given'" in issues[0]["diagnostics"]
+    await assert_nothing_stored(client)
 
 
 async def test_results_of_another_tenant_are_not_found(

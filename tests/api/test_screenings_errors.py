@@ -482,3 +482,65 @@ async def test_questionnaire_types_and_follow_ups_match_what_validation_accepts(
                 "/v1/screenings/evaluate", json=with_answer(section, field, value)
             )
             assert response.status_code == 200, (path, value, response.text)
+
+
+async def test_questionnaire_labels_every_question_and_answer(api: httpx.AsyncClient) -> None:
+    """Enough to lay out a form: a label per question, a label (and LOINC code) per answer,
+    each instrument's instructions, wording where its licence allows and its licence; nothing
+    empty is sent."""
+    body = (await api.get("/v1/questionnaire")).json()
+    assert "null" not in json.dumps(body)
+    questions = await questionnaire(api)
+    for path, question in questions.items():
+        assert question["text"], path
+        assert question["pointer"] == "/" + path.replace(".", "/")
+        if question["type"] in ("choice", "multiple_choice", "yes_no_or_declined"):
+            assert all(option["label"] for option in question["options"]), path
+    phq9 = questions["instruments.phq9"]
+    assert phq9["required"] is False
+    assert phq9["instrument"]["licence"]["verdict"] == "free_with_attribution"
+    assert phq9["instrument"]["instructions"].startswith("Over the last 2 weeks")
+    assert phq9["items"][8]["text"].startswith("Thoughts that you would be better off dead")
+    assert phq9["items"][8]["code"] == "44260-8"
+    assert [o["label"] for o in phq9["items"][0]["options"]] == [
+        "Not at all",
+        "Several days",
+        "More than half the days",
+        "Nearly every day",
+        "Declined to answer",
+    ]
+    audit = questions["instruments.audit"]
+    assert audit["instrument"]["licence"]["wording_shown"] is False
+    assert audit["items"][0]["text"] == "How often do you have a drink containing alcohol?"
+    assert "text" not in audit["items"][3]  # WHO's wording of items 4-10 needs permission
+    assert audit["items"][3]["topic"]
+    assert [o["label"] for o in audit["items"][8]["options"]][:3] == [
+        "No",
+        "Yes, but not in the last year",
+        "Yes, during the last year",
+    ]
+    cssrs = questions["instruments.cssrs.wish_to_be_dead"]
+    assert cssrs["text"] == "Wish to be dead (past month)"
+    assert [o["value"] for o in cssrs["options"]] == [True, False, "declined"]
+
+
+async def test_questionnaire_in_spanish(api: httpx.AsyncClient) -> None:
+    body = (await api.get("/v1/questionnaire", params={"language": "es"})).json()
+    assert body["language"] == "es"
+    questions: dict[str, Any] = {}
+
+    def walk(items: list[dict[str, Any]]) -> None:
+        for item in items:
+            questions[item["path"]] = item
+            walk(item.get("questions", []))
+
+    walk(body["questions"])
+    gad7 = questions["instruments.gad7"]
+    assert gad7["items"][1]["text"] == "No ha sido capaz de parar o controlar su preocupación"
+    assert gad7["items"][0]["options"][0]["label"] == "Nunca"
+    assert "es" in gad7["instrument"]["languages"]
+    # An instrument without a translation stays in English, and says so.
+    assert questions["instruments.pc_ptsd5"]["instrument"]["languages"] == ["en"]
+    refused = await api.get("/v1/questionnaire", params={"language": "xx"})
+    assert refused.status_code == 422
+    assert refused.json()["errors"][0]["pointer"] == "#/query/language"
