@@ -222,7 +222,9 @@ def _fhir_item(vocabulary: Vocabulary, item: FormItem) -> dict[str, Any]:
         if described.loinc:
             base["code"] = [{"system": LOINC, "code": described.loinc, "display": described.topic}]
     base |= _typed(vocabulary, item)
-    if item.required:
+    # A group is required through its required questions: renderers (LHC-Forms) would
+    # otherwise ask for a value of the group itself.
+    if item.required and item.kind is not Kind.GROUP:
         base["required"] = True
     if item.instrument is not None and item.kind is Kind.GROUP and _is_instrument(item):
         base["enableWhen"] = [
