@@ -8,15 +8,31 @@ BIN    := $(VENV)/bin
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
-$(BIN)/carelevel: pyproject.toml
+# Two installs into the one .venv, each remembered by a stamp file: what running carelevel
+# needs (make run), and that plus the tools for testing, linting and benchmarks (everything else).
+RUNTIME    := $(VENV)/.installed-runtime
+DEV        := $(VENV)/.installed-dev
+DEV_EXTRAS := [dev,bench]
+
+# $(call install_carelevel,EXTRAS): create .venv if missing, install carelevel[EXTRAS] editable.
+define install_carelevel
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	$(BIN)/pip install --quiet -e '.$(1)'
+endef
+
+$(RUNTIME): pyproject.toml
+	$(call install_carelevel,)
 	@touch $@
 
-install: $(BIN)/carelevel  ## create .venv and install carelevel with its dev tools
+# The full install holds the runtime one: make run needs no second install after it.
+$(DEV): pyproject.toml
+	$(call install_carelevel,$(DEV_EXTRAS))
+	@touch $@ $(RUNTIME)
 
-run: install  ## serve the API on http://127.0.0.1:8000 (embedded SQLite unless CARELEVEL_DATABASE_URL is set)
+install: $(DEV)  ## create .venv and install carelevel with its dev tools
+
+run: $(RUNTIME)  ## serve the API on http://127.0.0.1:8000 (embedded SQLite unless CARELEVEL_DATABASE_URL is set), installing only what running needs
 	$(BIN)/carelevel serve
 
 lint: install  ## ruff (complexity capped at 10), mypy and the layering contracts (import-linter)
@@ -35,8 +51,12 @@ test: install  ## lint, check the default rule set, run the test suite (PostgreS
 fuzz: install  ## schemathesis against the running service (every check, fixed seed; see README)
 	tests/fuzz/run
 
-browser: install  ## /docs and /redoc in headless Chromium, offline (screenshots in reports/browser/)
-	timeout 120 $(BIN)/pytest tests/browser
+# The pages' third-party code (LHC-Forms, axe-core) comes from npm, pinned in tests/browser.
+tests/browser/node_modules/.package-lock.json: tests/browser/package-lock.json
+	cd tests/browser && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+
+browser: install tests/browser/node_modules/.package-lock.json  ## the docs, the intake form (LHC-Forms) and the readable views in headless Chromium, offline (screenshots in reports/browser/)
+	timeout 300 $(BIN)/pytest tests/browser
 
 reliability: install  ## real servers: logs, workers, shutdown; crash, outage, pool exhaustion, concurrency on a private Postgres
 	timeout 600 $(BIN)/pytest tests/reliability
