@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: help install run test lint fuzz browser reliability docs docs-assets bench bench-service clean
+.PHONY: help install run test lint fuzz browser reliability typescript-client docs docs-assets bench bench-service clean
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -60,6 +60,12 @@ browser: install tests/browser/node_modules/.package-lock.json  ## the docs, the
 
 reliability: install  ## real servers: logs, workers, shutdown; crash, outage, pool exhaustion, concurrency on a private Postgres
 	timeout 600 $(BIN)/pytest tests/reliability
+
+# The generator and the compiler are pinned in scripts/typescript_client/package-lock.json.
+typescript-client: install  ## TypeScript types generated from the OpenAPI document (openapi-typescript), type-checked (tsc, strict) with the API's own examples
+	cd scripts/typescript_client && npm ci --no-audit --no-fund --silent
+	$(BIN)/python scripts/typescript_client/dump.py
+	cd scripts/typescript_client && npm run --silent generate && npm run --silent check
 
 docs: install  ## regenerate docs/rule-sets.md's fact catalogue and the examples in examples/fhir/
 	$(BIN)/python -c "import pathlib, re; from app.engine.catalogue import BEGIN_MARKER as b, END_MARKER as e, render_catalogue; p = pathlib.Path('docs/rule-sets.md'); t = p.read_text(); p.write_text(t[: t.index(b)] + render_catalogue() + t[t.index(e) + len(e):])"

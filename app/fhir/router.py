@@ -14,6 +14,7 @@ from app import __version__
 from app.fhir.examples import example_response
 from app.fhir.outcome import FhirError, Issue, issue_json, operation_outcome
 from app.fhir.questionnaire import parse_business_version
+from app.fhir.response import ANSWERED
 from app.fhir.service import FhirService
 from app.fhir.terminology import (
     FHIR_JSON,
@@ -313,13 +314,63 @@ async def search_questionnaires(
 # --- QuestionnaireResponse/$evaluate ----------------------------------------------------------
 
 EXAMPLE_RESPONSE = example_response(Vocabulary("https://carelevel.dev/fhir"))
+# What the schema can say of a usable QuestionnaireResponse; the Questionnaire decides the rest
+# (its linkIds and answer types: 422 naming the linkId), and FHIR R4 the datatypes (400).
+QUESTIONNAIRE_RESPONSE_SCHEMA = {
+    "type": "object",
+    "description": "A FHIR R4 QuestionnaireResponse, completed or amended, answering the "
+    "Questionnaire it cites (`GET /fhir/r4/Questionnaire`): its linkIds, answer types and rules.",
+    "required": ["resourceType", "status"],
+    "additionalProperties": True,  # the resource's other elements
+    "properties": {
+        "resourceType": {"const": "QuestionnaireResponse"},
+        "status": {"enum": list(ANSWERED)},
+        "questionnaire": {"type": "string", "description": "The Questionnaire's canonical URL."},
+        "item": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["linkId"],
+                "additionalProperties": True,
+                "properties": {"linkId": {"type": "string", "minLength": 1}},
+            },
+        },
+    },
+}
+EVALUATE_SCHEMA = {
+    "oneOf": [
+        QUESTIONNAIRE_RESPONSE_SCHEMA,
+        {
+            "type": "object",
+            "description": "A Parameters resource whose first `questionnaire-response` "
+            "parameter is the QuestionnaireResponse.",
+            "required": ["resourceType", "parameter"],
+            "additionalProperties": True,
+            "properties": {
+                "resourceType": {"const": "Parameters"},
+                "parameter": {
+                    "type": "array",
+                    "contains": {
+                        "type": "object",
+                        "required": ["name", "resource"],
+                        "additionalProperties": True,
+                        "properties": {
+                            "name": {"const": "questionnaire-response"},
+                            "resource": QUESTIONNAIRE_RESPONSE_SCHEMA,
+                        },
+                    },
+                },
+            },
+        },
+    ]
+}
 EVALUATE_BODY = {
     "required": True,
     "description": "A QuestionnaireResponse (or a Parameters resource with it as the "
     "`questionnaire-response` parameter) answering the Questionnaire.",
     "content": {
         media: {
-            "schema": {"type": "object"},
+            "schema": EVALUATE_SCHEMA,
             "examples": {
                 "questionnaire-response": {
                     "summary": "A completed intake: an adult suited to IOP",

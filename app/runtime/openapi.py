@@ -14,6 +14,8 @@
   real problem type (``_error_examples``), with the headers that come with it (``WWW-Authenticate``,
   ``Retry-After``, ``RateLimit``).
 - The document has tag descriptions and a quick start written for curl.
+- Examples and response headers that operations repeat are said once, in ``components``
+  (``app.runtime.openapi_sharing``).
 - Every operation has a readable operationId (``operation_id``): what generated clients name
   their functions and Swagger UI and ReDoc their anchors.
 """
@@ -51,6 +53,8 @@ from app.kernel.errors import (
     named_examples,
     problem_example,
 )
+from app.runtime.openapi_answers import state_answer_rules
+from app.runtime.openapi_sharing import share_repeated
 
 FHIR_JSON = "application/fhir+json"
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
@@ -84,6 +88,9 @@ _BODY_PROBLEMS = {
     "415": "The body is not sent as application/json (or YAML where accepted).",
 }
 _PUBLIC_NEVER = ("401", "403", "429")  # a public operation checks no credential
+# Headers a route reads as optional, so that their absence is answered by the service (428
+# Precondition Required), yet that no request succeeds without: required in the document.
+_REQUIRED_HEADERS = ("If-Match",)
 
 TAGS = [
     {
@@ -464,6 +471,7 @@ def complete_openapi(app: FastAPI) -> dict[str, Any]:
             _complete_errors(operation, _error_context(path, operation, schemas, settings))
     if examples:
         raise RuntimeError(f"examples for operations that do not exist: {sorted(examples)}")
+    share_repeated(schema)
     app.openapi_schema = schema
     return schema
 
@@ -478,6 +486,7 @@ def _complete_schemas(schema: dict[str, Any]) -> dict[str, Any]:
     for model in (RuleSetDocument, HookRequest, FeedbackRequest):
         _add_model(schemas, model)
     schemas["OperationOutcome"] = OPERATION_OUTCOME
+    state_answer_rules(schemas)
     return schemas
 
 
@@ -511,10 +520,24 @@ def _complete_operation(
         content = responses["422"].get("content", {})
         if "application/json" in content:  # FastAPI's own validation error shape
             responses["422"] = _problem_response("The request is invalid.", fhir)
+    _require_headers(operation)
     if operation.get("requestBody") is not None:
         for status, description in _BODY_PROBLEMS.items():
             responses.setdefault(status, _problem_response(description, fhir))
         responses.setdefault("422", _problem_response("The request is invalid.", fhir))
+
+
+def _require_headers(operation: dict[str, Any]) -> None:
+    """The ``_REQUIRED_HEADERS`` an operation reads required, their schemas without the
+    ``null`` FastAPI gives an optional parameter."""
+    for parameter in operation.get("parameters", []):
+        if parameter["in"] != "header" or parameter["name"] not in _REQUIRED_HEADERS:
+            continue
+        schema = parameter["schema"]
+        kept = {key: value for key, value in schema.items() if key != "anyOf"}
+        options = [s for s in schema.get("anyOf", ()) if s.get("type") != "null"]
+        parameter["required"] = True
+        parameter["schema"] = (options[0] if len(options) == 1 else schema) | kept
 
 
 def _problem_media_type(response: dict[str, Any]) -> None:

@@ -12,7 +12,7 @@ from pydantic_core import PydanticCustomError
 from app.engine.answers import EXAMPLE_SECTIONS, ScreeningAnswers
 from app.engine.determination import Determination, LevelOfCare, Status, Urgency
 from app.kernel.tenancy import TENANT_PATTERN
-from app.kernel.text import NO_CONTROL_CHARACTERS, NO_NUL
+from app.kernel.text import NO_CONTROL_CHARACTERS, NO_NUL, NOT_BLANK
 
 EXAMPLE_ANSWERS: dict[str, Any] = EXAMPLE_SECTIONS
 
@@ -167,6 +167,23 @@ class VarianceReason(StrEnum):
 
 
 class DecisionRequest(Schema):
+    """Whether variance reasons are needed depends on the screening's recommendation, which
+    no schema of the request can know; the comment that 'other' needs is stated in it."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "if": {
+                "properties": {"variance_reasons": {"contains": {"const": "other"}}},
+                "required": ["variance_reasons"],
+            },
+            "then": {
+                "required": ["comment"],
+                "properties": {"comment": {"type": "string", "pattern": NOT_BLANK}},
+            },
+        },
+    )
+
     final_level: LevelOfCare = Field(
         description="The level of care the clinician chose.", examples=["intensive_outpatient"]
     )

@@ -10,6 +10,8 @@ protected operation uses. The answers model documents every field.
 
 from __future__ import annotations
 
+import copy
+import gzip
 import json
 import re
 import shlex
@@ -26,7 +28,7 @@ from pydantic import BaseModel
 from app.cds_hooks.schemas import FeedbackRequest, HookRequest
 from app.kernel.errors import PROBLEM_BASE, AppError
 from app.questionnaire import Questionnaire
-from app.screenings.schemas import ScreeningRequest
+from app.screenings.schemas import EXAMPLE_ANSWERS, ScreeningRequest
 from tests.support.examples import EXAMPLES
 
 Json = dict[str, Any]
@@ -65,10 +67,35 @@ NAMED_OPERATIONS = {
 
 @pytest.fixture
 async def document(client: httpx.AsyncClient) -> Json:
+    """The OpenAPI document, its shared examples and headers in place (as viewers show them)."""
     response = await client.get("/openapi.json")
     assert response.status_code == 200
     body: Json = response.json()
-    return body
+    return inlined(body)
+
+
+def inlined(document: Json) -> Json:
+    """``document`` with every reference to a shared example or header replaced by its target."""
+    shared = copy.deepcopy(document)
+    components = shared.get("components", {})
+
+    def target(entry: Json) -> Json:
+        if "$ref" not in entry:
+            return entry
+        _, _, kind, name = entry["$ref"].split("/")
+        found: Json = components[kind][name]
+        return found
+
+    for item in shared["paths"].values():
+        for operation in item.values():
+            bodies = [operation.get("requestBody", {}), *operation.get("responses", {}).values()]
+            for body in bodies:
+                for media in body.get("content", {}).values():
+                    for name, entry in media.get("examples", {}).items():
+                        media["examples"][name] = target(entry)
+                for name, header in body.get("headers", {}).items():
+                    body["headers"][name] = target(header)
+    return shared
 
 
 def operations(document: Json) -> Iterator[Operation]:
@@ -513,3 +540,69 @@ async def test_the_documented_answers_are_the_services(
 
 async def test_the_document_is_valid_openapi_3_1(document: Json) -> None:
     validate(document)
+
+
+def shareable(document: Json) -> Iterator[tuple[str, Json]]:
+    """(where, object) of every example and response header the operations document inline."""
+    for method, path, operation in operations(document):
+        bodies = {"request": operation.get("requestBody", {}), **operation["responses"]}
+        for part, body in bodies.items():
+            for media_type, media in body.get("content", {}).items():
+                for name, entry in media.get("examples", {}).items():
+                    yield f"{method} {path} {part} {media_type} example {name}", entry
+            for name, header in body.get("headers", {}).items():
+                yield f"{method} {path} {part} header {name}", header
+
+
+async def test_each_example_and_header_is_said_once(client: httpx.AsyncClient) -> None:
+    raw: Json = (await client.get("/openapi.json")).json()
+    seen: dict[str, str] = {}
+    for where, entry in shareable(raw):
+        if "$ref" in entry:
+            continue
+        identity = json.dumps(entry, sort_keys=True)
+        assert identity not in seen, f"{where} repeats {seen.get(identity)}: share it"
+        seen[identity] = where
+    shared = raw["components"]
+    assert len(shared["examples"]) >= 20
+    assert {"RateLimit", "Retry-After", "WWW-Authenticate"} <= set(shared["headers"])
+    # Each shared one is used more than once, and every reference has its target.
+    uses = [entry["$ref"] for _, entry in shareable(raw) if "$ref" in entry]
+    for kind in ("examples", "headers"):
+        for name in shared[kind]:
+            assert uses.count(f"#/components/{kind}/{name}") >= 2, name
+    assert inlined(raw)["paths"] != raw["paths"]
+
+
+@pytest.mark.parametrize("path", ["/openapi.json", "/docs/assets/swagger-ui/swagger-ui-bundle.js"])
+async def test_the_documents_go_out_gzipped_when_the_client_accepts_it(
+    client: httpx.AsyncClient, path: str
+) -> None:
+    plain = await client.get(path, headers={"Accept-Encoding": "identity"})
+    assert plain.status_code == 200
+    assert "content-encoding" not in plain.headers
+    async with client.stream("GET", path, headers={"Accept-Encoding": "gzip"}) as compressed:
+        sent = b"".join([chunk async for chunk in compressed.aiter_raw()])
+    assert compressed.headers["content-encoding"] == "gzip"
+    assert "accept-encoding" in compressed.headers["vary"].lower()
+    assert gzip.decompress(sent) == plain.content
+    assert len(sent) < len(plain.content) / 3
+
+
+async def test_api_responses_are_not_compressed(client: httpx.AsyncClient) -> None:
+    # The screening operations answer the same bytes on either way through (the fast lane or
+    # FastAPI's stack): neither compresses, however large the answer.
+    body = {"answers": EXAMPLE_ANSWERS}
+    gzip_please = {"Accept-Encoding": "gzip"}
+    for response in (
+        await client.post("/v1/screenings/evaluate", json=body, headers=gzip_please),
+        await client.post(
+            "/v1/screenings/evaluate",
+            content=json.dumps(body).encode(),
+            headers=gzip_please | {"Content-Type": "application/json", "Origin": "https://x.test"},
+        ),
+        await client.get("/v1/questionnaire", headers=gzip_please),
+    ):
+        assert response.status_code == 200, response.text
+        assert len(response.content) > 1024
+        assert "content-encoding" not in response.headers
