@@ -11,10 +11,11 @@ import tempfile
 import textwrap
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from app import __version__
 from app.engine import (
     DEFAULT_RULE_SET_KEY,
     CompiledRuleSet,
@@ -32,11 +33,34 @@ from app.engine.determination import CURRENT_SEMANTICS, RuleResult
 from app.kernel.tenancy import is_tenant_id
 from app.security.principal import Scope, parse_scopes
 
+if TYPE_CHECKING:
+    from app.kernel.settings import Settings
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``carelevel`` command."""
+    try:
+        try:
+            return _run(argv)
+        finally:
+            # What is still buffered is written now, where a reader gone away can be caught.
+            sys.stdout.flush()
+    except BrokenPipeError:
+        return _reader_gone()
+
+
+def _reader_gone() -> int:
+    """The output's reader has gone (``carelevel rules facts | head -1``): stop quietly, as
+    Unix tools do. Standard output is pointed at /dev/null so that the interpreter's last
+    flush at exit does not fail again (Python's documentation, "Note on SIGPIPE")."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return EXIT_FAILED
+
+
+def _run(argv: Sequence[str] | None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if not hasattr(args, "handler"):
@@ -63,6 +87,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Level-of-care screening: is an intensive outpatient program the right fit? "
         "Clinical decision support, not a diagnosis.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(metavar="command")
 
     evaluate_cmd = commands.add_parser(
@@ -338,25 +363,33 @@ def _print_review_checks(report: TestReport, semantics: int) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    import logging.config
+
     import uvicorn
 
     from app.kernel.settings import get_settings
+    from app.operations.docs_pages import docs_address
     from app.process.logging_setup import logging_config
 
     settings = get_settings()
     workers = args.workers or settings.workers
+    host, port = args.host or settings.host, args.port or settings.port
+    log_config = logging_config(settings.log_level, json_lines=settings.json_logs)
+    # The configuration uvicorn applies as it starts, applied first to say where the docs are.
+    logging.config.dictConfig(log_config)
+    logging.getLogger("carelevel").info("API docs at %s", docs_address(host, port))
     with _metrics_shared_by(workers):
         uvicorn.run(
             "app.main:create_server_app",
             factory=True,
-            host=args.host or settings.host,
-            port=args.port or settings.port,
+            host=host,
+            port=port,
             workers=workers,
             proxy_headers=True,
             # On SIGTERM: stop accepting, let requests in flight finish (each screening is
             # one transaction: stored whole or not at all), then exit.
             timeout_graceful_shutdown=settings.shutdown_timeout_seconds,
-            log_config=logging_config(settings.log_level, json_lines=settings.json_logs),
+            log_config=log_config,
             access_log=False,
             server_header=False,  # no "server: uvicorn": the stack is nobody else's business
         )
@@ -390,7 +423,7 @@ def _migrate(args: argparse.Namespace) -> int:
     from app.kernel.settings import get_settings
 
     async def run() -> None:
-        engine = create_engine(get_settings())
+        engine = create_engine(_using_database(get_settings()))
         try:
             await upgrade_to_head(engine)
         finally:
@@ -411,7 +444,7 @@ def _run_with_database(work: Any) -> Any:
     from app.kernel.settings import get_settings
 
     async def run() -> Any:
-        settings = get_settings()
+        settings = _using_database(get_settings())
         engine = create_engine(settings)
         try:
             if settings.is_sqlite:
@@ -423,6 +456,17 @@ def _run_with_database(work: Any) -> Any:
             await engine.dispose()
 
     return asyncio.run(run())
+
+
+def _using_database(settings: Settings) -> Settings:
+    """Say on stderr which database the command works on (its password masked), as
+    ``serve`` run from the same directory would find it: the same settings, read the same way
+    (CARELEVEL_DATABASE_URL, else .env in the working directory, else carelevel.db in it)."""
+    from app.kernel.db import database_shown
+
+    shown = database_shown(settings.database_url, Path.cwd())
+    print(f"carelevel: using database {shown}", file=sys.stderr)
+    return settings
 
 
 def _cli_caller(tenant: str, action: Any, label: str = "carelevel clients (cli)") -> Any:

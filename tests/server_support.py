@@ -40,13 +40,19 @@ def stop(process: subprocess.Popen[bytes], sig: signal.Signals = signal.SIGINT) 
         process.wait(timeout=5)
 
 
+def environment_without_settings() -> dict[str, str]:
+    """This process's environment without its CARELEVEL_ settings: a command run with it in a
+    directory finds its settings there (a .env file) or takes the defaults."""
+    return {name: value for name, value in os.environ.items() if not name.startswith("CARELEVEL_")}
+
+
 def server_environment(database: Path | str, **settings: str) -> dict[str, str]:
     """This process's environment without its CARELEVEL_ settings, plus the database (a path:
     an embedded SQLite file; a string: a database URL as it is) in development mode (so the
     first start of a fresh SQLite file prints a local admin's key) and ``settings``
     (``log_format="json"`` → ``CARELEVEL_LOG_FORMAT=json``, ``environment="production"``)."""
     url = f"sqlite+aiosqlite:///{database}" if isinstance(database, Path) else database
-    env = {name: value for name, value in os.environ.items() if not name.startswith("CARELEVEL_")}
+    env = environment_without_settings()
     env |= {
         "CARELEVEL_DATABASE_URL": url,
         "CARELEVEL_ENVIRONMENT": "development",

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 from sqlalchemy import JSON, DateTime, Dialect, MetaData, String, TypeDecorator, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
-from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -105,6 +108,20 @@ def create_engine(settings: Settings) -> AsyncEngine:
     )
     check_connections_before_use(engine)
     return engine
+
+
+def database_shown(database_url: str, working_directory: Path) -> str:
+    """The database a URL names, fit to print: its password masked (``***``), its query left
+    out (it may carry credentials too), and a relative SQLite path made absolute against
+    ``working_directory``, where the file is opened."""
+    try:
+        url = make_url(database_url).set(query={})
+    except ArgumentError:
+        return "(CARELEVEL_DATABASE_URL is not a database URL)"
+    path = url.database
+    if url.get_backend_name() == "sqlite" and path and path != ":memory:":
+        url = url.set(database=os.path.normpath(working_directory / path))
+    return url.render_as_string(hide_password=True)
 
 
 # A pooled connection idle for longer than this is pinged before it is handed out.

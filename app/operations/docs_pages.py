@@ -12,10 +12,11 @@ from fastapi.openapi.docs import (
     get_swagger_ui_html,
     get_swagger_ui_oauth2_redirect_html,
 )
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 ASSETS_DIRECTORY = Path(__file__).parents[1] / "static" / "docs"
+DOCS_PATH = "/docs"
 ASSETS_PATH = "/docs/assets"
 OPENAPI_PATH = "/openapi.json"
 OAUTH2_REDIRECT_PATH = "/docs/oauth2-redirect"
@@ -35,12 +36,33 @@ SWAGGER_UI_PARAMETERS = {
 }
 
 
+# What a server bound to every interface is reached at from the machine it runs on.
+_LOOPBACK_OF_WILDCARD = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}
+
+
+def docs_address(host: str, port: int) -> str:
+    """The URL of the API explorer of a server bound to ``host`` and ``port``, as a browser on
+    the same machine opens it."""
+    host = _LOOPBACK_OF_WILDCARD.get(host, host)
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"  # an IPv6 address in a URL
+    return f"http://{host}:{port}{DOCS_PATH}"
+
+
 def install_docs_pages(app: FastAPI) -> None:
-    """Serve /docs, /redoc and their assets (the app is built with docs_url=None)."""
+    """Serve /docs, /redoc and their assets (the app is built with docs_url=None), and send a
+    visitor of / to /docs."""
     app.mount(ASSETS_PATH, StaticFiles(directory=ASSETS_DIRECTORY), name="docs-assets")
     title = f"{app.title} {app.version}"
 
-    @app.get("/docs", include_in_schema=False)
+    # Not an operation of the API (left out of the OpenAPI document, like the pages): a
+    # browser pointed at the bare address lands on the explorer. Temporary (307), so that no
+    # browser keeps it should / ever serve something else.
+    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
+    async def home() -> RedirectResponse:
+        return RedirectResponse(DOCS_PATH, status_code=307)
+
+    @app.get(DOCS_PATH, include_in_schema=False)
     async def swagger_ui() -> HTMLResponse:
         return get_swagger_ui_html(
             openapi_url=OPENAPI_PATH,

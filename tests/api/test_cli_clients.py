@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -12,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.audit.models import AuditEvent
 from app.cli import main
+from app.kernel.db import database_shown
 from app.kernel.settings import Settings, get_settings
 from tests.support.apps import empty_tables, http_client, running
 
@@ -44,13 +46,15 @@ async def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str,
 async def test_create_prints_the_key_once_and_the_key_works(
     cli_database: AsyncEngine, settings: Settings, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, _ = await run(
+    code, out, err = await run(
         capsys,
         "clients", "create", "--tenant", "clinic-a", "--name", "EHR feed",
         "--scopes", "screenings:write,screenings:read", "audit:read",
     )  # fmt: skip
 
     assert code == 0
+    # Which database it used, as tests/unit/test_settings.py specifies the line.
+    assert err == f"carelevel: using database {database_shown(settings.database_url, Path.cwd())}\n"
     keys = KEY.findall(out)
     assert len(keys) == 1
     assert "shown this once" in out

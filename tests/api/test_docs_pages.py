@@ -1,4 +1,5 @@
-"""/docs and /redoc are served whole by the service: they work on a network with no CDN."""
+"""/docs and /redoc are served whole by the service: they work on a network with no CDN; / leads
+to /docs."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
-from app.operations.docs_pages import ASSETS_DIRECTORY
+from app.operations.docs_pages import ASSETS_DIRECTORY, docs_address
+from tests.support.apps import http_client
 
 VENDORED = json.loads((ASSETS_DIRECTORY / "VENDORED.json").read_text())
 # src= and href= attributes, and url(...) in inline styles.
@@ -70,3 +73,36 @@ async def test_assets_are_cached_by_browsers_and_the_pages_are_not(
     assert asset.headers["content-type"].startswith(("text/javascript", "application/javascript"))
     missing = await client.get("/docs/assets/swagger-ui/../../../settings.py")
     assert missing.status_code == 404
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+async def test_the_bare_address_leads_to_the_api_explorer(
+    app: FastAPI, client: httpx.AsyncClient, method: str
+) -> None:
+    async with http_client(app, None) as anonymous:
+        response = await anonymous.request(method, "/")
+        assert response.status_code == 307
+        assert response.headers["location"] == "/docs"
+        assert response.content == b""
+        explorer = await anonymous.get(response.headers["location"])
+    assert explorer.status_code == 200
+    assert explorer.headers["content-type"].startswith("text/html")
+    # A page, like /docs itself, not an operation of the API.
+    assert "/" not in (await client.get("/openapi.json")).json()["paths"]
+
+
+@pytest.mark.parametrize(
+    ("host", "port", "address"),
+    [
+        ("127.0.0.1", 8000, "http://127.0.0.1:8000/docs"),
+        ("localhost", 8080, "http://localhost:8080/docs"),
+        ("0.0.0.0", 8000, "http://127.0.0.1:8000/docs"),  # every interface: this machine's
+        ("::", 9000, "http://[::1]:9000/docs"),
+        ("::1", 9000, "http://[::1]:9000/docs"),
+        ("10.1.2.3", 80, "http://10.1.2.3:80/docs"),
+    ],
+)
+def test_serve_names_the_explorer_at_the_address_it_binds(
+    host: str, port: int, address: str
+) -> None:
+    assert docs_address(host, port) == address

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from app.kernel.db import database_shown
 from app.kernel.settings import Settings
 
 POSTGRES = "postgresql+asyncpg://carelevel:Zq8-long-random-3f1@db.internal:5432/carelevel"
@@ -83,3 +84,23 @@ def test_serve_names_the_wrong_setting_and_exits_2(tmp_path: Path) -> None:
     assert "CARELEVEL_DATABASE_URL: the password is a placeholder; set the real one" in done.stderr
     assert "change-me" not in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        # The default: a file in the working directory, shown with its whole path.
+        ("sqlite+aiosqlite:///./carelevel.db", "sqlite+aiosqlite:////srv/care/carelevel.db"),
+        ("sqlite+aiosqlite:///../shared/care.db", "sqlite+aiosqlite:////srv/shared/care.db"),
+        ("sqlite+aiosqlite:////var/lib/care.db", "sqlite+aiosqlite:////var/lib/care.db"),
+        (POSTGRES, "postgresql+asyncpg://carelevel:***@db.internal:5432/carelevel"),
+        # A query may carry credentials too: it is left out.
+        (
+            "postgresql+asyncpg://carelevel@db.internal/carelevel?password=Zq8-long&ssl=require",
+            "postgresql+asyncpg://carelevel@db.internal/carelevel",
+        ),
+        ("not a url Zq8-long", "(CARELEVEL_DATABASE_URL is not a database URL)"),
+    ],
+)
+def test_the_database_is_shown_without_its_credentials(url: str, shown: str) -> None:
+    assert database_shown(url, Path("/srv/care")) == shown
