@@ -16,10 +16,11 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import REPORTS, Service, Watch
+from tests.browser.conftest import PAGE_TIMEOUT_MS, REPORTS, Service, Watch
 
 METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
 EVALUATE_PATH = "/v1/screenings/evaluate"
+PAGE_TIMEOUT_S = PAGE_TIMEOUT_MS / 1000
 # An element's box in page coordinates (a full-page screenshot's clip).
 PAGE_BOX = """(element) => {
   const box = element.getBoundingClientRect();
@@ -36,7 +37,9 @@ REDACT = """(element, key) => {
 
 @pytest.fixture(scope="module")
 def openapi(service: Service) -> dict[str, Any]:
-    with urllib.request.urlopen(f"{service.base_url}/openapi.json", timeout=10) as response:
+    with urllib.request.urlopen(
+        f"{service.base_url}/openapi.json", timeout=PAGE_TIMEOUT_S
+    ) as response:
         schema: dict[str, Any] = json.load(response)
     return schema
 
@@ -83,6 +86,7 @@ def test_docs_authorize_and_run_the_example_screening(
     operation.locator(".opblock-summary").click()
     operation.locator("button.try-out__btn").click()
     body = operation.locator("textarea.body-param__text")
+    expect(body).not_to_have_value("")  # the example is filled in as the editor renders
     assert json.loads(body.input_value()) == example
     with page.expect_response(f"{service.base_url}{EVALUATE_PATH}") as sent:
         operation.locator("button.execute").click()
