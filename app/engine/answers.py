@@ -1044,10 +1044,9 @@ class ScreeningAnswers(Section):
     respondent: Respondent = _section_field(
         "respondent", "Who is screened and who answered.", optional=False
     )
-    presenting_concerns: Annotated[list[Concern], Field(min_length=1)] = _section_field(
+    presenting_concerns: Annotated[list[Concern], Field(min_length=1)] | None = _section_field(
         "presenting_concerns",
         "What the person is asking for help with (one or more).",
-        optional=False,
     )
     instruments: Instruments = Field(
         default_factory=Instruments,
@@ -1072,5 +1071,5 @@ class ScreeningAnswers(Section):
 
     @field_validator("presenting_concerns")
     @classmethod
-    def _concerns_unique(cls, value: list[Concern]) -> list[Concern]:
-        return sorted(set(value))
+    def _concerns_unique(cls, value: list[Concern] | None) -> list[Concern] | None:
+        return None if value is None else sorted(set(value))

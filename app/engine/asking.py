@@ -115,7 +115,8 @@ def questions_to_ask(
     found: list[tuple[int, int, ToAsk]] = []
     for position, item in enumerate(missing):
         needing = [rules[rule_id] for rule_id in item.needed_by if rule_id in rules]
-        stage = min((s for s, _ in needing), key=STAGE_ORDER.index, default=Stage.PLACEMENT)
+        # No rule behind it: the engine needs it before anyone can be placed.
+        stage = min((s for s, _ in needing), key=STAGE_ORDER.index, default=Stage.INFORMATION)
         facts = (item.item,) if item.item in catalogue else [f for _, fs in needing for f in fs]
         paths: dict[str, None] = {}
         for fact in facts:

@@ -130,6 +130,7 @@ class EngineReasons:
     no_override: Reason
     no_rule: Reason
     provisional: Reason
+    no_concern: Reason
 
     @classmethod
     def of(cls, explain: Explanations) -> EngineReasons:
@@ -138,6 +139,11 @@ class EngineReasons:
             explain.reason(None, "No rule in this rule set indicated this level."),
             explain.reason(
                 None, "Provisional: information listed as missing could change this verdict."
+            ),
+            explain.reason(
+                None,
+                "What the person is asking for help with is not known yet: ask it before a "
+                "level can be recommended (the safety questions are evaluated already).",
             ),
         )
 

@@ -103,6 +103,11 @@ class _Run:
         for item in items:
             self.missing.setdefault(item, (item, []))[1].append(rule_id)
 
+    def ask(self, fact: str) -> None:
+        """The engine itself needs this answer (no rule asks for it): report it missing."""
+        spec = self.catalogue.get(fact)
+        self.missing.setdefault(fact, (spec.description if spec else fact, []))
+
     def raise_urgency(self, urgency: Urgency) -> None:
         self.urgency = max(self.urgency, URGENCY_RANK[urgency])
 
@@ -125,8 +130,12 @@ def evaluate(compiled: CompiledRuleSet, answers: ScreeningAnswers) -> Determinat
     if safety.decisive:
         return _after_override(compiled, run, safety.decisive, safety.alerts, score_list)
 
-    # 2. Information: is there enough to place anyone?
+    # 2. Information: is there enough to place anyone? Nobody is placed before it is known
+    # what they are asking for help with.
     insufficient = _check_information(compiled, run)
+    if answers.presenting_concerns is None:
+        insufficient.append(compiled.engine_reasons.no_concern)
+        run.ask("presenting_concerns")
     if insufficient:
         return _insufficient(compiled, run, insufficient, safety.alerts, score_list)
 

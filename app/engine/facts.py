@@ -537,6 +537,8 @@ def _put_evidence(
 ) -> None:
     withdrawal = answers.withdrawal
     heavy = (withdrawal.heavy_daily_use if withdrawal else None) or ()
+    # Evidence is what the answers show; a concern not yet asked adds none.
+    concerns = answers.presenting_concerns or ()
     co = answers.co_occurring
     substances = co.substance_use.__dict__ if co is not None and co.substance_use else {}
 
@@ -571,11 +573,11 @@ def _put_evidence(
     facts["evidence.opioids"] = opioids
     facts["evidence.drugs"] = drugs
     facts["evidence.substance_use"] = _any(
-        (alcohol, sedatives, opioids, drugs, Concern.SUBSTANCE_USE in answers.presenting_concerns)
+        (alcohol, sedatives, opioids, drugs, Concern.SUBSTANCE_USE in concerns)
     )
     facts["evidence.eating_disorder"] = _any(
         (
-            Concern.EATING_DISORDER in answers.presenting_concerns,
+            Concern.EATING_DISORDER in concerns,
             eating,
             _screen(scores, InstrumentId.SCOFF),
         )
@@ -591,7 +593,8 @@ def extract_facts(
     """The fact values of one screening (absent keys are unknown); ``policies`` are the cut-offs
     the scores were made with."""
     facts: dict[str, object] = dict(_NOT_GIVEN)
-    facts["presenting_concerns"] = answers.presenting_concerns
+    if answers.presenting_concerns is not None:  # absent: unknown
+        facts["presenting_concerns"] = answers.presenting_concerns
     _put_answers(facts, answers, plan)
     _put_derived(facts, answers, plan)
     _put_scores(facts, scores, policies, answers.respondent.age_group is AgeGroup.ADOLESCENT)

@@ -379,7 +379,7 @@ async def test_questionnaire_lists_every_section_with_required_flags(
     top_level = {q["path"]: q for q in response.json()["questions"]}
     assert list(top_level) == list(ScreeningAnswers.model_fields)
     required = {path for path, question in top_level.items() if question["required"]}
-    assert required == {"respondent", "presenting_concerns"}
+    assert required == {"respondent"}  # an intake may start before the concern is asked
     for path, field in ScreeningAnswers.model_fields.items():
         assert top_level[path]["required"] is field.is_required(), path
         assert top_level[path]["help"], path

@@ -75,3 +75,28 @@ def test_every_question_is_in_the_questionnaire_and_unanswered(answers: dict[str
     assert stages == sorted(stages)
     determination = evaluate(default_rule_set(), ScreeningAnswers.model_validate(answers))
     assert (determination.status is Status.COMPLETE) == (asks == [])
+
+
+def test_an_intake_without_a_concern_is_insufficient_and_asks_for_it() -> None:
+    """No presenting concern yet: nobody is placed, the safety questions come first and the
+    concern is among the questions to ask."""
+    answers: dict[str, Any] = {"respondent": {"age_group": "adult", "answered_by": "self_report"}}
+    determination = evaluate(default_rule_set(), ScreeningAnswers.model_validate(answers))
+    assert determination.status is Status.INSUFFICIENT_INFORMATION
+    assert determination.recommended_level is None
+    assert determination.iop.reasons[-1].text.startswith("What the person is asking for help")
+    asks = _asks(answers)
+    assert asks[0]["stage"] == "safety"
+    paths = [q["path"] for ask in asks for q in ask["questions"]]
+    assert "presenting_concerns" in paths
+
+
+def test_safety_evidence_decides_before_the_concern_is_known() -> None:
+    answers: dict[str, Any] = {
+        "respondent": {"age_group": "adult", "answered_by": "clinician"},
+        "safety": {"homicidal_ideation": "intent_or_plan"},
+    }
+    determination = evaluate(default_rule_set(), ScreeningAnswers.model_validate(answers))
+    assert determination.urgency.value == "emergent"
+    assert determination.recommended_level is not None
+    assert determination.recommended_level.level.value == "emergency_evaluation"
