@@ -8,11 +8,11 @@ import os
 import shutil
 import sys
 import tempfile
-import textwrap
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from pydantic import ValidationError
 
 from app import __version__
@@ -29,8 +29,9 @@ from app.engine import (
     evaluate,
     run_tests,
 )
-from app.engine.determination import CURRENT_SEMANTICS, RuleResult
+from app.engine.determination import CURRENT_SEMANTICS
 from app.kernel.tenancy import is_tenant_id
+from app.screenings.readable import about_determination, document, plain_text
 from app.security.principal import Scope, parse_scopes
 
 if TYPE_CHECKING:
@@ -196,111 +197,20 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.json:
         sys.stdout.write(determination_to_json(determination, indent=True).decode() + "\n")
     else:
-        print(render(determination))
+        print(render(determination, colour=_colour_wanted()))
     return EXIT_OK
 
 
-def render(d: Determination) -> str:
-    """A readable, plain-text rendering of a determination for a terminal."""
-    lines: list[str] = []
-    add = lines.append
-    wrap = textwrap.TextWrapper(width=96, subsequent_indent="    ")
-    level = d.recommended_level
-    add(
-        f"Rule set {d.rule_set.key} {d.rule_set.version} (sha256 {d.rule_set.sha256[:12]}…), "
-        f"engine {d.engine_version}"
-    )
-    add("")
-    add(f"Recommended level : {level.label if level else 'none (information is insufficient)'}")
-    if level:
-        add(f"                    aligned with {level.aligned_with}")
-        add(f"                    {level.hours_per_week.note}")
-    add(f"Urgency           : {d.urgency.value}")
-    add(f"Status            : {d.status.value}")
-    add(f"IOP               : {d.iop.verdict.value.replace('_', ' ')}")
-
-    def section(title: str, items: Sequence[str]) -> None:
-        if items:
-            add("")
-            add(title)
-            for item in items:
-                lines.extend(wrap.wrap(f"  - {item}"))
-
-    section("Why", [_reason(r.rule_id, r.text) for r in d.iop.reasons])
-    section(
-        "Safety alerts",
-        [f"[{a.urgency.value}] {a.action} ({a.rule_id}: {a.reason})" for a in d.safety_alerts],
-    )
-    section(
-        "Missing information",
-        [f"{m.label} [{m.item}] — needed by {', '.join(m.needed_by)}" for m in d.missing],
-    )
-    section(
-        "Barriers to attending",
-        [
-            f"{b.description} → "
-            + (" ".join(a.description for a in b.accommodations) or "no accommodation applies")
-            for b in d.barriers
-        ],
-    )
-    section("Conditions", [c.description for c in d.conditions])
-    section(
-        "Domains",
-        [
-            f"{r.label}: {r.rating.value}"
-            + (f" ({'; '.join(e.rule_id or '' for e in r.evidence)})" if r.evidence else "")
-            for r in d.domains
-        ],
-    )
-    section(
-        "Levels ruled out",
-        [
-            f"{e.level.value}: {' / '.join(_reason(r.rule_id, r.text) for r in e.reasons)}"
-            for e in d.eliminated
-        ],
-    )
-    section("Scores", [_score(s) for s in d.scores])
-    cited = [*(level.decided_by if level else ()), *d.iop.reasons, *d.safety_alerts]
-    section(
-        "Sources of these reasons and alerts",
-        list(dict.fromkeys(ref for item in cited for ref in getattr(item, "references", ()))),
-    )
-    fired = sum(1 for step in d.trace if step.result is RuleResult.FIRED)
-    undetermined = sum(1 for step in d.trace if step.result is RuleResult.UNDETERMINED)
-    add("")
-    add(
-        f"Trace: {len(d.trace)} rules evaluated, {fired} fired, {undetermined} undetermined "
-        "(--json shows every step)."
-    )
-    add("")
-    lines.extend(textwrap.wrap(d.disclaimer, width=96))
-    return "\n".join(lines)
+def render(determination: Determination, *, colour: bool = False) -> str:
+    """The readable report of a determination for a terminal: the one readable document of
+    app/screenings/readable.py, as plain text (``colour``: urgency in ANSI colours)."""
+    shown = orjson.loads(determination_to_json(determination))
+    return plain_text(document(shown, about_determination(shown)), colour=colour)
 
 
-def _reason(rule_id: str | None, text: str) -> str:
-    return f"{text} ({rule_id})" if rule_id else text
-
-
-def _score(score: object) -> str:
-    from app.engine.instruments import InstrumentScore
-
-    assert isinstance(score, InstrumentScore)
-    if score.tier is not None or score.tier_at_least is not None:
-        tier = score.tier.value if score.tier else f"at least {score.tier_at_least}"
-        return f"{score.title}: tier {tier}"
-    total = (
-        str(score.total)
-        if score.total is not None
-        else f"{score.total_min}-{score.total_max} (items declined)"
-    )
-    parts = [f"{score.title}: {total}"]
-    if score.band:
-        parts.append(score.band.replace("_", " "))
-    if score.positive is not None:
-        parts.append("positive" if score.positive else "negative")
-    if score.loinc_total:
-        parts.append(f"LOINC {score.loinc_total}")
-    return ", ".join(parts)
+def _colour_wanted() -> bool:
+    """Colours only for a terminal, and never when NO_COLOR is set (https://no-color.org)."""
+    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
 
 
 def _rules_check(args: argparse.Namespace) -> int:

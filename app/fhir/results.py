@@ -3,6 +3,10 @@ instrument score (US Core screening-assessment conventions: category ``survey``,
 ``derivedFrom`` the response), and a ServiceRequest proposing a referral to the recommended
 level. Built from what is stored, so the same screening always gives the same resources.
 
+The Observations carry a generated narrative (``text``), which an EHR shows as it is: the
+level, urgency, IOP verdict and summary of the recommendation (app/screenings/readable.py),
+and each score's result.
+
 References to the person, the encounter and the QuestionnaireResponse are copied from the
 response the EHR sent: they point to the EHR's own resources.
 """
@@ -21,6 +25,7 @@ from app.fhir.terminology import (
     Vocabulary,
     humanize,
 )
+from app.screenings.readable import determination_narrative, narrative, score_line
 
 SURVEY = {"coding": [{"system": OBSERVATION_CATEGORY, "code": "survey", "display": "Survey"}]}
 INTERPRETATION = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
@@ -71,6 +76,11 @@ def _common(result: Result) -> dict[str, Any]:
     return common
 
 
+def generated(div: str) -> dict[str, str]:
+    """A resource's ``text``: a narrative generated entirely from its data."""
+    return {"status": "generated", "div": div}
+
+
 def _concept(system: str, code: str, display: str | None = None) -> dict[str, Any]:
     return {"coding": [{"system": system, "code": code, "display": display or humanize(code)}]}
 
@@ -94,6 +104,7 @@ def score_observation(
     observation: dict[str, Any] = {
         "resourceType": "Observation",
         "id": score_id(result.screening_id, instrument),
+        "text": generated(narrative([(None, score_line(score))])),
         "status": "final",
         "category": [SURVEY],
         "code": code,
@@ -162,6 +173,7 @@ def level_observation(vocabulary: Vocabulary, result: Result) -> dict[str, Any]:
     observation: dict[str, Any] = {
         "resourceType": "Observation",
         "id": result.screening_id,
+        "text": generated(determination_narrative(determination)),
         "identifier": [{"system": vocabulary.screening_identifier, "value": result.screening_id}],
         "status": "final" if status == "complete" else "preliminary",
         "category": [SURVEY],

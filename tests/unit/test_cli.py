@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,23 @@ def test_evaluate_prints_an_explained_determination(capsys: pytest.CaptureFixtur
     assert "Sources of these reasons and alerts" in out
     assert "TIP 47" in out
     assert "not a diagnosis" in out
+
+
+def test_evaluate_colours_urgency_only_on_a_terminal_without_no_color(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    emergency = str(EXAMPLES / "emergency-suicide-risk.json")
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    assert main(["evaluate", emergency]) == 0
+    assert "\x1b[" not in capsys.readouterr().out  # captured: not a terminal
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    assert main(["evaluate", emergency]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b[1;31memergent\x1b[0m" in out  # red
+    assert out.index("Safety alerts") < out.index("Recommended level")
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert main(["evaluate", emergency]) == 0
+    assert "\x1b[" not in capsys.readouterr().out
 
 
 def test_evaluate_json_is_the_full_determination(capsys: pytest.CaptureFixture[str]) -> None:
