@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import sys
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -50,11 +51,13 @@ from app.screenings.repository import recent_screenings_of_key
 from app.screenings.router import DIRECT_BINDERS
 from app.screenings.router import router as screenings_router
 from app.screenings.service import ScreeningService
+from app.screenings.view import router as view_router
 from app.security.access import Guard, GuardedRoute, access
 from app.security.actions import Action
 from app.security.authentication import Authenticator
 from app.security.caller import Caller
 from app.security.jwt import JwtVerifier
+from app.security.links import LinkSigner
 from app.security.models import TokenUse
 from app.security.principal import ALL_SCOPES, SCOPE_DESCRIPTIONS, Principal, Scope
 from app.security.rate_limit import (
@@ -196,6 +199,14 @@ def create_rate_limiter(
     return MemoryRateLimiter(limit, window)
 
 
+def link_signer(settings: Settings) -> LinkSigner:
+    """The signer of the view links CDS Hooks cards carry: the configured secret, or a random
+    one for this process only (its links open nowhere else)."""
+    configured = settings.signed_link_secret
+    secret = configured.get_secret_value().encode() if configured else secrets.token_bytes(32)
+    return LinkSigner(secret, settings.signed_link_seconds)
+
+
 class Carelevel(FastAPI):
     """FastAPI with the request edge (request id, security headers, access log) outside
     everything, error handling included, so that every response carries them, the fast lane
@@ -301,6 +312,7 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
     )
     app.openapi = lambda: complete_openapi(app)  # type: ignore[method-assign]
     app.state.settings = settings
+    app.state.link_signer = link_signer(settings)
     app.state.rule_set_cache = RuleSetCache()
     app.state.metrics = Metrics()
     app.problems = ProblemHandlers(audit_failure, (("/fhir/", outcome_response),))
@@ -331,6 +343,7 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
     # The OpenAPI document and the docs pages' assets go out gzipped; API responses do not.
     app.add_middleware(CompressedDocuments, prefixes=(OPENAPI_PATH, ASSETS_PATH))
     app.include_router(screenings_router)  # no prefix: the fast lane serves its routes' paths
+    app.include_router(view_router)
     app.include_router(rule_sets_router, max_body_size=settings.max_rule_set_body_bytes)
     app.include_router(clients_router)
     app.include_router(audit_router)

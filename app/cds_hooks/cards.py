@@ -1,10 +1,12 @@
 """Cards from a stored screening: a summary naming the level and urgency, the reasons, barriers
-and safety alerts in markdown, a suggestion to create the referral, and a link to the screening.
-Pure: what to show follows from the determination alone."""
+and safety alerts in markdown, a suggestion to create the referral, and a link to the
+screening's readable view that opens without an API key (a short-lived signed link). Pure: what
+to show follows from the determination and the links handed in."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,25 +23,29 @@ from app.cds_hooks.schemas import (
 from app.engine.determination import LEVEL_INFO, LevelOfCare
 from app.fhir.results import Result, referral
 from app.fhir.terminology import Vocabulary, humanize
+from app.screenings.readable import (
+    about_stored,
+    document,
+    markdown_facts,
+    markdown_section,
+)
 from app.screenings.schemas import VarianceReason
+from app.screenings.view import view_url
 
 SOURCE_LABEL = "carelevel level-of-care screening"
 
 
 @dataclass(frozen=True, slots=True)
 class Links:
-    """Where a card points: this service's public address."""
+    """Where a card points: this service's public address, and the signed query that opens a
+    screening's view for the client the cards are made for (``LinkSigner.sign``)."""
 
     base_url: str
-
-    def rule_set_version(self, rule_set: dict[str, Any]) -> str:
-        return (
-            f"{self.base_url}/v1/rule-sets/{rule_set['owner']}/{rule_set['key']}/versions/"
-            f"{rule_set['version']}"
-        )
+    view_query: Callable[[str], dict[str, str]]
 
     def screening(self, screening_id: str) -> str:
-        return f"{self.base_url}/v1/screenings/{screening_id}"
+        """The screening's readable view, opened by a clinician's browser as it is."""
+        return view_url(self.base_url, screening_id, self.view_query(screening_id))
 
     def questionnaire(self, key: str) -> str:
         return f"{self.base_url}/fhir/r4/Questionnaire/{key}"
@@ -86,41 +92,25 @@ def summary(determination: dict[str, Any]) -> str:
     return text[:MAX_SUMMARY_CHARACTERS]
 
 
-def detail(determination: dict[str, Any], rule_set: dict[str, Any]) -> str:
-    """The reasons, as GitHub-flavoured markdown."""
-    lines = []
-    level = determination.get("recommended_level")
-    if level:
-        lines.append(
-            f"**Recommended level:** {level['label']}. Aligned with {level['aligned_with']}."
-        )
-        lines.append(f"**Hours:** {level['hours_per_week']['note']}")
-    lines.append(f"**IOP:** {humanize(determination['iop']['verdict'])}")
-    lines.append(f"**Urgency:** {determination['urgency']}")
-    alerts = determination["safety_alerts"]
-    if alerts:
-        lines += ["", "**Safety alerts**"]
-        lines += [f"- {a['action']} ({a['reason']})" for a in alerts]
-    reasons = [r["text"] for r in (level or {}).get("decided_by", [])]
-    reasons += [r["text"] for r in determination["iop"]["reasons"]]
-    if reasons:
-        lines += ["", "**Why**"]
-        lines += [f"- {reason}" for reason in dict.fromkeys(reasons)]
-    barriers = determination["barriers"]
-    if barriers:
-        lines += ["", "**Barriers to attending, and how to lift them**"]
-        for barrier in barriers:
-            ways = " ".join(a["description"] for a in barrier["accommodations"])
-            lines.append(f"- {barrier['description']} {ways or 'No accommodation applies.'}")
-    missing = determination["missing"]
-    if missing:
-        lines += ["", "**Missing information that could change this**"]
-        lines += [f"- {m['label']}" for m in missing]
-    lines += [
-        "",
+# The sections of the readable document a card shows, in its order (the view shows them all).
+CARD_SECTIONS = ("safety-alerts", "why", "barriers", "missing")
+
+
+def detail(result: Result) -> str:
+    """The summary, the level's facts, the safety alerts, reasons, barriers and what is
+    missing, as GitHub-flavoured markdown: the readable document's pieces (app/screenings/
+    readable.py), with bold titles rather than headings."""
+    readable = document(result.determination, about_stored(result.rule_set, result.engine_version))
+    lines = [readable.summary, "", *markdown_facts(readable.facts), ""]
+    for anchor in CARD_SECTIONS:
+        section = readable.section(anchor)
+        if section is not None:
+            lines += markdown_section(section, heading=None)
+    rule_set = result.rule_set
+    lines.append(
         f"Rule set `{rule_set['owner']}/{rule_set['key']}` version {rule_set['version']}. "
-        f"{determination['disclaimer']}",
-    ]
+        f"{readable.disclaimer}"
+    )
     return "\n".join(lines)
 
 
@@ -160,23 +150,19 @@ def screening_card(
                 ],
             )
         ]
-    text = detail(determination, result.rule_set)
+    text = detail(result)
+    view = links.screening(result.screening_id)
     return Card(
         uuid=str(uuid.uuid4()),
         summary=summary(determination),
         detail=f"{note}\n\n{text}" if note else text,
         indicator=indicator(determination),
-        source=_source(vocabulary, links.rule_set_version(result.rule_set)),
+        # What decided, and by which rule-set version: the view's section about it.
+        source=_source(vocabulary, f"{view}#about"),
         suggestions=suggestions,
         selectionBehavior="at-most-one" if suggestions else None,
         overrideReasons=override_reasons(vocabulary),
-        links=[
-            Link(
-                label="Open the screening in carelevel",
-                url=links.screening(result.screening_id),
-                type="absolute",
-            )
-        ],
+        links=[Link(label="Open the screening in carelevel", url=view, type="absolute")],
     )
 
 

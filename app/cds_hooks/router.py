@@ -4,6 +4,8 @@ carries the EHR's signed JWT."""
 
 from __future__ import annotations
 
+import functools
+import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
@@ -38,6 +40,7 @@ from app.kernel.errors import (
 from app.kernel.responses import json_response
 from app.security.actions import Action
 from app.security.caller import Caller
+from app.security.links import LinkSigner
 
 router = APIRouter(
     prefix="/cds-services",
@@ -85,9 +88,14 @@ def service(request: Request) -> CdsHooksService:
     return cds
 
 
-def links(request: Request) -> Links:
+def links(request: Request, caller: Caller) -> Links:
+    """The cards' links: this service's address, and view links signed now for the caller."""
     configured: str | None = request.app.state.settings.public_url
-    return Links(configured or str(request.base_url).rstrip("/"))
+    signer: LinkSigner = request.app.state.link_signer
+    view_query = functools.partial(
+        signer.sign, tenant=caller.tenant, client_id=caller.client_id, now=time.time()
+    )
+    return Links(configured or str(request.base_url).rstrip("/"), view_query)
 
 
 async def _parsed(request: Request, model: type[Any]) -> Any:
@@ -128,7 +136,9 @@ async def discovery(
     summary="Call a CDS service",
     description="Evaluates the prefetched QuestionnaireResponse (stored as a screening, once "
     "per response) and answers cards: the level and urgency, the reasons, safety alerts and "
-    "barriers, a suggestion to create the referral, a link to the stored screening. No "
+    "barriers, a suggestion to create the referral, and a link to the stored screening's "
+    "readable view that a clinician's browser opens without an API key (signed, valid "
+    "`CARELEVEL_SIGNED_LINK_SECONDS`, 15 minutes by default; every opening is audited). No "
     "response on file: a card inviting the screening. Without the prefetch: 412 (carelevel "
     "never queries the EHR's FHIR server). Opening the chart again with the same response "
     "gives the same screening: it is evaluated and stored once per response, in the tenant "
@@ -188,7 +198,9 @@ async def call_service(
 ) -> Any:
     hook_request: HookRequest = await _parsed(request, HookRequest)
     try:
-        answer = await service(request).call(caller, service_id, hook_request, links(request))
+        answer = await service(request).call(
+            caller, service_id, hook_request, links(request, caller)
+        )
     except UnsupportedHook as error:
         raise BadRequest(f"carelevel does not answer the {error.hook} hook.") from None
     except ValidationError as error:

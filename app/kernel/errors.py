@@ -2,9 +2,10 @@
 
     AppError                      status, stable type, title; detail per occurrence
     ├── BadRequest (400)          ├── Unauthorized (401)        ├── Forbidden (403)
-    ├── NotFound (404)            ├── Conflict (409)            ├── PreconditionFailed (412)
-    ├── PayloadTooLarge (413)     ├── UnsupportedMediaType (415)├── Unprocessable (422)
-    ├── PreconditionRequired (428)├── TooManyRequests (429)     └── ServiceUnavailable (503)
+    ├── NotFound (404)            ├── NotAcceptable (406)       ├── Conflict (409)
+    ├── Gone (410)                ├── PreconditionFailed (412)  ├── PayloadTooLarge (413)
+    ├── UnsupportedMediaType (415)├── Unprocessable (422)       ├── PreconditionRequired (428)
+    ├── TooManyRequests (429)     └── ServiceUnavailable (503)
 
 Validation errors list field paths and messages, never the submitted values: answers are
 health information. A body that is not JSON is 400 ``malformed-json``; a body sent with another
@@ -159,8 +160,19 @@ class NotFound(AppError):
     status, slug, title = 404, "not-found", "Not found"
 
 
+class NotAcceptable(AppError):
+    """None of the media types an operation offers is acceptable (``Accept``); the problem
+    lists them in ``available``."""
+
+    status, slug, title = 406, "not-acceptable", "No acceptable representation"
+
+
 class Conflict(AppError):
     status, slug, title = 409, "conflict", "The request conflicts with the current state"
+
+
+class Gone(AppError):
+    status, slug, title = 410, "gone", "No longer available"
 
 
 class PreconditionFailed(AppError):

@@ -6,7 +6,7 @@ from functools import lru_cache
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.kernel.issuers import CdsClient, IdentityProvider
@@ -142,6 +142,19 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Browser origins allowed to call the API (CORS); none by default.",
     )
+    signed_link_secret: SecretStr | None = Field(
+        default=None,
+        description="The key (at least 32 characters) of the HMAC that signs the short-lived "
+        "links CDS Hooks cards carry to a screening's readable view. Unset: a random key per "
+        "process, so a link opens only in the process that made it; set it when several "
+        "processes serve (required in production with CDS clients).",
+    )
+    signed_link_seconds: int = Field(
+        default=900,
+        ge=60,
+        le=86_400,
+        description="How long a signed view link opens after it is made, in seconds.",
+    )
 
     @field_validator("operator_tenant")
     @classmethod
@@ -164,6 +177,13 @@ class Settings(BaseSettings):
             if origin != "*" and not origin.startswith(("https://", "http://")):
                 raise ValueError(f"'{origin}' is not an origin (scheme://host[:port])")
         return origins
+
+    @field_validator("signed_link_secret")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("must be at least 32 characters (a random value, kept secret)")
+        return value
 
     @model_validator(mode="after")
     def _providers_name_their_audience(self) -> Settings:
@@ -198,6 +218,11 @@ class Settings(BaseSettings):
                 raise ValueError(f"{name}: the password is a placeholder; set the real one")
         if self.bootstrap_admin:
             raise ValueError("CARELEVEL_BOOTSTRAP_ADMIN must be off in production")
+        if self.cds_clients and self.signed_link_secret is None:
+            raise ValueError(
+                "CARELEVEL_SIGNED_LINK_SECRET: production with CDS clients needs it, so that "
+                "every process opens the links the cards carry"
+            )
         return self
 
     @model_validator(mode="after")

@@ -14,6 +14,7 @@ Error examples are not here: routers name the specific ones (``app.kernel.errors
 from __future__ import annotations
 
 import copy
+import functools
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
@@ -58,6 +59,10 @@ from app.rulesets.compiled import relabelled
 from app.rulesets.models import RuleSetVersion, VersionStatus
 from app.rulesets.reports import export_yaml, validation_report, version_diff
 from app.rulesets.schemas import ActivationResult, RuleSetSummary, VersionDetail, VersionSummary
+from app.screenings.bodies import shown_stored, with_summary
+from app.screenings.readable import about_stored, document, html_page, markdown, plain_text
+from app.screenings.representations import HTML, MARKDOWN, PLAIN
+from app.security.links import LinkSigner
 
 Json = dict[str, Any]
 JSON = "application/json"
@@ -253,9 +258,14 @@ def _decision(final_level: str, reasons: list[str], comment: str | None) -> Json
     }
 
 
+def _shown(body: Json) -> Json:
+    """``body`` as the API answers it: the summary beside the determination, no trace."""
+    return _wire(with_summary(body, shown_stored(body["determination"]), include_trace=False))
+
+
 def _screening(decision: Json | None = None) -> Json:
     rule_set, determination = _decided()
-    return _wire(
+    return _shown(
         {
             "id": SCREENING_ID,
             "created_at": SCREENED_AT,
@@ -266,6 +276,21 @@ def _screening(decision: Json | None = None) -> Json:
             "latest_decision": decision,
         }
     )
+
+
+def _readable_examples(**screening: Any) -> Json:
+    """The determination of the documented answers as HTML, Markdown and plain text (of a
+    stored screening when ``screening`` names its id, time and reference)."""
+    rule_set, determination = _decided()
+    readable = document(
+        shown_stored(determination).view, about_stored(rule_set, ENGINE_VERSION, **screening)
+    )
+    summary = "IOP suitable, to read"
+    return {
+        HTML: {"page": example(summary, html_page(readable))},
+        MARKDOWN: {"markdown": example(summary, markdown(readable))},
+        PLAIN: {"text": example(summary, plain_text(readable))},
+    }
 
 
 def _screening_examples() -> dict[tuple[str, str], Json]:
@@ -298,10 +323,11 @@ def _screening_examples() -> dict[tuple[str, str], Json]:
                     JSON: {
                         "adult-iop-suitable": example(
                             "IOP suitable",
-                            {"rule_set": rule_set, "determination": determination},
+                            _shown({"rule_set": rule_set, "determination": determination}),
                             "What the adult-iop-suitable request answers.",
                         )
-                    }
+                    },
+                    **_readable_examples(),
                 }
             },
         },
@@ -329,7 +355,12 @@ def _screening_examples() -> dict[tuple[str, str], Json]:
                         "decided": example(
                             "With the clinician's decision", _screening(_wire(accepted))
                         )
-                    }
+                    },
+                    **_readable_examples(
+                        screening_id=SCREENING_ID,
+                        created_at=SCREENED_AT.isoformat(),
+                        external_reference=EXTERNAL_REFERENCE,
+                    ),
                 }
             }
         },
@@ -345,16 +376,18 @@ def _screening_examples() -> dict[tuple[str, str], Json]:
                     JSON: {
                         "identical": example(
                             "Reproduced exactly",
-                            {
-                                "screening_id": SCREENING_ID,
-                                "original_rule_set": rule_set,
-                                "replay_rule_set": rule_set,
-                                "what_if": False,
-                                "identical": True,
-                                "level_before": summary["level"],
-                                "level_after": summary["level"],
-                                "determination": determination,
-                            },
+                            _shown(
+                                {
+                                    "screening_id": SCREENING_ID,
+                                    "original_rule_set": rule_set,
+                                    "replay_rule_set": rule_set,
+                                    "what_if": False,
+                                    "identical": True,
+                                    "level_before": summary["level"],
+                                    "level_after": summary["level"],
+                                    "determination": determination,
+                                }
+                            ),
                         )
                     }
                 }
@@ -393,7 +426,7 @@ def _screening_examples() -> dict[tuple[str, str], Json]:
                     JSON: {
                         "questionnaire": example(
                             "The questions of the answers model",
-                            build_questionnaire().model_dump(mode="json"),
+                            build_questionnaire().model_dump(mode="json", exclude_none=True),
                         )
                     }
                 }
@@ -923,7 +956,13 @@ def _fhir_examples() -> dict[tuple[str, str], Json]:
 
 
 def _cds_examples() -> dict[tuple[str, str], Json]:
-    card = screening_card(VOCABULARY, Links(BASE_URL), fhir_result())
+    # A link signed for the example's client at the time of the example (with a key that signs
+    # nothing else): the document shows the shape of a real one.
+    signer = LinkSigner(b"the OpenAPI example's own signing key", 900)
+    view_query = functools.partial(
+        signer.sign, tenant="clinic-a", client_id="cds:ehr-a", now=SCREENED_AT.timestamp()
+    )
+    card = screening_card(VOCABULARY, Links(BASE_URL, view_query), fhir_result())
     card.uuid = CARD_UUID
     for suggestion in card.suggestions or []:
         suggestion.uuid = SUGGESTION_UUID

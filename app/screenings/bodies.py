@@ -1,35 +1,103 @@
 """Response bodies of the screening endpoints, built from stored rows or from a screening just
-evaluated (whose determination keeps the bytes the engine wrote)."""
+evaluated (whose determination keeps the bytes the engine wrote).
+
+Every body that carries a determination carries its ``summary`` just before it, beside it and
+never inside: the stored determination stays the engine's, byte for byte, and replays compare
+it whole. The determination is shown without its ``trace`` unless the request asks for it
+(``?include=trace``); what is stored always keeps it.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
 from app.engine.determination import Determination
 from app.rulesets.deciding import DecidingVersion, rule_set_used
 from app.screenings.models import Decision, Screening
+from app.screenings.readable import Readable, about_stored, document, summary
+
+TRACE = "trace"
+BRIEF_FIELDS: Final = tuple(field.name for field in fields(Determination) if field.name != TRACE)
 
 
 @dataclass(frozen=True, slots=True)
 class Decided:
-    """A determination and the stored version that decided it."""
+    """A determination just evaluated, the stored version that decided it, and its JSON:
+    ``whole_json`` as the engine wrote it (what the database stores; None when nothing needs
+    it) and ``brief_json`` without the trace (what responses show by default)."""
 
     rule_set: DecidingVersion
     determination: Determination
-    determination_json: bytes  # as the API returns it and the database stores it
+    whole_json: bytes | None
+    brief_json: bytes
 
 
-def evaluation_body(decided: Decided) -> bytes:
-    return orjson.dumps(
-        {
-            "rule_set": decided.rule_set.rule_set_used(),
-            "determination": orjson.Fragment(decided.determination_json),
-        }
-    )
+def brief_json(determination: Determination) -> bytes:
+    """The determination's JSON without its trace, in the engine's field order."""
+    return orjson.dumps({name: getattr(determination, name) for name in BRIEF_FIELDS})
+
+
+def without_trace(determination: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: value for name, value in determination.items() if name != TRACE}
+
+
+@dataclass(frozen=True, slots=True)
+class Shown:
+    """A determination as a response shows it: its summary; whole and brief as orjson writes
+    them (decoded, or bytes already written wrapped in ``orjson.Fragment``); and ``brief``
+    decoded, which the readable forms read."""
+
+    summary: str
+    whole: Any
+    brief: Any
+    view: dict[str, Any]
+
+    def determination(self, include_trace: bool) -> Any:
+        return self.whole if include_trace else self.brief
+
+
+def shown_decided(decided: Decided) -> Shown:
+    view = orjson.loads(decided.brief_json)
+    whole = None if decided.whole_json is None else orjson.Fragment(decided.whole_json)
+    return Shown(summary(view), whole, orjson.Fragment(decided.brief_json), view)
+
+
+def shown_stored(determination: Mapping[str, Any]) -> Shown:
+    view = without_trace(determination)
+    return Shown(summary(view), determination, view, view)
+
+
+def with_summary(body: Mapping[str, Any], shown: Shown, include_trace: bool) -> dict[str, Any]:
+    """``body`` with the summary just before its determination, shown with or without the
+    trace."""
+    presented: dict[str, Any] = {}
+    for name, value in body.items():
+        if name == "determination":
+            presented["summary"] = shown.summary
+            value = shown.determination(include_trace)
+        presented[name] = value
+    return presented
+
+
+# --- POST /v1/screenings/evaluate -------------------------------------------------------------
+
+
+def evaluation_body(decided: Decided, include_trace: bool) -> bytes:
+    body = {"rule_set": decided.rule_set.rule_set_used(), "determination": None}
+    return orjson.dumps(with_summary(body, shown_decided(decided), include_trace))
+
+
+def evaluation_readable(decided: Decided) -> Readable:
+    about = about_stored(decided.rule_set.rule_set_used(), decided.rule_set.engine_version)
+    return document(shown_decided(decided).view, about)
+
+
+# --- stored screenings ------------------------------------------------------------------------
 
 
 def stored_rule_set(row: Screening) -> dict[str, Any]:
@@ -59,6 +127,8 @@ def build_screening_body(
     determination: Any,
     latest_decision: dict[str, Any] | None,
 ) -> dict[str, Any]:
+    """A stored screening, its determination whole (what FHIR and CDS Hooks read); the API
+    answers it ``with_summary``."""
     return {
         "id": screening_id,
         "created_at": created_at,
@@ -68,6 +138,23 @@ def build_screening_body(
         "determination": determination,
         "latest_decision": latest_decision,
     }
+
+
+def screening_json(body: Mapping[str, Any], include_trace: bool) -> bytes:
+    """The response to GET /v1/screenings/{id} (``body`` from ``screening_body``)."""
+    return orjson.dumps(with_summary(body, shown_stored(body["determination"]), include_trace))
+
+
+def screening_readable(body: Mapping[str, Any]) -> Readable:
+    """The readable document of a stored screening (``body`` from ``screening_body``)."""
+    about = about_stored(
+        body["rule_set"],
+        body["engine_version"],
+        screening_id=body["id"],
+        created_at=body["created_at"].isoformat(),
+        external_reference=body["external_reference"],
+    )
+    return document(without_trace(body["determination"]), about)
 
 
 def decision_body(decision: Decision, screening: Screening) -> dict[str, Any]:
@@ -89,26 +176,34 @@ def decision_body(decision: Decision, screening: Screening) -> dict[str, Any]:
 
 @dataclass(slots=True)
 class Stored:
-    """A stored screening as the API answers it. A screening just evaluated keeps its
-    determination as the engine serialised it: ``json()`` embeds those bytes, and ``body``
-    decodes them only when asked (FHIR and CDS Hooks read the determination)."""
+    """A stored screening as the service hands it back. One just evaluated and stored keeps
+    what decided it (``decided``): its payload embeds the engine's bytes, and ``body`` decodes
+    them only when asked (FHIR and CDS Hooks read the determination)."""
 
     payload: dict[str, Any]
     replayed: bool
     fhir_context: dict[str, Any] | None = None
-    determination_json: bytes | None = None
+    decided: Decided | None = None
+    _decoded: bool = False
 
     @property
     def body(self) -> dict[str, Any]:
-        if self.determination_json is not None:
-            decoded = orjson.loads(self.determination_json)
+        if self.decided is not None and not self._decoded:
+            assert self.decided.whole_json is not None  # a stored determination is whole
+            decoded = orjson.loads(self.decided.whole_json)
             self.payload = {
                 name: decoded if name == "determination" else value
                 for name, value in self.payload.items()
             }
-            self.determination_json = None
+            self._decoded = True
         return self.payload
 
-    def json(self) -> bytes:
-        """The response body: the bytes ``orjson.dumps(self.body)`` would give."""
-        return orjson.dumps(self.payload)
+
+def stored_json(stored: Stored, include_trace: bool) -> bytes:
+    """The response to POST /v1/screenings: the same shape for the first answer and for its
+    replays (``Idempotency-Key``)."""
+    if stored.decided is not None:
+        shown = shown_decided(stored.decided)
+    else:
+        shown = shown_stored(stored.payload["determination"])
+    return orjson.dumps(with_summary(stored.payload, shown, include_trace))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
 
@@ -25,6 +25,16 @@ from app.kernel.pagination import Instant
 from app.kernel.responses import JSON, json_response
 from app.kernel.text import NO_CONTROL_CHARACTERS
 from app.plain_requests import Binder, Unplain, plain_header, plain_json_body
+from app.screenings.bodies import (
+    evaluation_body,
+    evaluation_readable,
+    screening_json,
+    screening_readable,
+    shown_stored,
+    stored_json,
+    with_summary,
+)
+from app.screenings.representations import VARY, negotiated, readable_openapi, readable_response
 from app.screenings.schemas import (
     MAX_VERSION,
     RULE_SET_KEY,
@@ -89,6 +99,15 @@ ScreeningId = Annotated[
     str, Path(max_length=64, pattern=r"^[A-Za-z0-9-]+$", description="The screening's id.")
 ]
 _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,200}")  # what IdempotencyKey accepts
+Include = Annotated[
+    Literal["trace"] | None,
+    Query(
+        description="`trace` shows `determination.trace`: every rule evaluated, in order (about "
+        "half of a determination's size). Without it the response leaves the trace out; the "
+        "stored determination always keeps it, and `replay` compares whole determinations. "
+        "JSON only: the readable forms never show the trace.",
+    ),
+]
 IdempotencyKey = Annotated[
     str | None,
     Header(
@@ -103,8 +122,11 @@ IdempotencyKey = Annotated[
 
 
 # The binders of the operations the fast lane answers directly (app/plain_requests.py): the
-# arguments FastAPI would pass their endpoint, for a plainly valid request.
+# arguments FastAPI would pass their endpoint, for a plainly valid request. A request with a
+# query string (``?include=trace``) is left to FastAPI, which validates it.
 async def _bind_create(request: Request, caller: Caller) -> dict[str, Any] | None:
+    if request.scope["query_string"]:
+        return None
     try:
         key = plain_header(request, "idempotency-key", _IDEMPOTENCY_KEY)
     except Unplain:
@@ -113,15 +135,23 @@ async def _bind_create(request: Request, caller: Caller) -> dict[str, Any] | Non
     if body is None:
         return None
     service: ScreeningService = request.app.state.screening_service
-    return {"caller": caller, "request": body, "service": service, "idempotency_key": key}
+    return {
+        "caller": caller,
+        "request": body,
+        "service": service,
+        "idempotency_key": key,
+        "include": None,
+    }
 
 
 async def _bind_evaluate(request: Request, caller: Caller) -> dict[str, Any] | None:
+    if request.scope["query_string"]:
+        return None
     body = await plain_json_body(request, ScreeningRequest)
     if body is None:
         return None
     service: ScreeningService = request.app.state.screening_service
-    return {"caller": caller, "request": body, "service": service}
+    return {"caller": caller, "request": body, "service": service, "http": request, "include": None}
 
 
 @router.post(
@@ -164,12 +194,14 @@ async def create_screening(
     request: ScreeningRequest,
     service: ScreeningServiceDep,
     idempotency_key: IdempotencyKey = None,
+    include: Include = None,
 ) -> Response:
     stored = await service.create(caller, request, idempotency_key)
     headers = {"Location": f"/v1/screenings/{stored.payload['id']}"}
     if stored.replayed:
         headers["Idempotent-Replayed"] = "true"
-    return Response(stored.json(), status.HTTP_201_CREATED, headers, media_type=JSON)
+    body = stored_json(stored, include_trace=include is not None)
+    return Response(body, status.HTTP_201_CREATED, headers, media_type=JSON)
 
 
 @router.post(
@@ -180,22 +212,31 @@ async def create_screening(
     "apps that preview the result while the form is being filled, and for trying out a "
     "pinned rule-set version. Neither the answers nor the result are kept, and nothing is "
     "added to the audit trail (nothing stored is read), so it is safe to retry as it is. Send "
-    "what was asked so far: the determination lists what is still missing.",
+    "what was asked so far: the determination lists what is still missing. Answered as JSON, "
+    "or as HTML, Markdown or plain text to read (`Accept`).",
     responses={
+        **readable_openapi("The determination, with its summary:"),
         422: problem(
             "Invalid answers or an unknown, draft or retired rule-set version.",
             INVALID_ANSWERS,
             MISSING_ANSWER,
             UNKNOWN_VERSION,
-        )
+        ),
     },
 )
 async def evaluate_screening(
     caller: Annotated[Caller, access(Action.SCREENING_EVALUATE)],
     request: ScreeningRequest,
     service: ScreeningServiceDep,
+    http: Request,
+    include: Include = None,
 ) -> Response:
-    return Response(await service.evaluate_only(caller, request), media_type=JSON)
+    media_type = negotiated(http)
+    with_trace = include is not None and media_type == JSON
+    decided = await service.evaluate_only(caller, request, with_trace=with_trace)
+    if media_type != JSON:
+        return readable_response(media_type, evaluation_readable(decided))
+    return Response(evaluation_body(decided, with_trace), media_type=JSON, headers=VARY)
 
 
 # Each endpoint the fast lane may call directly, with the binder of its arguments.
@@ -286,15 +327,24 @@ async def list_screenings(
     description="A stored screening as it was created: the determination, the rule-set version "
     "that decided it, and the clinician's latest decision if one was recorded. Another "
     "tenant's screening ids answer 404, like ids that do not exist. Reading is recorded in the "
-    "audit trail.",
-    responses={404: NO_SUCH_SCREENING},
+    "audit trail. Answered as JSON, or as HTML, Markdown or plain text to read (`Accept`).",
+    responses={
+        **readable_openapi("The stored screening, with its summary:"),
+        404: NO_SUCH_SCREENING,
+    },
 )
 async def get_screening(
     caller: Annotated[Caller, access(Action.SCREENING_READ)],
     screening_id: ScreeningId,
     service: ScreeningServiceDep,
+    http: Request,
+    include: Include = None,
 ) -> Response:
-    return json_response(await service.get(caller, screening_id))
+    media_type = negotiated(http)  # before reading: a refusal reads (and records) nothing
+    body = await service.get(caller, screening_id)
+    if media_type != JSON:
+        return readable_response(media_type, screening_readable(body))
+    return Response(screening_json(body, include is not None), media_type=JSON, headers=VARY)
 
 
 @router.post(
@@ -322,8 +372,11 @@ async def replay_screening(
     screening_id: ScreeningId,
     service: ScreeningServiceDep,
     request: ReplayRequest | None = None,
+    include: Include = None,
 ) -> Response:
-    return json_response(await service.replay(caller, screening_id, request or ReplayRequest()))
+    body = await service.replay(caller, screening_id, request or ReplayRequest())
+    shown = shown_stored(body["determination"])
+    return json_response(with_summary(body, shown, include_trace=include is not None))
 
 
 @router.post(

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
-from pydantic_core import PydanticCustomError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetJsonSchemaHandler,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, PydanticCustomError
 
 from app.engine.answers import EXAMPLE_SECTIONS, ScreeningAnswers
 from app.engine.determination import Determination, LevelOfCare, Status, Urgency
@@ -86,9 +94,41 @@ class RuleSetUsed(Schema):
     sha256: str
 
 
+class _TraceOnRequest:
+    """Documents a determination as responses show it: ``trace`` only with ``?include=trace``
+    (the definition is shared by every response that shows a determination)."""
+
+    def __get_pydantic_json_schema__(
+        self, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        reference = handler(core_schema)
+        definition = handler.resolve_ref_schema(reference)
+        definition["required"] = [name for name in definition["required"] if name != "trace"]
+        definition["properties"]["trace"]["description"] = (
+            "Every rule evaluated, in order. Only with `?include=trace`; the stored "
+            "determination always keeps it."
+        )
+        return reference
+
+
+ShownDetermination = Annotated[Determination, _TraceOnRequest()]
+SUMMARY = Field(
+    description="Two or three plain sentences: the level, its urgency and the IOP verdict, the "
+    "main reason, and what to do now (a safety alert's action first). Derived from the "
+    "determination, beside it: never part of what is stored or replayed.",
+    examples=[
+        "Recommended level of care: Intensive outpatient program (IOP); urgency: routine; an "
+        "IOP is suitable. Main reason: Moderate or worse substance-use risk needs a structured "
+        "program several days a week. Next: a clinician reviews this and refers to Intensive "
+        "outpatient program (IOP)."
+    ],
+)
+
+
 class EvaluationResponse(Schema):
     rule_set: RuleSetUsed
-    determination: Determination
+    summary: str = SUMMARY
+    determination: ShownDetermination
 
 
 class ScreeningResponse(Schema):
@@ -97,7 +137,8 @@ class ScreeningResponse(Schema):
     external_reference: str | None
     rule_set: RuleSetUsed
     engine_version: str
-    determination: Determination
+    summary: str = SUMMARY
+    determination: ShownDetermination
     latest_decision: DecisionResponse | None = None
 
 
@@ -148,7 +189,8 @@ class ReplayResponse(Schema):
     )
     level_before: LevelOfCare | None
     level_after: LevelOfCare | None
-    determination: Determination
+    summary: str = SUMMARY
+    determination: ShownDetermination
 
 
 class VarianceReason(StrEnum):

@@ -32,9 +32,9 @@ from app.rulesets.resolve import RuleSets
 from app.screenings.bodies import (
     Decided,
     Stored,
+    brief_json,
     build_screening_body,
     decision_body,
-    evaluation_body,
     screening_body,
     stored_rule_set,
 )
@@ -109,21 +109,32 @@ class ScreeningService:
         assert isinstance(engine, AsyncEngine), "sessions bound to the database's engine"
         return engine
 
-    def _evaluate(
-        self, compiled: CompiledRuleSet, answers: ScreeningAnswers
-    ) -> tuple[Determination, bytes]:
+    def _evaluate(self, compiled: CompiledRuleSet, answers: ScreeningAnswers) -> Determination:
         started = time.perf_counter()
         determination = evaluate(compiled, answers)
         if self.metrics is not None:
             self.metrics.evaluated(time.perf_counter() - started)
-        return determination, determination_to_json(determination)
+        return determination
+
+    def _evaluate_to_json(
+        self, compiled: CompiledRuleSet, answers: ScreeningAnswers, whole: bool
+    ) -> tuple[Determination, bytes | None, bytes]:
+        """The determination, its whole JSON (only when ``whole``) and its brief JSON."""
+        determination = self._evaluate(compiled, answers)
+        whole_json = determination_to_json(determination) if whole else None
+        return determination, whole_json, brief_json(determination)
 
     async def _decide(
-        self, session: AsyncSession | None, caller: Caller, request: ScreeningRequest
+        self,
+        session: AsyncSession | None,
+        caller: Caller,
+        request: ScreeningRequest,
+        whole: bool = True,
     ) -> Decided:
-        """Resolve the version that decides and evaluate under it. Without ``session``, one is
-        opened only when the in-process cache cannot answer (opening and closing a session
-        costs more than an evaluation)."""
+        """Resolve the version that decides and evaluate under it; the determination's whole
+        JSON is written only when ``whole`` (what is stored, or asked for with its trace).
+        Without ``session``, one is opened only when the in-process cache cannot answer
+        (opening and closing a session costs more than an evaluation)."""
         rule_set = self.rule_sets.resolve_cached(caller.tenant, request.rule_set)
         if rule_set is None:
             async with contextlib.AsyncExitStack() as stack:
@@ -131,13 +142,17 @@ class ScreeningService:
                     session = await stack.enter_async_context(self.sessions())
                 rule_set = await self.rule_sets.resolve(session, caller.tenant, request.rule_set)
         compiled, answers = rule_set.compiled, request.answers
-        determination, determination_json = await self.evaluations.run(
-            lambda: self._evaluate(compiled, answers)
+        determination, whole_json, brief = await self.evaluations.run(
+            lambda: self._evaluate_to_json(compiled, answers, whole)
         )
-        return Decided(rule_set, determination, determination_json)
+        return Decided(rule_set, determination, whole_json, brief)
 
-    async def evaluate_only(self, caller: Caller, request: ScreeningRequest) -> bytes:
-        return evaluation_body(await self._decide(None, caller, request))
+    async def evaluate_only(
+        self, caller: Caller, request: ScreeningRequest, *, with_trace: bool = False
+    ) -> Decided:
+        """The determination of ``request``, stored nowhere (its whole JSON only when
+        ``with_trace``)."""
+        return await self._decide(None, caller, request, whole=with_trace)
 
     async def create(
         self,
@@ -195,7 +210,8 @@ class ScreeningService:
         values = self._screening_values(
             caller, request, decided, idempotency_key, fhir_context, response_digest
         )
-        values["determination"] = JsonText(decided.determination_json.decode())
+        assert decided.whole_json is not None  # what is stored is the whole determination
+        values["determination"] = JsonText(decided.whole_json.decode())
         event = audit_event_values(caller, 201, resource_id=values["id"], details=_created(decided))
         if idempotency_key is None:
             values["answers"] = JsonText(request.answers.model_dump_json())
@@ -217,6 +233,7 @@ class ScreeningService:
     def _answer_stored(self, caller: Caller, new: _NewScreening) -> Stored:
         """The answer for a screening this request stored."""
         values, decided = new.screening, new.decided
+        assert decided.whole_json is not None  # a stored screening's is written whole
         if new.event is not None:
             caller.recorded = True
         if self.metrics is not None:
@@ -227,12 +244,10 @@ class ScreeningService:
             values["external_reference"],
             decided.rule_set.rule_set_used(),
             values["engine_version"],
-            orjson.Fragment(decided.determination_json),
+            orjson.Fragment(decided.whole_json),
             None,
         )
-        return Stored(
-            body, False, values["fhir_context"], determination_json=decided.determination_json
-        )
+        return Stored(body, False, values["fhir_context"], decided=decided)
 
     async def _replay(self, caller: Caller, key: str, print_: str) -> Stored | None:
         """What a key the caller's client already stored answers: its screening, replayed, or
@@ -379,8 +394,7 @@ class ScreeningService:
             )
             record(session, caller, 200, details={"rule_set_version": rule_set.name})
         answers = ScreeningAnswers.model_validate(row.answers)
-        _, determination_json = self._evaluate(rule_set.compiled, answers)
-        replayed = orjson.loads(determination_json)
+        replayed = orjson.loads(determination_to_json(self._evaluate(rule_set.compiled, answers)))
         level_after = (
             replayed["recommended_level"]["level"] if replayed["recommended_level"] else None
         )

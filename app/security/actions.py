@@ -20,6 +20,7 @@ class Action(StrEnum):
     SCREENING_CREATE = "screening.create"
     SCREENING_EVALUATE = "screening.evaluate"
     SCREENING_READ = "screening.read"
+    SCREENING_VIEW = "screening.view"
     SCREENING_LIST = "screening.list"
     SCREENING_REPLAY = "screening.replay"
     SCREENING_DECIDE = "screening.decide"
@@ -76,6 +77,9 @@ ACTIONS: Mapping[Action, ActionSpec] = {
     # value involved, so there is no access to record (the access log still has the request).
     Action.SCREENING_EVALUATE: _spec(_S, Scope.SCREENINGS_WRITE, audited=False),
     Action.SCREENING_READ: _spec(_S, Scope.SCREENINGS_READ),
+    # Opening a signed link (app/security/links.py): the link is the authority, so no scope;
+    # the event names the client the link was made for.
+    Action.SCREENING_VIEW: _spec(_S),
     Action.SCREENING_LIST: _spec(_S, Scope.SCREENINGS_READ),
     Action.SCREENING_REPLAY: _spec(_S, Scope.SCREENINGS_READ),
     Action.SCREENING_DECIDE: _spec(_S, Scope.SCREENINGS_WRITE),

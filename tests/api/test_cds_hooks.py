@@ -219,10 +219,13 @@ def overridden(card: Json, reason: str, comment: str | None, at: str) -> Json:
 
 
 def screening_id_of(card: Json) -> str:
+    """The screening a card's link opens (its signed view: /v1/screenings/{id}/view?…)."""
     [link] = card["links"]
-    url: str = link["url"]
-    assert url.startswith(f"{BASE_URL}/v1/screenings/"), url
-    return url.rsplit("/", 1)[1]
+    url = httpx.URL(link["url"])
+    assert str(url).startswith(f"{BASE_URL}/v1/screenings/"), url
+    _, v1, screenings, screening_id, view = url.path.split("/")
+    assert (v1, screenings, view) == ("v1", "screenings", "view"), url
+    return screening_id
 
 
 # --- discovery -------------------------------------------------------------------------------
@@ -346,11 +349,12 @@ async def test_the_card_reports_the_stored_screening_with_its_reasons(
         assert reason["text"] in card["detail"]
     assert determination["disclaimer"] in card["detail"]
     rule_set = screening["rule_set"]
+    version = f"`{rule_set['owner']}/{rule_set['key']}` version {rule_set['version']}"
+    assert version in card["detail"]
+    assert card["detail"].startswith(screening["summary"])
     assert card["source"]["label"] == "carelevel level-of-care screening"
-    assert card["source"]["url"] == (
-        f"{BASE_URL}/v1/rule-sets/{rule_set['owner']}/{rule_set['key']}/versions/"
-        f"{rule_set['version']}"
-    )
+    # Not the API (a clinician's browser has no key for it): the view's part on what decided.
+    assert card["source"]["url"] == f"{card['links'][0]['url']}#about"
     assert {r["code"] for r in card["overrideReasons"]} == {r.value for r in VarianceReason}
     # The suggestion: a draft referral to the recommended level, for this patient.
     [suggestion] = card["suggestions"]

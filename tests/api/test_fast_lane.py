@@ -42,12 +42,15 @@ def comparable(response: httpx.Response) -> dict[str, Any]:
     body: Any = response.json() if response.content else None
     if isinstance(body, dict):
         body = {k: v for k, v in body.items() if k not in VARYING_FIELDS}
-    headers = sorted(
+    return {"status": response.status_code, "headers": comparable_headers(response), "body": body}
+
+
+def comparable_headers(response: httpx.Response) -> list[tuple[str, str]]:
+    return sorted(
         (name, value)
         for name, value in response.headers.multi_items()
         if name not in VARYING_HEADERS
     )
-    return {"status": response.status_code, "headers": headers, "body": body}
 
 
 def lane_of(app: FastAPI) -> FastLane:
@@ -182,6 +185,34 @@ async def test_a_body_the_binder_declines_goes_to_the_stack_counted_once(
         # authorized once each: two requests spent two of the ten
         assert text.headers["ratelimit"].startswith('"client";r=8;')
         assert invalid.json()["errors"][0]["pointer"] == "#/answers"
+
+
+async def test_a_query_goes_to_the_stack_and_any_accept_is_answered_alike(
+    app: FastAPI, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """FastAPI validates ``?include=``: the lane leaves a request with a query to the stack.
+    ``Accept`` needs no such care (the endpoint negotiates), so a plain JSON request costs the
+    lane no more than before."""
+    await client.get("/healthz")
+    cases = [
+        (f"{EVALUATE}?include=trace", JSON, 200, True),
+        (f"{CREATE}?include=trace", JSON, 201, True),
+        (EVALUATE, JSON | {"accept": "text/html"}, 200, False),
+        (EVALUATE, JSON | {"accept": "text/markdown"}, 200, False),
+        (EVALUATE, JSON | {"accept": "image/png"}, 406, False),
+    ]
+    for path, headers, status, to_the_stack in cases:
+        with stack_calls(app, monkeypatch) as passed:
+            laned = await client.post(path, content=BODY, headers=headers)
+        assert passed == ([path.partition("?")[0]] if to_the_stack else []), path
+        with lane_off(monkeypatch):
+            stacked = await client.post(path, content=BODY, headers=headers)
+        assert laned.status_code == stacked.status_code == status, (path, laned.text)
+        if laned.headers["content-type"].startswith("application/"):
+            assert comparable(laned) == comparable(stacked), path
+        else:  # a page or text: byte for byte, and the same headers
+            assert laned.content == stacked.content, path
+            assert comparable_headers(laned) == comparable_headers(stacked), path
 
 
 async def test_requests_the_lane_leaves_to_the_stack(

@@ -50,9 +50,12 @@ async def test_create_returns_201_with_location_and_the_deciding_version(
         "external_reference",
         "rule_set",
         "engine_version",
+        "summary",
         "determination",
         "latest_decision",
     }
+    assert list(body).index("summary") == list(body).index("determination") - 1
+    assert "trace" not in body["determination"]  # only with ?include=trace
     assert response.headers["location"] == f"/v1/screenings/{body['id']}"
     assert datetime.fromisoformat(body["created_at"]).utcoffset() == timedelta(0)
     assert body["external_reference"] == "enc-2026-000123"
@@ -315,7 +318,8 @@ async def test_evaluate_returns_the_determination_and_stores_nothing(
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/json"
     body = response.json()
-    assert set(body) == {"rule_set", "determination"}
+    assert list(body) == ["rule_set", "summary", "determination"]
+    assert body["summary"].startswith("Recommended level of care: Emergency evaluation now")
     version_1 = (await client.get(f"{RULE_SET}/versions/1")).json()
     assert body["rule_set"] == {
         "owner": "shared",
