@@ -234,6 +234,9 @@ def form_items() -> dict[str, FormItem]:
 # --- GET /v1/questionnaire ----------------------------------------------------------------------
 
 
+_PHQ9_LICENCE = content.LICENCES[InstrumentId.PHQ9]
+
+
 class AnswerOption(BaseModel):
     value: int | bool | str = Field(description="The value to send.", examples=[2])
     label: str = Field(
@@ -273,7 +276,7 @@ class InstrumentItem(BaseModel):
 
 
 class Licence(BaseModel):
-    holder: str = Field(examples=["Pfizer Inc."])
+    holder: str = Field(description="Who holds the rights.", examples=["Pfizer Inc."])
     verdict: str = Field(
         description="free, free_with_attribution, permission_required or unclear (treated as "
         "permission required).",
@@ -283,18 +286,32 @@ class Licence(BaseModel):
         description="Whether carelevel shows the item wording (else topics only).",
         examples=[True],
     )
-    terms: str = Field(description="The holder's terms, summarised.")
-    terms_url: str = Field(description="Where the holder states them.")
-    attribution: str | None = Field(
-        default=None, description="Print this line wherever the wording is shown."
+    terms: str = Field(
+        description="The holder's terms, summarised.", examples=[_PHQ9_LICENCE.terms]
     )
-    citation: str = Field(description="The publication that validated the instrument.")
+    terms_url: str = Field(
+        description="Where the holder states them.", examples=[_PHQ9_LICENCE.terms_url]
+    )
+    attribution: str | None = Field(
+        default=None,
+        description="Print this line wherever the wording is shown.",
+        examples=[_PHQ9_LICENCE.attribution],
+    )
+    citation: str = Field(
+        description="The publication that validated the instrument.",
+        examples=[_PHQ9_LICENCE.citation],
+    )
 
 
 class Instrument(BaseModel):
-    id: str = Field(examples=["phq9"])
-    title: str = Field(examples=["PHQ-9"])
-    name: str = Field(examples=["Patient Health Questionnaire-9 (depression, past 2 weeks)"])
+    id: str = Field(
+        description="The key of the instrument in `answers.instruments`.", examples=["phq9"]
+    )
+    title: str = Field(description="Its short title.", examples=["PHQ-9"])
+    name: str = Field(
+        description="Its full name and time frame.",
+        examples=["Patient Health Questionnaire-9 (depression, past 2 weeks)"],
+    )
     instructions: str | None = Field(
         default=None,
         description="The instruction read before the items, where the licence allows.",
@@ -307,10 +324,31 @@ class Instrument(BaseModel):
         description="The languages the instrument's shown text is available in.",
         examples=[["en", "es"]],
     )
-    loinc_panel: str | None = Field(default=None, examples=["44249-1"])
-    loinc_total: str | None = Field(default=None, examples=["44261-6"])
-    loinc_answer_list: str | None = Field(default=None, examples=["LL358-3"])
-    licence: Licence
+    loinc_panel: str | None = Field(
+        default=None, description="The LOINC panel code.", examples=["44249-1"]
+    )
+    loinc_total: str | None = Field(
+        default=None, description="The LOINC code of the total score.", examples=["44261-6"]
+    )
+    loinc_answer_list: str | None = Field(
+        default=None,
+        description="The LOINC answer list its items share, where there is one.",
+        examples=["LL358-3"],
+    )
+    licence: Licence = Field(
+        description="Who holds the instrument and on what terms its wording is shown.",
+        examples=[
+            {
+                "holder": _PHQ9_LICENCE.holder,
+                "verdict": _PHQ9_LICENCE.verdict.value,
+                "wording_shown": True,
+                "terms": _PHQ9_LICENCE.terms,
+                "terms_url": _PHQ9_LICENCE.terms_url,
+                "attribution": _PHQ9_LICENCE.attribution,
+                "citation": _PHQ9_LICENCE.citation,
+            }
+        ],
+    )
 
 
 class Question(BaseModel):
@@ -357,7 +395,18 @@ class Question(BaseModel):
         default=None, description="integer and number: the highest value allowed.", examples=[600]
     )
     instrument: Instrument | None = Field(
-        default=None, description="An instrument's title, codes, instructions and licence."
+        default=None,
+        description="An instrument's title, codes, instructions and licence.",
+        examples=[
+            {
+                "id": "phq9",
+                "title": "PHQ-9",
+                "name": "Patient Health Questionnaire-9 (depression, past 2 weeks)",
+                "languages": ["en", "es"],
+                "loinc_panel": "44249-1",
+                "licence": {"holder": _PHQ9_LICENCE.holder, "verdict": "free_with_attribution"},
+            }
+        ],
     )
     item_count: int | None = Field(
         default=None, description="Instruments: number of items.", examples=[9]
@@ -368,7 +417,19 @@ class Question(BaseModel):
         examples=[[[0, 1, 2, 3, "declined"], [0, 1, 2, 3, "declined"]]],
     )
     items: list[InstrumentItem] | None = Field(
-        default=None, description="Instruments: each item with its topic, wording and answers."
+        default=None,
+        description="Instruments: each item with its topic, wording and answers.",
+        examples=[
+            [
+                {
+                    "number": 1,
+                    "topic": "Little interest or pleasure",
+                    "text": "Little interest or pleasure in doing things",
+                    "code": "44250-9",
+                    "options": [{"value": 0, "label": "Not at all", "code": "LA6568-5"}],
+                }
+            ]
+        ],
     )
     asked_when: dict[str, Any] | None = Field(
         default=None,
