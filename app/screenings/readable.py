@@ -228,7 +228,8 @@ class Readable:
     disclaimer: str
 
     def section(self, anchor: str) -> Section | None:
-        found = [s for s in (self.alerts, *self.sections) if s.anchor == anchor]
+        """The section of ``anchor``, None when it has nothing to show."""
+        found = [s for s in (self.alerts, *self.sections) if s.anchor == anchor and s.items]
         return found[0] if found else None
 
 

@@ -352,6 +352,7 @@ async def test_the_card_reports_the_stored_screening_with_its_reasons(
     version = f"`{rule_set['owner']}/{rule_set['key']}` version {rule_set['version']}"
     assert version in card["detail"]
     assert card["detail"].startswith(screening["summary"])
+    assert "**Safety alerts**" not in card["detail"]  # none: no empty title either
     assert card["source"]["label"] == "carelevel level-of-care screening"
     # Not the API (a clinician's browser has no key for it): the view's part on what decided.
     assert card["source"]["url"] == f"{card['links'][0]['url']}#about"

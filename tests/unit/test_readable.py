@@ -247,6 +247,7 @@ def test_determinations_of_engine_1_render_too() -> None:
     assert legacy["engine_version"] == "1.0.0"
     readable = document(legacy, about_determination(legacy))
     assert readable.section("sources") is None  # engine 1.0.0 cites no sources
+    assert readable.section("safety-alerts") is None  # nothing to show: no section
     for rendered in (html_page(readable), markdown(readable), plain_text(readable)):
         assert "Intensive outpatient program (IOP)" in rendered
 
