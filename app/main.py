@@ -32,7 +32,7 @@ from app.fhir.terminology import Vocabulary
 from app.kernel.db import create_engine, create_sessionmaker, utcnow
 from app.kernel.errors import secured
 from app.kernel.settings import Settings, get_settings
-from app.operations.docs_pages import ASSETS_PATH, OPENAPI_PATH, install_docs_pages
+from app.operations.docs_pages import install_docs_pages
 from app.operations.health import router as health_router
 from app.operations.metrics import Metrics, metrics_router, sample_forever
 from app.process.gc_tuning import settle_after_startup
@@ -42,7 +42,7 @@ from app.rulesets.cache import RuleSetCache, refresh_forever
 from app.rulesets.resolve import RuleSets
 from app.rulesets.router import router as rule_sets_router
 from app.rulesets.service import RuleSetService
-from app.runtime.compression import CompressedDocuments
+from app.runtime.compression import Compression
 from app.runtime.edge import Edge
 from app.runtime.fast_lane import FastLane, lanes_of
 from app.runtime.openapi import complete_openapi, operation_id
@@ -209,9 +209,10 @@ def link_signer(settings: Settings) -> LinkSigner:
 
 class Carelevel(FastAPI):
     """FastAPI with the request edge (request id, security headers, access log) outside
-    everything, error handling included, so that every response carries them, the fast lane
-    of the hot operations between the edge and the middleware stack, and the framework's own
-    refusal of a body declared too large in the representation of every other error."""
+    everything, error handling included, so that every response carries them; compression of
+    large responses just inside it; the fast lane of the hot operations between those and the
+    middleware stack; and the framework's own refusal of a body declared too large in the
+    representation of every other error."""
 
     problems: ProblemHandlers
 
@@ -219,7 +220,7 @@ class Carelevel(FastAPI):
         stack = self.problems.framework_refusals(super().build_middleware_stack())
         lanes = lanes_of(screenings_router.routes, DIRECT_BINDERS)
         lane = FastLane(stack, self, lanes, self.state.settings.max_body_bytes)
-        return Edge(lane, self.state.metrics)
+        return Edge(Compression(lane), self.state.metrics)
 
 
 def create_server_app() -> FastAPI:
@@ -340,8 +341,6 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
             ],
             max_age=600,
         )
-    # The OpenAPI document and the docs pages' assets go out gzipped; API responses do not.
-    app.add_middleware(CompressedDocuments, prefixes=(OPENAPI_PATH, ASSETS_PATH))
     app.include_router(screenings_router)  # no prefix: the fast lane serves its routes' paths
     app.include_router(view_router)
     app.include_router(rule_sets_router, max_body_size=settings.max_rule_set_body_bytes)
