@@ -59,7 +59,7 @@ from app.rulesets.compiled import relabelled
 from app.rulesets.models import RuleSetVersion, VersionStatus
 from app.rulesets.reports import export_yaml, validation_report, version_diff
 from app.rulesets.schemas import ActivationResult, RuleSetSummary, VersionDetail, VersionSummary
-from app.screenings.bodies import shown_stored, with_summary
+from app.screenings.bodies import shown_stored, with_summary, without_trace
 from app.screenings.readable import about_stored, document, html_page, markdown, plain_text
 from app.screenings.representations import HTML, MARKDOWN, PLAIN
 from app.security.links import LinkSigner
@@ -283,7 +283,7 @@ def _readable_examples(**screening: Any) -> Json:
     stored screening when ``screening`` names its id, time and reference)."""
     rule_set, determination = _decided()
     readable = document(
-        shown_stored(determination).view, about_stored(rule_set, ENGINE_VERSION, **screening)
+        without_trace(determination), about_stored(rule_set, ENGINE_VERSION, **screening)
     )
     summary = "IOP suitable, to read"
     return {

@@ -19,7 +19,7 @@ import orjson
 from app.engine.determination import Determination
 from app.rulesets.deciding import DecidingVersion, rule_set_used
 from app.screenings.models import Decision, Screening
-from app.screenings.readable import Readable, about_stored, document, summary
+from app.screenings.readable import SUMMARY_READS, Readable, about_stored, document, summary
 
 TRACE = "trace"
 BRIEF_FIELDS: Final = tuple(field.name for field in fields(Determination) if field.name != TRACE)
@@ -48,28 +48,31 @@ def without_trace(determination: Mapping[str, Any]) -> dict[str, Any]:
 
 @dataclass(frozen=True, slots=True)
 class Shown:
-    """A determination as a response shows it: its summary; whole and brief as orjson writes
-    them (decoded, or bytes already written wrapped in ``orjson.Fragment``); and ``brief``
-    decoded, which the readable forms read."""
+    """A determination as a response shows it: its summary, and the determination whole and
+    brief as orjson writes them (decoded, or bytes already written, as ``orjson.Fragment``)."""
 
     summary: str
     whole: Any
     brief: Any
-    view: dict[str, Any]
 
     def determination(self, include_trace: bool) -> Any:
         return self.whole if include_trace else self.brief
 
 
 def shown_decided(decided: Decided) -> Shown:
-    view = orjson.loads(decided.brief_json)
+    # The summary reads a few fields: those alone are written and read back, which costs less
+    # than reading the whole brief determination (on the hot path, about the time the trace
+    # no longer takes to write).
+    read = {name: getattr(decided.determination, name) for name in SUMMARY_READS}
     whole = None if decided.whole_json is None else orjson.Fragment(decided.whole_json)
-    return Shown(summary(view), whole, orjson.Fragment(decided.brief_json), view)
+    return Shown(
+        summary(orjson.loads(orjson.dumps(read))), whole, orjson.Fragment(decided.brief_json)
+    )
 
 
 def shown_stored(determination: Mapping[str, Any]) -> Shown:
-    view = without_trace(determination)
-    return Shown(summary(view), determination, view, view)
+    brief = without_trace(determination)
+    return Shown(summary(brief), determination, brief)
 
 
 def with_summary(body: Mapping[str, Any], shown: Shown, include_trace: bool) -> dict[str, Any]:
@@ -94,7 +97,7 @@ def evaluation_body(decided: Decided, include_trace: bool) -> bytes:
 
 def evaluation_readable(decided: Decided) -> Readable:
     about = about_stored(decided.rule_set.rule_set_used(), decided.rule_set.engine_version)
-    return document(shown_decided(decided).view, about)
+    return document(orjson.loads(decided.brief_json), about)
 
 
 # --- stored screenings ------------------------------------------------------------------------

@@ -74,9 +74,22 @@ def main_reasons(determination: Json) -> list[str]:
     return list(dict.fromkeys(reason["text"] for reason in reasons))
 
 
+SUMMARY_READS: Final = (
+    "urgency",
+    "recommended_level",
+    "iop",
+    "safety_alerts",
+    "missing",
+    "barriers",
+    "conditions",
+)
+"""The fields of a determination ``summary`` reads: all it needs of a determination."""
+
+
 def summary(determination: Json) -> str:
     """Two or three plain sentences: the level and its urgency with the IOP verdict, the main
-    reason, and what to do now (the most urgent safety alert's action first)."""
+    reason, and what to do now (the most urgent safety alert's action first). Reads only the
+    ``SUMMARY_READS`` fields."""
     sentences = [_verdict_sentence(determination)]
     reasons = main_reasons(determination)
     if reasons:

@@ -23,6 +23,7 @@ from app.fhir.results import Result, level_observation, score_observation
 from app.fhir.terminology import Vocabulary
 from app.screenings.readable import (
     STYLE_SOURCE,
+    SUMMARY_READS,
     XHTML,
     about_determination,
     about_stored,
@@ -105,6 +106,22 @@ def test_the_summary_depends_on_the_determination_alone() -> None:
     random.Random(7).shuffle(keys)  # PostgreSQL's JSONB gives the keys in its own order
     shuffled = {name: found[name] for name in keys}
     assert summary(found) == summary(without_trace) == summary(shuffled)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "adult-iop-suitable",
+        "adult-iop-with-barriers",
+        "emergency-suicide-risk",
+        "insufficient-information",
+        "adolescent-step-down",
+    ],
+)
+def test_the_summary_reads_only_the_fields_it_names(name: str) -> None:
+    found = determination(name)
+    read = {field: found[field] for field in SUMMARY_READS}
+    assert summary(read) == summary(found)
 
 
 def test_the_summary_shows_no_score_the_determination_does_not_say_in_words() -> None:
