@@ -59,6 +59,7 @@ from app.rulesets.compiled import relabelled
 from app.rulesets.models import RuleSetVersion, VersionStatus
 from app.rulesets.reports import export_yaml, validation_report, version_diff
 from app.rulesets.schemas import ActivationResult, RuleSetSummary, VersionDetail, VersionSummary
+from app.screenings.asking import ask_next
 from app.screenings.bodies import shown_stored, with_summary, without_trace
 from app.screenings.readable import about_stored, document, html_page, markdown, plain_text
 from app.screenings.representations import HTML, MARKDOWN, PLAIN
@@ -258,9 +259,28 @@ def _decision(final_level: str, reasons: list[str], comment: str | None) -> Json
     }
 
 
-def _shown(body: Json) -> Json:
-    """``body`` as the API answers it: the summary beside the determination, no trace."""
-    return _wire(with_summary(body, shown_stored(body["determination"]), include_trace=False))
+def _shown(body: Json, asking: list[Json] | None = None) -> Json:
+    """``body`` as the API answers it: the summary beside the determination, no trace, and
+    (given ``asking``) what to ask next."""
+    shown = shown_stored(body["determination"])
+    return _wire(with_summary(body, shown, include_trace=False, ask_next=asking))
+
+
+def _partial() -> Json:
+    """The evaluation of the documented partial intake: what to ask next."""
+    compiled = _default_version_1()
+    determination = evaluate(compiled, ScreeningAnswers.model_validate(PARTIAL_ANSWERS))
+    rule_set = {
+        "owner": SHARED,
+        "key": DEFAULT_RULE_SET_KEY,
+        "version": 1,
+        "sha256": compiled.ref.sha256,
+    }
+    body = {
+        "rule_set": rule_set,
+        "determination": orjson.loads(determination_to_json(determination)),
+    }
+    return _shown(body, ask_next(determination.missing, compiled, PARTIAL_ANSWERS))
 
 
 def _screening(decision: Json | None = None) -> Json:
@@ -274,7 +294,8 @@ def _screening(decision: Json | None = None) -> Json:
             "engine_version": ENGINE_VERSION,
             "determination": determination,
             "latest_decision": decision,
-        }
+        },
+        [],
     )
 
 
@@ -323,9 +344,15 @@ def _screening_examples() -> dict[tuple[str, str], Json]:
                     JSON: {
                         "adult-iop-suitable": example(
                             "IOP suitable",
-                            _shown({"rule_set": rule_set, "determination": determination}),
+                            _shown({"rule_set": rule_set, "determination": determination}, []),
                             "What the adult-iop-suitable request answers.",
-                        )
+                        ),
+                        "partial-intake": example(
+                            "What to ask next",
+                            _partial(),
+                            "What the partial-intake request answers: insufficient "
+                            "information, and the questions to ask next, safety first.",
+                        ),
                     },
                     **_readable_examples(),
                 }

@@ -10,7 +10,7 @@ it whole. The determination is shown without its ``trace`` unless the request as
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, Final
 
@@ -35,6 +35,7 @@ class Decided:
     determination: Determination
     whole_json: bytes | None
     brief_json: bytes
+    ask_next: list[dict[str, Any]] = field(default_factory=list)
 
 
 def brief_json(determination: Determination) -> bytes:
@@ -75,14 +76,22 @@ def shown_stored(determination: Mapping[str, Any]) -> Shown:
     return Shown(summary(brief), determination, brief)
 
 
-def with_summary(body: Mapping[str, Any], shown: Shown, include_trace: bool) -> dict[str, Any]:
+def with_summary(
+    body: Mapping[str, Any],
+    shown: Shown,
+    include_trace: bool,
+    ask_next: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     """``body`` with the summary just before its determination, shown with or without the
-    trace."""
+    trace, and (given ``ask_next``) what to ask next just after it."""
     presented: dict[str, Any] = {}
     for name, value in body.items():
         if name == "determination":
             presented["summary"] = shown.summary
-            value = shown.determination(include_trace)
+            presented[name] = shown.determination(include_trace)
+            if ask_next is not None:
+                presented["ask_next"] = ask_next
+            continue
         presented[name] = value
     return presented
 
@@ -92,7 +101,8 @@ def with_summary(body: Mapping[str, Any], shown: Shown, include_trace: bool) -> 
 
 def evaluation_body(decided: Decided, include_trace: bool) -> bytes:
     body = {"rule_set": decided.rule_set.rule_set_used(), "determination": None}
-    return orjson.dumps(with_summary(body, shown_decided(decided), include_trace))
+    shown = shown_decided(decided)
+    return orjson.dumps(with_summary(body, shown, include_trace, decided.ask_next))
 
 
 def evaluation_readable(decided: Decided) -> Readable:
@@ -143,9 +153,12 @@ def build_screening_body(
     }
 
 
-def screening_json(body: Mapping[str, Any], include_trace: bool) -> bytes:
+def screening_json(
+    body: Mapping[str, Any], include_trace: bool, ask_next: list[dict[str, Any]]
+) -> bytes:
     """The response to GET /v1/screenings/{id} (``body`` from ``screening_body``)."""
-    return orjson.dumps(with_summary(body, shown_stored(body["determination"]), include_trace))
+    shown = shown_stored(body["determination"])
+    return orjson.dumps(with_summary(body, shown, include_trace, ask_next))
 
 
 def screening_readable(body: Mapping[str, Any]) -> Readable:
@@ -187,6 +200,7 @@ class Stored:
     replayed: bool
     fhir_context: dict[str, Any] | None = None
     decided: Decided | None = None
+    ask_next: list[dict[str, Any]] = field(default_factory=list)
     _decoded: bool = False
 
     @property
@@ -209,4 +223,4 @@ def stored_json(stored: Stored, include_trace: bool) -> bytes:
         shown = shown_decided(stored.decided)
     else:
         shown = shown_stored(stored.payload["determination"])
-    return orjson.dumps(with_summary(stored.payload, shown, include_trace))
+    return orjson.dumps(with_summary(stored.payload, shown, include_trace, stored.ask_next))

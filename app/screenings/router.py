@@ -341,10 +341,11 @@ async def get_screening(
     include: Include = None,
 ) -> Response:
     media_type = negotiated(http)  # before reading: a refusal reads (and records) nothing
-    body = await service.get(caller, screening_id)
+    body, asking = await service.get(caller, screening_id)
     if media_type != JSON:
         return readable_response(media_type, screening_readable(body))
-    return Response(screening_json(body, include is not None), media_type=JSON, headers=VARY)
+    answer = screening_json(body, include is not None, asking)
+    return Response(answer, media_type=JSON, headers=VARY)
 
 
 @router.post(

@@ -18,7 +18,7 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, PydanticCustomError
 
 from app.engine.answers import EXAMPLE_SECTIONS, ScreeningAnswers
-from app.engine.determination import Determination, LevelOfCare, Status, Urgency
+from app.engine.determination import Determination, LevelOfCare, Stage, Status, Urgency
 from app.kernel.tenancy import TENANT_PATTERN
 from app.kernel.text import NO_CONTROL_CHARACTERS, NO_NUL, NOT_BLANK
 
@@ -125,10 +125,92 @@ SUMMARY = Field(
 )
 
 
+class QuestionPath(Schema):
+    path: str = Field(
+        description="Where the answer goes in `answers` (dotted); also the FHIR Questionnaire "
+        "linkId. An instrument's path (`instruments.phq9`) means: give the instrument.",
+        examples=["safety.homicidal_ideation"],
+    )
+    pointer: str = Field(
+        description="The same place as a JSON pointer into `answers`.",
+        examples=["/safety/homicidal_ideation"],
+    )
+    link_id: str = Field(
+        description="The FHIR Questionnaire item that asks it.",
+        examples=["safety.homicidal_ideation"],
+    )
+
+
+class AskNext(Schema):
+    item: str = Field(
+        description="The missing item as `determination.missing` names it.",
+        examples=["safety.homicidal_ideation"],
+    )
+    label: str = Field(
+        description="What it is, in words.",
+        examples=[
+            "Thoughts of harming or killing someone else: none, thoughts without intent, "
+            "or intent or a plan."
+        ],
+    )
+    kind: Literal["question", "assessment"] = Field(
+        description="`question`: answer one of `questions`; `assessment`: something a clinician "
+        "must do (no question of the questionnaire supplies it).",
+        examples=["question"],
+    )
+    stage: Stage = Field(
+        description="The earliest stage that needs it: safety first, then information (nobody "
+        "is placed without it), domains, placement, feasibility.",
+        examples=["safety"],
+    )
+    questions: list[QuestionPath] = Field(
+        description="Unanswered questions that supply it, any one of which may do.",
+        examples=[
+            [
+                {
+                    "path": "safety.homicidal_ideation",
+                    "pointer": "/safety/homicidal_ideation",
+                    "link_id": "safety.homicidal_ideation",
+                }
+            ]
+        ],
+    )
+    needed_by: list[str] = Field(
+        description="The rules that need it.", examples=[["safety.homicidal-thoughts"]]
+    )
+
+
+ASK_NEXT = Field(
+    description="What to ask next: `determination.missing` as the questionnaire's questions not "
+    "yet answered, ordered by what they could change (safety first, then by stage); empty when "
+    "the screening is complete. Submit what you have, ask the first, submit again. Derived "
+    "beside the determination, never stored in it.",
+    examples=[
+        [
+            {
+                "item": "safety.recent_violence",
+                "label": "Assaultive or violent behavior toward others in the past 30 days.",
+                "kind": "question",
+                "stage": "safety",
+                "questions": [
+                    {
+                        "path": "safety.recent_violence",
+                        "pointer": "/safety/recent_violence",
+                        "link_id": "safety.recent_violence",
+                    }
+                ],
+                "needed_by": ["safety.recent-violence"],
+            }
+        ]
+    ],
+)
+
+
 class EvaluationResponse(Schema):
     rule_set: RuleSetUsed
     summary: str = SUMMARY
     determination: ShownDetermination
+    ask_next: list[AskNext] = ASK_NEXT
 
 
 class ScreeningResponse(Schema):
@@ -139,6 +221,7 @@ class ScreeningResponse(Schema):
     engine_version: str
     summary: str = SUMMARY
     determination: ShownDetermination
+    ask_next: list[AskNext] = ASK_NEXT
     latest_decision: DecisionResponse | None = None
 
 

@@ -29,6 +29,7 @@ from app.kernel.errors import (
 )
 from app.kernel.pagination import decode_cursor, encode_cursor
 from app.rulesets.resolve import RuleSets
+from app.screenings.asking import ask_next, missing_items
 from app.screenings.bodies import (
     Decided,
     Stored,
@@ -145,7 +146,11 @@ class ScreeningService:
         determination, whole_json, brief = await self.evaluations.run(
             lambda: self._evaluate_to_json(compiled, answers, whole)
         )
-        return Decided(rule_set, determination, whole_json, brief)
+        asking = []
+        if determination.missing:  # a complete screening has nothing to ask
+            given = answers.model_dump(mode="json", exclude_none=True)
+            asking = ask_next(determination.missing, compiled, given)
+        return Decided(rule_set, determination, whole_json, brief, asking)
 
     async def evaluate_only(
         self, caller: Caller, request: ScreeningRequest, *, with_trace: bool = False
@@ -247,7 +252,9 @@ class ScreeningService:
             orjson.Fragment(decided.whole_json),
             None,
         )
-        return Stored(body, False, values["fhir_context"], decided=decided)
+        return Stored(
+            body, False, values["fhir_context"], decided=decided, ask_next=decided.ask_next
+        )
 
     async def _replay(self, caller: Caller, key: str, print_: str) -> Stored | None:
         """What a key the caller's client already stored answers: its screening, replayed, or
@@ -271,9 +278,23 @@ class ScreeningService:
             if screening is None:  # pragma: no cover - screenings are never deleted
                 raise Conflict("The screening for this Idempotency-Key is missing.")
             record(session, caller, 201, resource_id=screening.id, details={"replayed": True})
+            asking = await self._ask_next_of(session, caller, screening)
         if self.metrics is not None:
             self.metrics.replayed()
-        return Stored(screening_body(screening), True, screening.fhir_context)
+        return Stored(screening_body(screening), True, screening.fhir_context, ask_next=asking)
+
+    async def _ask_next_of(
+        self, session: AsyncSession, caller: Caller, row: Screening
+    ) -> list[dict[str, Any]]:
+        """What to ask next of a stored screening, under the version that decided it."""
+        missing = row.determination.get("missing") or []
+        if not missing:
+            return []
+        pin = RuleSetPin(
+            owner=row.rule_set_owner, key=row.rule_set_key, version=row.rule_set_version
+        )
+        rule_set = await self.rule_sets.resolve(session, caller.tenant, pin, allow_retired=True)
+        return ask_next(missing_items(missing), rule_set.compiled, row.answers)
 
     def _screening_values(
         self,
@@ -333,15 +354,19 @@ class ScreeningService:
             record(session, caller, 200, resource_id=row.id)
         return row
 
-    async def get(self, caller: Caller, screening_id: str) -> dict[str, Any]:
+    async def get(
+        self, caller: Caller, screening_id: str
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """The stored screening's body, and what to ask next of it."""
         async with self.sessions() as session, session.begin():
             repository = ScreeningRepository(session)
             row = await repository.get(caller.tenant, screening_id)
             if row is None:
                 raise _not_found(screening_id)
             body = screening_body(row, await repository.latest_decision(row.id))
+            asking = await self._ask_next_of(session, caller, row)
             record(session, caller, 200)
-        return body
+        return body, asking
 
     async def page(
         self,

@@ -52,9 +52,11 @@ async def test_create_returns_201_with_location_and_the_deciding_version(
         "engine_version",
         "summary",
         "determination",
+        "ask_next",
         "latest_decision",
     }
     assert list(body).index("summary") == list(body).index("determination") - 1
+    assert list(body).index("ask_next") == list(body).index("determination") + 1
     assert "trace" not in body["determination"]  # only with ?include=trace
     assert response.headers["location"] == f"/v1/screenings/{body['id']}"
     assert datetime.fromisoformat(body["created_at"]).utcoffset() == timedelta(0)
@@ -318,7 +320,7 @@ async def test_evaluate_returns_the_determination_and_stores_nothing(
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/json"
     body = response.json()
-    assert list(body) == ["rule_set", "summary", "determination"]
+    assert list(body) == ["rule_set", "summary", "determination", "ask_next"]
     assert body["summary"].startswith("Recommended level of care: Emergency evaluation now")
     version_1 = (await client.get(f"{RULE_SET}/versions/1")).json()
     assert body["rule_set"] == {
@@ -462,3 +464,52 @@ async def test_created_from_is_inclusive_and_created_to_exclusive(
     assert shifted == window
     zulu = instants[3].isoformat().replace("+00:00", "Z")
     assert await ids(created_from=zulu) == [created[4]["id"], created[3]["id"]]
+
+
+async def test_ask_next_lists_the_questions_to_ask_safety_first(client: httpx.AsyncClient) -> None:
+    """An intake app's loop: submit what it has, ask the first question listed, submit again.
+    The same list comes with the evaluation, the stored screening, the read and a replay of
+    the creation."""
+    partial = example("insufficient-information")
+    evaluated = (await client.post("/v1/screenings/evaluate", json={"answers": partial})).json()
+    asking = evaluated["ask_next"]
+    assert [ask["item"] for ask in asking] != []
+    assert asking[0]["stage"] == "safety"
+    assert asking[0]["kind"] == "question"
+    first = asking[0]["questions"][0]
+    assert first["pointer"] == "/" + first["path"].replace(".", "/")
+    assert first["link_id"] == first["path"]
+    assert {ask["item"] for ask in asking} == {
+        m["item"] for m in evaluated["determination"]["missing"]
+    }
+    headers = {"Idempotency-Key": "ask-next-1"}
+    created = await client.post("/v1/screenings", json={"answers": partial}, headers=headers)
+    replayed = await client.post("/v1/screenings", json={"answers": partial}, headers=headers)
+    read = await client.get(created.headers["location"])
+    assert replayed.headers["idempotent-replayed"] == "true"
+    for response in (created, replayed, read):
+        assert response.json()["ask_next"] == asking
+    # Answering the first question takes it off the list.
+    section, _, name = first["path"].partition(".")
+    answered = partial | {section: {**partial.get(section, {}), name: "none"}}
+    again = (await client.post("/v1/screenings/evaluate", json={"answers": answered})).json()
+    assert first["path"] not in [q["path"] for ask in again["ask_next"] for q in ask["questions"]]
+
+
+async def test_a_complete_screening_has_nothing_to_ask(client: httpx.AsyncClient) -> None:
+    evaluated = await client.post(
+        "/v1/screenings/evaluate", json={"answers": example("adult-iop-suitable")}
+    )
+    assert evaluated.json()["determination"]["status"] == "complete"
+    assert evaluated.json()["ask_next"] == []
+
+
+async def test_an_intake_may_start_before_the_concern_is_asked(client: httpx.AsyncClient) -> None:
+    answers = {"respondent": {"age_group": "adult", "answered_by": "self_report"}}
+    evaluated = await client.post("/v1/screenings/evaluate", json={"answers": answers})
+    assert evaluated.status_code == 200, evaluated.text
+    body = evaluated.json()
+    assert body["determination"]["status"] == "insufficient_information"
+    asked = [q["path"] for ask in body["ask_next"] for q in ask["questions"]]
+    assert "presenting_concerns" in asked
+    assert body["ask_next"][0]["stage"] == "safety"
