@@ -158,7 +158,8 @@ class _Reader:
             answers = entry.get("answer") or []
             children = entry.get("item") or []
             if link_id in given_switches():
-                self.given_switch(link_id, answers)
+                if self.first_time(link_id, children, answers):
+                    self.given_switch(link_id, answers)
                 continue
             if link_id in groups:
                 if answers:
@@ -169,15 +170,22 @@ class _Reader:
             if question is None:
                 self.problem(link_id, "is not in the Questionnaire", code="not-found")
                 continue
-            if link_id in self.seen:
-                self.problem(link_id, "is answered more than once")
-                continue
-            self.seen.add(link_id)
-            if children or any(answer.get("item") for answer in answers):
-                self.problem(link_id, "takes no nested items")
-                continue
-            if answers:
+            if self.first_time(link_id, children, answers) and answers:
                 self.answer(link_id, question, answers)
+
+    def first_time(
+        self, link_id: str, children: list[dict[str, Any]], answers: list[dict[str, Any]]
+    ) -> bool:
+        """Whether a question is answered here for the first time and without nested items
+        (each a problem reported otherwise)."""
+        if link_id in self.seen:
+            self.problem(link_id, "is answered more than once")
+            return False
+        self.seen.add(link_id)
+        if children or any(answer.get("item") for answer in answers):
+            self.problem(link_id, "takes no nested items")
+            return False
+        return True
 
     def given_switch(self, link_id: str, answers: list[dict[str, Any]]) -> None:
         """Whether an instrument was given (valueBoolean); left open, its answers decide."""
@@ -319,27 +327,65 @@ class _Reader:
         target[name] = value
 
     def finish(self) -> None:
-        """Instrument item lists, in order; an item left unanswered counts as declined (and
-        every item of an instrument said to be given and left blank). An instrument said not
-        to be given takes no answers."""
+        """Instrument item lists, in order. Within an instrument that was given (said so, or
+        answered in part) a question left unanswered counts as declined: every item of an item
+        list, every question it always asks, and a follow-up whose gate was answered yes. An
+        instrument rated by its total needs the total. An instrument said not to be given
+        takes no answers."""
         questions, _ = link_ids()
         for path, given in self.given.items():
             if not given:
                 self.not_given(path)
-            elif not _answered_under(self.answers, path):
-                for item_path in _item_lists_of(path):
-                    self.items.setdefault(item_path, {})
+        if self.issues:
+            return
+        for instrument in _instruments():
+            if self.given.get(instrument.path) or self.answered(instrument.path):
+                self.complete(instrument)
         if self.issues:
             return
         for path, items in self.items.items():
             count = sum(1 for q in questions.values() if q.item.path == path)
             self.put(path, [items.get(number, DECLINED) for number in range(1, count + 1)])
 
-    def not_given(self, path: str) -> None:
-        if _answered_under(self.answers, path) or any(
+    def answered(self, path: str) -> bool:
+        return _answered_under(self.answers, path) or any(
             item_path.startswith(f"{path}.") for item_path in self.items
-        ):
+        )
+
+    def complete(self, instrument: FormItem) -> None:
+        """Fill what a given instrument left unanswered (see ``finish``)."""
+        for question in instrument.children:
+            asked = question.required or (
+                question.asked_when is not None
+                and _value_at(self.answers, question.asked_when.path) == question.asked_when.equals
+            )
+            if not asked or self.answered(question.path) or question.path in self.items:
+                continue
+            if question.kind is Kind.ITEMS:
+                self.items[question.path] = {}
+            elif question.kind is Kind.YES_NO_OR_DECLINED:
+                self.put(question.path, DECLINED)
+            else:
+                self.problem(question.path, "is required when the instrument is given")
+
+    def not_given(self, path: str) -> None:
+        if self.answered(path):
             self.problem(given_link_id(path), "is false, yet items of that instrument are answered")
+
+
+def _instruments() -> tuple[FormItem, ...]:
+    """The instruments, each one group of the ``instruments`` section."""
+    (section,) = (top for top in form() if top.path == "instruments")
+    return section.children
+
+
+def _value_at(answers: dict[str, Any], path: str) -> Any:
+    target: Any = answers
+    for part in path.split("."):
+        if not isinstance(target, dict):
+            return None
+        target = target.get(part)
+    return target
 
 
 def _answered_under(answers: dict[str, Any], path: str) -> bool:
@@ -349,16 +395,6 @@ def _answered_under(answers: dict[str, Any], path: str) -> bool:
             return False
         target = target[part]
     return True
-
-
-def _item_lists_of(path: str) -> list[str]:
-    """The item lists answered as a whole instrument (not those asked on a condition)."""
-    return [
-        item.path
-        for top in form()
-        for item in top.walk()
-        if item.kind is Kind.ITEMS and item.path == f"{path}.items" and item.asked_when is None
-    ]
 
 
 class _Sentinel:

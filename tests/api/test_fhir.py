@@ -466,8 +466,9 @@ REFUSED: list[tuple[str, Json, int, str]] = [
         "linkId='logistics.travel_minutes_one_way'",
     ),
     (
+        # A follow-up answered though its gate question was answered no.
         "a rule of the answers",
-        _replaced(BASE, "instruments.cssrs.non_specific_active_thoughts", [{"valueBoolean": True}]),
+        _with_item(BASE, "instruments.cssrs.method", [{"valueBoolean": True}]),
         422,
         "linkId='instruments.cssrs'",
     ),
@@ -562,6 +563,73 @@ async def test_an_instrument_said_to_be_given_and_left_blank_is_declined_in_full
     bundle = (await evaluate(client, response)).json()
     dast = next(e["resource"] for e in bundle["entry"] if e["resource"]["id"].endswith("-dast10"))
     assert dast["dataAbsentReason"]["coding"][0]["code"] == "asked-declined"
+
+
+async def test_a_given_c_ssrs_left_blank_is_declined_never_safe(
+    client: httpx.AsyncClient,
+) -> None:
+    """The suicide screen said to be given and not answered: its questions count as declined,
+    so the risk stays open (urgent, no IOP verdict) instead of reading as a negative screen."""
+    answers_ = answers("adult-iop-suitable")
+    del answers_["instruments"]["cssrs"]
+    response = response_for(VOCABULARY, answers_)
+    response["item"].append(
+        {"linkId": "instruments.cssrs.given", "answer": [{"valueBoolean": True}]}
+    )
+    evaluated = await evaluate(client, response)
+    assert evaluated.status_code == 200, evaluated.text
+    screening_id = evaluated.json()["entry"][0]["resource"]["id"]
+    stored = (await client.get(f"/v1/screenings/{screening_id}")).json()
+    determination = stored["determination"]
+    cssrs = next(s for s in determination["scores"] if s["instrument"] == "cssrs")
+    assert cssrs["declined_items"] == [1, 2, 6]
+    assert determination["iop"]["verdict"] == "pending_safety_assessment"
+    assert determination["urgency"] != "routine"
+
+
+async def test_a_follow_up_left_blank_after_a_yes_is_declined(client: httpx.AsyncClient) -> None:
+    """Active thoughts answered yes and the method, intent and plan questions left blank: they
+    count as declined, and the tier stays open."""
+    response = _replaced(
+        BASE, "instruments.cssrs.non_specific_active_thoughts", [{"valueBoolean": True}]
+    )
+    evaluated = await evaluate(client, response)
+    assert evaluated.status_code == 200, evaluated.text
+    screening_id = evaluated.json()["entry"][0]["resource"]["id"]
+    stored = (await client.get(f"/v1/screenings/{screening_id}")).json()
+    cssrs = next(s for s in stored["determination"]["scores"] if s["instrument"] == "cssrs")
+    assert cssrs["declined_items"] == [3, 4, 5]
+    assert cssrs["tier"] is None
+
+
+async def test_a_given_total_left_blank_and_a_switch_misused_are_refused(
+    client: httpx.AsyncClient,
+) -> None:
+    base = response_for(VOCABULARY, answers("insufficient-information"))
+    blank_total = copy.deepcopy(base)
+    blank_total["item"].append(
+        {"linkId": "instruments.cows.given", "answer": [{"valueBoolean": True}]}
+    )
+    nested = copy.deepcopy(base)
+    nested["item"].append(
+        {
+            "linkId": "instruments.phq9.given",
+            "answer": [{"valueBoolean": True}],
+            "item": [{"linkId": "instruments.phq9.items.9", "answer": [{"valueInteger": 3}]}],
+        }
+    )
+    twice = copy.deepcopy(base)
+    switch = {"linkId": "instruments.gad7.given", "answer": [{"valueBoolean": False}]}
+    twice["item"] += [switch, switch | {"answer": [{"valueBoolean": True}]}]
+    for body, where, what in (
+        (blank_total, "instruments.cows.total", "required when the instrument is given"),
+        (nested, "instruments.phq9.given", "takes no nested items"),
+        (twice, "instruments.gad7.given", "answered more than once"),
+    ):
+        issues = outcome(await evaluate(client, body), 422)
+        assert f"linkId '{where}'" in issues[0]["diagnostics"], issues
+        assert what in issues[0]["diagnostics"]
+    await assert_nothing_stored(client)
 
 
 async def test_an_instrument_said_not_to_be_given_takes_no_answers(
