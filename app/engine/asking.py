@@ -15,23 +15,28 @@ Pure: the compiled rule set says which facts each rule reads; nothing is stored.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
 from app.engine.compiler import CompiledRuleSet
 from app.engine.determination import STAGE_ORDER, MissingItem, Stage
-from app.engine.facts import FactSource
+from app.engine.facts import FactSource, FactSpec
 from app.engine.instruments import InstrumentId
 
 _INSTRUMENTS: Final = frozenset(instrument.value for instrument in InstrumentId)
-# Derived facts come from a section's answers: asking the section supplies them. (Evidence
-# facts summarise whatever was answered and are always known: nothing to ask for them.)
+# Derived facts come from a section's answers: asking the section supplies them. An evidence
+# fact counts the presenting concern among answers that are always known: it is unknown only
+# while the concern is.
 _DERIVED_FROM: Final = (
     ("functioning.", ("functioning",)),
     ("co_occurring.", ("co_occurring",)),
     ("logistics.telehealth_capable", ("logistics.telehealth",)),
+    ("evidence.", ("presenting_concerns",)),
 )
+# A question a rule's words name: "Pregnancy status (medical.pregnant)".
+_NAMED_PATH: Final = re.compile(r"\(([a-z_]+(?:\.[a-z_0-9]+)+)\)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +107,28 @@ def _rule_facts(compiled: CompiledRuleSet) -> dict[str, tuple[Stage, tuple[str, 
     }
 
 
+def _supplying(
+    item: MissingItem,
+    needing: Sequence[tuple[Stage, tuple[str, ...]]],
+    catalogue: Mapping[str, FactSpec],
+) -> list[str]:
+    """The answers' paths that could supply ``item``: a fact's own questions; for an item in
+    words, those its label names in brackets ("Pregnancy status (medical.pregnant)"), else,
+    for what an information rule asks, the questions its condition reads. What a safety rule
+    that fired requires in words, naming no question, is an assessment: nothing to ask."""
+    if item.item in catalogue:
+        return list(fact_questions(item.item, catalogue[item.item].source))
+    named = _NAMED_PATH.findall(item.label)
+    if named or any(stage is Stage.SAFETY for stage, _ in needing):
+        return named
+    paths: list[str] = []
+    for _, facts in needing:
+        for fact in facts:
+            known = catalogue.get(fact)
+            paths.extend(fact_questions(fact, known.source if known else None))
+    return paths
+
+
 def questions_to_ask(
     missing: Sequence[MissingItem],
     compiled: CompiledRuleSet,
@@ -117,13 +144,10 @@ def questions_to_ask(
         needing = [rules[rule_id] for rule_id in item.needed_by if rule_id in rules]
         # No rule behind it: the engine needs it before anyone can be placed.
         stage = min((s for s, _ in needing), key=STAGE_ORDER.index, default=Stage.INFORMATION)
-        facts = (item.item,) if item.item in catalogue else [f for _, fs in needing for f in fs]
         paths: dict[str, None] = {}
-        for fact in facts:
-            spec = catalogue.get(fact)
-            for path in fact_questions(fact, spec.source if spec else None):
-                if path in known_paths and path not in answered:
-                    paths[path] = None
+        for path in _supplying(item, needing, catalogue):
+            if path in known_paths and path not in answered:
+                paths[path] = None
         ask = ToAsk(
             item.item,
             item.label,

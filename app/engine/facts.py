@@ -513,6 +513,11 @@ _SUSPECTED: Final = _CONDITION_RANK[ConditionStatus.SUSPECTED]
 _DRUG_CLASSES: Final = ("opioids", "stimulants", "cannabis", "sedatives", "other")
 
 
+def _concern(concern: Concern, concerns: Sequence[Concern] | None) -> bool | None:
+    """Whether ``concern`` is among the presenting concerns; unknown before they are asked."""
+    return None if concerns is None else concern in concerns
+
+
 def _any(signals: Iterable[bool | None]) -> bool | None:
     """Kleene or: true if any signal is, unknown if none is but one is unknown."""
     unknown = False
@@ -537,8 +542,9 @@ def _put_evidence(
 ) -> None:
     withdrawal = answers.withdrawal
     heavy = (withdrawal.heavy_daily_use if withdrawal else None) or ()
-    # Evidence is what the answers show; a concern not yet asked adds none.
-    concerns = answers.presenting_concerns or ()
+    # A concern not yet asked is unknown, not absent: evidence that only it could give stays
+    # unknown, so a safety rule that reads it is undetermined and the concern is asked first.
+    concerns = answers.presenting_concerns
     co = answers.co_occurring
     substances = co.substance_use.__dict__ if co is not None and co.substance_use else {}
 
@@ -573,11 +579,11 @@ def _put_evidence(
     facts["evidence.opioids"] = opioids
     facts["evidence.drugs"] = drugs
     facts["evidence.substance_use"] = _any(
-        (alcohol, sedatives, opioids, drugs, Concern.SUBSTANCE_USE in concerns)
+        (alcohol, sedatives, opioids, drugs, _concern(Concern.SUBSTANCE_USE, concerns))
     )
     facts["evidence.eating_disorder"] = _any(
         (
-            Concern.EATING_DISORDER in concerns,
+            _concern(Concern.EATING_DISORDER, concerns),
             eating,
             _screen(scores, InstrumentId.SCOFF),
         )

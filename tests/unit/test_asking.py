@@ -100,3 +100,31 @@ def test_safety_evidence_decides_before_the_concern_is_known() -> None:
     assert determination.urgency.value == "emergent"
     assert determination.recommended_level is not None
     assert determination.recommended_level.level.value == "emergency_evaluation"
+
+
+def test_evidence_only_the_concern_could_give_makes_the_concern_a_safety_question() -> None:
+    """An adolescent with a slow heart rate and no concern asked yet: whether an eating disorder
+    is in play decides the override, so the concern is asked first, as a safety question, and
+    the urgency is not routine meanwhile."""
+    answers: dict[str, Any] = {
+        "respondent": {"age_group": "adolescent", "answered_by": "clinician"},
+        "medical": {"heart_rate_bpm": 45},
+    }
+    determination = evaluate(default_rule_set(), ScreeningAnswers.model_validate(answers))
+    assert determination.urgency.value != "routine"
+    concern = next(
+        ask for ask in _asks(answers) if ask["questions"][:1] == [_path("presenting_concerns")]
+    )
+    assert concern["stage"] == "safety"
+
+
+def test_what_a_safety_rule_requires_in_words_is_an_assessment() -> None:
+    answers = json.loads((EXAMPLES / "adult-iop-suitable.json").read_text())
+    answers["medical"]["heart_rate_bpm"] = 35
+    asks = _asks(answers)
+    review = next(ask for ask in asks if ask["item"].startswith("A same-day medical review"))
+    assert (review["kind"], review["questions"]) == ("assessment", [])
+
+
+def _path(path: str) -> dict[str, str]:
+    return {"path": path, "pointer": "/" + path.replace(".", "/"), "link_id": path}
