@@ -63,6 +63,7 @@ class FormItem:
     item_values: tuple[tuple[int | bool, ...], ...] = ()  # ITEMS: the scores allowed per item
     asked_when: AskedWhen | None = None
     children: tuple[FormItem, ...] = ()
+    at_least_one: bool = False  # MULTIPLE_CHOICE: "none of these" is not an answer
 
     def walk(self) -> typing.Iterator[FormItem]:
         yield self
@@ -93,6 +94,19 @@ def _is_yes_no_or_declined(annotation: Any) -> bool:
         return False
     inner = {_unwrap(arg) for arg in typing.get_args(annotation) if arg is not type(None)}
     return bool in inner and any(typing.get_origin(arg) is typing.Literal for arg in inner)
+
+
+def _needs_one(annotation: Any) -> bool:
+    """Whether a list's annotation asks for at least one element (``min_length`` >= 1)."""
+    for arg in (annotation, *typing.get_args(annotation)):
+        if typing.get_origin(arg) is typing.Annotated:
+            for meta in typing.get_args(arg)[1:]:
+                found = getattr(meta, "min_length", None)
+                nested = getattr(meta, "metadata", ())
+                found = found or next((getattr(m, "min_length", 0) for m in nested), 0)
+                if found:
+                    return True
+    return False
 
 
 def _bounds(info: FieldInfo) -> tuple[float | None, float | None]:
@@ -181,6 +195,7 @@ def _item(path: str, name: str, info: FieldInfo, parent: str) -> FormItem:
             required=required,
             choices=element,
             asked_when=asked,
+            at_least_one=_needs_one(annotation),
         )
     if isinstance(inner, type) and issubclass(inner, StrEnum):
         return FormItem(
@@ -387,6 +402,13 @@ class Question(BaseModel):
         "label (and LOINC code where there is one). A multiple choice answered 'none of these' "
         "is an empty list.",
         examples=[[{"value": "adult", "label": "Adult"}]],
+    )
+    min_items: int | None = Field(
+        default=None,
+        description="multiple_choice: the fewest answers allowed when the question is answered "
+        "(1: 'none of these', an empty list, is not an answer; leave the question out until "
+        "it is asked).",
+        examples=[1],
     )
     minimum: float | None = Field(
         default=None, description="integer and number: the lowest value allowed.", examples=[0]
@@ -619,6 +641,7 @@ def _question(item: FormItem, language: str) -> Question:
         options=[AnswerOption(value=m.value, label=label(m.value)) for m in item.choices]
         if item.choices
         else None,
+        min_items=1 if item.at_least_one else None,
         minimum=item.minimum,
         maximum=item.maximum,
         asked_when={"path": item.asked_when.path, "equals": item.asked_when.equals}

@@ -288,6 +288,8 @@ def _choice(vocabulary: Vocabulary, item: FormItem) -> dict[str, Any]:
     ]
     if item.kind is not Kind.MULTIPLE_CHOICE:
         return {"type": "choice", "answerOption": options}
+    if item.at_least_one:  # "none of these" is not an answer to it
+        return {"type": "choice", "repeats": True, "answerOption": options}
     options.append(
         {
             "valueCoding": {

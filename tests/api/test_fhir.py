@@ -177,7 +177,10 @@ async def test_instruments_are_optional_labelled_and_coded(client: httpx.AsyncCl
     assert "topic only" in items["instruments.cssrs.wish_to_be_dead"]["text"]
     assert items["instruments.cssrs.wish_to_be_dead"]["code"][0]["code"] == "93246-7"
     assert "topic only" in items["instruments.dast10.items.1"]["text"]
-    none_of_these = items["presenting_concerns"]["answerOption"][-1]
+    # "None of these" goes alone, and only where no answer is an answer.
+    concerns = items["presenting_concerns"]["answerOption"]
+    assert "none" not in [o["valueCoding"]["code"] for o in concerns]
+    none_of_these = items["withdrawal.heavy_daily_use"]["answerOption"][-1]
     assert none_of_these["extension"] == [
         {
             "url": "http://hl7.org/fhir/StructureDefinition/questionnaire-optionExclusive",

@@ -519,6 +519,8 @@ async def test_questionnaire_labels_every_question_and_answer(api: httpx.AsyncCl
         "Yes, but not in the last year",
         "Yes, during the last year",
     ]
+    assert questions["presenting_concerns"]["min_items"] == 1
+    assert "min_items" not in questions["withdrawal.heavy_daily_use"]
     cssrs = questions["instruments.cssrs.wish_to_be_dead"]
     assert cssrs["text"] == "Wish to be dead (past month)"
     assert [o["value"] for o in cssrs["options"]] == [True, False, "declined"]
