@@ -102,8 +102,8 @@ meta_router = APIRouter(tags=["questionnaire"], route_class=GuardedRoute)
     "and LOINC codes), help text and whether it is required; each instrument with its "
     "instructions, item wording where its licence allows (else a topic per item), codes and "
     "licence. Derived from the model the API validates answers with. `language=es` gives the "
-    "Spanish labels and the publisher's Spanish wording where there is one. Any authenticated "
-    "client may read it.",
+    "publisher's Spanish wording and answer labels of the instruments that have them (PHQ-9, "
+    "PHQ-2, GAD-7); other labels stay in English. Any authenticated client may read it.",
     responses=secured(),
 )
 async def questionnaire(

@@ -274,38 +274,41 @@ class CssrsScreener(Section):
     the past-3-months behavior question only when lifetime behavior is yes."""
 
     wish_to_be_dead: YesNoItem = Field(
-        description="Q1, past month: wished to be dead or to not wake up.", examples=[True]
+        description="Q1 (past month): wish to be dead. Topic only: ask it as your licensed "
+        "copy of the screener words it.",
+        examples=[True],
     )
     non_specific_active_thoughts: YesNoItem = Field(
-        description="Q2, past month: any actual thoughts of killing oneself.", examples=[False]
+        description="Q2 (past month): thoughts of killing oneself. Topic only.", examples=[False]
     )
     method: YesNoItem | None = Field(
         default=None,
-        description="Q3, past month: thought about how one might do it (asked if Q2 is yes).",
+        description="Q3 (past month): thoughts of a method (asked if Q2 is yes). Topic only.",
         examples=[None],
         json_schema_extra=asked_when("non_specific_active_thoughts", True),
     )
     intent: YesNoItem | None = Field(
         default=None,
-        description="Q4, past month: some intention of acting on the thoughts (asked if Q2 is "
-        "yes).",
+        description="Q4 (past month): intention to act on the thoughts (asked if Q2 is yes). "
+        "Topic only.",
         examples=[None],
         json_schema_extra=asked_when("non_specific_active_thoughts", True),
     )
     plan_with_intent: YesNoItem | None = Field(
         default=None,
-        description="Q5, past month: worked out details of a plan and intends to carry it out "
-        "(asked if Q2 is yes).",
+        description="Q5 (past month): a worked-out plan with intent (asked if Q2 is yes). Topic "
+        "only.",
         examples=[None],
         json_schema_extra=asked_when("non_specific_active_thoughts", True),
     )
     behavior_lifetime: YesNoItem = Field(
-        description="Q6: ever done, started or prepared to do anything to end one's life.",
+        description="Q6 (lifetime): suicidal behaviour. Topic only.",
         examples=[False],
     )
     behavior_past_3_months: YesNoItem | None = Field(
         default=None,
-        description="Q6 follow-up: was that within the past 3 months (asked if Q6 is yes).",
+        description="Q6 follow-up: suicidal behaviour in the past 3 months (asked if Q6 is yes). "
+        "Topic only.",
         examples=[None],
         json_schema_extra=asked_when("behavior_lifetime", True),
     )

@@ -4,8 +4,8 @@ Wording ships only where the holder's own terms allow a service like carelevel t
 (``Licence.shows_wording``). For the others every item still has a ``topic``: a short label in
 carelevel's own words that says what the item is about, marked as such, so a form can be laid
 out and a clinician knows which item is which; the licensed wording comes from the tenant's own
-copy of the instrument. Codes are LOINC codes confirmed in an HL7 or NLM artifact, or taken
-from LOINC's published panels (see docs/instruments.md for the status of each).
+copy of the instrument. Codes are LOINC codes, each either confirmed in an HL7 or NLM artifact
+or found in third-party material only (docs/instruments.md marks which).
 
 Languages are BCP 47 tags. English is always there; where the holder publishes an official
 translation on the same terms (PHQ-9, PHQ-2 and GAD-7 in Spanish for the USA), it is here too.
@@ -56,11 +56,13 @@ class Licence:
 
 @dataclass(frozen=True, slots=True)
 class AnswerOption:
-    """One answer of an item: the value the API takes, its label and its LOINC answer code."""
+    """One answer of an item: the value the API takes, its label and its LOINC answer code
+    (``also``: other LOINC codes that mean the same answer and are read as it)."""
 
     value: int | bool
     label: Text
     loinc: str | None = None
+    also: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +85,7 @@ class ItemContent:
 
     def value_of(self, code: str) -> int | bool | None:
         """The value a LOINC answer code stands for; None when it is not one of the item's."""
-        return next((o.value for o in self.options if o.loinc == code), None)
+        return next((o.value for o in self.options if code in (o.loinc, *o.also)), None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,7 +160,8 @@ LICENCES: Final[Mapping[InstrumentId, Licence]] = {
         holder="US Department of Veterans Affairs (items 1-3 of the WHO AUDIT)",
         verdict=Verdict.FREE,
         terms="SAMHSA's AUDIT-C sheet states that the AUDIT-C is available for use in the public "
-        "domain.",
+        "domain. Its items are AUDIT items 1-3 (© WHO): cover them in any request to WHO for "
+        "the AUDIT.",
         terms_url="https://www.samhsa.gov/resource/dbhis/alcohol-use-disorders-identification-"
         "test-c-audit-c",
         attribution="AUDIT-C: Bush K et al., Arch Intern Med 1998; items 1-3 of the AUDIT, "
@@ -199,8 +202,8 @@ LICENCES: Final[Mapping[InstrumentId, Licence]] = {
     InstrumentId.PC_PTSD5: Licence(
         holder="US Department of Veterans Affairs, National Center for PTSD",
         verdict=Verdict.FREE_WITH_ATTRIBUTION,
-        terms="A work of the US government, published by the National Center for PTSD without "
-        "restrictions; cite it wherever it is shown.",
+        terms="A work of the US government, published by the National Center for PTSD; no "
+        "restrictive statement was found. Cite it wherever it is shown.",
         terms_url="https://www.ptsd.va.gov/professional/assessment/screens/pc-ptsd.asp",
         attribution="Prins A, Bovin MJ, Kimerling R, et al. Primary Care PTSD Screen for DSM-5 "
         "(PC-PTSD-5). National Center for PTSD.",
@@ -258,6 +261,13 @@ _FREQUENCY: Final = (
 _GAD_FREQUENCY: Final = (
     _option(0, "LA6568-5", "Not at all", "Nunca"),
     *_FREQUENCY[1:],
+)
+# LOINC's own GAD-7 form offers "More days than not" (LA18938-3) at item 2; Pfizer's form, which
+# is shown, says "More than half the days". Both are read as the same answer.
+_GAD_ITEM_2: Final = (
+    *_GAD_FREQUENCY[:2],
+    AnswerOption(2, _GAD_FREQUENCY[2].label, _GAD_FREQUENCY[2].loinc, ("LA18938-3",)),
+    _GAD_FREQUENCY[3],
 )
 _YES_NO: Final = (_option(True, "LA33-6", "Yes", "Sí"), _option(False, "LA32-8", "No", "No"))
 _AUDIT_HOW_OFTEN: Final = (
@@ -397,7 +407,7 @@ _GAD_STEM: Final = {
     "problemas?",
 }
 _GAD7_ITEMS: Final = tuple(
-    _item(number, topic, code, _GAD_FREQUENCY, english, spanish)
+    _item(number, topic, code, _GAD_ITEM_2 if number == 2 else _GAD_FREQUENCY, english, spanish)
     for number, (topic, code, english, spanish) in enumerate(
         (
             (

@@ -91,3 +91,9 @@ def test_the_publishers_spanish_translation_is_complete(instrument: InstrumentId
 def test_text_falls_back_to_english() -> None:
     assert in_language({ENGLISH: "Yes"}, SPANISH) == "Yes"
     assert in_language({ENGLISH: "Yes", SPANISH: "Sí"}, SPANISH) == "Sí"
+
+
+def test_loincs_own_gad7_item_2_answer_reads_as_the_pfizer_one() -> None:
+    assert item_content(InstrumentId.GAD7, 2).value_of("LA18938-3") == 2
+    assert item_content(InstrumentId.GAD7, 2).value_of("LA6570-1") == 2
+    assert item_content(InstrumentId.GAD7, 1).value_of("LA18938-3") is None
