@@ -63,7 +63,7 @@ reliability: install  ## real servers: logs, workers, shutdown; crash, outage, p
 
 # The generator and the compiler are pinned in scripts/typescript_client/package-lock.json.
 typescript-client: install  ## TypeScript types generated from the OpenAPI document (openapi-typescript), type-checked (tsc, strict) with the API's own examples
-	cd scripts/typescript_client && npm ci --no-audit --no-fund --silent
+	cd scripts/typescript_client && npm ci --no-audit --no-fund --ignore-scripts --silent
 	$(BIN)/python scripts/typescript_client/dump.py
 	cd scripts/typescript_client && npm run --silent generate && npm run --silent check
 

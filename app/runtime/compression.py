@@ -21,10 +21,25 @@ COMPRESS_LEVEL = 6
 
 
 def accepts_gzip(scope: Scope) -> bool:
+    """Whether an ``Accept-Encoding`` header names gzip with a weight above 0 (RFC 9110
+    §12.5.3; Starlette's middleware compresses only for a named gzip)."""
     for name, value in scope["headers"]:
-        if name == b"accept-encoding":
-            return b"gzip" in value.lower()
+        if name != b"accept-encoding":
+            continue
+        for coding in value.lower().split(b","):
+            token, _, parameters = coding.partition(b";")
+            if token.strip() == b"gzip" and not _refused(parameters):
+                return True
     return False
+
+
+_ZERO_WEIGHTS = frozenset({b"0", b"0.", b"0.0", b"0.00", b"0.000"})
+
+
+def _refused(parameters: bytes) -> bool:
+    """Whether ``;q=…`` gives the weight 0."""
+    name, _, weight = parameters.partition(b"=")
+    return name.strip() == b"q" and weight.strip() in _ZERO_WEIGHTS
 
 
 class Compression:

@@ -341,7 +341,7 @@ async def get_screening(
     include: Include = None,
 ) -> Response:
     media_type = negotiated(http)  # before reading: a refusal reads (and records) nothing
-    body, asking = await service.get(caller, screening_id)
+    body, asking = await service.get(caller, screening_id, asking=media_type == JSON)
     if media_type != JSON:
         return readable_response(media_type, screening_readable(body))
     answer = screening_json(body, include is not None, asking)

@@ -355,18 +355,19 @@ class ScreeningService:
         return row
 
     async def get(
-        self, caller: Caller, screening_id: str
+        self, caller: Caller, screening_id: str, *, asking: bool = True
     ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        """The stored screening's body, and what to ask next of it."""
+        """The stored screening's body, and (unless ``asking`` is false: the readable forms show
+        the determination's own list) what to ask next of it."""
         async with self.sessions() as session, session.begin():
             repository = ScreeningRepository(session)
             row = await repository.get(caller.tenant, screening_id)
             if row is None:
                 raise _not_found(screening_id)
             body = screening_body(row, await repository.latest_decision(row.id))
-            asking = await self._ask_next_of(session, caller, row)
+            to_ask = await self._ask_next_of(session, caller, row) if asking else []
             record(session, caller, 200)
-        return body, asking
+        return body, to_ask
 
     async def page(
         self,

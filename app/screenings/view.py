@@ -55,7 +55,7 @@ async def view_screening(
         return _refused(request, Forbidden("This link is not valid: it was changed or cut short."))
     caller = _caller_of(request, grant)
     service: ScreeningService = request.app.state.screening_service
-    body, _ = await service.get(caller, grant.screening_id)
+    body, _ = await service.get(caller, grant.screening_id, asking=False)
     return Response(html_page(screening_readable(body)), media_type=HTML, headers=page_headers())
 
 

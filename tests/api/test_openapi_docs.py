@@ -619,3 +619,9 @@ async def test_large_api_responses_are_compressed_on_either_way_through(
     assert "content-encoding" not in small.headers
     plain = await client.get("/v1/questionnaire", headers={"Accept-Encoding": "identity"})
     assert "content-encoding" not in plain.headers
+
+
+async def test_gzip_refused_with_a_zero_weight_is_not_used(client: httpx.AsyncClient) -> None:
+    refused = await client.get("/v1/questionnaire", headers={"Accept-Encoding": "br, gzip;q=0"})
+    assert refused.status_code == 200
+    assert "content-encoding" not in refused.headers
