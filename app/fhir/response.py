@@ -236,7 +236,9 @@ class _Reader:
                 return self.score(link_id, question, allowed, kind_name, raw)
             return self.yes_no(link_id, kind_name, raw)
         if item.kind is Kind.BOOLEAN:
-            return raw if kind_name == "valueBoolean" else self.wrong(link_id, "valueBoolean")
+            # true or false only: not 1, 0 or "true", which lax parsing would take.
+            boolean = kind_name == "valueBoolean" and isinstance(raw, bool)
+            return raw if boolean else self.wrong(link_id, "valueBoolean")
         if item.kind is Kind.INTEGER:
             return raw if kind_name == "valueInteger" else self.wrong(link_id, "valueInteger")
         if item.kind is Kind.NUMBER:
@@ -303,7 +305,7 @@ class _Reader:
         return None
 
     def yes_no(self, link_id: str, kind_name: str, raw: Any) -> Any:
-        if kind_name == "valueBoolean":
+        if kind_name == "valueBoolean" and isinstance(raw, bool):
             return raw
         if kind_name == "valueCoding" and isinstance(raw, dict):
             system, code = raw.get("system"), raw.get("code")

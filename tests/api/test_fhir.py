@@ -507,6 +507,12 @@ REFUSED: list[tuple[str, Json, int, str]] = [
         f"linkId='{AUDIT_1}'",
     ),
     (
+        "a boolean written as a number",
+        _replaced(BASE, "safety.recent_violence", [{"valueBoolean": 1}]),
+        422,
+        "linkId='safety.recent_violence'",
+    ),
+    (
         "a decimal written as a string",
         _with_item(BASE, "medical.temperature_c", [{"valueDecimal": "37.5"}]),
         422,
