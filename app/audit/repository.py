@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.models import AuditEvent
@@ -18,6 +19,21 @@ async def audit_page(
     *,
     limit: int,
     after: tuple[datetime, str] | None,
+    **filters: Any,
+) -> Sequence[AuditEvent]:
+    """``tenant``'s events, newest first; ``after`` is the (recorded_at, id) last seen."""
+    return (
+        (await session.execute(audit_page_query(tenant, limit=limit, after=after, **filters)))
+        .scalars()
+        .all()
+    )
+
+
+def audit_page_query(
+    tenant: str,
+    *,
+    limit: int,
+    after: tuple[datetime, str] | None,
     action: str | None = None,
     resource_type: str | None = None,
     resource_id: str | None = None,
@@ -26,12 +42,14 @@ async def audit_page(
     status: int | None = None,
     recorded_from: datetime | None = None,
     recorded_to: datetime | None = None,
-) -> Sequence[AuditEvent]:
-    """``tenant``'s events, newest first; ``after`` is the (recorded_at, id) last seen."""
+) -> Select[AuditEvent]:
+    """A page of ``tenant``'s events, newest first, after the (recorded_at, id) last seen; each
+    filter is served by an index that starts with the tenant (``AuditEvent.__table_args__``)."""
     query = (
         select(AuditEvent)
         .where(AuditEvent.tenant_id == tenant)
         .order_by(AuditEvent.recorded_at.desc(), AuditEvent.id.desc())
+        .limit(limit)
     )
     if after is not None:
         query = query.where(after_row(AuditEvent.recorded_at, AuditEvent.id, after))
@@ -50,4 +68,4 @@ async def audit_page(
         query = query.where(AuditEvent.recorded_at >= recorded_from)
     if recorded_to is not None:
         query = query.where(AuditEvent.recorded_at < recorded_to)
-    return (await session.execute(query.limit(limit))).scalars().all()
+    return query

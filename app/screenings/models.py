@@ -10,22 +10,33 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.kernel.db import Base, IdColumn, JSONDocument, new_id, utcnow
 
+# The columns GET /v1/screenings filters on, one at a time.
+LIST_FILTERS = ("external_reference", "level", "urgency", "rule_set_key", "rule_set_version")
+
 
 class Screening(Base):
     """A stored screening: the normalised answers, the determination and the exact rule-set
     version and engine version that produced it. Rows are never updated."""
 
     __tablename__ = "screenings"
+    # Every list filter has an index that starts with the tenant and ends with the list's order,
+    # so a page is a seek and a short read at any depth (app/kernel/pagination.py).
     __table_args__ = (
         Index("ix_screenings_tenant_id_created_at_id", "tenant_id", "created_at", "id"),
         Index("ix_screenings_tenant_id_response_digest", "tenant_id", "response_digest"),
+        *(
+            Index(
+                f"ix_screenings_tenant_id_{column}_listed", "tenant_id", column, "created_at", "id"
+            )
+            for column in LIST_FILTERS
+        ),
     )
 
     id: Mapped[str] = mapped_column(IdColumn, primary_key=True, default=new_id)
     tenant_id: Mapped[str] = mapped_column(String(64))
     client_id: Mapped[str] = mapped_column(String(300))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    external_reference: Mapped[str | None] = mapped_column(String(200), index=True)
+    external_reference: Mapped[str | None] = mapped_column(String(200))
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
     rule_set_version_id: Mapped[str] = mapped_column(
         ForeignKey("rule_set_versions.id", ondelete="RESTRICT"), index=True
@@ -36,8 +47,8 @@ class Screening(Base):
     rule_set_sha256: Mapped[str] = mapped_column(String(64))
     engine_version: Mapped[str] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(32))
-    level: Mapped[str | None] = mapped_column(String(32), index=True)
-    urgency: Mapped[str] = mapped_column(String(16), index=True)
+    level: Mapped[str | None] = mapped_column(String(32))
+    urgency: Mapped[str] = mapped_column(String(16))
     iop_verdict: Mapped[str] = mapped_column(String(32))
     answers: Mapped[dict[str, Any]]
     determination: Mapped[dict[str, Any]]

@@ -12,6 +12,7 @@ from sqlalchemy import (
     JSON,
     Column,
     Insert,
+    Select,
     Table,
     Text,
     bindparam,
@@ -24,6 +25,7 @@ from sqlalchemy.dialects.postgresql import insert as postgres_insert
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.orm import load_only
 
 from app.audit.models import AuditEvent
 from app.kernel.db import Base, DriverStatement, UtcDateTime, driver_connection, for_asyncpg
@@ -55,6 +57,63 @@ async def recent_screenings_of_key(
     return [(row[0], row[1], row[2], row[3], row[4]) for row in rows]
 
 
+# What a page of GET /v1/screenings shows of each screening.
+LISTED_COLUMNS = (
+    Screening.id,
+    Screening.created_at,
+    Screening.external_reference,
+    Screening.rule_set_owner,
+    Screening.rule_set_key,
+    Screening.rule_set_version,
+    Screening.rule_set_sha256,
+    Screening.status,
+    Screening.level,
+    Screening.urgency,
+    Screening.iop_verdict,
+)
+
+
+def page_query(
+    tenant: str,
+    *,
+    limit: int,
+    after: tuple[datetime, str] | None,
+    external_reference: str | None = None,
+    level: str | None = None,
+    urgency: str | None = None,
+    rule_set_key: str | None = None,
+    rule_set_version: int | None = None,
+    created_from: datetime | None = None,
+    created_to: datetime | None = None,
+) -> Select[Screening]:
+    """A page of ``tenant``'s screenings, newest first, after the (created_at, id) last seen.
+    Only the columns a page shows are read (never the answers or the determination), and each
+    filter is served by an index that starts with the tenant (``Screening.__table_args__``)."""
+    query = (
+        select(Screening)
+        .options(load_only(*LISTED_COLUMNS, raiseload=True))
+        .where(Screening.tenant_id == tenant)
+        .order_by(Screening.created_at.desc(), Screening.id.desc())
+        .limit(limit)
+    )
+    if after is not None:
+        query = query.where(after_row(Screening.created_at, Screening.id, after))
+    for column, value in (
+        (Screening.external_reference, external_reference),
+        (Screening.level, level),
+        (Screening.urgency, urgency),
+        (Screening.rule_set_key, rule_set_key),
+        (Screening.rule_set_version, rule_set_version),
+    ):
+        if value is not None:
+            query = query.where(column == value)
+    if created_from is not None:
+        query = query.where(Screening.created_at >= created_from)
+    if created_to is not None:
+        query = query.where(Screening.created_at < created_to)
+    return query
+
+
 class ScreeningRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -78,42 +137,11 @@ class ScreeningRepository:
         return (await self.session.execute(query)).scalar_one_or_none()
 
     async def page(
-        self,
-        tenant: str,
-        *,
-        limit: int,
-        after: tuple[datetime, str] | None,
-        external_reference: str | None,
-        level: str | None,
-        urgency: str | None,
-        rule_set_key: str | None,
-        rule_set_version: int | None,
-        created_from: datetime | None,
-        created_to: datetime | None,
+        self, tenant: str, *, limit: int, after: tuple[datetime, str] | None, **filters: Any
     ) -> Sequence[Screening]:
         """Newest first; ``after`` is the (created_at, id) of the last row already seen."""
-        query = (
-            select(Screening)
-            .where(Screening.tenant_id == tenant)
-            .order_by(Screening.created_at.desc(), Screening.id.desc())
-        )
-        if after is not None:
-            query = query.where(after_row(Screening.created_at, Screening.id, after))
-        if external_reference is not None:
-            query = query.where(Screening.external_reference == external_reference)
-        if level is not None:
-            query = query.where(Screening.level == level)
-        if urgency is not None:
-            query = query.where(Screening.urgency == urgency)
-        if rule_set_key is not None:
-            query = query.where(Screening.rule_set_key == rule_set_key)
-        if rule_set_version is not None:
-            query = query.where(Screening.rule_set_version == rule_set_version)
-        if created_from is not None:
-            query = query.where(Screening.created_at >= created_from)
-        if created_to is not None:
-            query = query.where(Screening.created_at < created_to)
-        return (await self.session.execute(query.limit(limit))).scalars().all()
+        query = page_query(tenant, limit=limit, after=after, **filters)
+        return (await self.session.execute(query)).scalars().all()
 
     async def latest_decision(self, screening_id: str) -> Decision | None:
         query = (
