@@ -28,7 +28,7 @@ from sqlalchemy.orm import DeclarativeBase, Session, SessionTransaction
 from sqlalchemy.sql.elements import ClauseElement
 from sqlalchemy.util import greenlet_spawn
 
-from app.kernel.ids import random_uuid
+from app.kernel.ids import time_ordered_uuid
 from app.kernel.settings import Settings
 
 NAMING_CONVENTION = {
@@ -66,8 +66,9 @@ class Base(DeclarativeBase):
 
 
 def new_id() -> str:
-    """A new random identifier (UUID4 as text, portable across databases)."""
-    return random_uuid()
+    """A new row's identifier: a time-ordered UUID (version 7) as text, portable across
+    databases; new rows land at the end of their primary-key index."""
+    return time_ordered_uuid()
 
 
 def utcnow() -> datetime:
