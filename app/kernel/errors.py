@@ -228,11 +228,19 @@ def field_problems(errors: Iterable[Any]) -> list[FieldProblem]:
     are pointed to from the body's root (``#/answers/...``, like every other problem about the
     body); query, header and path parameters keep their prefix (``#/query/limit``)."""
     problems = []
+    unknown: dict[tuple[str | int, ...], int] = {}  # unknown members seen, per object
     for error in errors:
         location = tuple(error["loc"])
         if location[:1] == ("body",):
             location = location[1:]
-        problems.append(FieldProblem(pointer=pointer(location), detail=error["msg"]))
+        detail = error["msg"]
+        if error.get("type") == "extra_forbidden":
+            # The member's name is the caller's text: point at its object and say which one
+            # it is by position among the object's unknown members, never by the name.
+            location = location[:-1]
+            unknown[location] = unknown.get(location, 0) + 1
+            detail = f"unknown member {unknown[location]} of this object is not allowed"
+        problems.append(FieldProblem(pointer=pointer(location), detail=detail))
     return problems
 
 
