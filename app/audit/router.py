@@ -29,6 +29,15 @@ router = APIRouter(
 )
 
 Text = Annotated[str | None, Query(max_length=300, pattern=NO_CONTROL_CHARACTERS)]
+# A client's id: an API client's (a UUID) or a token issuer's (``jwt:<provider>:<client>``).
+ClientIdFilter = Annotated[
+    str | None,
+    Query(
+        max_length=300,
+        pattern=r"^[A-Za-z0-9._:-]+$",
+        description="Events of this client (its id, as the events show it).",
+    ),
+]
 
 
 @router.get(
@@ -69,7 +78,7 @@ async def list_audit_events(
     action: Action | None = None,
     resource_type: ResourceType | None = None,
     resource_id: Text = None,
-    client_id: Text = None,
+    client_id: ClientIdFilter = None,
     outcome: Annotated[
         Literal["success", "failure"] | None,
         Query(description="`failure`: answered with a 4xx or 5xx status."),

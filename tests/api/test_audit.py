@@ -424,6 +424,7 @@ async def test_the_trail_is_read_newest_first_with_filters_and_cursors(
         {"recorded_to": "0.5"},  # not a Unix time either
         {"resource_id": "a\x01b"},
         {"client_id": "x" * 301},
+        {"client_id": "a client <name>"},  # not a plain token
     ],
 )
 async def test_invalid_filters_are_422(client: httpx.AsyncClient, params: Json) -> None:
