@@ -307,6 +307,10 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
         # carelevel exports its metrics and access lines itself, and spans could carry
         # request values (health information). It also saves a check on every request.
         telemetry={"tracing": False, "metrics": False, "logs": False},
+        # A path with a trailing slash is not found rather than redirected: Starlette would
+        # build the redirect's absolute URL from the request's Host header, which the caller
+        # chooses (an open redirect through a proxy that passes it on).
+        redirect_slashes=False,
         # Refused with 413 as the body is read (rule-set documents have their own limit).
         max_body_size=settings.max_body_bytes,
         generate_unique_id_function=operation_id,

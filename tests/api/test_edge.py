@@ -163,3 +163,13 @@ async def test_cors_allows_the_configured_origins_only(
 def test_origins_must_be_origins() -> None:
     with pytest.raises(ValueError, match="not an origin"):
         Settings(cors_origins=["intake.example"])
+
+
+async def test_a_trailing_slash_is_not_found_never_redirected_to_the_callers_host(
+    client: httpx.AsyncClient,
+) -> None:
+    """No redirect is built from the Host header the caller sends."""
+    for path in ("/v1/screenings/", "/v1/questionnaire/", "/fhir/r4/metadata/"):
+        response = await client.get(path, headers={"Host": "evil.example"})
+        assert response.status_code == 404, path
+        assert "location" not in response.headers
