@@ -39,6 +39,7 @@ from app.process.gc_tuning import settle_after_startup
 from app.process.logging_setup import keep_health_information_out_of_logs
 from app.questionnaire import Questionnaire, build_questionnaire
 from app.rulesets.cache import RuleSetCache, refresh_forever
+from app.rulesets.compiled import COMPILED
 from app.rulesets.resolve import RuleSets
 from app.rulesets.router import router as rule_sets_router
 from app.rulesets.service import RuleSetService
@@ -135,6 +136,7 @@ async def prepare_database(app: FastAPI, settings: Settings) -> None:
         if settings.creates_bootstrap_admin:
             await create_bootstrap_admin(app.state.client_service, settings)
     async with app.state.sessions() as session:
+        # Compiles the shared rule sets' active versions only: tenants' are compiled on use.
         await app.state.rule_set_cache.refresh(session)
 
 
@@ -318,7 +320,9 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
     app.openapi = lambda: complete_openapi(app)  # type: ignore[method-assign]
     app.state.settings = settings
     app.state.link_signer = link_signer(settings)
-    app.state.rule_set_cache = RuleSetCache()
+    # One compile cache per process (``COMPILED``), bounded as this process is configured.
+    COMPILED.resize(settings.compiled_rule_sets_max)
+    app.state.rule_set_cache = RuleSetCache(COMPILED)
     app.state.metrics = Metrics()
     app.problems = ProblemHandlers(audit_failure, (("/fhir/", outcome_response),))
     app.problems.install(app)

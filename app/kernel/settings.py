@@ -71,6 +71,15 @@ class Settings(BaseSettings):
         description="How often each process checks which rule-set versions are active; an "
         "activation reaches every process within this interval (plus one query).",
     )
+    compiled_rule_sets_max: int = Field(
+        default=64,
+        ge=1,
+        le=10_000,
+        description="How many compiled rule-set contents each process keeps (least recently "
+        "used evicted first; about 0.35 MB each for the shipped rule set). Tenants' active "
+        "versions are compiled on first use and again after eviction; the shared rule sets' "
+        "active versions are always kept.",
+    )
     idempotency_ttl_hours: int = Field(default=24, ge=24, le=24 * 30)
     max_page_size: int = Field(default=100, ge=1, le=1000)
     simulation_sample_size: int = Field(default=500, ge=1, le=10_000)

@@ -10,6 +10,22 @@ from app.security.actions import version_resource_id
 
 
 @dataclass(frozen=True, slots=True)
+class VersionIdentity:
+    """A stored, published version without its compiled form: what each process remembers of
+    every active version (compiled forms are kept apart, in a bounded cache), and what a pinned
+    version is known by until it is compiled."""
+
+    id: str
+    owner: str  # "shared" or a tenant
+    key: str
+    version: int
+    sha256: str
+
+    def deciding(self, compiled: CompiledRuleSet) -> DecidingVersion:
+        return DecidingVersion(self.id, self.owner, self.key, self.version, compiled)
+
+
+@dataclass(frozen=True, slots=True)
 class DecidingVersion:
     """A stored, published version that decides (or replays) screenings, with its compiled
     form: what a screening records as the version that decided it."""
@@ -35,6 +51,10 @@ class DecidingVersion:
 
     def rule_set_used(self) -> dict[str, Any]:
         return rule_set_used(self.owner, self.key, self.version, self.sha256)
+
+    def identity(self) -> VersionIdentity:
+        """This version without its compiled form."""
+        return VersionIdentity(self.id, self.owner, self.key, self.version, self.sha256)
 
 
 def rule_set_used(owner: str, key: str, version: int, sha256: str) -> dict[str, Any]:

@@ -1,15 +1,19 @@
 """Which stored version decides a tenant's screening: the pinned one, or the active version of
 the key, the tenant's own before the shared one.
 
-The active version comes from the in-process cache, compiled: no database read per request
-(``resolve_cached`` answers without a session). A pinned version costs one small query (its
-status can change) and never a read of its content once this process has compiled that
-content. Drafts never decide anything; retired versions decide no new screening but still
-replay.
+The active version comes from the in-process cache: no database read per request once this
+process has compiled it (``resolve_cached`` answers without a session); a tenant's active
+version is compiled by the first request that needs it (one read of its content, compiled in a
+worker thread) and again after the bounded compile cache evicted it. A pinned version costs one
+small query (its status can change) and never a read of its content while this process holds
+that content compiled. Drafts never decide anything; retired versions decide no new screening
+but still replay.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Sequence
 from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,7 +22,7 @@ from app.engine import DEFAULT_RULE_SET_KEY
 from app.kernel.errors import FieldProblem, Unprocessable
 from app.kernel.tenancy import SHARED
 from app.rulesets.cache import RuleSetCache
-from app.rulesets.deciding import DecidingVersion
+from app.rulesets.deciding import DecidingVersion, VersionIdentity
 from app.rulesets.models import RuleSetVersion, VersionStatus
 from app.rulesets.repository import RuleSetRepository
 
@@ -72,21 +76,21 @@ class RuleSets:
     def resolve_cached(self, tenant: str, pin: Pin | None) -> DecidingVersion | None:
         """What ``resolve`` answers when it needs no database: the active version of the key,
         compiled in this process (the common case, and what nearly every request asks for).
-        None otherwise (a pinned version, an owner to check, a key not seen active yet):
-        ``resolve`` then decides."""
-        cache = self.cache
+        None otherwise (a pinned version, an owner to check, a key not seen active yet, an
+        active version not compiled here yet): ``resolve`` then decides."""
         if pin is None:
-            return cache.active(tenant, DEFAULT_RULE_SET_KEY) or cache.active(
-                SHARED, DEFAULT_RULE_SET_KEY
-            )
-        if pin.version is not None:
+            owners: tuple[str, ...] = (tenant, SHARED)
+            key = DEFAULT_RULE_SET_KEY
+        elif pin.version is not None:
             return None
-        owner = pin.owner
-        if owner is None:
-            return cache.active(tenant, pin.key) or cache.active(SHARED, pin.key)
-        if owner != tenant and owner != SHARED:
+        elif pin.owner is None:
+            owners, key = (tenant, SHARED), pin.key
+        elif pin.owner in (tenant, SHARED):
+            owners, key = (pin.owner,), pin.key
+        else:
             return None
-        return cache.active(owner, pin.key)
+        found = self._first_active(owners, key)
+        return None if found is None else self.cache.ready(found)
 
     async def resolve(
         self,
@@ -121,9 +125,11 @@ class RuleSets:
         """The keys of the rule sets with a version that decides ``tenant``'s screenings."""
         return self.cache.active_keys((SHARED, tenant))
 
-    def _first_active(self, owners: list[str], key: str) -> DecidingVersion | None:
+    def _first_active(self, owners: Sequence[str], key: str) -> VersionIdentity | None:
+        """The active version of the first of ``owners`` that has one (a tenant's own before
+        the shared one), compiled here or not."""
         for owner in owners:
-            found = self.cache.active(owner, key)
+            found = self.cache.known(owner, key)
             if found is not None:
                 return found
         return None
@@ -135,11 +141,12 @@ class RuleSets:
             # a second, so requests naming unknown keys cannot turn into a query each.
             await self.cache.refresh(session)
             found = self._first_active(owners, key)
-        if found is None:
-            raise _refused(
-                f"Rule set '{key}' has no active version.", "#/rule_set/key", "no active version"
-            )
-        return found
+        if found is not None:
+            with contextlib.suppress(LookupError):  # replaced since the last refresh
+                return await self.cache.deciding(session, found)
+        raise _refused(
+            f"Rule set '{key}' has no active version.", "#/rule_set/key", "no active version"
+        )
 
     async def _pinned(
         self,
@@ -163,10 +170,8 @@ class RuleSets:
         problem = _pinned_status_problem(status, allow_retired, pointer)
         if problem is not None:
             raise problem
-        compiled = self.cache.compiled.get(sha256, str(number))
-        if compiled is None:
-            row = await repository.version_by_id(version_id)
-            if row is None:  # pragma: no cover - deleted between the two reads (drafts only)
-                raise _no_version(owner, key, number, pointer)
-            compiled = self.cache.compile(row)
-        return DecidingVersion(version_id, owner, key, number, compiled)
+        pinned = VersionIdentity(version_id, owner, key, number, sha256)
+        try:
+            return await self.cache.deciding(session, pinned)
+        except LookupError:  # pragma: no cover - deleted between the two reads (drafts only)
+            raise _no_version(owner, key, number, pointer) from None

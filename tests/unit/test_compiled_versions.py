@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from app.engine import (
+    CompiledRuleSet,
     ScreeningAnswers,
     compile_rule_set,
     default_rule_set,
@@ -103,3 +107,37 @@ def test_the_shipped_rule_set_seeds_the_cache_without_a_compilation() -> None:
     assert cache.compilations == 0
     assert compiled.version == "1"
     assert compiled.document == default_rule_set().document
+
+
+async def test_compiling_off_the_loop_runs_the_compiler_in_a_worker_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    content, sha = retitled("Elsewhere")
+    cache = CompiledVersions()
+    compiled_in: list[int] = []
+
+    def recording(source: Any, *, version: str) -> CompiledRuleSet:
+        compiled_in.append(threading.get_ident())
+        return compile_rule_set(source, version=version)
+
+    monkeypatch.setattr("app.rulesets.compiled.compile_rule_set", recording)
+    compiled = await cache.compile_off_loop(content, sha, "4")
+    again = await cache.compile_off_loop(content, sha, "4")
+
+    assert len(compiled_in) == 1
+    assert compiled_in[0] != threading.get_ident()  # not the event loop's thread
+    assert again is compiled
+    assert (compiled.version, compiled.ref.sha256) == ("4", sha)
+    assert cache.compilations == 1
+
+
+def test_shrinking_the_bound_forgets_the_least_recently_used_contents_at_once() -> None:
+    cache = CompiledVersions()
+    (a, sha_a), (b, sha_b), (c, sha_c) = (retitled(t) for t in ("A", "B", "C"))
+    for content, sha in ((a, sha_a), (b, sha_b), (c, sha_c)):
+        cache.compile(content, sha, "1")
+
+    cache.resize(1)
+
+    assert len(cache) == 1
+    assert cache.get(sha_c, "1") is not None
