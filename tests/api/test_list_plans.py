@@ -18,7 +18,6 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import Select, text
-from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.audit.repository import audit_page_query
@@ -95,7 +94,7 @@ _EVENTS = text(
 
 
 async def _plan(engine: AsyncEngine, query: Select[Any]) -> dict[str, Any]:
-    compiled = query.compile(dialect=asyncpg_dialect())
+    compiled = query.compile(dialect=engine.dialect)
     parameters = [compiled.params[name] for name in compiled.positiontup or ()]
     async with engine.connect() as connection:
         raw = await connection.get_raw_connection()
