@@ -12,6 +12,7 @@ which gets 404 for them exactly as for a rule set that does not exist.
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -65,6 +66,31 @@ from app.security.caller import Caller
 
 SYSTEM_ACTOR = "system"
 T = TypeVar("T")
+
+
+_Changes = dict[tuple[str | None, str | None], list[str]]
+
+
+def _re_evaluate(
+    compiled: CompiledRuleSet, rows: Sequence[Any]
+) -> tuple[_Changes, _Changes, _Changes, int]:
+    """The level, urgency and verdict changes of stored screenings re-evaluated under
+    ``compiled`` (pure; run in a worker thread), and how many changed level."""
+    levels: _Changes = defaultdict(list)
+    urgencies: _Changes = defaultdict(list)
+    verdicts: _Changes = defaultdict(list)
+    changed = 0
+    for screening_id, answers, level, urgency, verdict in rows:
+        result = evaluate(compiled, ScreeningAnswers.model_validate(answers))
+        new_level = result.recommended_level.level.value if result.recommended_level else None
+        if new_level != level:
+            changed += 1
+        levels[(level, new_level)].append(screening_id)
+        if result.urgency.value != urgency:
+            urgencies[(urgency, result.urgency.value)].append(screening_id)
+        if result.iop.verdict.value != verdict:
+            verdicts[(verdict, result.iop.verdict.value)].append(screening_id)
+    return levels, urgencies, verdicts, changed
 
 
 def _by_size(
@@ -225,7 +251,7 @@ class _UseCase:
     ) -> tuple[RuleSetVersion, CompiledRuleSet]:
         row = await self._find(owner, key, version)
         try:
-            return row, self.cache.compile(row)
+            return row, await self.cache.compile_off_loop(row)
         except RuleSetError as error:  # only drafts saved before a compiler change
             raise Unprocessable("The version does not compile.", errors=_problems(error)) from None
 
@@ -388,16 +414,34 @@ class _UseCase:
     # --- validation and lifecycle -----------------------------------------------------------
 
     async def validate(self, owner: str, key: str, version: int) -> ValidationReport:
-        report = validation_report(await self._find(owner, key, version), self.cache.compile)
+        report = await self._report(await self._find(owner, key, version))
         self._record(200, details={"publishable": report.publishable})
         return report
+
+    async def _report(self, row: RuleSetVersion) -> ValidationReport:
+        """The validation report of ``row``: compiled and its test cases run in worker threads,
+        so that a large rule set does not stall other tenants' requests."""
+        try:
+            compiled = await self.cache.compile_off_loop(row)
+        except RuleSetError as error:
+            refused = error
+
+            def compile_version(_: RuleSetVersion) -> CompiledRuleSet:
+                raise refused
+
+        else:
+
+            def compile_version(_: RuleSetVersion) -> CompiledRuleSet:
+                return compiled
+
+        return await asyncio.to_thread(validation_report, row, compile_version)
 
     async def publish(self, owner: str, key: str, version: int) -> RuleSetVersion:
         await self._lock(owner, key)
         row = await self._find(owner, key, version)
         if row.status != VersionStatus.DRAFT:
             raise Conflict(f"Version {version} of '{owner}/{key}' is already {row.status}.")
-        report = validation_report(row, self.cache.compile)
+        report = await self._report(row)
         if not report.publishable:
             raise Unprocessable(
                 "Only a draft that compiles under the current semantics, passes every test "
@@ -511,7 +555,7 @@ class _UseCase:
         shared version it came from otherwise) with ``owner``'s."""
         before_row, before = await self._compiled(from_owner or owner, key, from_version)
         after_row, after = await self._compiled(owner, key, to_version)
-        result = version_diff(key, before_row, before, after_row, after)
+        result = await asyncio.to_thread(version_diff, key, before_row, before, after_row, after)
         self._record(
             200,
             details={
@@ -528,20 +572,8 @@ class _UseCase:
         row, compiled = await self._compiled(owner, key, version)
         tenant = self.caller.tenant if self.caller is not None else None
         rows = await self.samples(self.session, tenant, key, sample)
-        levels: dict[tuple[str | None, str | None], list[str]] = defaultdict(list)
-        urgencies: dict[tuple[str | None, str | None], list[str]] = defaultdict(list)
-        verdicts: dict[tuple[str | None, str | None], list[str]] = defaultdict(list)
-        changed = 0
-        for screening_id, answers, level, urgency, verdict in rows:
-            result = evaluate(compiled, ScreeningAnswers.model_validate(answers))
-            new_level = result.recommended_level.level.value if result.recommended_level else None
-            if new_level != level:
-                changed += 1
-            levels[(level, new_level)].append(screening_id)
-            if result.urgency.value != urgency:
-                urgencies[(urgency, result.urgency.value)].append(screening_id)
-            if result.iop.verdict.value != verdict:
-                verdicts[(verdict, result.iop.verdict.value)].append(screening_id)
+        # Re-evaluating hundreds of screenings is CPU work: a worker thread does it.
+        levels, urgencies, verdicts, changed = await asyncio.to_thread(_re_evaluate, compiled, rows)
         self._record(200, details={"screenings_considered": len(rows), "changed": changed})
         return SimulationReport(
             owner=owner,

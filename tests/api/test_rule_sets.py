@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import copy
 import re
+import threading
 
 import httpx
+import pytest
 from fastapi import FastAPI
 
 from app.kernel.settings import Settings
+from app.rulesets import router as rule_set_router
+from app.rulesets import service as rule_set_service
 from tests.api.rule_sets_support import (
     KEY,
     NEVER_FIRES,
@@ -23,6 +27,7 @@ from tests.api.rule_sets_support import (
     STEP_DOWN_CASES,
     VERSIONS,
     case,
+    copy_of_version_1,
     create_draft,
     default_document,
     from_yaml,
@@ -579,3 +584,38 @@ async def test_export_round_trips_through_import(app: FastAPI, client: httpx.Asy
     assert body["sha256"] == original["sha256"]
     assert body["content"] == original["content"]
     assert re.match(label_of("importer"), body["created_by"])
+
+
+async def test_heavy_rule_set_work_runs_off_the_event_loop(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Exporting, validating (its test cases), diffing and simulating a rule set are CPU work
+    that grows with its size: each runs in a worker thread, so that the event loop keeps
+    serving other tenants' requests meanwhile."""
+    on_the_loop: dict[str, bool] = {}
+
+    def watched(name: str, module: object) -> None:
+        original = getattr(module, name)
+
+        def run(*args: object, **kwargs: object) -> object:
+            on_the_loop[name] = threading.current_thread() is threading.main_thread()
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, run)
+
+    watched("export_yaml", rule_set_router)
+    watched("validation_report", rule_set_service)
+    watched("version_diff", rule_set_service)
+    watched("_re_evaluate", rule_set_service)
+    await screen(client, "adult-iop-suitable")  # something to simulate over
+    draft = await copy_of_version_1(client)
+    assert (await client.get(f"{VERSIONS}/{draft}/export")).status_code == 200
+    assert (await client.post(f"{VERSIONS}/{draft}/validate")).status_code == 200
+    assert (await client.get(f"{SHARED_SETS}/{KEY}/diff?from=1&to={draft}")).status_code == 200
+    assert (await client.post(f"{VERSIONS}/{draft}/simulate")).status_code == 200
+    assert on_the_loop == {
+        "export_yaml": False,
+        "validation_report": False,
+        "version_diff": False,
+        "_re_evaluate": False,
+    }
