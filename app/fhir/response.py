@@ -50,8 +50,7 @@ class Question:
 @cache
 def given_switches() -> dict[str, str]:
     """The instrument each "was given" question stands for: {linkId: instrument path}."""
-    (instruments,) = (top for top in form() if top.path == "instruments")
-    return {given_link_id(child.path): child.path for child in instruments.children}
+    return {given_link_id(instrument.path): instrument.path for instrument in _instruments()}
 
 
 @cache

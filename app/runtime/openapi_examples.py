@@ -210,13 +210,17 @@ def _decided() -> tuple[Json, Json]:
     decides them."""
     compiled = _default_version_1()
     determination = evaluate(compiled, ScreeningAnswers.model_validate(EXAMPLE_SECTIONS))
-    rule_set = {
+    return _used(compiled), orjson.loads(determination_to_json(determination))
+
+
+def _used(compiled: CompiledRuleSet) -> Json:
+    """The ``rule_set`` a response names when shared version 1 (``compiled``) decided."""
+    return {
         "owner": SHARED,
         "key": DEFAULT_RULE_SET_KEY,
         "version": 1,
         "sha256": compiled.ref.sha256,
     }
-    return rule_set, orjson.loads(determination_to_json(determination))
 
 
 def screening_requests() -> dict[str, Json]:
@@ -270,14 +274,8 @@ def _partial() -> Json:
     """The evaluation of the documented partial intake: what to ask next."""
     compiled = _default_version_1()
     determination = evaluate(compiled, ScreeningAnswers.model_validate(PARTIAL_ANSWERS))
-    rule_set = {
-        "owner": SHARED,
-        "key": DEFAULT_RULE_SET_KEY,
-        "version": 1,
-        "sha256": compiled.ref.sha256,
-    }
     body = {
-        "rule_set": rule_set,
+        "rule_set": _used(compiled),
         "determination": orjson.loads(determination_to_json(determination)),
     }
     return _shown(body, ask_next(determination.missing, compiled, PARTIAL_ANSWERS))
