@@ -44,6 +44,7 @@ from app.rulesets.resolve import RuleSets
 from app.rulesets.router import router as rule_sets_router
 from app.rulesets.service import RuleSetService
 from app.runtime.compression import Compression
+from app.runtime.deadline import Deadline
 from app.runtime.edge import Edge
 from app.runtime.fast_lane import FastLane, lanes_of
 from app.runtime.openapi import complete_openapi, operation_id
@@ -211,8 +212,9 @@ def link_signer(settings: Settings) -> LinkSigner:
 
 class Carelevel(FastAPI):
     """FastAPI with the request edge (request id, security headers, access log) outside
-    everything, error handling included, so that every response carries them; compression of
-    large responses just inside it; the fast lane of the hot operations between those and the
+    everything, error handling included, so that every response carries them; the request's
+    deadline just inside it, so that nothing below can hold a request longer; compression of
+    large responses inside that; the fast lane of the hot operations between those and the
     middleware stack; and the framework's own refusal of a body declared too large in the
     representation of every other error."""
 
@@ -221,8 +223,15 @@ class Carelevel(FastAPI):
     def build_middleware_stack(self) -> ASGIApp:
         stack = self.problems.framework_refusals(super().build_middleware_stack())
         lanes = lanes_of(screenings_router.routes, DIRECT_BINDERS)
-        lane = FastLane(stack, self, lanes, self.state.settings.max_body_bytes)
-        return Edge(Compression(lane), self.state.metrics)
+        settings: Settings = self.state.settings
+        lane = FastLane(stack, self, lanes, settings.max_body_bytes)
+        within_deadline = Deadline(
+            Compression(lane),
+            request_seconds=settings.request_deadline_seconds,
+            body_seconds=settings.request_body_timeout_seconds,
+            edge_problem=self.problems.edge_problem,
+        )
+        return Edge(within_deadline, self.state.metrics)
 
 
 def create_server_app() -> FastAPI:

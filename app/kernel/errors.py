@@ -4,8 +4,9 @@
     ├── BadRequest (400)          ├── Unauthorized (401)        ├── Forbidden (403)
     ├── NotFound (404)            ├── NotAcceptable (406)       ├── Conflict (409)
     ├── Gone (410)                ├── PreconditionFailed (412)  ├── PayloadTooLarge (413)
-    ├── UnsupportedMediaType (415)├── Unprocessable (422)       ├── PreconditionRequired (428)
-    ├── TooManyRequests (429)     └── ServiceUnavailable (503)
+    ├── RequestTimeout (408)      ├── UnsupportedMediaType (415)├── Unprocessable (422)
+    ├── PreconditionRequired (428)├── TooManyRequests (429)     └── ServiceUnavailable (503)
+                                                                    └── DeadlineExceeded
 
 Validation errors list field paths and messages, never the submitted values: answers are
 health information. A body that is not JSON is 400 ``malformed-json``; a body sent with another
@@ -106,7 +107,10 @@ def secured() -> dict[int | str, dict[str, Any]]:
         401: problem("Missing, invalid, expired or revoked credentials (with WWW-Authenticate)."),
         403: problem("The client lacks a scope this operation needs."),
         429: problem("The client's rate limit is spent; retry after `Retry-After` seconds."),
-        503: problem("The database or the identity provider is unavailable; retry shortly."),
+        503: problem(
+            "The database or the identity provider is unavailable, or the request reached its "
+            "deadline; retry after `Retry-After` seconds."
+        ),
     }
 
 
@@ -167,6 +171,12 @@ class NotAcceptable(AppError):
     status, slug, title = 406, "not-acceptable", "No acceptable representation"
 
 
+class RequestTimeout(AppError):
+    """The body did not arrive in time (a slow or stalled client); the connection is closed."""
+
+    status, slug, title = 408, "request-timeout", "The request body arrived too slowly"
+
+
 class Conflict(AppError):
     status, slug, title = 409, "conflict", "The request conflicts with the current state"
 
@@ -215,6 +225,12 @@ class TooManyRequests(AppError):
 
 class ServiceUnavailable(AppError):
     status, slug, title = 503, "temporarily-unavailable", "Temporarily unavailable"
+
+
+class DeadlineExceeded(ServiceUnavailable):
+    """The request was not answered within its deadline, and what it was doing was stopped."""
+
+    slug, title = "deadline-exceeded", "The request took too long"
 
 
 def pointer(location: Iterable[str | int]) -> str:

@@ -42,6 +42,21 @@ class Settings(BaseSettings):
         description="Longest wait for PostgreSQL to answer a statement or a new connection; "
         "beyond it the request is answered 503 and the connection replaced.",
     )
+    request_deadline_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=600,
+        description="Longest a request may take, from its arrival to the start of its answer, "
+        "whatever it waits for (connections, statements, worker threads); at the deadline it "
+        "is stopped and answered 503 with Retry-After.",
+    )
+    request_body_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=600,
+        description="Longest a client may take to send a request's body; a slower or stalled "
+        "body is answered 408 and its connection closed. At most the request deadline.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] | None = Field(
         default=None,
@@ -231,6 +246,15 @@ class Settings(BaseSettings):
             raise ValueError(
                 "CARELEVEL_SIGNED_LINK_SECRET: production with CDS clients needs it, so that "
                 "every process opens the links the cards carry"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _body_within_the_deadline(self) -> Settings:
+        if self.request_body_timeout_seconds > self.request_deadline_seconds:
+            raise ValueError(
+                "CARELEVEL_REQUEST_BODY_TIMEOUT_SECONDS must not exceed "
+                "CARELEVEL_REQUEST_DEADLINE_SECONDS (the body is part of the request)"
             )
         return self
 

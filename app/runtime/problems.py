@@ -31,6 +31,7 @@ from app.kernel.errors import (
     AppError,
     FieldProblem,
     MalformedJson,
+    PayloadTooLarge,
     UnsupportedMediaType,
     field_problems,
 )
@@ -181,17 +182,21 @@ class ProblemHandlers:
         """413: the body is over the ``limit`` that applies to ``path``. The connection is
         closed after the answer, since the rest of the body is never read."""
         detail = f"The request body exceeds the limit of {limit} bytes."
-        headers = {"Connection": "close"}
+        return self.edge_problem(path, PayloadTooLarge(detail, headers={"Connection": "close"}))
+
+    def edge_problem(self, path: str, error: AppError) -> Response:
+        """``error``, raised outside the application's handlers (the body limit, the request's
+        deadline), as ``path``'s representation has it."""
         for prefix, represent in self.representations:
             if path.startswith(prefix):
-                return represent(413, detail, None, None, headers)
+                return represent(error.status, error.detail, None, None, error.headers)
         body = {
-            "type": PROBLEM_BASE + "request-too-large",
-            "title": "The request body is too large",
-            "status": 413,
-            "detail": detail,
+            "type": PROBLEM_BASE + error.slug,
+            "title": error.title,
+            "status": error.status,
+            "detail": error.detail,
         }
-        return JSONResponse(body, 413, headers, media_type=PROBLEM_JSON)
+        return JSONResponse(body, error.status, error.headers, media_type=PROBLEM_JSON)
 
     async def http(self, request: Request, error: StarletteHTTPException) -> Response:
         await self.on_failure(request, error.status_code)

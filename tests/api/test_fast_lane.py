@@ -24,6 +24,7 @@ from starlette.types import Receive, Scope, Send
 
 from app.kernel.settings import Settings
 from app.runtime.compression import Compression
+from app.runtime.deadline import Deadline
 from app.runtime.edge import Edge
 from app.runtime.fast_lane import FastLane
 from app.screenings.service import ScreeningService
@@ -56,12 +57,13 @@ def comparable_headers(response: httpx.Response) -> list[tuple[str, str]]:
 
 
 def lane_of(app: FastAPI) -> FastLane:
-    """The lane: the edge, then compression, then the lane."""
+    """The lane: the edge, the deadline, compression, then the lane."""
     stack = app.middleware_stack
     assert isinstance(stack, Edge)
-    assert isinstance(stack.app, Compression)
-    assert isinstance(stack.app.app, FastLane)
-    return stack.app.app
+    assert isinstance(stack.app, Deadline)
+    assert isinstance(stack.app.app, Compression)
+    assert isinstance(stack.app.app.app, FastLane)
+    return stack.app.app.app
 
 
 @contextlib.contextmanager
