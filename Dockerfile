@@ -21,13 +21,14 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
         > /tmp/requirements.txt \
     && pip install -r /tmp/requirements.txt
 
-# Then the project itself, without dependencies. It is installed in editable mode on purpose: the
-# service finds alembic.ini and migrations/ next to app/ (app/kernel/migrate.py), so the code runs from
-# /app, where the runtime stage puts it too.
+# Then the project itself: its wheel, installed without dependencies. The package carries all it
+# runs: the migrations (app.migrations, from migrations/), the shipped rule set and the vendored
+# Swagger UI and ReDoc assets that /docs and /redoc serve (no CDN is needed).
 # README.md is only read here, for the package metadata.
 COPY README.md ./
 COPY app/ app/
-RUN pip install --no-deps -e .
+COPY migrations/ migrations/
+RUN pip install --no-deps .
 
 # --- runtime ---------------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS runtime
@@ -41,15 +42,8 @@ RUN groupadd --system --gid 10001 carelevel \
     && useradd --system --uid 10001 --gid carelevel --create-home \
         --home-dir /var/lib/carelevel --shell /usr/sbin/nologin carelevel
 
+# Only what runs: the virtual environment, owned by root and read-only for the service user.
 COPY --from=builder /opt/venv /opt/venv
-
-# Only what runs, owned by root and read-only for the service user. app/ includes app/static/docs,
-# the vendored Swagger UI and ReDoc assets that /docs and /redoc serve (no CDN is needed).
-WORKDIR /app
-COPY pyproject.toml alembic.ini ./
-COPY app/ app/
-COPY migrations/ migrations/
-RUN python -m compileall -q app migrations
 
 # The working directory is the service user's own: without CARELEVEL_DATABASE_URL the embedded
 # SQLite file (./carelevel.db) is created there. Production sets a postgresql+asyncpg:// URL.

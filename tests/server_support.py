@@ -87,17 +87,22 @@ def kill_process_group(process: subprocess.Popen[bytes]) -> None:
 
 @contextlib.contextmanager
 def running_server(
-    directory: Path, env: Mapping[str, str], *arguments: str, process_group: bool = False
+    directory: Path,
+    env: Mapping[str, str],
+    *arguments: str,
+    process_group: bool = False,
+    carelevel: Path = CARELEVEL,
 ) -> Iterator[Server]:
     """``carelevel serve`` on a free loopback port, once ``/healthz`` answers; stopped (SIGINT,
     then SIGKILL) on leaving, whatever happened. With ``process_group``, it leads a process
     group of its own (its workers with it): ``kill_process_group`` can crash all of them, and
-    none of them is left behind on leaving."""
+    none of them is left behind on leaving. ``carelevel``: the command of another installation
+    (by default, this environment's)."""
     port = free_port()
     stderr = directory / f"server-{port}.log"
     with stderr.open("wb") as output:
         process = subprocess.Popen(
-            [str(CARELEVEL), "serve", "--host", "127.0.0.1", "--port", str(port), *arguments],
+            [str(carelevel), "serve", "--host", "127.0.0.1", "--port", str(port), *arguments],
             cwd=directory,  # no developer's .env is read
             env=dict(env),
             stdin=subprocess.DEVNULL,

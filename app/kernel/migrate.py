@@ -7,6 +7,7 @@ import contextlib
 import fcntl
 from collections.abc import AsyncIterator
 from functools import cache
+from importlib.resources import files
 from pathlib import Path
 from typing import Literal
 
@@ -19,9 +20,6 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.kernel.settings import Settings
-
-ROOT = Path(__file__).resolve().parents[2]
-
 
 _SEED_LOCK_ID = 0x6361_7265  # "care": the advisory lock that serialises start-up seeding
 
@@ -54,8 +52,12 @@ class SchemaOutdated(RuntimeError):
 
 
 def alembic_config() -> Config:
-    config = Config(str(ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(ROOT / "migrations"))
+    """Alembic's configuration for the service: the migrations are the package
+    ``app.migrations``, which the wheel carries and which an editable install maps to the
+    checkout's migrations/ directory (pyproject.toml), so a checkout and an installed package
+    find them the same way. alembic.ini serves the ``alembic`` command in a checkout only."""
+    config = Config()
+    config.set_main_option("script_location", str(files("app.migrations")))
     return config
 
 
