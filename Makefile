@@ -3,10 +3,10 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: help install run test lint fuzz browser reliability typescript-client docs docs-assets bench bench-service clean
+.PHONY: help install run test lint fuzz browser reliability typescript-client k8s docs docs-assets bench bench-service clean
 
 help:  ## list the targets
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
 # Two installs into the one .venv, each remembered by a stamp file: what running carelevel
 # needs (make run), and that plus the tools for testing, linting and benchmarks (everything else).
@@ -66,6 +66,14 @@ typescript-client: install  ## TypeScript types generated from the OpenAPI docum
 	cd scripts/typescript_client && npm ci --no-audit --no-fund --ignore-scripts --silent
 	$(BIN)/python scripts/typescript_client/dump.py
 	cd scripts/typescript_client && npm run --silent generate && npm run --silent check
+
+# kubernetes-validate carries the API schemas: no cluster, no download. 1.30: the oldest
+# Kubernetes release the manifests are for. The kustomization is kustomize's, not the API's.
+K8S_MANIFESTS := $(filter-out %/kustomization.yaml,$(wildcard deploy/kubernetes/*.yaml))
+
+k8s: install  ## validate deploy/kubernetes against the Kubernetes 1.30 API schemas (strict, offline), and what ties the manifests to each other and to the service
+	$(BIN)/kubernetes-validate --strict --quiet --kubernetes-version 1.30 $(K8S_MANIFESTS)
+	$(BIN)/pytest -q tests/unit/test_kubernetes_manifests.py
 
 docs: install  ## regenerate docs/rule-sets.md's fact catalogue and the examples in examples/fhir/
 	$(BIN)/python -c "import pathlib, re; from app.engine.catalogue import BEGIN_MARKER as b, END_MARKER as e, render_catalogue; p = pathlib.Path('docs/rule-sets.md'); t = p.read_text(); p.write_text(t[: t.index(b)] + render_catalogue() + t[t.index(e) + len(e):])"
