@@ -277,12 +277,20 @@ def _serve(args: argparse.Namespace) -> int:
 
     import uvicorn
 
-    from app.kernel.settings import get_settings
+    from app.kernel.settings import counting_alone_with, get_settings
     from app.operations.docs_pages import docs_address
     from app.process.logging_setup import logging_config
 
     settings = get_settings()
     workers = args.workers or settings.workers
+    if settings.rate_limit_backend == "memory":
+        try:
+            counting_alone_with(workers)  # --workers may ask for more than the settings did
+        except ValueError as error:
+            print(
+                f"carelevel: the configuration is invalid:\n  - --workers: {error}", file=sys.stderr
+            )
+            return EXIT_USAGE
     host, port = args.host or settings.host, args.port or settings.port
     log_config = logging_config(settings.log_level, json_lines=settings.json_logs)
     # The configuration uvicorn applies as it starts, applied first to say where the docs are.

@@ -63,10 +63,11 @@ from app.security.links import LinkSigner
 from app.security.models import TokenUse
 from app.security.principal import ALL_SCOPES, SCOPE_DESCRIPTIONS, Principal, Scope
 from app.security.rate_limit import (
-    DatabaseRateLimiter,
-    MemoryRateLimiter,
+    FailedAuthentications,
+    MemoryCounter,
     RateLimiter,
-    RedisRateLimiter,
+    RedisCounter,
+    WindowCounter,
 )
 
 logger = logging.getLogger("carelevel")
@@ -171,13 +172,13 @@ async def create_bootstrap_admin(clients: ClientService, settings: Settings) -> 
 PURGE_INTERVAL_SECONDS = 600.0
 
 
-async def purge_forever(service: ScreeningService, rate_limiter: RateLimiter) -> None:
+async def purge_forever(service: ScreeningService, counter: WindowCounter) -> None:
     """Drop expired idempotency keys and ended rate-limit windows every few minutes."""
     while True:
         await asyncio.sleep(PURGE_INTERVAL_SECONDS)
         try:
             await service.purge_expired_keys()
-            await rate_limiter.purge()
+            await counter.purge()
             await purge_token_uses(service.sessions)
         except Exception as error:  # the next round tries again
             logger.warning("purge failed: %s", type(error).__name__)
@@ -189,17 +190,13 @@ async def purge_token_uses(sessions: async_sessionmaker[AsyncSession]) -> None:
         await session.execute(delete(TokenUse).where(TokenUse.expires_at < utcnow()))
 
 
-def create_rate_limiter(
-    settings: Settings, sessions: async_sessionmaker[AsyncSession]
-) -> RateLimiter:
-    limit, window = settings.rate_limit_requests, settings.rate_limit_window_seconds
-    backend = settings.rate_limit_backend
-    if backend == "redis":
+def window_counter(settings: Settings) -> WindowCounter:
+    """Where this process counts rate-limit windows: Redis when configured, else memory."""
+    window = settings.rate_limit_window_seconds
+    if settings.rate_limit_backend == "redis":
         assert settings.redis_url is not None  # checked by the settings
-        return RedisRateLimiter(settings.redis_url, limit, window)
-    if backend == "database":
-        return DatabaseRateLimiter(sessions, limit, window)
-    return MemoryRateLimiter(limit, window)
+        return RedisCounter(settings.redis_url, window)
+    return MemoryCounter(window)
 
 
 def link_signer(settings: Settings) -> LinkSigner:
@@ -261,10 +258,11 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
             app.state.metrics,
         )
         jwt = JwtVerifier(settings.identity_providers, list(Scope))
-        rate_limiter = create_rate_limiter(settings, app.state.sessions)
+        counter = window_counter(settings)
         app.state.guard = Guard(
             Authenticator(app.state.sessions, jwt, settings.credential_cache_seconds),
-            rate_limiter,
+            RateLimiter(counter, settings.rate_limit_requests, settings.rate_limit_tenant_requests),
+            FailedAuthentications(counter, settings.auth_failures_per_address),
         )
         app.state.client_service = ClientService(
             app.state.sessions, app.state.guard.authenticator.forget
@@ -284,7 +282,7 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
                     app.state.rule_set_cache, app.state.sessions, settings.rule_set_refresh_seconds
                 )
             ),
-            asyncio.create_task(purge_forever(app.state.screening_service, rate_limiter)),
+            asyncio.create_task(purge_forever(app.state.screening_service, counter)),
             asyncio.create_task(sample_forever(app)),
         ]
         if server_process:
@@ -300,7 +298,7 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
             await app.state.guard.authenticator.aclose()
             await jwt.aclose()
             await app.state.cds_verifier.aclose()
-            await rate_limiter.aclose()
+            await counter.aclose()
             await app.state.engine.dispose()
             app.state.metrics.process_ended()
 

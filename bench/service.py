@@ -21,8 +21,8 @@ reported for both trees with their relative change. The worktree and its databas
 end like the rest.
 
     python bench/service.py [--duration 10] [--connections 32] [--runs 3] [--only KEY ...]
-                            [--rate-limit-storage memory|database|redis]
-                            [--shared-storage database|redis] [--compare REF]
+                            [--rate-limit-storage memory|redis]
+                            [--shared-storage redis] [--compare REF]
                             [--profile DIR] [--json FILE]
 
 Prints requests/s, p50 and p99 latency and errors per target, the engine's µs per evaluation,
@@ -497,10 +497,12 @@ def carelevel_env(
         {
             "CARELEVEL_DATABASE_URL": url,
             "CARELEVEL_ENVIRONMENT": "production",  # JSON access lines, as deployed
-            # The limit is raised so that the benchmark measures requests, not 429s; the
-            # counting itself (one upsert per request with the database storage) still runs.
+            # The limits are raised so that the benchmark measures requests, not 429s; the
+            # counting itself (a round trip per request with the Redis storage) still runs.
             "CARELEVEL_RATE_LIMIT_REQUESTS": "10000000",
+            "CARELEVEL_RATE_LIMIT_TENANT_REQUESTS": "10000000",
             "CARELEVEL_RATE_LIMIT_STORAGE": storage,
+            "CARELEVEL_PUBLIC_URL": "http://127.0.0.1",
             "CARELEVEL_SHUTDOWN_TIMEOUT_SECONDS": "5",
         }
     )
@@ -781,17 +783,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--database", default="carelevel_bench", help="dropped and recreated")
     parser.add_argument(
         "--rate-limit-storage",
-        choices=["database", "memory", "redis"],
+        choices=["memory", "redis"],
         default="memory",
         help="rate-limit storage of the carelevel server the two ratios are taken on (memory: "
         "counted in the process, no round trip; see docs/performance.md)",
     )
     parser.add_argument(
         "--shared-storage",
-        choices=["database", "redis"],
-        default="database",
+        choices=["redis"],
+        default="redis",
         help="rate-limit storage shared by processes, for the rows that show what it costs and "
-        "the 2-worker rows (database: the default without Redis, one upsert per request)",
+        "the 2-worker rows (several processes need Redis)",
     )
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
     parser.add_argument("--pool-size", type=int,

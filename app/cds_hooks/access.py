@@ -16,7 +16,7 @@ from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.exc import IntegrityError
 
-from app.kernel.errors import Forbidden, ServiceUnavailable, TooManyRequests, Unauthorized
+from app.kernel.errors import Forbidden, ServiceUnavailable, Unauthorized
 from app.security.access import Guard, source_address
 from app.security.actions import ACTIONS, Action, resource_id_from_path
 from app.security.caller import Caller
@@ -91,13 +91,7 @@ async def cds_authorize(request: Request, action: Action) -> Caller:
     )
     request.state.principal = principal
     guard: Guard = request.app.state.guard
-    quota = await guard.rate_limiter.hit(principal.client_id)
-    request.state.quota = quota
-    if not quota.allowed:
-        raise TooManyRequests(
-            f"This client made more than {quota.limit} requests in the current window.",
-            headers={"Retry-After": str(quota.reset_seconds)},
-        )
+    await guard.count(request, principal)
     caller = Caller(
         principal=principal,
         action=action,

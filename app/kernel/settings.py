@@ -138,19 +138,35 @@ class Settings(BaseSettings):
     rate_limit_requests: int = Field(
         default=6000, ge=1, le=10_000_000, description="Requests per client per window."
     )
+    rate_limit_tenant_requests: int = Field(
+        default=30_000,
+        ge=1,
+        le=100_000_000,
+        description="Requests per tenant per window, all its clients together (a tenant cannot "
+        "multiply its budget by creating clients).",
+    )
     rate_limit_window_seconds: int = Field(default=60, ge=1, le=3600)
-    rate_limit_storage: Literal["auto", "memory", "database", "redis"] = Field(
+    auth_failures_per_address: int = Field(
+        default=30,
+        ge=1,
+        le=100_000,
+        description="Failed authentications per source address per window; beyond, requests "
+        "from that address with credentials not already trusted get 429 until the window ends, "
+        "without being checked.",
+    )
+    rate_limit_storage: Literal["auto", "memory", "redis"] = Field(
         default="auto",
-        description="Where request counts live: `redis` (shared by every process and replica), "
-        "`database` (shared too, one small write per request), `memory` (this process only). "
-        "`auto` is redis when CARELEVEL_REDIS_URL is set, else the database.",
+        description="Where request counts live: `redis` (shared by every process and replica) "
+        "or `memory` (this process only: one worker, one replica). `auto` is redis when "
+        "CARELEVEL_REDIS_URL is set, else memory.",
     )
     redis_url: str | None = Field(default=None, description="redis://host:6379/0")
     public_url: str | None = Field(
         default=None,
         description="The address clients reach the service at (https://carelevel.example): "
         "absolute links in FHIR Bundles and CDS Hooks cards, and the exact audience a CDS "
-        "client's JWT must name. Default: the address of each request.",
+        "client's JWT must name. Required in production; elsewhere the address of each "
+        "request by default.",
     )
     fhir_canonical_base: str = Field(
         default="https://carelevel.dev/fhir",
@@ -240,6 +256,12 @@ class Settings(BaseSettings):
                           ("CARELEVEL_REDIS_URL", self.redis_url)):  # fmt: skip
             if url is not None and _placeholder_password(url):
                 raise ValueError(f"{name}: the password is a placeholder; set the real one")
+        if self.public_url is None:
+            raise ValueError(
+                "CARELEVEL_PUBLIC_URL: production needs the address clients reach the service "
+                "at (https://carelevel.example), from which FHIR links are built (never from a "
+                "request's Host header)"
+            )
         if self.bootstrap_admin:
             raise ValueError("CARELEVEL_BOOTSTRAP_ADMIN must be off in production")
         if self.cds_clients and self.signed_link_secret is None:
@@ -264,6 +286,18 @@ class Settings(BaseSettings):
             raise ValueError("CARELEVEL_RATE_LIMIT_STORAGE=redis needs CARELEVEL_REDIS_URL")
         return self
 
+    @model_validator(mode="after")
+    def _counts_shared_by_every_process(self) -> Settings:
+        if self.rate_limit_backend == "memory":
+            counting_alone_with(self.workers)
+            if self.environment == "production" and self.rate_limit_storage == "auto":
+                raise ValueError(
+                    "CARELEVEL_REDIS_URL: production needs Redis for rate limits shared by every "
+                    "process and replica (or CARELEVEL_RATE_LIMIT_STORAGE=memory for a single "
+                    "process that is the only replica)"
+                )
+        return self
+
     @property
     def json_logs(self) -> bool:
         return (self.log_format or ("json" if self.environment == "production" else "text")) == (
@@ -281,10 +315,19 @@ class Settings(BaseSettings):
         return self.is_sqlite and self.environment == "development"
 
     @property
-    def rate_limit_backend(self) -> Literal["memory", "database", "redis"]:
+    def rate_limit_backend(self) -> Literal["memory", "redis"]:
         if self.rate_limit_storage != "auto":
             return self.rate_limit_storage
-        return "redis" if self.redis_url else "database"
+        return "redis" if self.redis_url else "memory"
+
+
+def counting_alone_with(workers: int) -> None:
+    """Refuse ``workers`` processes that would each count rate limits in their own memory."""
+    if workers > 1:
+        raise ValueError(
+            f"{workers} worker processes would each count rate limits alone: set "
+            "CARELEVEL_REDIS_URL (rate limits in Redis), or run one worker"
+        )
 
 
 # What .env.example, docs and tutorials put where a password goes.

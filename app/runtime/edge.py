@@ -21,7 +21,7 @@ from app.kernel.ids import random_uuid
 
 if TYPE_CHECKING:
     from app.operations.metrics import Metrics
-    from app.security.rate_limit import Quota
+    from app.security.rate_limit import Quotas
 
 logger = logging.getLogger("carelevel.access")
 
@@ -163,7 +163,7 @@ def _with_edge_headers(
     request_id: str,
     defaults: tuple[tuple[bytes, bytes], ...],
     scope: Scope,
-    quota: Quota | None,
+    quota: Quotas | None,
 ) -> list[tuple[bytes, bytes]]:
     """The response's headers with the request id, the security defaults it does not set
     itself, HSTS over HTTPS and the rate-limit fields (replacing any of the same name)."""

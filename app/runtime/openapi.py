@@ -176,9 +176,9 @@ OperationOutcome resources under `/fhir`.
 _HEADERS = {
     "WWW-Authenticate": "The RFC 6750 challenge: `error` and `error_description` say why.",
     "Retry-After": "Seconds to wait before retrying.",
-    "RateLimit": "The client's remaining requests (`r`) and seconds until the window resets "
-    "(`t`), draft-ietf-httpapi-ratelimit-headers.",
-    "RateLimit-Policy": "The client's quota (`q` requests per window).",
+    "RateLimit": "For the `client` and its `tenant`: the remaining requests (`r`) and seconds "
+    "until the window resets (`t`), draft-ietf-httpapi-ratelimit-headers.",
+    "RateLimit-Policy": "The quotas of the `client` and of its `tenant` (`q` requests per window).",
 }
 
 

@@ -1,7 +1,8 @@
 """The dependency every protected route declares: ``caller: Annotated[Caller, access(ACTION)]``.
 
-In order, for each request: authenticate the bearer credential (401), count it against the
-client's rate limit (429), check the action's scopes (403), and hand the route a ``Caller``
+In order, for each request: authenticate the bearer credential (401; 429 for an address with
+too many failed authentications), count it against the client's and the tenant's rate limits
+(429), check the action's scopes (403), and hand the route a ``Caller``
 that services use to scope every query to the caller's tenant and to write the audit event.
 Routes of a ``GuardedRoute`` router run it before the body is even read, so an unauthenticated
 request learns nothing about the shape of what it sent.
@@ -24,7 +25,8 @@ from app.kernel.errors import Forbidden, TooManyRequests, Unauthorized
 from app.security.actions import ACTIONS, Action, resource_id_from_path
 from app.security.authentication import Authenticator
 from app.security.caller import Caller
-from app.security.rate_limit import RateLimiter
+from app.security.principal import Principal
+from app.security.rate_limit import FailedAuthentications, RateLimiter
 
 bearer = HTTPBearer(
     auto_error=False,
@@ -42,6 +44,37 @@ class Guard:
 
     authenticator: Authenticator
     rate_limiter: RateLimiter
+    failures: FailedAuthentications
+
+    async def authenticate(self, token: str, address: str | None) -> Principal:
+        """The principal of ``token`` (401 otherwise). An address with too many failed
+        authentications in the window gets 429 for credentials not already trusted, before
+        they are checked; a failure is counted against its address."""
+        wait = self.failures.refused_for(address)
+        if wait is not None and not self.authenticator.trusts(token):
+            raise TooManyRequests(
+                f"Too many failed authentications from this address; retry in {wait} s.",
+                headers={"Retry-After": str(wait)},
+            )
+        try:
+            return await self.authenticator.authenticate(token)
+        except Unauthorized:
+            await self.failures.failed(address)
+            raise
+
+    async def count(self, request: Request, principal: Principal) -> None:
+        """Count the request against its client's and tenant's limits (429 when one is
+        spent); the quotas are kept for the response's RateLimit fields."""
+        quotas = await self.rate_limiter.hit(principal.client_id, principal.tenant)
+        request.scope.setdefault("state", {})["quota"] = quotas
+        spent = quotas.spent
+        if spent is not None:
+            whose = "client" if spent.policy == "client" else "client's tenant"
+            raise TooManyRequests(
+                f"This {whose} made more than {spent.limit} requests in the current window; "
+                f"retry in {spent.reset_seconds} s.",
+                headers={"Retry-After": str(spent.reset_seconds)},
+            )
 
 
 def _credentials(request: Request) -> str | None:
@@ -87,22 +120,16 @@ async def authorize(request: Request, action: Action) -> Caller:
         raise Unauthorized(
             "Send credentials: Authorization: Bearer <API key or access token>.", error=None
         )
-    principal = await guard.authenticator.authenticate(token)
+    address = source_address(request)
+    principal = await guard.authenticate(token, address)
     state["principal"] = principal
-    quota = await guard.rate_limiter.hit(principal.client_id)
-    state["quota"] = quota
-    if not quota.allowed:
-        raise TooManyRequests(
-            f"This client made more than {quota.limit} requests in the current window; "
-            f"retry in {quota.reset_seconds} s.",
-            headers={"Retry-After": str(quota.reset_seconds)},
-        )
+    await guard.count(request, principal)
     path_params = request.scope.get("path_params")
     caller = Caller(
         principal=principal,
         action=action,
         request_id=state.get("request_id"),
-        source_ip=source_address(request),
+        source_ip=address,
         resource_id=resource_id_from_path(path_params) if path_params else None,
     )
     state["caller"] = caller  # failed requests are audited from the error handlers

@@ -9,7 +9,8 @@ A key is checked by one database read at a time: requests that carry it while it
 under way wait for that check. And a key in use is checked again in the background shortly
 before its trust runs out, so under steady traffic no request waits for a check and the
 requests in flight do not all miss together when it expires (each would otherwise read and
-touch the client's row).
+touch the client's row). A key found not valid is refused without a database read for a minute
+(a client retrying a wrong key, or replaying a revoked one, costs a dictionary lookup).
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ _CACHE_LIMIT = 10_000
 # A key in use is checked again in the background once this share of its trust has elapsed.
 _RECHECK_AFTER = 0.8
 _KNOWN_SCOPES = frozenset(scope.value for scope in Scope)
+# How long a key found not valid is refused without another database read.
+REFUSAL_SECONDS = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +71,9 @@ class Authenticator:
         self._trusted: dict[str, _Trusted] = {}
         self._checks: dict[str, asyncio.Task[Principal]] = {}  # by key digest, under way
         self._forgotten = 0  # revocations seen by this process; a check older is not kept
+        # Keys found not valid (unknown, wrong or revoked), by digest: (until, why). Such a key
+        # never becomes valid again, so sending it again costs no database read for a while.
+        self._refused: dict[str, tuple[float, str]] = {}
 
     async def authenticate(self, token: str) -> Principal:
         """The principal ``token`` stands for; Unauthorized (401) otherwise."""
@@ -79,6 +85,9 @@ class Authenticator:
                 if prefix is not None:
                     self._check(token, prefix, digest)  # in the background
             return trusted.principal
+        refused = self._refused.get(digest)  # a key found not valid a moment ago
+        if refused is not None and refused[0] > now:
+            raise Unauthorized(refused[1])
         prefix = key_prefix(token)
         if prefix is not None:
             check = self._checks.get(digest) or self._check(token, prefix, digest)
@@ -118,6 +127,14 @@ class Authenticator:
         error = None if check.cancelled() else check.exception()
         if isinstance(error, Unauthorized):
             self._trusted.pop(digest, None)
+            if len(self._refused) >= _CACHE_LIMIT:
+                self._refused.pop(next(iter(self._refused)))
+            self._refused[digest] = (self.clock() + REFUSAL_SECONDS, error.detail)
+
+    def trusts(self, token: str) -> bool:
+        """Whether ``token`` is a key this process checked and trusts still."""
+        trusted = self._trusted.get(hash_key(token))
+        return trusted is not None and trusted.until > self.clock()
 
     async def aclose(self) -> None:
         """Cancel the checks under way (at shutdown, before the database engine goes)."""

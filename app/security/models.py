@@ -1,11 +1,11 @@
-"""The security tables: API clients (credentials and scopes), rate-limit counters (the
-database backend of the rate limiter) and seen token ids."""
+"""The security tables: API clients (credentials and scopes) and seen token ids (rate-limit
+counts live in Redis or in memory, app/security/rate_limit.py)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Index, Integer, String
+from sqlalchemy import Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.kernel.db import Base, IdColumn, JSONDocument, new_id, utcnow
@@ -29,17 +29,6 @@ class ApiClient(Base):
     revoked_at: Mapped[datetime | None]
     revoked_by: Mapped[str | None] = mapped_column(String(300))
     last_used_at: Mapped[datetime | None]
-
-
-class RateLimitWindow(Base):
-    """Requests a client made in one fixed window. On Postgres the table is UNLOGGED (no WAL:
-    a crash forgets the counts, which only resets the limits)."""
-
-    __tablename__ = "rate_limit_windows"
-
-    client_id: Mapped[str] = mapped_column(String(300), primary_key=True)
-    window: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    count: Mapped[int] = mapped_column(Integer)
 
 
 class TokenUse(Base):

@@ -42,6 +42,10 @@ def settings(database_url: str) -> Settings:
         rule_set_refresh_seconds=0.2,
         db_pool_size=20,
         simulation_sample_size=50,
+        # Every test's requests come from the one address of the ASGI transport, and many
+        # test refused credentials: the throttle of failed authentications per address has
+        # tests of its own (test_rate_limits.py).
+        auth_failures_per_address=100_000,
     )
 
 

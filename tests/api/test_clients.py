@@ -169,7 +169,12 @@ def test_the_local_admin_is_made_only_for_the_embedded_default_in_development() 
     assert Settings(environment="development").creates_bootstrap_admin
     assert not Settings(environment="test").creates_bootstrap_admin
     postgres = "postgresql+asyncpg://db/carelevel"
-    production = Settings(environment="production", database_url=postgres)
+    production = Settings(
+        environment="production",
+        database_url=postgres,
+        public_url="https://carelevel.example",
+        redis_url="redis://cache:6379/0",
+    )
     assert not production.creates_bootstrap_admin
     assert not Settings(environment="development", database_url=postgres).creates_bootstrap_admin
     assert Settings(environment="test", bootstrap_admin=True).creates_bootstrap_admin

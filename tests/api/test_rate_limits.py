@@ -1,9 +1,12 @@
-"""Per-client rate limits: a fixed window of CARELEVEL_RATE_LIMIT_REQUESTS requests every
-CARELEVEL_RATE_LIMIT_WINDOW_SECONDS, counted in memory, in the database or in Redis.
+"""Rate limits: a fixed window of CARELEVEL_RATE_LIMIT_WINDOW_SECONDS, in which a client may
+make CARELEVEL_RATE_LIMIT_REQUESTS requests and all the clients of a tenant together
+CARELEVEL_RATE_LIMIT_TENANT_REQUESTS, counted in memory or in Redis; and failed
+authentications throttled per source address, at no database cost.
 
-Limits are keyed by the authenticated client, never by the source address. Every test uses
-new API clients, so Redis keys (``carelevel:rate:<client id>:<window>``) never collide between
-tests or runs and expire by themselves.
+Request limits are keyed by the authenticated client and its tenant, never by the source
+address. Every test uses new API clients and tenants of its own, so Redis keys
+(``carelevel:rate:client:<client id>:<window>``) never collide between tests or runs and
+expire by themselves.
 """
 
 from __future__ import annotations
@@ -11,7 +14,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import secrets
 import time
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -25,7 +30,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.kernel.settings import Settings
 from app.main import create_app
-from tests.support.apps import empty_tables, http_client, new_key
+from app.security.api_keys import generate_key
+from app.security.credentials import CredentialRepository
+from tests.support.apps import bearer, empty_tables, http_client, new_key
 from tests.support.examples import example
 from tests.support.problems import assert_problem
 
@@ -33,10 +40,10 @@ LIMIT = 3
 WINDOW = 60
 REDIS_URL = "redis://127.0.0.1:6379/15"
 UNREACHABLE_REDIS_URL = "redis://127.0.0.1:1/0"
-SHARED_BACKENDS = ["database", "redis"]
+SHARED_BACKENDS = ["redis"]
 BACKENDS = ["memory", *SHARED_BACKENDS]
 
-_RATE_LIMIT = re.compile(r'"client";r=(\d+);t=(\d+)')
+_RATE_LIMIT = re.compile(r'"client";r=(\d+);t=(\d+), "tenant";r=(\d+);t=(\d+)')
 
 
 @pytest.fixture(autouse=True)
@@ -81,13 +88,19 @@ async def away_from_window_edge() -> None:
         await asyncio.sleep(0.1)
 
 
-def remaining(response: httpx.Response) -> int:
-    """``r`` of the RateLimit field, after checking both RateLimit fields' shape."""
-    assert response.headers["ratelimit-policy"] == f'"client";q={LIMIT}'
+def remaining(response: httpx.Response, policy: str = "client") -> int:
+    """``r`` of ``policy`` in the RateLimit field, after checking both RateLimit fields'
+    shape."""
+    tenant_limit = re.fullmatch(
+        r'"client";q=(\d+), "tenant";q=(\d+)', response.headers["ratelimit-policy"]
+    )
+    assert tenant_limit is not None, response.headers["ratelimit-policy"]
+    assert int(tenant_limit[1]) == LIMIT
     match = _RATE_LIMIT.fullmatch(response.headers["ratelimit"])
     assert match is not None, response.headers["ratelimit"]
     assert 1 <= int(match[2]) <= WINDOW
-    return int(match[1])
+    assert match[2] == match[4]  # one window
+    return int(match[1] if policy == "client" else match[3])
 
 
 def assert_rate_limited(response: httpx.Response) -> None:
@@ -96,7 +109,7 @@ def assert_rate_limited(response: httpx.Response) -> None:
     retry_after = response.headers["retry-after"]
     assert retry_after.isdigit(), retry_after
     assert 1 <= int(retry_after) <= WINDOW
-    assert remaining(response) == 0
+    assert min(remaining(response), remaining(response, "tenant")) == 0
     match = _RATE_LIMIT.fullmatch(response.headers["ratelimit"])
     assert match is not None
     assert int(match[2]) == int(retry_after)
@@ -136,7 +149,7 @@ async def test_fourth_request_in_the_window_is_429_and_other_clients_are_unaffec
 async def test_two_instances_share_the_count_with_shared_storage(
     schema: AsyncEngine, settings: Settings, storage: str
 ) -> None:
-    """database and redis: every process (and replica) counts against one window."""
+    """redis: every process (and replica) counts against one window."""
     async with instances(schema, limited(settings, storage), count=2) as [one, two]:
         key = await new_key(one)
         await away_from_window_edge()
@@ -210,7 +223,130 @@ def test_redis_storage_without_redis_url_is_a_settings_error(redis_url: str | No
         Settings(rate_limit_storage="redis", redis_url=redis_url)
 
 
-def test_auto_storage_is_redis_with_a_url_else_the_database() -> None:
-    assert Settings(rate_limit_storage="auto", redis_url=None).rate_limit_backend == "database"
+def test_auto_storage_is_redis_with_a_url_else_memory() -> None:
+    assert Settings(rate_limit_storage="auto", redis_url=None).rate_limit_backend == "memory"
     assert Settings(rate_limit_storage="auto", redis_url=REDIS_URL).rate_limit_backend == "redis"
     assert Settings(rate_limit_storage="redis", redis_url=REDIS_URL).rate_limit_backend == "redis"
+
+
+@pytest.mark.parametrize("storage", ["auto", "memory"])
+def test_several_workers_counting_in_memory_are_a_settings_error(storage: str) -> None:
+    with pytest.raises(ValidationError, match="CARELEVEL_REDIS_URL"):
+        Settings(rate_limit_storage=storage, workers=2)
+    assert Settings(rate_limit_storage="auto", workers=2, redis_url=REDIS_URL).workers == 2
+
+
+def test_production_needs_redis_unless_one_process_is_declared_alone() -> None:
+    production = {
+        "environment": "production",
+        "database_url": "postgresql+asyncpg://carelevel@db.example:5432/carelevel",
+        "public_url": "https://carelevel.example",
+    }
+    with pytest.raises(ValidationError, match="CARELEVEL_REDIS_URL: production needs Redis"):
+        Settings(**production)
+    assert Settings(**production, redis_url=REDIS_URL).rate_limit_backend == "redis"
+    assert Settings(**production, rate_limit_storage="memory").rate_limit_backend == "memory"
+
+
+@pytest.mark.parametrize("storage", BACKENDS)
+async def test_a_tenants_clients_share_the_tenant_budget(
+    schema: AsyncEngine, settings: Settings, storage: str
+) -> None:
+    tenant_limit = LIMIT + 1
+    async with instances(
+        schema, limited(settings, storage, rate_limit_tenant_requests=tenant_limit)
+    ) as [app]:
+        tenant = f"clinic-{uuid.uuid4().hex[:8]}"
+        first = await new_key(app, tenant=tenant, name="a")
+        second = await new_key(app, tenant=tenant, name="b")
+        elsewhere = await new_key(app, tenant=f"other-{uuid.uuid4().hex[:8]}")
+        await away_from_window_edge()
+        async with (
+            http_client(app, first) as one,
+            http_client(app, second) as two,
+            http_client(app, elsewhere) as other,
+        ):
+            for _ in range(LIMIT):
+                assert (await one.get("/v1/screenings")).status_code == 200
+            response = await two.get("/v1/screenings")  # the tenant's last request
+            assert response.status_code == 200, response.text
+            assert (remaining(response), remaining(response, "tenant")) == (LIMIT - 1, 0)
+            refused = await two.get("/v1/screenings")
+            assert_rate_limited(refused)
+            assert "tenant" in refused.json()["detail"]
+            another_tenant = await other.get("/v1/screenings")
+            assert another_tenant.status_code == 200, another_tenant.text
+
+
+def failure_counting(app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The key prefixes looked up in the database from now on."""
+    looked_up: list[str] = []
+    original = CredentialRepository.by_prefix
+
+    async def by_prefix(self: CredentialRepository, prefix: str) -> Any:
+        looked_up.append(prefix)
+        return await original(self, prefix)
+
+    monkeypatch.setattr(CredentialRepository, "by_prefix", by_prefix)
+    return looked_up
+
+
+@contextlib.asynccontextmanager
+async def from_address(app: FastAPI, address: str, key: str) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app, client=(address, 40_000))
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://carelevel.test", headers=bearer(key)
+    ) as http:
+        yield http
+
+
+def random_key() -> str:
+    """A well-formed API key that no client has."""
+    return generate_key().secret
+
+
+@pytest.mark.parametrize("storage", BACKENDS)
+async def test_failed_authentications_are_throttled_per_address_without_the_database(
+    schema: AsyncEngine, settings: Settings, storage: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    failures = 3
+    throttled = limited(settings, storage, auth_failures_per_address=failures)
+    attacker, neighbour = f"198.51.100.{secrets.randbelow(250) + 1}", "203.0.113.7"
+    async with instances(schema, throttled) as [app]:
+        good = await new_key(app)
+        async with from_address(app, attacker, good) as trusted_before:
+            assert (await trusted_before.get("/v1/screenings")).status_code == 200
+        looked_up = failure_counting(app, monkeypatch)
+        await away_from_window_edge()
+        statuses = []
+        for _ in range(failures + 3):
+            async with from_address(app, attacker, random_key()) as http:
+                statuses.append((await http.get("/v1/screenings")).status_code)
+        assert statuses == [401] * (failures + 1) + [429, 429]
+        assert len(looked_up) == failures + 1  # the refused ones cost no database read
+        async with from_address(app, attacker, random_key()) as http:
+            refused = await http.get("/v1/screenings")
+        body = assert_problem(refused, 429, "rate-limited")
+        assert "failed authentications" in body["detail"]
+        assert 1 <= int(refused.headers["retry-after"]) <= WINDOW
+        # A key this process already trusts still gets in from that address.
+        async with from_address(app, attacker, good) as trusted:
+            assert (await trusted.get("/v1/screenings")).status_code == 200
+        # Another address is not affected.
+        async with from_address(app, neighbour, random_key()) as other:
+            assert (await other.get("/v1/screenings")).status_code == 401
+
+
+async def test_a_key_found_not_valid_is_refused_again_without_a_database_read(
+    schema: AsyncEngine, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with instances(schema, limited(settings, "memory")) as [app]:
+        looked_up = failure_counting(app, monkeypatch)
+        wrong = random_key()
+        async with http_client(app, wrong) as http:
+            first = await http.get("/v1/screenings")
+            again = await http.get("/v1/screenings")
+    assert_problem(first, 401)
+    assert_problem(again, 401)
+    assert again.json()["detail"] == first.json()["detail"]
+    assert len(looked_up) == 1

@@ -99,7 +99,13 @@ class Database:
     def env(self, **settings: str) -> dict[str, str]:
         """The environment of a production ``carelevel serve`` on this database, with
         ``settings`` (``db_pool_size="2"`` → ``CARELEVEL_DB_POOL_SIZE=2``)."""
-        defaults = {"environment": "production", "rate_limit_requests": "1000000"}
+        defaults = {
+            "environment": "production",
+            "rate_limit_requests": "1000000",
+            "rate_limit_tenant_requests": "1000000",
+            "public_url": "http://carelevel.test",
+            "redis_url": "redis://127.0.0.1:6379/13",  # several workers count in one place
+        }
         return server_environment(self.url, **(defaults | settings))
 
     def fetch(self, query: str, **parameters: Any) -> list[dict[str, Any]]:

@@ -98,6 +98,7 @@ def test_the_secret_is_long_and_required_in_production_with_cds_clients() -> Non
         "environment": "production",
         "database_url": "postgresql+asyncpg://carelevel@db:5432/carelevel",
         "public_url": "https://carelevel.example",
+        "redis_url": "redis://cache:6379/0",
         "cds_clients": [ehr],
     }
     with pytest.raises(ValidationError, match="CARELEVEL_SIGNED_LINK_SECRET"):

@@ -19,7 +19,13 @@ CARELEVEL = Path(sys.executable).parent / "carelevel"
 
 
 def production(**overrides: Any) -> Settings:
-    return Settings(environment="production", **{"database_url": POSTGRES, **overrides})
+    """Production settings that are accepted, with ``overrides``."""
+    accepted = {
+        "database_url": POSTGRES,
+        "public_url": "https://carelevel.example",
+        "redis_url": "redis://:Vb7-long-random-2k9@cache.internal:6379/0",
+    }
+    return Settings(environment="production", **(accepted | overrides))
 
 
 def refusal(**overrides: Any) -> str:
@@ -51,6 +57,20 @@ def test_production_refuses_a_placeholder_database_password(password: str) -> No
 def test_production_refuses_a_placeholder_redis_password() -> None:
     message = refusal(redis_url="redis://:change-me@cache.internal:6379/0")
     assert "CARELEVEL_REDIS_URL: the password is a placeholder" in message
+
+
+def test_production_needs_its_public_address() -> None:
+    message = refusal(public_url=None)
+    assert "CARELEVEL_PUBLIC_URL: production needs the address clients reach" in message
+
+
+def test_production_needs_shared_rate_limits_unless_declared_a_single_process() -> None:
+    assert "CARELEVEL_REDIS_URL: production needs Redis" in refusal(redis_url=None)
+    alone = production(redis_url=None, rate_limit_storage="memory")
+    assert alone.rate_limit_backend == "memory"
+    assert "2 worker processes would each count" in refusal(
+        redis_url=None, rate_limit_storage="memory", workers=2
+    )
 
 
 def test_production_refuses_the_local_admin() -> None:
