@@ -186,3 +186,28 @@ def test_a_database_that_stops_answering_gets_503_within_the_statement_timeout(
         assert outcome.elapsed < timeout, outcome.describe()
     # whether or not the frozen attempt reached the database, its retry ends with one screening
     assert retried.status == 201, retried.describe()
+
+
+def test_a_request_is_answered_at_its_deadline_however_long_its_statements_may_wait(
+    serve: Serve, screening_writer: str, cluster: PrivateCluster
+) -> None:
+    # Statements and connections may wait a minute; the request's deadline still answers it.
+    deadline = 2.0
+    with (
+        serve(
+            db_pool_timeout_seconds="60",
+            db_statement_timeout_seconds="60",
+            request_deadline_seconds=str(deadline),
+            request_body_timeout_seconds="1",
+        ) as server,
+        client_of(server, screening_writer, timeout=30) as http,
+    ):
+        listing = Call("GET", "/v1/screenings")
+        assert send(http, listing).status == 200  # pooled connections, ready
+        with cluster.frozen():
+            stopped = send(http, listing)
+        served_again = send(http, listing)
+    assert_unavailable(stopped)
+    assert json.loads(stopped.content)["type"].endswith("/deadline-exceeded"), stopped.describe()
+    assert stopped.elapsed < deadline + MARGIN_SECONDS, stopped.describe()
+    assert served_again.status == 200, served_again.describe()
