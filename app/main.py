@@ -43,6 +43,7 @@ from app.rulesets.compiled import COMPILED
 from app.rulesets.resolve import RuleSets
 from app.rulesets.router import router as rule_sets_router
 from app.rulesets.service import RuleSetService
+from app.rulesets.work import RULE_SET_WORK
 from app.runtime.compression import Compression
 from app.runtime.deadline import Deadline
 from app.runtime.edge import Edge
@@ -329,6 +330,8 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
     app.state.link_signer = link_signer(settings)
     # One compile cache per process (``COMPILED``), bounded as this process is configured.
     COMPILED.resize(settings.compiled_rule_sets_max)
+    # One pool of rule-set worker processes per process too, sized as configured.
+    RULE_SET_WORK.configure(settings.rule_set_work_processes, settings.rule_set_work_per_tenant)
     app.state.rule_set_cache = RuleSetCache(COMPILED)
     app.state.metrics = Metrics()
     app.problems = ProblemHandlers(audit_failure, (("/fhir/", outcome_response),))

@@ -96,6 +96,10 @@ class RuleSetError(ValueError):
         self.problems = problems
         super().__init__("\n".join(str(problem) for problem in problems))
 
+    def __reduce__(self) -> tuple[type[RuleSetError], tuple[list[RuleSetProblem]]]:
+        # Rebuilt from its problems when it crosses processes (compiling in a worker).
+        return (RuleSetError, (self.problems,))
+
 
 @dataclass(frozen=True, slots=True)
 class Explanations:

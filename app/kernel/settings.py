@@ -95,6 +95,21 @@ class Settings(BaseSettings):
         "versions are compiled on first use and again after eviction; the shared rule sets' "
         "active versions are always kept.",
     )
+    rule_set_work_processes: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Worker processes each server process runs rule-set validation, diffs, "
+        "simulations and exports in (started on first use), off the process that serves "
+        "requests.",
+    )
+    rule_set_work_per_tenant: int = Field(
+        default=2,
+        ge=1,
+        le=1000,
+        description="Rule-set operations (validation, diff, simulation, export) a tenant may "
+        "have under way at once in one server process; 429 with Retry-After beyond.",
+    )
     idempotency_ttl_hours: int = Field(default=24, ge=24, le=24 * 30)
     max_page_size: int = Field(default=100, ge=1, le=1000)
     simulation_sample_size: int = Field(default=500, ge=1, le=10_000)

@@ -50,11 +50,6 @@ class RuleSetCache:
         Raises ``RuleSetError``."""
         return self.compiled.compile(row.content, row.sha256, str(row.version))
 
-    async def compile_off_loop(self, row: RuleSetVersion) -> CompiledRuleSet:
-        """``compile``, the compiler run in a worker thread (the event loop serves other
-        requests meanwhile). Raises ``RuleSetError``."""
-        return await self.compiled.compile_off_loop(row.content, row.sha256, str(row.version))
-
     def known(self, owner: str, key: str) -> VersionIdentity | None:
         """The active version of ``owner``'s rule set ``key``, compiled here or not."""
         return self._active.get((owner, key))

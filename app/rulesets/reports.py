@@ -1,10 +1,14 @@
-"""Pure reports on stored versions: validation, the difference between two versions, and the
-YAML export. No database access; the service hands them the rows."""
+"""Pure reports on stored versions: validation, the difference between two versions, a
+simulation's re-evaluation of stored screenings, and the YAML export. No database access: they
+take a stored version's identity and document (a row, or the plain copy worker processes get,
+app/rulesets/work.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import yaml
 
@@ -14,7 +18,6 @@ from app.engine.determination import CURRENT_SEMANTICS
 from app.engine.ruleset import RuleSetDocument
 from app.engine.testing import case_answers
 from app.rulesets.compiled import COMPILED
-from app.rulesets.models import RuleSetVersion
 from app.rulesets.schemas import (
     CaseDifference,
     CaseOutcome,
@@ -31,13 +34,28 @@ _REPORTS: dict[tuple[str, str, str, int], ValidationReport] = {}
 _REPORTS_LIMIT = 256
 
 
-def _compile_in_process(row: RuleSetVersion) -> CompiledRuleSet:
+class StoredVersion(Protocol):
+    """A stored version's identity and document (a row, or its plain copy)."""
+
+    @property
+    def owner(self) -> str: ...
+    @property
+    def key(self) -> str: ...
+    @property
+    def version(self) -> int: ...
+    @property
+    def sha256(self) -> str: ...
+    @property
+    def content(self) -> dict[str, Any]: ...
+
+
+def _compile_in_process(row: StoredVersion) -> CompiledRuleSet:
     return COMPILED.compile(row.content, row.sha256, str(row.version))
 
 
 def validation_report(
-    row: RuleSetVersion,
-    compile_version: Callable[[RuleSetVersion], CompiledRuleSet] = _compile_in_process,
+    row: StoredVersion,
+    compile_version: Callable[[StoredVersion], CompiledRuleSet] = _compile_in_process,
 ) -> ValidationReport:
     """Compile a stored version (with ``compile_version``: the service's cache, the
     process's by default) and run its test cases (pure; no database access)."""
@@ -51,7 +69,7 @@ def validation_report(
 
 
 def _validate(
-    row: RuleSetVersion, compile_version: Callable[[RuleSetVersion], CompiledRuleSet]
+    row: StoredVersion, compile_version: Callable[[StoredVersion], CompiledRuleSet]
 ) -> ValidationReport:
     semantics = row.content.get("semantics", 1)
     try:
@@ -125,9 +143,9 @@ def _outcome(compiled: CompiledRuleSet, answers: ScreeningAnswers) -> dict[str, 
 
 def version_diff(
     key: str,
-    before_row: RuleSetVersion,
+    before_row: StoredVersion,
     before: CompiledRuleSet,
-    after_row: RuleSetVersion,
+    after_row: StoredVersion,
     after: CompiledRuleSet,
 ) -> VersionDiff:
     """Rules added, removed and changed, and how the two versions' test cases behave."""
@@ -210,7 +228,41 @@ def version_diff(
     )
 
 
-def export_yaml(row: RuleSetVersion) -> str:
+# Screening ids by (value before, value after).
+Changes = dict[tuple[str | None, str | None], list[str]]
+
+
+@dataclass(frozen=True, slots=True)
+class SimulationChanges:
+    """How stored screenings' level, urgency and IOP verdict change under a version."""
+
+    levels: Changes
+    urgencies: Changes
+    verdicts: Changes
+    changed: int  # screenings whose level changed
+
+
+def re_evaluation(compiled: CompiledRuleSet, rows: Sequence[Any]) -> SimulationChanges:
+    """Stored screenings ``(id, answers, level, urgency, verdict)`` re-evaluated under
+    ``compiled``: their level, urgency and verdict changes, and how many changed level."""
+    levels: Changes = defaultdict(list)
+    urgencies: Changes = defaultdict(list)
+    verdicts: Changes = defaultdict(list)
+    changed = 0
+    for screening_id, answers, level, urgency, verdict in rows:
+        result = evaluate(compiled, ScreeningAnswers.model_validate(answers))
+        new_level = result.recommended_level.level.value if result.recommended_level else None
+        if new_level != level:
+            changed += 1
+        levels[(level, new_level)].append(screening_id)
+        if result.urgency.value != urgency:
+            urgencies[(urgency, result.urgency.value)].append(screening_id)
+        if result.iop.verdict.value != verdict:
+            verdicts[(verdict, result.iop.verdict.value)].append(screening_id)
+    return SimulationChanges(dict(levels), dict(urgencies), dict(verdicts), changed)
+
+
+def export_yaml(row: StoredVersion) -> str:
     """The version's document as YAML, keys in the document's own order (Postgres JSONB does
     not keep key order, so the order comes from the document model)."""
     document = RuleSetDocument.model_validate(row.content).model_dump(mode="json")

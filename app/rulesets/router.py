@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated, Any
 
 import orjson
@@ -26,7 +25,6 @@ from app.kernel.errors import (
 from app.kernel.responses import json_response
 from app.kernel.tenancy import TENANT_PATTERN
 from app.rulesets.models import RuleSetVersion
-from app.rulesets.reports import export_yaml
 from app.rulesets.schemas import (
     DOCUMENT_REF,
     ActivationResult,
@@ -582,10 +580,10 @@ async def export_version(
     caller: Annotated[Caller, access(Action.VERSION_EXPORT)],
     rule_sets: RuleSetServiceDep,
 ) -> Response:
-    row = await rule_sets.version(caller, owner, key, version)
+    row, exported = await rule_sets.export(caller, owner, key, version)
     filename = f"{row.owner}-{row.key}-v{row.version}.yaml"
     return Response(
-        await asyncio.to_thread(export_yaml, row),  # seconds for a large rule set: off the loop
+        exported,
         media_type="application/yaml",
         headers={"Content-Disposition": f'attachment; filename="{filename}"', "ETag": etag(row)},
     )

@@ -12,7 +12,6 @@ which gets 404 for them exactly as for a rule set that does not exist.
 
 from __future__ import annotations
 
-import asyncio
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -26,13 +25,10 @@ from app.engine import (
     DEFAULT_RULE_SET_KEY,
     RuleSetError,
     RuleSetProblem,
-    ScreeningAnswers,
     default_rule_set,
     document_sha256,
-    evaluate,
     parse_document,
 )
-from app.engine.compiler import CompiledRuleSet
 from app.engine.determination import CURRENT_SEMANTICS
 from app.engine.ruleset import RuleSetDocument
 from app.kernel.db import after_commit, utcnow
@@ -46,10 +42,10 @@ from app.kernel.errors import (
     Unprocessable,
 )
 from app.kernel.tenancy import SHARED
+from app.rulesets import work as rule_set_work
 from app.rulesets.compiled import COMPILED, CompiledVersions
 from app.rulesets.deciding import DecidingVersion
 from app.rulesets.models import RuleSet, RuleSetEvent, RuleSetVersion, VersionStatus
-from app.rulesets.reports import validation_report, version_diff
 from app.rulesets.repository import RuleSetRepository
 from app.rulesets.resolve import RuleSets
 from app.rulesets.schemas import (
@@ -61,36 +57,12 @@ from app.rulesets.schemas import (
     ValueChange,
     VersionDiff,
 )
+from app.rulesets.work import RULE_SET_WORK, StoredDocument
 from app.security.actions import version_resource_id
 from app.security.caller import Caller
 
 SYSTEM_ACTOR = "system"
 T = TypeVar("T")
-
-
-_Changes = dict[tuple[str | None, str | None], list[str]]
-
-
-def _re_evaluate(
-    compiled: CompiledRuleSet, rows: Sequence[Any]
-) -> tuple[_Changes, _Changes, _Changes, int]:
-    """The level, urgency and verdict changes of stored screenings re-evaluated under
-    ``compiled`` (pure; run in a worker thread), and how many changed level."""
-    levels: _Changes = defaultdict(list)
-    urgencies: _Changes = defaultdict(list)
-    verdicts: _Changes = defaultdict(list)
-    changed = 0
-    for screening_id, answers, level, urgency, verdict in rows:
-        result = evaluate(compiled, ScreeningAnswers.model_validate(answers))
-        new_level = result.recommended_level.level.value if result.recommended_level else None
-        if new_level != level:
-            changed += 1
-        levels[(level, new_level)].append(screening_id)
-        if result.urgency.value != urgency:
-            urgencies[(urgency, result.urgency.value)].append(screening_id)
-        if result.iop.verdict.value != verdict:
-            verdicts[(verdict, result.iop.verdict.value)].append(screening_id)
-    return levels, urgencies, verdicts, changed
 
 
 def _by_size(
@@ -246,13 +218,13 @@ class _UseCase:
             raise NotFound(f"Rule set '{owner}/{key}' has no version {version}.")
         return row
 
-    async def _compiled(
-        self, owner: str, key: str, version: int
-    ) -> tuple[RuleSetVersion, CompiledRuleSet]:
-        row = await self._find(owner, key, version)
+    async def _in_worker(self, work: Callable[..., T], *args: Any) -> T:
+        """``work(*args)`` in a worker process, counted against the caller's tenant (a
+        version that no longer compiles: 422, only drafts saved before a compiler change)."""
+        tenant = self.caller.tenant if self.caller is not None else SYSTEM_ACTOR
         try:
-            return row, await self.cache.compile_off_loop(row)
-        except RuleSetError as error:  # only drafts saved before a compiler change
+            return await RULE_SET_WORK.run(tenant, work, *args)
+        except RuleSetError as error:
             raise Unprocessable("The version does not compile.", errors=_problems(error)) from None
 
     # --- reading ---------------------------------------------------------------------------
@@ -297,6 +269,14 @@ class _UseCase:
         row = await self._find(owner, key, version)
         self._record(200)
         return row
+
+    async def export(self, owner: str, key: str, version: int) -> tuple[RuleSetVersion, str]:
+        """A version and its document as YAML (written in a worker process: seconds for a
+        large rule set)."""
+        row = await self._find(owner, key, version)
+        exported = await self._in_worker(rule_set_work.export, StoredDocument.of(row))
+        self._record(200)
+        return row, exported
 
     # --- drafts ----------------------------------------------------------------------------
 
@@ -419,22 +399,9 @@ class _UseCase:
         return report
 
     async def _report(self, row: RuleSetVersion) -> ValidationReport:
-        """The validation report of ``row``: compiled and its test cases run in worker threads,
-        so that a large rule set does not stall other tenants' requests."""
-        try:
-            compiled = await self.cache.compile_off_loop(row)
-        except RuleSetError as error:
-            refused = error
-
-            def compile_version(_: RuleSetVersion) -> CompiledRuleSet:
-                raise refused
-
-        else:
-
-            def compile_version(_: RuleSetVersion) -> CompiledRuleSet:
-                return compiled
-
-        return await asyncio.to_thread(validation_report, row, compile_version)
+        """The validation report of ``row``: compiled and its test cases run in a worker
+        process, so that a large rule set does not stall other tenants' requests."""
+        return await self._in_worker(rule_set_work.report, StoredDocument.of(row))
 
     async def publish(self, owner: str, key: str, version: int) -> RuleSetVersion:
         await self._lock(owner, key)
@@ -553,9 +520,11 @@ class _UseCase:
     ) -> VersionDiff:
         """Compare ``from_owner``'s version (the same owner by default: a fork against the
         shared version it came from otherwise) with ``owner``'s."""
-        before_row, before = await self._compiled(from_owner or owner, key, from_version)
-        after_row, after = await self._compiled(owner, key, to_version)
-        result = await asyncio.to_thread(version_diff, key, before_row, before, after_row, after)
+        before_row = await self._find(from_owner or owner, key, from_version)
+        after_row = await self._find(owner, key, to_version)
+        result = await self._in_worker(
+            rule_set_work.diff, key, StoredDocument.of(before_row), StoredDocument.of(after_row)
+        )
         self._record(
             200,
             details={
@@ -569,11 +538,13 @@ class _UseCase:
         """Re-evaluate the caller's most recent stored screenings of ``key`` (whichever owner's
         version decided them) under this version: how the levels, urgencies and IOP verdicts
         would change."""
-        row, compiled = await self._compiled(owner, key, version)
+        row = await self._find(owner, key, version)
         tenant = self.caller.tenant if self.caller is not None else None
         rows = await self.samples(self.session, tenant, key, sample)
-        # Re-evaluating hundreds of screenings is CPU work: a worker thread does it.
-        levels, urgencies, verdicts, changed = await asyncio.to_thread(_re_evaluate, compiled, rows)
+        # Re-evaluating hundreds of screenings is CPU work: a worker process does it.
+        simulated = await self._in_worker(rule_set_work.simulation, StoredDocument.of(row), rows)
+        levels, urgencies, verdicts = simulated.levels, simulated.urgencies, simulated.verdicts
+        changed = simulated.changed
         self._record(200, details={"screenings_considered": len(rows), "changed": changed})
         return SimulationReport(
             owner=owner,
@@ -693,6 +664,11 @@ class RuleSetService:
         self, caller: Caller | None, owner: str, key: str, version: int
     ) -> RuleSetVersion:
         return await self._run(caller, lambda work: work.version(owner, key, version))
+
+    async def export(
+        self, caller: Caller | None, owner: str, key: str, version: int
+    ) -> tuple[RuleSetVersion, str]:
+        return await self._run(caller, lambda work: work.export(owner, key, version))
 
     async def create_draft(
         self,

@@ -7,17 +7,22 @@ from the seeded default rule set: ``iop-level-of-care`` version 1, published and
 
 from __future__ import annotations
 
+import asyncio
 import copy
+import os
 import re
-import threading
+import time
+from collections.abc import Callable
+from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
 
+from app.kernel.errors import ServiceUnavailable
 from app.kernel.settings import Settings
-from app.rulesets import router as rule_set_router
-from app.rulesets import service as rule_set_service
+from app.rulesets.work import RULE_SET_WORK
+from app.security.principal import Scope
 from tests.api.rule_sets_support import (
     KEY,
     NEVER_FIRES,
@@ -42,7 +47,7 @@ from tests.api.rule_sets_support import (
     to_yaml,
     version,
 )
-from tests.support.apps import admin_client, running
+from tests.support.apps import admin_client, http_client, new_key, running
 from tests.support.problems import assert_problem
 
 # --- reading ---------------------------------------------------------------------------------
@@ -586,36 +591,53 @@ async def test_export_round_trips_through_import(app: FastAPI, client: httpx.Asy
     assert re.match(label_of("importer"), body["created_by"])
 
 
-async def test_heavy_rule_set_work_runs_off_the_event_loop(
+async def test_heavy_rule_set_work_runs_in_worker_processes(
     client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Exporting, validating (its test cases), diffing and simulating a rule set are CPU work
-    that grows with its size: each runs in a worker thread, so that the event loop keeps
-    serving other tenants' requests meanwhile."""
-    on_the_loop: dict[str, bool] = {}
+    that grows with its size: each runs in a worker process, so that the process serving
+    requests keeps its interpreter for other tenants' requests meanwhile."""
+    ran: list[str] = []
+    submit = RULE_SET_WORK.run
 
-    def watched(name: str, module: object) -> None:
-        original = getattr(module, name)
+    async def watched(tenant: str, work: Callable[..., Any], *args: Any) -> Any:
+        ran.append(work.__name__)
+        return await submit(tenant, work, *args)
 
-        def run(*args: object, **kwargs: object) -> object:
-            on_the_loop[name] = threading.current_thread() is threading.main_thread()
-            return original(*args, **kwargs)
-
-        monkeypatch.setattr(module, name, run)
-
-    watched("export_yaml", rule_set_router)
-    watched("validation_report", rule_set_service)
-    watched("version_diff", rule_set_service)
-    watched("_re_evaluate", rule_set_service)
+    monkeypatch.setattr(RULE_SET_WORK, "run", watched)
     await screen(client, "adult-iop-suitable")  # something to simulate over
     draft = await copy_of_version_1(client)
     assert (await client.get(f"{VERSIONS}/{draft}/export")).status_code == 200
     assert (await client.post(f"{VERSIONS}/{draft}/validate")).status_code == 200
     assert (await client.get(f"{SHARED_SETS}/{KEY}/diff?from=1&to={draft}")).status_code == 200
     assert (await client.post(f"{VERSIONS}/{draft}/simulate")).status_code == 200
-    assert on_the_loop == {
-        "export_yaml": False,
-        "validation_report": False,
-        "version_diff": False,
-        "_re_evaluate": False,
-    }
+    assert ran == ["export", "report", "diff", "simulation"]
+    assert await submit("default", os.getpid) != os.getpid()  # another process
+
+
+async def test_a_tenant_has_a_bounded_share_of_the_rule_set_workers(
+    app: FastAPI, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(RULE_SET_WORK, "per_tenant", 1)
+    export = f"{SHARED_SETS}/{KEY}/versions/1/export"
+    busy = asyncio.create_task(RULE_SET_WORK.run("default", time.sleep, 2.0))
+    await asyncio.sleep(0)  # submitted: the operator tenant's one operation is under way
+    try:
+        refused = await client.get(export)
+        other_tenant = await new_key(app, tenant="clinic-b", scopes={Scope.RULESETS_READ})
+        async with http_client(app, other_tenant) as elsewhere:
+            served = await elsewhere.get(export)
+    finally:
+        await busy
+    body = assert_problem(refused, 429, "rate-limited")
+    assert "rule-set operations" in body["detail"]
+    assert refused.headers["retry-after"] == "5"
+    assert served.status_code == 200, served.text
+    assert (await client.get(export)).status_code == 200  # the slot is free again
+
+
+async def test_a_rule_set_worker_that_dies_fails_its_operation_with_503_and_is_replaced() -> None:
+    with pytest.raises(ServiceUnavailable) as failed:
+        await RULE_SET_WORK.run("default", os._exit, 1)  # as if killed for memory
+    assert failed.value.headers["Retry-After"] == "5"
+    assert await RULE_SET_WORK.run("default", os.getpid) != os.getpid()
