@@ -100,11 +100,18 @@ def create_engine(settings: Settings) -> AsyncEngine:
         max_overflow=0,
         pool_timeout=settings.db_pool_timeout_seconds,
         hide_parameters=True,  # statements in errors and logs never carry the values
-        # A server that stops answering (a paused machine, a network dropping packets) keeps
-        # its connections open: without these, a request would wait until it answers again.
         connect_args={
+            # A server that stops answering (a paused machine, a network dropping packets)
+            # keeps its connections open: without these, a request would wait until it
+            # answers again.
             "timeout": settings.db_statement_timeout_seconds,
             "command_timeout": settings.db_statement_timeout_seconds,
+            # No named prepared statements: a pooler in transaction mode (PgBouncer) hands the
+            # server connection to another client after each transaction, where a name would
+            # be missing or taken. asyncpg then sends each statement unnamed, parsed in the
+            # message that runs it; SQLAlchemy and ``DriverConnection`` keep what asyncpg
+            # learnt of a statement per connection, so it still takes one round trip.
+            "statement_cache_size": 0,
         },
     )
     check_connections_before_use(engine)
@@ -186,11 +193,37 @@ def for_asyncpg(statement: ClauseElement) -> DriverStatement:
     return DriverStatement(str(compiled), names, dict(compiled.params))
 
 
+_PREPARED = "carelevel.prepared"
+
+
+class DriverConnection:
+    """A pooled connection's asyncpg connection, with the statements prepared on it."""
+
+    __slots__ = ("driver", "_prepared")
+
+    def __init__(
+        self, driver: asyncpg.Connection, prepared: dict[str, asyncpg.PreparedStatement]
+    ) -> None:
+        self.driver = driver
+        self._prepared = prepared
+
+    async def fetchval(self, statement: DriverStatement, values: dict[str, Any]) -> Any:
+        """The first column of ``statement``'s first row. The statement is described once
+        per connection (a round trip), then each run is one round trip, which parses it again
+        (it is unnamed: see ``create_engine``)."""
+        prepared = self._prepared.get(statement.sql)
+        if prepared is None:
+            prepared = self._prepared[statement.sql] = await self.driver.prepare(statement.sql)
+        return await prepared.fetchval(*statement.arguments(values))
+
+
 @contextlib.asynccontextmanager
-async def driver_connection(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connection]:
+async def driver_connection(engine: AsyncEngine) -> AsyncIterator[DriverConnection]:
     """A pooled PostgreSQL connection to run single statements on with asyncpg itself, each
     committing by itself (no transaction is open): for the hot paths, whose one statement
-    would otherwise cost a BEGIN and a COMMIT and SQLAlchemy's execution machinery.
+    would otherwise cost a BEGIN and a COMMIT and SQLAlchemy's execution machinery. A single
+    statement in autocommit leaves nothing behind on the server connection, so it is safe
+    behind a pooler in transaction mode.
 
     The connection is the pool's own, without an ``AsyncConnection`` around it: half the cost
     of a checkout and return (each is one hop into SQLAlchemy's synchronous pool). When every
@@ -215,7 +248,8 @@ async def driver_connection(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connec
     try:
         driver: asyncpg.Connection = fairy.driver_connection
         try:
-            yield driver
+            # what was prepared lives as long as the connection (the pool clears it on a new one)
+            yield DriverConnection(driver, fairy.info.setdefault(_PREPARED, {}))
         except (
             asyncpg.PostgresError,
             asyncpg.InterfaceError,

@@ -294,7 +294,7 @@ async def _store_in_one_statement(
     if key is not None:
         _values(_KEY, _table(IdempotencyRecord), key, values)
     async with driver_connection(engine) as connection:
-        stored = await connection.fetchval(statement.sql, *statement.arguments(values))
+        stored = await connection.fetchval(statement, values)
     return stored is not None
 
 

@@ -10,15 +10,17 @@ import time
 from collections.abc import AsyncIterator, Callable
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.kernel.db import create_engine, driver_connection
+from app.kernel.db import create_engine, driver_connection, for_asyncpg
 from app.kernel.settings import Settings
 from tests.support.apps import http_client, new_key, started_app
 from tests.support.examples import example
 
 POOL_TIMEOUT = 0.5
+SELECT_ONE = for_asyncpg(text("SELECT 1"))
 
 
 @pytest.fixture
@@ -44,7 +46,7 @@ async def engine(small_pool: Settings) -> AsyncIterator[AsyncEngine]:
 async def _hold(engine: AsyncEngine, name: str, order: list[str], until: asyncio.Event) -> None:
     async with driver_connection(engine) as connection:
         order.append(name)
-        assert await connection.fetchval("SELECT 1") == 1
+        assert await connection.fetchval(SELECT_ONE, {}) == 1
         await until.wait()
 
 
