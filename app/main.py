@@ -124,11 +124,11 @@ async def prepare_database(app: FastAPI, settings: Settings) -> None:
     """Apply migrations on the embedded default, check them on Postgres, seed the default set.
 
     Several worker processes start at once: on SQLite a file lock serialises migration and
-    seeding; on Postgres an advisory lock serialises seeding.
+    seeding; on Postgres each seeding transaction serialises itself (pooler-safe).
     """
     from app.kernel.migrate import check_schema_is_current, startup_lock, upgrade_to_head
 
-    async with startup_lock(settings, app.state.engine):
+    async with startup_lock(settings):
         if settings.is_sqlite:
             await upgrade_to_head(app.state.engine)
         else:

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.audit.trail import record
 from app.clients.repository import ClientRepository
-from app.kernel.db import after_commit, new_id, utcnow
+from app.kernel.db import after_commit, hold_seeding_lock, new_id, utcnow
 from app.kernel.errors import Conflict, FieldProblem, Forbidden, NotFound, Unprocessable
 from app.kernel.pagination import decode_cursor, encode_cursor
 from app.kernel.tenancy import is_tenant_id
@@ -127,6 +127,7 @@ class ClientService:
         """A client ``name`` of the caller's tenant with the caller's scopes, made only while
         there is no client at all (the first start of the embedded default); None otherwise."""
         async with self.sessions() as session, session.begin():
+            await hold_seeding_lock(session)  # processes starting at once make one admin
             if await ClientRepository(session).count():
                 return None
             scopes = caller.principal.scopes

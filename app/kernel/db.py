@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-from sqlalchemy import JSON, DateTime, Dialect, MetaData, String, TypeDecorator, event
+from sqlalchemy import JSON, DateTime, Dialect, MetaData, String, TypeDecorator, event, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.engine import make_url
@@ -272,6 +272,19 @@ async def driver_connection(engine: AsyncEngine) -> AsyncIterator[DriverConnecti
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+_SEEDING_LOCK_ID = 0x6361_7265  # "care"
+
+
+async def hold_seeding_lock(session: AsyncSession) -> None:
+    """Wait for, then hold until the session's transaction ends, the lock that serialises the
+    start-up seeding of the processes of a deployment. PostgreSQL: a transaction-level
+    advisory lock, released by the commit or rollback; never a session-level one, which a
+    pooler in transaction mode would leave on a server connection it hands to other clients.
+    SQLite: nothing to take, start-up holds a file lock there (``startup_lock``)."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _SEEDING_LOCK_ID})
 
 
 _AFTER_COMMIT = "carelevel.after_commit"

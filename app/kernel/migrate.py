@@ -15,36 +15,30 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.kernel.settings import Settings
 
-_SEED_LOCK_ID = 0x6361_7265  # "care": the advisory lock that serialises start-up seeding
-
 
 @contextlib.asynccontextmanager
-async def startup_lock(settings: Settings, engine: AsyncEngine) -> AsyncIterator[object]:
-    """Hold a lock shared by every process of this deployment while it prepares the database."""
-    if settings.is_sqlite:
-        database = settings.database_url.split("///", 1)[-1] or "carelevel.db"
-        lock_path = Path(f"{database}.startup-lock")
-        with lock_path.open("a") as handle:
-            await asyncio.to_thread(fcntl.flock, handle, fcntl.LOCK_EX)
-            try:
-                yield handle
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+async def startup_lock(settings: Settings) -> AsyncIterator[None]:
+    """SQLite: hold a file lock shared by every process of this deployment while it migrates
+    and seeds the database. PostgreSQL: nothing to hold, since each seeding transaction
+    serialises itself (a rule set's row lock, ``hold_seeding_lock``): a lock held across
+    transactions would stay on the server connection a pooler in transaction mode (PgBouncer)
+    hands to other clients."""
+    if not settings.is_sqlite:
+        yield None
         return
-    async with engine.connect() as connection:
-        await connection.execute(text("SELECT pg_advisory_lock(:id)"), {"id": _SEED_LOCK_ID})
-        await connection.commit()
+    database = settings.database_url.split("///", 1)[-1] or "carelevel.db"
+    lock_path = Path(f"{database}.startup-lock")
+    with lock_path.open("a") as handle:
+        await asyncio.to_thread(fcntl.flock, handle, fcntl.LOCK_EX)
         try:
-            yield connection
+            yield None
         finally:
-            await connection.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": _SEED_LOCK_ID})
-            await connection.commit()
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 class SchemaOutdated(RuntimeError):
