@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: help install run test lint fuzz browser reliability typescript-client k8s docs docs-assets bench bench-service clean
+.PHONY: help install run test lint fuzz browser reliability pgbouncer typescript-client k8s docs docs-assets bench bench-service clean
 
 help:  ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -60,6 +60,9 @@ browser: install tests/browser/node_modules/.package-lock.json  ## the docs, the
 
 reliability: install  ## real servers: logs, workers, shutdown; crash, outage, pool exhaustion, concurrency on a private Postgres
 	timeout 600 $(BIN)/pytest tests/reliability
+
+pgbouncer: install  ## the API specifications that lean on the database most, through a private PgBouncer in transaction mode (docs/deployment.md)
+	tests/pgbouncer/run
 
 # The generator and the compiler are pinned in scripts/typescript_client/package-lock.json.
 typescript-client: install  ## TypeScript types generated from the OpenAPI document (openapi-typescript), type-checked (tsc, strict) with the API's own examples
