@@ -168,7 +168,54 @@ def _parser() -> argparse.ArgumentParser:
     revoke = clients_sub.add_parser("revoke", help="revoke a client's key")
     revoke.add_argument("client", help="the client's id or key prefix (clk_…)")
     revoke.set_defaults(handler=_clients_revoke)
+    _retention_commands(commands)
     return parser
+
+
+def _retention_commands(commands: Any) -> None:
+    """``carelevel partitions …`` and ``carelevel retention …``."""
+    partitions = commands.add_parser(
+        "partitions", help="monthly partitions of screenings and audit events (PostgreSQL)"
+    )
+    partitions_sub = partitions.add_subparsers(metavar="action")
+    ensure = partitions_sub.add_parser(
+        "ensure",
+        help="create the missing partitions: this month's, the next months' and each month's "
+        "whose rows wait in the default partition (they are moved in)",
+    )
+    ensure.add_argument(
+        "--months-ahead",
+        type=int,
+        help="months after this one (default: CARELEVEL_PARTITION_MONTHS_AHEAD)",
+    )
+    ensure.set_defaults(handler=_partitions_ensure)
+    partitions_sub.add_parser(
+        "list", help="each table's partitions, their ranges and estimated rows"
+    ).set_defaults(handler=_partitions_list)
+
+    retention = commands.add_parser(
+        "retention", help="how long screenings and audit events are kept, per tenant; expiry"
+    )
+    retention_sub = retention.add_subparsers(metavar="action")
+    show = retention_sub.add_parser("show", help="the default retention and the tenants' own")
+    show.add_argument("--tenant", help="only what applies to this tenant")
+    show.set_defaults(handler=_retention_show)
+    set_ = retention_sub.add_parser(
+        "set", help="give a tenant its own retention (recorded in its audit trail)"
+    )
+    set_.add_argument("--tenant", required=True, help="the tenant")
+    set_.add_argument("--screenings-years", type=int, help="years its screenings are kept (1-100)")
+    set_.add_argument("--audit-years", type=int, help="years its audit events are kept (6-100)")
+    set_.set_defaults(handler=_retention_set)
+    expire = retention_sub.add_parser(
+        "expire",
+        help="drop the partitions and delete the rows past retention (recorded in the operator "
+        "tenant's audit trail)",
+    )
+    expire.add_argument(
+        "--dry-run", action="store_true", help="count what would be removed, change nothing"
+    )
+    expire.set_defaults(handler=_retention_expire)
 
 
 def _load_rules(path: Path | None) -> CompiledRuleSet:
@@ -589,6 +636,132 @@ def _rules_facts(args: argparse.Namespace) -> int:
     from app.engine.catalogue import render_catalogue
 
     print(render_catalogue())
+    return EXIT_OK
+
+
+def _on_retention(call: Callable[[Any], Awaitable[Any]]) -> Any:
+    """``call(service)`` with a retention service on the configured database."""
+    from app.kernel.settings import get_settings
+    from app.retention.service import RetentionService
+
+    settings = get_settings()
+
+    async def work(sessions: Any) -> Any:
+        return await call(RetentionService(sessions.kw["bind"], sessions, settings))
+
+    return _run_with_database(work)
+
+
+def _partitions_ensure(args: argparse.Namespace) -> int:
+    from app.kernel.db import utcnow
+    from app.kernel.months import MONTHS_AHEAD_MAX
+
+    ahead = args.months_ahead
+    if ahead is not None and not 1 <= ahead <= MONTHS_AHEAD_MAX:
+        print(f"carelevel: --months-ahead must be 1 to {MONTHS_AHEAD_MAX}", file=sys.stderr)
+        return EXIT_USAGE
+    created = _on_retention(lambda service: service.ensure_partitions(utcnow(), ahead))
+    for partition in created:
+        moved = f" ({partition.moved} rows moved in from the default partition)"
+        print(f"Created {partition.name}{moved if partition.moved else ''}.")
+    if not created:
+        print("No partition was missing.")
+    return EXIT_OK
+
+
+def _partitions_list(args: argparse.Namespace) -> int:
+    listed = _on_retention(lambda service: service.partitions())
+    print(f"{'table':<13} {'partition':<22} {'from':<11} {'to':<11} rows (estimate)")
+    for table, partitions in listed.items():
+        for partition, rows in partitions:
+            lower, upper = (
+                "(default)" if partition.is_default else f"{bound:%Y-%m-%d}" if bound else "-"
+                for bound in (partition.lower, partition.upper)
+            )
+            upper = "" if partition.is_default else upper
+            shown = "?" if rows is None else str(rows)
+            print(f"{table:<13} {partition.name:<22} {lower:<11} {upper:<11} {shown}")
+    return EXIT_OK
+
+
+def _retention_show(args: argparse.Namespace) -> int:
+    from app.kernel.record_keeping import in_years
+
+    policies = _on_retention(lambda service: service.policies())
+
+    def periods(retention: Any) -> str:
+        return (
+            f"screenings {in_years(retention.screenings_years)}, "
+            f"audit events {in_years(retention.audit_years)}"
+        )
+
+    print(
+        f"Default: {periods(policies.default)} (CARELEVEL_SCREENING_RETENTION_YEARS, "
+        "CARELEVEL_AUDIT_RETENTION_YEARS)"
+    )
+    if args.tenant is not None:
+        own = "its own" if args.tenant in policies.tenants else "the default"
+        print(f"Tenant {args.tenant}: {periods(policies.of(args.tenant))} ({own})")
+        return EXIT_OK
+    for tenant, retention in sorted(policies.tenants.items()):
+        print(f"Tenant {tenant}: {periods(retention)}")
+    return EXIT_OK
+
+
+def _retention_set(args: argparse.Namespace) -> int:
+    from app.kernel.record_keeping import in_years, retention_years
+    from app.security.actions import Action
+
+    if not is_tenant_id(args.tenant):
+        print(
+            "carelevel: --tenant must be a lowercase slug (a-z, 0-9, -), not 'shared'",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    if args.screenings_years is None and args.audit_years is None:
+        print("carelevel: give --screenings-years, --audit-years or both", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        for records, years in (("screenings", args.screenings_years), ("audit", args.audit_years)):
+            if years is not None:
+                retention_years(records, years)  # type: ignore[arg-type]
+    except ValueError as error:
+        print(f"carelevel: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    caller = _cli_caller(args.tenant, Action.RETENTION_SET, "carelevel retention (cli)")
+    retention = _on_retention(
+        lambda service: service.set_policy(caller, args.screenings_years, args.audit_years)
+    )
+    print(
+        f"Tenant {args.tenant} keeps its screenings {in_years(retention.screenings_years)} and "
+        f"its audit events {in_years(retention.audit_years)} (recorded in its audit trail)."
+    )
+    return EXIT_OK
+
+
+def _retention_expire(args: argparse.Namespace) -> int:
+    from app.kernel.db import utcnow
+    from app.kernel.settings import get_settings
+    from app.security.actions import Action
+
+    operator = get_settings().operator_tenant
+    caller = _cli_caller(operator, Action.RETENTION_EXPIRE, "carelevel retention (cli)")
+    report = _on_retention(lambda service: service.expire(caller, utcnow(), dry_run=args.dry_run))
+    for created in report.created:
+        print(f"Created {created.name} ({created.moved} rows moved in from the default one).")
+    for table in report.tables:
+        since = f"{table.kept_by_all_from:%Y-%m-%d}"
+        print(f"{table.table}: rows before {since} are past every tenant's retention")
+        for name, rows in table.dropped:
+            print(f"  partition {name}: {rows} rows {'to drop' if args.dry_run else 'dropped'}")
+        for tenant, rows in sorted(table.swept.items()):
+            if rows:
+                print(f"  tenant {tenant}: {rows} rows past its retention")
+    removed = ", ".join(f"{table} {rows}" for table, rows in sorted((+report.removed).items()))
+    if args.dry_run:
+        print(f"Would remove: {removed or 'nothing'}. Nothing was changed.")
+    else:
+        print(f"Removed: {removed or 'nothing'} (recorded in the audit trail of '{operator}').")
     return EXIT_OK
 
 

@@ -1,4 +1,5 @@
-"""The audit trail table. Rows are only ever inserted: a database trigger refuses updates."""
+"""The audit trail table. Rows are only ever inserted (a database trigger refuses updates), and
+deleted once past their tenant's retention (app/retention)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,10 @@ LIST_FILTERS = ("action", "resource_type", "resource_id", "client_id", "outcome"
 
 class AuditEvent(Base):
     """Who did what to which resource, when, and how it ended. Never answers, determinations,
-    free text or credentials: ``details`` holds ids, version numbers and filter names only."""
+    free text or credentials: ``details`` holds ids, version numbers and filter names only.
+
+    On PostgreSQL the table is partitioned by month of ``recorded_at``, which is therefore part
+    of the primary key; SQLite keeps one plain table with the same columns and keys."""
 
     __tablename__ = "audit_events"
     # Every list filter has an index that starts with the tenant and ends with the list's order
@@ -42,10 +46,11 @@ class AuditEvent(Base):
             postgresql_where=text("outcome >= 400"),
             sqlite_where=text("outcome >= 400"),
         ),
+        {"postgresql_partition_by": "RANGE (recorded_at)"},
     )
 
     id: Mapped[str] = mapped_column(IdColumn, primary_key=True, default=new_id)
-    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+    recorded_at: Mapped[datetime] = mapped_column(primary_key=True, default=utcnow)
     tenant_id: Mapped[str] = mapped_column(String(64))
     client_id: Mapped[str] = mapped_column(String(300))
     subject: Mapped[str | None] = mapped_column(String(300))

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.kernel.db import Base, utcnow
+from app.kernel.db import Base, IdColumn, utcnow
 
 
 class IssuedCard(Base):
     """A card returned by a CDS service call, with the screening it reports (none for a card
-    inviting a screening)."""
+    inviting a screening), by its id and ``created_at``: a card lasts as long as its screening
+    (no foreign key, as for decisions: app/screenings/models.py)."""
 
     __tablename__ = "cds_cards"
 
@@ -21,7 +22,6 @@ class IssuedCard(Base):
     client_id: Mapped[str] = mapped_column(String(300))
     service_id: Mapped[str] = mapped_column(String(64))
     hook_instance: Mapped[str] = mapped_column(String(200))
-    screening_id: Mapped[str | None] = mapped_column(
-        ForeignKey("screenings.id", ondelete="RESTRICT"), index=True
-    )
+    screening_id: Mapped[str | None] = mapped_column(IdColumn, index=True)
+    screening_created_at: Mapped[datetime | None] = mapped_column(index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

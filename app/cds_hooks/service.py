@@ -42,6 +42,7 @@ from app.fhir.terminology import Vocabulary
 from app.kernel.db import new_id, utcnow
 from app.kernel.errors import BadRequest, NotFound, PrefetchMissing
 from app.screenings.models import Decision, Screening
+from app.screenings.repository import ScreeningRepository
 from app.screenings.schemas import VarianceReason
 from app.security.caller import Caller
 
@@ -146,7 +147,7 @@ class CdsHooksService:
         card = screening_card(self.vocabulary, links, result, note=note)
         if note is not None and card.indicator == "info":
             card.indicator = "warning"
-        await self._remember(caller, spec, request, card, result.screening_id)
+        await self._remember(caller, spec, request, card, result)
         return CdsResponse(cards=[card])
 
     def _prefetched_response(self, request: HookRequest, patient_id: str) -> dict[str, Any] | None:
@@ -212,7 +213,7 @@ class CdsHooksService:
         spec: CdsServiceSpec,
         request: HookRequest,
         card: Card,
-        screening_id: str | None,
+        screening: Result | None,
     ) -> None:
         assert card.uuid is not None
         async with self.sessions() as session, session.begin():
@@ -223,7 +224,8 @@ class CdsHooksService:
                     client_id=caller.client_id,
                     service_id=spec.id,
                     hook_instance=request.hookInstance,
-                    screening_id=screening_id,
+                    screening_id=None if screening is None else screening.screening_id,
+                    screening_created_at=None if screening is None else screening.created_at,
                     created_at=utcnow(),
                 )
             )
@@ -271,8 +273,9 @@ class CdsHooksService:
             raise NotFound(f"No card '{card_uuid}' of this service.")
         if card.screening_id is None:
             return card, None
-        screening = await session.get(Screening, card.screening_id)
-        assert screening is not None  # screenings are never deleted
+        screening = await ScreeningRepository(session).get(caller.tenant, card.screening_id)
+        if screening is None:  # past its retention, and deleted since the card was shown
+            raise NotFound(f"No card '{card_uuid}' of this service.")
         return card, screening
 
 
@@ -294,6 +297,7 @@ def _decision(
     return Decision(
         id=new_id(),
         screening_id=screening.id,
+        screening_created_at=screening.created_at,
         tenant_id=caller.tenant,
         client_id=caller.client_id,
         created_at=utcnow(),

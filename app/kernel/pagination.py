@@ -10,7 +10,7 @@ from typing import Annotated
 import orjson
 from pydantic import AfterValidator, BeforeValidator, WithJsonSchema
 from pydantic_core import PydanticCustomError
-from sqlalchemy import ColumnElement, tuple_
+from sqlalchemy import ColumnElement, and_, tuple_
 from sqlalchemy.orm import InstrumentedAttribute
 
 from app.kernel.errors import BadRequest
@@ -29,9 +29,13 @@ def after_row(
     Written as a row-value comparison, ``(at, id) < (:at, :id)``, which PostgreSQL (and SQLite)
     seek in a B-tree index on ``(tenant, …, at, id)``: a page costs the same at any depth. The
     equivalent OR form is read by the planner as a filter, and every row before the cursor
-    would be read."""
+    would be read. The bound on the timestamp alone, which the row comparison implies, is what
+    PostgreSQL prunes a table partitioned by month with: a deep page reads only the months at
+    and before the cursor (after it, oldest first)."""
     row = tuple_(at_column, id_column)  # a plain tuple on the right takes the columns' types
-    return row < after if newest_first else row > after
+    if newest_first:
+        return and_(row < after, at_column <= after[0])
+    return and_(row > after, at_column >= after[0])
 
 
 def encode_cursor(at: datetime, row_id: str) -> str:

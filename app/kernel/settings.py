@@ -10,6 +10,8 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.kernel.issuers import CdsClient, IdentityProvider
+from app.kernel.months import MONTHS_AHEAD_MAX
+from app.kernel.record_keeping import retention_years
 from app.kernel.tenancy import is_tenant_id
 
 EMBEDDED_DATABASE_URL = "sqlite+aiosqlite:///./carelevel.db"
@@ -111,6 +113,24 @@ class Settings(BaseSettings):
         "have under way at once in one server process; 429 with Retry-After beyond.",
     )
     idempotency_ttl_hours: int = Field(default=24, ge=24, le=24 * 30)
+    screening_retention_years: int = Field(
+        default=10,
+        description="Years a tenant's screenings (with their decisions and cards) are kept unless "
+        "`carelevel retention set` gives the tenant its own; 1-100. Check the medical-record "
+        "retention your jurisdiction requires.",
+    )
+    audit_retention_years: int = Field(
+        default=10,
+        description="Years a tenant's audit events are kept unless `carelevel retention set` "
+        "gives the tenant its own; at least 6 (HIPAA, 45 CFR 164.316(b)(2)), at most 100.",
+    )
+    partition_months_ahead: int = Field(
+        default=3,
+        ge=1,
+        le=MONTHS_AHEAD_MAX,
+        description="PostgreSQL: how many months after the current one have their partitions "
+        "of screenings and audit events created in advance (at start-up and every few minutes).",
+    )
     max_page_size: int = Field(default=100, ge=1, le=1000)
     simulation_sample_size: int = Field(default=500, ge=1, le=10_000)
     max_body_bytes: int = Field(
@@ -217,6 +237,16 @@ class Settings(BaseSettings):
         if not is_tenant_id(value):
             raise ValueError("must be a lowercase slug (a-z, 0-9, -), and not 'shared'")
         return value
+
+    @field_validator("screening_retention_years")
+    @classmethod
+    def _screening_retention(cls, value: int) -> int:
+        return retention_years("screenings", value)
+
+    @field_validator("audit_retention_years")
+    @classmethod
+    def _audit_retention(cls, value: int) -> int:
+        return retention_years("audit", value)
 
     @field_validator("public_url", "fhir_canonical_base")
     @classmethod

@@ -16,7 +16,12 @@ LIST_FILTERS = ("external_reference", "level", "urgency", "rule_set_key", "rule_
 
 class Screening(Base):
     """A stored screening: the normalised answers, the determination and the exact rule-set
-    version and engine version that produced it. Rows are never updated."""
+    version and engine version that produced it. Rows are never updated; they are deleted once
+    past their tenant's retention (app/retention).
+
+    On PostgreSQL the table is partitioned by month of ``created_at``, which is therefore part of
+    the primary key; a look-up by id names the months its time-ordered id allows
+    (``stored_near_id``). SQLite keeps one plain table with the same columns and keys."""
 
     __tablename__ = "screenings"
     # Every list filter has an index that starts with the tenant and ends with the list's order,
@@ -30,12 +35,13 @@ class Screening(Base):
             )
             for column in LIST_FILTERS
         ),
+        {"postgresql_partition_by": "RANGE (created_at)"},
     )
 
     id: Mapped[str] = mapped_column(IdColumn, primary_key=True, default=new_id)
     tenant_id: Mapped[str] = mapped_column(String(64))
     client_id: Mapped[str] = mapped_column(String(300))
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(primary_key=True, default=utcnow)
     external_reference: Mapped[str | None] = mapped_column(String(200))
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
     rule_set_version_id: Mapped[str] = mapped_column(
@@ -67,6 +73,13 @@ class Decision(Base):
     ``outcome`` is ``decided`` (a level recorded through the API), or, from CDS Hooks feedback,
     ``accepted`` (the recommendation taken) or ``overridden`` (not taken; the level chosen
     instead is not known, so ``final_level`` is empty).
+
+    A decision lasts as long as its screening: it names the screening's ``created_at`` too, by
+    which expiry deletes the decisions of a month before it drops the month's partition (empty
+    only for a decision the previous release recorded while this one was being rolled out:
+    expiry fills it in). No foreign key: one into a partitioned table would make each
+    partition's drop check, under a lock that stops every request on screenings, that no
+    decision still refers to it.
     """
 
     __tablename__ = "decisions"
@@ -75,9 +88,8 @@ class Decision(Base):
     )
 
     id: Mapped[str] = mapped_column(IdColumn, primary_key=True, default=new_id)
-    screening_id: Mapped[str] = mapped_column(
-        ForeignKey("screenings.id", ondelete="RESTRICT"), index=True
-    )
+    screening_id: Mapped[str] = mapped_column(IdColumn, index=True)
+    screening_created_at: Mapped[datetime | None] = mapped_column(index=True)
     tenant_id: Mapped[str] = mapped_column(String(64))
     client_id: Mapped[str] = mapped_column(String(300))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -29,6 +29,7 @@ from sqlalchemy.orm import load_only
 
 from app.audit.models import AuditEvent
 from app.kernel.db import Base, DriverStatement, UtcDateTime, driver_connection, for_asyncpg
+from app.kernel.months import stored_near_id
 from app.kernel.pagination import after_row
 from app.screenings.models import Decision, IdempotencyRecord, Screening
 
@@ -114,6 +115,16 @@ def page_query(
     return query
 
 
+def screening_query(tenant: str, screening_id: str) -> Select[Screening]:
+    """The screening ``screening_id`` of ``tenant``: on PostgreSQL, read from the month its
+    time-ordered id names (from every month for an older, random id)."""
+    return select(Screening).where(
+        Screening.id == screening_id,
+        Screening.tenant_id == tenant,
+        *stored_near_id(Screening.created_at, screening_id),
+    )
+
+
 class ScreeningRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -123,7 +134,7 @@ class ScreeningRepository:
 
     async def get(self, tenant: str, screening_id: str) -> Screening | None:
         """The screening ``screening_id`` if it belongs to ``tenant``."""
-        query = select(Screening).where(Screening.id == screening_id, Screening.tenant_id == tenant)
+        query = screening_query(tenant, screening_id)
         return (await self.session.execute(query)).scalar_one_or_none()
 
     async def latest_for_response(self, tenant: str, digest: str) -> Screening | None:

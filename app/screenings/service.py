@@ -275,7 +275,7 @@ class ScreeningService:
                     "This Idempotency-Key was already used with a different request body."
                 )
             screening = await repository.get(tenant, stored.screening_id)
-            if screening is None:  # pragma: no cover - screenings are never deleted
+            if screening is None:  # pragma: no cover - kept years longer than any key
                 raise Conflict("The screening for this Idempotency-Key is missing.")
             record(session, caller, 201, resource_id=screening.id, details={"replayed": True})
             asking = await self._ask_next_of(session, caller, screening)
@@ -468,6 +468,7 @@ class ScreeningService:
             decision = Decision(
                 id=new_id(),
                 screening_id=row.id,
+                screening_created_at=row.created_at,
                 tenant_id=caller.tenant,
                 client_id=caller.client_id,
                 created_at=utcnow(),

@@ -46,6 +46,9 @@ class Action(StrEnum):
     CLIENT_REVOKE = "client.revoke"
     AUDIT_LIST = "audit_event.list"
     METRICS_READ = "metrics.read"
+    # Operators' commands (carelevel retention …), recorded like the API's operations.
+    RETENTION_SET = "retention.set"
+    RETENTION_EXPIRE = "retention.expire"
 
 
 class ResourceType(StrEnum):
@@ -56,6 +59,7 @@ class ResourceType(StrEnum):
     CLIENT = "client"
     AUDIT_EVENT = "audit_event"
     METRICS = "metrics"
+    RETENTION = "retention"
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +111,8 @@ ACTIONS: Mapping[Action, ActionSpec] = {
     Action.AUDIT_LIST: _spec(ResourceType.AUDIT_EVENT, Scope.AUDIT_READ),
     # Scraped every few seconds and about no one: not worth an audit event each time.
     Action.METRICS_READ: _spec(ResourceType.METRICS, Scope.METRICS_READ, audited=False),
+    Action.RETENTION_SET: _spec(ResourceType.RETENTION, Scope.ADMIN),
+    Action.RETENTION_EXPIRE: _spec(ResourceType.RETENTION, Scope.ADMIN),
 }
 
 

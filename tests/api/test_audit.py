@@ -177,11 +177,13 @@ async def test_every_audited_operation_writes_exactly_one_event(
     me = await client_id_of(app, client)
     requests = successful_requests(client, screening, document)
     # Reading and revoking a client are covered below; opening a signed view link (no API key)
-    # in tests/api/test_screening_view.py.
+    # in tests/api/test_screening_view.py; the retention commands in tests/api/test_retention.py.
     covered = {action for action, _, _ in requests} | {
         Action.CLIENT_READ,
         Action.CLIENT_REVOKE,
         Action.SCREENING_VIEW,
+        Action.RETENTION_SET,
+        Action.RETENTION_EXPIRE,
     }
     audited = {action for action, spec in ACTIONS.items() if spec.audited}
     assert covered == audited, "every audited action needs a case here"
