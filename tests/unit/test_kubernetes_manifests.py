@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
+from app import cli
 from app.kernel.settings import Settings
 from app.main import create_app
 
@@ -177,3 +178,29 @@ def test_pods_run_as_the_images_user_on_a_read_only_root_filesystem(
         volumes = {volume["name"]: volume for volume in pod["volumes"]}
         assert tmp, f"{kind}: a writable /tmp"
         assert "emptyDir" in volumes[tmp[0]], kind
+
+
+def test_retention_runs_nightly_one_run_at_a_time_as_the_migration_does(
+    resources: dict[str, dict[str, Any]],
+) -> None:
+    """The CronJob runs `carelevel retention expire` with the release's image and the
+    migration's settings (it changes partitions, as a migration changes the schema), never two
+    runs at once, in a pod hardened as the others and that no selector of the API's picks."""
+    cronjob = resources["CronJob"]
+    assert cronjob["spec"]["concurrencyPolicy"] == "Forbid"
+    pod = cronjob["spec"]["jobTemplate"]["spec"]["template"]
+    (container,) = pod["spec"]["containers"]
+    command = container["command"]
+    assert command[:1] == ["carelevel"]
+    assert cli._parser().parse_args(command[1:]).handler.__name__ == "_retention_expire"
+    migration = _pod(resources["Job"])
+    (migrate,) = migration["spec"]["containers"]
+    for key in ("image", "envFrom", "securityContext"):
+        assert container[key] == migrate[key], key
+    assert pod["spec"]["securityContext"] == migration["spec"]["securityContext"]
+    assert pod["spec"]["enableServiceLinks"] is False
+    for selector in (
+        resources["Service"]["spec"]["selector"],
+        resources["Deployment"]["spec"]["selector"]["matchLabels"],
+    ):
+        assert not _selects(selector, pod["metadata"]["labels"])
