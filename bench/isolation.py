@@ -140,7 +140,7 @@ async def noisy_loop(base: str, key: str, draft: int, stop: asyncio.Event,
                      counts: NoisyCounts) -> None:  # fmt: skip
     """Export, validate, diff and simulate the fork in turn until ``stop``."""
     versions = f"/v1/rule-sets/noisy/{KEY}/versions/{draft}"
-    operations = [
+    operations: list[tuple[str, str, dict[str, str | int]]] = [
         ("GET", f"{versions}/export", {}),
         ("POST", f"{versions}/validate", {}),
         (

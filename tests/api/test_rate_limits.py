@@ -237,7 +237,7 @@ def test_several_workers_counting_in_memory_are_a_settings_error(storage: str) -
 
 
 def test_production_needs_redis_unless_one_process_is_declared_alone() -> None:
-    production = {
+    production: dict[str, Any] = {
         "environment": "production",
         "database_url": "postgresql+asyncpg://carelevel@db.example:5432/carelevel",
         "public_url": "https://carelevel.example",
