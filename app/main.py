@@ -338,7 +338,7 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
     app.state.settings = settings
     app.state.link_signer = link_signer(settings)
     # One compile cache per process (``COMPILED``), bounded as this process is configured.
-    COMPILED.resize(settings.compiled_rule_sets_max)
+    COMPILED.resize(int(settings.compiled_rule_sets_memory_mb * 1024 * 1024))
     # One pool of rule-set worker processes per process too, sized as configured.
     RULE_SET_WORK.configure(settings.rule_set_work_processes, settings.rule_set_work_per_tenant)
     app.state.rule_set_cache = RuleSetCache(COMPILED)

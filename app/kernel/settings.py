@@ -88,14 +88,14 @@ class Settings(BaseSettings):
         description="How often each process checks which rule-set versions are active; an "
         "activation reaches every process within this interval (plus one query).",
     )
-    compiled_rule_sets_max: int = Field(
-        default=64,
-        ge=1,
-        le=10_000,
-        description="How many compiled rule-set contents each process keeps (least recently "
-        "used evicted first; about 0.35 MB each for the shipped rule set). Tenants' active "
-        "versions are compiled on first use and again after eviction; the shared rule sets' "
-        "active versions are always kept.",
+    compiled_rule_sets_memory_mb: float = Field(
+        default=64.0,
+        gt=0,
+        le=100_000,
+        description="Memory each process gives compiled rule-set contents, in MB (least "
+        "recently used evicted first; about 1.1 MB for the shipped rule set, estimated as each "
+        "is compiled). Tenants' active versions are compiled on first use and again after "
+        "eviction; the shared rule sets' active versions are always kept.",
     )
     rule_set_work_processes: int = Field(
         default=1,

@@ -1,6 +1,6 @@
 """A process compiles the shared rule sets' active versions at start-up and each tenant's own
 active version only when that tenant first needs it, into a cache bounded by
-``compiled_rule_sets_max``: start-up work and memory do not grow with the number of tenants,
+``compiled_rule_sets_memory_mb``: start-up work and memory do not grow with the number of tenants,
 and a version evicted from the cache is compiled again, deciding exactly as before."""
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from app.engine import default_rule_set
 from app.kernel.settings import Settings
-from app.rulesets.compiled import CompiledVersions
+from app.rulesets.compiled import CompiledVersions, estimated_bytes
 from tests.api.rule_sets_support import KEY, default_document
 from tests.support.apps import http_client, new_key, running
 from tests.support.examples import example
@@ -105,7 +106,9 @@ async def test_start_up_compiles_no_tenants_version_until_the_tenant_needs_it(
 async def test_an_evicted_version_is_compiled_again_and_decides_the_same(
     forks: list[Fork], settings: Settings, compiled: CompiledVersions, app: FastAPI
 ) -> None:
-    bounded = settings.model_copy(update={"compiled_rule_sets_max": 2})
+    # Room for two compiled forks, not three (each a copy of the shipped rule set).
+    one_fork = estimated_bytes(default_rule_set())
+    bounded = settings.model_copy(update={"compiled_rule_sets_memory_mb": 2.5 * one_fork / 2**20})
     operator_key = await new_key(app, name="operator")
     async with running(bounded) as restarted:
         one, two, three = forks[:3]

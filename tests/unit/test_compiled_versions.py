@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from app.engine import (
     evaluate,
     parse_document,
 )
-from app.rulesets.compiled import CompiledVersions
+from app.rulesets.compiled import CompiledVersions, estimated_bytes
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
 
@@ -68,8 +69,9 @@ def test_a_version_evaluates_as_if_compiled_under_its_own_number() -> None:
 
 
 def test_the_cache_is_bounded_and_forgets_the_least_recently_used_content() -> None:
-    cache = CompiledVersions(limit=2)
     (a, sha_a), (b, sha_b), (c, sha_c) = (retitled(t) for t in ("A", "B", "C"))
+    one = estimated_bytes(compile_rule_set(a, version="1"))
+    cache = CompiledVersions(budget_bytes=int(2.5 * one))  # room for two, not three
     cache.compile(a, sha_a, "1")
     cache.compile(b, sha_b, "1")
     assert cache.get(sha_a, "3") is not None  # used again: b is now the oldest
@@ -131,13 +133,36 @@ async def test_compiling_off_the_loop_runs_the_compiler_in_a_worker_thread(
     assert cache.compilations == 1
 
 
-def test_shrinking_the_bound_forgets_the_least_recently_used_contents_at_once() -> None:
+def test_shrinking_the_budget_forgets_the_least_recently_used_contents_at_once() -> None:
     cache = CompiledVersions()
     (a, sha_a), (b, sha_b), (c, sha_c) = (retitled(t) for t in ("A", "B", "C"))
     for content, sha in ((a, sha_a), (b, sha_b), (c, sha_c)):
         cache.compile(content, sha, "1")
+    held = cache.held_bytes
 
-    cache.resize(1)
+    cache.resize(held // 2)  # room for one of the three
 
     assert len(cache) == 1
+    assert cache.held_bytes <= held // 2
     assert cache.get(sha_c, "1") is not None
+
+
+def test_the_size_estimate_is_close_to_what_compiling_allocates() -> None:
+    content, _ = retitled("Measured")
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        compiled = compile_rule_set(content, version="1")
+        allocated = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert 0.8 * allocated <= estimated_bytes(compiled) <= 1.5 * allocated
+
+
+def test_a_content_over_the_whole_budget_is_still_kept_alone() -> None:
+    cache = CompiledVersions(budget_bytes=1)
+    (a, sha_a), (b, sha_b) = (retitled(t) for t in ("A", "B"))
+    cache.compile(a, sha_a, "1")
+    cache.compile(b, sha_b, "1")
+    assert len(cache) == 1
+    assert cache.get(sha_b, "1") is not None
