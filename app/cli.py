@@ -180,8 +180,9 @@ def _retention_commands(commands: Any) -> None:
     partitions_sub = partitions.add_subparsers(metavar="action")
     ensure = partitions_sub.add_parser(
         "ensure",
-        help="create the missing partitions: this month's, the next months' and each month's "
-        "whose rows wait in the default partition (they are moved in)",
+        help="pg_partman's maintenance: create the next months' partitions, drop the months "
+        "past every tenant's retention, and move the rows waiting in the default partition into "
+        "their month's",
     )
     ensure.add_argument(
         "--months-ahead",
@@ -209,8 +210,8 @@ def _retention_commands(commands: Any) -> None:
     set_.set_defaults(handler=_retention_set)
     expire = retention_sub.add_parser(
         "expire",
-        help="drop the partitions and delete the rows past retention (recorded in the operator "
-        "tenant's audit trail)",
+        help="drop the partitions (pg_partman) and delete the rows past retention, then run "
+        "pg_partman's maintenance (recorded in the operator tenant's audit trail)",
     )
     expire.add_argument(
         "--dry-run", action="store_true", help="count what would be removed, change nothing"
@@ -660,11 +661,12 @@ def _partitions_ensure(args: argparse.Namespace) -> int:
     if ahead is not None and not 1 <= ahead <= MONTHS_AHEAD_MAX:
         print(f"carelevel: --months-ahead must be 1 to {MONTHS_AHEAD_MAX}", file=sys.stderr)
         return EXIT_USAGE
-    created = _on_retention(lambda service: service.ensure_partitions(utcnow(), ahead))
-    for partition in created:
-        moved = f" ({partition.moved} rows moved in from the default partition)"
-        print(f"Created {partition.name}{moved if partition.moved else ''}.")
-    if not created:
+    done = _on_retention(lambda service: service.maintain(utcnow(), ahead))
+    for name in done.created:
+        print(f"Created {name}.")
+    if done.moved:
+        print(f"Moved {done.moved} rows out of the default partitions into their months'.")
+    if not done.created:
         print("No partition was missing.")
     return EXIT_OK
 
@@ -747,11 +749,12 @@ def _retention_expire(args: argparse.Namespace) -> int:
     operator = get_settings().operator_tenant
     caller = _cli_caller(operator, Action.RETENTION_EXPIRE, "carelevel retention (cli)")
     report = _on_retention(lambda service: service.expire(caller, utcnow(), dry_run=args.dry_run))
-    for created in report.created:
-        print(f"Created {created.name} ({created.moved} rows moved in from the default one).")
     for table in report.tables:
         since = f"{table.kept_by_all_from:%Y-%m-%d}"
-        print(f"{table.table}: rows before {since} are past every tenant's retention")
+        print(
+            f"{table.table}: rows before {since} are past every tenant's retention "
+            f"(pg_partman keeps its partitions {table.retention_years} years)"
+        )
         for name, rows in table.dropped:
             print(f"  partition {name}: {rows} rows {'to drop' if args.dry_run else 'dropped'}")
         for tenant, rows in sorted(table.swept.items()):
@@ -761,6 +764,8 @@ def _retention_expire(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(f"Would remove: {removed or 'nothing'}. Nothing was changed.")
     else:
+        for name in report.created:
+            print(f"Created {name}.")
         print(f"Removed: {removed or 'nothing'} (recorded in the audit trail of '{operator}').")
     return EXIT_OK
 

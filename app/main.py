@@ -38,7 +38,6 @@ from app.operations.metrics import Metrics, metrics_router, sample_forever
 from app.process.gc_tuning import settle_after_startup
 from app.process.logging_setup import keep_health_information_out_of_logs
 from app.questionnaire import Questionnaire, build_questionnaire
-from app.retention.service import RetentionService
 from app.rulesets.cache import RuleSetCache, refresh_forever
 from app.rulesets.compiled import COMPILED
 from app.rulesets.resolve import RuleSets
@@ -142,7 +141,6 @@ async def prepare_database(app: FastAPI, settings: Settings) -> None:
     async with app.state.sessions() as session:
         # Compiles the shared rule sets' active versions only: tenants' are compiled on use.
         await app.state.rule_set_cache.refresh(session)
-    await app.state.retention.keep_partitions_ahead()
 
 
 BOOTSTRAP_NAME = "local admin"
@@ -175,11 +173,8 @@ async def create_bootstrap_admin(clients: ClientService, settings: Settings) -> 
 PURGE_INTERVAL_SECONDS = 600.0
 
 
-async def purge_forever(
-    service: ScreeningService, counter: WindowCounter, retention: RetentionService
-) -> None:
-    """Drop expired idempotency keys and ended rate-limit windows every few minutes, and create
-    the coming months' partitions when they are missing."""
+async def purge_forever(service: ScreeningService, counter: WindowCounter) -> None:
+    """Drop expired idempotency keys and ended rate-limit windows every few minutes."""
     while True:
         await asyncio.sleep(PURGE_INTERVAL_SECONDS)
         try:
@@ -188,7 +183,6 @@ async def purge_forever(
             await purge_token_uses(service.sessions)
         except Exception as error:  # the next round tries again
             logger.warning("purge failed: %s", type(error).__name__)
-        await retention.keep_partitions_ahead()
 
 
 async def purge_token_uses(sessions: async_sessionmaker[AsyncSession]) -> None:
@@ -282,7 +276,6 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
         )
         app.state.cds_verifier = JwtVerifier(settings.cds_clients, list(Scope))
         app.state.cds_hooks = CdsHooksService(app.state.sessions, app.state.fhir)
-        app.state.retention = RetentionService(app.state.engine, app.state.sessions, settings)
         await prepare_database(app, settings)
         background = [
             asyncio.create_task(
@@ -290,9 +283,7 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
                     app.state.rule_set_cache, app.state.sessions, settings.rule_set_refresh_seconds
                 )
             ),
-            asyncio.create_task(
-                purge_forever(app.state.screening_service, counter, app.state.retention)
-            ),
+            asyncio.create_task(purge_forever(app.state.screening_service, counter)),
             asyncio.create_task(sample_forever(app)),
         ]
         if server_process:

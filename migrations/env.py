@@ -42,8 +42,9 @@ def render_item(kind: str, item: Any, autogen_context: Any) -> str | bool:
 
 
 def partitions_of_tables(connection: Connection) -> frozenset[str]:
-    """PostgreSQL's partitions (screenings_2026_12, …): made and dropped by the service
-    (app/retention), never by migrations, and so left out of the comparison with the models."""
+    """PostgreSQL's partitions (screenings_p2026_12, …): made and dropped by pg_partman's
+    maintenance (app/retention), never by migrations, and so left out of the comparison with
+    the models."""
     if connection.dialect.name != "postgresql":
         return frozenset()
     found = connection.exec_driver_sql(

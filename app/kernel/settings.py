@@ -129,7 +129,8 @@ class Settings(BaseSettings):
         ge=1,
         le=MONTHS_AHEAD_MAX,
         description="PostgreSQL: how many months after the current one have their partitions "
-        "of screenings and audit events created in advance (at start-up and every few minutes).",
+        "of screenings and audit events created in advance (pg_partman's premake, given to it by "
+        "`carelevel partitions ensure` and `carelevel retention expire`).",
     )
     max_page_size: int = Field(default=100, ge=1, le=1000)
     simulation_sample_size: int = Field(default=500, ge=1, le=10_000)

@@ -1,16 +1,16 @@
-"""What partition upkeep and expiry do, decided without I/O: which monthly partitions to create,
-which partitions lie wholly past every tenant's retention (dropped whole), and which rows of
-which tenant are deleted from the partitions that stay."""
+"""What expiry does, decided without I/O: the retention pg_partman keeps each table's monthly
+partitions for (the longest any tenant needs), which partitions it drops whole at that retention,
+and which rows of which tenant are deleted from the partitions that stay."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from calendar import isleap
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal
 
-from app.kernel.months import Month, months_from
 from app.kernel.record_keeping import first_kept_month, retention_years
 
 # The tables that are partitioned by month, and the retention that applies to each.
@@ -29,29 +29,9 @@ class Partition:
     upper: datetime | None
     is_default: bool = False
 
-    def overlaps(self, month: Month) -> bool:
-        if self.is_default:
-            return False
-        starts_before = self.lower is None or self.lower < month.end
-        return starts_before and (self.upper is None or month.start < self.upper)
-
     def may_hold_before(self, instant: datetime) -> bool:
         """Whether some row of this partition can be older than ``instant``."""
         return self.is_default or self.lower is None or self.lower < instant
-
-
-def partition_name(table: str, month: Month) -> str:
-    return f"{table}_{month.year:04d}_{month.month:02d}"
-
-
-def default_partition_name(table: str) -> str:
-    return f"{table}_default"
-
-
-def partition_bounds(month: Month) -> str:
-    """The SQL bound of ``month``'s partition (instants with their offset: the same whatever the
-    session's time zone)."""
-    return f"FOR VALUES FROM ('{month.start.isoformat()}') TO ('{month.end.isoformat()}')"
 
 
 _RANGE = re.compile(r"FOR VALUES FROM \((.+)\) TO \((.+)\)")
@@ -74,17 +54,6 @@ def parse_partition(name: str, bound: str) -> Partition:
     if found is None:
         raise ValueError(f"partition {name} is not a range partition: {bound}")
     return Partition(name, _bound(found[1]), _bound(found[2]))
-
-
-def months_to_create(
-    now: datetime, months_ahead: int, existing: Sequence[Partition], stray: Iterable[Month]
-) -> list[Month]:
-    """The months that need a partition, oldest first: the current month and ``months_ahead``
-    after it, and each month some of whose rows wait in the default partition (``stray``),
-    but none that an existing partition covers, even in part."""
-    current = Month.of(now)
-    wanted = set(months_from(current, current.plus(months_ahead))) | set(stray)
-    return sorted(month for month in wanted if not any(p.overlaps(month) for p in existing))
 
 
 # --- retention policies --------------------------------------------------------------------------
@@ -120,11 +89,15 @@ class Policies:
         """The oldest instant of ``tenant``'s rows of ``table`` kept at ``now``."""
         return first_kept_month(now, self.of(tenant).years(table)).start
 
+    def longest(self, table: Stored) -> int:
+        """The years the longest retention of any tenant keeps rows of ``table``: pg_partman's
+        retention of its partitions (never under six for the audit trail, as no tenant's is)."""
+        return max(r.years(table) for r in (self.default, *self.tenants.values()))
+
     def kept_by_all_from(self, table: Stored, now: datetime) -> datetime:
         """Every row before this instant is past every tenant's retention (the longest one's
-        bound): a partition that ends by it is dropped whole."""
-        longest = max(r.years(table) for r in (self.default, *self.tenants.values()))
-        return first_kept_month(now, longest).start
+        bound)."""
+        return first_kept_month(now, self.longest(table)).start
 
     def kept_by_some_from(self, table: Stored, now: datetime) -> datetime:
         """Rows from this instant on are within every tenant's retention (the shortest one's
@@ -148,12 +121,32 @@ class Sweep:
 
 @dataclass(frozen=True, slots=True)
 class TablePlan:
-    """What an expiry run removes from one table: whole partitions, then tenants' rows."""
+    """What an expiry run removes from one table: whole partitions (pg_partman, keeping them
+    ``retention_years``), then tenants' rows."""
 
     table: Stored
+    retention_years: int
     kept_by_all_from: datetime
     drop: tuple[Partition, ...]
     sweeps: tuple[Sweep, ...]
+
+
+def years_before(instant: datetime, years: int) -> datetime:
+    """``instant - interval 'N years'`` as PostgreSQL computes it in UTC: the same day and time
+    ``years`` earlier, 29 February becoming the 28th."""
+    at = instant.astimezone(UTC)
+    year = at.year - years
+    day = min(at.day, 28) if at.month == 2 and not isleap(year) else at.day
+    return at.replace(year=year, day=day)
+
+
+def dropped_by_pg_partman(partition: Partition, now: datetime, years: int) -> bool:
+    """Whether pg_partman's retention of ``years`` drops ``partition`` at ``now``
+    (``partman.drop_partition_time``: the partition ends before ``now`` less the retention).
+    Never the default partition, nor one without an end."""
+    if partition.is_default or partition.upper is None:
+        return False
+    return partition.upper < years_before(now, years)
 
 
 def plan_expiry(
@@ -163,19 +156,21 @@ def plan_expiry(
     partitions: Sequence[Partition],
     tenants: Collection[str],
 ) -> TablePlan:
-    """Drop every partition that ends before every tenant's retention begins, and delete, from
-    each partition that stays, the rows of each of ``tenants`` (those with rows old enough to
-    expire) that are past that tenant's own retention: a tenant with a shorter retention than
-    another's, or rows left in the default partition."""
+    """The partitions pg_partman drops at the longest retention (each ends before every
+    tenant's retention begins), and, from each partition that stays, the rows of each of
+    ``tenants`` (those with rows old enough to expire) that are past that tenant's own
+    retention: a tenant with a shorter retention than another's, or rows left in the default
+    partition."""
     kept_by_all_from = policies.kept_by_all_from(table, now)
-    drop = tuple(
-        p
-        for p in partitions
-        if not p.is_default and p.upper is not None and p.upper <= kept_by_all_from
-    )
+    longest = policies.longest(table)
+    drop = tuple(p for p in partitions if dropped_by_pg_partman(p, now, longest))
+    months = [p for p in partitions if not p.is_default]
+    if months and len(drop) == len(months):  # pg_partman never drops a table's last partition
+        last = max(months, key=lambda p: (p.upper is None, p.upper or now))
+        drop = tuple(p for p in drop if p != last)
     staying = [p for p in partitions if p not in drop]
     sweeps = []
     for tenant in sorted(tenants):
         before = policies.kept_from(table, now, tenant)
         sweeps += [Sweep(p.name, tenant, before) for p in staying if p.may_hold_before(before)]
-    return TablePlan(table, kept_by_all_from, drop, tuple(sweeps))
+    return TablePlan(table, longest, kept_by_all_from, drop, tuple(sweeps))

@@ -1,14 +1,17 @@
-"""Retention use cases: each tenant's policy, the partitions kept ahead, and expiry.
+"""Retention use cases: each tenant's policy, pg_partman's maintenance of the partitions, and
+expiry.
 
-Expiry is not one unit of work: it drops partitions and deletes rows in many short
-transactions, so that it never holds a long lock or a long transaction on a live database. Its
-audit event, in the operator tenant's trail, counts what it removed (counts and partition names
-only, never a row's content), and is written even when the run stops part-way.
+pg_partman creates the months ahead and drops whole months past the longest retention any
+tenant has; carelevel decides that retention and the months ahead, and deletes, itself, the rows
+of tenants whose retention is shorter. Expiry is not one unit of work: it drops partitions and
+deletes rows in many short transactions, so that it never holds a long lock or a long
+transaction on a live database. Its audit event, in the operator tenant's trail, counts what it
+removed (counts and partition names only, never a row's content), and is written even when the
+run stops part-way.
 """
 
 from __future__ import annotations
 
-import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -16,21 +19,28 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.audit.trail import record
-from app.kernel.db import utcnow
 from app.kernel.settings import Settings
 from app.retention import repository
 from app.retention.partitions import (
-    CreatedPartition,
+    configure,
     count_rows,
-    drop_partition,
-    ensure_partitions,
+    drop_expired,
     estimated_rows,
     list_partitions,
+    move_out_of_default,
+    run_maintenance,
 )
 from app.retention.plan import TABLES, Partition, Policies, Retention, Stored, plan_expiry
 from app.security.caller import Caller
 
-logger = logging.getLogger("carelevel.retention")
+
+@dataclass(frozen=True, slots=True)
+class Maintenance:
+    """What pg_partman's maintenance did: the partitions it created, and the rows moved out of
+    the default partitions into their months' (partitions it created too)."""
+
+    created: list[str]
+    moved: int
 
 
 @dataclass(slots=True)
@@ -38,6 +48,7 @@ class TableExpiry:
     """What expiry removed (or, in a dry run, would remove) of one table."""
 
     table: Stored
+    retention_years: int  # pg_partman's: the longest any tenant has
     kept_by_all_from: datetime
     dropped: list[tuple[str, int]] = field(default_factory=list)  # partition, rows
     swept: Counter[str] = field(default_factory=Counter)  # tenant: rows
@@ -48,12 +59,16 @@ class ExpiryReport:
     dry_run: bool
     tables: list[TableExpiry] = field(default_factory=list)
     removed: Counter[str] = field(default_factory=Counter)  # table: rows, decisions and cards too
-    created: list[CreatedPartition] = field(default_factory=list)
+    created: list[str] = field(default_factory=list)
 
     def details(self, completed: bool) -> dict[str, object]:
         """The expiry's audit event details: counts and partition names only."""
         dropped = [name for table in self.tables for name, _ in table.dropped]
         return {"completed": completed, "removed": dict(+self.removed), "dropped": dropped}
+
+
+async def _partition_names(connection: AsyncConnection) -> set[str]:
+    return {p.name for table in TABLES for p in await list_partitions(connection, table)}
 
 
 class RetentionService:
@@ -99,39 +114,45 @@ class RetentionService:
                 listed[table] = [(p, estimates.get(p.name)) for p in partitions]
         return listed
 
-    async def ensure_partitions(
-        self, now: datetime, months_ahead: int | None = None
-    ) -> list[CreatedPartition]:
-        """Create the partitions that are missing (``partitions.ensure_partitions``)."""
+    async def maintain(self, now: datetime, months_ahead: int | None = None) -> Maintenance:
+        """Give pg_partman the retention the tenants' policies call for and the months ahead,
+        run its maintenance (create the months ahead, drop the months past retention: their
+        screenings' decisions and cards are deleted first), and move the rows that wait in the
+        default partitions into their months'."""
+        policies = await self.policies()
         async with self.engine.connect() as connection:
-            return await ensure_partitions(connection, now, months_ahead or self.months_ahead)
-
-    async def keep_partitions_ahead(self) -> None:
-        """``ensure_partitions`` for the service itself (at start-up and every few minutes):
-        a failure is logged, never raised; the default partition holds new rows meanwhile."""
-        try:
-            for created in await self.ensure_partitions(utcnow()):
-                logger.info("partition %s created (%d rows moved in)", created.name, created.moved)
-        except Exception as error:  # e.g. a database role that may not create tables
-            logger.warning(
-                "partitions not created (%s): run `carelevel partitions ensure` as the owner of "
-                "the tables",
-                type(error).__name__,
+            before = await _partition_names(connection)
+            await self._configure(connection, policies, months_ahead)
+            await repository.delete_following_before(
+                connection, policies.kept_by_all_from("screenings", now)
             )
+            await run_maintenance(connection)
+            moved = await move_out_of_default(connection)
+            created = sorted(await _partition_names(connection) - before)
+        return Maintenance(created, moved)
+
+    async def _configure(
+        self, connection: AsyncConnection, policies: Policies, months_ahead: int | None = None
+    ) -> None:
+        years = {table: policies.longest(table) for table in TABLES}
+        await configure(connection, years, months_ahead or self.months_ahead)
 
     async def expire(self, caller: Caller, now: datetime, *, dry_run: bool) -> ExpiryReport:
-        """Remove what is past retention at ``now`` (first creating the missing partitions,
-        so that rows in the default partition are in their month's), or, with ``dry_run``,
-        count what would be and change nothing."""
+        """Remove what is past retention at ``now``: pg_partman drops the months past the
+        longest retention and runs its maintenance (the months ahead), carelevel deletes the
+        rows of tenants with a shorter one; or, with ``dry_run``, count what would be removed
+        and change nothing."""
         policies = await self.policies()
         report = ExpiryReport(dry_run)
         completed = False
         try:
             async with self.engine.connect() as connection:
                 if not dry_run:
-                    report.created = await ensure_partitions(connection, now, self.months_ahead)
+                    await self._configure(connection, policies)
                 for table in TABLES:
                     await self._expire(connection, table, now, policies, report)
+                if not dry_run:
+                    report.created = await run_maintenance(connection)
             completed = True
         finally:
             if not dry_run:
@@ -150,20 +171,19 @@ class RetentionService:
         old = policies.kept_by_some_from(table, now)
         tenants = await repository.tenants_with_rows_before(connection, table, old)
         plan = plan_expiry(table, now, policies, partitions, tenants)
-        done = TableExpiry(table, plan.kept_by_all_from)
+        done = TableExpiry(table, plan.retention_years, plan.kept_by_all_from)
         report.tables.append(done)
         if table == "screenings":  # decisions and cards first: they name their screening
             following = repository.count_following_before
             if not report.dry_run:
                 following = repository.delete_following_before
             report.removed.update(await following(connection, plan.kept_by_all_from))
-        for partition in plan.drop:
-            if report.dry_run:
-                rows = await count_rows(connection, partition.name)
-            else:
-                rows = await drop_partition(connection, table, partition.name)
-            done.dropped.append((partition.name, rows))
-            report.removed[table] += rows
+        dropping = [partition.name for partition in plan.drop]
+        if report.dry_run:
+            done.dropped = [(name, await count_rows(connection, name)) for name in dropping]
+        else:
+            done.dropped = await drop_expired(connection, table, now, dropping)
+        report.removed[table] += sum(rows for _, rows in done.dropped)
         for sweep in plan.sweeps:
             swept: Counter[str] = Counter()
             if report.dry_run:

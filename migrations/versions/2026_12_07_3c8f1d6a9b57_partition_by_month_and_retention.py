@@ -2,13 +2,18 @@
 
 On PostgreSQL, ``screenings`` and ``audit_events`` become tables partitioned by month of their
 timestamp (``created_at``, ``recorded_at``), so that expiry drops a month's partition instead of
-deleting its rows one by one. A partitioned table's keys must hold its partition key: the
-primary keys become ``(id, created_at)`` and ``(id, recorded_at)``. Each table is renamed, the
-partitioned one created with the same columns, one partition made for every month from the
-oldest row's to three months after the current one (the service keeps creating them ahead) plus
-a default partition, the rows copied, the old table dropped and the indexes (and the audit
-trail's append-only trigger) built again. On a large live database, see docs/deployment.md
-(Retention and partitioning) for doing this online first.
+deleting its rows one by one. pg_partman 4 manages the partitions: the extension is created in
+the schema ``partman`` unless it is there already (creating it takes a superuser: see
+docs/deployment.md), and each table is registered with ``partman.create_parent`` (native,
+monthly, a partition for every month from the oldest row's to three months after the current
+one, and a default partition; ``infinite_time_partitions`` so that months keep being made when
+no row arrives, no retention until carelevel gives it one). A partitioned table's keys must
+hold its partition key: the primary keys become ``(id, created_at)`` and ``(id, recorded_at)``.
+Each table is renamed, the partitioned one created with the same columns and registered, the
+rows copied, the old table dropped and the indexes (and the audit trail's append-only trigger)
+built again. On a large live database, see docs/deployment.md (Retention and partitioning) for
+doing this online first. The downgrade removes the tables from pg_partman's configuration (the
+extension stays: other tables may use it, and only a superuser may drop it).
 
 Decisions and CDS cards last as long as their screening: they record its ``created_at`` too,
 and expiry deletes them by it before a month's partition goes. Their foreign keys to
@@ -23,8 +28,7 @@ Revises: e5a1c3f08d27
 Create Date: 2026-12-07 17:00:00.000000
 """
 
-from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
@@ -79,6 +83,7 @@ def _is_postgres() -> bool:
 def upgrade() -> None:
     _following_screenings_by_month()
     if _is_postgres():
+        _pg_partman()
         for table, key in PARTITION_KEYS.items():
             _partition(table, key)
     else:
@@ -165,22 +170,27 @@ def _primary_key(table: str, columns: list[str]) -> None:
         batch_op.create_primary_key(f"pk_{table}", columns)
 
 
-def _next_month(instant: datetime) -> datetime:
-    """The first instant of the month after ``instant``'s, in UTC."""
-    return datetime(instant.year + instant.month // 12, instant.month % 12 + 1, 1, tzinfo=UTC)
-
-
-def _months(first: datetime, last: datetime) -> Iterator[datetime]:
-    """The first instant of every month from ``first``'s to ``last``'s, in UTC."""
-    month = datetime(first.year, first.month, 1, tzinfo=UTC)
-    while month <= last:
-        yield month
-        month = _next_month(month)
+def _pg_partman() -> None:
+    """The pg_partman extension in the schema ``partman``, created unless it is there, and
+    months reckoned in UTC (pg_partman computes them in the session's time zone)."""
+    found = op.get_bind().execute(
+        sa.text(
+            "SELECT extnamespace::regnamespace::text FROM pg_extension WHERE extname = 'pg_partman'"
+        )
+    )
+    schema = found.scalar()
+    if schema is None:
+        op.execute("CREATE SCHEMA IF NOT EXISTS partman")
+        op.execute("CREATE EXTENSION IF NOT EXISTS pg_partman SCHEMA partman")
+    elif schema != "partman":
+        raise RuntimeError(f"pg_partman is in the schema {schema}: carelevel needs it in partman")
+    op.execute("SELECT set_config('TimeZone', 'UTC', true)")
 
 
 def _partition(table: str, key: str) -> None:
-    """PostgreSQL: ``table`` as a table partitioned by month of ``key``, rows and all; left as
-    it is if an operator converted it online already (docs/deployment.md)."""
+    """PostgreSQL: ``table`` as a table partitioned by month of ``key`` and managed by
+    pg_partman, rows and all; left as it is if an operator converted it online already
+    (docs/deployment.md)."""
     kind = op.get_bind().execute(
         sa.text(f"SELECT relkind::text FROM pg_class WHERE oid = '{table}'::regclass")
     )
@@ -195,17 +205,16 @@ def _partition(table: str, key: str) -> None:
         f"CREATE TABLE {table} (LIKE {old} INCLUDING DEFAULTS INCLUDING COMPRESSION "
         f"INCLUDING STORAGE) PARTITION BY RANGE ({key})"
     )
-    now = datetime.now(UTC)
-    oldest = op.get_bind().execute(sa.text(f"SELECT min({key}) FROM {old}")).scalar() or now
-    last = now
-    for _ in range(MONTHS_AHEAD):
-        last = _next_month(last)
-    for start in _months(oldest.astimezone(UTC), last):
-        op.execute(
-            f"CREATE TABLE {table}_{start:%Y_%m} PARTITION OF {table} "
-            f"FOR VALUES FROM ('{start.isoformat()}') TO ('{_next_month(start).isoformat()}')"
-        )
-    op.execute(f"CREATE TABLE {table}_default PARTITION OF {table} DEFAULT")
+    op.execute(
+        f"SELECT partman.create_parent(p_parent_table => current_schema() || '.{table}', "
+        f"p_control => '{key}', p_type => 'native', p_interval => 'monthly', "
+        f"p_premake => {MONTHS_AHEAD}, p_start_partition => "
+        f"(SELECT date_trunc('month', coalesce(min({key}), now()))::text FROM {old}))"
+    )
+    op.execute(
+        "UPDATE partman.part_config SET infinite_time_partitions = true, "
+        f"retention_keep_table = false WHERE parent_table = current_schema() || '.{table}'"
+    )
     op.execute(f"INSERT INTO {table} SELECT * FROM {old}")
     op.drop_table(old)
     _keys_and_indexes(table, ["id", key])
@@ -214,7 +223,15 @@ def _partition(table: str, key: str) -> None:
 
 
 def _unpartition(table: str, key: str) -> None:
-    """PostgreSQL: ``table`` as one plain table again, rows and all."""
+    """PostgreSQL: ``table`` as one plain table again, rows and all, and no longer in
+    pg_partman's configuration."""
+    parent = f"current_schema() || '.{table}'"
+    template = op.get_bind().execute(
+        sa.text(f"SELECT template_table FROM partman.part_config WHERE parent_table = {parent}")
+    )
+    for name in template.scalars():
+        op.execute(f"DROP TABLE IF EXISTS {name}")
+    op.execute(f"DELETE FROM partman.part_config WHERE parent_table = {parent}")
     partitioned = f"{table}_partitioned"
     op.execute(f"ALTER TABLE {table} RENAME TO {partitioned}")
     op.execute(f"ALTER TABLE {partitioned} DROP CONSTRAINT pk_{table}")

@@ -55,6 +55,8 @@ async def schema(settings: Settings) -> AsyncIterator[AsyncEngine]:
     async with engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             await connection.execute(text("DROP SCHEMA public CASCADE"))
+            # pg_partman's configuration names the tables just dropped: it goes too.
+            await connection.execute(text("DROP SCHEMA IF EXISTS partman CASCADE"))
             await connection.execute(text("CREATE SCHEMA public"))
         else:
             await connection.run_sync(Base.metadata.drop_all)

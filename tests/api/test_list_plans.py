@@ -23,9 +23,8 @@ from sqlalchemy import Select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.audit.repository import audit_page_query
-from app.kernel.db import utcnow
 from app.kernel.ids import random_uuid, time_ordered_uuid
-from app.retention.partitions import ensure_partitions
+from app.retention.partitions import move_out_of_default
 from app.screenings.repository import page_query, screening_query
 from tests.support.apps import reset
 
@@ -72,7 +71,7 @@ async def large_tenants(shared_app: FastAPI, schema: AsyncEngine) -> AsyncEngine
             await connection.execute(_SCREENINGS, {"tenant": tenant, "version": version_id})
             await connection.execute(_EVENTS, {"tenant": tenant})
     async with schema.connect() as connection:  # the months' partitions, rows moved into them
-        await ensure_partitions(connection, utcnow(), 1)
+        await move_out_of_default(connection)
     async with schema.begin() as connection:
         await connection.execute(text("ANALYZE screenings"))
         await connection.execute(text("ANALYZE audit_events"))

@@ -1,8 +1,9 @@
 """Retention: the partitions kept ahead, expiry by each tenant's policy, and the commands.
 
 Expiry is run "years later" by handing it a later instant: rows stored now are then as old as
-rows stored years ago would be. On PostgreSQL that drops this month's partitions, which the
-``partitions_restored`` fixture makes again (moving what was stored meanwhile into them).
+rows stored years ago would be. On PostgreSQL pg_partman then drops this month's partitions,
+which the ``partitions_restored`` fixture makes again (moving what was stored meanwhile into
+them).
 SQLite keeps plain tables: the same specifications hold there, by deleting rows.
 """
 
@@ -17,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import bindparam, func, select, text
+from sqlalchemy import ARRAY, bindparam, func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.audit.models import AuditEvent
@@ -26,7 +27,7 @@ from app.kernel.db import UtcDateTime, utcnow
 from app.kernel.ids import random_uuid
 from app.kernel.months import Month
 from app.kernel.settings import Settings, get_settings
-from app.retention.plan import TABLES, Partition, partition_name
+from app.retention.plan import TABLES, Partition
 from app.retention.service import RetentionService
 from app.screenings.models import Decision, Screening
 from app.security.actions import Action
@@ -46,16 +47,34 @@ def years_later(years: int) -> datetime:
     return Month.of(utcnow()).plus(12 * years).start + timedelta(days=14)
 
 
-@pytest.fixture
-def retention(app: FastAPI) -> RetentionService:
-    service: RetentionService = app.state.retention
-    return service
+def partition_name(table: str, month: Month) -> str:
+    """pg_partman's name of a month's partition."""
+    return f"{table}_p{month.year:04d}_{month.month:02d}"
 
 
 @pytest.fixture
-async def partitions_restored(retention: RetentionService) -> AsyncIterator[None]:
+def retention(app: FastAPI, settings: Settings) -> RetentionService:
+    return RetentionService(app.state.engine, app.state.sessions, settings)
+
+
+@pytest.fixture
+async def partitions_restored(
+    retention: RetentionService, schema: AsyncEngine, settings: Settings
+) -> AsyncIterator[None]:
+    """This month's partitions and the next ones, as the migration made them."""
     yield
-    await retention.ensure_partitions(utcnow())
+    await retention.maintain(utcnow())  # the rows stored meanwhile move into their month's
+    if not _postgres(schema):
+        return
+    current = Month.of(utcnow())
+    months = [current.plus(n).start for n in range(settings.partition_months_ahead + 1)]
+    make = text("SELECT partman.create_partition_time('public.' || :table, :months)").bindparams(
+        bindparam("months", type_=ARRAY(UtcDateTime()))
+    )
+    async with schema.begin() as connection:
+        await connection.execute(text("SET LOCAL TimeZone = 'UTC'"))
+        for table in TABLES:
+            await connection.execute(make, {"table": table, "months": months})
 
 
 async def expire(retention: RetentionService, at: datetime, *, dry_run: bool = False) -> Any:
@@ -82,7 +101,8 @@ async def test_the_coming_months_have_partitions_after_start_up(
     listed = await retention.partitions()
     if not _postgres(schema):  # one plain table each, never dropped
         assert listed == {table: [(Partition(table, None, None), None)] for table in TABLES}
-        assert await retention.ensure_partitions(utcnow()) == []
+        maintained = await retention.maintain(utcnow())
+        assert (maintained.created, maintained.moved) == ([], 0)
         return
     current = Month.of(utcnow())
     for table in TABLES:
@@ -108,10 +128,10 @@ async def test_rows_in_the_default_partition_are_moved_into_their_months_partiti
     older = await _copy(schema, screening["id"], random_uuid(), datetime(2020, 3, 15, tzinfo=UTC))
     assert await _stored_in(schema, older) == "screenings_default"
 
-    created = await retention.ensure_partitions(utcnow())
+    maintained = await retention.maintain(utcnow())
 
-    assert [(p.name, p.moved) for p in created] == [("screenings_2020_03", 1)]
-    assert await _stored_in(schema, older) == "screenings_2020_03"
+    assert (maintained.created, maintained.moved) == (["screenings_p2020_03"], 1)
+    assert await _stored_in(schema, older) == "screenings_p2020_03"
     assert (await client.get(f"/v1/screenings/{older}")).status_code == 200
 
 

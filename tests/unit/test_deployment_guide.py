@@ -218,9 +218,14 @@ def _command(service: dict[str, Any]) -> str:
     return " ".join(command) if isinstance(command, list) else str(command)
 
 
-def test_compose_runs_postgres_16_on_a_named_volume(compose: dict[str, Any]) -> None:
+def test_compose_runs_postgres_16_with_pg_partman_on_a_named_volume(
+    compose: dict[str, Any],
+) -> None:
     postgres = compose["services"]["postgres"]
-    assert str(postgres["image"]).startswith("postgres:16"), postgres["image"]
+    dockerfile = (ROOT / str(postgres["build"]) / "Dockerfile").read_text("utf-8")
+    instructions = [line for line in dockerfile.splitlines() if not line.startswith("#")]
+    assert "FROM postgres:16" in instructions, dockerfile
+    assert "postgresql-16-partman" in dockerfile
     volumes = [str(v) for v in postgres["volumes"]]
     data = [v.split(":")[0] for v in volumes if v.endswith(":/var/lib/postgresql/data")]
     assert data, volumes

@@ -1,6 +1,6 @@
-"""Retention and partition upkeep decided without a database: the bounds a retention must keep,
-when a month's rows expire, which partitions to create, which to drop whole and which rows of
-which tenant to delete from the partitions that stay."""
+"""Retention decided without a database: the bounds a retention must keep, when a month's rows
+expire, the retention pg_partman gives the partitions, which partitions it drops whole and which
+rows of which tenant to delete from the partitions that stay."""
 
 from __future__ import annotations
 
@@ -18,11 +18,10 @@ from app.retention.plan import (
     Policies,
     Retention,
     Stored,
-    months_to_create,
+    dropped_by_pg_partman,
     parse_partition,
-    partition_bounds,
-    partition_name,
     plan_expiry,
+    years_before,
 )
 
 instants = st.datetimes(
@@ -83,12 +82,9 @@ def test_partitions_are_read_from_postgresqls_description_of_their_bounds() -> N
         parse_partition("odd", "FOR VALUES IN ('a')")
 
 
-def test_a_months_partition_is_named_and_bounded_by_the_month() -> None:
-    month = Month(2027, 1)
-    assert partition_name("audit_events", month) == "audit_events_2027_01"
-    assert partition_bounds(month) == (
-        "FOR VALUES FROM ('2027-01-01T00:00:00+00:00') TO ('2027-02-01T00:00:00+00:00')"
-    )
+def partition_name(table: str, month: Month) -> str:
+    """pg_partman's name of a month's partition (native, monthly)."""
+    return f"{table}_p{month.year:04d}_{month.month:02d}"
 
 
 def _monthly(table: str, first: Month, last: Month) -> list[Partition]:
@@ -98,35 +94,44 @@ def _monthly(table: str, first: Month, last: Month) -> list[Partition]:
     ]
 
 
-@given(
-    instants,
-    st.integers(1, 24),
-    st.lists(st.integers(-30, 30), max_size=8),
-    st.lists(st.integers(-30, 30), max_size=4),
+@pytest.mark.parametrize(
+    ("now", "years", "before"),
+    [
+        (datetime(2036, 12, 15, 8, 30, tzinfo=UTC), 10, datetime(2026, 12, 15, 8, 30, tzinfo=UTC)),
+        (datetime(2028, 2, 29, tzinfo=UTC), 1, datetime(2027, 2, 28, tzinfo=UTC)),
+        (datetime(2032, 2, 29, tzinfo=UTC), 4, datetime(2028, 2, 29, tzinfo=UTC)),
+    ],
 )
-def test_the_months_ahead_and_the_strays_get_a_partition_unless_one_covers_them(
-    now: datetime, ahead: int, existing_offsets: list[int], stray_offsets: list[int]
+def test_years_before_an_instant_are_counted_as_postgresql_subtracts_an_interval(
+    now: datetime, years: int, before: datetime
 ) -> None:
-    current = Month.of(now)
-    existing = [
-        Partition(f"p{offset}", current.plus(offset).start, current.plus(offset).end)
-        for offset in set(existing_offsets)
-    ]
-    existing.append(Partition("screenings_default", None, None, is_default=True))
-    stray = {current.plus(offset) for offset in stray_offsets}
-
-    created = months_to_create(now, ahead, existing, stray)
-
-    assert created == sorted(set(created))
-    wanted = set(months_from(current, current.plus(ahead))) | stray
-    covered = {current.plus(offset) for offset in existing_offsets}
-    assert set(created) == wanted - covered
+    assert years_before(now, years) == before
 
 
-def test_a_partition_from_the_beginning_of_time_covers_every_month_before_its_end() -> None:
-    legacy = Partition("screenings_legacy", None, Month(2026, 12).start)
-    now = datetime(2026, 11, 15, tzinfo=UTC)
-    assert months_to_create(now, 2, [legacy], {Month(2020, 3)}) == [Month(2026, 12), Month(2027, 1)]
+def test_pg_partman_drops_a_month_once_it_ends_before_the_retention_begins() -> None:
+    november = Partition("screenings_p2026_11", Month(2026, 11).start, Month(2026, 12).start)
+    assert dropped_by_pg_partman(november, datetime(2036, 12, 1, 0, 0, 1, tzinfo=UTC), 10)
+    assert not dropped_by_pg_partman(november, datetime(2036, 12, 1, tzinfo=UTC), 10)
+    default = Partition("screenings_default", None, None, is_default=True)
+    assert not dropped_by_pg_partman(default, datetime(2200, 1, 1, tzinfo=UTC), 1)
+
+
+@given(instants, st.integers(1, 100), st.integers(-1300, 24))
+def test_pg_partman_drops_only_months_whose_rows_every_retention_lets_go(
+    now: datetime, years: int, offset: int
+) -> None:
+    month = Month.of(now).plus(offset)
+    partition = Partition(partition_name("screenings", month), month.start, month.end)
+    if dropped_by_pg_partman(partition, now, years):
+        assert month.end <= first_kept_month(now, years).start
+
+
+def test_pg_partman_keeps_a_tables_last_partition_even_past_retention() -> None:
+    partitions = _monthly("screenings", Month(2026, 12), Month(2027, 3))
+    plan = plan_expiry(
+        "screenings", datetime(2040, 1, 1, tzinfo=UTC), Policies(Retention(10, 10)), partitions, []
+    )
+    assert [p.name for p in plan.drop] == [p.name for p in partitions[:-1]]
 
 
 # --- expiry --------------------------------------------------------------------------------------
@@ -144,7 +149,7 @@ def test_ten_years_on_the_oldest_months_go_and_a_shorter_tenant_loses_its_rows()
 
     plan = plan_expiry("screenings", now, policies, partitions, ["clinic-a", "clinic-b"])
 
-    assert [p.name for p in plan.drop] == ["screenings_2026_10", "screenings_2026_11"]
+    assert [p.name for p in plan.drop] == ["screenings_p2026_10", "screenings_p2026_11"]
     assert plan.kept_by_all_from == datetime(2026, 12, 1, tzinfo=UTC)
     swept = {(sweep.tenant, sweep.partition) for sweep in plan.sweeps}
     # clinic-a keeps two years: the months from the drop to December 2034, and the default
