@@ -101,16 +101,17 @@ class Settings(BaseSettings):
         default=1,
         ge=1,
         le=64,
-        description="Worker processes each server process runs rule-set validation, diffs, "
-        "simulations and exports in (started on first use), off the process that serves "
-        "requests.",
+        description="Worker processes each server process runs rule-set work in (checking a "
+        "new or edited draft, validation, diffs, simulations, exports; started on first use), "
+        "off the process that serves requests.",
     )
     rule_set_work_per_tenant: int = Field(
         default=2,
         ge=1,
         le=1000,
-        description="Rule-set operations (validation, diff, simulation, export) a tenant may "
-        "have under way at once in one server process; 429 with Retry-After beyond.",
+        description="Rule-set operations (a draft's check, validation, diff, simulation, "
+        "export) a tenant may have under way at once in one server process; 429 with "
+        "Retry-After beyond.",
     )
     idempotency_ttl_hours: int = Field(default=24, ge=24, le=24 * 30)
     screening_retention_years: int = Field(

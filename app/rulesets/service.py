@@ -24,12 +24,8 @@ from app.audit.trail import record
 from app.engine import (
     DEFAULT_RULE_SET_KEY,
     RuleSetError,
-    RuleSetProblem,
     default_rule_set,
-    document_sha256,
-    parse_document,
 )
-from app.engine.determination import CURRENT_SEMANTICS
 from app.engine.ruleset import RuleSetDocument
 from app.kernel.db import after_commit, utcnow
 from app.kernel.errors import (
@@ -43,7 +39,6 @@ from app.kernel.errors import (
 )
 from app.kernel.tenancy import SHARED
 from app.rulesets import work as rule_set_work
-from app.rulesets.compiled import COMPILED, CompiledVersions
 from app.rulesets.deciding import DecidingVersion
 from app.rulesets.models import RuleSet, RuleSetEvent, RuleSetVersion, VersionStatus
 from app.rulesets.repository import RuleSetRepository
@@ -116,38 +111,6 @@ def _problems(error: RuleSetError) -> list[FieldProblem]:
         )
         for problem in error.problems
     ]
-
-
-_OLD_SEMANTICS = RuleSetProblem(
-    None,
-    "semantics",
-    f"new versions are evaluated with semantics {CURRENT_SEMANTICS}: declare "
-    f"'semantics: {CURRENT_SEMANTICS}', then check the document's cases with the rules of "
-    "docs/rule-sets.md (the most severe safety override decides, an open safety question "
-    "withholds the IOP verdict, safety rules read evidence, not the presenting concerns); "
-    "a document without it is kept only to replay versions published before 2026.12",
-)
-
-
-def parse_and_compile(
-    source: str | bytes | Mapping[str, Any], compiled: CompiledVersions = COMPILED
-) -> tuple[RuleSetDocument, str]:
-    """Parse and compile a document for a new or edited draft (its compiled form kept in
-    ``compiled``, which the draft's validation, publication and activation then find); a
-    document that does not compile, or that declares an earlier ``semantics``, is rejected
-    (422)."""
-    try:
-        document = parse_document(source)
-        if document.semantics < CURRENT_SEMANTICS:
-            raise RuleSetError([_OLD_SEMANTICS])
-        sha = document_sha256(document)
-        compiled.compile(document, sha, document.version)
-    except RuleSetError as error:
-        raise Unprocessable(
-            f"The rule set is invalid ({len(error.problems)} problems).",
-            errors=_problems(error),
-        ) from None
-    return document, sha
 
 
 # The most recent stored screenings decided under a rule-set key (of one tenant; None: all), as
@@ -298,9 +261,9 @@ class _UseCase:
                 raise Unprocessable("Give a rule-set document, or copy_from with a version.")
             parent_owner = copy_from_owner or owner
             parent = await self._find(parent_owner, key, copy_from)
-            document, sha = parse_and_compile(parent.content, self.cache.compiled)
+            document, sha = await self._checked(parent.content)
         else:
-            document, sha = parse_and_compile(source, self.cache.compiled)
+            document, sha = await self._checked(source)
         if key is not None and document.key != key:
             raise Unprocessable(
                 f"The document's key '{document.key}' does not match the URL key '{key}'.",
@@ -348,7 +311,7 @@ class _UseCase:
         if_match: str | None,
     ) -> RuleSetVersion:
         row = await self._draft_for_change(owner, key, version, if_match)
-        document, sha = parse_and_compile(source, self.cache.compiled)
+        document, sha = await self._checked(source)
         if document.key != key:
             raise Unprocessable(
                 f"The document's key '{document.key}' does not match the URL key '{key}'.",
@@ -397,6 +360,21 @@ class _UseCase:
         report = await self._report(await self._find(owner, key, version))
         self._record(200, details={"publishable": report.publishable})
         return report
+
+    async def _checked(
+        self, source: str | bytes | Mapping[str, Any]
+    ) -> tuple[RuleSetDocument, str]:
+        """A new or edited draft's document and its sha256, parsed and compiled in a worker
+        process; one that does not compile, or that declares an earlier ``semantics``, is
+        refused (422)."""
+        tenant = self.caller.tenant if self.caller is not None else SYSTEM_ACTOR
+        try:
+            return await RULE_SET_WORK.run(tenant, rule_set_work.draft, source)
+        except RuleSetError as error:
+            raise Unprocessable(
+                f"The rule set is invalid ({len(error.problems)} problems).",
+                errors=_problems(error),
+            ) from None
 
     async def _report(self, row: RuleSetVersion) -> ValidationReport:
         """The validation report of ``row``: compiled and its test cases run in a worker

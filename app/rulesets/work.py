@@ -1,7 +1,8 @@
 """CPU-heavy rule-set work in worker processes, a few at a time per tenant.
 
-Validating a version (its test cases), diffing two, re-evaluating stored screenings for a
-simulation and exporting YAML take from milliseconds to seconds for a large rule set. Run on
+Checking a new or edited draft (parsing and compiling it), validating a version (its test
+cases), diffing two, re-evaluating stored screenings for a simulation and exporting YAML take
+from milliseconds to seconds for a large rule set. Run on
 the event loop, they stalled every other request of the process; in a thread, they still took
 the interpreter lock from it in turns. Here they run in a pool of worker processes
 (``concurrent.futures.ProcessPoolExecutor``, started with ``spawn``: a clean interpreter, no
@@ -28,13 +29,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import multiprocessing
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
-from app.engine.compiler import CompiledRuleSet
+from app.engine import RuleSetError, document_sha256, parse_document
+from app.engine.compiler import CompiledRuleSet, RuleSetProblem
+from app.engine.determination import CURRENT_SEMANTICS
+from app.engine.ruleset import RuleSetDocument
 from app.kernel.errors import ServiceUnavailable, TooManyRequests
 from app.rulesets.compiled import COMPILED
 from app.rulesets.models import RuleSetVersion
@@ -67,6 +71,28 @@ class StoredDocument:
     @classmethod
     def of(cls, row: RuleSetVersion) -> StoredDocument:
         return cls(row.owner, row.key, row.version, row.sha256, dict(row.content))
+
+
+_OLD_SEMANTICS = RuleSetProblem(
+    None,
+    "semantics",
+    f"new versions are evaluated with semantics {CURRENT_SEMANTICS}: declare "
+    f"'semantics: {CURRENT_SEMANTICS}', then check the document's cases with the rules of "
+    "docs/rule-sets.md (the most severe safety override decides, an open safety question "
+    "withholds the IOP verdict, safety rules read evidence, not the presenting concerns); "
+    "a document without it is kept only to replay versions published before 2026.12",
+)
+
+
+def draft(source: str | bytes | Mapping[str, Any]) -> tuple[RuleSetDocument, str]:
+    """In a worker: a new or edited draft's document parsed and compiled, and its sha256;
+    RuleSetError when it does not compile or declares an earlier ``semantics``."""
+    document = parse_document(source)
+    if document.semantics < CURRENT_SEMANTICS:
+        raise RuleSetError([_OLD_SEMANTICS])
+    sha = document_sha256(document)
+    COMPILED.compile(document, sha, document.version)
+    return document, sha
 
 
 def _compiled(document: StoredDocument) -> CompiledRuleSet:
@@ -124,8 +150,9 @@ class RuleSetWork:
         running = self._running.get(tenant, 0)
         if running >= self.per_tenant:
             raise TooManyRequests(
-                f"This tenant already has {running} rule-set operations (validation, diff, "
-                f"simulation, export) under way; retry in {RETRY_AFTER_SECONDS} s.",
+                f"This tenant already has {running} rule-set operations (draft checks, "
+                f"validations, diffs, simulations, exports) under way; retry in "
+                f"{RETRY_AFTER_SECONDS} s.",
                 headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
             )
         loop = asyncio.get_running_loop()

@@ -594,9 +594,10 @@ async def test_export_round_trips_through_import(app: FastAPI, client: httpx.Asy
 async def test_heavy_rule_set_work_runs_in_worker_processes(
     client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Exporting, validating (its test cases), diffing and simulating a rule set are CPU work
-    that grows with its size: each runs in a worker process, so that the process serving
-    requests keeps its interpreter for other tenants' requests meanwhile."""
+    """Checking a draft (parsing and compiling it), exporting, validating (its test cases),
+    diffing and simulating a rule set are CPU work that grows with its size: each runs in a
+    worker process, so that the process serving requests keeps its interpreter for other
+    tenants' requests meanwhile."""
     ran: list[str] = []
     submit = RULE_SET_WORK.run
 
@@ -611,7 +612,7 @@ async def test_heavy_rule_set_work_runs_in_worker_processes(
     assert (await client.post(f"{VERSIONS}/{draft}/validate")).status_code == 200
     assert (await client.get(f"{SHARED_SETS}/{KEY}/diff?from=1&to={draft}")).status_code == 200
     assert (await client.post(f"{VERSIONS}/{draft}/simulate")).status_code == 200
-    assert ran == ["export", "report", "diff", "simulation"]
+    assert ran == ["draft", "export", "report", "diff", "simulation"]
     assert await submit("default", os.getpid) != os.getpid()  # another process
 
 

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.kernel.db import utcnow
 from app.kernel.settings import Settings
 from app.rulesets.models import RuleSetVersion
+from app.rulesets.work import RULE_SET_WORK
 from tests.api.rule_sets_support import (
     KEY,
     RULE_SETS,
@@ -284,8 +285,11 @@ async def test_the_database_allows_one_active_version_per_rule_set(
 
 
 async def test_concurrent_imports_of_a_new_rule_set_each_get_a_version(
-    client: httpx.AsyncClient,
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Five operations at once for one tenant: more than its default share of the rule-set
+    # workers (test_rule_sets.py specifies that share), which this test is not about.
+    monkeypatch.setattr(RULE_SET_WORK, "per_tenant", 5)
     document = {**await default_document(client), "key": "clinic-variant"}
 
     responses = await asyncio.gather(
