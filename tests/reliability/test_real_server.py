@@ -58,7 +58,8 @@ def test_production_style_logs_are_one_json_object_per_request(tmp_path: Path) -
 
 
 def test_every_worker_counts_into_one_scrape(tmp_path: Path) -> None:
-    env = server_environment(tmp_path / "carelevel.db")
+    # Two workers count rate limits in one place (refused in memory).
+    env = server_environment(tmp_path / "carelevel.db", redis_url="redis://127.0.0.1:6379/13")
     with running_server(tmp_path, env, "--workers", "2") as server:
         key = server.printed_key()
         sent = 40
