@@ -66,6 +66,27 @@ RULE_SET_VERSION_KEY = "fk_screenings_rule_set_version_id_rule_set_versions"
 # The tables whose rows name a screening.
 FOLLOWING = ("decisions", "cds_cards")
 MONTHS_AHEAD = 3
+
+# Each partition's columns get their parent's compression (LZ4 for the stored documents):
+# pg_partman makes partitions LIKE their parent without it.
+COMPRESS_LIKE_PARENT = """
+DO $$
+DECLARE change record;
+BEGIN
+  FOR change IN
+    SELECT format('ALTER TABLE %s ALTER COLUMN %I SET COMPRESSION %s', i.inhrelid::regclass,
+                  child.attname, CASE parent.attcompression WHEN 'l' THEN 'lz4' ELSE 'pglz' END)
+             AS statement
+    FROM pg_inherits i
+    JOIN pg_attribute parent ON parent.attrelid = i.inhparent AND parent.attnum > 0
+      AND NOT parent.attisdropped AND parent.attcompression <> ''
+    JOIN pg_attribute child ON child.attrelid = i.inhrelid AND child.attname = parent.attname
+    WHERE i.inhparent = '{table}'::regclass AND child.attcompression <> parent.attcompression
+  LOOP
+    EXECUTE change.statement;
+  END LOOP;
+END $$
+"""
 APPEND_ONLY_SQLITE = (
     "CREATE TRIGGER audit_events_no_update BEFORE UPDATE ON audit_events "
     "BEGIN SELECT RAISE(ABORT, 'audit events are append-only'); END"
@@ -215,6 +236,7 @@ def _partition(table: str, key: str) -> None:
         "UPDATE partman.part_config SET infinite_time_partitions = true, "
         f"retention_keep_table = false WHERE parent_table = current_schema() || '.{table}'"
     )
+    op.execute(COMPRESS_LIKE_PARENT.format(table=table))  # pg_partman's LIKE leaves it out
     op.execute(f"INSERT INTO {table} SELECT * FROM {old}")
     op.drop_table(old)
     _keys_and_indexes(table, ["id", key])

@@ -338,3 +338,33 @@ async def test_partitions_are_listed_and_made_from_the_command_line(
     ]
     assert ["screenings", "screenings_default", "(default)"] in [row[:3] for row in rows]
     assert all(re.fullmatch(r"\d+|\?", row[-1]) for row in rows)
+
+
+async def test_every_partition_compresses_stored_documents_as_its_parent_does(
+    retention: RetentionService, schema: AsyncEngine, settings: Settings
+) -> None:
+    if not _postgres(schema):
+        pytest.skip("partitions and column compression are PostgreSQL's")
+    # Months made by pg_partman now, beside those the migration made.
+    await retention.maintain(utcnow(), months_ahead=settings.partition_months_ahead + 2)
+    async with schema.connect() as connection:
+        methods = await connection.scalar(
+            text("SELECT enumvals::text FROM pg_settings WHERE name = 'default_toast_compression'")
+        )
+        columns = (
+            await connection.execute(
+                text(
+                    "SELECT i.inhrelid::regclass::text, child.attname, child.attcompression::text, "
+                    "parent.attcompression::text FROM pg_inherits i "
+                    "JOIN pg_attribute parent ON parent.attrelid = i.inhparent "
+                    "JOIN pg_attribute child ON child.attrelid = i.inhrelid "
+                    "AND child.attname = parent.attname "
+                    "WHERE i.inhparent = 'screenings'::regclass "
+                    "AND parent.attname IN ('answers', 'determination')"
+                )
+            )
+        ).all()
+    ahead = Month.of(utcnow()).plus(settings.partition_months_ahead + 2)
+    assert partition_name("screenings", ahead) in {partition for partition, *_ in columns}
+    expected = "l" if "lz4" in (methods or "") else "p"
+    assert {(child, parent) for _, _, child, parent in columns} == {(expected, expected)}
