@@ -711,7 +711,7 @@ def _retention_show(args: argparse.Namespace) -> int:
 
 
 def _retention_set(args: argparse.Namespace) -> int:
-    from app.kernel.record_keeping import in_years, retention_years
+    from app.kernel.record_keeping import Records, in_years, retention_years
     from app.security.actions import Action
 
     if not is_tenant_id(args.tenant):
@@ -724,9 +724,13 @@ def _retention_set(args: argparse.Namespace) -> int:
         print("carelevel: give --screenings-years, --audit-years or both", file=sys.stderr)
         return EXIT_USAGE
     try:
-        for records, years in (("screenings", args.screenings_years), ("audit", args.audit_years)):
+        asked: tuple[tuple[Records, int | None], ...] = (
+            ("screenings", args.screenings_years),
+            ("audit", args.audit_years),
+        )
+        for records, years in asked:
             if years is not None:
-                retention_years(records, years)  # type: ignore[arg-type]
+                retention_years(records, years)
     except ValueError as error:
         print(f"carelevel: {error}", file=sys.stderr)
         return EXIT_USAGE

@@ -48,7 +48,6 @@ import os
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -57,7 +56,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 from service import (
     BIN,
@@ -69,11 +67,11 @@ from service import (
     database_facts,
     drop_database,
     free_port,
+    guarded,
     machine,
     recreate_database,
     run,
     signals_ignored,
-    terminated_on_sigterm,
 )
 from sqlalchemy import Select, Table, TextClause, func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -1298,20 +1296,7 @@ async def benchmark(run_: Run) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     run_ = Run(parse_args(argv), Path(tempfile.mkdtemp(prefix="carelevel-scale-")))
-    try:
-        with terminated_on_sigterm():
-            return asyncio.run(benchmark(run_))
-    except BenchError as error:
-        print(f"bench: {error}", file=sys.stderr)
-        return 2
-    except (OSError, asyncpg.PostgresError, subprocess.SubprocessError) as error:
-        print(f"bench: {type(error).__name__}: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("bench: interrupted; cleaning up", file=sys.stderr)
-        return 130
-    finally:
-        run_.clean_up()
+    return guarded(lambda: asyncio.run(benchmark(run_)), run_.clean_up)
 
 
 if __name__ == "__main__":

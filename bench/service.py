@@ -52,7 +52,7 @@ import tomllib
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -986,9 +986,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.pin and shutil.which("taskset") is None:
         args.pin = False
     session = Session(args, Path(tempfile.mkdtemp(prefix="carelevel-bench-")))
+    return guarded(lambda: benchmark(args, session), session.clean_up)
+
+
+def guarded(bench: Callable[[], int], clean_up: Callable[[], None]) -> int:
+    """``bench``'s exit status, 2 when it could not run (said on stderr, without a traceback),
+    130 on Ctrl-C or SIGTERM; ``clean_up`` done whatever happened."""
     try:
         with terminated_on_sigterm():
-            return benchmark(args, session)
+            return bench()
     except BenchError as error:
         print(f"bench: {error}", file=sys.stderr)
         return 2
@@ -999,7 +1005,7 @@ def main(argv: list[str] | None = None) -> int:
         print("bench: interrupted; cleaning up", file=sys.stderr)
         return 130
     finally:
-        session.clean_up()
+        clean_up()
 
 
 if __name__ == "__main__":
