@@ -1,0 +1,642 @@
+"""SDC pre-population: the answers a patient's chart gives carelevel's Questionnaire.
+
+Pure functions, no I/O. ``chart_of`` sorts FHIR R4 resources (Patient, Observation, Condition,
+MedicationRequest, MedicationStatement, QuestionnaireResponse) into a ``Chart``;
+``CHART_QUERIES`` are the searches (CDS Hooks prefetch syntax) that fetch everything ``populate``
+uses; ``populate`` returns an ``in-progress`` QuestionnaireResponse with the answers the chart
+gives, each item marked with the ``questionnaireresponse-author`` extension naming its source
+resource. An answer already given (``answered``) is never replaced.
+
+What the chart answers, and from what:
+
+- ``respondent.age_years`` and ``respondent.age_group``: Patient.birthDate (a full date), as of
+  the ``as_of`` date passed in;
+- ``respondent.sex_for_scoring``: the US Core birth-sex extension, else Patient.gender (male,
+  female, unknown; ``other`` is left to the clinician);
+- ``medical.pregnant``: LOINC 82810-3 pregnancy status (LA15173-0 pregnant, LA26683-5 not
+  pregnant; SNOMED 77386006 / 60001007), within 30 days;
+- vital signs within 24 hours: heart rate 8867-4, systolic 8480-6 and diastolic 8462-4 blood
+  pressure (alone or as components of the 85354-9 panel), body temperature 8310-5;
+- laboratory results within 7 days: potassium 2823-3 / 6298-4, sodium 2951-2 / 2947-0, glucose
+  2345-7, phosphate 2777-1 (mg/dL, divided by 3.1 as the question asks);
+- ``co_occurring.*``: active Conditions coded in ICD-10(-CM) (confirmed: known; provisional or
+  differential: suspected), and active buprenorphine or methadone (suspected opioid use problem).
+
+Only final, amended or corrected Observations count, dated within their window and not after
+``as_of``; entered-in-error, refuted, inactive or resolved resources are ignored, as are values
+outside the question's bounds or in units not listed here. A chart never says a problem is
+absent, so ``absent`` is never filled. Codes that could not be verified (a LOINC total for
+CIWA-Ar or COWS, QTc, RxNorm ingredient codes, SNOMED diagnoses) are left out.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any, Final
+
+from app.engine import DEFAULT_RULE_SET_KEY
+from app.fhir.response import given_switches, link_ids
+from app.fhir.terminology import LOINC, Vocabulary, choice_system
+from app.questionnaire import FormItem, Kind, form
+
+# The R4 core extension for "who gave this answer", on QuestionnaireResponse.item: its
+# valueReference names the chart resource the answer was taken from.
+POPULATED_FROM: Final = "http://hl7.org/fhir/StructureDefinition/questionnaireresponse-author"
+CHART_DISPLAY: Final = "From the chart:"
+US_CORE_BIRTH_SEX: Final = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-birthsex"
+SNOMED: Final = "http://snomed.info/sct"
+ICD10_SYSTEMS: Final = frozenset(
+    {"http://hl7.org/fhir/sid/icd-10-cm", "http://hl7.org/fhir/sid/icd-10"}
+)
+CONDITION_CLINICAL: Final = "http://terminology.hl7.org/CodeSystem/condition-clinical"
+CONDITION_VERIFICATION: Final = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
+
+VITALS_WINDOW: Final = timedelta(hours=24)
+LABS_WINDOW: Final = timedelta(days=7)
+PREGNANCY_WINDOW: Final = timedelta(days=30)
+
+PREGNANCY_STATUS = "82810-3"
+_PREGNANT = {"LA15173-0": True, "LA26683-5": False, "77386006": True, "60001007": False}
+_FINAL_OBSERVATION = frozenset({"final", "amended", "corrected"})
+_RESOURCE_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+
+
+def _same(value: float) -> float:
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Measure:
+    """A question a measured value answers: its LOINC codes, the units it accepts (each with
+    the conversion to the question's unit) and how old the value may be."""
+
+    link_id: str
+    codes: frozenset[str]
+    units: Mapping[str, Callable[[float], float]]
+    window: timedelta
+
+
+_PER_MINUTE = {"/min": _same, "{beats}/min": _same, "beats/min": _same, "bpm": _same}
+_MMHG = {"mm[hg]": _same, "mmhg": _same}
+_MMOL_L = {"mmol/l": _same, "meq/l": _same}
+
+MEASURES: Final = (
+    Measure("medical.heart_rate_bpm", frozenset({"8867-4"}), _PER_MINUTE, VITALS_WINDOW),
+    Measure("medical.systolic_bp_mmhg", frozenset({"8480-6"}), _MMHG, VITALS_WINDOW),
+    Measure("medical.diastolic_bp_mmhg", frozenset({"8462-4"}), _MMHG, VITALS_WINDOW),
+    Measure(
+        "medical.temperature_c",
+        frozenset({"8310-5"}),
+        {"cel": _same, "[degf]": lambda f: (f - 32) * 5 / 9},
+        VITALS_WINDOW,
+    ),
+    Measure("medical.potassium_mmol_l", frozenset({"2823-3", "6298-4"}), _MMOL_L, LABS_WINDOW),
+    Measure("medical.sodium_mmol_l", frozenset({"2951-2", "2947-0"}), _MMOL_L, LABS_WINDOW),
+    Measure(
+        "medical.glucose_mg_dl",
+        frozenset({"2345-7"}),
+        {"mg/dl": _same, "mmol/l": lambda mmol: mmol * 18.0},
+        LABS_WINDOW,
+    ),
+    Measure(
+        "medical.phosphate_mmol_l",
+        frozenset({"2777-1"}),
+        {"mg/dl": lambda mg: mg / 3.1},
+        LABS_WINDOW,
+    ),
+)
+
+# ICD-10 categories (three characters, or a code prefix) per co-occurring question. In-remission
+# codes of a substance use disorder (F1x.11, F1x.21) are not a current problem and are skipped.
+DIAGNOSES: Final[Mapping[str, tuple[str, ...]]] = {
+    "co_occurring.depressive": ("F32", "F33", "F34.1"),
+    "co_occurring.anxiety": ("F40", "F41"),
+    "co_occurring.trauma": ("F43",),
+    "co_occurring.bipolar": ("F31",),
+    "co_occurring.psychotic": ("F20", "F21", "F22", "F23", "F24", "F25", "F28", "F29"),
+    "co_occurring.eating": ("F50",),
+    "co_occurring.cognitive": ("F01", "F02", "F03", *(f"F{n}" for n in range(70, 80)), "F84"),
+    "co_occurring.substance_use.alcohol": ("F10",),
+    "co_occurring.substance_use.opioids": ("F11",),
+    "co_occurring.substance_use.cannabis": ("F12",),
+    "co_occurring.substance_use.sedatives": ("F13",),
+    "co_occurring.substance_use.stimulants": ("F14", "F15"),
+    "co_occurring.substance_use.other": ("F16", "F18", "F19"),
+}
+_IN_REMISSION = re.compile(r"F1[0-9]\.[12]1")
+
+# Medication classes by ingredient name, matched in the medication's text and displays (EHRs
+# code clinical drugs, not ingredients, so names are what reliably carries the ingredient).
+MOUD_AGONISTS: Final = ("buprenorphine", "methadone")
+MOUD_ANTAGONISTS: Final = ("naltrexone",)
+BENZODIAZEPINES: Final = (
+    "alprazolam",
+    "chlordiazepoxide",
+    "clobazam",
+    "clonazepam",
+    "clorazepate",
+    "diazepam",
+    "estazolam",
+    "flurazepam",
+    "lorazepam",
+    "midazolam",
+    "oxazepam",
+    "quazepam",
+    "temazepam",
+    "triazolam",
+)
+_ACTIVE_MEDICATION = frozenset({"active"})
+
+CHART_QUERIES: Final[dict[str, str]] = {
+    "patient": "Patient/{{context.patientId}}",
+    "observations": "Observation?patient={{context.patientId}}&code="
+    + ",".join(
+        f"{LOINC}|{code}"
+        for code in (
+            PREGNANCY_STATUS,
+            "85354-9",
+            *sorted(code for measure in MEASURES for code in measure.codes),
+        )
+    )
+    + "&_sort=-date&_count=100",
+    "conditions": "Condition?patient={{context.patientId}}"
+    "&clinical-status=active,recurrence,relapse",
+    "medicationRequests": "MedicationRequest?patient={{context.patientId}}&status=active",
+    "medicationStatements": "MedicationStatement?patient={{context.patientId}}&status=active",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Chart:
+    """The chart resources ``populate`` reads, by type (anything else is dropped)."""
+
+    patient: dict[str, Any] | None = None
+    observations: tuple[dict[str, Any], ...] = ()
+    conditions: tuple[dict[str, Any], ...] = ()
+    medications: tuple[dict[str, Any], ...] = ()  # MedicationRequest and MedicationStatement
+    responses: tuple[dict[str, Any], ...] = ()  # QuestionnaireResponse: kept, not yet used
+
+    def medication_names(self) -> tuple[str, ...]:
+        """The names (lower case) of the medications in use: for the CDS service's cards."""
+        return tuple(_medication_name(m) for m in self.medications if _active_medication(m))
+
+    def on_moud(self) -> bool:
+        names = self.medication_names()
+        return any(i in n for n in names for i in (*MOUD_AGONISTS, *MOUD_ANTAGONISTS))
+
+    def on_benzodiazepine(self) -> bool:
+        return any(i in n for n in self.medication_names() for i in BENZODIAZEPINES)
+
+
+def _resources(resources: Iterable[Any]) -> Iterator[dict[str, Any]]:
+    """Resources, with the entries of any Bundle among them (searchset or collection)."""
+    for resource in resources:
+        if not isinstance(resource, dict):
+            continue
+        if resource.get("resourceType") == "Bundle":
+            entries = resource.get("entry")
+            inner = [e.get("resource") for e in entries or [] if isinstance(e, dict)]
+            yield from _resources(inner)
+        else:
+            yield resource
+
+
+def chart_of(resources: Iterable[Any]) -> Chart:
+    """The Chart of ``resources`` (Bundles are opened; other types and non-objects dropped)."""
+    by_type: dict[str, list[dict[str, Any]]] = {}
+    for resource in _resources(resources):
+        by_type.setdefault(str(resource.get("resourceType")), []).append(resource)
+    patients = by_type.get("Patient", [])
+    return Chart(
+        patient=patients[0] if patients else None,
+        observations=tuple(by_type.get("Observation", [])),
+        conditions=tuple(by_type.get("Condition", [])),
+        medications=tuple(
+            by_type.get("MedicationRequest", []) + by_type.get("MedicationStatement", [])
+        ),
+        responses=tuple(by_type.get("QuestionnaireResponse", [])),
+    )
+
+
+# --- what the chart says --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """One answer the chart gives: the FHIR answer and where it came from."""
+
+    link_id: str
+    answer: dict[str, Any]
+    source: dict[str, Any]  # the resource
+    what: str  # e.g. "LOINC 8867-4"
+    when: datetime | date | None = None
+
+
+def _reference(found: Found) -> dict[str, Any]:
+    """The marker's Reference: the source resource, and a description a reviewer can read."""
+    kind = str(found.source.get("resourceType"))
+    when = f" of {found.when.isoformat()}" if found.when is not None else ""
+    reference: dict[str, Any] = {"display": f"{CHART_DISPLAY} {kind} {found.what}{when}"}
+    identifier = found.source.get("id")
+    if isinstance(identifier, str) and _RESOURCE_ID.fullmatch(identifier):
+        reference["reference"] = f"{kind}/{identifier}"
+    return reference
+
+
+def _parse_time(value: Any) -> datetime | None:
+    """A FHIR dateTime/instant with a time zone; dates and zone-less times are too vague."""
+    if not isinstance(value, str) or "T" not in value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else None
+
+
+def _observed_at(observation: dict[str, Any]) -> datetime | None:
+    period = observation.get("effectivePeriod")
+    candidates = (
+        observation.get("effectiveDateTime"),
+        observation.get("effectiveInstant"),
+        period.get("end") or period.get("start") if isinstance(period, dict) else None,
+        observation.get("issued"),
+    )
+    return next((t for t in map(_parse_time, candidates) if t is not None), None)
+
+
+def _codes(concept: Any, systems: frozenset[str]) -> list[str]:
+    if not isinstance(concept, dict):
+        return []
+    codings = concept.get("coding")
+    return [
+        c["code"]
+        for c in codings or []
+        if isinstance(c, dict) and c.get("system") in systems and isinstance(c.get("code"), str)
+    ]
+
+
+def _loinc(concept: Any) -> list[str]:
+    return _codes(concept, frozenset({LOINC}))
+
+
+def _usable(observation: dict[str, Any], as_of: datetime, window: timedelta) -> datetime | None:
+    """When a usable observation was made: final (or amended) and within ``window`` of
+    ``as_of``; None for anything else."""
+    if observation.get("status") not in _FINAL_OBSERVATION:
+        return None
+    when = _observed_at(observation)
+    if when is None or when > as_of or as_of - when > window:
+        return None
+    return when
+
+
+def _quantities(observation: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(LOINC code, valueQuantity) of the observation and of each of its components."""
+    for part in (observation, *(observation.get("component") or [])):
+        if not isinstance(part, dict) or not isinstance(part.get("valueQuantity"), dict):
+            continue
+        for code in _loinc(part.get("code")):
+            yield code, part["valueQuantity"]
+
+
+def _number(
+    quantity: dict[str, Any], units: Mapping[str, Callable[[float], float]]
+) -> float | None:
+    value = quantity.get("value")
+    unit = quantity.get("code") or quantity.get("unit")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not isinstance(unit, str):
+        return None
+    convert = units.get(unit.lower())
+    return convert(float(value)) if convert is not None else None
+
+
+def _answer_number(item: FormItem, value: float) -> dict[str, Any] | None:
+    """The answer for ``value`` (rounded as the question's type asks), None out of bounds."""
+    rounded: int | float = round(value) if item.kind is Kind.INTEGER else round(value, 1)
+    if item.minimum is not None and rounded < item.minimum:
+        return None
+    if item.maximum is not None and rounded > item.maximum:
+        return None
+    if item.kind is Kind.INTEGER:
+        return {"valueInteger": int(rounded)}
+    return {"valueDecimal": float(rounded)}
+
+
+def _measured(chart: Chart, measure: Measure, as_of: datetime) -> Found | None:
+    """The most recent usable value of ``measure``."""
+    item = _form_items()[measure.link_id]
+    best: Found | None = None
+    for observation in chart.observations:
+        when = _usable(observation, as_of, measure.window)
+        if when is None or (best is not None and best.when is not None and when <= best.when):
+            continue
+        for code, quantity in _quantities(observation):
+            value = _number(quantity, measure.units) if code in measure.codes else None
+            answer = _answer_number(item, value) if value is not None else None
+            if answer is not None:
+                best = Found(measure.link_id, answer, observation, f"LOINC {code}", when)
+                break
+    return best
+
+
+def _pregnancy(chart: Chart, as_of: datetime) -> Found | None:
+    best: Found | None = None
+    for observation in chart.observations:
+        if PREGNANCY_STATUS not in _loinc(observation.get("code")):
+            continue
+        when = _usable(observation, as_of, PREGNANCY_WINDOW)
+        if when is None or (best is not None and best.when is not None and when <= best.when):
+            continue
+        value = observation.get("valueCodeableConcept")
+        said = [_PREGNANT[c] for c in _codes(value, frozenset({LOINC, SNOMED})) if c in _PREGNANT]
+        if said and len(set(said)) == 1:  # codings that disagree answer nothing
+            what = f"LOINC {PREGNANCY_STATUS}"
+            best = Found("medical.pregnant", {"valueBoolean": said[0]}, observation, what, when)
+    return best
+
+
+def _birth_date(patient: dict[str, Any]) -> date | None:
+    value = patient.get("birthDate")
+    if not isinstance(value, str) or len(value) != 10:  # a year or a month is too vague
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def _age(patient: dict[str, Any], as_of: date) -> int | None:
+    born = _birth_date(patient)
+    if born is None or born > as_of:
+        return None
+    return as_of.year - born.year - ((as_of.month, as_of.day) < (born.month, born.day))
+
+
+def _respondent(vocabulary: Vocabulary, patient: dict[str, Any], as_of: date) -> list[Found]:
+    found: list[Found] = []
+    age = _age(patient, as_of)
+    if age is not None and 12 <= age <= 120:
+        answer = {"valueInteger": age}
+        found.append(Found("respondent.age_years", answer, patient, "birthDate"))
+        group = "adult" if age >= 18 else "adolescent"
+        answer = _coded(vocabulary, "respondent.age_group", group)
+        found.append(Found("respondent.age_group", answer, patient, "birthDate"))
+    sex = _sex(patient)
+    if sex is not None:
+        answer = _coded(vocabulary, "respondent.sex_for_scoring", sex[0])
+        found.append(Found("respondent.sex_for_scoring", answer, patient, sex[1]))
+    return found
+
+
+_BIRTH_SEX = {"F": "female", "M": "male", "UNK": "unknown"}
+
+
+def _sex(patient: dict[str, Any]) -> tuple[str, str] | None:
+    """(sex for scoring, the element it came from): US Core birth sex, else gender."""
+    for extension in patient.get("extension") or []:
+        if isinstance(extension, dict) and extension.get("url") == US_CORE_BIRTH_SEX:
+            code = _BIRTH_SEX.get(str(extension.get("valueCode")))
+            if code is not None:
+                return code, "birth sex"
+    gender = patient.get("gender")
+    if gender in ("female", "male", "unknown"):
+        return str(gender), "gender"
+    return None
+
+
+def _coded(vocabulary: Vocabulary, link_id: str, code: str) -> dict[str, Any]:
+    choices = _form_items()[link_id].choices
+    assert choices is not None
+    return {"valueCoding": {"system": choice_system(vocabulary, choices), "code": code}}
+
+
+def _concept_of(condition: dict[str, Any], systems: str) -> list[str]:
+    return _codes(condition.get(systems), frozenset({CONDITION_CLINICAL, CONDITION_VERIFICATION}))
+
+
+def _condition_certainty(condition: dict[str, Any]) -> str | None:
+    """known (confirmed or unstated), suspected (provisional, differential, unconfirmed) or
+    None (not active, refuted, entered in error, resolved)."""
+    clinical = _concept_of(condition, "clinicalStatus")
+    if not clinical or clinical[0] not in ("active", "recurrence", "relapse"):
+        return None
+    if condition.get("abatementDateTime") or condition.get("abatementPeriod"):
+        return None
+    verification = _concept_of(condition, "verificationStatus")
+    if not verification or verification[0] == "confirmed":
+        return "known"
+    if verification[0] in ("provisional", "differential", "unconfirmed"):
+        return "suspected"
+    return None
+
+
+def _diagnosis_question(code: str) -> str | None:
+    if _IN_REMISSION.match(code):
+        return None
+    return next(
+        (link_id for link_id, prefixes in DIAGNOSES.items() if code.startswith(prefixes)), None
+    )
+
+
+def _diagnoses(vocabulary: Vocabulary, chart: Chart) -> dict[str, Found]:
+    """The co-occurring questions active Conditions answer (known beats suspected)."""
+    found: dict[str, Found] = {}
+    for condition in chart.conditions:
+        certainty = _condition_certainty(condition)
+        if certainty is None:
+            continue
+        for code in _codes(condition.get("code"), ICD10_SYSTEMS):
+            link_id = _diagnosis_question(code)
+            if link_id is None or (link_id in found and certainty == "suspected"):
+                continue
+            answer = _coded(vocabulary, link_id, certainty)
+            found[link_id] = Found(link_id, answer, condition, f"ICD-10 {code}")
+    return found
+
+
+def _medication_name(medication: dict[str, Any]) -> str:
+    parts: list[str] = []
+    concept = medication.get("medicationCodeableConcept")
+    if isinstance(concept, dict):
+        parts.append(str(concept.get("text") or ""))
+        parts.extend(str(c.get("display") or "") for c in concept.get("coding") or [] if c)
+    reference = medication.get("medicationReference")
+    if isinstance(reference, dict):
+        parts.append(str(reference.get("display") or ""))
+    return " ".join(parts).lower()
+
+
+def _active_medication(medication: dict[str, Any]) -> bool:
+    return medication.get("status") in _ACTIVE_MEDICATION
+
+
+def _opioid_treatment(vocabulary: Vocabulary, chart: Chart) -> Found | None:
+    """An opioid agonist for opioid use disorder suggests an opioid use problem; both are also
+    prescribed for pain, so only ``suspected`` (naltrexone treats alcohol use too: not used)."""
+    link_id = "co_occurring.substance_use.opioids"
+    for medication in chart.medications:
+        name = _medication_name(medication)
+        ingredient = next((i for i in MOUD_AGONISTS if i in name), None)
+        if _active_medication(medication) and ingredient is not None:
+            answer = _coded(vocabulary, link_id, "suspected")
+            return Found(link_id, answer, medication, ingredient)
+    return None
+
+
+def chart_answers(vocabulary: Vocabulary, chart: Chart, as_of: datetime) -> dict[str, Found]:
+    """Every answer the chart gives, by linkId."""
+    found: list[Found] = []
+    if isinstance(chart.patient, dict):
+        found.extend(_respondent(vocabulary, chart.patient, as_of.date()))
+    for measure in MEASURES:
+        measured = _measured(chart, measure, as_of)
+        if measured is not None:
+            found.append(measured)
+    pregnancy = _pregnancy(chart, as_of)
+    if pregnancy is not None:
+        found.append(pregnancy)
+    diagnoses = _diagnoses(vocabulary, chart)
+    opioids = _opioid_treatment(vocabulary, chart)
+    if opioids is not None and opioids.link_id not in diagnoses:
+        diagnoses[opioids.link_id] = opioids
+    found.extend(diagnoses.values())
+    return {answer.link_id: answer for answer in found}
+
+
+# --- the QuestionnaireResponse ----------------------------------------------------------------
+
+
+def _form_items() -> dict[str, FormItem]:
+    return {item.path: item for top in form() for item in top.walk()}
+
+
+@dataclass
+class _Answered:
+    """The items of a partly answered response, by linkId, and those not in the form."""
+
+    items: dict[str, dict[str, Any]] = field(default_factory=dict)
+    others: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _flatten(items: Any, known: set[str], into: _Answered) -> None:
+    for item in items if isinstance(items, list) else []:
+        if not isinstance(item, dict):
+            continue
+        link_id = item.get("linkId")
+        children = item.get("item")
+        if isinstance(link_id, str) and link_id in known and isinstance(children, list):
+            _flatten(children, known, into)  # one of our groups: its questions
+        elif isinstance(link_id, str) and link_id in known and link_id not in into.items:
+            into.items[link_id] = item
+        else:
+            into.others.append(item)  # kept as sent: $evaluate judges it
+
+
+def _tree(link_ids: list[tuple[str, str | None]], items: dict[str, dict[str, Any]]) -> list[Any]:
+    """The answered items nested as the Questionnaire nests them (``link_ids``: every linkId
+    in questionnaire order, with its parent's)."""
+    children: dict[str | None, list[dict[str, Any]]] = {}
+    for link_id, parent in reversed(link_ids):
+        nested = children.pop(link_id, [])
+        if link_id in items:
+            children.setdefault(parent, []).insert(0, items[link_id])
+        elif nested:
+            children.setdefault(parent, []).insert(0, {"linkId": link_id, "item": nested})
+    return children.get(None, [])
+
+
+def _questionnaire_link_ids() -> list[tuple[str, str | None]]:
+    """(linkId, parent linkId) of every item of the Questionnaire, in its order."""
+    questions, groups = link_ids()
+    switches = {path: link_id for link_id, path in given_switches().items()}
+    ordered: list[tuple[str, str | None]] = []
+
+    def visit(item: FormItem, parent: str | None) -> None:
+        if item.path in switches:
+            ordered.append((switches[item.path], parent))
+        ordered.append((item.path, parent))
+        if item.kind is Kind.ITEMS:
+            count = sum(1 for q in questions.values() if q.item.path == item.path)
+            ordered.extend((f"{item.path}.{n}", item.path) for n in range(1, count + 1))
+        for child in item.children:
+            visit(child, item.path)
+
+    for top in form():
+        visit(top, None)
+    known = {link_id for link_id, _ in ordered}
+    assert known >= set(questions) | groups
+    return ordered
+
+
+def populate(
+    vocabulary: Vocabulary,
+    chart: Chart,
+    *,
+    as_of: datetime,
+    answered: dict[str, Any] | None = None,
+    questionnaire: str | None = None,
+) -> dict[str, Any]:
+    """An ``in-progress`` QuestionnaireResponse: ``answered``'s answers, kept as given, and
+    the chart's answers to every other question it can answer, each marked with its source.
+
+    ``as_of`` (timezone-aware) dates the age and the look-back windows; ``questionnaire`` is
+    the canonical to cite (default: the shared rule set's Questionnaire, or ``answered``'s).
+    """
+    order = _questionnaire_link_ids()
+    given = _Answered()
+    base = dict(answered) if isinstance(answered, dict) else {}
+    _flatten(base.get("item"), {link_id for link_id, _ in order}, given)
+    items = dict(given.items)
+    for link_id, found in chart_answers(vocabulary, chart, as_of).items():
+        if link_id in items and items[link_id].get("answer"):
+            continue  # never override an answer already given
+        items[link_id] = {
+            "extension": [{"url": POPULATED_FROM, "valueReference": _reference(found)}],
+            "linkId": link_id,
+            "answer": [found.answer],
+        }
+    response: dict[str, Any] = {"resourceType": "QuestionnaireResponse", **base}
+    response["questionnaire"] = (
+        questionnaire or base.get("questionnaire") or vocabulary.questionnaire(DEFAULT_RULE_SET_KEY)
+    )
+    response["status"] = "in-progress"
+    if "subject" not in response and isinstance(chart.patient, dict):
+        patient_id = chart.patient.get("id")
+        if isinstance(patient_id, str) and _RESOURCE_ID.fullmatch(patient_id):
+            response["subject"] = {"reference": f"Patient/{patient_id}"}
+    response["authored"] = response.get("authored") or as_of.isoformat()
+    response["item"] = _tree(order, items) + given.others
+    if not response["item"]:
+        del response["item"]
+    return response
+
+
+def _is_chart_marker(extension: Any) -> bool:
+    """Whether ``extension`` is the marker ``populate`` puts on an answer from the chart (an
+    author extension a person's answer may carry too: told apart by its display)."""
+    if not isinstance(extension, dict) or extension.get("url") != POPULATED_FROM:
+        return False
+    reference = extension.get("valueReference")
+    display = reference.get("display") if isinstance(reference, dict) else None
+    return isinstance(display, str) and display.startswith(CHART_DISPLAY)
+
+
+def populated_link_ids(response: dict[str, Any]) -> list[str]:
+    """The linkIds of ``response`` whose answers carry the chart marker."""
+    marked: list[str] = []
+
+    def visit(items: Any) -> None:
+        for item in items if isinstance(items, list) else []:
+            if not isinstance(item, dict):
+                continue
+            extensions = item.get("extension") or []
+            if any(_is_chart_marker(e) for e in extensions):
+                marked.append(str(item.get("linkId")))
+            visit(item.get("item"))
+
+    visit(response.get("item"))
+    return marked
