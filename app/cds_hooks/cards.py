@@ -47,8 +47,11 @@ class Links:
         """The screening's readable view, opened by a clinician's browser as it is."""
         return view_url(self.base_url, screening_id, self.view_query(screening_id))
 
-    def questionnaire(self, key: str) -> str:
-        return f"{self.base_url}/fhir/r4/Questionnaire/{key}"
+    @property
+    def smart_launch(self) -> str:
+        """carelevel's SMART app: the EHR launches it with ``iss`` and ``launch`` (a CDS Hooks
+        link of type ``smart``), and it signs in with the EHR's own authorization."""
+        return f"{self.base_url}/smart/launch"
 
 
 def _source(vocabulary: Vocabulary, url: str | None) -> Source:
@@ -179,7 +182,7 @@ def invitation_card(vocabulary: Vocabulary, links: Links, key: str) -> Card:
         ),
         indicator="info",
         source=_source(vocabulary, None),
-        links=[
-            Link(label="The screening Questionnaire", url=links.questionnaire(key), type="absolute")
-        ],
+        # A SMART link: the EHR launches carelevel's app with its own sign-in, so no API key
+        # is needed (the Questionnaire's FHIR address would need one).
+        links=[Link(label="Screen in carelevel", url=links.smart_launch, type="smart")],
     )

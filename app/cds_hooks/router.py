@@ -37,6 +37,7 @@ from app.kernel.errors import (
     problem,
     problem_example,
 )
+from app.kernel.issuers import CdsClient
 from app.kernel.responses import json_response
 from app.security.actions import Action
 from app.security.caller import Caller
@@ -96,6 +97,12 @@ def links(request: Request, caller: Caller) -> Links:
         signer.sign, tenant=caller.tenant, client_id=caller.client_id, now=time.time()
     )
     return Links(configured or str(request.base_url).rstrip("/"), view_query)
+
+
+def cds_client(request: Request, caller: Caller) -> CdsClient | None:
+    """The configuration of the EHR that made the call (its client id is ``cds:<name>``)."""
+    clients: list[CdsClient] = request.app.state.settings.cds_clients
+    return next((c for c in clients if f"cds:{c.name}" == caller.client_id), None)
 
 
 async def _parsed(request: Request, model: type[Any]) -> Any:
@@ -199,7 +206,7 @@ async def call_service(
     hook_request: HookRequest = await _parsed(request, HookRequest)
     try:
         answer = await service(request).call(
-            caller, service_id, hook_request, links(request, caller)
+            caller, service_id, hook_request, links(request, caller), cds_client(request, caller)
         )
     except UnsupportedHook as error:
         raise BadRequest(f"carelevel does not answer the {error.hook} hook.") from None

@@ -456,20 +456,10 @@ class FhirAuthorization(BaseModel):
     expires_in: int = Field(gt=0)
     scope: Annotated[str, StringConstraints(max_length=4096), AfterValidator(_identifier)]
     subject: _Identifier
-    patient: _FhirId | None = Field(default=None, validate_default=True)
-
-    @field_validator("patient")
-    @classmethod
-    def _patient_with_patient_scopes(cls, value: str | None, info: ValidationInfo) -> str | None:
-        scope = info.data.get("scope")
-        patient_scopes = scope is not None and any(
-            granted.startswith("patient/") for granted in scope.split()
-        )
-        if value is None and patient_scopes:
-            raise PydanticCustomError(
-                "patient_required", "required when patient/ scopes are granted"
-            )
-        return value
+    # CONDITIONAL in CDS Hooks 2.0: with patient/ scopes the client SHOULD name the patient,
+    # but may not, so a token without it is accepted (carelevel then relies on the context's
+    # patientId and the server's own restriction of the token).
+    patient: _FhirId | None = None
 
 
 class HookRequest(_RequestModel):

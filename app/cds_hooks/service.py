@@ -22,6 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.audit.trail import record
 from app.cds_hooks.cards import Links, invitation_card, screening_card
 from app.cds_hooks.models import IssuedCard
+from app.cds_hooks.orders import code_map, difference
+from app.cds_hooks.prefetch import names_patient, subject_reference
 from app.cds_hooks.schemas import (
     Card,
     CdsResponse,
@@ -34,29 +36,19 @@ from app.cds_hooks.schemas import (
     parse_context,
 )
 from app.engine import DEFAULT_RULE_SET_KEY
-from app.engine.determination import LEVEL_INFO, LevelOfCare
 from app.fhir.response import ANSWERED
 from app.fhir.results import Result
 from app.fhir.service import FhirService, result_of
 from app.fhir.terminology import Vocabulary
 from app.kernel.db import new_id, utcnow
 from app.kernel.errors import BadRequest, NotFound, PrefetchMissing
+from app.kernel.issuers import CdsClient
 from app.screenings.models import Decision, Screening
 from app.screenings.repository import ScreeningRepository
 from app.screenings.schemas import VarianceReason
 from app.security.caller import Caller
 
 PREFETCH_KEY = "questionnaireResponse"
-# Billing codes EHRs put on behavioral-health referrals (HCPCS), for the order-select check.
-HCPCS_SYSTEMS = (
-    "urn:oid:2.16.840.1.113883.6.285",
-    "http://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets",
-)
-HCPCS_LEVELS = {
-    "H0015": LevelOfCare.INTENSIVE_OUTPATIENT,
-    "S9480": LevelOfCare.INTENSIVE_OUTPATIENT,
-    "H0035": LevelOfCare.PARTIAL_HOSPITALIZATION,
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,8 +117,15 @@ class CdsHooksService:
         return discovery(self.vocabulary)
 
     async def call(
-        self, caller: Caller, service_id: str, request: HookRequest, links: Links
+        self,
+        caller: Caller,
+        service_id: str,
+        request: HookRequest,
+        links: Links,
+        client: CdsClient | None = None,
     ) -> CdsResponse:
+        """Answer a hook call for ``client`` (the calling EHR's configuration: its local order
+        codes)."""
         spec = SERVICES.get(service_id)
         if spec is None:
             raise NotFound(f"No CDS service '{service_id}'.")
@@ -138,10 +137,12 @@ class CdsHooksService:
             invitation = invitation_card(self.vocabulary, links, DEFAULT_RULE_SET_KEY)
             await self._remember(caller, spec, request, invitation, None)
             return CdsResponse(cards=[invitation])
-        result = await self._evaluate(caller, response, links)
+        result = await self._evaluate(caller, response)
         note = None
         if isinstance(context, OrderSelectContext):
-            note = _difference(context, result)
+            codes = code_map(client.local_codes if client is not None else {})
+            recommended = result.determination.get("recommended_level")
+            note = difference(context.draftOrders, context.selections, recommended, codes)
             if note is None:
                 return CdsResponse(cards=[])
         card = screening_card(self.vocabulary, links, result, note=note)
@@ -176,11 +177,7 @@ class CdsHooksService:
             return None
         if not isinstance(found, dict) or found.get("resourceType") != "QuestionnaireResponse":
             raise BadRequest(f"Prefetch '{PREFETCH_KEY}' is not a QuestionnaireResponse.")
-        subject_reference = found.get("subject")
-        subject = (
-            subject_reference.get("reference") if isinstance(subject_reference, dict) else None
-        )
-        if subject not in (f"Patient/{patient_id}", patient_id):
+        if not names_patient(subject_reference(found), patient_id, request.fhirServer):
             # Never show one person's screening in another's chart.
             raise BadRequest(f"Prefetch '{PREFETCH_KEY}' is not about the patient in context.")
         return found
@@ -199,12 +196,10 @@ class CdsHooksService:
             and cited.partition("|")[0] == ours
         )
 
-    async def _evaluate(self, caller: Caller, response: dict[str, Any], links: Links) -> Result:
+    async def _evaluate(self, caller: Caller, response: dict[str, Any]) -> Result:
         # The same response opens the same screening, however often the chart is opened, and
         # whether or not it was evaluated through FHIR first.
-        _, stored = await self.fhir.evaluate(
-            caller, response, None, links.base_url, once_per_response=True
-        )
+        _, stored = await self.fhir.evaluate(caller, response, None, once_per_response=True)
         return result_of(stored)
 
     async def _remember(
@@ -323,43 +318,3 @@ def _authored(response: dict[str, Any]) -> datetime:
     if authored is None:
         return datetime.min.replace(tzinfo=UTC)
     return authored if authored.tzinfo else authored.replace(tzinfo=UTC)
-
-
-def _ordered_level(resource: dict[str, Any]) -> LevelOfCare | None:
-    """The level of care a drafted ServiceRequest refers to, when its code says."""
-    concept = resource.get("code")
-    codings = concept.get("coding") if isinstance(concept, dict) else None
-    for coding in codings if isinstance(codings, list) else []:
-        if not isinstance(coding, dict):
-            continue
-        system, code = coding.get("system"), coding.get("code")
-        if not isinstance(code, str):
-            continue
-        if isinstance(system, str) and system.endswith("/CodeSystem/level-of-care"):
-            try:
-                return LevelOfCare(code)
-            except ValueError:
-                continue
-        if system in HCPCS_SYSTEMS and code in HCPCS_LEVELS:
-            return HCPCS_LEVELS[code]
-    return None
-
-
-def _difference(context: OrderSelectContext, result: Result) -> str | None:
-    """A sentence when a selected referral goes to another level than recommended."""
-    recommended = result.determination.get("recommended_level")
-    selected = set(context.selections)
-    for entry in context.draftOrders.get("entry") or []:
-        resource = entry.get("resource") if isinstance(entry, dict) else None
-        if not isinstance(resource, dict) or resource.get("resourceType") != "ServiceRequest":
-            continue
-        if f"ServiceRequest/{resource.get('id')}" not in selected:
-            continue
-        ordered = _ordered_level(resource)
-        if ordered is None or recommended is None or ordered.value == recommended["level"]:
-            continue
-        return (
-            f"**The selected referral is to {LEVEL_INFO[ordered].label}; the screening "
-            f"recommends {recommended['label']}.**"
-        )
-    return None

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from app.engine.determination import LevelOfCare
 from app.kernel.tenancy import SHARED, is_tenant_id
 
 SigningAlgorithm = Literal[
@@ -80,6 +81,22 @@ class CdsClient(IdentityProvider):
     # CDS Hooks: a token per call, "5 minutes or less"; a longer-lived one is refused.
     max_lifetime_seconds: int | None = Field(default=300, gt=0, le=3600)
     scopes: tuple[str, ...] = ("screenings:write", "screenings:read")
+    # The EHR's own order codes for referrals, "system|code" → a carelevel level of care, for
+    # the order-select check (standard codes are known without this).
+    local_codes: dict[str, LevelOfCare] = Field(default_factory=dict, max_length=1000)
+    # The FHIR server bases (the calls' fhirServer) carelevel may query with the call's
+    # fhirAuthorization when the prefetch is missing; none: carelevel never queries.
+    fhir_servers: tuple[str, ...] = Field(default=(), max_length=20)
+
+    @model_validator(mode="after")
+    def _check_local_codes_and_servers(self) -> Self:
+        for key in self.local_codes:
+            system, bar, code = key.partition("|")
+            if not bar or not system.strip() or not code.strip() or "|" in code:
+                raise ValueError(f"local_codes key {key!r} must be 'system|code'")
+        for server in self.fhir_servers:
+            _check_fhir_server(server)
+        return self
 
 
 def _check_jwks_url(url: str) -> None:
@@ -94,6 +111,22 @@ def _check_jwks_url(url: str) -> None:
     if parts.scheme == "http" and host in _LOOPBACK_HOSTS:
         return
     raise ValueError("jwks_url must be an https:// URL (http:// only for localhost)")
+
+
+def _check_fhir_server(url: str) -> None:
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        _ = parts.port
+    except ValueError:
+        raise ValueError("fhir_servers: not a valid URL") from None
+    if parts.username is not None or parts.password is not None or parts.query or parts.fragment:
+        raise ValueError("fhir_servers: a FHIR base has no credentials, query or fragment")
+    if parts.scheme == "https" and host:
+        return
+    if parts.scheme == "http" and host in _LOOPBACK_HOSTS:
+        return
+    raise ValueError("fhir_servers must be https:// URLs (http:// only for localhost)")
 
 
 def _check_inline_jwks(jwks: dict[str, Any]) -> None:

@@ -56,11 +56,14 @@ STRANGER_KEY = STRANGER_EC_384_KEY
 P256_KEY = EC_KEY
 
 
+LOCAL_ORDERS = "https://ehr-a.example.test/order-codes"
 EHR_A = CdsClient(
     name="ehr-a",
     issuer="https://ehr-a.example.test",
     jwks={"keys": [public_jwk(KEY_A, "a-1", use="sig"), public_jwk(P256_KEY, "a-p256", use="sig")]},
     tenant="clinic-a",
+    # ehr-a's own order code for a partial hospitalization referral
+    local_codes={f"{LOCAL_ORDERS}|BH-PHP": LevelOfCare.PARTIAL_HOSPITALIZATION},
 )
 EHR_B = CdsClient(
     name="ehr-b",
@@ -374,6 +377,87 @@ async def test_the_card_reports_the_stored_screening_with_its_reasons(
     assert card["selectionBehavior"] == "at-most-one"
 
 
+async def test_no_link_of_a_card_needs_an_api_key(app: FastAPI, ehr: httpx.AsyncClient) -> None:
+    invitation = await the_card(ehr, hook_request(None))
+    screening = await the_card(ehr, hook_request(questionnaire_response()))
+
+    [smart] = invitation["links"]
+    assert (smart["type"], smart["url"]) == ("smart", f"{BASE_URL}/smart/launch")
+    [view] = screening["links"]
+    assert view["type"] == "absolute"
+    # A clinician's browser, with no credentials at all, opens what the card points at.
+    async with http_client(app, None) as browser:
+        for url in (view["url"], screening["source"]["url"]):
+            opened = await browser.get(url)
+            assert opened.status_code == 200, url
+            assert opened.headers["content-type"].startswith("text/html")
+
+
+@pytest.mark.parametrize(
+    ("reference", "fhir_server"),
+    [
+        (f"https://ehr.example/fhir/Patient/{PATIENT}", "https://ehr.example/fhir"),
+        (f"https://EHR.example/fhir/Patient/{PATIENT}/_history/3", "https://ehr.example/fhir/"),
+        (f"https://ehr.example/fhir/Patient/{PATIENT}", None),
+        (f"Patient/{PATIENT}/_history/2", "https://ehr.example/fhir"),
+    ],
+    ids=["absolute", "a version on another-cased host", "no fhirServer to check", "versioned"],
+)
+async def test_a_response_naming_the_patient_by_absolute_reference_is_evaluated(
+    ehr: httpx.AsyncClient, reference: str, fhir_server: str | None
+) -> None:
+    response = questionnaire_response()
+    response["subject"] = {"reference": reference}
+    body = hook_request(response)
+    if fhir_server is not None:
+        body["fhirServer"] = fhir_server
+
+    card = await the_card(ehr, body)
+
+    assert card["summary"].startswith("IOP screening recommends Intensive outpatient")
+
+
+@pytest.mark.parametrize(
+    "reference",
+    [
+        f"https://other-ehr.example/fhir/Patient/{PATIENT}",
+        "https://ehr.example/fhir/Patient/someone-else",
+        f"https://ehr.example/fhir/Patient/{PATIENT}x",
+        f"https://ehr.example/fhir/Group/{PATIENT}",
+        f"ftp://ehr.example/fhir/Patient/{PATIENT}",
+    ],
+    ids=["another server", "another patient", "a longer id", "not a Patient", "not http"],
+)
+async def test_a_response_about_someone_else_by_absolute_reference_is_refused(
+    ehr: httpx.AsyncClient, clinic_a: httpx.AsyncClient, reference: str
+) -> None:
+    response = questionnaire_response()
+    response["subject"] = {"reference": reference}
+    body = hook_request(response) | {"fhirServer": "https://ehr.example/fhir"}
+
+    refused = await call(ehr, body)
+
+    assert_problem(refused, 400, "bad-request")
+    assert reference not in refused.text
+    assert await all_screenings(clinic_a) == []
+
+
+async def test_an_authorization_without_the_patient_is_accepted(ehr: httpx.AsyncClient) -> None:
+    # CDS Hooks 2.0: with patient/ scopes the client SHOULD name the patient; it may not.
+    body = hook_request(questionnaire_response()) | {
+        "fhirServer": "https://ehr.example/fhir",
+        "fhirAuthorization": {
+            "access_token": "opaque-token",
+            "token_type": "Bearer",
+            "expires_in": 300,
+            "scope": "patient/Patient.read patient/Observation.read",
+            "subject": "carelevel",
+        },
+    }
+    card = await the_card(ehr, body)
+    assert card["summary"].startswith("IOP screening recommends Intensive outpatient")
+
+
 @pytest.mark.parametrize(
     ("name", "changes", "indicator", "summary"),
     [
@@ -481,7 +565,10 @@ async def test_without_a_response_on_file_the_card_invites_a_screening(
 
     assert card["indicator"] == "info"
     assert card["summary"].startswith("No IOP level-of-care screening on file")
-    assert card["links"][0]["url"] == f"{BASE_URL}/fhir/r4/Questionnaire/iop-level-of-care"
+    # carelevel's SMART app, which the EHR launches with its own sign-in: no API key.
+    assert card["links"] == [
+        {"label": "Screen in carelevel", "url": f"{BASE_URL}/smart/launch", "type": "smart"}
+    ]
     assert "suggestions" not in card
     assert await all_screenings(clinic_a) == []
     # Feedback on it is acknowledged; there is nothing to decide on.
@@ -682,8 +769,9 @@ def order(coding: Json | None) -> Json:
     [
         (VOCABULARY.level_coding(LevelOfCare.RESIDENTIAL), "Residential"),
         ({"system": "urn:oid:2.16.840.1.113883.6.285", "code": "H0035"}, "Partial hospitalization"),
+        ({"system": LOCAL_ORDERS, "code": "BH-PHP"}, "Partial hospitalization"),
     ],
-    ids=["our code", "HCPCS"],
+    ids=["our code", "HCPCS", "a local code the EHR maps"],
 )
 async def test_a_referral_to_another_level_than_recommended_gets_a_warning(
     ehr: httpx.AsyncClient, coding: Json, named: str
@@ -709,6 +797,25 @@ async def test_a_referral_that_agrees_or_cannot_be_compared_shows_nothing(
     response = await call(ehr, order(coding), service=REFERRAL_CHECK)
     assert response.status_code == 200, response.text
     assert response.json() == {"cards": []}
+
+
+async def test_local_codes_are_the_calling_ehrs_own(ehr: httpx.AsyncClient) -> None:
+    # ehr-b maps no local codes: ehr-a's code means nothing in its calls.
+    body = order({"system": LOCAL_ORDERS, "code": "BH-PHP"})
+    response = await call(ehr, body, service=REFERRAL_CHECK, issuer=EHR_B.issuer)
+    assert response.status_code == 200, response.text
+    assert response.json() == {"cards": []}
+
+
+@pytest.mark.parametrize(
+    "local_codes",
+    [{"no-bar": "residential"}, {"|code": "residential"}, {"system|": "residential"},
+     {"system|code": "not-a-level"}],
+    ids=["no bar", "no system", "no code", "not a level"],
+)  # fmt: skip
+def test_a_local_code_mapping_must_name_a_coding_and_a_level(local_codes: Json) -> None:
+    with pytest.raises(ValueError, match="local_codes"):
+        CdsClient.model_validate(EHR_A.model_dump() | {"local_codes": local_codes})
 
 
 async def test_the_example_call_of_the_docs_gets_its_card(ehr: httpx.AsyncClient) -> None:

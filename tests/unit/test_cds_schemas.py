@@ -321,6 +321,8 @@ REQUEST_PAYLOADS: list[tuple[type[BaseModel], dict[str, Any]]] = [
         FhirAuthorization,
         {**changed(authorization(), ("patient",), DELETE), "scope": "user/Patient.read"},
     ),
+    # CDS Hooks 2.0: with patient/ scopes `patient` SHOULD be given; it may be missing.
+    (FhirAuthorization, changed(authorization(), ("patient",), DELETE)),
     (HookRequest, hook_request()),
     (HookRequest, {"hook": "patient-view", "hookInstance": "not-a-uuid", "context": {}}),
     (HookRequest, changed(hook_request(), ("prefetch", "phq9"), None)),
@@ -909,12 +911,6 @@ REQUEST_REJECTIONS: dict[str, Case] = {
         changed(authorization(), ("subject",), DELETE),
         ("subject",),
         MISSING,
-    ),
-    "authorization-patient-for-patient-scopes": (
-        FhirAuthorization,
-        changed(authorization(), ("patient",), DELETE),
-        ("patient",),
-        "required when patient/ scopes are granted",
     ),
     "authorization-patient-fhir-id": (
         FhirAuthorization,
