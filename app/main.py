@@ -13,7 +13,6 @@ from datetime import timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, FastAPI, Query
-from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp
@@ -45,6 +44,7 @@ from app.rulesets.router import router as rule_sets_router
 from app.rulesets.service import RuleSetService
 from app.rulesets.work import RULE_SET_WORK
 from app.runtime.compression import Compression
+from app.runtime.cors import Cors
 from app.runtime.deadline import Deadline
 from app.runtime.edge import Edge
 from app.runtime.fast_lane import FastLane, lanes_of
@@ -210,8 +210,9 @@ def link_signer(settings: Settings) -> LinkSigner:
 
 class Carelevel(FastAPI):
     """FastAPI with the request edge (request id, security headers, access log) outside
-    everything, error handling included, so that every response carries them; the request's
-    deadline just inside it, so that nothing below can hold a request longer; compression of
+    everything, error handling included, so that every response carries them; CORS just
+    inside it, so that every answer below carries its headers; the request's deadline inside
+    that, so that nothing below can hold a request longer; compression of
     large responses inside that; the fast lane of the hot operations between those and the
     middleware stack; and the framework's own refusal of a body declared too large in the
     representation of every other error."""
@@ -229,7 +230,13 @@ class Carelevel(FastAPI):
             body_seconds=settings.request_body_timeout_seconds,
             edge_problem=self.problems.edge_problem,
         )
-        return Edge(within_deadline, self.state.metrics)
+        cors = Cors(
+            within_deadline,
+            api_origins=settings.cors_origins,
+            cds_origins=settings.cds_cors_origins,
+            edge_problem=self.problems.edge_problem,
+        )
+        return Edge(cors, self.state.metrics)
 
 
 def create_server_app() -> FastAPI:
@@ -336,29 +343,6 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
     app.state.metrics = Metrics()
     app.problems = ProblemHandlers(audit_failure, (("/fhir/", outcome_response),))
     app.problems.install(app)
-    if settings.cors_origins:
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST", "PUT", "DELETE"],
-            allow_headers=[
-                "Authorization",
-                "Content-Type",
-                "Idempotency-Key",
-                "If-Match",
-                "X-Request-ID",
-            ],
-            expose_headers=[
-                "Location",
-                "ETag",
-                "Idempotent-Replayed",
-                "Retry-After",
-                "X-Request-ID",
-                "RateLimit",
-                "RateLimit-Policy",
-            ],
-            max_age=600,
-        )
     app.include_router(screenings_router)  # no prefix: the fast lane serves its routes' paths
     app.include_router(view_router)
     app.include_router(rule_sets_router, max_body_size=settings.max_rule_set_body_bytes)

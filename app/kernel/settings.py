@@ -217,7 +217,14 @@ class Settings(BaseSettings):
     )
     cors_origins: list[str] = Field(
         default_factory=list,
-        description="Browser origins allowed to call the API (CORS); none by default.",
+        description="Browser origins allowed to call the API (/v1, /fhir/r4) across origins "
+        "(CORS), as JSON; none by default.",
+    )
+    cds_cors_origins: list[str] = Field(
+        default_factory=lambda: ["*"],
+        description="Browser origins allowed to call the CDS Hooks services (/cds-services) "
+        "across origins, as JSON. Any by default: CDS Hooks expects CORS for browser-based "
+        "CDS clients, and every call carries a JWT of its own, never a cookie.",
     )
     signed_link_secret: SecretStr | None = Field(
         default=None,
@@ -257,11 +264,16 @@ class Settings(BaseSettings):
             raise ValueError("must be an absolute http(s) URL")
         return value.rstrip("/") if value else value
 
-    @field_validator("cors_origins")
+    @field_validator("cors_origins", "cds_cors_origins")
     @classmethod
     def _origins(cls, origins: list[str]) -> list[str]:
         for origin in origins:
-            if origin != "*" and not origin.startswith(("https://", "http://")):
+            # A browser sends an origin exactly so, in lowercase: with a path, a trailing slash
+            # or capitals it would never match.
+            parts = urlsplit(origin)
+            exact = origin == f"{parts.scheme}://{parts.netloc}" == origin.lower()
+            plain_host = bool(parts.netloc) and "@" not in parts.netloc
+            if origin != "*" and not (parts.scheme in ("https", "http") and exact and plain_host):
                 raise ValueError(f"'{origin}' is not an origin (scheme://host[:port])")
         return origins
 

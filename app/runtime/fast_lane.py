@@ -10,13 +10,14 @@ them costs about as much as evaluating the answers (see docs/performance.md).
 ``FastLane`` sits between the edge and that stack, with the lanes ``app/main.py`` hands it:
 each a route and the binder of its endpoint (``lanes_of``; the binders are the screenings
 router's ``DIRECT_BINDERS``). A request for a lane whose body is declared within the body limit
-(a Content-Length, no chunked body) and that CORS need not see (no Origin when CORS is
-configured) is answered here by the functions the route itself calls: ``authorize``, the
-route's binder and its endpoint. An error raised on the way is answered by the exception
-handler the stack would have chosen for it. This is the only place where requests are bound
-directly. Every other request goes into the stack untouched, and so does one whose body the
-binder finds not plainly valid, with the body the lane read: FastAPI's own handler then answers
-it, without authorizing it a second time (``authorize`` keeps the caller on the request state).
+(a Content-Length, no chunked body) is answered here by the functions the route itself calls:
+``authorize``, the route's binder and its endpoint; CORS wraps this layer (app/runtime/cors.py),
+so a browser's request takes the lane too and its answer still carries the CORS headers. An
+error raised on the way is answered by the exception handler the stack would have chosen for it.
+This is the only place where requests are bound directly. Every other request goes into the
+stack untouched, and so does one whose body the binder finds not plainly valid, with the body
+the lane read: FastAPI's own handler then answers it, without authorizing it a second time
+(``authorize`` keeps the caller on the request state).
 """
 
 from __future__ import annotations
@@ -77,7 +78,6 @@ class FastLane:
         self.app = app
         self.application = application
         self.max_body_bytes = max_body_bytes
-        self.cors = bool(application.state.settings.cors_origins)
         self.lanes = dict(lanes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -130,14 +130,14 @@ class FastLane:
         await response(scope, replay, send)
 
     def _plain(self, headers: list[tuple[bytes, bytes]]) -> bool:
-        """A declared length within the body limit, and no Origin for CORS to answer."""
+        """A single declared length within the body limit."""
         length: bytes | None = None
         for name, value in headers:
             if name == b"content-length":
                 if length is not None:
                     return False
                 length = value
-            elif name == b"transfer-encoding" or (name == b"origin" and self.cors):
+            elif name == b"transfer-encoding":
                 return False
         return length is not None and length.isdigit() and int(length) <= self.max_body_bytes
 
