@@ -13,6 +13,15 @@ from fastapi import APIRouter, Header, Path, Query, Request, Response
 from app import __version__
 from app.fhir.examples import example_response
 from app.fhir.outcome import FhirError, Issue, issue_json, operation_outcome
+from app.fhir.populate import (
+    POPULATE_OPERATION,
+    example_result,
+    populate,
+    populate_operation_definition,
+    populate_result,
+    read_parameters,
+    requested_questionnaire,
+)
 from app.fhir.questionnaire import parse_business_version
 from app.fhir.response import ANSWERED
 from app.fhir.service import FhirService
@@ -159,6 +168,13 @@ def capability_statement(vocabulary: Vocabulary, base: str, today: str) -> dict[
                         "searchParam": [
                             {"name": "url", "type": "uri"},
                             {"name": "version", "type": "token"},
+                        ],
+                        "operation": [
+                            {
+                                "name": "populate",
+                                "definition": f"{vocabulary.base}/OperationDefinition/"
+                                f"{POPULATE_OPERATION}",
+                            }
                         ],
                     },
                     {
@@ -488,6 +504,109 @@ async def _fhir_body(request: Request) -> Any:
         ) from None
 
 
+# --- Questionnaire/$populate (SDC) ------------------------------------------------------------
+
+POPULATE_DESCRIPTION = (
+    "SDC pre-population from the chart the caller sends: a Parameters resource with `subject` "
+    "(a Patient reference), `context` parts named `patient` (the Patient) and `chart` (a "
+    "searchset or collection Bundle of Observations, Conditions, MedicationRequests and "
+    "MedicationStatements), and optionally `response` (a partly answered "
+    "QuestionnaireResponse, whose answers are kept). Returns Parameters with `response`, an "
+    "`in-progress` QuestionnaireResponse whose pre-filled items carry the "
+    "`questionnaireresponse-author` extension naming their source resource, and `issues`. "
+    "Chart resources about another patient are ignored. Nothing is stored; a clinician "
+    "reviews every pre-filled answer before the response goes to `$evaluate`."
+)
+POPULATE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "Parameters: `response` (the pre-filled QuestionnaireResponse) and "
+        "`issues`.",
+        "content": {
+            FHIR_JSON: {
+                "schema": {"type": "object"},
+                "examples": {
+                    "populated": {
+                        "summary": "Age, sex, heart rate and a diagnosis from the chart",
+                        "value": example_result(Vocabulary("https://carelevel.dev/fhir")),
+                    }
+                },
+            }
+        },
+    },
+    400: outcome(
+        "Not JSON, not a Parameters resource, or no subject.",
+        outcome_example(400, "resourceType must be Parameters", summary="Not Parameters"),
+    ),
+    404: outcome(
+        "No such Questionnaire.",
+        outcome_example(404, "No Questionnaire 'iop-screening'.", summary="Unknown key"),
+    ),
+    415: outcome(
+        "Not application/fhir+json or application/json.",
+        outcome_example(415, "Send the resource as application/fhir+json.", summary="Not JSON"),
+    ),
+    422: outcome(
+        "A parameter this operation does not take, a context that is not a Patient or a "
+        "searchset/collection Bundle, or a response to another Questionnaire.",
+        outcome_example(
+            422,
+            "context chart: Bundle.type must be searchset or collection",
+            expression="Parameters.parameter.where(name='context')",
+            summary="A chart that is not a search result",
+        ),
+    ),
+}
+
+
+@router.post(
+    "/Questionnaire/$populate",
+    operation_id="createPrefilledResponse",
+    response_class=FhirResponse,
+    summary="Pre-populate the Questionnaire from the chart",
+    description=POPULATE_DESCRIPTION + " The Questionnaire is the `questionnaire` parameter's, "
+    "the response's, or `iop-level-of-care`.",
+    responses=POPULATE_RESPONSES,
+)
+async def populate_questionnaire(
+    request: Request, caller: Annotated[Caller, access(Action.SCREENING_CREATE)]
+) -> FhirResponse:
+    return await _populate(request, caller, None)
+
+
+@router.post(
+    "/Questionnaire/{questionnaire_id}/$populate",
+    operation_id="createPrefilledResponseForQuestionnaire",
+    response_class=FhirResponse,
+    summary="Pre-populate a Questionnaire from the chart",
+    description=POPULATE_DESCRIPTION,
+    responses=POPULATE_RESPONSES,
+)
+async def populate_questionnaire_instance(
+    request: Request,
+    caller: Annotated[Caller, access(Action.SCREENING_CREATE)],
+    questionnaire_id: FhirId,
+) -> FhirResponse:
+    return await _populate(request, caller, questionnaire_id)
+
+
+async def _populate(request: Request, caller: Caller, instance: str | None) -> FhirResponse:
+    fhir = service(request)
+    asked = read_parameters(await _fhir_body(request), fhir.vocabulary)
+    key, pin = requested_questionnaire(asked, instance, fhir.vocabulary)
+    version = await fhir.questionnaire_version(caller, key, pin)
+    if version is None:
+        raise NotFound(f"No Questionnaire '{key}'.")
+    response = populate(
+        fhir.vocabulary,
+        asked.chart,
+        as_of=datetime.now(UTC),
+        answered=asked.answered,
+        questionnaire=f"{fhir.vocabulary.questionnaire(key)}|{version.business_version}",
+    )
+    response["subject"] = asked.subject
+    return FhirResponse(populate_result(response, asked.ignored))
+
+
 # --- stored results ---------------------------------------------------------------------------
 
 
@@ -703,6 +822,8 @@ async def read_operation_definition(
     caller: Annotated[Caller, access(Action.TERMINOLOGY_READ)],
     operation_id: FhirId,
 ) -> FhirResponse:
+    if operation_id == POPULATE_OPERATION:
+        return FhirResponse(populate_operation_definition(service(request).vocabulary))
     if operation_id != EVALUATE_OPERATION:
         raise NotFound(f"No OperationDefinition '{operation_id}'.")
     return FhirResponse(operation_definition(service(request).vocabulary))

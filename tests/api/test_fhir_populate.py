@@ -1,0 +1,319 @@
+"""SDC ``Questionnaire/$populate`` through the public API: the chart's answers pre-fill the
+Questionnaire, marked with their source, without replacing an answer given; populate, review,
+``$evaluate`` gives the determination the REST API gives the same answers; every unusable
+request is an OperationOutcome naming the parameter, never echoing what was sent."""
+
+from __future__ import annotations
+
+import copy
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from fhir.resources.R4B import get_fhir_model_class
+
+from app.fhir.examples import response_for
+from app.fhir.populate import POPULATED_FROM, populated_link_ids
+from app.fhir.terminology import LOINC, Vocabulary
+from tests.support.examples import example
+
+Json = dict[str, Any]
+VOCABULARY = Vocabulary("https://carelevel.dev/fhir")
+POPULATE = "/fhir/r4/Questionnaire/$populate"
+EVALUATE = "/fhir/r4/QuestionnaireResponse/$evaluate"
+FHIR = {"content-type": "application/fhir+json"}
+SECRET = "Zq7-secret-value"  # sent where a value is wrong: must never come back
+ICD10 = "http://hl7.org/fhir/sid/icd-10-cm"
+CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
+
+
+def now_ish() -> str:
+    """A time a few minutes ago (the server dates the look-back windows by its clock)."""
+    return (datetime.now(UTC) - timedelta(minutes=10)).isoformat()
+
+
+PATIENT = {"resourceType": "Patient", "id": "pat-7", "birthDate": "1980-02-29", "gender": "male"}
+
+
+def chart() -> Json:
+    at = now_ish()
+    return {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "entry": [
+            {
+                "resource": {
+                    "resourceType": "Observation",
+                    "id": "hr-1",
+                    "status": "final",
+                    "subject": {"reference": "Patient/pat-7"},
+                    "code": {"coding": [{"system": LOINC, "code": "8867-4"}]},
+                    "effectiveDateTime": at,
+                    "valueQuantity": {"value": 84, "unit": "/min", "code": "/min"},
+                }
+            },
+            {
+                "resource": {
+                    "resourceType": "Condition",
+                    "id": "dx-1",
+                    "subject": {"reference": "Patient/pat-7"},
+                    "clinicalStatus": {"coding": [{"system": CLINICAL, "code": "active"}]},
+                    "code": {"coding": [{"system": ICD10, "code": "F10.20"}]},
+                }
+            },
+        ],
+    }
+
+
+def context(name: str, resource: Json) -> Json:
+    return {
+        "name": "context",
+        "part": [{"name": "name", "valueString": name}, {"name": "content", "resource": resource}],
+    }
+
+
+def parameters(*extra: Json, subject: str = "Patient/pat-7") -> Json:
+    return {
+        "resourceType": "Parameters",
+        "parameter": [
+            {"name": "subject", "valueReference": {"reference": subject}},
+            context("patient", PATIENT),
+            context("chart", chart()),
+            *extra,
+        ],
+    }
+
+
+async def post(client: httpx.AsyncClient, body: Any, url: str = POPULATE) -> httpx.Response:
+    return await client.post(url, content=json.dumps(body), headers=FHIR)
+
+
+def output(response: httpx.Response) -> tuple[Json, Json]:
+    """(QuestionnaireResponse, OperationOutcome) of a $populate answer, validated as FHIR."""
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/fhir+json"
+    body = response.json()
+    get_fhir_model_class("Parameters").model_validate(body)
+    parts = {p["name"]: p["resource"] for p in body["parameter"]}
+    return parts["response"], parts["issues"]
+
+
+def issues_of(response: httpx.Response, status: int) -> list[Json]:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["resourceType"] == "OperationOutcome"
+    assert SECRET not in response.text
+    issues: list[Json] = body["issue"]
+    return issues
+
+
+def without(answers: Json, *paths: str) -> Json:
+    """``answers`` without the questions at ``paths`` (dotted)."""
+    trimmed = copy.deepcopy(answers)
+    for path in paths:
+        *sections, name = path.split(".")
+        target = trimmed
+        for section in sections:
+            target = target[section]
+        del target[name]
+    return trimmed
+
+
+async def test_populate_then_evaluate_gives_the_rest_determination(
+    client: httpx.AsyncClient,
+) -> None:
+    answers = example("adult-iop-suitable")
+    # What the chart answers is left out of what the clinician gave.
+    partial = without(
+        answers,
+        "respondent.age_group",
+        "respondent.sex_for_scoring",
+        "co_occurring.substance_use.alcohol",
+    )
+    answered = response_for(VOCABULARY, partial, subject="Patient/pat-7", status="in-progress")
+
+    populated, issues = output(
+        await post(client, parameters({"name": "response", "resource": answered}))
+    )
+
+    assert populated["status"] == "in-progress"
+    assert populated["subject"] == {"reference": "Patient/pat-7"}
+    assert populated["questionnaire"].startswith(VOCABULARY.questionnaire("iop-level-of-care|"))
+    assert sorted(populated_link_ids(populated)) == [
+        "co_occurring.substance_use.alcohol",
+        "medical.heart_rate_bpm",
+        "respondent.age_group",
+        "respondent.age_years",
+        "respondent.sex_for_scoring",
+    ]
+    assert "5 answers were pre-filled" in issues["issue"][0]["diagnostics"]
+    # Reviewed and completed, it is evaluated with the marks on.
+    populated["status"] = "completed"
+    evaluated = await client.post(EVALUATE, content=json.dumps(populated), headers=FHIR)
+    assert evaluated.status_code == 200, evaluated.text
+    screening_id = evaluated.headers["location"].rsplit("/", 1)[1]
+    stored = (await client.get(f"/v1/screenings/{screening_id}")).json()
+    expected = copy.deepcopy(answers)
+    expected["respondent"]["age_years"] = 46  # born 1980-02-29: 46 in 2026 and 2027 alike
+    expected["medical"]["heart_rate_bpm"] = 84
+    rest = await client.post("/v1/screenings/evaluate", json={"answers": expected})
+    assert rest.status_code == 200, rest.text
+    assert stored["determination"] == rest.json()["determination"]
+
+
+async def test_an_answer_given_is_kept_and_unmarked(client: httpx.AsyncClient) -> None:
+    answered = response_for(
+        VOCABULARY, {"respondent": {"sex_for_scoring": "unknown"}}, status="in-progress"
+    )
+
+    populated, _ = output(
+        await post(client, parameters({"name": "response", "resource": answered}))
+    )
+
+    marked = populated_link_ids(populated)
+    assert "respondent.sex_for_scoring" not in marked
+    (respondent,) = (i for i in populated["item"] if i["linkId"] == "respondent")
+    (sex,) = (i for i in respondent["item"] if i["linkId"] == "respondent.sex_for_scoring")
+    assert sex["answer"][0]["valueCoding"]["code"] == "unknown"
+    assert "extension" not in sex
+
+
+async def test_each_pre_filled_answer_names_its_source(client: httpx.AsyncClient) -> None:
+    populated, _ = output(
+        await post(client, parameters(), url="/fhir/r4/Questionnaire/iop-level-of-care/$populate")
+    )
+
+    (medical,) = (i for i in populated["item"] if i["linkId"] == "medical")
+    (rate,) = medical["item"]
+    (marker,) = rate["extension"]
+    assert marker["url"] == POPULATED_FROM
+    assert marker["valueReference"]["reference"] == "Observation/hr-1"
+    assert "8867-4" in marker["valueReference"]["display"]
+
+
+async def test_chart_resources_about_another_patient_are_ignored(
+    client: httpx.AsyncClient,
+) -> None:
+    body = parameters()
+    other = chart()
+    for entry in other["entry"]:
+        entry["resource"]["subject"] = {"reference": "Patient/someone-else"}
+    body["parameter"][2] = context("chart", other)
+
+    populated, issues = output(await post(client, body))
+
+    assert not any(
+        link.startswith(("medical.", "co_occurring.")) for link in populated_link_ids(populated)
+    )
+    assert (
+        "2 chart resources about another patient were ignored" in issues["issue"][1]["diagnostics"]
+    )
+
+
+def replaced(index: int, parameter: Json) -> Json:
+    body = parameters()
+    body["parameter"][index] = parameter
+    return body
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "expression"),
+    [
+        ({"resourceType": "Patient", "id": SECRET}, 400, "Parameters"),
+        ({"resourceType": "Parameters", "parameter": SECRET}, 400, "Parameters.parameter"),
+        (
+            {"resourceType": "Parameters", "parameter": [context("patient", PATIENT)]},
+            400,
+            "Parameters.parameter.where(name='subject')",
+        ),
+        (
+            replaced(0, {"name": "subject", "valueReference": {"reference": f"Group/{SECRET}"}}),
+            422,
+            "Parameters.parameter.where(name='subject')",
+        ),
+        (replaced(1, {"name": "data", "valueString": SECRET}), 422, "Parameters.parameter.name"),
+        (
+            replaced(1, context("patient", PATIENT | {"id": "someone-else"})),
+            422,
+            "Parameters.parameter.where(name='context')",
+        ),
+        (
+            replaced(2, context("chart", {"resourceType": "Bundle", "type": "transaction"})),
+            422,
+            "Parameters.parameter.where(name='context')",
+        ),
+        (
+            replaced(2, context(SECRET, {"resourceType": "Bundle", "type": "searchset"})),
+            422,
+            "Parameters.parameter.where(name='context')",
+        ),
+        (
+            parameters({"name": "response", "resource": {"resourceType": "Observation"}}),
+            422,
+            "Parameters.parameter.where(name='response')",
+        ),
+        (
+            parameters(
+                {
+                    "name": "response",
+                    "resource": {
+                        "resourceType": "QuestionnaireResponse",
+                        "status": "in-progress",
+                        "authored": SECRET,
+                    },
+                }
+            ),
+            400,
+            "Parameters.parameter.where(name='response')",
+        ),
+        (
+            parameters({"name": "questionnaire", "valueCanonical": f"http://x.org/{SECRET}"}),
+            422,
+            "Parameters.parameter.where(name='questionnaire')",
+        ),
+    ],
+)
+async def test_an_unusable_request_names_the_parameter_without_echoing_it(
+    client: httpx.AsyncClient, body: Json, status: int, expression: str
+) -> None:
+    issues = issues_of(await post(client, body), status)
+
+    assert issues[0]["expression"] == [expression]
+
+
+async def test_an_unknown_questionnaire_is_not_found(client: httpx.AsyncClient) -> None:
+    response = await post(client, parameters(), url="/fhir/r4/Questionnaire/no-such-key/$populate")
+
+    assert issues_of(response, 404)[0]["code"] == "not-found"
+
+
+async def test_not_json_is_refused(client: httpx.AsyncClient) -> None:
+    response = await client.post(POPULATE, content=b"{" + SECRET.encode(), headers=FHIR)
+
+    issues_of(response, 400)
+
+
+async def test_the_operation_is_declared(client: httpx.AsyncClient) -> None:
+    capabilities = (await client.get("/fhir/r4/metadata")).json()
+    (questionnaire,) = (
+        r for r in capabilities["rest"][0]["resource"] if r["type"] == "Questionnaire"
+    )
+    (operation,) = questionnaire["operation"]
+    definition = await client.get(
+        "/fhir/r4/OperationDefinition/" + operation["definition"].rsplit("/", 1)[1]
+    )
+
+    assert operation["name"] == "populate"
+    assert definition.status_code == 200
+    resource = definition.json()
+    get_fhir_model_class("OperationDefinition").model_validate(resource)
+    assert resource["code"] == "populate"
+    assert resource["instance"] is True
+    assert {p["name"] for p in resource["parameter"] if p["use"] == "in"} == {
+        "questionnaire",
+        "subject",
+        "context",
+        "response",
+    }
