@@ -1,7 +1,12 @@
 """A stored screening as FHIR R4 resources: the level-of-care Observation, one Observation per
-instrument score (US Core screening-assessment conventions: category ``survey``, LOINC totals,
+instrument score (US Core Observation Screening Assessment: category ``survey``, LOINC totals,
 ``derivedFrom`` the response), and a ServiceRequest proposing a referral to the recommended
 level. Built from what is stored, so the same screening always gives the same resources.
+
+``$evaluate`` answers with them as a ``transaction`` Bundle the EHR can POST to its own FHIR
+server as it is (``transaction_bundle``): ``urn:uuid`` fullUrls derived from the screening,
+conditional creates on carelevel's identifier so that filing twice creates nothing new, and a
+Provenance naming carelevel, the QuestionnaireResponse and the rule-set version that decided.
 
 The Observations carry a generated narrative (``text``), which an EHR shows as it is: the
 level, urgency, IOP verdict and summary of the recommendation (app/screenings/readable.py),
@@ -15,15 +20,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
+from uuid import NAMESPACE_URL, uuid5
 
 from app.engine.determination import LEVEL_INFO, LevelOfCare
+from app.fhir.outcome import FhirError, Issue
 from app.fhir.terminology import (
     DATA_ABSENT_REASON,
     LOINC,
     OBSERVATION_CATEGORY,
     Vocabulary,
     humanize,
+    referral_coding,
 )
 from app.screenings.readable import determination_narrative, narrative, score_line
 
@@ -32,6 +40,12 @@ INTERPRETATION = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpreta
 PRIORITY = {"emergent": "stat", "urgent": "urgent", "routine": "routine"}
 # Instruments without a LOINC total: our own codes.
 OWN_TOTAL_CODES = {"ciwa_ar": "ciwa-ar-total", "cows": "cows-total", "cssrs": "cssrs-tier"}
+US_CORE: Final = "http://hl7.org/fhir/us/core/StructureDefinition"
+SCREENING_ASSESSMENT: Final = f"{US_CORE}/us-core-observation-screening-assessment"
+US_CORE_SERVICE_REQUEST: Final = f"{US_CORE}/us-core-servicerequest"
+US_CORE_PROVENANCE: Final = f"{US_CORE}/us-core-provenance"
+PARTICIPANT_TYPE: Final = "http://terminology.hl7.org/CodeSystem/provenance-participant-type"
+DATA_OPERATION: Final = "http://terminology.hl7.org/CodeSystem/v3-DataOperation"
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +75,17 @@ def response_reference(context: dict[str, Any]) -> dict[str, Any] | None:
     if context.get("identifier"):
         return {"type": "QuestionnaireResponse", "identifier": context["identifier"]}
     return None
+
+
+def identifiers(vocabulary: Vocabulary, resource_id: str) -> list[dict[str, str]]:
+    """A result resource's identifier in carelevel's system: its id here."""
+    return [{"system": vocabulary.result_identifier, "value": resource_id}]
+
+
+def observation_meta(result: Result) -> dict[str, Any]:
+    """US Core Observation Screening Assessment where the Observation conforms: it requires a
+    subject, so an Observation without one claims no profile."""
+    return {"meta": {"profile": [SCREENING_ASSESSMENT]}} if result.context.get("subject") else {}
 
 
 def _common(result: Result) -> dict[str, Any]:
@@ -104,7 +129,9 @@ def score_observation(
     observation: dict[str, Any] = {
         "resourceType": "Observation",
         "id": score_id(result.screening_id, instrument),
+        **observation_meta(result),
         "text": generated(narrative([(None, score_line(score))])),
+        "identifier": identifiers(vocabulary, score_id(result.screening_id, instrument)),
         "status": "final",
         "category": [SURVEY],
         "code": code,
@@ -173,8 +200,12 @@ def level_observation(vocabulary: Vocabulary, result: Result) -> dict[str, Any]:
     observation: dict[str, Any] = {
         "resourceType": "Observation",
         "id": result.screening_id,
+        **observation_meta(result),
         "text": generated(determination_narrative(determination)),
-        "identifier": [{"system": vocabulary.screening_identifier, "value": result.screening_id}],
+        "identifier": [
+            {"system": vocabulary.screening_identifier, "value": result.screening_id},
+            *identifiers(vocabulary, result.screening_id),
+        ],
         "status": "final" if status == "complete" else "preliminary",
         "category": [SURVEY],
         "code": {
@@ -258,15 +289,18 @@ def referral(vocabulary: Vocabulary, result: Result) -> dict[str, Any] | None:
     subject = result.context.get("subject")
     if not level or not subject:
         return None
-    label = LEVEL_INFO[LevelOfCare(level["level"])].label
+    recommended = LevelOfCare(level["level"])
+    label = LEVEL_INFO[recommended].label
     request: dict[str, Any] = {
         "resourceType": "ServiceRequest",
         "id": referral_id(result.screening_id),
+        "meta": {"profile": [US_CORE_SERVICE_REQUEST]},
+        "identifier": identifiers(vocabulary, referral_id(result.screening_id)),
         "status": "draft",
         "intent": "proposal",
         "priority": PRIORITY[result.determination["urgency"]],
         "code": {
-            "coding": [vocabulary.level_coding(LevelOfCare(level["level"]))],
+            "coding": [vocabulary.level_coding(recommended), referral_coding(recommended)],
             "text": f"Referral to {label}",
         },
         "subject": subject,
@@ -292,18 +326,119 @@ def resources(vocabulary: Vocabulary, result: Result) -> list[dict[str, Any]]:
     return found
 
 
-def result_bundle(vocabulary: Vocabulary, result: Result, base_url: str) -> dict[str, Any]:
-    """The result as a ``collection`` Bundle, each entry at its address on this server."""
+def full_url(vocabulary: Vocabulary, resource_type: str, resource_id: str) -> str:
+    """The ``urn:uuid`` of a result resource in the transaction: the same for the same
+    screening every time, so a replayed ``$evaluate`` gives the same Bundle."""
+    name = f"{vocabulary.base}/{resource_type}/{resource_id}"
+    return f"urn:uuid:{uuid5(NAMESPACE_URL, name)}"
+
+
+def rule_set_canonical(vocabulary: Vocabulary, rule_set: dict[str, Any]) -> str:
+    """The rule-set version that decided, as the canonical of its Questionnaire version."""
+    return f"{vocabulary.questionnaire(rule_set['key'])}|{rule_set['owner']}.{rule_set['version']}"
+
+
+def provenance(vocabulary: Vocabulary, result: Result, targets: list[str]) -> dict[str, Any]:
+    """Who made the results (carelevel, as software: no Device of the EHR's to point at, so
+    ``who`` is a display), from what (the QuestionnaireResponse) and under which rule-set
+    version (``policy``)."""
+    rule_set = result.rule_set
+    record: dict[str, Any] = {
+        "resourceType": "Provenance",
+        "meta": {"profile": [US_CORE_PROVENANCE]},
+        "target": [{"reference": target} for target in targets],
+        "recorded": result.created_at.isoformat(),
+        "policy": [rule_set_canonical(vocabulary, rule_set)],
+        "activity": {"coding": [{"system": DATA_OPERATION, "code": "CREATE", "display": "create"}]},
+        "agent": [
+            {
+                "type": {
+                    "coding": [
+                        {"system": PARTICIPANT_TYPE, "code": "assembler", "display": "Assembler"}
+                    ]
+                },
+                "who": {
+                    "display": f"carelevel {result.engine_version}, rule set "
+                    f"{rule_set['owner']}/{rule_set['key']} version {rule_set['version']} "
+                    f"(sha256 {rule_set['sha256']})"
+                },
+            }
+        ],
+    }
+    source = response_reference(result.context)
+    if source:
+        record["entity"] = [{"role": "source", "what": source}]
+    return record
+
+
+def _linked(resource: dict[str, Any], addresses: dict[str, str]) -> dict[str, Any]:
+    """``resource`` with its references to other results pointing at their ``urn:uuid``; the
+    references to the EHR's own resources stay as the EHR gave them."""
+    linked = dict(resource)
+    for name in ("hasMember", "reasonReference"):
+        if name in linked:
+            linked[name] = [{"reference": addresses[r["reference"]]} for r in linked[name]]
+    return linked
+
+
+def _local(resource: dict[str, Any]) -> str:
+    """How the results refer to one another (``Observation/<id>``)."""
+    return f"{resource['resourceType']}/{resource['id']}"
+
+
+def _create(resource: dict[str, Any], address: str, if_none_exist: str) -> dict[str, Any]:
+    return {
+        "fullUrl": address,
+        "resource": resource,
+        "request": {
+            "method": "POST",
+            "url": resource["resourceType"],
+            "ifNoneExist": if_none_exist,
+        },
+    }
+
+
+def transaction_bundle(vocabulary: Vocabulary, result: Result) -> dict[str, Any]:
+    """The result as a ``transaction`` Bundle to POST to the EHR's FHIR base: each resource a
+    conditional create on its carelevel identifier (a server ignores the ``id`` of a created
+    resource), then a Provenance of them all, created unless one already targets the
+    recommendation."""
+    found = resources(vocabulary, result)
+    addresses = {_local(r): full_url(vocabulary, r["resourceType"], r["id"]) for r in found}
+    system = vocabulary.result_identifier
+    entries = [
+        _create(_linked(r, addresses), addresses[_local(r)], f"identifier={system}|{r['id']}")
+        for r in found
+    ]
+    recommendation = f"target:Observation.identifier={system}|{result.screening_id}"
+    entries.append(
+        _create(
+            provenance(vocabulary, result, list(addresses.values())),
+            full_url(vocabulary, "Provenance", result.screening_id),
+            recommendation,
+        )
+    )
     return {
         "resourceType": "Bundle",
         "identifier": {"system": vocabulary.screening_identifier, "value": result.screening_id},
-        "type": "collection",
+        "type": "transaction",
         "timestamp": result.created_at.isoformat(),
-        "entry": [
-            {
-                "fullUrl": f"{base_url}/fhir/r4/{resource['resourceType']}/{resource['id']}",
-                "resource": resource,
-            }
-            for resource in resources(vocabulary, result)
-        ],
+        "entry": entries,
     }
+
+
+def require_subject(context: dict[str, Any]) -> None:
+    """US Core results need the person they are about: refuse a response without ``subject``
+    (422) when the caller asks for them."""
+    if not context.get("subject"):
+        raise FhirError(
+            422,
+            "US Core results need the QuestionnaireResponse's subject.",
+            [
+                Issue(
+                    diagnostics="subject is required for US Core results",
+                    expression="QuestionnaireResponse.subject",
+                    code="required",
+                )
+            ],
+        )

@@ -16,7 +16,7 @@ from app.engine.instruments import InstrumentId
 from app.fhir.outcome import FhirError, Issue, item_expression
 from app.fhir.questionnaire import QuestionnaireVersion, build_questionnaire, is_questionnaire_key
 from app.fhir.response import ReadResponse, answers_link_id, read_response
-from app.fhir.results import Result, resources, result_bundle
+from app.fhir.results import Result, require_subject, resources, transaction_bundle
 from app.fhir.terminology import Vocabulary
 from app.kernel.errors import NotFound, Unprocessable
 from app.kernel.text import NO_CONTROL_CHARACTERS
@@ -87,20 +87,23 @@ class FhirService:
         caller: Caller,
         resource: Any,
         idempotency_key: str | None,
-        base_url: str,
         *,
         once_per_response: bool = False,
+        us_core: bool = False,
     ) -> tuple[dict[str, Any], Stored]:
         """Evaluate and store the screening a QuestionnaireResponse answers; its result as a
-        Bundle. Nothing is stored when the response cannot be used. ``once_per_response``:
-        a response evaluated before (by either path) gives its screening again."""
+        transaction Bundle. Nothing is stored when the response cannot be used.
+        ``once_per_response``: a response evaluated before (by either path) gives its screening
+        again. ``us_core``: refuse a response whose results could not be US Core ones."""
         read = read_response(resource, self.vocabulary)
+        if us_core:
+            require_subject(read.context)
         request = self._screening_request(read)
         digest = response_digest(read, request)
         if once_per_response:
             existing = await self.screenings.of_response(caller, digest)
             if existing is not None:
-                return result_bundle(self.vocabulary, result_of(existing), base_url), existing
+                return transaction_bundle(self.vocabulary, result_of(existing)), existing
             # Concurrent first calls with the same response still store one screening.
             idempotency_key = f"fhir-response:{digest[:48]}"
         try:
@@ -121,7 +124,7 @@ class FhirService:
                     )
                 ],
             ) from None
-        return result_bundle(self.vocabulary, result_of(stored), base_url), stored
+        return transaction_bundle(self.vocabulary, result_of(stored)), stored
 
     def _screening_request(self, read: ReadResponse) -> ScreeningRequest:
         pin: dict[str, Any] = {"key": read.key}

@@ -30,6 +30,7 @@ from app.screenings.schemas import VarianceReason
 FHIR_VERSION: Final = "4.0.1"
 FHIR_JSON: Final = "application/fhir+json"
 LOINC: Final = "http://loinc.org"
+SNOMED: Final = "http://snomed.info/sct"
 OBSERVATION_CATEGORY: Final = "http://terminology.hl7.org/CodeSystem/observation-category"
 DATA_ABSENT_REASON: Final = "http://terminology.hl7.org/CodeSystem/data-absent-reason"
 ORDINAL_VALUE: Final = "http://hl7.org/fhir/StructureDefinition/ordinalValue"
@@ -98,8 +99,39 @@ class Vocabulary:
     def screening_identifier(self) -> str:
         return f"{self.base}/NamingSystem/screening-id"
 
+    @property
+    def result_identifier(self) -> str:
+        """The system of every result resource's identifier (its carelevel id), which an EHR
+        files it under and finds it by again."""
+        return f"{self.base}/NamingSystem/result-id"
+
     def level_coding(self, level: LevelOfCare) -> dict[str, str]:
         return {"system": self.levels, "code": level.value, "display": LEVEL_INFO[level].label}
+
+
+# SNOMED CT referrals (procedure hierarchy) beside our level code on the ServiceRequest. Each id
+# was checked against the VSAC expansions of the eCQM value sets "Referral for Adult Depression"
+# (2.16.840.1.113883.3.526.3.1571) and "Referral" (…101.12.1046). SNOMED has no concept for an
+# intensive outpatient, partial hospitalization or residential program that could be confirmed:
+# those levels get the broader "Referral to mental health team", a coarser coding of the same
+# request (FHIR allows codings of different granularity in one CodeableConcept), and the level
+# Observation's value keeps our code alone.
+_MENTAL_HEALTH_TEAM: Final = ("390866009", "Referral to mental health team (procedure)")
+SNOMED_REFERRALS: Final[dict[LevelOfCare, tuple[str, str]]] = dict.fromkeys(
+    LevelOfCare, _MENTAL_HEALTH_TEAM
+) | {LevelOfCare.EMERGENCY_EVALUATION: ("183866009", "Referral to emergency clinic (procedure)")}
+SNOMED_NOTICE: Final = (
+    "This material includes SNOMED Clinical Terms® (SNOMED CT®), used by permission of SNOMED "
+    "International. All rights reserved. SNOMED CT® was originally created by the College of "
+    "American Pathologists. Use of SNOMED CT requires an Affiliate Licence (free of charge in "
+    "SNOMED International member countries)."
+)
+
+
+def referral_coding(level: LevelOfCare) -> dict[str, str]:
+    """The SNOMED CT referral procedure for a level of care."""
+    code, display = SNOMED_REFERRALS[level]
+    return {"system": SNOMED, "code": code, "display": display}
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,7 +42,7 @@ from app.fhir.examples import example_response
 from app.fhir.questionnaire import QuestionnaireVersion
 from app.fhir.questionnaire import build_questionnaire as fhir_questionnaire
 from app.fhir.response import read_response
-from app.fhir.results import Result, level_observation, referral, result_bundle
+from app.fhir.results import Result, level_observation, referral, transaction_bundle
 from app.fhir.router import capability_statement, operation_definition, searchset
 from app.fhir.terminology import (
     FHIR_JSON,
@@ -949,7 +949,7 @@ def _fhir_examples() -> dict[tuple[str, str], Json]:
         ("POST", "/fhir/r4/QuestionnaireResponse/$evaluate"): {
             "responses": {
                 "200": _fhir(
-                    result_bundle(VOCABULARY, result, BASE_URL),
+                    transaction_bundle(VOCABULARY, result),
                     "The result: level-of-care Observation, scores, proposed referral",
                 )
             }

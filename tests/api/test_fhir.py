@@ -20,7 +20,8 @@ from fhir.resources.R4B.questionnaire import Questionnaire
 from app.engine.determination import LevelOfCare
 from app.fhir.examples import example_response, response_for
 from app.fhir.response import given_switches, link_ids
-from app.fhir.terminology import LOINC, ORDINAL_VALUE, Vocabulary, code_systems
+from app.fhir.results import SCREENING_ASSESSMENT, US_CORE_PROVENANCE, US_CORE_SERVICE_REQUEST
+from app.fhir.terminology import LOINC, ORDINAL_VALUE, SNOMED, Vocabulary, code_systems
 from app.questionnaire import form_items
 from tests.api.screenings_support import assert_nothing_stored, published_version
 from tests.support.apps import http_client, new_key
@@ -257,8 +258,22 @@ async def test_round_trip_gives_a_valid_bundle_and_the_rest_determination(
     assert evaluated.headers["content-type"] == "application/fhir+json"
     bundle = evaluated.json()
     Bundle.model_validate(bundle)
-    assert bundle["type"] == "collection"
-    resources = [valid(entry["resource"]) for entry in bundle["entry"]]
+    ehr_own = {"Patient/1288992", "Encounter/89284", "QuestionnaireResponse/qr-1"}
+    assert_a_transaction_to_file(bundle, ehr_own)
+    assert_provenance(bundle, source={"reference": "QuestionnaireResponse/qr-1"})
+    # The results are readable here by their ids: the same resources, referring to one another
+    # by those ids instead of the transaction's urn:uuids.
+    here = {
+        e["fullUrl"]: f"{e['resource']['resourceType']}/{e['resource']['id']}"
+        for e in bundle["entry"]
+        if "id" in e["resource"]
+    }
+    resources = []
+    for entry in bundle["entry"][:-1]:
+        again = await client.get(f"/fhir/r4/{here[entry['fullUrl']]}")
+        assert again.status_code == 200, entry["fullUrl"]
+        assert again.json() == relinked(entry["resource"], here)
+        resources.append(valid(again.json()))
     level, *rest = resources
     screening_id = level["id"]
     assert evaluated.headers["location"].endswith(f"/fhir/r4/Observation/{screening_id}")
@@ -271,12 +286,73 @@ async def test_round_trip_gives_a_valid_bundle_and_the_rest_determination(
     assert_notes_explain(level, determination)
     assert_score_observations(level, rest, determination)
     assert_service_request(rest, determination, screening_id)
-    # Every resource is readable again at its fullUrl, unchanged.
-    for entry in bundle["entry"]:
-        path = entry["fullUrl"].split("carelevel.test", 1)[1]
-        again = await client.get(path)
-        assert again.status_code == 200, path
-        assert again.json() == entry["resource"]
+    observations = [r for r in resources if r["resourceType"] == "Observation"]
+    assert all(r["meta"]["profile"] == [SCREENING_ASSESSMENT] for r in observations)
+
+
+def relinked(resource: Json, addresses: dict[str, str]) -> Json:
+    """``resource`` with every reference to one of ``addresses`` (a fullUrl) replaced by its
+    local reference."""
+    text = json.dumps(resource)
+    for full_url, local in addresses.items():
+        text = text.replace(f'"{full_url}"', f'"{local}"')
+    relinked_resource: Json = json.loads(text)
+    return relinked_resource
+
+
+def references(value: Any) -> list[str]:
+    """Every literal reference anywhere in ``value``."""
+    if isinstance(value, dict):
+        found = [value["reference"]] if isinstance(value.get("reference"), str) else []
+        return found + [r for v in value.values() for r in references(v)]
+    if isinstance(value, list):
+        return [r for v in value for r in references(v)]
+    return []
+
+
+def assert_a_transaction_to_file(bundle: Json, ehr_own: set[str]) -> None:
+    """A transaction an EHR can POST as it is: urn:uuid fullUrls, a conditional create per
+    result on its carelevel identifier, and every reference either to an entry or to one of
+    the EHR's own resources (``ehr_own``) as the response gave it."""
+    assert bundle["type"] == "transaction"
+    entries = bundle["entry"]
+    full_urls = [e["fullUrl"] for e in entries]
+    assert all(url.startswith("urn:uuid:") for url in full_urls)
+    assert len(set(full_urls)) == len(full_urls)
+    for entry in entries:
+        resource = valid(entry["resource"])
+        request = entry["request"]
+        assert (request["method"], request["url"]) == ("POST", resource["resourceType"])
+        if resource["resourceType"] == "Provenance":
+            recommendation = entries[0]["resource"]["id"]
+            assert request["ifNoneExist"] == (
+                f"target:Observation.identifier={VOCABULARY.result_identifier}|{recommendation}"
+            )
+            continue
+        mine = {"system": VOCABULARY.result_identifier, "value": resource["id"]}
+        assert mine in resource["identifier"]
+        assert request["ifNoneExist"] == f"identifier={mine['system']}|{mine['value']}"
+    for reference in references([e["resource"] for e in entries]):
+        assert reference in full_urls or reference in ehr_own, reference
+
+
+def assert_provenance(bundle: Json, source: Json | None) -> None:
+    """The last entry: a Provenance of every result, by carelevel, from the response, under
+    the rule-set version that decided."""
+    *results, last = bundle["entry"]
+    record = last["resource"]
+    assert record["resourceType"] == "Provenance"
+    assert record["meta"]["profile"] == [US_CORE_PROVENANCE]
+    assert [t["reference"] for t in record["target"]] == [e["fullUrl"] for e in results]
+    assert record["recorded"] == results[0]["resource"]["issued"]
+    (agent,) = record["agent"]
+    assert agent["type"]["coding"][0]["code"] == "assembler"
+    assert agent["who"]["display"].startswith("carelevel ")
+    method = results[0]["resource"]["method"]["text"]
+    (policy,) = record["policy"]
+    assert policy.startswith(f"{CANONICAL}|shared.")
+    assert f"version {policy.rpartition('.')[2]} " in method
+    assert record.get("entity") == ([{"role": "source", "what": source}] if source else None)
 
 
 def assert_level_observation(level: Json, determination: Json) -> None:
@@ -340,13 +416,82 @@ def assert_score_observations(level: Json, rest: list[Json], determination: Json
 def assert_service_request(rest: list[Json], determination: Json, screening_id: str) -> None:
     """The ServiceRequest proposal, when a level is recommended."""
     requests = [r for r in rest if r["resourceType"] == "ServiceRequest"]
-    if level_of(determination) is None:
+    recommended = level_of(determination)
+    if recommended is None:
         assert requests == []
     else:
         (referral,) = requests
         assert (referral["intent"], referral["status"]) == ("proposal", "draft")
         assert referral["reasonReference"] == [{"reference": f"Observation/{screening_id}"}]
         assert referral["subject"] == {"reference": "Patient/1288992"}
+        assert referral["meta"]["profile"] == [US_CORE_SERVICE_REQUEST]
+        ours, snomed = referral["code"]["coding"]
+        assert ours == VOCABULARY.level_coding(LevelOfCare(recommended))
+        assert snomed["system"] == SNOMED
+        assert snomed["code"] in {"390866009", "183866009"}
+
+
+async def test_results_without_a_subject_claim_no_profile_that_needs_one(
+    client: httpx.AsyncClient,
+) -> None:
+    response = response_for(VOCABULARY, answers("adult-iop-suitable"), subject=None)
+    response["identifier"] = {"system": "urn:ehr:qr", "value": "qr-77"}
+
+    bundle = (await evaluate(client, response)).json()
+
+    assert_a_transaction_to_file(bundle, ehr_own=set())
+    assert_provenance(
+        bundle, source={"type": "QuestionnaireResponse", "identifier": response["identifier"]}
+    )
+    *results, _ = [e["resource"] for e in bundle["entry"]]
+    assert {r["resourceType"] for r in results} == {"Observation"}  # no referral without one
+    assert all("subject" not in r and "meta" not in r for r in results)
+
+
+@pytest.mark.parametrize("asked_in", ["query", "parameters"])
+async def test_us_core_results_need_a_subject(client: httpx.AsyncClient, asked_in: str) -> None:
+    def asking(response: Json) -> tuple[str, Json]:
+        if asked_in == "query":
+            return f"{EVALUATE}?us-core=true", response
+        return EVALUATE, {
+            "resourceType": "Parameters",
+            "parameter": [
+                {"name": "us-core", "valueBoolean": True},
+                {"name": "questionnaire-response", "resource": response},
+            ],
+        }
+
+    anonymous = response_for(VOCABULARY, answers("adult-iop-suitable"), subject=None)
+    url, body = asking(anonymous)
+    (issue,) = outcome(await client.post(url, content=json.dumps(body), headers=FHIR), 422)
+    assert issue["expression"] == ["QuestionnaireResponse.subject"]
+    assert issue["code"] == "required"
+    await assert_nothing_stored(client)
+
+    url, body = asking(response_for(VOCABULARY, answers("adult-iop-suitable")))
+    filed = await client.post(url, content=json.dumps(body), headers=FHIR)
+    assert filed.status_code == 200, filed.text
+    profiles = [e["resource"]["meta"]["profile"][0] for e in filed.json()["entry"]]
+    assert set(profiles) == {SCREENING_ASSESSMENT, US_CORE_SERVICE_REQUEST, US_CORE_PROVENANCE}
+
+
+async def test_the_us_core_parameter_must_be_a_boolean(client: httpx.AsyncClient) -> None:
+    body = {
+        "resourceType": "Parameters",
+        "parameter": [
+            {"name": "us-core", "valueString": "yes"},
+            {
+                "name": "questionnaire-response",
+                "resource": response_for(VOCABULARY, answers("adult-iop-suitable")),
+            },
+        ],
+    }
+    (issue,) = outcome(await client.post(EVALUATE, content=json.dumps(body), headers=FHIR), 400)
+    assert "yes" not in json.dumps(issue)
+    outcome(
+        await client.post(f"{EVALUATE}?us-core=maybe", content=json.dumps(body), headers=FHIR), 422
+    )
+    await assert_nothing_stored(client)
 
 
 async def test_the_cited_version_decides(client: httpx.AsyncClient) -> None:
@@ -658,7 +803,10 @@ async def test_results_of_another_tenant_are_not_found(
     bundle = (
         await evaluate(client, response_for(VOCABULARY, answers("adult-iop-suitable")))
     ).json()
-    ids = [(e["resource"]["resourceType"], e["resource"]["id"]) for e in bundle["entry"]]
+    results = [
+        e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] != "Provenance"
+    ]
+    ids = [(r["resourceType"], r["id"]) for r in results]
     async with http_client(app, await new_key(app, tenant="clinic-b")) as other:
         for resource_type, resource_id in ids:
             outcome(await other.get(f"/fhir/r4/{resource_type}/{resource_id}"), 404)
