@@ -88,6 +88,16 @@ router = APIRouter(
 
 FhirId = Annotated[str, Path(pattern=r"^[A-Za-z0-9\-.]{1,64}$", description="A FHIR id.")]
 Canonical = Annotated[str | None, Query(max_length=500, pattern=r"^[^\x00-\x1f\x7f]*$")]
+UsCore = Annotated[
+    bool,
+    Query(
+        alias="us-core",
+        description="`true`: the results must be US Core ones (Observation Screening "
+        "Assessment, ServiceRequest, Provenance), so a response without `subject` is refused "
+        "(422 naming `subject`) and nothing is stored. Also a `us-core` valueBoolean parameter "
+        "in a Parameters body.",
+    ),
+]
 IdempotencyKey = Annotated[
     str | None,
     Header(
@@ -416,10 +426,13 @@ EVALUATE_BODY = {
     description="Reads the answers, evaluates them under the cited Questionnaire version (or "
     "the one that decides your tenant's screenings), stores the screening exactly like "
     "`POST /v1/screenings` (same `Idempotency-Key`, tenant and audit) and returns the result "
-    "as a `collection` Bundle: the level-of-care Observation (with `hasMember` the instrument "
-    "score Observations, `derivedFrom` the response) and, when a level is recommended and the "
-    "response names its subject, a ServiceRequest (`intent=proposal`). Each resource is "
-    "readable again at its `fullUrl`. A response that cannot be used is an OperationOutcome "
+    "as a `transaction` Bundle the EHR can POST to its own FHIR base as it is: the "
+    "level-of-care Observation (with `hasMember` the instrument score Observations, "
+    "`derivedFrom` the response), when a level is recommended and the response names its "
+    "subject a ServiceRequest (`intent=proposal`), and a Provenance of them all. Each entry "
+    "is a conditional create (`ifNoneExist`) on carelevel's identifier, so filing it twice "
+    "creates nothing new; the results are readable here by their `id`. `us-core=true` "
+    "refuses a response without `subject`. A response that cannot be used is an OperationOutcome "
     "naming the linkId at fault, and nothing is stored. Send an `Idempotency-Key` to make "
     "retries safe: the same key and response return the original Bundle "
     "(`Idempotent-Replayed: true`) and store one screening.",
@@ -472,24 +485,37 @@ async def evaluate_response(
     request: Request,
     caller: Annotated[Caller, access(Action.SCREENING_CREATE)],
     idempotency_key: IdempotencyKey = None,
+    us_core: UsCore = False,
 ) -> FhirResponse:
     resource = await _fhir_body(request)
     if isinstance(resource, dict) and resource.get("resourceType") == "Parameters":
+        parts = [p for p in resource.get("parameter") or [] if isinstance(p, dict)]
+        us_core = us_core or _us_core_part(parts)
         resource = next(
-            (
-                p.get("resource")
-                for p in resource.get("parameter") or []
-                if isinstance(p, dict) and p.get("name") == "questionnaire-response"
-            ),
+            (p.get("resource") for p in parts if p.get("name") == "questionnaire-response"),
             None,
         )
     bundle, stored = await service(request).evaluate(
-        caller, resource, idempotency_key, base_url(request)
+        caller, resource, idempotency_key, us_core=us_core
     )
     headers = {"Location": f"{base_url(request)}/fhir/r4/Observation/{stored.body['id']}"}
     if stored.replayed:
         headers["Idempotent-Replayed"] = "true"
     return FhirResponse(bundle, headers=headers)
+
+
+def _us_core_part(parts: list[dict[str, Any]]) -> bool:
+    """The ``us-core`` parameter of a Parameters body (false without one)."""
+    for part in parts:
+        if part.get("name") == "us-core":
+            if not isinstance(part.get("valueBoolean"), bool):
+                raise FhirError(
+                    400,
+                    "The us-core parameter must be a valueBoolean.",
+                    [Issue(diagnostics="us-core must be a valueBoolean", expression="Parameters")],
+                )
+            return bool(part["valueBoolean"])
+    return False
 
 
 async def _fhir_body(request: Request) -> Any:
@@ -797,7 +823,23 @@ def operation_definition(vocabulary: Vocabulary) -> dict[str, Any]:
                 "max": "1",
                 "type": "QuestionnaireResponse",
             },
-            {"name": "return", "use": "out", "min": 1, "max": "1", "type": "Bundle"},
+            {
+                "name": "us-core",
+                "use": "in",
+                "min": 0,
+                "max": "1",
+                "type": "boolean",
+                "documentation": "true: results conforming to US Core; a response without "
+                "subject is refused.",
+            },
+            {
+                "name": "return",
+                "use": "out",
+                "min": 1,
+                "max": "1",
+                "type": "Bundle",
+                "documentation": "A transaction Bundle to POST to the EHR's FHIR base.",
+            },
         ],
     }
 
