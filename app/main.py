@@ -27,6 +27,7 @@ from app.clients.service import ClientService
 from app.fhir.outcome import outcome_response
 from app.fhir.router import router as fhir_router
 from app.fhir.service import FhirService
+from app.fhir.smart_app import install_smart_app
 from app.fhir.terminology import Vocabulary
 from app.kernel.db import create_engine, create_sessionmaker, utcnow
 from app.kernel.errors import secured
@@ -356,4 +357,5 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
     if metrics is not None:
         app.include_router(metrics)
     install_docs_pages(app)
+    install_smart_app(app)
     return app

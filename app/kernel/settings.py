@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from app.kernel.issuers import CdsClient, IdentityProvider
 from app.kernel.months import MONTHS_AHEAD_MAX
 from app.kernel.record_keeping import retention_years
+from app.kernel.smart_apps import SmartApp, unique_iss
 from app.kernel.tenancy import is_tenant_id
 
 EMBEDDED_DATABASE_URL = "sqlite+aiosqlite:///./carelevel.db"
@@ -226,6 +227,13 @@ class Settings(BaseSettings):
         "across origins, as JSON. Any by default: CDS Hooks expects CORS for browser-based "
         "CDS clients, and every call carries a JWT of its own, never a cookie.",
     )
+    smart_apps: list[SmartApp] = Field(
+        default_factory=list,
+        description="EHRs that may launch the SMART app at /smart/launch, as JSON: each its "
+        "FHIR base (iss), the client_id it registered for the app, the scope asked for and "
+        "the origins of its authorization server when not the FHIR server's. The first is the "
+        "standalone launch's EHR. A launch from any other iss is refused.",
+    )
     signed_link_secret: SecretStr | None = Field(
         default=None,
         description="The key (at least 32 characters) of the HMAC that signs the short-lived "
@@ -276,6 +284,11 @@ class Settings(BaseSettings):
             if origin != "*" and not (parts.scheme in ("https", "http") and exact and plain_host):
                 raise ValueError(f"'{origin}' is not an origin (scheme://host[:port])")
         return origins
+
+    @field_validator("smart_apps")
+    @classmethod
+    def _one_app_per_ehr(cls, apps: list[SmartApp]) -> list[SmartApp]:
+        return unique_iss(apps)
 
     @field_validator("signed_link_secret")
     @classmethod
