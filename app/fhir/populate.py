@@ -527,18 +527,21 @@ class _Answered:
     others: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _flatten(items: Any, known: set[str], into: _Answered) -> None:
+def _flatten(items: Any, questions: set[str], groups: frozenset[str], into: _Answered) -> None:
+    """Collect the answered questions of ``items`` at any depth into ``into`` (our groups are
+    rebuilt around them; anything else is kept as sent, for ``$evaluate`` to judge)."""
     for item in items if isinstance(items, list) else []:
         if not isinstance(item, dict):
             continue
         link_id = item.get("linkId")
-        children = item.get("item")
-        if isinstance(link_id, str) and link_id in known and isinstance(children, list):
-            _flatten(children, known, into)  # one of our groups: its questions
-        elif isinstance(link_id, str) and link_id in known and link_id not in into.items:
+        if not isinstance(link_id, str):
+            into.others.append(item)
+        elif link_id in groups and not item.get("answer"):
+            _flatten(item.get("item"), questions, groups, into)
+        elif link_id in questions and link_id not in into.items:
             into.items[link_id] = item
         else:
-            into.others.append(item)  # kept as sent: $evaluate judges it
+            into.others.append(item)
 
 
 def _tree(link_ids: list[tuple[str, str | None]], items: dict[str, dict[str, Any]]) -> list[Any]:
@@ -591,10 +594,14 @@ def populate(
     ``as_of`` (timezone-aware) dates the age and the look-back windows; ``questionnaire`` is
     the canonical to cite (default: the shared rule set's Questionnaire, or ``answered``'s).
     """
+    if as_of.tzinfo is None:
+        raise ValueError("as_of must be timezone-aware")
     order = _questionnaire_link_ids()
+    groups = link_ids()[1]
     given = _Answered()
     base = dict(answered) if isinstance(answered, dict) else {}
-    _flatten(base.get("item"), {link_id for link_id, _ in order}, given)
+    questions = {link_id for link_id, _ in order} - groups
+    _flatten(base.get("item"), questions, groups, given)
     items = dict(given.items)
     for link_id, found in chart_answers(vocabulary, chart, as_of).items():
         if link_id in items and items[link_id].get("answer"):

@@ -90,12 +90,13 @@ def medication(text: str, status: str = "active") -> Json:
 
 
 def items(response: Json) -> dict[str, Json]:
-    """Every item of ``response`` by linkId, at any depth."""
+    """Every item of ``response`` by linkId, at any depth (the first one with a linkId)."""
     found: dict[str, Json] = {}
 
     def visit(level: list[Json]) -> None:
         for item in level:
-            found[item["linkId"]] = item
+            if isinstance(item.get("linkId"), str):
+                found.setdefault(item["linkId"], item)
             visit(item.get("item", []))
 
     visit(response.get("item", []))
@@ -350,6 +351,32 @@ def test_a_populated_response_completed_is_read_by_evaluate() -> None:
     assert read.answers["co_occurring"] == {"anxiety": "known"}
 
 
+def test_what_the_form_does_not_know_is_kept_as_sent_for_evaluate_to_judge() -> None:
+    odd = [
+        {"linkId": "not-ours", "answer": [{"valueInteger": 1}]},
+        {"linkId": "medical", "answer": [{"valueBoolean": True}]},  # a group answered
+        {"answer": [{"valueInteger": 2}]},
+    ]
+    nested = {
+        "linkId": "medical.heart_rate_bpm",
+        "answer": [{"valueInteger": 61}],
+        "item": [{"linkId": "x"}],
+    }
+    answered = {"resourceType": "QuestionnaireResponse", "status": "in-progress"}
+
+    response = filled(
+        observation("8867-4", 99, "/min"), answered=answered | {"item": [*odd, nested]}
+    )
+
+    assert response["item"][-3:] == odd
+    assert items(response)["medical.heart_rate_bpm"] == nested
+
+
+def test_as_of_must_say_its_time_zone() -> None:
+    with pytest.raises(ValueError, match="timezone"):
+        populate(VOCABULARY, Chart(), as_of=datetime(2026, 12, 7, 12, 0))
+
+
 def test_the_response_is_in_progress_and_cites_the_questionnaire() -> None:
     response = populate(VOCABULARY, Chart(patient=patient()), as_of=NOW)
 
@@ -377,15 +404,19 @@ HUMAN_ANSWERS = st.one_of(
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.dictionaries(st.sampled_from(CHART_LINK_IDS), HUMAN_ANSWERS, min_size=1))
-def test_the_chart_never_overrides_an_answer_already_given(given_answers: dict[str, Json]) -> None:
-    answered = {
-        "resourceType": "QuestionnaireResponse",
-        "status": "in-progress",
-        "item": [
-            {"linkId": link_id, "answer": [answer]} for link_id, answer in given_answers.items()
-        ],
-    }
+@given(
+    st.dictionaries(st.sampled_from(CHART_LINK_IDS), HUMAN_ANSWERS, min_size=1),
+    st.booleans(),
+)
+def test_the_chart_never_overrides_an_answer_already_given(
+    given_answers: dict[str, Json], in_sections: bool
+) -> None:
+    questions: list[Json] = [
+        {"linkId": link_id, "answer": [answer]} for link_id, answer in given_answers.items()
+    ]
+    if in_sections:  # as a form nests them, or flat: both are read
+        questions = [{"linkId": q["linkId"].split(".")[0], "item": [q]} for q in questions]
+    answered = {"resourceType": "QuestionnaireResponse", "status": "in-progress", "item": questions}
     sent = copy.deepcopy(answered)
 
     response = filled(*CHART, answered=answered)
