@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: help install run test lint fuzz browser reliability pgbouncer typescript-client k8s docs docs-assets bench bench-service clean
+.PHONY: help install run test lint fuzz browser fhir-validate reliability pgbouncer typescript-client k8s docs docs-assets bench bench-service clean
 
 help:  ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -57,6 +57,14 @@ tests/browser/node_modules/.package-lock.json: tests/browser/package-lock.json
 
 browser: install tests/browser/node_modules/.package-lock.json  ## the docs, the intake form (LHC-Forms) and the readable views in headless Chromium, offline (screenshots in reports/browser/)
 	timeout 300 $(BIN)/pytest tests/browser
+
+# The validators (ajv with HL7's R4 JSON Schema, @medplum/core, fhirpath.js) are pinned in
+# tests/fhir_validation/package-lock.json.
+tests/fhir_validation/node_modules/.package-lock.json: tests/fhir_validation/package-lock.json
+	cd tests/fhir_validation && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+
+fhir-validate: install tests/fhir_validation/node_modules/.package-lock.json  ## every kind of FHIR resource the service serves, validated offline by HL7's R4 JSON Schema (ajv) and by Medplum's validator, with every R4 invariant (fhirpath.js); the resources in reports/fhir-validation/
+	timeout 300 $(BIN)/pytest tests/fhir_validation
 
 reliability: install  ## real servers: logs, workers, shutdown; crash, outage, pool exhaustion, concurrency on a private Postgres
 	timeout 600 $(BIN)/pytest tests/reliability
