@@ -20,6 +20,7 @@ from starlette.types import ASGIApp
 from app import __version__
 from app.audit.router import router as audit_router
 from app.audit.trail import audit_failure
+from app.cds_hooks.chart import CHART_SECONDS, ChartReader
 from app.cds_hooks.router import router as cds_router
 from app.cds_hooks.service import CdsHooksService
 from app.clients.router import router as clients_router
@@ -283,7 +284,11 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
             Vocabulary(settings.fhir_canonical_base),
         )
         app.state.cds_verifier = JwtVerifier(settings.cds_clients, list(Scope))
-        app.state.cds_hooks = CdsHooksService(app.state.sessions, app.state.fhir)
+        # The chart is read from an EHR well within the request's deadline.
+        chart_seconds = min(CHART_SECONDS, settings.request_deadline_seconds / 3)
+        app.state.cds_hooks = CdsHooksService(
+            app.state.sessions, app.state.fhir, ChartReader(seconds=chart_seconds)
+        )
         await prepare_database(app, settings)
         background = [
             asyncio.create_task(
@@ -307,6 +312,7 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
             await app.state.guard.authenticator.aclose()
             await jwt.aclose()
             await app.state.cds_verifier.aclose()
+            await app.state.cds_hooks.aclose()
             await counter.aclose()
             await app.state.engine.dispose()
             app.state.metrics.process_ended()

@@ -6,7 +6,7 @@ to show follows from the determination and the links handed in."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -169,20 +169,78 @@ def screening_card(
     )
 
 
-def invitation_card(vocabulary: Vocabulary, links: Links, key: str) -> Card:
-    """No completed screening for the patient: invite one."""
+def _question(link_id: str) -> str:
+    """A question's name from its linkId (``medical.heart_rate`` → "Heart rate")."""
+    return humanize(link_id.rsplit(".", 1)[-1])
+
+
+def invitation_detail(
+    vocabulary: Vocabulary, key: str, prefilled: Sequence[str], *, chart_unread: bool
+) -> str:
+    """What the invitation says: what the chart already answers (never the answers) or that
+    it could not be read, and how to screen."""
+    lines = [
+        "No completed QuestionnaireResponse to carelevel's questionnaire was found for this "
+        "patient."
+    ]
+    if prefilled:
+        names = ", ".join(_question(link_id) for link_id in prefilled)
+        lines.append(
+            f"The chart already answers {len(prefilled)} "
+            f"question{'s' if len(prefilled) != 1 else ''} ({names}); the person confirms or "
+            "changes them, and answers the rest."
+        )
+    if chart_unread:
+        lines.append(
+            "carelevel could not read the chart from the EHR's FHIR server: ask the person "
+            "every question."
+        )
+    lines.append(
+        "Screen with carelevel's app (the link), or with the Questionnaire "
+        f"`{vocabulary.questionnaire(key)}`, sending the response to "
+        "`POST /fhir/r4/QuestionnaireResponse/$evaluate`. Decision support, not a diagnosis."
+    )
+    return "\n\n".join(lines)
+
+
+def invitation_card(
+    vocabulary: Vocabulary,
+    links: Links,
+    key: str,
+    *,
+    draft: dict[str, Any] | None = None,
+    prefilled: Sequence[str] = (),
+    chart_unread: bool = False,
+) -> Card:
+    """No completed screening for the patient: invite one. ``draft``: the in-progress
+    QuestionnaireResponse pre-filled from the chart (``prefilled``: its linkIds from the
+    chart), offered for the EHR to keep when the chart answered anything."""
+    suggestions = None
+    if draft is not None and prefilled:
+        suggestions = [
+            Suggestion(
+                label="Keep the chart's answers as a draft screening",
+                uuid=str(uuid.uuid4()),
+                actions=[
+                    Action(
+                        type="create",
+                        description="Create an in-progress QuestionnaireResponse with the "
+                        "answers the chart gives, each marked with its source",
+                        resource=draft,
+                    )
+                ],
+            )
+        ]
     return Card(
         uuid=str(uuid.uuid4()),
         summary="No IOP level-of-care screening on file: screen before choosing a level",
-        detail=(
-            "No completed QuestionnaireResponse to carelevel's questionnaire was found for this "
-            f"patient. Screen with the Questionnaire `{vocabulary.questionnaire(key)}` and send "
-            "the response to `POST /fhir/r4/QuestionnaireResponse/$evaluate`, or open the chart "
-            "again once it is completed. Decision support, not a diagnosis."
-        ),
+        detail=invitation_detail(vocabulary, key, prefilled, chart_unread=chart_unread),
         indicator="info",
         source=_source(vocabulary, None),
+        suggestions=suggestions,
+        selectionBehavior="at-most-one" if suggestions else None,
         # A SMART link: the EHR launches carelevel's app with its own sign-in, so no API key
-        # is needed (the Questionnaire's FHIR address would need one).
+        # is needed (the Questionnaire's FHIR address would need one); the app pre-fills the
+        # same answers from the chart through $populate.
         links=[Link(label="Screen in carelevel", url=links.smart_launch, type="smart")],
     )

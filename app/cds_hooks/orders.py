@@ -22,23 +22,27 @@ HCPCS_LEVELS = {
     "H0035": LevelOfCare.PARTIAL_HOSPITALIZATION,
 }
 
+SNOMED = "http://snomed.info/sct"
 CodeKey = tuple[str, str]  # (system, code)
 
 
 def standard_codes() -> dict[CodeKey, LevelOfCare]:
     """The standard codes carelevel knows for levels of care: HCPCS, and the SNOMED CT
-    concepts terminology publishes (``SNOMED_LEVELS``: code → level, verified there)."""
+    referral concepts of app/fhir/terminology.py (``SNOMED_REFERRALS``, level → (code,
+    display), verified there) that name one level alone: a concept terminology uses for
+    several levels (e.g. "Referral to mental health team") says nothing about which."""
     known = {
         (system, code): level for system in HCPCS_SYSTEMS for code, level in HCPCS_LEVELS.items()
     }
-    snomed: Mapping[str, LevelOfCare] = getattr(terminology, "SNOMED_LEVELS", {})
-    known.update({(terminology_snomed(), code): level for code, level in snomed.items()})
+    # Read by name: terminology owns these concepts, and may list none.
+    referrals: Mapping[LevelOfCare, tuple[str, str]] = getattr(terminology, "SNOMED_REFERRALS", {})
+    levels_of: dict[str, set[LevelOfCare]] = {}
+    for level, (code, _display) in referrals.items():
+        levels_of.setdefault(code, set()).add(level)
+    for code, levels in levels_of.items():
+        if len(levels) == 1:
+            known[(SNOMED, code)] = next(iter(levels))
     return known
-
-
-def terminology_snomed() -> str:
-    system: str = getattr(terminology, "SNOMED", "http://snomed.info/sct")
-    return system
 
 
 def code_map(local_codes: Mapping[str, LevelOfCare]) -> dict[CodeKey, LevelOfCare]:

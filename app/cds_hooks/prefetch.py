@@ -53,6 +53,12 @@ def is_failure(value: object) -> bool:
     return isinstance(value, dict) and value.get("resourceType") == "OperationOutcome"
 
 
+def needs(values: Mapping[str, object], key: str) -> bool:
+    """Whether prefetch ``key`` is still to be read: absent, or not fetched by the client
+    (a null value is an answer: nothing there)."""
+    return key not in values or is_failure(values[key])
+
+
 def resources_of(value: object) -> Iterator[dict[str, Any]]:
     """The resources of one prefetch value: itself, or the entries of a Bundle."""
     if not isinstance(value, dict) or not isinstance(value.get("resourceType"), str):

@@ -146,8 +146,11 @@ async def discovery(
     "barriers, a suggestion to create the referral, and a link to the stored screening's "
     "readable view that a clinician's browser opens without an API key (signed, valid "
     "`CARELEVEL_SIGNED_LINK_SECONDS`, 15 minutes by default; every opening is audited). No "
-    "response on file: a card inviting the screening. Without the prefetch: 412 (carelevel "
-    "never queries the EHR's FHIR server). Opening the chart again with the same response "
+    "response on file: a card inviting the screening, saying what the chart already answers "
+    "(from the chart prefetch keys) and linking to carelevel's SMART app. Without the prefetch, "
+    "carelevel reads it from the call's `fhirServer` with its `fhirAuthorization` when the CDS "
+    "client's configuration lists that server (`fhir_servers`); a server that fails means "
+    "asking the person; neither: 412. Opening the chart again with the same response "
     "gives the same screening: it is evaluated and stored once per response, in the tenant "
     "of the CDS client.",
     openapi_extra={
@@ -181,11 +184,13 @@ async def discovery(
             problem_example(NotFound, "No CDS service 'carelevel-iop'."),
         ),
         412: problem(
-            "The prefetch carelevel needs is missing.",
+            "The prefetch carelevel needs is missing, and it may not read it itself.",
             problem_example(
                 PrefetchMissing,
-                "Prefetch 'questionnaireResponse' is missing, and carelevel does not query the "
-                "EHR's FHIR server: send the prefetch the discovery document asks for.",
+                "Prefetch 'questionnaireResponse' is missing, and the call grants no FHIR "
+                "server carelevel may query: send the prefetch the discovery document asks for, "
+                "or fhirServer and fhirAuthorization for a server this CDS client's "
+                "configuration lists.",
             ),
         ),
         422: problem(

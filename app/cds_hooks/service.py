@@ -1,18 +1,20 @@
 """CDS Hooks 2.0 services: discovery, the service calls, and feedback.
 
 ``carelevel-iop-screening`` (patient-view) shows the recommendation of the patient's latest
-completed QuestionnaireResponse to our Questionnaire (from prefetch; carelevel does not query
-the EHR's FHIR server, so without the prefetch it answers 412), or invites a screening when
-there is none. ``carelevel-iop-referral-check`` (order-select) shows a card only when a
-behavioral-health referral being ordered is to another level than the screening recommends.
-Each evaluated response is stored as a screening (idempotently: the same response, the same
-screening), and each card is remembered so that feedback reaches its screening as the
-clinician's decision.
+completed QuestionnaireResponse to our Questionnaire, or invites a screening when there is none,
+saying what the chart already answers (app/fhir/populate.py) and offering that pre-filled draft.
+``carelevel-iop-referral-check`` (order-select) shows a card only when a behavioral-health
+referral being ordered is to another level than the screening recommends (app/cds_hooks/
+orders.py). What the prefetch lacks is read from the EHR's FHIR server when the call grants a
+token for a server the CDS client's configuration lists (app/cds_hooks/chart.py); otherwise a
+missing latest response is a 412. Each evaluated response is stored as a screening
+(idempotently: the same response, the same screening), and each card is remembered so that
+feedback reaches its screening as the clinician's decision.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,21 +23,24 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.audit.trail import record
 from app.cds_hooks.cards import Links, invitation_card, screening_card
+from app.cds_hooks.chart import ChartReader, may_query
 from app.cds_hooks.models import IssuedCard
 from app.cds_hooks.orders import code_map, difference
-from app.cds_hooks.prefetch import names_patient, subject_reference
+from app.cds_hooks.prefetch import chart_resources, names_patient, needs, subject_reference
 from app.cds_hooks.schemas import (
     Card,
     CdsResponse,
     Discovery,
     Feedback,
     FeedbackRequest,
+    HookContext,
     HookRequest,
     OrderSelectContext,
     ServiceDescription,
     parse_context,
 )
 from app.engine import DEFAULT_RULE_SET_KEY
+from app.fhir.populate import CHART_QUERIES, chart_of, populate, populated_link_ids
 from app.fhir.response import ANSWERED
 from app.fhir.results import Result
 from app.fhir.service import FhirService, result_of
@@ -82,14 +87,20 @@ SERVICES = {
 }
 
 
-def discovery(vocabulary: Vocabulary) -> Discovery:
-    """The discovery document: every service, with the prefetch it needs."""
+def response_query(vocabulary: Vocabulary) -> str:
+    """The search for the patient's latest completed response to our Questionnaire."""
     questionnaire = vocabulary.questionnaire(DEFAULT_RULE_SET_KEY)
-    prefetch = {
-        "patient": "Patient/{{context.patientId}}",
-        PREFETCH_KEY: "QuestionnaireResponse?subject=Patient/{{context.patientId}}"
-        f"&questionnaire={questionnaire}&status=completed,amended&_sort=-authored&_count=1",
-    }
+    return (
+        "QuestionnaireResponse?subject=Patient/{{context.patientId}}"
+        f"&questionnaire={questionnaire}&status=completed,amended&_sort=-authored&_count=1"
+    )
+
+
+def discovery(vocabulary: Vocabulary) -> Discovery:
+    """The discovery document: every service, with the prefetch it needs (the latest
+    response) and the chart queries that pre-fill a new screening."""
+    questionnaire = vocabulary.questionnaire(DEFAULT_RULE_SET_KEY)
+    prefetch = {**CHART_QUERIES, PREFETCH_KEY: response_query(vocabulary)}
     return Discovery(
         services=[
             ServiceDescription(
@@ -99,19 +110,45 @@ def discovery(vocabulary: Vocabulary) -> Discovery:
                 description=spec.description,
                 prefetch=prefetch,
                 usageRequirements="Prefetch the latest completed QuestionnaireResponse to "
-                f"{questionnaire} as '{PREFETCH_KEY}'. Decision support; a clinician "
-                "reviews every recommendation.",
+                f"{questionnaire} as '{PREFETCH_KEY}' (or grant fhirAuthorization for a FHIR "
+                "server carelevel is configured to query); the other keys pre-fill a new "
+                "screening from the chart. Decision support; a clinician reviews every "
+                "recommendation.",
             )
             for spec in SERVICES.values()
         ]
     )
 
 
+@dataclass(slots=True)
+class _ChartCall:
+    """One call's view of the chart: the prefetch, completed by what carelevel read, and the
+    keys it could not read."""
+
+    request: HookRequest
+    context: HookContext
+    may_query: bool
+    values: dict[str, Any] = field(default_factory=dict)
+    unread: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.values = dict(self.request.prefetch or {})
+
+
 class CdsHooksService:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], fhir: FhirService) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        fhir: FhirService,
+        chart_reader: ChartReader | None = None,
+    ) -> None:
         self.sessions = sessions
         self.fhir = fhir
         self.vocabulary = fhir.vocabulary
+        self.chart_reader = chart_reader or ChartReader()
+
+    async def aclose(self) -> None:
+        await self.chart_reader.aclose()
 
     def discovery(self) -> Discovery:
         return discovery(self.vocabulary)
@@ -132,9 +169,10 @@ class CdsHooksService:
         if request.hook != spec.hook:
             raise BadRequest(f"The service '{service_id}' answers the {spec.hook} hook.")
         context = parse_context(request)
-        response = self._prefetched_response(request, context.patientId)
+        chart = _ChartCall(request, context, may_query(request, client, context.patientId))
+        response = self._prefetched_response(request, context.patientId, await self._latest(chart))
         if response is None:
-            invitation = invitation_card(self.vocabulary, links, DEFAULT_RULE_SET_KEY)
+            invitation = await self._invitation(chart, links)
             await self._remember(caller, spec, request, invitation, None)
             return CdsResponse(cards=[invitation])
         result = await self._evaluate(caller, response)
@@ -151,19 +189,65 @@ class CdsHooksService:
         await self._remember(caller, spec, request, card, result)
         return CdsResponse(cards=[card])
 
-    def _prefetched_response(self, request: HookRequest, patient_id: str) -> dict[str, Any] | None:
-        prefetch = request.prefetch or {}
-        if PREFETCH_KEY not in prefetch:
+    async def _latest(self, chart: _ChartCall) -> object:
+        """The prefetched latest response (a resource, a Bundle or null), read from the EHR's
+        FHIR server when the prefetch lacks it and the call allows; None when that failed."""
+        if not needs(chart.values, PREFETCH_KEY):
+            return chart.values[PREFETCH_KEY]
+        if not chart.may_query:
+            failed = PREFETCH_KEY in chart.values
             raise PrefetchMissing(
-                f"Prefetch '{PREFETCH_KEY}' is missing, and carelevel does not query the EHR's "
-                "FHIR server: send the prefetch the discovery document asks for."
+                f"Prefetch '{PREFETCH_KEY}' is "
+                + ("an OperationOutcome (the EHR could not fetch it)" if failed else "missing")
+                + ", and the call grants no FHIR server carelevel may query: send the prefetch "
+                "the discovery document asks for, or fhirServer and fhirAuthorization for a "
+                "server this CDS client's configuration lists."
             )
-        found = prefetch[PREFETCH_KEY]
-        if isinstance(found, dict) and found.get("resourceType") == "OperationOutcome":
-            raise PrefetchMissing(
-                f"The EHR could not fetch prefetch '{PREFETCH_KEY}' (it sent an "
-                "OperationOutcome), and carelevel does not query the EHR's FHIR server."
-            )
+        await self._read(chart, {PREFETCH_KEY: response_query(self.vocabulary)})
+        return chart.values.get(PREFETCH_KEY)
+
+    async def _read(self, chart: _ChartCall, queries: dict[str, str]) -> None:
+        request = chart.request
+        assert request.fhirServer is not None
+        assert request.fhirAuthorization is not None
+        fetched = await self.chart_reader.read(
+            request.fhirServer,
+            request.fhirAuthorization.access_token,
+            queries,
+            request.context,
+        )
+        chart.values.update(fetched.values)
+        chart.unread.extend(fetched.failed)
+
+    async def _invitation(self, chart: _ChartCall, links: Links) -> Card:
+        """The card inviting a screening, pre-filled with what the chart answers (its
+        missing keys read from the EHR's FHIR server when the call allows)."""
+        missing = {key: query for key, query in CHART_QUERIES.items() if needs(chart.values, key)}
+        if missing and chart.may_query:
+            await self._read(chart, missing)
+        patient_id = chart.context.patientId
+        given = {key: chart.values[key] for key in CHART_QUERIES if key in chart.values}
+        draft = populate(
+            self.vocabulary,
+            chart_of(chart_resources(given, patient_id)),
+            as_of=datetime.now(UTC),
+            answered={
+                "resourceType": "QuestionnaireResponse",
+                "subject": {"reference": f"Patient/{patient_id}"},
+            },
+        )
+        return invitation_card(
+            self.vocabulary,
+            links,
+            DEFAULT_RULE_SET_KEY,
+            draft=draft,
+            prefilled=populated_link_ids(draft),
+            chart_unread=bool(chart.unread),
+        )
+
+    def _prefetched_response(
+        self, request: HookRequest, patient_id: str, found: object
+    ) -> dict[str, Any] | None:
         if isinstance(found, dict) and found.get("resourceType") == "Bundle":
             # The search may bring more than asked for: the latest completed response to our
             # Questionnaire is the one that counts.

@@ -13,7 +13,8 @@ import copy
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -23,9 +24,11 @@ from fastapi import FastAPI
 from fhir.resources.R4B.servicerequest import ServiceRequest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.cds_hooks.chart import ChartReader
 from app.cds_hooks.examples import example_hook_request
 from app.engine.determination import LevelOfCare
 from app.fhir.examples import response_for
+from app.fhir.populate import CHART_QUERIES, populated_link_ids
 from app.fhir.terminology import Vocabulary
 from app.kernel.issuers import CdsClient
 from app.kernel.settings import Settings
@@ -64,7 +67,9 @@ EHR_A = CdsClient(
     tenant="clinic-a",
     # ehr-a's own order code for a partial hospitalization referral
     local_codes={f"{LOCAL_ORDERS}|BH-PHP": LevelOfCare.PARTIAL_HOSPITALIZATION},
+    fhir_servers=("https://fhir.ehr-a.example.test/r4",),
 )
+EHR_A_FHIR = "https://fhir.ehr-a.example.test/r4"
 EHR_B = CdsClient(
     name="ehr-b",
     issuer="https://ehr-b.example.test",
@@ -109,7 +114,11 @@ def hs256_with_public_key(path: str) -> str:
 @pytest.fixture(scope="module")
 async def trusting_app(schema: AsyncEngine, settings: Settings) -> AsyncIterator[FastAPI]:
     """The application trusting the three EHRs, started once for this module."""
-    trusting = {"cds_clients": [EHR_A, EHR_B, VIEWER], "public_url": BASE_URL}
+    trusting = {
+        "cds_clients": [EHR_A, EHR_B, VIEWER],
+        "public_url": BASE_URL,
+        "fhir_canonical_base": VOCABULARY.base,
+    }
     async with running(settings.model_copy(update=trusting)) as application:
         yield application
 
@@ -891,3 +900,222 @@ def test_cds_clients_need_the_public_address_they_sign_for() -> None:
     with pytest.raises(ValueError, match="CARELEVEL_PUBLIC_URL"):
         Settings(cds_clients=[EHR_A])
     assert Settings(cds_clients=[EHR_A], public_url=BASE_URL).public_url == BASE_URL
+
+
+# --- the chart: prefetched, or read from the EHR's FHIR server --------------------------------
+
+TOKEN = "ehr-a-token-for-carelevel"
+
+
+def recent(**after: float) -> str:
+    return (datetime.now(UTC) - timedelta(**after)).isoformat()
+
+
+def chart_patient() -> Json:
+    return {"resourceType": "Patient", "id": PATIENT, "birthDate": "1980-05-17"}
+
+
+def heart_rate(subject: str = PATIENT, identifier: str = "hr-1") -> Json:
+    return {
+        "resourceType": "Observation",
+        "id": identifier,
+        "status": "final",
+        "subject": {"reference": f"Patient/{subject}"},
+        "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
+        "effectiveDateTime": recent(hours=1),
+        "valueQuantity": {"value": 104, "unit": "/min", "code": "/min"},
+    }
+
+
+def granted(body: Json, server: str = EHR_A_FHIR, **authorization: Any) -> Json:
+    """``body`` with a FHIR server and a token for it, without the latest-response prefetch."""
+    body = copy.deepcopy(body)
+    body["prefetch"].pop("questionnaireResponse", None)
+    body["fhirServer"] = server
+    body["fhirAuthorization"] = {
+        "access_token": TOKEN,
+        "token_type": "Bearer",
+        "expires_in": 300,
+        "scope": "patient/Patient.read patient/Observation.read patient/QuestionnaireResponse.read",
+        "subject": "carelevel",
+    } | authorization
+    return body
+
+
+class FakeEhr:
+    """The EHR's FHIR server: answers searches by resource type from ``resources``, and
+    records what carelevel asked (``how``: "down", "slow", "huge" or "redirect")."""
+
+    def __init__(self) -> None:
+        self.resources: dict[str, list[Json]] = {}
+        self.requests: list[httpx.Request] = []
+        self.how = "up"
+
+    async def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        if self.how == "down":
+            raise httpx.ConnectError("connection refused", request=request)
+        if self.how == "slow":
+            await asyncio.sleep(5)
+        if self.how == "redirect":
+            return httpx.Response(302, headers={"Location": "https://elsewhere.test/steal"})
+        path = request.url.path.removeprefix("/r4/")
+        kind, _, identifier = path.partition("/")
+        if identifier:
+            found = [r for r in self.resources.get(kind, []) if r.get("id") == identifier]
+            return httpx.Response(200, json=found[0]) if found else httpx.Response(404)
+        bundle = searchset(*self.resources.get(kind, []))
+        if self.how == "huge":
+            bundle["padding"] = "x" * (3 * 1024 * 1024)
+        return httpx.Response(200, json=bundle)
+
+
+@pytest.fixture
+def fake_ehr(app: FastAPI) -> Iterator[FakeEhr]:
+    """ehr-a's FHIR server, in place of the network for the chart reader."""
+    fake = FakeEhr()
+    service = app.state.cds_hooks
+    original = service.chart_reader
+    service.chart_reader = ChartReader(seconds=1.0, transport=httpx.MockTransport(fake))
+    yield fake
+    service.chart_reader = original
+
+
+async def test_discovery_asks_for_the_chart_that_pre_fills_a_screening(
+    ehr: httpx.AsyncClient,
+) -> None:
+    response = await ehr.get(
+        "/cds-services", headers={"Authorization": f"Bearer {signed('/cds-services')}"}
+    )
+    for service in response.json()["services"]:
+        assert CHART_QUERIES.items() <= service["prefetch"].items()
+
+
+async def test_the_invitation_says_what_the_prefetched_chart_answers(
+    ehr: httpx.AsyncClient, clinic_a: httpx.AsyncClient
+) -> None:
+    body = hook_request(None)
+    someone_else = heart_rate(subject="another-patient", identifier="hr-other")
+    body["prefetch"] |= {
+        "patient": chart_patient(),
+        "observations": searchset(heart_rate(), someone_else),
+    }
+
+    card = await the_card(ehr, body)
+
+    assert card["summary"].startswith("No IOP level-of-care screening on file")
+    assert "The chart already answers" in card["detail"]
+    assert "Heart rate bpm" in card["detail"]
+    assert "104" not in card["detail"]  # what it answers, never the answers
+    [suggestion] = card["suggestions"]
+    [action] = suggestion["actions"]
+    draft = action["resource"]
+    assert (action["type"], draft["resourceType"], draft["status"]) == (
+        "create",
+        "QuestionnaireResponse",
+        "in-progress",
+    )
+    assert draft["subject"] == {"reference": f"Patient/{PATIENT}"}
+    assert set(populated_link_ids(draft)) >= {"respondent.age_years", "medical.heart_rate_bpm"}
+    # Only the patient's own Observation is a source.
+    assert "hr-other" not in json.dumps(draft)
+    assert await all_screenings(clinic_a) == []
+
+
+async def test_without_the_prefetch_carelevel_reads_the_ehrs_fhir_server(
+    ehr: httpx.AsyncClient, clinic_a: httpx.AsyncClient, fake_ehr: FakeEhr
+) -> None:
+    fake_ehr.resources["QuestionnaireResponse"] = [questionnaire_response()]
+
+    card = await the_card(ehr, granted(hook_request(None)))
+
+    assert card["summary"].startswith("IOP screening recommends Intensive outpatient")
+    assert len(await all_screenings(clinic_a)) == 1
+    [asked] = fake_ehr.requests
+    assert asked.url.host == "fhir.ehr-a.example.test"
+    assert asked.url.path == "/r4/QuestionnaireResponse"
+    assert asked.url.params["subject"] == f"Patient/{PATIENT}"
+    assert asked.headers["Authorization"] == f"Bearer {TOKEN}"
+
+
+async def test_the_chart_the_prefetch_lacks_is_read_for_the_invitation(
+    ehr: httpx.AsyncClient, fake_ehr: FakeEhr
+) -> None:
+    fake_ehr.resources |= {"Patient": [chart_patient()], "Observation": [heart_rate()]}
+    body = granted(hook_request(None))
+    body["prefetch"]["questionnaireResponse"] = None  # the EHR searched: nothing on file
+
+    card = await the_card(ehr, body)
+
+    assert "The chart already answers" in card["detail"]
+    draft = card["suggestions"][0]["actions"][0]["resource"]
+    assert "medical.heart_rate_bpm" in populated_link_ids(draft)
+    asked = {request.url.path for request in fake_ehr.requests}
+    assert asked == {
+        f"/r4/Patient/{PATIENT}",
+        "/r4/Observation",
+        "/r4/Condition",
+        "/r4/MedicationRequest",
+        "/r4/MedicationStatement",
+    }
+
+
+@pytest.mark.parametrize("how", ["down", "slow", "huge", "redirect"])
+async def test_a_fhir_server_that_fails_means_asking_the_person(
+    ehr: httpx.AsyncClient,
+    clinic_a: httpx.AsyncClient,
+    fake_ehr: FakeEhr,
+    caplog: pytest.LogCaptureFixture,
+    how: str,
+) -> None:
+    fake_ehr.how = how
+    fake_ehr.resources["QuestionnaireResponse"] = [questionnaire_response()]
+    started = time.monotonic()
+
+    card = await the_card(ehr, granted(hook_request(None)))
+
+    assert time.monotonic() - started < 4
+    assert card["summary"].startswith("No IOP level-of-care screening on file")
+    assert "could not read the chart" in card["detail"]
+    assert "suggestions" not in card
+    assert all(r.url.host == "fhir.ehr-a.example.test" for r in fake_ehr.requests)
+    assert TOKEN not in caplog.text
+    assert PATIENT not in caplog.text
+    assert await all_screenings(clinic_a) == []
+
+
+@pytest.mark.parametrize(
+    ("server", "authorization", "issuer"),
+    [
+        ("https://fhir.elsewhere.test/r4", {}, EHR_A.issuer),
+        (EHR_A_FHIR, {"patient": "another-patient"}, EHR_A.issuer),
+        (EHR_A_FHIR, {}, EHR_B.issuer),
+    ],
+    ids=["a server the client does not list", "a token for another patient", "another client"],
+)
+async def test_carelevel_queries_only_servers_its_configuration_allows(
+    ehr: httpx.AsyncClient,
+    fake_ehr: FakeEhr,
+    server: str,
+    authorization: Json,
+    issuer: str,
+) -> None:
+    response = await call(ehr, granted(hook_request(None), server, **authorization), issuer=issuer)
+
+    assert_problem(response, 412, "prefetch-missing")
+    assert fake_ehr.requests == []
+
+
+@pytest.mark.parametrize(
+    "servers",
+    [("http://fhir.example.test/r4",), ("https://user:secret@fhir.example.test/r4",),
+     ("https://fhir.example.test/r4?x=1",), ("not a url",)],
+    ids=["http", "credentials", "a query", "not a URL"],
+)  # fmt: skip
+def test_fhir_servers_are_https_bases(servers: tuple[str, ...]) -> None:
+    with pytest.raises(ValueError, match="fhir_servers"):
+        CdsClient.model_validate(EHR_A.model_dump() | {"fhir_servers": servers})
+    loopback = CdsClient.model_validate(
+        EHR_A.model_dump() | {"fhir_servers": ("http://127.0.0.1:8080/fhir",)}
+    )
+    assert loopback.fhir_servers == ("http://127.0.0.1:8080/fhir",)
