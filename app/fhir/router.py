@@ -8,10 +8,12 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Header, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 
 from app import __version__
 from app.fhir.examples import example_response
+from app.fhir.expansion import FILTER_LENGTH, ExpansionRequest, expand
+from app.fhir.expansion import MAX_COUNT as EXPANSION_MAX_COUNT
 from app.fhir.outcome import FhirError, Issue, issue_json, operation_outcome
 from app.fhir.populate import (
     POPULATE_OPERATION,
@@ -24,6 +26,7 @@ from app.fhir.populate import (
 )
 from app.fhir.questionnaire import parse_business_version
 from app.fhir.response import ANSWERED
+from app.fhir.search import MAX_COUNT, parse_search, search_bundle, strict_handling
 from app.fhir.service import FhirService
 from app.fhir.terminology import (
     FHIR_JSON,
@@ -33,7 +36,9 @@ from app.fhir.terminology import (
     code_systems,
     value_set_resource,
 )
-from app.kernel.errors import NotFound, UnsupportedMediaType
+from app.kernel.errors import NotAcceptable, NotFound, UnsupportedMediaType
+from app.kernel.negotiation import accept_header, wants_other_than_json
+from app.kernel.settings import LEGACY_FHIR_CANONICAL_BASE
 from app.security.access import GuardedRoute, access
 from app.security.actions import Action
 from app.security.caller import Caller
@@ -82,8 +87,31 @@ FHIR_ERRORS: dict[int | str, dict[str, Any]] = {
     503: outcome("The database is unavailable; retry shortly."),
 }
 
+
+def json_only(request: Request) -> None:
+    """406 for a request that asks only for a format carelevel does not write (XML): better
+    than JSON it cannot read. ``_format=json`` and the JSON types (or any type) are served."""
+    if wants_other_than_json(
+        accept_header(request.scope["headers"]), request.query_params.get("_format")
+    ):
+        raise NotAcceptable("carelevel writes FHIR as JSON only: accept application/fhir+json.")
+
+
+FHIR_ERRORS[406] = outcome(
+    "Only XML (or another format than JSON) was acceptable.",
+    outcome_example(
+        406,
+        "carelevel writes FHIR as JSON only: accept application/fhir+json.",
+        summary="XML asked for",
+    ),
+)
+
 router = APIRouter(
-    prefix="/fhir/r4", tags=["FHIR R4"], responses=FHIR_ERRORS, route_class=GuardedRoute
+    prefix="/fhir/r4",
+    tags=["FHIR R4"],
+    responses=FHIR_ERRORS,
+    route_class=GuardedRoute,
+    dependencies=[Depends(json_only)],
 )
 
 FhirId = Annotated[str, Path(pattern=r"^[A-Za-z0-9\-.]{1,64}$", description="A FHIR id.")]
@@ -147,6 +175,11 @@ def searchset(base: str, found: list[dict[str, Any]]) -> dict[str, Any]:
 def capability_statement(vocabulary: Vocabulary, base: str, today: str) -> dict[str, Any]:
     """The CapabilityStatement of this endpoint at ``base`` (``today``: its date)."""
     read = [{"code": "read"}]
+    by_url = [{"name": "url", "type": "uri"}, {"name": "version", "type": "token"}]
+    by_subject = [
+        {"name": "subject", "type": "reference"},
+        {"name": "patient", "type": "reference"},
+    ]
     return {
         "resourceType": "CapabilityStatement",
         "status": "active",
@@ -197,17 +230,41 @@ def capability_statement(vocabulary: Vocabulary, base: str, today: str) -> dict[
                             }
                         ],
                     },
-                    {"type": "Observation", "interaction": read},
-                    {"type": "ServiceRequest", "interaction": read},
+                    {
+                        "type": "Observation",
+                        "interaction": [*read, {"code": "search-type"}],
+                        "searchParam": [
+                            *by_subject,
+                            {"name": "code", "type": "token"},
+                            {"name": "date", "type": "date"},
+                        ],
+                    },
+                    {
+                        "type": "ServiceRequest",
+                        "interaction": [*read, {"code": "search-type"}],
+                        "searchParam": [*by_subject, {"name": "code", "type": "token"}],
+                    },
                     {
                         "type": "CodeSystem",
                         "interaction": [*read, {"code": "search-type"}],
-                        "searchParam": [{"name": "url", "type": "uri"}],
+                        "searchParam": by_url,
                     },
                     {
                         "type": "ValueSet",
                         "interaction": [*read, {"code": "search-type"}],
-                        "searchParam": [{"name": "url", "type": "uri"}],
+                        "searchParam": by_url,
+                        "operation": [
+                            {
+                                "name": "expand",
+                                "definition": "http://hl7.org/fhir/OperationDefinition/"
+                                "ValueSet-expand",
+                            }
+                        ],
+                    },
+                    {
+                        "type": "NamingSystem",
+                        "interaction": [*read, {"code": "search-type"}],
+                        "searchParam": [{"name": "value", "type": "string"}],
                     },
                     {"type": "OperationDefinition", "interaction": read},
                 ],
@@ -236,6 +293,27 @@ async def metadata(request: Request) -> FhirResponse:
 
 
 # --- Questionnaire --------------------------------------------------------------------------
+
+
+def versioned(url: str | None, version: str | None) -> tuple[str | None, str | None] | None:
+    """A canonical search's URL and version: ``url=<canonical>|<version>`` (FHIR's form) or
+    ``url`` with ``version``. None: two versions that differ, which nothing matches."""
+    if url is None or "|" not in url:
+        return url, version
+    url, _, pinned = url.partition("|")
+    if pinned and version is not None and version != pinned:
+        return None
+    return url, pinned or version
+
+
+def canonical_id(vocabulary: Vocabulary, url: str, kind: str) -> str | None:
+    """The id a canonical URL of carelevel's names (under the canonical base or its former
+    one, LEGACY_FHIR_CANONICAL_BASE), or None when it is not one of carelevel's."""
+    for base in (vocabulary.base, LEGACY_FHIR_CANONICAL_BASE):
+        prefix = f"{base}/{kind}/"
+        if url.startswith(prefix) and "/" not in url[len(prefix) :]:
+            return url[len(prefix) :] or None
+    return None
 
 
 async def _questionnaire_or_404(
@@ -322,9 +400,12 @@ async def search_questionnaires(
     version: Canonical = None,
 ) -> FhirResponse:
     fhir = service(request)
-    prefix = fhir.vocabulary.questionnaire("")
+    canonical = versioned(url, version)
+    if canonical is None:
+        return FhirResponse(searchset(base_url(request), []))
+    url, version = canonical
     if url is not None:
-        key = url.removeprefix(prefix) if url.startswith(prefix) else None
+        key = canonical_id(fhir.vocabulary, url, "Questionnaire")
         keys = [key] if key else []
     else:
         keys = fhir.rule_sets.active_keys(caller.tenant)
@@ -693,6 +774,71 @@ async def read_service_request(
     )
 
 
+async def _search_results(request: Request, caller: Caller, resource_type: str) -> FhirResponse:
+    search = parse_search(
+        resource_type,
+        request.query_params.multi_items(),
+        strict=strict_handling(request.headers.get("prefer")),
+    )
+    found, next_cursor = await service(request).search(caller, search)
+    return FhirResponse(search_bundle(base_url(request), search, found, next_cursor))
+
+
+SEARCH_ERRORS: dict[int | str, dict[str, Any]] = {
+    200: RESOURCE,
+    400: outcome(
+        "A parameter that cannot be used: no subject or patient, a malformed value, a "
+        "modifier, or (with `Prefer: handling=strict`) a parameter not supported.",
+        outcome_example(
+            400,
+            "subject: search by subject or patient (Patient/123)",
+            code="required",
+            summary="No subject",
+        ),
+    ),
+}
+SEARCH_HOW = (
+    " `subject` (or `patient`) is required: `Patient/123`, an absolute reference exactly as "
+    "the QuestionnaireResponse named it, or a bare id (a Patient's); comma-separated values "
+    "match any. Newest first (`_sort=-date` may be given); `_count` per page (default 20, at "
+    f"most {MAX_COUNT}), the `next` link for the page after. Unknown parameters are ignored "
+    "and reported in an OperationOutcome entry (`search.mode = outcome`), or refused with "
+    "`Prefer: handling=strict`. Only your tenant's results are found."
+)
+
+
+@router.get(
+    "/Observation",
+    operation_id="searchObservations",
+    response_class=FhirResponse,
+    summary="Search result Observations",
+    description="The level-of-care and score Observations of the screenings evaluated from "
+    "QuestionnaireResponses naming the subject, as a searchset Bundle. Also by `code` "
+    "(`system|code`, `code`, `system|`) and `date` (`effectiveDateTime`, with prefixes eq, ne, "
+    "gt, lt, ge, le: `date=ge2026-01-01&date=lt2026-02-01`)." + SEARCH_HOW,
+    responses=SEARCH_ERRORS,
+)
+async def search_observations(
+    request: Request, caller: Annotated[Caller, access(Action.SCREENING_READ)]
+) -> FhirResponse:
+    return await _search_results(request, caller, "Observation")
+
+
+@router.get(
+    "/ServiceRequest",
+    operation_id="searchServiceRequests",
+    response_class=FhirResponse,
+    summary="Search proposed referrals",
+    description="The proposed referrals (`intent=proposal`) of the subject's screenings, as a "
+    "searchset Bundle; also by `code`." + SEARCH_HOW,
+    responses=SEARCH_ERRORS,
+)
+async def search_service_requests(
+    request: Request, caller: Annotated[Caller, access(Action.SCREENING_READ)]
+) -> FhirResponse:
+    return await _search_results(request, caller, "ServiceRequest")
+
+
 # --- terminology ------------------------------------------------------------------------------
 
 
@@ -705,13 +851,22 @@ def _terminology(request: Request, kind: str, identifier: str) -> dict[str, Any]
     return builder(vocabulary, spec)
 
 
-def _search_terminology(request: Request, kind: str, url: str | None) -> dict[str, Any]:
+def _search_terminology(
+    request: Request, kind: str, url: str | None, version: str | None
+) -> dict[str, Any]:
+    canonical = versioned(url, version)
+    if canonical is None:
+        return searchset(base_url(request), [])
+    url, version = canonical
+    wanted = None if url is None else canonical_id(service(request).vocabulary, url, kind)
     found = []
     for identifier, spec in code_systems().items():
         if kind == "ValueSet" and not spec.value_set:
             continue
+        if url is not None and identifier != wanted:
+            continue
         resource = _terminology(request, kind, identifier)
-        if url is None or resource["url"] == url:
+        if version is None or resource["version"] == version:
             found.append(resource)
     return searchset(base_url(request), found)
 
@@ -744,15 +899,85 @@ async def read_code_system(
     response_class=FhirResponse,
     summary="Search code systems",
     description="Every carelevel code system as a searchset Bundle, or the one whose canonical "
-    "`url` is given (an empty Bundle when none is).",
+    "`url` is given, `url=<canonical>|<version>` or with `version` (an empty Bundle when none "
+    "is). The former canonical base (https://carelevel.dev/fhir) is accepted too.",
     responses={200: RESOURCE},
 )
 async def search_code_systems(
     request: Request,
     caller: Annotated[Caller, access(Action.TERMINOLOGY_READ)],
     url: Canonical = None,
+    version: Canonical = None,
 ) -> FhirResponse:
-    return FhirResponse(_search_terminology(request, "CodeSystem", url))
+    return FhirResponse(_search_terminology(request, "CodeSystem", url, version))
+
+
+ExpandFilter = Annotated[
+    str | None, Query(max_length=FILTER_LENGTH, pattern=r"^[^\x00-\x1f\x7f]*$")
+]
+ExpandOffset = Annotated[int, Query(ge=0, le=10_000)]
+ExpandCount = Annotated[int | None, Query(ge=0, le=EXPANSION_MAX_COUNT)]
+EXPAND_DESCRIPTION = (
+    "The codes of the value set, as the ValueSet with its `expansion`: `filter` keeps the "
+    "codes whose code or display contains the text (case-insensitive), `offset` and `count` "
+    "page them (`expansion.total` counts every code that matches)."
+)
+
+
+def _expansion(
+    request: Request, identifier: str | None, filter_: str | None, offset: int, count: int | None
+) -> FhirResponse:
+    spec = code_systems().get(identifier or "")
+    if spec is None or not spec.value_set:
+        raise NotFound("No such ValueSet.")
+    return FhirResponse(
+        expand(
+            service(request).vocabulary,
+            spec,
+            ExpansionRequest(filter=filter_, offset=offset, count=count),
+            datetime.now(UTC).isoformat(timespec="seconds"),
+        )
+    )
+
+
+@router.get(
+    "/ValueSet/$expand",
+    operation_id="readValueSetExpansionByUrl",
+    response_class=FhirResponse,
+    summary="Expand a value set by its canonical URL",
+    description=EXPAND_DESCRIPTION + " `url` (required) names the value set: its canonical "
+    "URL, under the current canonical base or the former one.",
+    responses={200: RESOURCE, 404: outcome("No value set with that URL.")},
+)
+async def expand_value_set_by_url(
+    request: Request,
+    caller: Annotated[Caller, access(Action.TERMINOLOGY_READ)],
+    url: Annotated[str, Query(max_length=500, pattern=r"^[^\x00-\x1f\x7f|]*$")],
+    filter: ExpandFilter = None,
+    offset: ExpandOffset = 0,
+    count: ExpandCount = None,
+) -> FhirResponse:
+    identifier = canonical_id(service(request).vocabulary, url, "ValueSet")
+    return _expansion(request, identifier, filter, offset, count)
+
+
+@router.get(
+    "/ValueSet/{value_set_id}/$expand",
+    operation_id="readValueSetExpansion",
+    response_class=FhirResponse,
+    summary="Expand a value set",
+    description=EXPAND_DESCRIPTION,
+    responses={200: RESOURCE, 404: outcome("No such value set.")},
+)
+async def expand_value_set(
+    request: Request,
+    caller: Annotated[Caller, access(Action.TERMINOLOGY_READ)],
+    value_set_id: FhirId,
+    filter: ExpandFilter = None,
+    offset: ExpandOffset = 0,
+    count: ExpandCount = None,
+) -> FhirResponse:
+    return _expansion(request, value_set_id, filter, offset, count)
 
 
 @router.get(
@@ -782,15 +1007,17 @@ async def read_value_set(
     response_class=FhirResponse,
     summary="Search value sets",
     description="Every carelevel value set as a searchset Bundle, or the one whose canonical "
-    "`url` is given (an empty Bundle when none is).",
+    "`url` is given, `url=<canonical>|<version>` or with `version` (an empty Bundle when none "
+    "is). The former canonical base (https://carelevel.dev/fhir) is accepted too.",
     responses={200: RESOURCE},
 )
 async def search_value_sets(
     request: Request,
     caller: Annotated[Caller, access(Action.TERMINOLOGY_READ)],
     url: Canonical = None,
+    version: Canonical = None,
 ) -> FhirResponse:
-    return FhirResponse(_search_terminology(request, "ValueSet", url))
+    return FhirResponse(_search_terminology(request, "ValueSet", url, version))
 
 
 EVALUATE_OPERATION = "QuestionnaireResponse-evaluate"
@@ -869,3 +1096,78 @@ async def read_operation_definition(
     if operation_id != EVALUATE_OPERATION:
         raise NotFound(f"No OperationDefinition '{operation_id}'.")
     return FhirResponse(operation_definition(service(request).vocabulary))
+
+
+# --- naming systems ---------------------------------------------------------------------------
+
+# The identifier systems carelevel's resources cite, by id: what each identifies.
+NAMING_SYSTEMS = {
+    "screening-id": "A carelevel screening, by its id (a UUID): the identifier of the level-of-"
+    "care Observation and of the screening under /v1/screenings/{id}.",
+    "result-id": "A result resource of a carelevel screening (Observation, ServiceRequest), by "
+    "its carelevel id: what an EHR files it under and finds it by again.",
+}
+
+
+def naming_system(vocabulary: Vocabulary, identifier: str, today: str) -> dict[str, Any]:
+    """The NamingSystem of one of carelevel's identifier systems (its URI ``uniqueId``)."""
+    return {
+        "resourceType": "NamingSystem",
+        "id": identifier,
+        "name": "".join(part.capitalize() for part in identifier.split("-")),
+        "status": "active",
+        "kind": "identifier",
+        "date": today,
+        "publisher": "carelevel",
+        "description": NAMING_SYSTEMS[identifier],
+        "uniqueId": [
+            {
+                "type": "uri",
+                "value": f"{vocabulary.base}/NamingSystem/{identifier}",
+                "preferred": True,
+            }
+        ],
+    }
+
+
+@router.get(
+    "/NamingSystem/{naming_system_id}",
+    response_class=FhirResponse,
+    summary="Read an identifier system",
+    description="The identifier systems carelevel's resources cite: `screening-id` and "
+    "`result-id`, each at `{canonical base}/NamingSystem/{id}`.",
+    responses={200: RESOURCE, 404: outcome("No such naming system.")},
+)
+async def read_naming_system(
+    request: Request,
+    caller: Annotated[Caller, access(Action.TERMINOLOGY_READ)],
+    naming_system_id: FhirId,
+) -> FhirResponse:
+    if naming_system_id not in NAMING_SYSTEMS:
+        raise NotFound(f"No NamingSystem '{naming_system_id}'.")
+    today = datetime.now(UTC).date().isoformat()
+    return FhirResponse(naming_system(service(request).vocabulary, naming_system_id, today))
+
+
+@router.get(
+    "/NamingSystem",
+    response_class=FhirResponse,
+    summary="Search identifier systems",
+    description="Every identifier system carelevel cites, or the one whose `value` (its URI, "
+    "under the current canonical base or the former one) is given.",
+    responses={200: RESOURCE},
+)
+async def search_naming_systems(
+    request: Request,
+    caller: Annotated[Caller, access(Action.TERMINOLOGY_READ)],
+    value: Canonical = None,
+) -> FhirResponse:
+    vocabulary = service(request).vocabulary
+    wanted = None if value is None else canonical_id(vocabulary, value, "NamingSystem")
+    today = datetime.now(UTC).date().isoformat()
+    found = [
+        naming_system(vocabulary, identifier, today)
+        for identifier in NAMING_SYSTEMS
+        if value is None or identifier == wanted
+    ]
+    return FhirResponse(searchset(base_url(request), found))

@@ -218,12 +218,28 @@ class Harvester:
         }
 
     async def populate(self) -> None:
-        """``Questionnaire/$populate``, at type level and on each Questionnaire."""
+        """``Questionnaire/$populate``, at type level and on each Questionnaire; once with a
+        partly answered response to keep, and once refused (no subject)."""
         parameters = self.populate_parameters()
         await self.post("populate", f"{FHIR}/Questionnaire/$populate", parameters)
         for identifier in self.questionnaire_ids:
             path = f"{FHIR}/Questionnaire/{identifier}/$populate"
             await self.post(f"populate-{identifier}", path, parameters)
+        answered = {"respondent": example("adult-iop-suitable")["respondent"]}
+        partial = response_for(self.vocabulary, answered, status="in-progress")
+        with_response = parameters["parameter"] + [{"name": "response", "resource": partial}]
+        await self.post(
+            "populate-keeping-answers",
+            f"{FHIR}/Questionnaire/$populate",
+            parameters | {"parameter": with_response},
+        )
+        no_subject = [p for p in parameters["parameter"] if p["name"] != "subject"]
+        request = self.fhir.post(
+            f"{FHIR}/Questionnaire/$populate",
+            content=json.dumps(parameters | {"parameter": no_subject}),
+            headers=FHIR_JSON,
+        )
+        await refused(self.harvest, "outcome-populate-without-subject", request)
 
     async def expand(self) -> None:
         """``ValueSet/$expand`` of every value set, by id and by canonical URL."""
@@ -273,34 +289,41 @@ def undriven(operations: list[tuple[str | None, Json]]) -> list[str]:
 
 
 async def refusals(harvester: Harvester) -> None:
-    """OperationOutcomes of requests the server refuses, each with its status."""
+    """OperationOutcomes of requests the server refuses."""
     http, anonymous = harvester.fhir, harvester.anonymous
     evaluate = f"{FHIR}/QuestionnaireResponse/$evaluate"
     unknown_link = response_for(harvester.vocabulary, example("adult-iop-suitable"))
     unknown_link["item"].append({"linkId": "no.such.item", "answer": [{"valueBoolean": True}]})
     bad_date = response_for(harvester.vocabulary, example("adult-iop-suitable"))
     bad_date["authored"] = "yesterday"
-    cases: list[tuple[str, int, Awaitable[httpx.Response]]] = [
-        ("unknown-questionnaire", 404, http.get(f"{FHIR}/Questionnaire/no-such-questionnaire")),
-        ("unknown-observation", 404, http.get(f"{FHIR}/Observation/{uuid.uuid4()}")),
-        ("anonymous", 401, anonymous.get(f"{FHIR}/Questionnaire")),
-        ("not-json", 400, http.post(evaluate, content=b"{", headers=FHIR_JSON)),
-        ("bad-datetime", 400, http.post(evaluate, json=bad_date, headers=FHIR_JSON)),
-        ("unknown-linkid", 422, http.post(evaluate, json=unknown_link, headers=FHIR_JSON)),
-        (
-            "text-plain",
-            415,
-            http.post(evaluate, content=b"x", headers={"Content-Type": "text/plain"}),
-        ),
+    plain_text = {"Content-Type": "text/plain"}
+    cases: list[tuple[str, Awaitable[httpx.Response]]] = [
+        ("unknown-questionnaire", http.get(f"{FHIR}/Questionnaire/no-such-questionnaire")),
+        ("unknown-observation", http.get(f"{FHIR}/Observation/{uuid.uuid4()}")),
+        ("anonymous", anonymous.get(f"{FHIR}/Questionnaire")),
+        ("not-json", http.post(evaluate, content=b"{", headers=FHIR_JSON)),
+        ("bad-datetime", http.post(evaluate, json=bad_date, headers=FHIR_JSON)),
+        ("unknown-linkid", http.post(evaluate, json=unknown_link, headers=FHIR_JSON)),
+        ("text-plain", http.post(evaluate, content=b"x", headers=plain_text)),
     ]
-    for label, status, request in cases:
-        response = await request
-        if response.status_code != status:
-            harvester.harvest.gaps.append(f"outcome-{label}: answered {response.status_code}")
-        try:
-            harvester.harvest.add(f"outcome-{label}", response.json())
-        except ValueError:  # not JSON at all
-            harvester.harvest.gaps.append(f"outcome-{label}: not JSON: {response.text[:300]}")
+    for label, request in cases:
+        await refused(harvester.harvest, f"outcome-{label}", request)
+
+
+async def refused(harvest: Harvest, label: str, request: Awaitable[httpx.Response]) -> None:
+    """The OperationOutcome of a request the server should refuse (any 4xx: the API
+    specifications check each status), collected; a gap otherwise."""
+    response = await request
+    try:
+        body = response.json()
+    except ValueError:  # not JSON at all
+        body = None
+    if not 400 <= response.status_code < 500 or not isinstance(body, dict):
+        harvest.gaps.append(f"{label}: answered {response.status_code}: {response.text[:300]}")
+    elif body.get("resourceType") != "OperationOutcome":
+        harvest.gaps.append(f"{label}: answered {response.status_code} without an OperationOutcome")
+    else:
+        harvest.add(label, body)
 
 
 async def cds_resources(
