@@ -12,17 +12,22 @@ import orjson
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.audit.trail import record
 from app.engine.instruments import InstrumentId
 from app.fhir.outcome import FhirError, Issue, item_expression
 from app.fhir.questionnaire import QuestionnaireVersion, build_questionnaire, is_questionnaire_key
 from app.fhir.response import ReadResponse, answers_link_id, read_response
 from app.fhir.results import Result, require_subject, resources, transaction_bundle
+from app.fhir.search import Search, matches
 from app.fhir.terminology import Vocabulary
 from app.kernel.errors import NotFound, Unprocessable
+from app.kernel.pagination import decode_cursor, encode_cursor
+from app.kernel.settings import LEGACY_FHIR_CANONICAL_BASE
 from app.kernel.text import NO_CONTROL_CHARACTERS
 from app.rulesets.resolve import RuleSets
 from app.screenings.bodies import Stored, stored_rule_set
 from app.screenings.models import Screening
+from app.screenings.repository import ScreeningRepository
 from app.screenings.schemas import RuleSetPin, ScreeningRequest
 from app.screenings.service import ScreeningService
 from app.security.caller import Caller
@@ -95,7 +100,7 @@ class FhirService:
         transaction Bundle. Nothing is stored when the response cannot be used.
         ``once_per_response``: a response evaluated before (by either path) gives its screening
         again. ``us_core``: refuse a response whose results could not be US Core ones."""
-        read = read_response(resource, self.vocabulary)
+        read = read_response(with_current_canonicals(resource, self.vocabulary), self.vocabulary)
         if us_core:
             require_subject(read.context)
         request = self._screening_request(read)
@@ -178,6 +183,71 @@ class FhirService:
             if found["resourceType"] == resource_type and found["id"] == resource_id:
                 return found
         raise missing
+
+    async def search(
+        self, caller: Caller, search: Search
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """A page of the stored results ``search`` matches, newest screening first, and the
+        cursor of the next page (None: this is the last). Screenings are read in batches by
+        the subject index until the page is full; a cursor is the (created_at, id) of the
+        last resource returned, so a page may end within a screening's resources."""
+        after = decode_cursor(search.cursor) if search.cursor else None
+        found: list[tuple[Screening, dict[str, Any]]] = []
+        async with self.sessions() as session, session.begin():
+            repository = ScreeningRepository(session)
+            if after is not None:
+                at, last_id = after
+                row = await repository.get(caller.tenant, last_id[:36])
+                if row is not None and row.subject_reference in search.references:
+                    rest = self._matching(row, search)
+                    ids = [resource["id"] for _, resource in rest]
+                    found += rest[ids.index(last_id) + 1 :] if last_id in ids else []
+                after = (at, last_id[:36])
+            batch = search.count + 1
+            while len(found) <= search.count:
+                rows = await repository.of_subjects(
+                    caller.tenant, search.references, limit=batch, after=after
+                )
+                for row in rows:
+                    found += self._matching(row, search)
+                if len(rows) < batch:
+                    break
+                after = (rows[-1].created_at, rows[-1].id)
+            page = found[: search.count]
+            record(
+                session,
+                caller,
+                200,
+                details={"search": search.resource_type, "returned": len(page)},
+            )
+        last = page[-1] if len(found) > search.count else None
+        next_cursor = encode_cursor(last[0].created_at, last[1]["id"]) if last else None
+        return [resource for _, resource in page], next_cursor
+
+    def _matching(self, row: Screening, search: Search) -> list[tuple[Screening, dict[str, Any]]]:
+        rendered = resources(self.vocabulary, _result_of_row(row))
+        return [(row, resource) for resource in rendered if matches(resource, search)]
+
+
+def with_current_canonicals(resource: Any, vocabulary: Vocabulary) -> Any:
+    """``resource`` with the former canonical base (LEGACY_FHIR_CANONICAL_BASE) in its
+    Questionnaire and coding systems replaced by the current one: responses written against
+    the former base stay valid."""
+    if vocabulary.base == LEGACY_FHIR_CANONICAL_BASE:
+        return resource
+    former = LEGACY_FHIR_CANONICAL_BASE + "/"
+
+    def current(value: Any, key: str = "") -> Any:
+        if isinstance(value, dict):
+            return {name: current(item, name) for name, item in value.items()}
+        if isinstance(value, list):
+            return [current(item, key) for item in value]
+        canonical = key in ("questionnaire", "system") and isinstance(value, str)
+        if canonical and value.startswith(former):
+            return f"{vocabulary.base}/{value.removeprefix(former)}"
+        return value
+
+    return current(resource)
 
 
 def result_of(stored: Stored) -> Result:

@@ -77,3 +77,17 @@ def _quality(media_type: str, ranges: list[_Range]) -> float:
         if rank > specificity:
             found, specificity = quality, rank
     return found
+
+
+# What a FHIR client may ask for with ``_format`` and still get JSON (FHIR R4 http.html#mime).
+_FHIR_JSON_FORMATS = frozenset({"json", "application/json", "application/fhir+json"})
+FHIR_JSON_TYPES = ("application/fhir+json", "application/json")
+
+
+def wants_other_than_json(accept: str | None, format_parameter: str | None) -> bool:
+    """Whether a FHIR request asks only for what carelevel does not write (XML, Turtle): its
+    ``_format`` parameter, which overrides ``Accept`` as FHIR says, names another format, or its
+    ``Accept`` header accepts no JSON type (a missing or empty header accepts anything)."""
+    if format_parameter:
+        return format_parameter.split(";")[0].strip().lower() not in _FHIR_JSON_FORMATS
+    return preferred(accept, FHIR_JSON_TYPES) is None

@@ -16,6 +16,10 @@ from app.kernel.smart_apps import SmartApp, unique_iss
 from app.kernel.tenancy import is_tenant_id
 
 EMBEDDED_DATABASE_URL = "sqlite+aiosqlite:///./carelevel.db"
+# The canonical base of carelevel's FHIR artefacts before it could resolve (it names no server):
+# still the canonical base without a public URL, and accepted as an alias on input always, so
+# QuestionnaireResponses stored with it stay valid.
+LEGACY_FHIR_CANONICAL_BASE = "https://carelevel.dev/fhir"
 
 
 class Settings(BaseSettings):
@@ -206,10 +210,13 @@ class Settings(BaseSettings):
         "client's JWT must name. Required in production; elsewhere the address of each "
         "request by default.",
     )
-    fhir_canonical_base: str = Field(
-        default="https://carelevel.dev/fhir",
-        description="Prefix of the canonical URLs of carelevel's Questionnaires, code systems "
-        "and value sets (identifiers: keep it stable).",
+    fhir_canonical_base: str | None = Field(
+        default=None,
+        description="Prefix of the canonical URLs of carelevel's Questionnaires, code systems, "
+        "value sets and naming systems (identifiers: keep it stable). Unset: "
+        "CARELEVEL_PUBLIC_URL + /fhir/r4, so that each canonical URL is also where the "
+        "resource is read; without a public URL, https://carelevel.dev/fhir, which is accepted "
+        "as an alias on input whatever this is.",
     )
     cds_clients: list[CdsClient] = Field(
         default_factory=list,
@@ -271,6 +278,15 @@ class Settings(BaseSettings):
         if value is not None and not value.startswith(("https://", "http://")):
             raise ValueError("must be an absolute http(s) URL")
         return value.rstrip("/") if value else value
+
+    @property
+    def canonical_base(self) -> str:
+        """The canonical base in force (``fhir_canonical_base``'s description)."""
+        if self.fhir_canonical_base is not None:
+            return self.fhir_canonical_base
+        if self.public_url is not None:
+            return f"{self.public_url}/fhir/r4"
+        return LEGACY_FHIR_CANONICAL_BASE
 
     @field_validator("cors_origins", "cds_cors_origins")
     @classmethod

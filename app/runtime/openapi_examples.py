@@ -39,11 +39,13 @@ from app.engine import (
 )
 from app.engine.answers import EXAMPLE_SECTIONS
 from app.fhir.examples import example_response
+from app.fhir.expansion import ExpansionRequest, expand
 from app.fhir.questionnaire import QuestionnaireVersion
 from app.fhir.questionnaire import build_questionnaire as fhir_questionnaire
 from app.fhir.response import read_response
 from app.fhir.results import Result, level_observation, referral, transaction_bundle
-from app.fhir.router import capability_statement, operation_definition, searchset
+from app.fhir.router import capability_statement, naming_system, operation_definition, searchset
+from app.fhir.search import parse_search, search_bundle
 from app.fhir.terminology import (
     FHIR_JSON,
     Vocabulary,
@@ -976,6 +978,56 @@ def _fhir_examples() -> dict[tuple[str, str], Json]:
         },
         ("GET", "/fhir/r4/OperationDefinition/{operation_id}"): {
             "responses": {"200": _fhir(operation_definition(VOCABULARY), "$evaluate")}
+        },
+        **_fhir_search_examples(result, service_request),
+    }
+
+
+def _fhir_search_examples(result: Result, service_request: Json) -> dict[tuple[str, str], Json]:
+    """Searches by patient, expansions and naming systems."""
+    subject = [("subject", "Patient/1288992")]
+    by_code = [*subject, ("code", f"{VOCABULARY.observations}|level-of-care-recommendation")]
+    observations = parse_search("Observation", by_code, strict=False)
+    referrals = parse_search("ServiceRequest", subject, strict=False)
+    level_values = code_systems()["level-of-care"]
+    expansion = expand(
+        VOCABULARY,
+        level_values,
+        ExpansionRequest(count=3),
+        SCREENED_AT.isoformat(timespec="seconds"),
+    )
+    expansion["expansion"]["identifier"] = "urn:uuid:5b0f7c55-7e4b-4b8a-9c61-3f0a1d2e4b6c"
+    named = naming_system(VOCABULARY, "screening-id", SCREENED_AT.date().isoformat())
+    return {
+        ("GET", "/fhir/r4/Observation"): {
+            "responses": {
+                "200": _fhir(
+                    search_bundle(
+                        BASE_URL, observations, [level_observation(VOCABULARY, result)], None
+                    ),
+                    "The patient's level-of-care results",
+                )
+            }
+        },
+        ("GET", "/fhir/r4/ServiceRequest"): {
+            "responses": {
+                "200": _fhir(
+                    search_bundle(BASE_URL, referrals, [service_request], None),
+                    "The patient's proposed referrals",
+                )
+            }
+        },
+        ("GET", "/fhir/r4/ValueSet/{value_set_id}/$expand"): {
+            "responses": {"200": _fhir(expansion, "The first three levels of care")}
+        },
+        ("GET", "/fhir/r4/ValueSet/$expand"): {
+            "responses": {"200": _fhir(expansion, "The first three levels of care")}
+        },
+        ("GET", "/fhir/r4/NamingSystem/{naming_system_id}"): {
+            "responses": {"200": _fhir(named, "Screening ids")}
+        },
+        ("GET", "/fhir/r4/NamingSystem"): {
+            "responses": {"200": _fhir(searchset(BASE_URL, [named]), "Search by value")}
         },
     }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
@@ -12,6 +13,31 @@ from app.kernel.db import Base, IdColumn, JSONDocument, new_id, utcnow
 
 # The columns GET /v1/screenings filters on, one at a time.
 LIST_FILTERS = ("external_reference", "level", "urgency", "rule_set_key", "rule_set_version")
+
+# A FHIR reference carelevel can search by: relative (``Patient/123``) or absolute
+# (``https://ehr.example/fhir/Patient/123``), without its ``/_history/…`` version.
+_REFERENCE = re.compile(
+    r"((?:https?://[^\s/]+(?:/[^\s/]+)*/)?[A-Z][A-Za-z]{1,63}/[A-Za-z0-9\-.]{1,64})"
+    r"(?:/_history/[A-Za-z0-9\-.]{1,64})?"
+)
+SUBJECT_REFERENCE_LENGTH = 300
+
+
+def normal_reference(reference: object) -> str | None:
+    """The searchable form of a FHIR reference: as written, relative or absolute, less its
+    version. None for anything else (a contained ``#id``, a ``urn:uuid:``, an identifier
+    only): not searchable. A relative and an absolute reference are never taken for each other:
+    which server an absolute one names is the EHR's to say, not carelevel's."""
+    if not isinstance(reference, str) or len(reference) > SUBJECT_REFERENCE_LENGTH:
+        return None
+    found = _REFERENCE.fullmatch(reference)
+    return found.group(1) if found else None
+
+
+def subject_reference(fhir_context: dict[str, Any] | None) -> str | None:
+    """The normal reference of the subject a QuestionnaireResponse named (None: none)."""
+    subject = (fhir_context or {}).get("subject")
+    return normal_reference(subject.get("reference")) if isinstance(subject, dict) else None
 
 
 class Screening(Base):
@@ -34,6 +60,14 @@ class Screening(Base):
                 f"ix_screenings_tenant_id_{column}_listed", "tenant_id", column, "created_at", "id"
             )
             for column in LIST_FILTERS
+        ),
+        # FHIR searches by patient (GET /fhir/r4/Observation?subject=…), newest first.
+        Index(
+            "ix_screenings_tenant_id_subject_reference_listed",
+            "tenant_id",
+            "subject_reference",
+            "created_at",
+            "id",
         ),
         {"postgresql_partition_by": "RANGE (created_at)"},
     )
@@ -61,6 +95,8 @@ class Screening(Base):
     # For screenings that came as a FHIR QuestionnaireResponse: its subject, encounter and
     # references, which the result resources point back to.
     fhir_context: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
+    # Its subject's reference, normalised (``subject_reference``): what FHIR searches find.
+    subject_reference: Mapped[str | None] = mapped_column(String(SUBJECT_REFERENCE_LENGTH))
     # sha256 of what identifies that QuestionnaireResponse and its answers, so that the same
     # response shown again (CDS Hooks) opens the same screening.
     response_digest: Mapped[str | None] = mapped_column(String(64))

@@ -115,6 +115,23 @@ def page_query(
     return query
 
 
+def subject_query(
+    tenant: str, references: frozenset[str], *, limit: int, after: tuple[datetime, str] | None
+) -> Select[Screening]:
+    """A batch of ``tenant``'s screenings whose subject is one of ``references``, newest first,
+    after the (created_at, id) last seen: whole rows, which FHIR searches render. Served by the
+    index on (tenant, subject reference, created_at, id)."""
+    query = (
+        select(Screening)
+        .where(Screening.tenant_id == tenant, Screening.subject_reference.in_(sorted(references)))
+        .order_by(Screening.created_at.desc(), Screening.id.desc())
+        .limit(limit)
+    )
+    if after is not None:
+        query = query.where(after_row(Screening.created_at, Screening.id, after))
+    return query
+
+
 def screening_query(tenant: str, screening_id: str) -> Select[Screening]:
     """The screening ``screening_id`` of ``tenant``: on PostgreSQL, read from the month its
     time-ordered id names (from every month for an older, random id)."""
@@ -152,6 +169,17 @@ class ScreeningRepository:
     ) -> Sequence[Screening]:
         """Newest first; ``after`` is the (created_at, id) of the last row already seen."""
         query = page_query(tenant, limit=limit, after=after, **filters)
+        return (await self.session.execute(query)).scalars().all()
+
+    async def of_subjects(
+        self,
+        tenant: str,
+        references: frozenset[str],
+        *,
+        limit: int,
+        after: tuple[datetime, str] | None,
+    ) -> Sequence[Screening]:
+        query = subject_query(tenant, references, limit=limit, after=after)
         return (await self.session.execute(query)).scalars().all()
 
     async def latest_decision(self, screening_id: str) -> Decision | None:

@@ -39,7 +39,7 @@ from app.screenings.bodies import (
     screening_body,
     stored_rule_set,
 )
-from app.screenings.models import Decision, Screening
+from app.screenings.models import Decision, Screening, subject_reference
 from app.screenings.repository import JsonText, ScreeningRepository, store_screening
 from app.screenings.schemas import (
     DecisionRequest,
@@ -325,6 +325,7 @@ class ScreeningService:
             "urgency": decided.determination.urgency.value,
             "iop_verdict": decided.determination.iop.verdict.value,
             "fhir_context": fhir_context,
+            "subject_reference": subject_reference(fhir_context),
             "response_digest": response_digest,
         }
 

@@ -39,6 +39,7 @@ class Operation:
             "service_request_id": f"{UNKNOWN_ID}-referral",
             "code_system_id": "level-of-care",
             "value_set_id": "level-of-care",
+            "naming_system_id": "screening-id",
             "operation_id": "QuestionnaireResponse-evaluate",
             "service_id": "carelevel-iop-screening",
         }

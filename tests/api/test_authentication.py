@@ -46,6 +46,10 @@ def test_only_the_probes_and_the_fhir_capabilities_are_public(app: FastAPI) -> N
         ("GET", "/fhir/r4/CodeSystem/{code_system_id}"),
         ("GET", "/fhir/r4/ValueSet"),
         ("GET", "/fhir/r4/ValueSet/{value_set_id}"),
+        ("GET", "/fhir/r4/ValueSet/$expand"),
+        ("GET", "/fhir/r4/ValueSet/{value_set_id}/$expand"),
+        ("GET", "/fhir/r4/NamingSystem"),
+        ("GET", "/fhir/r4/NamingSystem/{naming_system_id}"),
         ("GET", "/fhir/r4/OperationDefinition/{operation_id}"),
     }
     bearer_scheme = app.openapi()["components"]["securitySchemes"]["bearer"]

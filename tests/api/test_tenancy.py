@@ -31,6 +31,8 @@ SHARED_BY_ALL = {
     "GET /fhir/r4/Questionnaire/{questionnaire_id}",
     "GET /fhir/r4/CodeSystem/{code_system_id}",
     "GET /fhir/r4/ValueSet/{value_set_id}",
+    "GET /fhir/r4/ValueSet/{value_set_id}/$expand",
+    "GET /fhir/r4/NamingSystem/{naming_system_id}",
     "GET /fhir/r4/OperationDefinition/{operation_id}",
 }
 KEY = "iop-level-of-care"

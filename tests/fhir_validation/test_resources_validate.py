@@ -52,7 +52,6 @@ EXPECTED_KINDS = {
     "Observation",
     "OperationDefinition",
     "OperationOutcome",
-    "Parameters",
     "Questionnaire",
     "ServiceRequest",
     "ValueSet",

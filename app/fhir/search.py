@@ -1,0 +1,303 @@
+"""FHIR R4 search of stored results (``GET /fhir/r4/Observation?subject=…``): reading the query
+string into a ``Search``, deciding which rendered resources it matches, and the searchset
+Bundle of a page. Pure; the reading of screenings is app/fhir/service.py's.
+
+What is supported: ``subject`` and ``patient`` (references), ``code`` (tokens), ``date`` on
+Observations (``effectiveDateTime``, with the prefixes eq, ne, gt, lt, ge and le), ``_count``,
+``_sort=-date`` (the only order: newest first) and ``_cursor`` (the next link's). As FHIR R4
+asks, an unknown parameter is ignored unless the client sends ``Prefer: handling=strict``, and
+is then reported in the Bundle, as an OperationOutcome entry (``search.mode = outcome``),
+and left out of the ``self`` link; a known parameter with a modifier (``code:text``) is
+refused, as FHIR requires of modifiers a server does not support. Errors name the parameter,
+never the value sent."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+from app.fhir.outcome import FhirError, Issue
+from app.kernel.text import NO_CONTROL_CHARACTERS
+from app.screenings.models import normal_reference
+
+MAX_COUNT = 100
+DEFAULT_COUNT = 20
+# What each resource type can be searched by, besides the common parameters.
+PARAMETERS = {
+    "Observation": frozenset({"subject", "patient", "code", "date"}),
+    "ServiceRequest": frozenset({"subject", "patient", "code"}),
+}
+COMMON = frozenset({"_count", "_sort", "_cursor", "_format"})
+NEWEST_FIRST = "-date"
+
+_PLAIN = re.compile(NO_CONTROL_CHARACTERS)
+_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_\-.:]{0,63}")
+_DATE = re.compile(
+    r"(?P<prefix>eq|ne|gt|lt|ge|le|sa|eb|ap)?"
+    r"(?P<value>\d{4}(-\d{2}(-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})?)?)?)?)"
+)
+_SUPPORTED_PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le")
+
+
+@dataclass(frozen=True, slots=True)
+class DateBound:
+    """One value of ``date``: a prefix and the range the value's precision spans."""
+
+    prefix: str
+    low: datetime
+    high: datetime  # exclusive
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    """One value of ``code``: None for "any" system or code."""
+
+    system: str | None
+    code: str | None
+    no_system: bool = False  # ``|code``: codes without a system
+
+
+@dataclass(frozen=True, slots=True)
+class Search:
+    """A search of one resource type: each tuple of alternatives is ORed, the tuples ANDed."""
+
+    resource_type: str
+    references: frozenset[str]
+    dates: tuple[tuple[DateBound, ...], ...] = ()
+    codes: tuple[tuple[Token, ...], ...] = ()
+    count: int = DEFAULT_COUNT
+    cursor: str | None = None
+    used: tuple[tuple[str, str], ...] = ()  # (name, value) as applied: the self link's
+    ignored: tuple[str, ...] = ()  # names of the parameters left out
+
+
+def strict_handling(prefer: str | None) -> bool:
+    """Whether ``Prefer`` asks for ``handling=strict`` (FHIR's default is lenient)."""
+    for preference in (prefer or "").split(","):
+        name, _, value = preference.strip().partition("=")
+        if name.strip().lower() == "handling":
+            return value.strip().strip('"').lower() == "strict"
+    return False
+
+
+def _error(parameter: str, problem: str, code: str = "invalid") -> FhirError:
+    return FhirError(
+        400,
+        f"The search parameter '{parameter}' cannot be used.",
+        [Issue(diagnostics=f"{parameter}: {problem}", code=code)],
+    )
+
+
+def _safe_name(name: str) -> str:
+    return name if _NAME.fullmatch(name) else "(a parameter)"
+
+
+def parse_search(
+    resource_type: str, parameters: Sequence[tuple[str, str]], *, strict: bool
+) -> Search:
+    """The search a query string asks for; 400 (an OperationOutcome) when it cannot be run."""
+    supported = PARAMETERS[resource_type] | COMMON
+    reader = _Reader(resource_type)
+    ignored: list[str] = []
+    for name, value in parameters:
+        if not value or name == "_format":
+            continue  # empty parameters are ignored; _format is negotiated before
+        if name not in supported:
+            if name.split(":", 1)[0] in supported:
+                raise _error(_safe_name(name), "modifiers are not supported", "not-supported")
+            if strict:
+                raise _error(_safe_name(name), "is not supported here", "not-supported")
+            ignored.append(_safe_name(name))
+            continue
+        if len(value) > 1000 or not _PLAIN.match(value):
+            raise _error(name, "is too long or holds control characters")
+        reader.read(name, value)
+    return reader.search(tuple(ignored))
+
+
+class _Reader:
+    def __init__(self, resource_type: str) -> None:
+        self.resource_type = resource_type
+        self.references: list[set[str]] = []
+        self.dates: list[tuple[DateBound, ...]] = []
+        self.codes: list[tuple[Token, ...]] = []
+        self.single: dict[str, str] = {}
+        self.used: list[tuple[str, str]] = []
+
+    def read(self, name: str, value: str) -> None:
+        if name in ("subject", "patient"):
+            self.references.append({_reference(name, v) for v in value.split(",")})
+        elif name == "date":
+            self.dates.append(tuple(_date_bound(v) for v in value.split(",")))
+        elif name == "code":
+            self.codes.append(tuple(_token(v) for v in value.split(",")))
+        elif name in self.single:
+            raise _error(name, "may be given once")
+        else:
+            self.single[name] = value
+            if name == "_cursor":
+                return  # the next link gives it; the self link stays the search's
+        self.used.append((name, value))
+
+    def search(self, ignored: tuple[str, ...]) -> Search:
+        if not self.references:
+            raise _error("subject", "search by subject or patient (Patient/123)", "required")
+        references = set.intersection(*self.references)
+        sort = self.single.get("_sort")
+        if sort is not None and sort != NEWEST_FIRST:
+            raise _error("_sort", f"results come newest first: only {NEWEST_FIRST}")
+        return Search(
+            resource_type=self.resource_type,
+            references=frozenset(references),
+            dates=tuple(self.dates),
+            codes=tuple(self.codes),
+            count=_count(self.single.get("_count")),
+            cursor=self.single.get("_cursor"),
+            used=tuple(self.used),
+            ignored=ignored,
+        )
+
+
+def _count(value: str | None) -> int:
+    if value is None:
+        return DEFAULT_COUNT
+    if not value.isdigit() or int(value) < 1:
+        raise _error("_count", "must be a whole number of at least 1")
+    return min(int(value), MAX_COUNT)  # FHIR lets a server return fewer than asked
+
+
+def _reference(name: str, value: str) -> str:
+    """``Patient/123``, ``https://ehr.example/fhir/Patient/123`` or a bare id (a Patient's)."""
+    reference = f"Patient/{value}" if _ID.fullmatch(value) else normal_reference(value)
+    if reference is None:
+        raise _error(name, "must be a reference (Patient/123, or an absolute URL) or an id")
+    if name == "patient" and reference.rsplit("/", 2)[-2] != "Patient":
+        raise _error(name, "must reference a Patient")
+    return reference
+
+
+def _token(value: str) -> Token:
+    if "|" not in value:
+        return Token(system=None, code=value)
+    system, _, code = value.partition("|")
+    return Token(system=system or None, code=code or None, no_system=not system)
+
+
+def _date_bound(value: str) -> DateBound:
+    found = _DATE.fullmatch(value)
+    if found is None:
+        raise _error("date", "must be a FHIR date or dateTime, with an optional prefix (ge2026-01)")
+    prefix = found["prefix"] or "eq"
+    if prefix not in _SUPPORTED_PREFIXES:
+        raise _error("date", "the prefixes sa, eb and ap are not supported", "not-supported")
+    spanned = date_range(found["value"])
+    if spanned is None:
+        raise _error("date", "is not a valid date")
+    return DateBound(prefix, *spanned)
+
+
+def date_range(value: str) -> tuple[datetime, datetime] | None:
+    """The range a FHIR date or dateTime spans at its precision (``2026-01`` the month); a
+    time without a zone is taken as UTC. None: not a valid one."""
+    try:
+        if len(value) == 4:
+            year = int(value)
+            return datetime(year, 1, 1, tzinfo=UTC), datetime(year + 1, 1, 1, tzinfo=UTC)
+        if len(value) == 7:
+            low = datetime.strptime(value, "%Y-%m").replace(tzinfo=UTC)
+            return low, (low + timedelta(days=32)).replace(day=1)
+        if len(value) == 10:
+            low = datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=UTC)
+            return low, low + timedelta(days=1)
+        low = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except (ValueError, OverflowError):
+        return None
+    low = low if low.tzinfo else low.replace(tzinfo=UTC)
+    time = value[11:].split("+")[0].split("-")[0].rstrip("Z")
+    step = timedelta(minutes=1) if len(time) == 5 else timedelta(seconds=1)
+    if "." in time:
+        step = timedelta(microseconds=1)
+    return low, low + step
+
+
+def _date_matches(bound: DateBound, low: datetime, high: datetime) -> bool:
+    """FHIR R4's comparison of the target's range [low, high) with the bound's."""
+    within = bound.low <= low and high <= bound.high
+    if bound.prefix == "eq":
+        return within
+    if bound.prefix == "ne":
+        return not within
+    if bound.prefix in ("gt", "ge"):
+        return high > bound.high or (bound.prefix == "ge" and within)
+    return low < bound.low or (bound.prefix == "le" and within)
+
+
+def _code_matches(token: Token, coding: dict[str, Any]) -> bool:
+    system = coding.get("system")
+    if token.no_system and system is not None:
+        return False
+    if token.system is not None and system != token.system:
+        return False
+    return token.code is None or coding.get("code") == token.code
+
+
+def matches(resource: dict[str, Any], search: Search) -> bool:
+    """Whether a rendered resource of the search's type meets its code and date criteria."""
+    if resource.get("resourceType") != search.resource_type:
+        return False
+    codings = [c for c in (resource.get("code") or {}).get("coding") or [] if isinstance(c, dict)]
+    for alternatives in search.codes:
+        if not any(_code_matches(t, c) for t in alternatives for c in codings):
+            return False
+    if not search.dates:
+        return True
+    effective = resource.get("effectiveDateTime")
+    spanned = date_range(effective) if isinstance(effective, str) else None
+    if spanned is None:
+        return False
+    return all(any(_date_matches(b, *spanned) for b in bounds) for bounds in search.dates)
+
+
+def search_bundle(
+    base: str, search: Search, found: list[dict[str, Any]], next_cursor: str | None
+) -> dict[str, Any]:
+    """The searchset Bundle of one page: ``self`` names the parameters applied, ``next`` (if
+    there are more) the same with the cursor of the page after."""
+    address = f"{base}/fhir/r4/{search.resource_type}"
+    links = [{"relation": "self", "url": f"{address}?{urlencode(search.used)}"}]
+    if next_cursor is not None:
+        following = urlencode([*search.used, ("_cursor", next_cursor)])
+        links.append({"relation": "next", "url": f"{address}?{following}"})
+    entries: list[dict[str, Any]] = [
+        {
+            "fullUrl": f"{address}/{resource['id']}",
+            "resource": resource,
+            "search": {"mode": "match"},
+        }
+        for resource in found
+    ]
+    if search.ignored:
+        entries.append(
+            {"resource": _ignored_outcome(search.ignored), "search": {"mode": "outcome"}}
+        )
+    return {"resourceType": "Bundle", "type": "searchset", "link": links, "entry": entries}
+
+
+def _ignored_outcome(names: tuple[str, ...]) -> dict[str, Any]:
+    return {
+        "resourceType": "OperationOutcome",
+        "issue": [
+            {
+                "severity": "warning",
+                "code": "not-supported",
+                "diagnostics": f"{name}: is not supported here and was ignored "
+                "(send Prefer: handling=strict to have it refused)",
+            }
+            for name in names
+        ],
+    }
