@@ -281,7 +281,7 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
             app.state.sessions,
             rule_sets,
             app.state.screening_service,
-            Vocabulary(settings.fhir_canonical_base),
+            Vocabulary(settings.canonical_base),
         )
         app.state.cds_verifier = JwtVerifier(settings.cds_clients, list(Scope))
         # The chart is read from an EHR well within the request's deadline.
