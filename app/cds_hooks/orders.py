@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from app.engine.determination import LEVEL_INFO, LevelOfCare
-from app.fhir import terminology
+from app.fhir.terminology import SNOMED_REFERRALS
 
 # Billing codes EHRs put on behavioral-health referrals (HCPCS).
 HCPCS_SYSTEMS = (
@@ -34,10 +34,8 @@ def standard_codes() -> dict[CodeKey, LevelOfCare]:
     known = {
         (system, code): level for system in HCPCS_SYSTEMS for code, level in HCPCS_LEVELS.items()
     }
-    # Read by name: terminology owns these concepts, and may list none.
-    referrals: Mapping[LevelOfCare, tuple[str, str]] = getattr(terminology, "SNOMED_REFERRALS", {})
     levels_of: dict[str, set[LevelOfCare]] = {}
-    for level, (code, _display) in referrals.items():
+    for level, (code, _display) in SNOMED_REFERRALS.items():
         levels_of.setdefault(code, set()).add(level)
     for code, levels in levels_of.items():
         if len(levels) == 1:
