@@ -6,7 +6,8 @@ value. Recognisable sentinels (the text ``CANARY-7Q9X`` in every free-text field
 filter and path id, and unusual numbers in every numeric answer) go through every operation of
 the OpenAPI schema, once accepted and once rejected, plus an unexpected server error; then no
 captured record may contain one. That includes the FHIR R4 operations (sentinels in the
-QuestionnaireResponse's subject, identifier, encounter, linkIds and answers) and the CDS Hooks
+QuestionnaireResponse's subject, identifier, encounter, linkIds and answers; in the chart
+``$populate`` reads; in search and ``$expand`` parameters) and the CDS Hooks
 services, called as a configured CDS client with a freshly signed JWT each time (sentinels in the
 context, the prefetched response, the feedback comment and the token claims); the tokens, like
 the API keys, must not be logged either.
@@ -31,6 +32,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -77,9 +79,7 @@ ACCESS_LINE = re.compile(
 )
 HTTP_METHODS = frozenset({"get", "put", "post", "delete", "patch", "head", "options", "trace"})
 # Operations that take no input at all: nothing a caller sends can be rejected.
-NOTHING_TO_REJECT = frozenset(
-    {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/fhir/r4/metadata")}
-)
+NOTHING_TO_REJECT = frozenset({("GET", "/healthz"), ("GET", "/readyz")})
 # The test's own HTTP client logs its request URLs; everything else is the service.
 CLIENT_SIDE_LOGGERS = ("httpx", "httpcore")
 CAPTURED_LOGGERS = (
@@ -594,7 +594,9 @@ async def exercise_the_rest(d: Driver) -> None:
 
 async def exercise_fhir(d: Driver) -> None:
     """Every FHIR R4 operation, accepted and rejected (errors are OperationOutcomes)."""
-    await d.call("GET", FHIR + "/metadata", 200, params={"_format": TEXT})
+    await d.call("GET", FHIR + "/metadata", 200, params={"_format": "json", "probe": TEXT})
+    await d.call("GET", FHIR + "/metadata", 406, params={"_format": TEXT})  # not JSON: XML?
+    await d.call("GET", FHIR + "/metadata", 406, headers={"Accept": f"application/{SLUG}+xml"})
     await d.call("GET", FHIR + "/metadata", 200, anonymous=True)
 
     questionnaires, one = FHIR + "/Questionnaire", FHIR + "/Questionnaire/{questionnaire_id}"
@@ -634,8 +636,9 @@ async def exercise_fhir(d: Driver) -> None:
         "parameter": [{"name": "questionnaire-response", "resource": response}],
     }
     await d.call("POST", EVALUATE, 200, json=parameters)
+    # a transaction to file: the results (with their ids), then a Provenance (without one)
     entries = [entry["resource"] for entry in evaluated.json()["entry"]]
-    by_type = {(r["resourceType"], r["id"]) for r in entries}
+    by_type = {(r["resourceType"], r.get("id")) for r in entries}
     screening_id: str = evaluated.json()["identifier"]["value"]
     assert ("Observation", screening_id) in by_type
     assert ("ServiceRequest", f"{screening_id}-referral") in by_type
@@ -724,6 +727,172 @@ async def exercise_fhir(d: Driver) -> None:
     await d.call("GET", operation, 404, path={"operation_id": TEXT})
     await d.call("GET", operation, 422, path={"operation_id": f"{TEXT} {OUT_OF_RANGE_INT}"})
     await d.call("GET", operation, 401, anonymous=True, path={"operation_id": TEXT})
+
+
+def populate_parameters(*extra: Json, subject: str = f"Patient/{PATIENT_ID}") -> Json:
+    """``$populate`` of Patient/CANARY-7Q9X with a chart full of sentinels: the patient's name
+    and identifier, a heart rate (an accepted sentinel number), a partly answered response."""
+    recently = (datetime.now(UTC) - timedelta(minutes=10)).isoformat()
+    patient = {
+        "resourceType": "Patient",
+        "id": PATIENT_ID,
+        "identifier": [{"system": "urn:ietf:rfc:3986", "value": f"urn:{TEXT}-mrn"}],
+        "name": [{"family": TEXT, "given": [f"{TEXT}-given"]}],
+        "birthDate": "1980-02-29",
+        "gender": "female",
+    }
+    heart_rate = {
+        "resourceType": "Observation",
+        "id": f"{TEXT}-hr",
+        "status": "final",
+        "subject": {"reference": f"Patient/{PATIENT_ID}"},
+        "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
+        "effectiveDateTime": recently,
+        "valueQuantity": {"value": IN_RANGE[("medical", "heart_rate_bpm")], "unit": "/min"},
+        "note": [{"text": f"{TEXT} note {OUT_OF_RANGE_FLOAT}"}],
+    }
+    someone_else = heart_rate | {"id": f"{TEXT}-other", "subject": {"reference": "Patient/x"}}
+    chart = {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "entry": [{"resource": heart_rate}, {"resource": someone_else}],
+    }
+    # citing no Questionnaire: $populate takes only the served canonical base, not the former
+    answered = questionnaire_response() | {"status": "in-progress"}
+    del answered["questionnaire"]
+    return {
+        "resourceType": "Parameters",
+        "parameter": [
+            {"name": "subject", "valueReference": {"reference": subject}},
+            populate_context("patient", patient),
+            populate_context("chart", chart),
+            {"name": "response", "resource": answered},
+            *extra,
+        ],
+    }
+
+
+def populate_context(name: str, resource: Json) -> Json:
+    return {
+        "name": "context",
+        "part": [{"name": "name", "valueString": name}, {"name": "content", "resource": resource}],
+    }
+
+
+def without_parameter(parameters: Json, name: str) -> Json:
+    kept = [p for p in parameters["parameter"] if p["name"] != name]
+    return parameters | {"parameter": kept}
+
+
+async def exercise_fhir_populate(d: Driver) -> None:
+    """``Questionnaire/$populate``, at the type and at an instance, accepted and rejected."""
+    populate = FHIR + "/Questionnaire/$populate"
+    instance = FHIR + "/Questionnaire/{questionnaire_id}/$populate"
+    default = {"questionnaire_id": "iop-level-of-care"}
+    asked = populate_parameters()
+    filled = await d.call("POST", populate, 200, content=json.dumps(asked), headers=FHIR_TYPE)
+    assert filled.json()["parameter"][0]["resource"]["subject"]["reference"] == (
+        f"Patient/{PATIENT_ID}"
+    )
+    await d.call("POST", instance, 200, path=default, json=asked)
+
+    canonical = VOCABULARY.questionnaire("iop-level-of-care")
+    patient_elsewhere = populate_context("patient", {"resourceType": "Patient", "id": SLUG})
+    rejected: list[tuple[int, Json | list[Any]]] = [
+        (400, without_parameter(asked, "subject")),
+        (400, asked | {"resourceType": "Patient", "id": TEXT}),
+        (400, asked | {"parameter": TEXT}),
+        (400, [TEXT, OUT_OF_RANGE_FLOAT]),
+        (422, populate_parameters(subject=f"Practitioner/{TEXT}")),
+        (422, populate_parameters(subject=f"Patient/{TEXT} {OUT_OF_RANGE_INT}")),
+        (422, populate_parameters({"name": TEXT, "valueString": TEXT})),
+        (
+            422,
+            populate_parameters({"name": "questionnaire", "valueCanonical": f"{canonical}|{TEXT}"}),
+        ),
+        (422, populate_parameters({"name": "questionnaire", "valueInteger": OUT_OF_RANGE_INT})),
+        (422, populate_parameters(populate_context(TEXT, {"resourceType": TEXT}))),
+        (422, populate_parameters(patient_elsewhere)),  # the last patient context counts
+        (422, populate_parameters({"name": "response", "resource": {"resourceType": TEXT}})),
+    ]
+    for status, invalid in rejected:
+        await d.call("POST", populate, status, content=json.dumps(invalid), headers=FHIR_TYPE)
+    await d.call("POST", populate, 400, content=malformed("{"), headers=FHIR_TYPE)
+    await d.call("POST", populate, 415, content=json.dumps(asked), headers=TEXT_TYPE)
+    await d.call("POST", populate, 401, anonymous=True, json=asked)
+    await d.call("POST", instance, 404, path={"questionnaire_id": TEXT}, json=asked)
+    await d.call("POST", instance, 422, path={"questionnaire_id": TEXT * 7}, json=asked)
+    mismatched = populate_parameters(
+        {"name": "questionnaire", "valueCanonical": VOCABULARY.questionnaire(SLUG)}
+    )
+    await d.call("POST", instance, 422, path=default, json=mismatched)
+
+
+async def exercise_fhir_search(d: Driver) -> None:
+    """Searching the stored results by the sentinel patient, accepted and rejected."""
+    subject = f"Patient/{PATIENT_ID}"
+    for kind in ("Observation", "ServiceRequest"):
+        search = f"{FHIR}/{kind}"
+        found = await d.call("GET", search, 200, params={"subject": subject, TEXT: TEXT})
+        assert any(e["resource"]["resourceType"] == kind for e in found.json()["entry"])
+        await d.call("GET", search, 200, params={"patient": PATIENT_ID, "code": f"{TEXT}|{TEXT}"})
+        for refused in (
+            {"code": TEXT},  # no subject
+            {"subject": f"{TEXT} {OUT_OF_RANGE_INT}"},
+            {"patient": f"Practitioner/{TEXT}"},
+            {"subject": subject, "_count": TEXT},
+            {"subject": subject, "_sort": TEXT},
+            {"subject": subject, "code": f"{TEXT}\x01"},
+            {"subject:missing": TEXT},
+        ):
+            await d.call("GET", search, 400, params=refused)
+        strict = {"Prefer": "handling=strict"}
+        await d.call("GET", search, 400, params={"subject": subject, TEXT: TEXT}, headers=strict)
+        await d.call("GET", search, 401, anonymous=True, params={"subject": subject})
+    observations = FHIR + "/Observation"
+    dated = {"subject": subject, "date": "ge2020-01-01"}
+    await d.call("GET", observations, 200, params=dated)
+    await d.call("GET", observations, 400, params={"subject": subject, "date": TEXT})
+    await d.call("GET", observations, 400, params={"subject": subject, "date": f"sa{TEXT}"})
+
+
+async def exercise_fhir_terminology_operations(d: Driver) -> None:
+    """``ValueSet/$expand`` (by url and by id) and the NamingSystems, accepted and rejected."""
+    by_url, by_id = FHIR + "/ValueSet/$expand", FHIR + "/ValueSet/{value_set_id}/$expand"
+    verdict = {"value_set_id": "iop-verdict"}
+    url = f"{VOCABULARY.base}/ValueSet/iop-verdict"
+    await d.call("GET", by_url, 200, params={"url": url, "filter": TEXT, "count": 7})
+    await d.call("GET", by_id, 200, path=verdict, params={"filter": TEXT, "offset": 3})
+    for refused in (
+        {"url": f"{url}{TEXT}"},
+        {"url": TEXT},
+    ):
+        await d.call("GET", by_url, 404, params=refused)
+    # FHIR operation parameters: a bad one is a 400 OperationOutcome
+    for invalid in (
+        {"filter": TEXT},  # no url
+        {"url": f"{url}|{TEXT}"},
+        {"url": f"{TEXT}\x01"},
+        {"url": url, "filter": f"{TEXT}\x7f"},
+        {"url": url, "offset": OUT_OF_RANGE_INT},
+        {"url": url, "count": TEXT},
+    ):
+        await d.call("GET", by_url, 400, params=invalid)
+    await d.call("GET", by_url, 401, anonymous=True, params={"url": url})
+    await d.call("GET", by_id, 404, path={"value_set_id": TEXT}, params={"filter": TEXT})
+    await d.call("GET", by_id, 422, path={"value_set_id": f"{TEXT}:{OUT_OF_RANGE_INT}"})
+    await d.call("GET", by_id, 400, path=verdict, params={"count": OUT_OF_RANGE_INT})
+
+    naming, one = FHIR + "/NamingSystem", FHIR + "/NamingSystem/{naming_system_id}"
+    await d.call("GET", naming, 200)
+    named = f"{VOCABULARY.base}/NamingSystem/screening-id"
+    assert len((await d.call("GET", naming, 200, params={"value": named})).json()["entry"]) == 1
+    assert (await d.call("GET", naming, 200, params={"value": TEXT})).json()["entry"] == []
+    await d.call("GET", naming, 422, params={"value": f"{TEXT}\x01"})
+    await d.call("GET", naming, 422, params={"value": TEXT * 50})
+    await d.call("GET", one, 200, path={"naming_system_id": "screening-id"})
+    await d.call("GET", one, 404, path={"naming_system_id": TEXT})
+    await d.call("GET", one, 422, path={"naming_system_id": f"{TEXT} {OUT_OF_RANGE_INT}"})
 
 
 @dataclass
@@ -1048,6 +1217,9 @@ async def drive(schema: AsyncEngine, settings: Settings) -> Drive:
                 client_key = await exercise_clients(driver)
                 await exercise_the_rest(driver)
                 await exercise_fhir(driver)
+                await exercise_fhir_populate(driver)
+                await exercise_fhir_search(driver)
+                await exercise_fhir_terminology_operations(driver)
                 await exercise_cds_hooks(driver, signer)
                 await exercise_a_server_error(app, driver)
         paths: dict[str, Json] = app.openapi()["paths"]

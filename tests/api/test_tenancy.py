@@ -26,9 +26,11 @@ from tests.support.problems import assert_problem
 
 A, B = "clinic-a", "clinic-b"
 VOCABULARY = Vocabulary("https://carelevel.dev/fhir")
-# Object endpoints whose objects every tenant shares: terminology and the questions.
+# Object endpoints whose objects every tenant shares: terminology and the questions (a
+# Questionnaire is named by its key; a pinned version is looked up in the caller's tenant).
 SHARED_BY_ALL = {
     "GET /fhir/r4/Questionnaire/{questionnaire_id}",
+    "POST /fhir/r4/Questionnaire/{questionnaire_id}/$populate",
     "GET /fhir/r4/CodeSystem/{code_system_id}",
     "GET /fhir/r4/ValueSet/{value_set_id}",
     "GET /fhir/r4/ValueSet/{value_set_id}/$expand",
@@ -316,6 +318,34 @@ async def test_only_the_operator_tenant_changes_shared_rule_sets(world: World) -
     assert "new-pathway" not in {s["key"] for s in (await world.b.get("/v1/rule-sets")).json()}
     assert_problem(await world.b.get("/v1/rule-sets/shared/new-pathway/versions"), 404)
     assert (await world.operator.get("/v1/rule-sets/shared/new-pathway/versions")).is_success
+
+
+async def test_populate_pinned_to_another_tenants_version_is_404_like_an_unknown_one(
+    world: World,
+) -> None:
+    published = await world.a.post(f"{FORK}/versions/{world.fork_version}/publish")
+    assert published.status_code == 200, published.text
+    read = await world.a.get(f"/fhir/r4/Questionnaire/{KEY}")
+    canonical = read.json()["url"]  # the canonical base the service serves
+
+    def pinned_to(version: str) -> dict[str, Any]:
+        return {
+            "resourceType": "Parameters",
+            "parameter": [
+                {"name": "subject", "valueReference": {"reference": "Patient/7"}},
+                {"name": "questionnaire", "valueCanonical": f"{canonical}|{version}"},
+            ],
+        }
+
+    populate = f"/fhir/r4/Questionnaire/{KEY}/$populate"
+    mine = pinned_to(f"{A}.{world.fork_version}")
+    own = await world.a.post(populate, json=mine)
+    assert own.status_code == 200, own.text
+    foreign = await world.b.post(populate, json=mine)
+    unknown = await world.b.post(populate, json=pinned_to(f"clinic-z.{world.fork_version}"))
+    assert _without_names(foreign) == _without_names(unknown)
+    shared = await world.b.post(populate, json=pinned_to("shared.1"))
+    assert shared.status_code == 200, shared.text
 
 
 def _stricter(document: dict[str, Any]) -> dict[str, Any]:
