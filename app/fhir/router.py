@@ -15,6 +15,7 @@ from app.fhir.examples import example_response
 from app.fhir.expansion import FILTER_LENGTH, ExpansionRequest, expand
 from app.fhir.expansion import MAX_COUNT as EXPANSION_MAX_COUNT
 from app.fhir.outcome import FhirError, Issue, issue_json, operation_outcome
+from app.fhir.patient_subjects import EVALUATED, POPULATED, SEARCHED, STORED
 from app.fhir.populate import (
     POPULATE_OPERATION,
     example_result,
@@ -564,7 +565,7 @@ EVALUATE_BODY = {
 )
 async def evaluate_response(
     request: Request,
-    caller: Annotated[Caller, access(Action.SCREENING_CREATE)],
+    caller: Annotated[Caller, access(Action.SCREENING_CREATE, EVALUATED)],
     idempotency_key: IdempotencyKey = None,
     us_core: UsCore = False,
 ) -> FhirResponse:
@@ -675,7 +676,7 @@ POPULATE_RESPONSES: dict[int | str, dict[str, Any]] = {
     responses=POPULATE_RESPONSES,
 )
 async def populate_questionnaire(
-    request: Request, caller: Annotated[Caller, access(Action.SCREENING_CREATE)]
+    request: Request, caller: Annotated[Caller, access(Action.SCREENING_CREATE, POPULATED)]
 ) -> FhirResponse:
     return await _populate(request, caller, None)
 
@@ -690,7 +691,7 @@ async def populate_questionnaire(
 )
 async def populate_questionnaire_instance(
     request: Request,
-    caller: Annotated[Caller, access(Action.SCREENING_CREATE)],
+    caller: Annotated[Caller, access(Action.SCREENING_CREATE, POPULATED)],
     questionnaire_id: FhirId,
 ) -> FhirResponse:
     return await _populate(request, caller, questionnaire_id)
@@ -737,7 +738,7 @@ async def _populate(request: Request, caller: Caller, instance: str | None) -> F
     },
 )
 async def read_observation(
-    caller: Annotated[Caller, access(Action.SCREENING_READ)],
+    caller: Annotated[Caller, access(Action.SCREENING_READ, STORED)],
     observation_id: FhirId,
     request: Request,
 ) -> FhirResponse:
@@ -765,7 +766,7 @@ async def read_observation(
     },
 )
 async def read_service_request(
-    caller: Annotated[Caller, access(Action.SCREENING_READ)],
+    caller: Annotated[Caller, access(Action.SCREENING_READ, STORED)],
     service_request_id: FhirId,
     request: Request,
 ) -> FhirResponse:
@@ -819,7 +820,7 @@ SEARCH_HOW = (
     responses=SEARCH_ERRORS,
 )
 async def search_observations(
-    request: Request, caller: Annotated[Caller, access(Action.SCREENING_READ)]
+    request: Request, caller: Annotated[Caller, access(Action.SCREENING_READ, SEARCHED)]
 ) -> FhirResponse:
     return await _search_results(request, caller, "Observation")
 
@@ -834,7 +835,7 @@ async def search_observations(
     responses=SEARCH_ERRORS,
 )
 async def search_service_requests(
-    request: Request, caller: Annotated[Caller, access(Action.SCREENING_READ)]
+    request: Request, caller: Annotated[Caller, access(Action.SCREENING_READ, SEARCHED)]
 ) -> FhirResponse:
     return await _search_results(request, caller, "ServiceRequest")
 

@@ -85,6 +85,15 @@ def launch_refusal(apps: list[SmartApp], iss: str | None, launch: str | None) ->
     return None
 
 
+def repeated_refusal(parameters: list[tuple[str, str]]) -> str | None:
+    """Why a launch naming its EHR or its context more than once cannot start: which of the
+    values counts is the reader's guess, and the page and the server must not guess apart."""
+    names = [name for name, _ in parameters]
+    if names.count("iss") > 1 or names.count("launch") > 1:
+        return "The launch names its EHR or its context more than once: launch the app again."
+    return None
+
+
 def _page(name: str) -> str:
     return (ASSETS_DIRECTORY / name).read_text(encoding="utf-8")
 
@@ -115,7 +124,9 @@ async def launch(
 ) -> HTMLResponse:
     """The launch page, or a page saying why the launch is refused."""
     settings = _settings(request)
-    refusal = launch_refusal(settings.smart_apps, iss, launch)
+    refusal = repeated_refusal(request.query_params.multi_items()) or launch_refusal(
+        settings.smart_apps, iss, launch
+    )
     if refusal is not None:
         page = ERROR_PAGE.replace("{{message}}", escape(refusal))
         return HTMLResponse(page, status_code=400, headers=_headers(settings))

@@ -37,6 +37,10 @@ class IdentityProvider(BaseModel):
     tenants: tuple[str, ...] = ()
     scope_claim: str = Field(default="scope", min_length=1)
     client_id_claims: tuple[str, ...] = Field(default=("client_id", "azp", "sub"), min_length=1)
+    # SMART App Launch's patient context: a token carrying this claim (a bare Patient id) only
+    # reaches that patient's data. None: the provider's tokens are never patient-bound.
+    # Not read from a CdsClient's per-call JWTs.
+    patient_claim: str | None = Field(default="patient", min_length=1, max_length=100)
     allowed_scopes: tuple[str, ...] | None = None
     leeway_seconds: int = Field(default=60, ge=0, le=300)
     max_lifetime_seconds: int | None = Field(default=None, gt=0)

@@ -350,7 +350,8 @@ class ScreeningService:
         """The stored screening (its row), read as the caller's action records it."""
         async with self.sessions() as session, session.begin():
             row = await ScreeningRepository(session).get(caller.tenant, screening_id)
-            if row is None:
+            # A token bound to a patient finds no one else's, like another tenant's.
+            if row is None or not caller.principal.may_see(row.subject_reference):
                 raise _not_found(screening_id)
             record(session, caller, 200, resource_id=row.id)
         return row

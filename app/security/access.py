@@ -25,6 +25,7 @@ from app.kernel.errors import Forbidden, TooManyRequests, Unauthorized
 from app.security.actions import ACTIONS, Action, resource_id_from_path
 from app.security.authentication import Authenticator
 from app.security.caller import Caller
+from app.security.patients import PatientRule, admit_patient
 from app.security.principal import Principal
 from app.security.rate_limit import FailedAuthentications, RateLimiter
 
@@ -105,9 +106,12 @@ def _address(host: str) -> str | None:
         return None
 
 
-async def authorize(request: Request, action: Action) -> Caller:
-    """Authenticate, rate-limit and check the scopes of ``action`` for ``request``: the
-    ``Caller`` (401, 429, 403 otherwise). Done once per request."""
+async def authorize(
+    request: Request, action: Action, patient_rule: PatientRule | None = None
+) -> Caller:
+    """Authenticate, rate-limit and check the scopes of ``action`` for ``request``, and for a
+    principal bound to a patient the route's ``patient_rule``: the ``Caller`` (401, 429, 403
+    otherwise). Done once per request."""
     # The request state's own dictionary: what request.state reads and writes, without the
     # attribute protocol (a missing attribute costs an exception).
     state: dict[str, Any] = request.scope.setdefault("state", {})
@@ -143,12 +147,15 @@ async def authorize(request: Request, action: Action) -> Caller:
                 f'scope="{" ".join(sorted(required))}"'
             },
         )
+    if principal.patient is not None:
+        await admit_patient(request, principal.patient, ACTIONS[action], patient_rule)
     return caller
 
 
 class _Access:
-    def __init__(self, action: Action) -> None:
+    def __init__(self, action: Action, patient: PatientRule | None) -> None:
         self.action = action
+        self.patient = patient
 
     async def __call__(
         self,
@@ -156,23 +163,31 @@ class _Access:
         # Declared for the OpenAPI security scheme; the header is read by ``authorize``.
         _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     ) -> Caller:
-        return await authorize(request, self.action)
+        return await authorize(request, self.action, self.patient)
 
 
-def access(action: Action) -> Any:
-    """The dependency that authorizes ``action`` (and documents its scopes in OpenAPI)."""
-    return Security(_Access(action), scopes=sorted(ACTIONS[action].scopes))
+def access(action: Action, patient: PatientRule | None = None) -> Any:
+    """The dependency that authorizes ``action`` (and documents its scopes in OpenAPI);
+    ``patient``: how a token bound to a patient may use the route (app/security/patients.py;
+    None: only if the action is about no one's data)."""
+    return Security(_Access(action, patient), scopes=sorted(ACTIONS[action].scopes))
+
+
+def _access_of(dependant: Dependant) -> _Access | None:
+    """The access dependency of a route's dependency tree, if any."""
+    for dependency in dependant.dependencies:
+        if isinstance(dependency.call, _Access):
+            return dependency.call
+        found = _access_of(dependency)
+        if found is not None:
+            return found
+    return None
 
 
 def action_of(dependant: Dependant) -> Action | None:
     """The action a route's dependency tree authorizes, if any."""
-    for dependency in dependant.dependencies:
-        if isinstance(dependency.call, _Access):
-            return dependency.call.action
-        found = action_of(dependency)
-        if found is not None:
-            return found
-    return None
+    found = _access_of(dependant)
+    return None if found is None else found.action
 
 
 class GuardedRoute(APIRoute):
@@ -186,13 +201,14 @@ class GuardedRoute(APIRoute):
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
-        action = action_of(self.dependant)
-        if action is None:
+        declared = _access_of(self.dependant)
+        if declared is None:
             return handler
+        action, patient_rule = declared.action, declared.patient
 
         async def guarded(request: Request) -> Response:
             await request.body()  # kept on the request, where FastAPI's handler reads it
-            await authorize(request, action)
+            await authorize(request, action, patient_rule)
             return await handler(request)
 
         return guarded

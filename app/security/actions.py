@@ -67,10 +67,14 @@ class ActionSpec:
     resource_type: ResourceType
     scopes: frozenset[Scope]
     audited: bool = True
+    # Open to a token bound to a patient (app/security/patients.py): about no one's data.
+    patient_open: bool = False
 
 
-def _spec(resource: ResourceType, *scopes: Scope, audited: bool = True) -> ActionSpec:
-    return ActionSpec(resource, frozenset(scopes), audited)
+def _spec(
+    resource: ResourceType, *scopes: Scope, audited: bool = True, patient_open: bool = False
+) -> ActionSpec:
+    return ActionSpec(resource, frozenset(scopes), audited, patient_open)
 
 
 _S, _R, _V = ResourceType.SCREENING, ResourceType.RULE_SET, ResourceType.RULE_SET_VERSION
@@ -79,7 +83,7 @@ ACTIONS: Mapping[Action, ActionSpec] = {
     Action.SCREENING_CREATE: _spec(_S, Scope.SCREENINGS_WRITE),
     # Evaluation stores nothing and reads nothing stored: the caller already holds every
     # value involved, so there is no access to record (the access log still has the request).
-    Action.SCREENING_EVALUATE: _spec(_S, Scope.SCREENINGS_WRITE, audited=False),
+    Action.SCREENING_EVALUATE: _spec(_S, Scope.SCREENINGS_WRITE, audited=False, patient_open=True),
     Action.SCREENING_READ: _spec(_S, Scope.SCREENINGS_READ),
     # Opening a signed link (app/security/links.py): the link is the authority, so no scope;
     # the event names the client the link was made for.
@@ -87,8 +91,8 @@ ACTIONS: Mapping[Action, ActionSpec] = {
     Action.SCREENING_LIST: _spec(_S, Scope.SCREENINGS_READ),
     Action.SCREENING_REPLAY: _spec(_S, Scope.SCREENINGS_READ),
     Action.SCREENING_DECIDE: _spec(_S, Scope.SCREENINGS_WRITE),
-    Action.QUESTIONNAIRE_READ: _spec(ResourceType.QUESTIONNAIRE, audited=False),
-    Action.TERMINOLOGY_READ: _spec(ResourceType.QUESTIONNAIRE, audited=False),
+    Action.QUESTIONNAIRE_READ: _spec(ResourceType.QUESTIONNAIRE, audited=False, patient_open=True),
+    Action.TERMINOLOGY_READ: _spec(ResourceType.QUESTIONNAIRE, audited=False, patient_open=True),
     Action.RULE_SET_LIST: _spec(_R, Scope.RULESETS_READ),
     Action.RULE_SET_VERSIONS: _spec(_R, Scope.RULESETS_READ),
     Action.RULE_SET_DIFF: _spec(_R, Scope.RULESETS_READ),

@@ -108,6 +108,7 @@ class Authenticator:
                 scopes=frozenset(Scope(scope) for scope in verified.scopes),
                 label=f"{verified.subject}@{verified.provider}"[:300],  # recorded columns hold 300
                 subject=verified.subject,
+                patient=verified.patient,
             )
         raise Unauthorized("The credentials are neither an API key nor an accepted token.")
 

@@ -30,6 +30,7 @@ from jwt.exceptions import InvalidJTIError, InvalidSubjectError
 from jwt.types import Options
 
 from app.kernel.issuers import SIGNING_ALGORITHMS, CdsClient, IdentityProvider
+from app.security.principal import PATIENT_ID, PatientContext
 
 logger = logging.getLogger("carelevel.jwt")
 
@@ -81,6 +82,7 @@ class VerifiedToken:
     scopes: frozenset[str]
     expires_at: float
     token_id: str | None
+    patient: PatientContext | None = None
 
 
 class TokenRejected(Exception):
@@ -358,6 +360,7 @@ class JwtVerifier:
             raise TokenRejected("the token id is invalid")
         tenant = _tenant(claims, provider)
         scopes = self._scopes(claims, provider)
+        patient = None if isinstance(provider, CdsClient) else _patient(claims, provider)
         return VerifiedToken(
             provider=provider.name,
             subject=subject,
@@ -366,6 +369,7 @@ class JwtVerifier:
             scopes=scopes,
             expires_at=float(claims["exp"]),
             token_id=token_id,
+            patient=patient,
         )
 
     def _scopes(self, claims: dict[str, Any], provider: IdentityProvider) -> frozenset[str]:
@@ -440,6 +444,24 @@ def _client_id(claims: dict[str, Any], provider: IdentityProvider) -> str:
     if not _is_identifier(client) or len(f"jwt:{provider.name}:{client}") > MAX_CLIENT_ID:
         raise TokenRejected("the token client id is invalid")
     return f"jwt:{provider.name}:{client}"
+
+
+def _patient(claims: dict[str, Any], provider: IdentityProvider) -> PatientContext | None:
+    """The patient the token is bound to, when it carries the provider's patient claim: its
+    id, and the token's issuer and audiences as the bases of absolute references to it."""
+    name = provider.patient_claim
+    if name is None or name not in claims:
+        return None
+    patient = claims[name]
+    if not isinstance(patient, str) or not PATIENT_ID.fullmatch(patient):
+        raise TokenRejected("the token patient claim is invalid")
+    audiences = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
+    bases = (
+        value.rstrip("/")
+        for value in (claims["iss"], *audiences)
+        if isinstance(value, str) and value.startswith(("https://", "http://"))
+    )
+    return PatientContext(id=patient, bases=tuple(dict.fromkeys(bases)))
 
 
 def _tenant(claims: dict[str, Any], provider: IdentityProvider) -> str:

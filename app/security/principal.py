@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -47,13 +48,39 @@ def parse_scopes(values: str | list[str] | tuple[str, ...]) -> frozenset[Scope]:
     return frozenset(scopes)
 
 
+# A FHIR resource id, and a version suffix a reference may carry (``…/_history/2``).
+PATIENT_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+_VERSION_SUFFIX = re.compile(r"/_history/[A-Za-z0-9\-.]{1,64}$")
+
+
+@dataclass(frozen=True, slots=True)
+class PatientContext:
+    """The patient a token is bound to (SMART App Launch's ``patient``): the bare id, and the
+    bases (the EHR's issuer and audiences, no trailing slash) an absolute reference to the
+    patient may start with."""
+
+    id: str
+    bases: tuple[str, ...] = ()
+
+    def names(self, reference: str) -> bool:
+        """Whether ``reference`` (relative ``Patient/<id>`` or absolute ``<base>/Patient/<id>``,
+        with or without a version) is this patient. An absolute reference to a server the
+        token does not name is someone else's patient, whatever its id."""
+        reference = _VERSION_SUFFIX.sub("", reference)
+        relative = f"Patient/{self.id}"
+        if reference == relative:
+            return True
+        return any(reference == f"{base}/{relative}" for base in self.bases)
+
+
 @dataclass(frozen=True, slots=True)
 class Principal:
     """An authenticated client: its tenant, its id, its scopes and how it is named in records.
 
     ``client_id`` is the API client's id, or ``jwt:<provider>:<client>`` for a token from an
     identity provider; ``subject`` is the token's ``sub`` (the person or system it was issued
-    to), None for API keys.
+    to), None for API keys. ``patient``: the patient a SMART token is bound to; such a
+    principal only reaches that patient's data (app/security/patients.py).
     """
 
     tenant: str
@@ -61,6 +88,14 @@ class Principal:
     scopes: frozenset[Scope]
     label: str
     subject: str | None = None
+    patient: PatientContext | None = None
+
+    def may_see(self, subject_reference: str | None) -> bool:
+        """Whether a stored result about ``subject_reference`` is this principal's to read:
+        always, unless it is bound to a patient."""
+        if self.patient is None:
+            return True
+        return subject_reference is not None and self.patient.names(subject_reference)
 
     def missing(self, required: frozenset[Scope]) -> frozenset[Scope]:
         return required - self.scopes

@@ -142,6 +142,10 @@ async def test_the_scripts_are_served_by_carelevel(anonymous: httpx.AsyncClient)
         ("launch=abc", "must name the EHR"),
         (f"iss={EHR}&launch=a%0Ab", "not one"),
         (f"iss={EHR}&launch=" + "x" * 1001, "not one"),
+        # The server and the page must read the same EHR and context: once each.
+        (f"iss=https://attacker.example/fhir&iss={EHR}&launch=abc", "more than once"),
+        (f"iss={EHR}&iss={EHR}&launch=abc", "more than once"),
+        (f"iss={EHR}&launch=abc&launch=def", "more than once"),
     ],
 )
 async def test_a_launch_the_app_cannot_trust_is_refused_without_echoing_it(

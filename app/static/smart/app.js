@@ -167,17 +167,26 @@ async function evaluate(token, form, populated) {
     headers: { "Idempotency-Key": crypto.randomUUID() },
   });
   if (!answered.ok) throw await failure(answered, "carelevel could not evaluate the screening");
-  const bundle = await answered.json();
-  const location = answered.headers.get("Location") || "";
-  return { bundle, screeningId: location.split("/").pop() };
+  return answered.json();
 }
 
-async function showDetermination(token, screeningId) {
-  const response = await carelevel(token, `/v1/screenings/${encodeURIComponent(screeningId)}`, {
-    accept: "text/plain",
-  });
-  if (!response.ok) throw new AppError("The determination could not be read back from carelevel.");
-  $("readable").textContent = await response.text();
+// The determination as the result's level-of-care Observation tells it (its narrative: level,
+// urgency, IOP verdict, then the summary): the $evaluate answer holds it, and a token bound to
+// the patient reads nothing back from carelevel's own API. Only the text is taken.
+function showDetermination(bundle) {
+  const level = (bundle.entry || [])
+    .map((entry) => entry.resource || {})
+    .find((resource) =>
+      resource.resourceType === "Observation" &&
+      ((resource.code || {}).coding || []).some((coding) => coding.code === "level-of-care-recommendation"),
+    );
+  const div = level && level.text && level.text.div;
+  if (!div) throw new AppError("carelevel's determination is missing from its answer.");
+  const narrative = new DOMParser().parseFromString(div, "text/html");
+  const lines = [...narrative.querySelectorAll("p")].map((paragraph) =>
+    paragraph.querySelector("b") ? paragraph.textContent : `Summary: ${paragraph.textContent}`,
+  );
+  $("readable").textContent = lines.join("\n");
   $("result").hidden = false;
 }
 
@@ -232,8 +241,8 @@ async function submitted(event, token, form, populated, iss) {
   $("evaluate").disabled = true;
   say("Evaluating…");
   try {
-    const { bundle, screeningId } = await evaluate(token, form, populated);
-    await showDetermination(token, screeningId);
+    const bundle = await evaluate(token, form, populated);
+    showDetermination(bundle);
     $("intake").hidden = true;
     say("");
     await fileInEhr(iss, token, bundle);

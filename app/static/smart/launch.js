@@ -32,8 +32,17 @@ async function discover(ehr) {
   };
 }
 
+// The page reads the EHR and the context the server checked: a launch naming either twice is
+// refused by both (which value counts would be a guess).
+function onceEach(params) {
+  if (params.getAll("iss").length > 1 || params.getAll("launch").length > 1) {
+    throw new AppError("The launch names its EHR or its context more than once: launch the app again.");
+  }
+}
+
 async function launch() {
   const params = new URLSearchParams(window.location.search);
+  onceEach(params);
   const config = await loadConfig();
   const iss = params.get("iss") || (config.apps[0] && config.apps[0].iss);
   const ehr = configuredEhr(config, iss);
