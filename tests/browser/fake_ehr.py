@@ -219,6 +219,9 @@ class FakeEhr:
             "aud": [CARELEVEL_AUDIENCE, self.iss],
             "client_id": grant.client_id,
             "scope": grant.scope,
+            # The launch's patient, as SMART authorization servers put it in the token too:
+            # carelevel binds the token to that patient.
+            "patient": grant.patient,
             "iat": now,
             "exp": now + 600,
             "jti": secrets.token_hex(12),
