@@ -21,11 +21,13 @@ from app import __version__
 from app.audit.router import router as audit_router
 from app.audit.trail import audit_failure
 from app.cds_hooks.chart import CHART_SECONDS, ChartReader
+from app.cds_hooks.router import calls as cds_calls_router
 from app.cds_hooks.router import router as cds_router
 from app.cds_hooks.service import CdsHooksService
 from app.clients.router import router as clients_router
 from app.clients.service import ClientService
 from app.fhir.outcome import outcome_response
+from app.fhir.router import chart_router as fhir_chart_router
 from app.fhir.router import router as fhir_router
 from app.fhir.service import FhirService
 from app.fhir.smart_app import install_smart_app
@@ -335,7 +337,8 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
         # build the redirect's absolute URL from the request's Host header, which the caller
         # chooses (an open redirect through a proxy that passes it on).
         redirect_slashes=False,
-        # Refused with 413 as the body is read (rule-set documents have their own limit).
+        # Refused with 413 as the body is read (rule-set documents and the routes carrying the
+        # chart have their own limits).
         max_body_size=settings.max_body_bytes,
         generate_unique_id_function=operation_id,
     )
@@ -356,7 +359,10 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
     app.include_router(clients_router)
     app.include_router(audit_router)
     app.include_router(fhir_router)
+    # Bodies carrying the patient's chart: $populate and the CDS Hooks service calls.
+    app.include_router(fhir_chart_router, max_body_size=settings.max_chart_body_bytes)
     app.include_router(cds_router)
+    app.include_router(cds_calls_router, max_body_size=settings.max_chart_body_bytes)
     app.include_router(meta_router)
     app.include_router(health_router)
     metrics = metrics_router(settings)

@@ -174,15 +174,36 @@ def _question(link_id: str) -> str:
     return humanize(link_id.rsplit(".", 1)[-1])
 
 
+# Whether a screening is on file is said only when carelevel could look: a failed lookup
+# never reads as "none" (the clinician would screen again, or choose a level without it).
+NO_SCREENING = "No IOP level-of-care screening on file: screen before choosing a level"
+UNCHECKED = "IOP screening on file could not be checked: look in the chart before choosing a level"
+
+
 def invitation_detail(
-    vocabulary: Vocabulary, key: str, prefilled: Sequence[str], *, chart_unread: bool
+    vocabulary: Vocabulary,
+    key: str,
+    prefilled: Sequence[str],
+    *,
+    chart_unread: bool,
+    screening_unchecked: bool = False,
 ) -> str:
-    """What the invitation says: what the chart already answers (never the answers) or that
-    it could not be read, and how to screen."""
-    lines = [
-        "No completed QuestionnaireResponse to carelevel's questionnaire was found for this "
-        "patient."
-    ]
+    """What the invitation says: whether a screening is on file (or that it could not be
+    checked, and what to do), what the chart already answers (never the answers) or that it
+    could not be read, and how to screen."""
+    if screening_unchecked:
+        first = (
+            "carelevel could not read this patient's screenings (QuestionnaireResponses) from "
+            "the EHR's FHIR server, so a completed screening may be on file. Look for one in "
+            "the chart, or open the chart again to retry, before choosing a level; screen only "
+            "if there is none."
+        )
+    else:
+        first = (
+            "No completed QuestionnaireResponse to carelevel's questionnaire was found for "
+            "this patient."
+        )
+    lines = [first]
     if prefilled:
         names = ", ".join(_question(link_id) for link_id in prefilled)
         lines.append(
@@ -211,8 +232,10 @@ def invitation_card(
     draft: dict[str, Any] | None = None,
     prefilled: Sequence[str] = (),
     chart_unread: bool = False,
+    screening_unchecked: bool = False,
 ) -> Card:
-    """No completed screening for the patient: invite one. ``draft``: the in-progress
+    """No completed screening for the patient, or none could be looked for
+    (``screening_unchecked``, a warning): invite one. ``draft``: the in-progress
     QuestionnaireResponse pre-filled from the chart (``prefilled``: its linkIds from the
     chart), offered for the EHR to keep when the chart answered anything."""
     suggestions = None
@@ -233,9 +256,15 @@ def invitation_card(
         ]
     return Card(
         uuid=str(uuid.uuid4()),
-        summary="No IOP level-of-care screening on file: screen before choosing a level",
-        detail=invitation_detail(vocabulary, key, prefilled, chart_unread=chart_unread),
-        indicator="info",
+        summary=UNCHECKED if screening_unchecked else NO_SCREENING,
+        detail=invitation_detail(
+            vocabulary,
+            key,
+            prefilled,
+            chart_unread=chart_unread,
+            screening_unchecked=screening_unchecked,
+        ),
+        indicator="warning" if screening_unchecked else "info",
         source=_source(vocabulary, None),
         suggestions=suggestions,
         selectionBehavior="at-most-one" if suggestions else None,

@@ -4,8 +4,11 @@ which keys to fetch, and whether the server may be asked at all, are decided els
 (``may_query``, pure).
 
 The token of ``fhirAuthorization`` is sent to that server only, over https (http only on the
-loopback), never following a redirect; each answer is bounded in size and all of them in time.
-Nothing of a request or answer is logged but the query's key and why it failed.
+loopback), never following a redirect; each answer is bounded in size and all the reads of one
+call share one time budget (``ChartReader.seconds``). Answers are asked for uncompressed
+(``Accept-Encoding: identity``) and a compressed one is refused, so what is bounded is what
+arrives: a small compressed answer never expands in memory. Nothing of a request or answer is
+logged but the query's key and why it failed.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from app.kernel.issuers import CdsClient
 
 logger = logging.getLogger("carelevel.cds_hooks.chart")
 
-CHART_SECONDS = 3.0  # for all the queries of one call together
+CHART_SECONDS = 3.0  # for all the chart reads of one call together
 MAX_ANSWER_BYTES = 2 * 1024 * 1024  # one search's Bundle
 _CONTEXT_TOKEN = re.compile(r"\{\{context\.([A-Za-z_][A-Za-z0-9_]*)\}\}")
 _SAFE_VALUE = re.compile(r"[A-Za-z0-9.\-]{1,64}")
@@ -79,6 +82,10 @@ class _TooLarge(Exception):
     pass
 
 
+class _Encoded(Exception):
+    """An answer in a content coding carelevel did not accept (it asks for identity)."""
+
+
 class ChartReader:
     """Reads prefetch queries from an EHR's FHIR server (one connection pool per process)."""
 
@@ -110,15 +117,27 @@ class ChartReader:
             self._http = None
 
     async def read(
-        self, server: str, token: str, queries: Mapping[str, str], context: Mapping[str, Any]
+        self,
+        server: str,
+        token: str,
+        queries: Mapping[str, str],
+        context: Mapping[str, Any],
+        *,
+        seconds: float | None = None,
     ) -> Fetched:
-        """Each query (relative to ``server``) read with ``token``; what fails, or does not
-        finish within the reader's time, is listed as failed."""
+        """Each query (relative to ``server``) read with ``token``, all at once; what fails, or
+        does not finish within ``seconds`` (the reader's budget by default), is listed as
+        failed."""
+        budget = self.seconds if seconds is None else max(seconds, 0.0)
         fetched = Fetched()
         urls = {key: filled(template, context) for key, template in queries.items()}
         fetched.failed = [key for key, url in urls.items() if url is None]
         wanted = {key: url for key, url in urls.items() if url is not None}
-        headers = {"Authorization": f"Bearer {token}", "Accept": FHIR_JSON}
+        headers = {
+            "Authorization": f"Bearer {token}",
+            "Accept": FHIR_JSON,
+            "Accept-Encoding": "identity",
+        }
         base = server.rstrip("/")
         tasks = {
             key: asyncio.ensure_future(self._one(key, f"{base}/{url}", headers))
@@ -126,14 +145,14 @@ class ChartReader:
         }
         if not tasks:
             return fetched
-        _, late = await asyncio.wait(tasks.values(), timeout=self.seconds)
+        _, late = await asyncio.wait(tasks.values(), timeout=budget)
         for task in late:
             task.cancel()
         await asyncio.gather(*late, return_exceptions=True)
         for key, task in tasks.items():
             answer = None if task.cancelled() or task.exception() else task.result()
             if task in late:
-                logger.warning("chart query %s: no answer in %.1f s", key, self.seconds)
+                logger.warning("chart query %s: no answer in %.1f s", key, budget)
             if answer is None:
                 fetched.failed.append(key)
             else:
@@ -148,7 +167,7 @@ class ChartReader:
                     logger.warning("chart query %s: HTTP %d", key, answer.status_code)
                     return None
                 body = await self._body(answer)
-        except (httpx.HTTPError, httpx.InvalidURL, _TooLarge) as error:
+        except (httpx.HTTPError, httpx.StreamError, httpx.InvalidURL, _TooLarge, _Encoded) as error:
             logger.warning("chart query %s failed: %s", key, type(error).__name__)
             return None
         try:
@@ -161,11 +180,15 @@ class ChartReader:
         return resource
 
     async def _body(self, answer: httpx.Response) -> bytes:
+        """The answer's bytes as they arrive (never decoded: a gzip bomb stays small), within
+        ``max_bytes``."""
+        if answer.headers.get("content-encoding", "identity").strip().lower() != "identity":
+            raise _Encoded
         declared = answer.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             raise _TooLarge
         body = bytearray()
-        async for chunk in answer.aiter_bytes():
+        async for chunk in answer.aiter_raw():
             body += chunk
             if len(body) > self.max_bytes:
                 raise _TooLarge

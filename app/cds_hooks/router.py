@@ -43,42 +43,42 @@ from app.security.actions import Action
 from app.security.caller import Caller
 from app.security.links import LinkSigner
 
-router = APIRouter(
-    prefix="/cds-services",
-    tags=["CDS Hooks"],
-    responses={
-        401: problem(
-            "Missing, invalid, expired or replayed CDS client JWT.",
-            problem_example(
-                Unauthorized,
-                "Send the signed JWT: Authorization: Bearer <JWT>.",
-                summary="No JWT",
-            ),
-            problem_example(
-                Unauthorized,
-                "The token was already used: each call needs a new jti.",
-                summary="A replayed JWT",
-            ),
+CDS_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: problem(
+        "Missing, invalid, expired or replayed CDS client JWT.",
+        problem_example(
+            Unauthorized,
+            "Send the signed JWT: Authorization: Bearer <JWT>.",
+            summary="No JWT",
         ),
-        403: problem(
-            "The CDS client is not granted what this call needs.",
-            problem_example(Forbidden, "This CDS client is not granted: screenings:write."),
+        problem_example(
+            Unauthorized,
+            "The token was already used: each call needs a new jti.",
+            summary="A replayed JWT",
         ),
-        429: problem(
-            "The client's rate limit is spent; retry after `Retry-After` seconds.",
-            problem_example(
-                TooManyRequests, "This client made more than 6000 requests in the current window."
-            ),
+    ),
+    403: problem(
+        "The CDS client is not granted what this call needs.",
+        problem_example(Forbidden, "This CDS client is not granted: screenings:write."),
+    ),
+    429: problem(
+        "The client's rate limit is spent; retry after `Retry-After` seconds.",
+        problem_example(
+            TooManyRequests, "This client made more than 6000 requests in the current window."
         ),
-        503: problem(
-            "The database or the client's JWKS is unavailable; retry shortly.",
-            problem_example(
-                ServiceUnavailable,
-                "The CDS client's signing keys cannot be fetched; retry shortly.",
-            ),
+    ),
+    503: problem(
+        "The database or the client's JWKS is unavailable; retry shortly.",
+        problem_example(
+            ServiceUnavailable,
+            "The CDS client's signing keys cannot be fetched; retry shortly.",
         ),
-    },
-)
+    ),
+}
+router = APIRouter(prefix="/cds-services", tags=["CDS Hooks"], responses=CDS_ERRORS)
+# The service calls, which carry the chart's prefetch: app/main.py gives them their own body
+# limit (CARELEVEL_MAX_CHART_BODY_BYTES).
+calls = APIRouter(prefix="/cds-services", tags=["CDS Hooks"], responses=CDS_ERRORS)
 
 EXAMPLE_VOCABULARY = Vocabulary("https://carelevel.dev/fhir")
 ServiceId = Annotated[str, Path(pattern=r"^[a-z0-9-]{1,64}$", description="The service's id.")]
@@ -135,7 +135,7 @@ async def discovery(
     return json_response(service(request).discovery().to_wire())
 
 
-@router.post(
+@calls.post(
     "/{service_id}",
     operation_id="callCdsService",
     response_model=CdsResponse,

@@ -5,15 +5,18 @@ completed QuestionnaireResponse to our Questionnaire, or invites a screening whe
 saying what the chart already answers (app/fhir/populate.py) and offering that pre-filled draft.
 ``carelevel-iop-referral-check`` (order-select) shows a card only when a behavioral-health
 referral being ordered is to another level than the screening recommends (app/cds_hooks/
-orders.py). What the prefetch lacks is read from the EHR's FHIR server when the call grants a
-token for a server the CDS client's configuration lists (app/cds_hooks/chart.py); otherwise a
-missing latest response is a 412. Each evaluated response is stored as a screening
-(idempotently: the same response, the same screening), and each card is remembered so that
-feedback reaches its screening as the clinician's decision.
+orders.py), or invites a screening when there is none; it does not read the chart. What the
+prefetch lacks is read from the EHR's FHIR server when the call grants a token for a server the
+CDS client's configuration lists (app/cds_hooks/chart.py), all of it at once within one time
+budget; otherwise a missing latest response is a 412. When that read fails, the card says the
+screening on file could not be checked, never that there is none. Each evaluated response is
+stored as a screening (idempotently: the same response, the same screening), and each card is
+remembered so that feedback reaches its screening as the clinician's decision.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -26,7 +29,14 @@ from app.cds_hooks.cards import Links, invitation_card, screening_card
 from app.cds_hooks.chart import ChartReader, may_query
 from app.cds_hooks.models import IssuedCard
 from app.cds_hooks.orders import code_map, difference
-from app.cds_hooks.prefetch import chart_resources, names_patient, needs, subject_reference
+from app.cds_hooks.prefetch import (
+    answers_ours,
+    chart_resources,
+    names_patient,
+    needs,
+    subject_reference,
+    trusted_bases,
+)
 from app.cds_hooks.schemas import (
     Card,
     CdsResponse,
@@ -41,7 +51,6 @@ from app.cds_hooks.schemas import (
 )
 from app.engine import DEFAULT_RULE_SET_KEY
 from app.fhir.populate import CHART_QUERIES, chart_of, populate, populated_link_ids
-from app.fhir.response import ANSWERED
 from app.fhir.results import Result
 from app.fhir.service import FhirService, result_of
 from app.fhir.terminology import Vocabulary
@@ -62,6 +71,7 @@ class CdsServiceSpec:
     hook: str
     title: str
     description: str
+    chart: bool  # whether its invitation is pre-filled from the chart (CHART_QUERIES)
 
 
 SERVICES = {
@@ -75,6 +85,7 @@ SERVICES = {
             "intake screening (QuestionnaireResponse), with its reasons, safety alerts and the "
             "barriers to an intensive outpatient program; invites a screening when there is "
             "none. Decision support, not a diagnosis.",
+            chart=True,
         ),
         CdsServiceSpec(
             "carelevel-iop-referral-check",
@@ -82,25 +93,39 @@ SERVICES = {
             "Level-of-care check of a behavioral-health referral",
             "When a referral (ServiceRequest) to a level of care is selected, shows a card if the "
             "patient's latest screening recommends another level.",
+            chart=False,
         ),
     )
 }
 
 
-def response_query(vocabulary: Vocabulary) -> str:
-    """The search for the patient's latest completed response to our Questionnaire."""
-    questionnaire = vocabulary.questionnaire(DEFAULT_RULE_SET_KEY)
+# The patient's answered QuestionnaireResponses, by the two search parameters EHRs support
+# most widely (some support only ``patient``; ``questionnaire`` is rarely supported, and the
+# responses $populate drafts cite a versioned canonical, ``…|version``, which an unversioned
+# value may not match). carelevel picks the latest one to its Questionnaire itself.
+RESPONSE_QUERY = "QuestionnaireResponse?patient={{context.patientId}}&status=completed,amended"
+
+
+def prefetch_of(spec: CdsServiceSpec) -> dict[str, str]:
+    """The prefetch a service asks for: the patient's responses, and the chart queries when
+    its invitation is pre-filled from the chart."""
+    return {**(CHART_QUERIES if spec.chart else {}), PREFETCH_KEY: RESPONSE_QUERY}
+
+
+def _usage(spec: CdsServiceSpec, questionnaire: str) -> str:
+    chart = " The other keys pre-fill a new screening from the chart." if spec.chart else ""
     return (
-        "QuestionnaireResponse?subject=Patient/{{context.patientId}}"
-        f"&questionnaire={questionnaire}&status=completed,amended&_sort=-authored&_count=1"
+        f"Prefetch the patient's completed QuestionnaireResponses as '{PREFETCH_KEY}' "
+        f"(carelevel uses the latest one to {questionnaire}, any version), or grant "
+        f"fhirAuthorization for a FHIR server carelevel is configured to query.{chart} "
+        "Decision support; a clinician reviews every recommendation."
     )
 
 
 def discovery(vocabulary: Vocabulary) -> Discovery:
-    """The discovery document: every service, with the prefetch it needs (the latest
-    response) and the chart queries that pre-fill a new screening."""
+    """The discovery document: every service, with the prefetch it uses (the patient's
+    responses, and the chart queries that pre-fill a new screening where it does)."""
     questionnaire = vocabulary.questionnaire(DEFAULT_RULE_SET_KEY)
-    prefetch = {**CHART_QUERIES, PREFETCH_KEY: response_query(vocabulary)}
     return Discovery(
         services=[
             ServiceDescription(
@@ -108,12 +133,8 @@ def discovery(vocabulary: Vocabulary) -> Discovery:
                 id=spec.id,
                 title=spec.title,
                 description=spec.description,
-                prefetch=prefetch,
-                usageRequirements="Prefetch the latest completed QuestionnaireResponse to "
-                f"{questionnaire} as '{PREFETCH_KEY}' (or grant fhirAuthorization for a FHIR "
-                "server carelevel is configured to query); the other keys pre-fill a new "
-                "screening from the chart. Decision support; a clinician reviews every "
-                "recommendation.",
+                prefetch=prefetch_of(spec),
+                usageRequirements=_usage(spec, questionnaire),
             )
             for spec in SERVICES.values()
         ]
@@ -122,17 +143,35 @@ def discovery(vocabulary: Vocabulary) -> Discovery:
 
 @dataclass(slots=True)
 class _ChartCall:
-    """One call's view of the chart: the prefetch, completed by what carelevel read, and the
-    keys it could not read."""
+    """One call's view of the chart: the prefetch, completed by what carelevel read, the keys
+    it could not read, and when the time for reading (one budget per call) runs out."""
 
+    spec: CdsServiceSpec
     request: HookRequest
     context: HookContext
-    may_query: bool
+    client: CdsClient | None
+    deadline: float  # time.monotonic()
     values: dict[str, Any] = field(default_factory=dict)
     unread: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.values = dict(self.request.prefetch or {})
+
+    @property
+    def may_query(self) -> bool:
+        return may_query(self.request, self.client, self.context.patientId)
+
+    @property
+    def bases(self) -> frozenset[str]:
+        """Where an absolute reference to the patient may point."""
+        configured = self.client.fhir_servers if self.client is not None else ()
+        return trusted_bases(self.request.fhirServer, configured)
+
+    def missing_chart(self) -> dict[str, str]:
+        """The chart queries of the service that the prefetch lacks."""
+        if not self.spec.chart:
+            return {}
+        return {key: query for key, query in CHART_QUERIES.items() if needs(self.values, key)}
 
 
 class CdsHooksService:
@@ -169,8 +208,9 @@ class CdsHooksService:
         if request.hook != spec.hook:
             raise BadRequest(f"The service '{service_id}' answers the {spec.hook} hook.")
         context = parse_context(request)
-        chart = _ChartCall(request, context, may_query(request, client, context.patientId))
-        response = self._prefetched_response(request, context.patientId, await self._latest(chart))
+        deadline = time.monotonic() + self.chart_reader.seconds
+        chart = _ChartCall(spec, request, context, client, deadline)
+        response = self._prefetched_response(chart, await self._latest(chart))
         if response is None:
             invitation = await self._invitation(chart, links)
             await self._remember(caller, spec, request, invitation, None)
@@ -191,7 +231,8 @@ class CdsHooksService:
 
     async def _latest(self, chart: _ChartCall) -> object:
         """The prefetched latest response (a resource, a Bundle or null), read from the EHR's
-        FHIR server when the prefetch lacks it and the call allows; None when that failed."""
+        FHIR server when the prefetch lacks it and the call allows (with the chart the
+        invitation would need, at once); None when that failed (listed in ``unread``)."""
         if not needs(chart.values, PREFETCH_KEY):
             return chart.values[PREFETCH_KEY]
         if not chart.may_query:
@@ -203,7 +244,7 @@ class CdsHooksService:
                 "the discovery document asks for, or fhirServer and fhirAuthorization for a "
                 "server this CDS client's configuration lists."
             )
-        await self._read(chart, {PREFETCH_KEY: response_query(self.vocabulary)})
+        await self._read(chart, {**chart.missing_chart(), PREFETCH_KEY: RESPONSE_QUERY})
         return chart.values.get(PREFETCH_KEY)
 
     async def _read(self, chart: _ChartCall, queries: dict[str, str]) -> None:
@@ -215,21 +256,31 @@ class CdsHooksService:
             request.fhirAuthorization.access_token,
             queries,
             request.context,
+            seconds=chart.deadline - time.monotonic(),
         )
         chart.values.update(fetched.values)
         chart.unread.extend(fetched.failed)
 
     async def _invitation(self, chart: _ChartCall, links: Links) -> Card:
-        """The card inviting a screening, pre-filled with what the chart answers (its
-        missing keys read from the EHR's FHIR server when the call allows)."""
-        missing = {key: query for key, query in CHART_QUERIES.items() if needs(chart.values, key)}
+        """The card inviting a screening, pre-filled with what the chart answers when the
+        service uses the chart (its missing keys read from the EHR's FHIR server when the
+        call allows and they were not read with the response)."""
+        screening_unchecked = PREFETCH_KEY in chart.unread
+        if not chart.spec.chart:
+            return invitation_card(
+                self.vocabulary,
+                links,
+                DEFAULT_RULE_SET_KEY,
+                screening_unchecked=screening_unchecked,
+            )
+        missing = {k: q for k, q in chart.missing_chart().items() if k not in chart.unread}
         if missing and chart.may_query:
             await self._read(chart, missing)
         patient_id = chart.context.patientId
         given = {key: chart.values[key] for key in CHART_QUERIES if key in chart.values}
         draft = populate(
             self.vocabulary,
-            chart_of(chart_resources(given, patient_id)),
+            chart_of(chart_resources(given, patient_id, chart.bases), patient_id),
             as_of=datetime.now(UTC),
             answered={
                 "resourceType": "QuestionnaireResponse",
@@ -242,43 +293,31 @@ class CdsHooksService:
             DEFAULT_RULE_SET_KEY,
             draft=draft,
             prefilled=populated_link_ids(draft),
-            chart_unread=bool(chart.unread),
+            chart_unread=any(key in CHART_QUERIES for key in chart.unread),
+            screening_unchecked=screening_unchecked,
         )
 
-    def _prefetched_response(
-        self, request: HookRequest, patient_id: str, found: object
-    ) -> dict[str, Any] | None:
+    def _prefetched_response(self, chart: _ChartCall, found: object) -> dict[str, Any] | None:
         if isinstance(found, dict) and found.get("resourceType") == "Bundle":
             # The search may bring more than asked for: the latest completed response to our
             # Questionnaire is the one that counts.
             responses = [
                 entry["resource"]
                 for entry in found.get("entry") or []
-                if isinstance(entry, dict) and self._is_our_answered_response(entry.get("resource"))
+                if isinstance(entry, dict) and answers_ours(entry.get("resource"), self.vocabulary)
             ]
+            if not responses and _has_next_page(found):
+                # Ours may be on a page carelevel did not read: not "none on file".
+                chart.unread.append(PREFETCH_KEY)
             found = max(responses, key=_authored, default=None)
         if found is None:
             return None
         if not isinstance(found, dict) or found.get("resourceType") != "QuestionnaireResponse":
             raise BadRequest(f"Prefetch '{PREFETCH_KEY}' is not a QuestionnaireResponse.")
-        if not names_patient(subject_reference(found), patient_id, request.fhirServer):
+        if not names_patient(subject_reference(found), chart.context.patientId, chart.bases):
             # Never show one person's screening in another's chart.
             raise BadRequest(f"Prefetch '{PREFETCH_KEY}' is not about the patient in context.")
         return found
-
-    def _is_our_answered_response(self, resource: Any) -> bool:
-        if (
-            not isinstance(resource, dict)
-            or resource.get("resourceType") != "QuestionnaireResponse"
-        ):
-            return False
-        cited = resource.get("questionnaire")
-        ours = self.vocabulary.questionnaire(DEFAULT_RULE_SET_KEY)
-        return (
-            resource.get("status") in ANSWERED
-            and isinstance(cited, str)
-            and cited.partition("|")[0] == ours
-        )
 
     async def _evaluate(self, caller: Caller, response: dict[str, Any]) -> Result:
         # The same response opens the same screening, however often the chart is opened, and
@@ -389,6 +428,13 @@ def _decision(
         source="cds-hooks",
         card_uuid=card.uuid,
         outcome_at=outcome_at,
+    )
+
+
+def _has_next_page(bundle: dict[str, Any]) -> bool:
+    links = bundle.get("link")
+    return isinstance(links, list) and any(
+        isinstance(link, dict) and link.get("relation") == "next" for link in links
     )
 
 

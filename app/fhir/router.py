@@ -114,6 +114,15 @@ router = APIRouter(
     route_class=GuardedRoute,
     dependencies=[Depends(json_only)],
 )
+# The operations that carry the patient's chart ($populate): app/main.py gives them their own
+# body limit (CARELEVEL_MAX_CHART_BODY_BYTES).
+chart_router = APIRouter(
+    prefix="/fhir/r4",
+    tags=["FHIR R4"],
+    responses=FHIR_ERRORS,
+    route_class=GuardedRoute,
+    dependencies=[Depends(json_only)],
+)
 
 FhirId = Annotated[str, Path(pattern=r"^[A-Za-z0-9\-.]{1,64}$", description="A FHIR id.")]
 Canonical = Annotated[str | None, Query(max_length=500, pattern=r"^[^\x00-\x1f\x7f]*$")]
@@ -649,6 +658,7 @@ POPULATE_RESPONSES: dict[int | str, dict[str, Any]] = {
         "No such Questionnaire.",
         outcome_example(404, "No Questionnaire 'iop-screening'.", summary="Unknown key"),
     ),
+    413: outcome("The body is larger than `CARELEVEL_MAX_CHART_BODY_BYTES` (2 MiB by default)."),
     415: outcome(
         "Not application/fhir+json or application/json.",
         outcome_example(415, "Send the resource as application/fhir+json.", summary="Not JSON"),
@@ -666,7 +676,7 @@ POPULATE_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.post(
+@chart_router.post(
     "/Questionnaire/$populate",
     operation_id="createPrefilledResponse",
     response_class=FhirResponse,
@@ -681,7 +691,7 @@ async def populate_questionnaire(
     return await _populate(request, caller, None)
 
 
-@router.post(
+@chart_router.post(
     "/Questionnaire/{questionnaire_id}/$populate",
     operation_id="createPrefilledResponseForQuestionnaire",
     response_class=FhirResponse,

@@ -153,6 +153,14 @@ class Settings(BaseSettings):
         description="Largest rule-set document accepted on /v1/rule-sets (a full rule set with "
         "its test cases is about 100 KiB).",
     )
+    max_chart_body_bytes: int = Field(
+        default=2 * 1024 * 1024,
+        ge=1024,
+        le=20 * 1024 * 1024,
+        description="Largest body of a CDS Hooks service call and of Questionnaire/$populate, "
+        "which carry the patient's chart (a hundred Observations with conditions and "
+        "medications is a few hundred KiB).",
+    )
 
     # --- security ---------------------------------------------------------------------------
     operator_tenant: str = Field(

@@ -562,8 +562,16 @@ def _error_context(
         "schemas": schemas,
         # Rule-set and CDS routes parse their bodies themselves (400 bad-request).
         "reads_body_itself": rule_sets or path.startswith("/cds-services"),
-        "body_limit": getattr(
-            settings, "max_rule_set_body_bytes" if rule_sets else "max_body_bytes", 65536
-        ),
+        "body_limit": getattr(settings, _body_limit_setting(path), 65536),
         "rate_limit": getattr(settings, "rate_limit_requests", 6000),
     }
+
+
+def _body_limit_setting(path: str) -> str:
+    """The setting bounding an operation's body, as app/main.py applies them (the CDS service
+    calls and $populate carry the chart)."""
+    if path.startswith("/v1/rule-sets"):
+        return "max_rule_set_body_bytes"
+    if path == "/cds-services/{service_id}" or path.endswith("/$populate"):
+        return "max_chart_body_bytes"
+    return "max_body_bytes"

@@ -259,11 +259,11 @@ async def test_discovery_names_both_services_and_the_prefetch_they_need(
     for service in services.values():
         assert service["title"]
         assert service["description"]
-        query = service["prefetch"]["questionnaireResponse"]
-        assert query.startswith("QuestionnaireResponse?subject=Patient/{{context.patientId}}")
-        assert f"questionnaire={VOCABULARY.questionnaire('iop-level-of-care')}" in query
-        assert "_sort=-authored" in query
-        assert "_count=1" in query
+        # The patient's answered responses, by the parameters EHRs support: carelevel picks
+        # the latest one to its Questionnaire, whatever version or canonical base it cites.
+        assert service["prefetch"]["questionnaireResponse"] == (
+            "QuestionnaireResponse?patient={{context.patientId}}&status=completed,amended"
+        )
         assert "Decision support" in service["usageRequirements"]
 
 
@@ -407,10 +407,17 @@ async def test_no_link_of_a_card_needs_an_api_key(app: FastAPI, ehr: httpx.Async
     [
         (f"https://ehr.example/fhir/Patient/{PATIENT}", "https://ehr.example/fhir"),
         (f"https://EHR.example/fhir/Patient/{PATIENT}/_history/3", "https://ehr.example/fhir/"),
-        (f"https://ehr.example/fhir/Patient/{PATIENT}", None),
+        (f"{EHR_A_FHIR}/Patient/{PATIENT}", None),
+        (f"{EHR_A_FHIR}/Patient/{PATIENT}", "https://ehr.example/fhir"),
         (f"Patient/{PATIENT}/_history/2", "https://ehr.example/fhir"),
     ],
-    ids=["absolute", "a version on another-cased host", "no fhirServer to check", "versioned"],
+    ids=[
+        "absolute",
+        "a version on another-cased host",
+        "no fhirServer: a server the client lists",
+        "a server the client lists",
+        "versioned",
+    ],
 )
 async def test_a_response_naming_the_patient_by_absolute_reference_is_evaluated(
     ehr: httpx.AsyncClient, reference: str, fhir_server: str | None
@@ -448,6 +455,18 @@ async def test_a_response_about_someone_else_by_absolute_reference_is_refused(
 
     assert_problem(refused, 400, "bad-request")
     assert reference not in refused.text
+    assert await all_screenings(clinic_a) == []
+
+
+async def test_without_fhir_server_an_absolute_reference_to_an_unlisted_host_is_refused(
+    ehr: httpx.AsyncClient, clinic_a: httpx.AsyncClient
+) -> None:
+    response = questionnaire_response()
+    response["subject"] = {"reference": f"https://any-host.example/fhir/Patient/{PATIENT}"}
+
+    refused = await call(ehr, hook_request(response))
+
+    assert_problem(refused, 400, "bad-request")
     assert await all_screenings(clinic_a) == []
 
 
@@ -853,6 +872,8 @@ async def test_the_latest_answered_response_to_our_questionnaire_is_chosen(
 ) -> None:
     chosen = questionnaire_response()
     chosen["authored"] = "2026-11-26T10:00:00-05:00"  # 15:00 UTC: the latest answered one
+    # as $populate drafts write it: a versioned canonical
+    chosen["questionnaire"] = f"{VOCABULARY.questionnaire('iop-level-of-care')}|shared.1"
     earlier = questionnaire_response("emergency-suicide-risk")
     earlier["authored"] = "2026-11-26T14:30:00Z"
     unfinished = questionnaire_response("emergency-suicide-risk")
@@ -867,6 +888,20 @@ async def test_the_latest_answered_response_to_our_questionnaire_is_chosen(
     assert len(await all_screenings(clinic_a)) == 1
     only_others = await the_card(ehr, hook_request(searchset(unfinished, other_form)))
     assert only_others["summary"].startswith("No IOP level-of-care screening on file")
+
+
+async def test_a_search_with_more_pages_than_sent_is_not_none_on_file(
+    ehr: httpx.AsyncClient,
+) -> None:
+    other_form = questionnaire_response()
+    other_form["questionnaire"] = "https://forms.example/Questionnaire/phq9"
+    first_page = searchset(other_form)
+    first_page["link"] = [{"relation": "next", "url": "https://fhir.ehr-a.example.test/r4/p2"}]
+
+    card = await the_card(ehr, hook_request(first_page))
+
+    assert card["summary"].startswith("IOP screening on file could not be checked")
+    assert "No completed QuestionnaireResponse" not in card["detail"]
 
 
 @pytest.mark.parametrize(
@@ -950,6 +985,7 @@ class FakeEhr:
         self.resources: dict[str, list[Json]] = {}
         self.requests: list[httpx.Request] = []
         self.how = "up"
+        self.failing: set[str] = set()  # resource types it answers 500 for
 
     async def __call__(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
@@ -961,13 +997,26 @@ class FakeEhr:
             return httpx.Response(302, headers={"Location": "https://elsewhere.test/steal"})
         path = request.url.path.removeprefix("/r4/")
         kind, _, identifier = path.partition("/")
+        if kind in self.failing:
+            return httpx.Response(500)
         if identifier:
             found = [r for r in self.resources.get(kind, []) if r.get("id") == identifier]
-            return httpx.Response(200, json=found[0]) if found else httpx.Response(404)
+            return streamed(found[0]) if found else httpx.Response(404)
         bundle = searchset(*self.resources.get(kind, []))
         if self.how == "huge":
             bundle["padding"] = "x" * (3 * 1024 * 1024)
-        return httpx.Response(200, json=bundle)
+        return streamed(bundle)
+
+
+def streamed(resource: Json) -> httpx.Response:
+    """A 200 answer whose body arrives in pieces, as over a network."""
+    body = json.dumps(resource).encode()
+
+    async def pieces() -> AsyncIterator[bytes]:
+        for start in range(0, len(body), 64 * 1024):
+            yield body[start : start + 64 * 1024]
+
+    return httpx.Response(200, headers={"Content-Type": "application/fhir+json"}, content=pieces())
 
 
 @pytest.fixture
@@ -987,8 +1036,10 @@ async def test_discovery_asks_for_the_chart_that_pre_fills_a_screening(
     response = await ehr.get(
         "/cds-services", headers={"Authorization": f"Bearer {signed('/cds-services')}"}
     )
-    for service in response.json()["services"]:
-        assert CHART_QUERIES.items() <= service["prefetch"].items()
+    prefetch = {service["id"]: service["prefetch"] for service in response.json()["services"]}
+    assert CHART_QUERIES.items() <= prefetch[SCREENING].items()
+    # The referral check does not pre-fill a screening: it asks for the responses only.
+    assert list(prefetch[REFERRAL_CHECK]) == ["questionnaireResponse"]
 
 
 async def test_the_invitation_says_what_the_prefetched_chart_answers(
@@ -1031,10 +1082,9 @@ async def test_without_the_prefetch_carelevel_reads_the_ehrs_fhir_server(
 
     assert card["summary"].startswith("IOP screening recommends Intensive outpatient")
     assert len(await all_screenings(clinic_a)) == 1
-    [asked] = fake_ehr.requests
+    [asked] = [r for r in fake_ehr.requests if r.url.path == "/r4/QuestionnaireResponse"]
     assert asked.url.host == "fhir.ehr-a.example.test"
-    assert asked.url.path == "/r4/QuestionnaireResponse"
-    assert asked.url.params["subject"] == f"Patient/{PATIENT}"
+    assert dict(asked.url.params) == {"patient": PATIENT, "status": "completed,amended"}
     assert asked.headers["Authorization"] == f"Bearer {TOKEN}"
 
 
@@ -1075,13 +1125,59 @@ async def test_a_fhir_server_that_fails_means_asking_the_person(
     card = await the_card(ehr, granted(hook_request(None)))
 
     assert time.monotonic() - started < 4
-    assert card["summary"].startswith("No IOP level-of-care screening on file")
+    # A screening may be on file: never "none", and the clinician is told what to do.
+    assert card["summary"].startswith("IOP screening on file could not be checked")
+    assert card["indicator"] == "warning"
+    assert "No completed QuestionnaireResponse" not in card["detail"]
+    assert "may be on file" in card["detail"]
+    assert "Look for one in the chart" in card["detail"]
     assert "could not read the chart" in card["detail"]
     assert "suggestions" not in card
     assert all(r.url.host == "fhir.ehr-a.example.test" for r in fake_ehr.requests)
     assert TOKEN not in caplog.text
     assert PATIENT not in caplog.text
     assert await all_screenings(clinic_a) == []
+
+
+async def test_when_only_the_responses_cannot_be_read_the_chart_still_helps(
+    ehr: httpx.AsyncClient, fake_ehr: FakeEhr
+) -> None:
+    fake_ehr.failing = {"QuestionnaireResponse"}
+    fake_ehr.resources |= {"Patient": [chart_patient()], "Observation": [heart_rate()]}
+
+    card = await the_card(ehr, granted(hook_request(None)))
+
+    assert card["summary"].startswith("IOP screening on file could not be checked")
+    assert "No completed QuestionnaireResponse" not in card["detail"]
+    assert "could not read the chart" not in card["detail"]
+    assert "The chart already answers" in card["detail"]
+
+
+async def test_all_chart_reads_of_a_call_share_one_budget(
+    ehr: httpx.AsyncClient, fake_ehr: FakeEhr
+) -> None:
+    fake_ehr.how = "slow"  # every answer takes longer than the reader's 1 s
+    started = time.monotonic()
+
+    card = await the_card(ehr, granted(hook_request(None)))
+
+    assert time.monotonic() - started < 1.8  # one budget, not one per read
+    assert card["summary"].startswith("IOP screening on file could not be checked")
+    asked = {request.url.path for request in fake_ehr.requests}
+    assert {"/r4/QuestionnaireResponse", "/r4/Observation", f"/r4/Patient/{PATIENT}"} <= asked
+
+
+async def test_the_referral_check_does_not_read_the_chart(
+    ehr: httpx.AsyncClient, fake_ehr: FakeEhr
+) -> None:
+    fake_ehr.resources |= {"Patient": [chart_patient()], "Observation": [heart_rate()]}
+    body = granted(order(VOCABULARY.level_coding(LevelOfCare.RESIDENTIAL)))
+
+    card = await the_card(ehr, body, service=REFERRAL_CHECK)
+
+    assert card["summary"].startswith("No IOP level-of-care screening on file")
+    assert "suggestions" not in card
+    assert [request.url.path for request in fake_ehr.requests] == ["/r4/QuestionnaireResponse"]
 
 
 @pytest.mark.parametrize(
@@ -1119,3 +1215,97 @@ def test_fhir_servers_are_https_bases(servers: tuple[str, ...]) -> None:
         EHR_A.model_dump() | {"fhir_servers": ("http://127.0.0.1:8080/fhir",)}
     )
     assert loopback.fhir_servers == ("http://127.0.0.1:8080/fhir",)
+
+
+# --- bodies carrying the chart ----------------------------------------------------------------
+
+CHART_LIMIT = 2 * 1024 * 1024  # the default CARELEVEL_MAX_CHART_BODY_BYTES
+BODY_LIMIT = 64 * 1024  # the default CARELEVEL_MAX_BODY_BYTES
+
+
+def a_long_chart() -> Json:
+    """Hundreds of the patient's Observations: well over the general body limit."""
+    return searchset(*(heart_rate(identifier=f"hr-{n}") for n in range(400)))
+
+
+def exceeds(limit: int) -> str:
+    return f"The request body exceeds the limit of {limit} bytes."
+
+
+async def test_a_call_carrying_the_chart_may_exceed_the_general_body_limit(
+    ehr: httpx.AsyncClient,
+) -> None:
+    body = hook_request(questionnaire_response())
+    body["prefetch"] |= {"patient": chart_patient(), "observations": a_long_chart()}
+    assert len(json.dumps(body)) > BODY_LIMIT
+
+    card = await the_card(ehr, body)
+
+    assert card["summary"].startswith("IOP screening recommends Intensive outpatient")
+    over = hook_request(questionnaire_response())
+    over["prefetch"]["padding"] = "x" * CHART_LIMIT
+    refused = await call(ehr, over)
+    assert refused.status_code == 413, refused.text
+    assert refused.json()["detail"] == exceeds(CHART_LIMIT)
+
+
+async def test_feedback_keeps_the_general_body_limit(ehr: httpx.AsyncClient) -> None:
+    path = f"/cds-services/{SCREENING}/feedback"
+    response = await ehr.post(
+        path,
+        content=b'{"feedback": "' + b"x" * BODY_LIMIT + b'"}',
+        headers={"Authorization": f"Bearer {signed(path)}", "Content-Type": "application/json"},
+    )
+    assert response.status_code == 413, response.text
+    assert response.json()["detail"] == exceeds(BODY_LIMIT)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["/fhir/r4/Questionnaire/$populate", "/fhir/r4/Questionnaire/iop-level-of-care/$populate"],
+)
+async def test_populate_takes_a_chart_over_the_general_body_limit(
+    clinic_a: httpx.AsyncClient, url: str
+) -> None:
+    chart = {"resourceType": "Bundle", "type": "collection", "entry": a_long_chart()["entry"]}
+    parameters = {
+        "resourceType": "Parameters",
+        "parameter": [
+            {"name": "subject", "valueReference": {"reference": f"Patient/{PATIENT}"}},
+            {
+                "name": "context",
+                "part": [
+                    {"name": "name", "valueString": "chart"},
+                    {"name": "content", "resource": chart},
+                ],
+            },
+        ],
+    }
+    body = json.dumps(parameters).encode()
+    assert len(body) > BODY_LIMIT
+    fhir_json = {"Content-Type": "application/fhir+json"}
+
+    response = await clinic_a.post(url, content=body, headers=fhir_json)
+
+    assert response.status_code == 200, response.text
+    over = await clinic_a.post(url, content=b" " * (CHART_LIMIT + 1), headers=fhir_json)
+    assert over.status_code == 413
+    assert over.json()["issue"][0]["diagnostics"] == exceeds(CHART_LIMIT)
+
+
+def test_the_openapi_document_states_each_routes_body_limit(app: FastAPI) -> None:
+    document = app.openapi()
+
+    def too_large(path: str) -> str:
+        content = document["paths"][path]["post"]["responses"]["413"]["content"]
+        [example] = next(iter(content.values()))["examples"].values()
+        if "$ref" in example:
+            example = document["components"]["examples"][example["$ref"].rsplit("/", 1)[-1]]
+        value = example["value"]
+        return str(value.get("detail") or value["issue"][0]["diagnostics"])
+
+    assert too_large("/cds-services/{service_id}") == exceeds(CHART_LIMIT)
+    assert too_large("/fhir/r4/Questionnaire/$populate") == exceeds(CHART_LIMIT)
+    assert too_large("/fhir/r4/Questionnaire/{questionnaire_id}/$populate") == exceeds(CHART_LIMIT)
+    assert too_large("/cds-services/{service_id}/feedback") == exceeds(BODY_LIMIT)
+    assert too_large("/fhir/r4/QuestionnaireResponse/$evaluate") == exceeds(BODY_LIMIT)

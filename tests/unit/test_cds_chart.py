@@ -1,20 +1,33 @@
 """The pure decisions of the CDS services about the chart and drafted orders: which references
-name the patient in context, which chart resources are the patient's, how prefetch templates
-are filled, and which level of care an order's codes mean."""
+name the patient in context, which chart resources are the patient's, which responses are to
+carelevel's Questionnaire, how prefetch templates are filled, and which level of care an order's
+codes mean; and how the chart reader bounds what a FHIR server answers."""
 
 from __future__ import annotations
 
+import gzip
+import tracemalloc
+from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import pytest
 
-from app.cds_hooks.chart import filled
+from app.cds_hooks.chart import ChartReader, filled
 from app.cds_hooks.orders import HCPCS_SYSTEMS, SNOMED, code_map, ordered_level
-from app.cds_hooks.prefetch import chart_resources, names_patient, needs
+from app.cds_hooks.prefetch import (
+    answers_ours,
+    chart_resources,
+    names_patient,
+    needs,
+    trusted_bases,
+)
 from app.engine.determination import LevelOfCare
 from app.fhir import terminology
+from app.fhir.terminology import Vocabulary
 
 SERVER = "https://ehr.example/fhir"
+LISTED = "https://fhir.ehr.example/r4"  # a FHIR server the CDS client's configuration lists
 
 
 @pytest.mark.parametrize(
@@ -26,11 +39,21 @@ SERVER = "https://ehr.example/fhir"
         ("https://ehr.example/fhir/Patient/123", SERVER),
         ("https://ehr.example/fhir/Patient/123", "https://EHR.example/fhir/"),
         ("https://ehr.example:443/fhir/Patient/123/_history/1", "https://ehr.example:443/fhir"),
-        ("https://any.example/fhir/Patient/123", None),
+        ("https://fhir.ehr.example/r4/Patient/123", None),  # a listed server
+        ("https://fhir.ehr.example/r4/Patient/123", SERVER),
     ],
 )
 def test_references_naming_the_patient(reference: str, server: str | None) -> None:
-    assert names_patient(reference, "123", server)
+    assert names_patient(reference, "123", trusted_bases(server, [LISTED]))
+
+
+@pytest.mark.parametrize("server", [None, SERVER])
+def test_an_absolute_reference_to_another_server_is_another_person(server: str | None) -> None:
+    # Without fhirServer in the call, only the servers the client lists are trusted.
+    assert not names_patient(
+        "https://any.example/fhir/Patient/123", "123", trusted_bases(server, [LISTED])
+    )
+    assert not names_patient("https://any.example/fhir/Patient/123", "123", trusted_bases(None, []))
 
 
 @pytest.mark.parametrize(
@@ -53,7 +76,7 @@ def test_references_naming_the_patient(reference: str, server: str | None) -> No
     ],
 )
 def test_references_not_naming_the_patient(reference: Any) -> None:
-    assert not names_patient(reference, "123", SERVER)
+    assert not names_patient(reference, "123", trusted_bases(SERVER, [LISTED]))
 
 
 def test_only_the_patients_own_chart_resources_are_kept() -> None:
@@ -74,9 +97,32 @@ def test_only_the_patients_own_chart_resources_are_kept() -> None:
         "failed": None,
     }
 
-    kept = chart_resources(values, "123")
+    kept = chart_resources(values, "123", trusted_bases(SERVER, []))
 
     assert kept == [values["patient"], mine, absolute, by_patient]
+    assert absolute not in chart_resources(values, "123", trusted_bases(None, [LISTED]))
+
+
+def test_a_response_to_carelevels_questionnaire_is_recognised_whatever_its_version() -> None:
+    vocabulary = Vocabulary("https://carelevel.example/fhir/r4")
+    ours = vocabulary.questionnaire("iop-level-of-care")
+    former = "https://carelevel.dev/fhir/Questionnaire/iop-level-of-care"
+
+    def response(questionnaire: object, status: str = "completed") -> dict[str, Any]:
+        return {
+            "resourceType": "QuestionnaireResponse",
+            "status": status,
+            "questionnaire": questionnaire,
+        }
+
+    for cited in (ours, f"{ours}|shared.1", former, f"{former}|shared.1"):
+        assert answers_ours(response(cited), vocabulary), cited
+        assert answers_ours(response(cited, "amended"), vocabulary), cited
+    assert not answers_ours(response(ours, "in-progress"), vocabulary)
+    assert not answers_ours(response("https://forms.example/Questionnaire/phq9"), vocabulary)
+    assert not answers_ours(response(f"{ours}-other|1"), vocabulary)
+    assert not answers_ours(response(None), vocabulary)
+    assert not answers_ours({"resourceType": "Observation", "status": "completed"}, vocabulary)
 
 
 def test_a_key_is_needed_when_absent_or_not_fetched() -> None:
@@ -99,6 +145,63 @@ def test_prefetch_templates_are_filled_with_plain_ids_only(
 ) -> None:
     context = {"patientId": "123", "userId": "Practitioner/1"}
     assert filled(template, context) == expected
+
+
+# --- what a FHIR server answers ---------------------------------------------------------------
+
+BOMB_BYTES = 64 * 1024 * 1024  # zeros: gzip makes them about 64 KiB
+
+
+def _gzip_bomb() -> bytes:
+    return gzip.compress(b"\0" * BOMB_BYTES, compresslevel=9)
+
+
+async def _in_chunks(body: bytes, size: int = 64 * 1024) -> AsyncIterator[bytes]:
+    for start in range(0, len(body), size):
+        yield body[start : start + size]
+
+
+async def test_a_compressed_answer_is_refused_without_being_expanded() -> None:
+    bomb = _gzip_bomb()
+    asked: list[httpx.Request] = []
+
+    def server(request: httpx.Request) -> httpx.Response:
+        asked.append(request)
+        headers = {"Content-Type": "application/fhir+json", "Content-Encoding": "gzip"}
+        return httpx.Response(200, headers=headers, content=_in_chunks(bomb))
+
+    reader = ChartReader(seconds=5.0, transport=httpx.MockTransport(server))
+    tracemalloc.start()
+    try:
+        fetched = await reader.read(
+            SERVER, "token", {"patient": "Patient/{{context.patientId}}"}, {"patientId": "123"}
+        )
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+        await reader.aclose()
+
+    assert fetched.failed == ["patient"]
+    assert fetched.values == {}
+    # The bomb is never expanded: far less than its 64 MiB is ever held.
+    assert peak < 8 * 1024 * 1024
+    [request] = asked
+    assert request.headers["Accept-Encoding"] == "identity"
+
+
+async def test_an_answer_is_bounded_as_it_arrives() -> None:
+    body = b'{"resourceType": "Bundle", "padding": "' + b"x" * (3 * 1024 * 1024) + b'"}'
+
+    def server(request: httpx.Request) -> httpx.Response:  # no Content-Length: streamed
+        return httpx.Response(200, content=_in_chunks(body))
+
+    reader = ChartReader(seconds=5.0, transport=httpx.MockTransport(server))
+    try:
+        fetched = await reader.read(SERVER, "token", {"all": "Observation"}, {})
+    finally:
+        await reader.aclose()
+
+    assert fetched.failed == ["all"]
 
 
 def _order(*codings: Any) -> dict[str, Any]:
