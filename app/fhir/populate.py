@@ -4,8 +4,9 @@ Pure functions, no I/O. ``chart_of`` sorts FHIR R4 resources (Patient, Observati
 MedicationRequest, MedicationStatement, QuestionnaireResponse) into a ``Chart``;
 ``CHART_QUERIES`` are the searches (CDS Hooks prefetch syntax) that fetch everything ``populate``
 uses; ``populate`` returns an ``in-progress`` QuestionnaireResponse with the answers the chart
-gives, each item marked with the ``questionnaireresponse-author`` extension naming its source
-resource. An answer already given (``answered``) is never replaced.
+gives, each item marked with carelevel's ``answer-source`` extension (POPULATED_FROM) naming its
+source resource. An answer already given (``answered``) is never replaced. Only resources about
+the patient count: the Patient itself and resources whose ``subject`` or ``patient`` names it.
 
 What the chart answers, and from what:
 
@@ -43,13 +44,22 @@ from pydantic import ValidationError
 from app.engine import DEFAULT_RULE_SET_KEY
 from app.fhir.outcome import FhirError, Issue
 from app.fhir.questionnaire import parse_business_version
-from app.fhir.response import given_switches, link_ids
+from app.fhir.response import (
+    current_canonical,
+    given_switches,
+    link_ids,
+    refuse_deep_items,
+    with_current_canonicals,
+)
 from app.fhir.terminology import LOINC, Vocabulary, choice_system
 from app.questionnaire import FormItem, Kind, form
 
-# The R4 core extension for "who gave this answer", on QuestionnaireResponse.item: its
-# valueReference names the chart resource the answer was taken from.
-POPULATED_FROM: Final = "http://hl7.org/fhir/StructureDefinition/questionnaireresponse-author"
+# carelevel's extension on a QuestionnaireResponse.item taken from the chart: its
+# valueReference (any resource) names the source. The core questionnaireresponse-author
+# extension cannot: it names only a Device, Practitioner, PractitionerRole, Patient,
+# RelatedPerson or Organization. The URL is an identifier, the same on every deployment (the
+# SMART app and EHR rules match it), so it stays under the original canonical base.
+POPULATED_FROM: Final = "https://carelevel.dev/fhir/StructureDefinition/answer-source"
 CHART_DISPLAY: Final = "From the chart:"
 US_CORE_BIRTH_SEX: Final = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-birthsex"
 SNOMED: Final = "http://snomed.info/sct"
@@ -67,6 +77,10 @@ PREGNANCY_STATUS = "82810-3"
 _PREGNANT = {"LA15173-0": True, "LA26683-5": False, "77386006": True, "60001007": False}
 _FINAL_OBSERVATION = frozenset({"final", "amended", "corrected"})
 _RESOURCE_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+# A reference to a Patient: relative or absolute, optionally versioned.
+_PATIENT_REFERENCE = re.compile(
+    r"(?:.*/)?Patient/([A-Za-z0-9\-.]{1,64})(?:/_history/[A-Za-z0-9\-.]{1,64})?"
+)
 
 
 def _same(value: float) -> float:
@@ -183,6 +197,7 @@ class Chart:
     conditions: tuple[dict[str, Any], ...] = ()
     medications: tuple[dict[str, Any], ...] = ()  # MedicationRequest and MedicationStatement
     responses: tuple[dict[str, Any], ...] = ()  # QuestionnaireResponse: kept, not yet used
+    ignored: int = 0  # resources not about the patient, dropped
 
     def medication_names(self) -> tuple[str, ...]:
         """The names (lower case) of the medications in use: for the CDS service's cards."""
@@ -209,10 +224,34 @@ def _resources(resources: Iterable[Any]) -> Iterator[dict[str, Any]]:
             yield resource
 
 
-def chart_of(resources: Iterable[Any]) -> Chart:
-    """The Chart of ``resources`` (Bundles are opened; other types and non-objects dropped)."""
+def names_patient(reference: Any, patient_id: str) -> bool:
+    """Whether a Reference.reference names the Patient ``patient_id`` (``Patient/{id}``, an
+    absolute or versioned form of it, or the bare id)."""
+    if not isinstance(reference, str):
+        return False
+    matched = _PATIENT_REFERENCE.fullmatch(reference)
+    return reference == patient_id or (matched is not None and matched.group(1) == patient_id)
+
+
+def about_patient(resource: dict[str, Any], patient_id: str) -> bool:
+    """Whether a chart resource is about the patient: the Patient with that id, or a resource
+    whose ``subject`` (else ``patient``) names it. One naming no one is not: never one
+    person's data in another's screening."""
+    if resource.get("resourceType") == "Patient":
+        return resource.get("id") == patient_id
+    holder = resource.get("subject") or resource.get("patient")
+    return isinstance(holder, dict) and names_patient(holder.get("reference"), patient_id)
+
+
+def chart_of(resources: Iterable[Any], patient_id: str) -> Chart:
+    """The Chart of the patient ``patient_id`` in ``resources``: Bundles are opened; other
+    types and non-objects dropped; resources not about the patient dropped and counted."""
     by_type: dict[str, list[dict[str, Any]]] = {}
+    ignored = 0
     for resource in _resources(resources):
+        if not about_patient(resource, patient_id):
+            ignored += 1
+            continue
         by_type.setdefault(str(resource.get("resourceType")), []).append(resource)
     patients = by_type.get("Patient", [])
     return Chart(
@@ -223,6 +262,7 @@ def chart_of(resources: Iterable[Any]) -> Chart:
             by_type.get("MedicationRequest", []) + by_type.get("MedicationStatement", [])
         ),
         responses=tuple(by_type.get("QuestionnaireResponse", [])),
+        ignored=ignored,
     )
 
 
@@ -628,13 +668,8 @@ def populate(
 
 
 def _is_chart_marker(extension: Any) -> bool:
-    """Whether ``extension`` is the marker ``populate`` puts on an answer from the chart (an
-    author extension a person's answer may carry too: told apart by its display)."""
-    if not isinstance(extension, dict) or extension.get("url") != POPULATED_FROM:
-        return False
-    reference = extension.get("valueReference")
-    display = reference.get("display") if isinstance(reference, dict) else None
-    return isinstance(display, str) and display.startswith(CHART_DISPLAY)
+    """Whether ``extension`` is the marker ``populate`` puts on an answer from the chart."""
+    return isinstance(extension, dict) and extension.get("url") == POPULATED_FROM
 
 
 def populated_link_ids(response: dict[str, Any]) -> list[str]:
@@ -660,7 +695,6 @@ POPULATE_OPERATION: Final = "Questionnaire-populate"
 _PARAMETER_NAMES: Final = frozenset({"subject", "context", "response", "questionnaire"})
 _CONTEXT_NAMES: Final = frozenset({"patient", "chart"})
 _ECHOABLE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,39}")
-_PATIENT_REFERENCE = re.compile(r"(?:.*/)?Patient/([A-Za-z0-9\-.]{1,64})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -671,7 +705,7 @@ class PopulateRequest:
     chart: Chart
     answered: dict[str, Any] | None
     questionnaire: str | None  # the canonical the caller named, if any
-    ignored: int  # chart resources about someone else, dropped
+    ignored: int  # chart resources not about the subject, dropped
 
 
 def _invalid(status: int, detail: str, diagnostics: str, expression: str, code: str) -> FhirError:
@@ -779,18 +813,6 @@ def _context(parameter: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     return str(name), content
 
 
-def _about(resource: dict[str, Any], patient_id: str) -> bool:
-    """Whether a chart resource is about the patient (or names no one)."""
-    if resource.get("resourceType") == "Patient":
-        return resource.get("id") in (None, patient_id)
-    reference = resource.get("subject") or resource.get("patient")
-    target = reference.get("reference") if isinstance(reference, dict) else None
-    if target is None:
-        return True
-    matched = _PATIENT_REFERENCE.fullmatch(target) if isinstance(target, str) else None
-    return matched is not None and matched.group(1) == patient_id
-
-
 def _answered(parameters: list[dict[str, Any]], vocabulary: Vocabulary) -> dict[str, Any] | None:
     parameter = _one(parameters, "response")
     if parameter is None:
@@ -805,8 +827,11 @@ def _answered(parameters: list[dict[str, Any]], vocabulary: Vocabulary) -> dict[
             expression,
             "invalid",
         )
+    refuse_deep_items(resource, f"{expression}.resource")
+    # Responses citing the former canonical base are read as citing the current one.
+    current: dict[str, Any] = with_current_canonicals(resource, vocabulary)
     try:
-        QuestionnaireResponse.model_validate(resource)
+        QuestionnaireResponse.model_validate(current)
     except ValidationError:
         raise _invalid(
             400,
@@ -815,7 +840,7 @@ def _answered(parameters: list[dict[str, Any]], vocabulary: Vocabulary) -> dict[
             expression,
             "structure",
         ) from None
-    cited = resource.get("questionnaire")
+    cited = current.get("questionnaire")
     if cited is not None and not str(cited).startswith(vocabulary.questionnaire("")):
         raise _invalid(
             422,
@@ -824,17 +849,17 @@ def _answered(parameters: list[dict[str, Any]], vocabulary: Vocabulary) -> dict[
             expression,
             "invalid",
         )
-    return resource
+    return current
 
 
 def read_parameters(body: Any, vocabulary: Vocabulary) -> PopulateRequest:
     """The ``$populate`` request in ``body`` (FhirError 400/422 naming the parameter at fault,
-    never the value sent). Chart resources about another patient are dropped and counted."""
+    never the value sent). Chart resources not about the subject are dropped and counted."""
     parameters = _parameters(body)
     subject, patient_id = _subject(parameters)
     contexts = dict(_context(p) for p in parameters if p.get("name") == "context")
     patient = contexts.get("patient")
-    if patient is not None and not _about(patient, patient_id):
+    if patient is not None and not about_patient(patient, patient_id):
         raise _invalid(
             422,
             "The patient context is not the subject.",
@@ -842,20 +867,18 @@ def read_parameters(body: Any, vocabulary: Vocabulary) -> PopulateRequest:
             "Parameters.parameter.where(name='context')",
             "invalid",
         )
-    resources = list(_resources([contexts["chart"]])) if "chart" in contexts else []
-    kept = [r for r in resources if _about(r, patient_id)]
-    chart = chart_of([*([patient] if patient else []), *kept])
+    chart = chart_of([patient, contexts.get("chart")], patient_id)
     questionnaire = _one(parameters, "questionnaire")
     return PopulateRequest(
         subject=subject,
         chart=chart,
         answered=_answered(parameters, vocabulary),
-        questionnaire=_canonical(questionnaire) if questionnaire else None,
-        ignored=len(resources) - len(kept),
+        questionnaire=_canonical(questionnaire, vocabulary) if questionnaire else None,
+        ignored=chart.ignored,
     )
 
 
-def _canonical(parameter: dict[str, Any]) -> str:
+def _canonical(parameter: dict[str, Any], vocabulary: Vocabulary) -> str:
     value = parameter.get("valueCanonical") or parameter.get("valueUri")
     if not isinstance(value, str) or not value:
         raise _invalid(
@@ -865,7 +888,7 @@ def _canonical(parameter: dict[str, Any]) -> str:
             "Parameters.parameter.where(name='questionnaire')",
             "invalid",
         )
-    return value
+    return current_canonical(value, vocabulary)
 
 
 def populate_operation_definition(vocabulary: Vocabulary) -> dict[str, Any]:
@@ -880,8 +903,8 @@ def populate_operation_definition(vocabulary: Vocabulary) -> dict[str, Any]:
         "status": "active",
         "kind": "operation",
         "description": "An in-progress QuestionnaireResponse with the answers the chart sent "
-        "as context gives (each marked with the questionnaireresponse-author extension naming "
-        "its source); answers in the response parameter are kept. A clinician reviews every "
+        f"as context gives (each marked with the extension {POPULATED_FROM} naming its "
+        "source); answers in the response parameter are kept. A clinician reviews every "
         "pre-filled answer. Nothing is stored.",
         "base": "http://hl7.org/fhir/uv/sdc/OperationDefinition/Questionnaire-populate",
         "code": "populate",
@@ -941,7 +964,7 @@ def populate_result(response: dict[str, Any], ignored: int) -> dict[str, Any]:
             {
                 "severity": "warning",
                 "code": "business-rule",
-                "diagnostics": f"{ignored} chart resources about another patient were ignored.",
+                "diagnostics": f"{ignored} chart resources not about the subject were ignored.",
             }
         )
     outcome = {"resourceType": "OperationOutcome", "issue": issues}
@@ -1007,7 +1030,8 @@ def example_result(vocabulary: Vocabulary) -> dict[str, Any]:
                     "coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "F10.20"}]
                 },
             },
-        ]
+        ],
+        "1288992",
     )
     canonical = f"{vocabulary.questionnaire(DEFAULT_RULE_SET_KEY)}|shared.1"
     response = populate(vocabulary, chart, as_of=as_of, questionnaire=canonical)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any
+from typing import Any, Final
 
 from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
 from pydantic import ValidationError
@@ -29,10 +29,14 @@ from app.fhir.terminology import (
     Vocabulary,
     choice_system,
 )
+from app.kernel.settings import LEGACY_FHIR_CANONICAL_BASE
 from app.questionnaire import FormItem, Kind, form
 
 ANSWERED = ("completed", "amended")
 DECLINED = "declined"
+# carelevel's Questionnaire nests items at most four levels deep (section, instrument, item
+# list, item); deeper nesting is refused before anything walks it recursively.
+MAX_ITEM_DEPTH: Final = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +127,64 @@ def _canonical(value: str | None, vocabulary: Vocabulary) -> tuple[str, tuple[st
             ],
         )
     return key, pin
+
+
+def refuse_deep_items(resource: dict[str, Any], root: str = "QuestionnaireResponse") -> None:
+    """FhirError 422 naming the first item nested deeper than MAX_ITEM_DEPTH (through
+    ``item`` or ``answer.item``; ``root`` is the FHIRPath of ``resource``). Iterative: no
+    nesting can exhaust the stack here."""
+    pending: list[tuple[Any, str, int]] = [(resource.get("item"), root, 1)]
+    while pending:
+        items, path, depth = pending.pop()
+        for index, item in enumerate(items if isinstance(items, list) else []):
+            if not isinstance(item, dict):
+                continue
+            here = f"{path}.item[{index}]"
+            if depth > MAX_ITEM_DEPTH:
+                raise FhirError(
+                    422,
+                    "The QuestionnaireResponse nests items deeper than the Questionnaire.",
+                    [
+                        Issue(
+                            diagnostics=f"items nest at most {MAX_ITEM_DEPTH} levels deep",
+                            expression=here,
+                            code="structure",
+                        )
+                    ],
+                )
+            pending.append((item.get("item"), here, depth + 1))
+            answers = item.get("answer")
+            for number, answer in enumerate(answers if isinstance(answers, list) else []):
+                if isinstance(answer, dict):
+                    pending.append((answer.get("item"), f"{here}.answer[{number}]", depth + 1))
+
+
+def current_canonical(value: str, vocabulary: Vocabulary) -> str:
+    """``value`` with the former canonical base (LEGACY_FHIR_CANONICAL_BASE) replaced by the
+    current one."""
+    former = LEGACY_FHIR_CANONICAL_BASE + "/"
+    if vocabulary.base == LEGACY_FHIR_CANONICAL_BASE or not value.startswith(former):
+        return value
+    return f"{vocabulary.base}/{value.removeprefix(former)}"
+
+
+def with_current_canonicals(resource: Any, vocabulary: Vocabulary) -> Any:
+    """``resource`` with the former canonical base in its Questionnaire and coding systems
+    replaced by the current one: responses written against the former base stay valid. Call
+    it on a resource whose depth was checked (``refuse_deep_items``): it recurses."""
+    if vocabulary.base == LEGACY_FHIR_CANONICAL_BASE:
+        return resource
+
+    def current(value: Any, key: str = "") -> Any:
+        if isinstance(value, dict):
+            return {name: current(item, name) for name, item in value.items()}
+        if isinstance(value, list):
+            return [current(item, key) for item in value]
+        if key in ("questionnaire", "system") and isinstance(value, str):
+            return current_canonical(value, vocabulary)
+        return value
+
+    return current(resource)
 
 
 class _Reader:
@@ -416,13 +478,15 @@ _NONE_OF_THESE: Any = _Sentinel()
 
 def read_response(resource: Any, vocabulary: Vocabulary) -> ReadResponse:
     """The answers a QuestionnaireResponse gives (FhirError 400 for an invalid resource, 422
-    for one carelevel cannot use)."""
+    for one carelevel cannot use). The former canonical base is read as the current one."""
     if not isinstance(resource, dict) or resource.get("resourceType") != "QuestionnaireResponse":
         raise FhirError(
             400,
             "Send a QuestionnaireResponse resource.",
             [Issue(diagnostics="resourceType must be QuestionnaireResponse", code="structure")],
         )
+    refuse_deep_items(resource)
+    resource = with_current_canonicals(resource, vocabulary)
     try:
         QuestionnaireResponse.model_validate(resource)
     except ValidationError as error:

@@ -630,9 +630,10 @@ POPULATE_DESCRIPTION = (
     "MedicationStatements), and optionally `response` (a partly answered "
     "QuestionnaireResponse, whose answers are kept). Returns Parameters with `response`, an "
     "`in-progress` QuestionnaireResponse whose pre-filled items carry the "
-    "`questionnaireresponse-author` extension naming their source resource, and `issues`. "
-    "Chart resources about another patient are ignored. Nothing is stored; a clinician "
-    "reviews every pre-filled answer before the response goes to `$evaluate`."
+    "`https://carelevel.dev/fhir/StructureDefinition/answer-source` extension naming their "
+    "source resource, and `issues`. Chart resources not about the subject are ignored. "
+    "Nothing is stored; a clinician reviews every pre-filled answer before the response goes "
+    "to `$evaluate`."
 )
 POPULATE_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {

@@ -22,7 +22,6 @@ from app.fhir.search import Search, matches
 from app.fhir.terminology import Vocabulary
 from app.kernel.errors import NotFound, Unprocessable
 from app.kernel.pagination import decode_cursor, encode_cursor
-from app.kernel.settings import LEGACY_FHIR_CANONICAL_BASE
 from app.kernel.text import NO_CONTROL_CHARACTERS
 from app.rulesets.resolve import RuleSets
 from app.screenings.bodies import Stored, stored_rule_set
@@ -100,7 +99,7 @@ class FhirService:
         transaction Bundle. Nothing is stored when the response cannot be used.
         ``once_per_response``: a response evaluated before (by either path) gives its screening
         again. ``us_core``: refuse a response whose results could not be US Core ones."""
-        read = read_response(with_current_canonicals(resource, self.vocabulary), self.vocabulary)
+        read = read_response(resource, self.vocabulary)
         if us_core:
             require_subject(read.context)
         request = self._screening_request(read)
@@ -227,27 +226,6 @@ class FhirService:
     def _matching(self, row: Screening, search: Search) -> list[tuple[Screening, dict[str, Any]]]:
         rendered = resources(self.vocabulary, _result_of_row(row))
         return [(row, resource) for resource in rendered if matches(resource, search)]
-
-
-def with_current_canonicals(resource: Any, vocabulary: Vocabulary) -> Any:
-    """``resource`` with the former canonical base (LEGACY_FHIR_CANONICAL_BASE) in its
-    Questionnaire and coding systems replaced by the current one: responses written against
-    the former base stay valid."""
-    if vocabulary.base == LEGACY_FHIR_CANONICAL_BASE:
-        return resource
-    former = LEGACY_FHIR_CANONICAL_BASE + "/"
-
-    def current(value: Any, key: str = "") -> Any:
-        if isinstance(value, dict):
-            return {name: current(item, name) for name, item in value.items()}
-        if isinstance(value, list):
-            return [current(item, key) for item in value]
-        canonical = key in ("questionnaire", "system") and isinstance(value, str)
-        if canonical and value.startswith(former):
-            return f"{vocabulary.base}/{value.removeprefix(former)}"
-        return value
-
-    return current(resource)
 
 
 def result_of(stored: Stored) -> Result:

@@ -13,10 +13,14 @@ from typing import Any
 import httpx
 import pytest
 from fhir.resources.R4B import get_fhir_model_class
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.fhir.examples import response_for
 from app.fhir.populate import POPULATED_FROM, populated_link_ids
+from app.fhir.response import MAX_ITEM_DEPTH
 from app.fhir.terminology import LOINC, Vocabulary
+from app.kernel.settings import LEGACY_FHIR_CANONICAL_BASE, Settings
+from tests.support.apps import http_client, new_key, started_app
 from tests.support.examples import example
 
 Json = dict[str, Any]
@@ -208,8 +212,76 @@ async def test_chart_resources_about_another_patient_are_ignored(
         link.startswith(("medical.", "co_occurring.")) for link in populated_link_ids(populated)
     )
     assert (
-        "2 chart resources about another patient were ignored" in issues["issue"][1]["diagnostics"]
+        "2 chart resources not about the subject were ignored"
+        in (issues["issue"][1]["diagnostics"])
     )
+
+
+async def test_chart_resources_naming_no_patient_are_ignored(client: httpx.AsyncClient) -> None:
+    body = parameters()
+    anonymous = chart()
+    for entry in anonymous["entry"]:
+        del entry["resource"]["subject"]
+    body["parameter"][2] = context("chart", anonymous)
+
+    populated, issues = output(await post(client, body))
+
+    assert not any(
+        link.startswith(("medical.", "co_occurring.")) for link in populated_link_ids(populated)
+    )
+    assert "2 chart resources not about the subject" in issues["issue"][1]["diagnostics"]
+
+
+def deeply_nested(depth: int) -> Json:
+    """A QuestionnaireResponse whose one question sits inside ``depth - 1`` groups."""
+    item: Json = {"linkId": "medical.heart_rate_bpm", "answer": [{"valueInteger": 70}]}
+    for _ in range(depth - 1):
+        item = {"linkId": "medical", "item": [item]}
+    return {
+        "resourceType": "QuestionnaireResponse",
+        "questionnaire": VOCABULARY.questionnaire("iop-level-of-care"),
+        "status": "completed",
+        "item": [item],
+    }
+
+
+@pytest.mark.parametrize("depth", [MAX_ITEM_DEPTH + 1, 300])
+async def test_items_nested_too_deep_are_refused_by_populate_and_evaluate(
+    client: httpx.AsyncClient, depth: int
+) -> None:
+    too_deep = deeply_nested(depth)
+    path = ".item[0]" * (MAX_ITEM_DEPTH + 1)
+
+    populating = await post(client, parameters({"name": "response", "resource": too_deep}))
+    evaluating = await post(client, too_deep, url=EVALUATE)
+
+    (issue,) = issues_of(populating, 422)
+    assert issue["expression"] == [f"Parameters.parameter.where(name='response').resource{path}"]
+    (issue,) = issues_of(evaluating, 422)
+    assert issue["expression"] == [f"QuestionnaireResponse{path}"]
+
+
+async def test_a_response_citing_the_former_canonical_base_is_populated(
+    schema: AsyncEngine, settings: Settings
+) -> None:
+    public = "https://carelevel.example"
+    configured = settings.model_copy(update={"public_url": public})
+    former = Vocabulary(LEGACY_FHIR_CANONICAL_BASE)
+    answered = response_for(
+        former, {"respondent": {"sex_for_scoring": "unknown"}}, status="in-progress"
+    )
+    async with (
+        started_app(schema, configured) as app,
+        http_client(app, await new_key(app)) as client,
+    ):
+        populated, _ = output(
+            await post(client, parameters({"name": "response", "resource": answered}))
+        )
+
+    assert populated["questionnaire"].startswith(f"{public}/fhir/r4/Questionnaire/")
+    (respondent,) = (i for i in populated["item"] if i["linkId"] == "respondent")
+    (sex,) = (i for i in respondent["item"] if i["linkId"] == "respondent.sex_for_scoring")
+    assert sex["answer"][0]["valueCoding"]["system"].startswith(f"{public}/fhir/r4/")
 
 
 def replaced(index: int, parameter: Json) -> Json:
@@ -236,6 +308,11 @@ def replaced(index: int, parameter: Json) -> Json:
         (replaced(1, {"name": "data", "valueString": SECRET}), 422, "Parameters.parameter.name"),
         (
             replaced(1, context("patient", PATIENT | {"id": "someone-else"})),
+            422,
+            "Parameters.parameter.where(name='context')",
+        ),
+        (
+            replaced(1, context("patient", {"resourceType": "Patient", "gender": "male"})),
             422,
             "Parameters.parameter.where(name='context')",
         ),

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from app.fhir.outcome import FhirError
 from app.fhir.populate import (
     CHART_QUERIES,
     MEASURES,
@@ -21,13 +22,15 @@ from app.fhir.populate import (
     populate,
     populated_link_ids,
 )
-from app.fhir.response import read_response
+from app.fhir.response import MAX_ITEM_DEPTH, read_response
 from app.fhir.terminology import LOINC, Vocabulary
+from app.questionnaire import FormItem, Kind, form
 
 Json = dict[str, Any]
 VOCABULARY = Vocabulary("https://carelevel.dev/fhir")
 NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
 ICD10 = "http://hl7.org/fhir/sid/icd-10-cm"
+SUBJECT = {"reference": "Patient/p1"}
 
 
 def patient(**fields: Any) -> Json:
@@ -46,6 +49,7 @@ def observation(
     return {
         "resourceType": "Observation",
         "id": identifier,
+        "subject": SUBJECT,
         "status": status,
         "code": {"coding": [{"system": LOINC, "code": code}]},
         "effectiveDateTime": at.isoformat(),
@@ -57,6 +61,7 @@ def condition(code: str, *, clinical: str = "active", verification: str | None =
     resource: Json = {
         "resourceType": "Condition",
         "id": "c1",
+        "subject": SUBJECT,
         "clinicalStatus": {
             "coding": [
                 {
@@ -83,6 +88,7 @@ def medication(text: str, status: str = "active") -> Json:
     return {
         "resourceType": "MedicationRequest",
         "id": "m1",
+        "subject": SUBJECT,
         "status": status,
         "intent": "order",
         "medicationCodeableConcept": {"text": text},
@@ -113,7 +119,7 @@ def answer_of(response: Json, link_id: str) -> Any:
 
 
 def filled(*resources: Json, **options: Any) -> Json:
-    return populate(VOCABULARY, chart_of(resources), as_of=NOW, **options)
+    return populate(VOCABULARY, chart_of(resources, "p1"), as_of=NOW, **options)
 
 
 # --- the patient ---------------------------------------------------------------------------
@@ -167,6 +173,7 @@ def test_birth_sex_is_preferred_to_gender_and_other_is_left_to_the_clinician() -
 def test_vital_signs_and_labs_answer_in_the_questions_units() -> None:
     blood_pressure = {
         "resourceType": "Observation",
+        "subject": SUBJECT,
         "id": "bp",
         "status": "final",
         "code": {"coding": [{"system": LOINC, "code": "85354-9"}]},
@@ -300,12 +307,13 @@ def test_medications_are_told_apart_for_the_cds_service() -> None:
             medication("LORazepam 1 MG Oral Tablet"),
             medication("naltrexone 380 MG Injection"),
             medication("diazepam 5 MG Oral Tablet", status="entered-in-error"),
-        ]
+        ],
+        "p1",
     )
 
     assert chart.on_benzodiazepine()
     assert chart.on_moud()
-    assert not chart_of([medication("diazepam 5 MG", status="stopped")]).on_benzodiazepine()
+    assert not chart_of([medication("diazepam 5 MG", status="stopped")], "p1").on_benzodiazepine()
 
 
 # --- the response ------------------------------------------------------------------------------
@@ -318,11 +326,61 @@ def test_bundles_are_opened_and_other_resource_types_dropped() -> None:
         "entry": [{"resource": observation("8867-4", 70, "/min")}, {"resource": {"x": 1}}, 3],
     }
 
-    chart = chart_of([bundle, {"resourceType": "Encounter"}, "junk", patient()])
+    chart = chart_of([bundle, {"resourceType": "Encounter"}, "junk", patient()], "p1")
 
     assert len(chart.observations) == 1
     assert chart.patient == patient()
     assert chart.conditions == chart.medications == ()
+
+
+@pytest.mark.parametrize(
+    "whose",
+    [None, {"reference": "Patient/p2"}, {"display": "the patient"}, "Patient/p1"],
+    ids=["no one", "another patient", "no reference", "not a Reference"],
+)
+def test_chart_resources_not_about_the_patient_are_dropped_and_counted(whose: Any) -> None:
+    stray = observation("8867-4", 70, "/min")
+    del stray["subject"]
+    if whose is not None:
+        stray["subject"] = whose
+
+    chart = chart_of([stray, patient(id="p2"), patient(id=None)], "p1")
+
+    assert chart.observations == ()
+    assert chart.patient is None
+    assert chart.ignored == 3
+
+
+@pytest.mark.parametrize(
+    "reference",
+    ["Patient/p1", "https://ehr.example/fhir/Patient/p1", "Patient/p1/_history/3", "p1"],
+)
+@pytest.mark.parametrize("field_name", ["subject", "patient"])
+def test_a_chart_resource_names_the_patient_by_subject_or_patient(
+    reference: str, field_name: str
+) -> None:
+    resource = medication("methadone 10 MG/ML Oral Solution")
+    del resource["subject"]
+    resource[field_name] = {"reference": reference}
+
+    chart = chart_of([resource], "p1")
+
+    assert len(chart.medications) == 1
+    assert chart.ignored == 0
+
+
+def test_a_pre_filled_answer_names_its_source_with_carelevels_answer_source_extension() -> None:
+    # The core questionnaireresponse-author extension may only name a Device, Practitioner,
+    # PractitionerRole, Patient, RelatedPerson or Organization: not an Observation.
+    response = filled(observation("8867-4", 88, "/min", identifier="hr"), condition("F41.1"))
+
+    markers = [e for item in items(response).values() for e in item.get("extension", [])]
+
+    assert {m["url"] for m in markers} == {
+        "https://carelevel.dev/fhir/StructureDefinition/answer-source"
+    }
+    assert markers[0]["url"] == POPULATED_FROM
+    assert {m["valueReference"]["reference"] for m in markers} == {"Observation/hr", "Condition/c1"}
 
 
 def test_every_code_used_is_fetched_by_the_chart_queries() -> None:
@@ -370,6 +428,55 @@ def test_what_the_form_does_not_know_is_kept_as_sent_for_evaluate_to_judge() -> 
 
     assert response["item"][-3:] == odd
     assert items(response)["medical.heart_rate_bpm"] == nested
+
+
+def nested_items(depth: int) -> list[Json]:
+    """A question inside ``depth - 1`` groups."""
+    item: Json = {"linkId": "medical.heart_rate_bpm", "answer": [{"valueInteger": 70}]}
+    for _ in range(depth - 1):
+        item = {"linkId": "medical", "item": [item]}
+    return [item]
+
+
+@pytest.mark.parametrize("depth", [MAX_ITEM_DEPTH + 1, 300, 3000])
+def test_items_nested_deeper_than_the_limit_are_refused_naming_the_item(depth: int) -> None:
+    response = {
+        "resourceType": "QuestionnaireResponse",
+        "questionnaire": VOCABULARY.questionnaire("iop-level-of-care"),
+        "status": "completed",
+        "item": nested_items(depth),
+    }
+
+    with pytest.raises(FhirError) as refused:
+        read_response(response, VOCABULARY)
+
+    assert refused.value.status == 422
+    (issue,) = refused.value.issues
+    assert issue.expression == "QuestionnaireResponse" + ".item[0]" * (MAX_ITEM_DEPTH + 1)
+
+
+def test_items_nested_within_answers_count_too() -> None:
+    item: Json = {"linkId": "medical.heart_rate_bpm"}
+    for _ in range(MAX_ITEM_DEPTH):
+        item = {"linkId": "medical", "answer": [{"valueBoolean": True, "item": [item]}]}
+    response = {"resourceType": "QuestionnaireResponse", "status": "completed", "item": [item]}
+
+    with pytest.raises(FhirError) as refused:
+        read_response(response, VOCABULARY)
+
+    (issue,) = refused.value.issues
+    assert issue.expression == "QuestionnaireResponse" + ".item[0].answer[0]" * MAX_ITEM_DEPTH + (
+        ".item[0]"
+    )
+
+
+def test_the_questionnaire_nests_items_within_the_limit() -> None:
+    def depth(item: FormItem) -> int:
+        # An item list's items are one level below it.
+        own = 2 if item.kind is Kind.ITEMS else 1
+        return max([own, *(1 + depth(child) for child in item.children)])
+
+    assert max(depth(top) for top in form()) <= MAX_ITEM_DEPTH
 
 
 def test_as_of_must_say_its_time_zone() -> None:
