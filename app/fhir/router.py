@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 
 from app import __version__
 from app.fhir.examples import example_response
-from app.fhir.expansion import FILTER_LENGTH, ExpansionRequest, expand
+from app.fhir.expansion import FILTER_LENGTH, MAX_OFFSET, expand, expansion_request, value_set_url
 from app.fhir.expansion import MAX_COUNT as EXPANSION_MAX_COUNT
 from app.fhir.outcome import FhirError, Issue, issue_json, operation_outcome
 from app.fhir.patient_subjects import EVALUATED, POPULATED, SEARCHED, STORED
@@ -27,7 +27,14 @@ from app.fhir.populate import (
 )
 from app.fhir.questionnaire import parse_business_version
 from app.fhir.response import ANSWERED
-from app.fhir.search import MAX_COUNT, parse_search, search_bundle, strict_handling
+from app.fhir.search import (
+    MAX_COUNT,
+    ignored_entry,
+    parse_search,
+    search_bundle,
+    strict_handling,
+    unknown_parameters,
+)
 from app.fhir.service import FhirService
 from app.fhir.terminology import (
     FHIR_JSON,
@@ -165,9 +172,12 @@ def base_url(request: Request) -> str:
     return configured or str(request.base_url).rstrip("/")
 
 
-def searchset(base: str, found: list[dict[str, Any]]) -> dict[str, Any]:
-    """A searchset Bundle of ``found``, each entry at its address under ``base``."""
-    return {
+def searchset(
+    base: str, found: list[dict[str, Any]], ignored: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """A searchset Bundle of ``found``, each entry at its address under ``base``, and a
+    warning of the ``ignored`` parameters."""
+    bundle: dict[str, Any] = {
         "resourceType": "Bundle",
         "type": "searchset",
         "total": len(found),
@@ -180,6 +190,19 @@ def searchset(base: str, found: list[dict[str, Any]]) -> dict[str, Any]:
             for r in found
         ],
     }
+    if ignored:
+        bundle["entry"].append(ignored_entry(ignored))
+    return bundle
+
+
+def ignored_parameters(request: Request, *supported: str) -> tuple[str, ...]:
+    """The query's parameters a search other than the results' does not support: ignored and
+    reported, or refused (400) with ``Prefer: handling=strict``, as the results' search does."""
+    return unknown_parameters(
+        request.query_params.multi_items(),
+        frozenset(supported),
+        strict=strict_handling(request.headers.get("prefer")),
+    )
 
 
 def capability_statement(vocabulary: Vocabulary, base: str, today: str) -> dict[str, Any]:
@@ -189,6 +212,7 @@ def capability_statement(vocabulary: Vocabulary, base: str, today: str) -> dict[
     by_subject = [
         {"name": "subject", "type": "reference"},
         {"name": "patient", "type": "reference"},
+        {"name": "identifier", "type": "token"},
     ]
     return {
         "resourceType": "CapabilityStatement",
@@ -410,9 +434,10 @@ async def search_questionnaires(
     version: Canonical = None,
 ) -> FhirResponse:
     fhir = service(request)
+    ignored = ignored_parameters(request, "url", "version")
     canonical = versioned(url, version)
     if canonical is None:
-        return FhirResponse(searchset(base_url(request), []))
+        return FhirResponse(searchset(base_url(request), [], ignored))
     url, version = canonical
     if url is not None:
         key = canonical_id(fhir.vocabulary, url, "Questionnaire")
@@ -425,7 +450,7 @@ async def search_questionnaires(
             found.append(await _questionnaire_or_404(request, caller, key, version))
         except NotFound:
             continue
-    return FhirResponse(searchset(base_url(request), found))
+    return FhirResponse(searchset(base_url(request), found, ignored))
 
 
 # --- QuestionnaireResponse/$evaluate ----------------------------------------------------------
@@ -799,23 +824,24 @@ async def _search_results(request: Request, caller: Caller, resource_type: str) 
 SEARCH_ERRORS: dict[int | str, dict[str, Any]] = {
     200: RESOURCE,
     400: outcome(
-        "A parameter that cannot be used: no subject or patient, a malformed value, a "
+        "A parameter that cannot be used: no subject, patient or identifier, a malformed value, a "
         "modifier, or (with `Prefer: handling=strict`) a parameter not supported.",
         outcome_example(
             400,
-            "subject: search by subject or patient (Patient/123)",
+            "subject: search by subject or patient (Patient/123), or identifier",
             code="required",
             summary="No subject",
         ),
     ),
 }
 SEARCH_HOW = (
-    " `subject` (or `patient`) is required: `Patient/123`, an absolute reference exactly as "
-    "the QuestionnaireResponse named it, or a bare id (a Patient's); comma-separated values "
-    "match any. Newest first (`_sort=-date` may be given); `_count` per page (default 20, at "
-    f"most {MAX_COUNT}), the `next` link for the page after. Unknown parameters are ignored "
-    "and reported in an OperationOutcome entry (`search.mode = outcome`), or refused with "
-    "`Prefer: handling=strict`. Only your tenant's results are found."
+    " `subject` (or `patient`) is required unless `identifier` is given: `Patient/123`, an "
+    "absolute reference exactly as the QuestionnaireResponse named it, or a bare id (a "
+    "Patient's); comma-separated values match any. Newest first (`_sort=-date` may be "
+    f"given); `_count` per page (default 20, at most {MAX_COUNT}), the `next` link for the "
+    "page after. Unknown parameters are ignored and reported in an OperationOutcome entry "
+    "(`search.mode = outcome`), or refused with `Prefer: handling=strict`. Only your "
+    "tenant's results are found."
 )
 
 
@@ -825,7 +851,8 @@ SEARCH_HOW = (
     response_class=FhirResponse,
     summary="Search result Observations",
     description="The level-of-care and score Observations of the screenings evaluated from "
-    "QuestionnaireResponses naming the subject, as a searchset Bundle. Also by `code` "
+    "QuestionnaireResponses naming the subject, as a searchset Bundle. Also by `identifier` "
+    "(`system|value`: carelevel's result-id, alone too, without a subject), `code` "
     "(`system|code`, `code`, `system|`) and `date` (`effectiveDateTime`, with prefixes eq, ne, "
     "gt, lt, ge, le: `date=ge2026-01-01&date=lt2026-02-01`)." + SEARCH_HOW,
     responses=SEARCH_ERRORS,
@@ -842,7 +869,7 @@ async def search_observations(
     response_class=FhirResponse,
     summary="Search proposed referrals",
     description="The proposed referrals (`intent=proposal`) of the subject's screenings, as a "
-    "searchset Bundle; also by `code`." + SEARCH_HOW,
+    "searchset Bundle; also by `code` and `identifier` (alone too)." + SEARCH_HOW,
     responses=SEARCH_ERRORS,
 )
 async def search_service_requests(
@@ -866,9 +893,10 @@ def _terminology(request: Request, kind: str, identifier: str) -> dict[str, Any]
 def _search_terminology(
     request: Request, kind: str, url: str | None, version: str | None
 ) -> dict[str, Any]:
+    ignored = ignored_parameters(request, "url", "version")
     canonical = versioned(url, version)
     if canonical is None:
-        return searchset(base_url(request), [])
+        return searchset(base_url(request), [], ignored)
     url, version = canonical
     wanted = None if url is None else canonical_id(service(request).vocabulary, url, kind)
     found = []
@@ -880,7 +908,7 @@ def _search_terminology(
         resource = _terminology(request, kind, identifier)
         if version is None or resource["version"] == version:
             found.append(resource)
-    return searchset(base_url(request), found)
+    return searchset(base_url(request), found, ignored)
 
 
 @router.get(
@@ -924,21 +952,36 @@ async def search_code_systems(
     return FhirResponse(_search_terminology(request, "CodeSystem", url, version))
 
 
-ExpandFilter = Annotated[
-    str | None, Query(max_length=FILTER_LENGTH, pattern=r"^[^\x00-\x1f\x7f]*$")
+# Read as sent and checked by expansion_request: a bad value is a 400 naming the parameter,
+# like the search parameters' errors, not the 422 of FastAPI's validation.
+ExpandFilter = Annotated[str | None, Query(description=f"At most {FILTER_LENGTH} characters.")]
+ExpandOffset = Annotated[str | None, Query(description=f"0 to {MAX_OFFSET} (default 0).")]
+ExpandCount = Annotated[
+    str | None, Query(description=f"0 to {EXPANSION_MAX_COUNT} (default: every code).")
 ]
-ExpandOffset = Annotated[int, Query(ge=0, le=10_000)]
-ExpandCount = Annotated[int | None, Query(ge=0, le=EXPANSION_MAX_COUNT)]
 EXPAND_DESCRIPTION = (
     "The codes of the value set, as the ValueSet with its `expansion`: `filter` keeps the "
     "codes whose code or display contains the text (case-insensitive), `offset` and `count` "
     "page them (`expansion.total` counts every code that matches)."
 )
 
+EXPAND_ERROR = outcome(
+    "A parameter that cannot be used (a `count` or `offset` that is no whole number in range, "
+    "a `filter` too long), named, never its value.",
+    outcome_example(
+        400, "count: must be a whole number from 0 to 1000", code="invalid", summary="Bad count"
+    ),
+)
+
 
 def _expansion(
-    request: Request, identifier: str | None, filter_: str | None, offset: int, count: int | None
+    request: Request,
+    identifier: str | None,
+    filter_: str | None,
+    offset: str | None,
+    count: str | None,
 ) -> FhirResponse:
+    parameters = expansion_request(filter_, offset, count)
     spec = code_systems().get(identifier or "")
     if spec is None or not spec.value_set:
         raise NotFound("No such ValueSet.")
@@ -946,7 +989,7 @@ def _expansion(
         expand(
             service(request).vocabulary,
             spec,
-            ExpansionRequest(filter=filter_, offset=offset, count=count),
+            parameters,
             datetime.now(UTC).isoformat(timespec="seconds"),
         )
     )
@@ -959,17 +1002,17 @@ def _expansion(
     summary="Expand a value set by its canonical URL",
     description=EXPAND_DESCRIPTION + " `url` (required) names the value set: its canonical "
     "URL, under the current canonical base or the former one.",
-    responses={200: RESOURCE, 404: outcome("No value set with that URL.")},
+    responses={200: RESOURCE, 400: EXPAND_ERROR, 404: outcome("No value set with that URL.")},
 )
 async def expand_value_set_by_url(
     request: Request,
     caller: Annotated[Caller, access(Action.TERMINOLOGY_READ)],
-    url: Annotated[str, Query(max_length=500, pattern=r"^[^\x00-\x1f\x7f|]*$")],
+    url: Annotated[str | None, Query(description="The value set's canonical URL.")] = None,
     filter: ExpandFilter = None,
-    offset: ExpandOffset = 0,
+    offset: ExpandOffset = None,
     count: ExpandCount = None,
 ) -> FhirResponse:
-    identifier = canonical_id(service(request).vocabulary, url, "ValueSet")
+    identifier = canonical_id(service(request).vocabulary, value_set_url(url), "ValueSet")
     return _expansion(request, identifier, filter, offset, count)
 
 
@@ -979,14 +1022,14 @@ async def expand_value_set_by_url(
     response_class=FhirResponse,
     summary="Expand a value set",
     description=EXPAND_DESCRIPTION,
-    responses={200: RESOURCE, 404: outcome("No such value set.")},
+    responses={200: RESOURCE, 400: EXPAND_ERROR, 404: outcome("No such value set.")},
 )
 async def expand_value_set(
     request: Request,
     caller: Annotated[Caller, access(Action.TERMINOLOGY_READ)],
     value_set_id: FhirId,
     filter: ExpandFilter = None,
-    offset: ExpandOffset = 0,
+    offset: ExpandOffset = None,
     count: ExpandCount = None,
 ) -> FhirResponse:
     return _expansion(request, value_set_id, filter, offset, count)
@@ -1174,6 +1217,7 @@ async def search_naming_systems(
     caller: Annotated[Caller, access(Action.TERMINOLOGY_READ)],
     value: Canonical = None,
 ) -> FhirResponse:
+    ignored = ignored_parameters(request, "value")
     vocabulary = service(request).vocabulary
     wanted = None if value is None else canonical_id(vocabulary, value, "NamingSystem")
     today = datetime.now(UTC).date().isoformat()
@@ -1182,4 +1226,4 @@ async def search_naming_systems(
         for identifier in NAMING_SYSTEMS
         if value is None or identifier == wanted
     ]
-    return FhirResponse(searchset(base_url(request), found))
+    return FhirResponse(searchset(base_url(request), found, ignored))

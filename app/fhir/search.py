@@ -2,7 +2,8 @@
 string into a ``Search``, deciding which rendered resources it matches, and the searchset
 Bundle of a page. Pure; the reading of screenings is app/fhir/service.py's.
 
-What is supported: ``subject`` and ``patient`` (references), ``code`` (tokens), ``date`` on
+What is supported: ``subject`` and ``patient`` (references), ``code`` and ``identifier``
+(tokens; ``identifier`` alone, without a subject, finds one screening's results), ``date`` on
 Observations (``effectiveDateTime``, with the prefixes eq, ne, gt, lt, ge and le), ``_count``,
 ``_sort=-date`` (the only order: newest first) and ``_cursor`` (the next link's). As FHIR R4
 asks, an unknown parameter is ignored unless the client sends ``Prefer: handling=strict``, and
@@ -26,10 +27,11 @@ from app.screenings.models import normal_reference
 
 MAX_COUNT = 100
 DEFAULT_COUNT = 20
+MAX_SCREENINGS = 50  # an identifier search without a subject reads each screening it names
 # What each resource type can be searched by, besides the common parameters.
 PARAMETERS = {
-    "Observation": frozenset({"subject", "patient", "code", "date"}),
-    "ServiceRequest": frozenset({"subject", "patient", "code"}),
+    "Observation": frozenset({"subject", "patient", "code", "date", "identifier"}),
+    "ServiceRequest": frozenset({"subject", "patient", "code", "identifier"}),
 }
 COMMON = frozenset({"_count", "_sort", "_cursor", "_format"})
 NEWEST_FIRST = "-date"
@@ -67,9 +69,10 @@ class Search:
     """A search of one resource type: each tuple of alternatives is ORed, the tuples ANDed."""
 
     resource_type: str
-    references: frozenset[str]
+    references: frozenset[str] | None  # None: not by subject (by identifier only)
     dates: tuple[tuple[DateBound, ...], ...] = ()
     codes: tuple[tuple[Token, ...], ...] = ()
+    identifiers: tuple[tuple[Token, ...], ...] = ()
     count: int = DEFAULT_COUNT
     cursor: str | None = None
     used: tuple[tuple[str, str], ...] = ()  # (name, value) as applied: the self link's
@@ -102,22 +105,33 @@ def parse_search(
 ) -> Search:
     """The search a query string asks for; 400 (an OperationOutcome) when it cannot be run."""
     supported = PARAMETERS[resource_type] | COMMON
+    ignored = unknown_parameters(parameters, supported, strict=strict)
     reader = _Reader(resource_type)
-    ignored: list[str] = []
     for name, value in parameters:
-        if not value or name == "_format":
-            continue  # empty parameters are ignored; _format is negotiated before
-        if name not in supported:
-            if name.split(":", 1)[0] in supported:
-                raise _error(_safe_name(name), "modifiers are not supported", "not-supported")
-            if strict:
-                raise _error(_safe_name(name), "is not supported here", "not-supported")
-            ignored.append(_safe_name(name))
+        if not value or name == "_format" or name not in supported:
             continue
         if len(value) > 1000 or not _PLAIN.match(value):
             raise _error(name, "is too long or holds control characters")
         reader.read(name, value)
-    return reader.search(tuple(ignored))
+    return reader.search(ignored)
+
+
+def unknown_parameters(
+    parameters: Sequence[tuple[str, str]], supported: frozenset[str], *, strict: bool
+) -> tuple[str, ...]:
+    """The names of the parameters a search does not support, to report as ignored (FHIR
+    R4's lenient handling); 400 for one when ``strict``, and for a supported parameter with a
+    modifier either way. Empty parameters and ``_format`` (negotiated before) never count."""
+    ignored: list[str] = []
+    for name, value in parameters:
+        if not value or name == "_format" or name in supported:
+            continue
+        if name.split(":", 1)[0] in supported:
+            raise _error(_safe_name(name), "modifiers are not supported", "not-supported")
+        if strict:
+            raise _error(_safe_name(name), "is not supported here", "not-supported")
+        ignored.append(_safe_name(name))
+    return tuple(ignored)
 
 
 class _Reader:
@@ -126,6 +140,7 @@ class _Reader:
         self.references: list[set[str]] = []
         self.dates: list[tuple[DateBound, ...]] = []
         self.codes: list[tuple[Token, ...]] = []
+        self.identifiers: list[tuple[Token, ...]] = []
         self.single: dict[str, str] = {}
         self.used: list[tuple[str, str]] = []
 
@@ -136,6 +151,8 @@ class _Reader:
             self.dates.append(tuple(_date_bound(v) for v in value.split(",")))
         elif name == "code":
             self.codes.append(tuple(_token(v) for v in value.split(",")))
+        elif name == "identifier":
+            self.identifiers.append(tuple(_identifier(v) for v in value.split(",")))
         elif name in self.single:
             raise _error(name, "may be given once")
         else:
@@ -145,17 +162,22 @@ class _Reader:
         self.used.append((name, value))
 
     def search(self, ignored: tuple[str, ...]) -> Search:
-        if not self.references:
-            raise _error("subject", "search by subject or patient (Patient/123)", "required")
-        references = set.intersection(*self.references)
+        if not self.references and not self.identifiers:
+            raise _error(
+                "subject", "search by subject or patient (Patient/123), or identifier", "required"
+            )
+        references = set.intersection(*self.references) if self.references else None
+        if references is None and len(screening_ids(tuple(self.identifiers))) > MAX_SCREENINGS:
+            raise _error("identifier", f"names more than {MAX_SCREENINGS} screenings")
         sort = self.single.get("_sort")
         if sort is not None and sort != NEWEST_FIRST:
             raise _error("_sort", f"results come newest first: only {NEWEST_FIRST}")
         return Search(
             resource_type=self.resource_type,
-            references=frozenset(references),
+            references=None if references is None else frozenset(references),
             dates=tuple(self.dates),
             codes=tuple(self.codes),
+            identifiers=tuple(self.identifiers),
             count=_count(self.single.get("_count")),
             cursor=self.single.get("_cursor"),
             used=tuple(self.used),
@@ -188,6 +210,24 @@ def _token(value: str) -> Token:
     return Token(system=system or None, code=code or None, no_system=not system)
 
 
+def _identifier(value: str) -> Token:
+    """``system|value``, or a value in any system; each screening's results are found by it."""
+    token = _token(value)
+    if token.code is None:
+        raise _error("identifier", "must give a value (system|value, or value)")
+    return token
+
+
+def screening_ids(identifiers: tuple[tuple[Token, ...], ...]) -> frozenset[str]:
+    """The screenings whose results can meet every identifier criterion: carelevel's result
+    and screening identifiers begin with the screening's id (a UUID)."""
+    candidates = [
+        {t.code[:36] for t in tokens if t.code is not None and len(t.code) >= 36}
+        for tokens in identifiers
+    ]
+    return frozenset(set.intersection(*candidates)) if candidates else frozenset()
+
+
 def _date_bound(value: str) -> DateBound:
     found = _DATE.fullmatch(value)
     if found is None:
@@ -215,14 +255,18 @@ def date_range(value: str) -> tuple[datetime, datetime] | None:
             low = datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=UTC)
             return low, low + timedelta(days=1)
         low = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except (ValueError, OverflowError):
+        low = low if low.tzinfo else low.replace(tzinfo=UTC)
+        return low, low + _precision(value[11:])
+    except (ValueError, OverflowError):  # out of range: 9999-12-31T23:59:59Z has no end
         return None
-    low = low if low.tzinfo else low.replace(tzinfo=UTC)
-    time = value[11:].split("+")[0].split("-")[0].rstrip("Z")
-    step = timedelta(minutes=1) if len(time) == 5 else timedelta(seconds=1)
+
+
+def _precision(time: str) -> timedelta:
+    """The span of a time of day at the precision written (minutes, seconds, fractions)."""
+    time = time.split("+")[0].split("-")[0].rstrip("Z")
     if "." in time:
-        step = timedelta(microseconds=1)
-    return low, low + step
+        return timedelta(microseconds=1)
+    return timedelta(minutes=1) if len(time) == 5 else timedelta(seconds=1)
 
 
 def _date_matches(bound: DateBound, low: datetime, high: datetime) -> bool:
@@ -246,14 +290,25 @@ def _code_matches(token: Token, coding: dict[str, Any]) -> bool:
     return token.code is None or coding.get("code") == token.code
 
 
+def _tokens_match(criteria: tuple[tuple[Token, ...], ...], codings: list[dict[str, Any]]) -> bool:
+    """Each criterion met by one of its alternatives (identifiers as codings: value → code)."""
+    return all(any(_code_matches(t, c) for t in tokens for c in codings) for tokens in criteria)
+
+
 def matches(resource: dict[str, Any], search: Search) -> bool:
     """Whether a rendered resource of the search's type meets its code and date criteria."""
     if resource.get("resourceType") != search.resource_type:
         return False
     codings = [c for c in (resource.get("code") or {}).get("coding") or [] if isinstance(c, dict)]
-    for alternatives in search.codes:
-        if not any(_code_matches(t, c) for t in alternatives for c in codings):
-            return False
+    identifiers = [
+        {"system": i.get("system"), "code": i.get("value")}
+        for i in resource.get("identifier") or []
+        if isinstance(i, dict)
+    ]
+    if not (
+        _tokens_match(search.codes, codings) and _tokens_match(search.identifiers, identifiers)
+    ):
+        return False
     if not search.dates:
         return True
     effective = resource.get("effectiveDateTime")
@@ -282,14 +337,13 @@ def search_bundle(
         for resource in found
     ]
     if search.ignored:
-        entries.append(
-            {"resource": _ignored_outcome(search.ignored), "search": {"mode": "outcome"}}
-        )
+        entries.append(ignored_entry(search.ignored))
     return {"resourceType": "Bundle", "type": "searchset", "link": links, "entry": entries}
 
 
-def _ignored_outcome(names: tuple[str, ...]) -> dict[str, Any]:
-    return {
+def ignored_entry(names: tuple[str, ...]) -> dict[str, Any]:
+    """The searchset entry (``search.mode = outcome``) warning of the parameters ignored."""
+    outcome = {
         "resourceType": "OperationOutcome",
         "issue": [
             {
@@ -301,3 +355,4 @@ def _ignored_outcome(names: tuple[str, ...]) -> dict[str, Any]:
             for name in names
         ],
     }
+    return {"resource": outcome, "search": {"mode": "outcome"}}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -18,7 +19,7 @@ from app.fhir.outcome import FhirError, Issue, item_expression
 from app.fhir.questionnaire import QuestionnaireVersion, build_questionnaire, is_questionnaire_key
 from app.fhir.response import ReadResponse, answers_link_id, read_response
 from app.fhir.results import Result, require_subject, resources, transaction_bundle
-from app.fhir.search import Search, matches
+from app.fhir.search import Search, matches, screening_ids
 from app.fhir.terminology import Vocabulary
 from app.kernel.errors import NotFound, Unprocessable
 from app.kernel.pagination import decode_cursor, encode_cursor
@@ -98,13 +99,15 @@ class FhirService:
         """Evaluate and store the screening a QuestionnaireResponse answers; its result as a
         transaction Bundle. Nothing is stored when the response cannot be used.
         ``once_per_response``: a response evaluated before (by either path) gives its screening
-        again. ``us_core``: refuse a response whose results could not be US Core ones."""
+        again; so does, without an ``idempotency_key``, a response that names itself
+        (``identifies_itself``), so that the EHR files its results once. ``us_core``: refuse
+        a response whose results could not be US Core ones."""
         read = read_response(resource, self.vocabulary)
         if us_core:
             require_subject(read.context)
         request = self._screening_request(read)
         digest = response_digest(read, request)
-        if once_per_response:
+        if once_per_response or (idempotency_key is None and identifies_itself(read.context)):
             existing = await self.screenings.of_response(caller, digest)
             if existing is not None:
                 return transaction_bundle(self.vocabulary, result_of(existing)), existing
@@ -191,27 +194,14 @@ class FhirService:
         the subject index until the page is full; a cursor is the (created_at, id) of the
         last resource returned, so a page may end within a screening's resources."""
         after = decode_cursor(search.cursor) if search.cursor else None
-        found: list[tuple[Screening, dict[str, Any]]] = []
         async with self.sessions() as session, session.begin():
             repository = ScreeningRepository(session)
-            if after is not None:
-                at, last_id = after
-                row = await repository.get(caller.tenant, last_id[:36])
-                if row is not None and row.subject_reference in search.references:
-                    rest = self._matching(row, search)
-                    ids = [resource["id"] for _, resource in rest]
-                    found += rest[ids.index(last_id) + 1 :] if last_id in ids else []
-                after = (at, last_id[:36])
-            batch = search.count + 1
-            while len(found) <= search.count:
-                rows = await repository.of_subjects(
-                    caller.tenant, search.references, limit=batch, after=after
+            if search.references is None:
+                found = await self._of_screenings(repository, caller, search, after)
+            else:
+                found = await self._of_subjects(
+                    repository, caller, search, search.references, after
                 )
-                for row in rows:
-                    found += self._matching(row, search)
-                if len(rows) < batch:
-                    break
-                after = (rows[-1].created_at, rows[-1].id)
             page = found[: search.count]
             record(
                 session,
@@ -222,6 +212,54 @@ class FhirService:
         last = page[-1] if len(found) > search.count else None
         next_cursor = encode_cursor(last[0].created_at, last[1]["id"]) if last else None
         return [resource for _, resource in page], next_cursor
+
+    async def _of_subjects(
+        self,
+        repository: ScreeningRepository,
+        caller: Caller,
+        search: Search,
+        references: frozenset[str],
+        after: tuple[datetime, str] | None,
+    ) -> list[tuple[Screening, dict[str, Any]]]:
+        """At least a page and one more of the matches after the cursor, or every match."""
+        found: list[tuple[Screening, dict[str, Any]]] = []
+        if after is not None:
+            at, last_id = after
+            row = await repository.get(caller.tenant, last_id[:36])
+            if row is not None and row.subject_reference in references:
+                rest = self._matching(row, search)
+                ids = [resource["id"] for _, resource in rest]
+                found += rest[ids.index(last_id) + 1 :] if last_id in ids else []
+            after = (at, last_id[:36])
+        batch = search.count + 1
+        while len(found) <= search.count:
+            rows = await repository.of_subjects(caller.tenant, references, limit=batch, after=after)
+            for row in rows:
+                found += self._matching(row, search)
+            if len(rows) < batch:
+                break
+            after = (rows[-1].created_at, rows[-1].id)
+        return found
+
+    async def _of_screenings(
+        self,
+        repository: ScreeningRepository,
+        caller: Caller,
+        search: Search,
+        after: tuple[datetime, str] | None,
+    ) -> list[tuple[Screening, dict[str, Any]]]:
+        """The matches after the cursor among the few screenings an identifier names."""
+        rows = [
+            row
+            for screening_id in sorted(screening_ids(search.identifiers))
+            if (row := await repository.get(caller.tenant, screening_id)) is not None
+        ]
+        rows.sort(key=lambda row: (row.created_at, row.id), reverse=True)
+        found = [match for row in rows for match in self._matching(row, search)]
+        if after is None:
+            return found
+        ids = [resource["id"] for _, resource in found]
+        return found[ids.index(after[1]) + 1 :] if after[1] in ids else []
 
     def _matching(self, row: Screening, search: Search) -> list[tuple[Screening, dict[str, Any]]]:
         rendered = resources(self.vocabulary, _result_of_row(row))
@@ -250,6 +288,13 @@ def _result_of_row(row: Screening) -> Result:
         determination=row.determination,
         context=row.fhir_context or {},
     )
+
+
+def identifies_itself(context: dict[str, Any]) -> bool:
+    """Whether a QuestionnaireResponse says which one it is: an ``identifier``, or an ``id``
+    on the EHR's server together with the ``subject``. Sent again, it is the same response
+    (``response_digest``), not a new screening."""
+    return bool(context.get("identifier")) or bool(context.get("id") and context.get("subject"))
 
 
 def response_digest(read: ReadResponse, request: ScreeningRequest) -> str:

@@ -13,7 +13,6 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from fhir.resources.R4B import get_fhir_model_class
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.questionnaire import Questionnaire
 
@@ -26,38 +25,13 @@ from app.questionnaire import form_items
 from tests.api.screenings_support import assert_nothing_stored, published_version
 from tests.support.apps import http_client, new_key
 from tests.support.examples import EXAMPLES, level_of
+from tests.support.examples import example as answers
+from tests.support.fhir import EVALUATE, FHIR, evaluate, outcome, valid
 
 Json = dict[str, Any]
 VOCABULARY = Vocabulary("https://carelevel.dev/fhir")
 CANONICAL = VOCABULARY.questionnaire("iop-level-of-care")
-EVALUATE = "/fhir/r4/QuestionnaireResponse/$evaluate"
-FHIR = {"content-type": "application/fhir+json"}
 EXAMPLE_NAMES = sorted(path.stem for path in EXAMPLES.glob("*.json"))
-
-
-def answers(name: str) -> Json:
-    loaded: Json = json.loads((EXAMPLES / f"{name}.json").read_text())
-    return loaded
-
-
-def valid(resource: Json) -> Json:
-    """``resource``, after checking it is valid FHIR R4 (the R4B models: R4B = R4 here)."""
-    get_fhir_model_class(resource["resourceType"]).model_validate(resource)
-    return resource
-
-
-async def evaluate(client: httpx.AsyncClient, response: Json, **headers: str) -> httpx.Response:
-    return await client.post(EVALUATE, content=json.dumps(response), headers=FHIR | headers)
-
-
-def outcome(response: httpx.Response, status: int) -> list[Json]:
-    """The issues of an OperationOutcome answered with ``status``."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/fhir+json"
-    body = valid(response.json())
-    assert body["resourceType"] == "OperationOutcome"
-    issues: list[Json] = body["issue"]
-    return issues
 
 
 def walk(items: list[Json]) -> list[Json]:
@@ -526,6 +500,40 @@ async def test_idempotency_works_as_on_the_rest_api(client: httpx.AsyncClient) -
     assert "different request body" in outcome(reused, 422)[0]["diagnostics"]
     listed = (await client.get("/v1/screenings")).json()["items"]
     assert len(listed) == 1
+
+
+@pytest.mark.parametrize(
+    "names_itself",
+    [
+        {"identifier": {"system": "https://ehr.example/qr", "value": "qr-77"}},
+        {"id": "qr-77"},  # with the subject response_for gives
+    ],
+)
+async def test_a_response_that_names_itself_is_evaluated_once(
+    client: httpx.AsyncClient, names_itself: Json
+) -> None:
+    response = response_for(VOCABULARY, answers("adult-iop-suitable")) | names_itself
+
+    first = await evaluate(client, response)
+    again = await evaluate(client, response)
+
+    # The same Bundle, with the same identifiers: the EHR's ifNoneExist files nothing twice.
+    assert again.json() == first.json()
+    assert again.headers["idempotent-replayed"] == "true"
+    assert len((await client.get("/v1/screenings")).json()["items"]) == 1
+    amended = copy.deepcopy(response)
+    amended["authored"] = "2026-12-01T10:00:00Z"
+    assert (await evaluate(client, amended)).json() != first.json()
+
+
+async def test_a_response_that_does_not_name_itself_is_a_new_screening_each_time(
+    client: httpx.AsyncClient,
+) -> None:
+    unnamed = response_for(VOCABULARY, answers("adult-iop-suitable"))
+    id_only = response_for(VOCABULARY, answers("adult-iop-suitable"), subject=None)
+    for response in (unnamed, unnamed, id_only | {"id": "qr-78"}, id_only | {"id": "qr-78"}):
+        assert (await evaluate(client, response)).status_code == 200
+    assert len((await client.get("/v1/screenings")).json()["items"]) == 4
 
 
 async def test_concurrent_evaluations_with_one_key_store_one_screening(

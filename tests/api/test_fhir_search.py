@@ -13,7 +13,6 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 from fastapi import FastAPI
-from fhir.resources.R4B import get_fhir_model_class
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.fhir.examples import response_for
@@ -22,24 +21,14 @@ from app.fhir.terminology import LOINC, Vocabulary
 from app.kernel.settings import LEGACY_FHIR_CANONICAL_BASE, Settings
 from app.screenings.models import normal_reference
 from tests.support.apps import http_client, new_key, started_app
-from tests.support.examples import EXAMPLES
+from tests.support.examples import example as answers
+from tests.support.fhir import EVALUATE, FHIR, valid
+from tests.support.fhir import outcome as issues
 
 Json = dict[str, Any]
 LEGACY = Vocabulary(LEGACY_FHIR_CANONICAL_BASE)
-FHIR = {"content-type": "application/fhir+json"}
-EVALUATE = "/fhir/r4/QuestionnaireResponse/$evaluate"
 LEVEL = f"{LEGACY_FHIR_CANONICAL_BASE}/CodeSystem/observation|level-of-care-recommendation"
 PHQ9_TOTAL = f"{LOINC}|44261-6"
-
-
-def answers(name: str) -> Json:
-    loaded: Json = json.loads((EXAMPLES / f"{name}.json").read_text())
-    return loaded
-
-
-def valid(resource: Json) -> Json:
-    get_fhir_model_class(resource["resourceType"]).model_validate(resource)
-    return resource
 
 
 async def evaluated(
@@ -60,15 +49,6 @@ async def evaluated(
 
 def ids(bundle: Json) -> list[str]:
     return [e["resource"]["id"] for e in bundle["entry"] if e["search"]["mode"] == "match"]
-
-
-def issues(response: httpx.Response, status: int) -> list[Json]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/fhir+json"
-    body = valid(response.json())
-    assert body["resourceType"] == "OperationOutcome"
-    found: list[Json] = body["issue"]
-    return found
 
 
 # --- searching stored results ------------------------------------------------------------------
@@ -135,6 +115,36 @@ async def test_code_and_date_narrow_the_search(client: httpx.AsyncClient) -> Non
     assert ids(none.json()) == []
 
 
+async def test_each_result_is_found_by_its_identifier_with_or_without_the_subject(
+    client: httpx.AsyncClient,
+) -> None:
+    screening = await evaluated(client, "Patient/p-8")
+    other = await evaluated(client, "Patient/p-8")
+    system = LEGACY.result_identifier
+
+    referral = await client.get(
+        "/fhir/r4/ServiceRequest", params={"identifier": f"{system}|{screening}-referral"}
+    )
+    level = await client.get(
+        "/fhir/r4/Observation",
+        params={"subject": "Patient/p-8", "identifier": f"{system}|{screening}"},
+    )
+    either = await client.get(
+        "/fhir/r4/Observation", params={"identifier": f"{screening},{other}-phq9"}
+    )
+    elsewhere = await client.get(
+        "/fhir/r4/Observation", params={"identifier": f"https://ehr.example/ids|{screening}"}
+    )
+    other_patient = await client.get(
+        "/fhir/r4/Observation", params={"subject": "Patient/p-9", "identifier": screening}
+    )
+
+    assert ids(valid(referral.json())) == [f"{screening}-referral"]
+    assert ids(level.json()) == [screening]
+    assert ids(either.json()) == [f"{other}-phq9", screening]  # newest screening first
+    assert ids(elsewhere.json()) == ids(other_patient.json()) == []
+
+
 async def test_pages_follow_the_next_link_without_gaps_or_repeats(
     client: httpx.AsyncClient,
 ) -> None:
@@ -182,6 +192,8 @@ async def test_another_tenant_finds_nothing_of_the_patient(
         ("subject=Patient/1&date=2026-13-40", "date"),
         ("subject=Patient/1&date=sa2026", "date"),
         ("subject=Patient/1&_count=0", "_count"),
+        ("subject=Patient/1&date=9999-12-31T23:59:59Z", "date"),  # no instant after it
+        ("identifier=https://carelevel.dev/fhir/NamingSystem/result-id|", "identifier"),
         ("subject=Patient/1&_sort=date", "_sort"),
     ],
 )
@@ -211,6 +223,32 @@ async def test_unknown_parameters_are_reported_or_refused_when_strict(
     self_link = next(link["url"] for link in lenient["link"] if link["relation"] == "self")
     assert "_elements" not in self_link  # only what was applied
     assert issues(strict, 400)[0]["code"] == "not-supported"
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "/fhir/r4/Questionnaire?name=iop&context-type-value=focus$x",
+        "/fhir/r4/Questionnaire?_count=0",
+        "/fhir/r4/CodeSystem?name=level",
+        "/fhir/r4/ValueSet?url=x|1&version=2&title=y",
+        "/fhir/r4/NamingSystem?kind=identifier",
+    ],
+)
+async def test_the_other_searches_report_unknown_parameters_or_refuse_them_when_strict(
+    client: httpx.AsyncClient, query: str
+) -> None:
+    lenient = valid((await client.get(query)).json())
+    strict = await client.get(query, headers={"Prefer": "handling=strict"})
+
+    warnings = [e["resource"] for e in lenient["entry"] if e["search"]["mode"] == "outcome"]
+    assert {issue["severity"] for issue in warnings[0]["issue"]} == {"warning"}
+    unknown = query.split("?")[1].split("&")[-1].split("=")[0]
+    assert warnings[0]["issue"][-1]["diagnostics"].startswith(f"{unknown}:")
+    assert issues(strict, 400)[0]["code"] == "not-supported"
+    path = query.split("?")[0]
+    modified = "value:below=x" if path.endswith("NamingSystem") else "url:below=x"
+    issues(await client.get(f"{path}?{modified}"), 400)  # a modifier is refused either way
 
 
 async def test_a_cursor_this_api_did_not_give_is_refused(client: httpx.AsyncClient) -> None:
@@ -291,10 +329,28 @@ async def test_an_expansion_is_filtered_and_paged(client: httpx.AsyncClient) -> 
 async def test_expanding_what_is_not_a_value_set_is_404(client: httpx.AsyncClient) -> None:
     issues(await client.get("/fhir/r4/ValueSet/urgency/$expand"), 404)
     issues(await client.get("/fhir/r4/ValueSet/$expand?url=https://elsewhere.example/x"), 404)
-    assert (await client.get("/fhir/r4/ValueSet/level-of-care/$expand?count=-1")).status_code in (
-        400,
-        422,
-    )
+
+
+@pytest.mark.parametrize(
+    ("query", "parameter"),
+    [
+        ("count=-1", "count"),
+        ("count=ten", "count"),
+        ("count=1001", "count"),
+        ("offset=10001", "offset"),
+        ("filter=" + "x" * 201, "filter"),
+    ],
+)
+async def test_an_expansion_parameter_that_cannot_be_used_is_400_naming_it(
+    client: httpx.AsyncClient, query: str, parameter: str
+) -> None:
+    """As for search parameters: 400 (FHIR's answer to a parameter it cannot use), not 422."""
+    for path in ("/fhir/r4/ValueSet/level-of-care/$expand?", "/fhir/r4/ValueSet/$expand?url=x&"):
+        found = issues(await client.get(path + query), 400)
+        assert found[0]["diagnostics"].startswith(f"{parameter}:")
+        assert "ten" not in found[0]["diagnostics"]
+    missing_url = issues(await client.get("/fhir/r4/ValueSet/$expand"), 400)
+    assert missing_url[0]["diagnostics"].startswith("url:")
 
 
 # --- naming systems, negotiation, the capability statement -------------------------------------
