@@ -338,17 +338,42 @@ def rule_set_canonical(vocabulary: Vocabulary, rule_set: dict[str, Any]) -> str:
     return f"{vocabulary.questionnaire(rule_set['key'])}|{rule_set['owner']}.{rule_set['version']}"
 
 
-def provenance(vocabulary: Vocabulary, result: Result, targets: list[str]) -> dict[str, Any]:
-    """Who made the results (carelevel, as software: no Device of the EHR's to point at, so
-    ``who`` is a display), from what (the QuestionnaireResponse) and under which rule-set
-    version (``policy``)."""
+DEVICE_ID: Final = "carelevel"
+PUBLISHER_ID: Final = "carelevel-publisher"
+
+
+def carelevel_device(result: Result) -> dict[str, Any]:
+    """carelevel as the software that made the results (contained in the Provenance: it is
+    no resource on the EHR's server): the engine's version and the rule-set version that
+    decided, with its sha256, as its versions."""
     rule_set = result.rule_set
+    versions = [
+        ("engine", result.engine_version),
+        ("rule set", f"{rule_set['owner']}/{rule_set['key']} version {rule_set['version']}"),
+        ("rule set sha256", rule_set["sha256"]),
+    ]
+    return {
+        "resourceType": "Device",
+        "id": DEVICE_ID,
+        "manufacturer": "carelevel",
+        "deviceName": [{"name": "carelevel", "type": "user-friendly-name"}],
+        "version": [{"type": {"text": kind}, "value": value} for kind, value in versions],
+    }
+
+
+def provenance(vocabulary: Vocabulary, result: Result, targets: list[str]) -> dict[str, Any]:
+    """Who made the results (carelevel, a contained Device, on behalf of carelevel as the
+    publisher of its rule sets: US Core's provenance-1 asks for ``onBehalfOf`` when ``who``
+    is a Device, and carelevel does not know the EHR's organization), from what (the
+    QuestionnaireResponse) and under which rule-set version (``policy``)."""
+    publisher = {"resourceType": "Organization", "id": PUBLISHER_ID, "active": True}
     record: dict[str, Any] = {
         "resourceType": "Provenance",
         "meta": {"profile": [US_CORE_PROVENANCE]},
+        "contained": [carelevel_device(result), publisher | {"name": "carelevel"}],
         "target": [{"reference": target} for target in targets],
         "recorded": result.created_at.isoformat(),
-        "policy": [rule_set_canonical(vocabulary, rule_set)],
+        "policy": [rule_set_canonical(vocabulary, result.rule_set)],
         "activity": {"coding": [{"system": DATA_OPERATION, "code": "CREATE", "display": "create"}]},
         "agent": [
             {
@@ -357,11 +382,8 @@ def provenance(vocabulary: Vocabulary, result: Result, targets: list[str]) -> di
                         {"system": PARTICIPANT_TYPE, "code": "assembler", "display": "Assembler"}
                     ]
                 },
-                "who": {
-                    "display": f"carelevel {result.engine_version}, rule set "
-                    f"{rule_set['owner']}/{rule_set['key']} version {rule_set['version']} "
-                    f"(sha256 {rule_set['sha256']})"
-                },
+                "who": {"reference": f"#{DEVICE_ID}", "display": "carelevel"},
+                "onBehalfOf": {"reference": f"#{PUBLISHER_ID}", "display": "carelevel"},
             }
         ],
     }

@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.questionnaire import Questionnaire
 
-from app.engine.determination import LevelOfCare
+from app.engine.determination import ENGINE_VERSION, LevelOfCare
 from app.fhir.examples import example_response, response_for
 from app.fhir.response import given_switches, link_ids
 from app.fhir.results import SCREENING_ASSESSMENT, US_CORE_PROVENANCE, US_CORE_SERVICE_REQUEST
@@ -306,8 +306,12 @@ def assert_a_transaction_to_file(bundle: Json, ehr_own: set[str]) -> None:
         mine = {"system": VOCABULARY.result_identifier, "value": resource["id"]}
         assert mine in resource["identifier"]
         assert request["ifNoneExist"] == f"identifier={mine['system']}|{mine['value']}"
-    for reference in references([e["resource"] for e in entries]):
-        assert reference in full_urls or reference in ehr_own, reference
+    for entry in entries:
+        contained = {f"#{inner['id']}" for inner in entry["resource"].get("contained", [])}
+        for reference in references(entry["resource"]):
+            assert reference in full_urls or reference in ehr_own or reference in contained, (
+                reference
+            )
 
 
 def assert_provenance(bundle: Json, source: Json | None) -> None:
@@ -321,11 +325,17 @@ def assert_provenance(bundle: Json, source: Json | None) -> None:
     assert record["recorded"] == results[0]["resource"]["issued"]
     (agent,) = record["agent"]
     assert agent["type"]["coding"][0]["code"] == "assembler"
-    assert agent["who"]["display"].startswith("carelevel ")
+    devices = {f"#{inner['id']}": inner for inner in record["contained"]}
+    device = devices[agent["who"]["reference"]]
+    assert device["resourceType"] == "Device"
+    versions = {v["type"]["text"]: v["value"] for v in device["version"]}
+    assert versions["engine"] == ENGINE_VERSION
+    assert devices[agent["onBehalfOf"]["reference"]]["resourceType"] == "Organization"
     method = results[0]["resource"]["method"]["text"]
     (policy,) = record["policy"]
     assert policy.startswith(f"{CANONICAL}|shared.")
     assert f"version {policy.rpartition('.')[2]} " in method
+    assert versions["rule set"].endswith(f" version {policy.rpartition('.')[2]}")
     assert record.get("entity") == ([{"role": "source", "what": source}] if source else None)
 
 

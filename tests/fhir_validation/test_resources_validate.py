@@ -205,6 +205,10 @@ BROKEN: dict[str, tuple[dict[str, Any], set[str]]] = {
         },
         {"medplum", "fhirpath"},
     ),
+    "a contained resource nothing refers to (dom-3)": (
+        OBSERVATION | {"contained": [{"resourceType": "Device", "id": "unused"}]},
+        {"fhirpath"},
+    ),
 }
 
 

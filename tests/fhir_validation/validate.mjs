@@ -98,6 +98,15 @@ function medplumValidator() {
 const QUIET = { traceFn: () => {} }; // some invariants trace() what they compare
 const UNDECIDABLE = /\b(memberOf|conformsTo|resolve|htmlChecks)\(/;
 
+// R4's dom-3 applies `as(type)` to a collection (`descendants().as(canonical)`), which FHIRPath
+// allows on a single item only; R5 corrected it to `ofType(type)`, which means what R4 meant.
+// Without the correction, no resource with a contained resource could be checked.
+const ERRATA = [[/descendants\(\)\.as\((canonical|uri|url)\)/g, "descendants().ofType($1)"]];
+
+function corrected(expression) {
+  return ERRATA.reduce((text, [pattern, replacement]) => text.replace(pattern, replacement), expression);
+}
+
 function definitionsByType() {
   const types = new Map();
   for (const file of DEFINITIONS) {
@@ -135,7 +144,7 @@ function invariantValidator() {
   const cache = new Map();
   function compiled(base, expression) {
     const key = `${base}\u0000${expression}`;
-    if (!cache.has(key)) cache.set(key, fhirpath.compile({ base, expression }, r4Model, QUIET));
+    if (!cache.has(key)) cache.set(key, fhirpath.compile({ base, expression: corrected(expression) }, r4Model, QUIET));
     return cache.get(key);
   }
 

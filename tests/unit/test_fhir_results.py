@@ -57,7 +57,15 @@ def test_the_provenance_names_carelevel_the_response_and_the_rule_set_version() 
         "https://carelevel.dev/fhir/Questionnaire/iop-level-of-care|clinic-a.3"
     ]
     assert record["policy"] == [rule_set_canonical(VOCABULARY, RULE_SET)]
-    assert "carelevel 2.0.0" in record["agent"][0]["who"]["display"]
+    (device, publisher) = record["contained"]
+    assert record["agent"][0]["who"]["reference"] == f"#{device['id']}"
+    assert record["agent"][0]["onBehalfOf"]["reference"] == f"#{publisher['id']}"
+    assert {v["type"]["text"]: v["value"] for v in device["version"]} == {
+        "engine": "2.0.0",
+        "rule set": "clinic-a/iop-level-of-care version 3",
+        "rule set sha256": "ab" * 32,
+    }
+    assert publisher["resourceType"] == "Organization"
     assert record["entity"] == [
         {"role": "source", "what": {"reference": "QuestionnaireResponse/qr-1"}}
     ]
