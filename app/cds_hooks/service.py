@@ -2,7 +2,8 @@
 
 ``carelevel-iop-screening`` (patient-view) shows the recommendation of the patient's latest
 completed QuestionnaireResponse to our Questionnaire, or invites a screening when there is none,
-saying what the chart already answers (app/fhir/populate.py) and offering that pre-filled draft.
+saying what the chart already answers (app/fhir/chart.py, app/fhir/populate.py) and offering
+that pre-filled draft.
 ``carelevel-iop-referral-check`` (order-select) shows a card only when a behavioral-health
 referral being ordered is to another level than the screening recommends (app/cds_hooks/
 orders.py), or invites a screening when there is none; it does not read the chart. What the
@@ -50,7 +51,8 @@ from app.cds_hooks.schemas import (
     parse_context,
 )
 from app.engine import DEFAULT_RULE_SET_KEY
-from app.fhir.populate import CHART_QUERIES, chart_of, populate, populated_link_ids
+from app.fhir.chart import CHART_QUERIES, chart_of
+from app.fhir.populate import populate, populated_link_ids
 from app.fhir.results import Result
 from app.fhir.service import FhirService, result_of
 from app.fhir.terminology import Vocabulary

@@ -16,10 +16,10 @@ from app.fhir.expansion import FILTER_LENGTH, MAX_OFFSET, expand, expansion_requ
 from app.fhir.expansion import MAX_COUNT as EXPANSION_MAX_COUNT
 from app.fhir.outcome import FhirError, Issue, issue_json, operation_outcome
 from app.fhir.patient_subjects import EVALUATED, POPULATED, SEARCHED, STORED
-from app.fhir.populate import (
+from app.fhir.populate import populate
+from app.fhir.populate_operation import (
     POPULATE_OPERATION,
     example_result,
-    populate,
     populate_operation_definition,
     populate_result,
     read_parameters,

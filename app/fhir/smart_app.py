@@ -23,7 +23,8 @@ from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from app.fhir.populate import CHART_QUERIES, POPULATED_FROM
+from app.fhir.chart import CHART_QUERIES
+from app.fhir.populate import POPULATED_FROM
 from app.kernel.settings import Settings
 from app.kernel.smart_apps import SmartApp
 

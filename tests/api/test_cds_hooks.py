@@ -27,8 +27,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.cds_hooks.chart import ChartReader
 from app.cds_hooks.examples import example_hook_request
 from app.engine.determination import LevelOfCare
+from app.fhir.chart import CHART_QUERIES
 from app.fhir.examples import response_for
-from app.fhir.populate import CHART_QUERIES, populated_link_ids
+from app.fhir.populate import populated_link_ids
 from app.fhir.terminology import Vocabulary
 from app.kernel.issuers import CdsClient
 from app.kernel.settings import Settings

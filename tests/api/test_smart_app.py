@@ -13,7 +13,8 @@ from fastapi import FastAPI
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.fhir.populate import CHART_QUERIES, POPULATED_FROM
+from app.fhir.chart import CHART_QUERIES
+from app.fhir.populate import POPULATED_FROM
 from app.kernel.settings import Settings
 from app.kernel.smart_apps import DEFAULT_SCOPE, SmartApp
 from tests.support.apps import http_client, started_app

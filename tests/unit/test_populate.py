@@ -1,6 +1,6 @@
-"""Pre-population from the chart (app/fhir/populate.py): what each chart resource answers, what
-is never used (stale, not final, entered in error, out of bounds), and that an answer already
-given is never replaced."""
+"""Pre-population from the chart (app/fhir/chart.py, app/fhir/populate.py): what each chart
+resource answers, what is never used (stale, not final, entered in error, out of bounds), and
+that an answer already given is never replaced."""
 
 from __future__ import annotations
 
@@ -12,16 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from app.fhir.chart import CHART_QUERIES, MEASURES, Chart, chart_of
 from app.fhir.outcome import FhirError
-from app.fhir.populate import (
-    CHART_QUERIES,
-    MEASURES,
-    POPULATED_FROM,
-    Chart,
-    chart_of,
-    populate,
-    populated_link_ids,
-)
+from app.fhir.populate import POPULATED_FROM, populate, populated_link_ids
 from app.fhir.response import MAX_ITEM_DEPTH, read_response
 from app.fhir.terminology import LOINC, Vocabulary
 from app.questionnaire import FormItem, Kind, form
