@@ -294,7 +294,7 @@ class CdsHooksService:
             links,
             DEFAULT_RULE_SET_KEY,
             draft=draft,
-            prefilled=populated_link_ids(draft),
+            prefilled=populated_link_ids(draft, self.vocabulary),
             chart_unread=any(key in CHART_QUERIES for key in chart.unread),
             screening_unchecked=screening_unchecked,
         )

@@ -3,8 +3,9 @@ gives carelevel's Questionnaire.
 
 Pure functions, no I/O. ``populate`` returns an ``in-progress`` QuestionnaireResponse with the
 answers ``chart_answers`` finds in a ``Chart`` (app/fhir/chart.py), each item marked with
-carelevel's ``answer-source`` extension (POPULATED_FROM) naming its source resource. An answer
-already given (``answered``) is never replaced. ``populated_link_ids`` reads the marker back.
+carelevel's ``answer-source`` extension (``Vocabulary.answer_source``) naming its source
+resource. An answer already given (``answered``) is never replaced. ``populated_link_ids`` reads
+the marker back; ``answer_source_definition`` is the extension's StructureDefinition.
 """
 
 from __future__ import annotations
@@ -17,15 +18,16 @@ from typing import Any, Final
 from app.engine import DEFAULT_RULE_SET_KEY
 from app.fhir.chart import Chart, Found, chart_answers
 from app.fhir.response import given_switches, link_ids
-from app.fhir.terminology import Vocabulary
+from app.fhir.terminology import FHIR_VERSION, Vocabulary
+from app.kernel.settings import LEGACY_FHIR_CANONICAL_BASE
 from app.questionnaire import FormItem, Kind, form
 
 # carelevel's extension on a QuestionnaireResponse.item taken from the chart: its
 # valueReference (any resource) names the source. The core questionnaireresponse-author
 # extension cannot: it names only a Device, Practitioner, PractitionerRole, Patient,
-# RelatedPerson or Organization. The URL is an identifier, the same on every deployment (the
-# SMART app and EHR rules match it), so it stays under the original canonical base.
-POPULATED_FROM: Final = "https://carelevel.dev/fhir/StructureDefinition/answer-source"
+# RelatedPerson or Organization. Its URL is under the canonical base (Vocabulary.answer_source),
+# where its StructureDefinition is served; the one under the former base is still read.
+LEGACY_POPULATED_FROM: Final = f"{LEGACY_FHIR_CANONICAL_BASE}/StructureDefinition/answer-source"
 CHART_DISPLAY: Final = "From the chart:"
 _RESOURCE_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 
@@ -129,7 +131,7 @@ def populate(
         if link_id in items and items[link_id].get("answer"):
             continue  # never override an answer already given
         items[link_id] = {
-            "extension": [{"url": POPULATED_FROM, "valueReference": _reference(found)}],
+            "extension": [{"url": vocabulary.answer_source, "valueReference": _reference(found)}],
             "linkId": link_id,
             "answer": [found.answer],
         }
@@ -149,13 +151,10 @@ def populate(
     return response
 
 
-def _is_chart_marker(extension: Any) -> bool:
-    """Whether ``extension`` is the marker ``populate`` puts on an answer from the chart."""
-    return isinstance(extension, dict) and extension.get("url") == POPULATED_FROM
-
-
-def populated_link_ids(response: dict[str, Any]) -> list[str]:
-    """The linkIds of ``response`` whose answers carry the chart marker."""
+def populated_link_ids(response: dict[str, Any], vocabulary: Vocabulary) -> list[str]:
+    """The linkIds of ``response`` whose answers carry the chart marker (its URL under the
+    canonical base, or under the former one)."""
+    markers = {vocabulary.answer_source, LEGACY_POPULATED_FROM}
     marked: list[str] = []
 
     def visit(items: Any) -> None:
@@ -163,9 +162,64 @@ def populated_link_ids(response: dict[str, Any]) -> list[str]:
             if not isinstance(item, dict):
                 continue
             extensions = item.get("extension") or []
-            if any(_is_chart_marker(e) for e in extensions):
+            if any(isinstance(e, dict) and e.get("url") in markers for e in extensions):
                 marked.append(str(item.get("linkId")))
             visit(item.get("item"))
 
     visit(response.get("item"))
     return marked
+
+
+def answer_source_definition(vocabulary: Vocabulary) -> dict[str, Any]:
+    """The StructureDefinition of the marker: an R4 extension on QuestionnaireResponse.item
+    whose valueReference names the chart resource the answer was taken from."""
+    url = vocabulary.answer_source
+    return {
+        "resourceType": "StructureDefinition",
+        "id": "answer-source",
+        "url": url,
+        "name": "AnswerSource",
+        "title": "Answer taken from the chart",
+        "status": "active",
+        "publisher": "carelevel",
+        "description": "Marks an item of a QuestionnaireResponse whose answer carelevel's "
+        "$populate took from the patient's chart, and names the chart resource it was taken "
+        "from (an Observation, Condition, MedicationRequest, MedicationStatement or the "
+        "Patient), with a description a reviewer can read. A clinician reviews every answer "
+        "so marked before the response is completed.",
+        "purpose": "The core questionnaireresponse-author extension may reference only a "
+        "Device, Practitioner, PractitionerRole, Patient, RelatedPerson or Organization, and no "
+        "R4 core or SDC extension records the resource an answer came from.",
+        "fhirVersion": FHIR_VERSION,
+        "kind": "complex-type",
+        "abstract": False,
+        "context": [{"type": "element", "expression": "QuestionnaireResponse.item"}],
+        "type": "Extension",
+        "baseDefinition": "http://hl7.org/fhir/StructureDefinition/Extension",
+        "derivation": "constraint",
+        "differential": {
+            "element": [
+                {
+                    "id": "Extension",
+                    "path": "Extension",
+                    "short": "The chart resource this answer was taken from",
+                    "definition": "The resource of the patient's chart that gave the item's "
+                    "answer; its display says what was read and when it was recorded.",
+                    "max": "1",
+                },
+                {"id": "Extension.extension", "path": "Extension.extension", "max": "0"},
+                {"id": "Extension.url", "path": "Extension.url", "fixedUri": url},
+                {
+                    "id": "Extension.value[x]",
+                    "path": "Extension.value[x]",
+                    "min": 1,
+                    "type": [
+                        {
+                            "code": "Reference",
+                            "targetProfile": ["http://hl7.org/fhir/StructureDefinition/Resource"],
+                        }
+                    ],
+                },
+            ]
+        },
+    }

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from app.engine import DEFAULT_RULE_SET_KEY
 from app.fhir.chart import CONDITION_CLINICAL, PATIENT_REFERENCE, Chart, about_patient, chart_of
 from app.fhir.outcome import FhirError, Issue
-from app.fhir.populate import POPULATED_FROM, populate, populated_link_ids
+from app.fhir.populate import populate, populated_link_ids
 from app.fhir.questionnaire import parse_business_version
 from app.fhir.response import current_canonical, refuse_deep_items, with_current_canonicals
 from app.fhir.terminology import LOINC, Vocabulary
@@ -233,7 +233,7 @@ def populate_operation_definition(vocabulary: Vocabulary) -> dict[str, Any]:
         "status": "active",
         "kind": "operation",
         "description": "An in-progress QuestionnaireResponse with the answers the chart sent "
-        f"as context gives (each marked with the extension {POPULATED_FROM} naming its "
+        f"as context gives (each marked with the extension {vocabulary.answer_source} naming its "
         "source); answers in the response parameter are kept. A clinician reviews every "
         "pre-filled answer. Nothing is stored.",
         "base": "http://hl7.org/fhir/uv/sdc/OperationDefinition/Questionnaire-populate",
@@ -278,9 +278,11 @@ def populate_operation_definition(vocabulary: Vocabulary) -> dict[str, Any]:
     }
 
 
-def populate_result(response: dict[str, Any], ignored: int) -> dict[str, Any]:
+def populate_result(
+    response: dict[str, Any], ignored: int, vocabulary: Vocabulary
+) -> dict[str, Any]:
     """The operation's output Parameters: the response, and what a reviewer should know."""
-    count = len(populated_link_ids(response))
+    count = len(populated_link_ids(response, vocabulary))
     issues = [
         {
             "severity": "information",
@@ -365,4 +367,4 @@ def example_result(vocabulary: Vocabulary) -> dict[str, Any]:
     )
     canonical = f"{vocabulary.questionnaire(DEFAULT_RULE_SET_KEY)}|shared.1"
     response = populate(vocabulary, chart, as_of=as_of, questionnaire=canonical)
-    return populate_result(response, 0)
+    return populate_result(response, 0, vocabulary)

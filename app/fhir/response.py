@@ -169,11 +169,13 @@ def current_canonical(value: str, vocabulary: Vocabulary) -> str:
 
 
 def with_current_canonicals(resource: Any, vocabulary: Vocabulary) -> Any:
-    """``resource`` with the former canonical base in its Questionnaire and coding systems
-    replaced by the current one: responses written against the former base stay valid. Call
-    it on a resource whose depth was checked (``refuse_deep_items``): it recurses."""
+    """``resource`` with the former canonical base in its Questionnaire, coding systems and
+    carelevel's extensions (the answer-source marker) replaced by the current one: responses
+    written against the former base stay valid. Call it on a resource whose depth was checked
+    (``refuse_deep_items``): it recurses."""
     if vocabulary.base == LEGACY_FHIR_CANONICAL_BASE:
         return resource
+    extensions = f"{LEGACY_FHIR_CANONICAL_BASE}/StructureDefinition/"
 
     def current(value: Any, key: str = "") -> Any:
         if isinstance(value, dict):
@@ -181,6 +183,8 @@ def with_current_canonicals(resource: Any, vocabulary: Vocabulary) -> Any:
         if isinstance(value, list):
             return [current(item, key) for item in value]
         if key in ("questionnaire", "system") and isinstance(value, str):
+            return current_canonical(value, vocabulary)
+        if key == "url" and isinstance(value, str) and value.startswith(extensions):
             return current_canonical(value, vocabulary)
         return value
 

@@ -16,7 +16,7 @@ from app.fhir.expansion import FILTER_LENGTH, MAX_OFFSET, expand, expansion_requ
 from app.fhir.expansion import MAX_COUNT as EXPANSION_MAX_COUNT
 from app.fhir.outcome import FhirError, Issue, issue_json, operation_outcome
 from app.fhir.patient_subjects import EVALUATED, POPULATED, SEARCHED, STORED
-from app.fhir.populate import populate
+from app.fhir.populate import answer_source_definition, populate
 from app.fhir.populate_operation import (
     POPULATE_OPERATION,
     example_result,
@@ -299,6 +299,11 @@ def capability_statement(vocabulary: Vocabulary, base: str, today: str) -> dict[
                         "type": "NamingSystem",
                         "interaction": [*read, {"code": "search-type"}],
                         "searchParam": [{"name": "value", "type": "string"}],
+                    },
+                    {
+                        "type": "StructureDefinition",
+                        "interaction": [*read, {"code": "search-type"}],
+                        "searchParam": [{"name": "url", "type": "uri"}],
                     },
                     {"type": "OperationDefinition", "interaction": read},
                 ],
@@ -655,7 +660,7 @@ POPULATE_DESCRIPTION = (
     "MedicationStatements), and optionally `response` (a partly answered "
     "QuestionnaireResponse, whose answers are kept). Returns Parameters with `response`, an "
     "`in-progress` QuestionnaireResponse whose pre-filled items carry the "
-    "`https://carelevel.dev/fhir/StructureDefinition/answer-source` extension naming their "
+    "`{canonical base}/StructureDefinition/answer-source` extension naming their "
     "source resource, and `issues`. Chart resources not about the subject are ignored. "
     "Nothing is stored; a clinician reviews every pre-filled answer before the response goes "
     "to `$evaluate`."
@@ -748,7 +753,7 @@ async def _populate(request: Request, caller: Caller, instance: str | None) -> F
         questionnaire=f"{fhir.vocabulary.questionnaire(key)}|{version.business_version}",
     )
     response["subject"] = asked.subject
-    return FhirResponse(populate_result(response, asked.ignored))
+    return FhirResponse(populate_result(response, asked.ignored, fhir.vocabulary))
 
 
 # --- stored results ---------------------------------------------------------------------------
@@ -1226,4 +1231,48 @@ async def search_naming_systems(
         for identifier in NAMING_SYSTEMS
         if value is None or identifier == wanted
     ]
+    return FhirResponse(searchset(base_url(request), found, ignored))
+
+
+# --- structure definitions --------------------------------------------------------------------
+
+# The one StructureDefinition carelevel defines: the extension marking pre-filled answers.
+ANSWER_SOURCE = "answer-source"
+
+
+@router.get(
+    "/StructureDefinition/{structure_definition_id}",
+    response_class=FhirResponse,
+    summary="Read an extension definition",
+    description="The extension `$populate` marks the answers it took from the chart with: "
+    "`answer-source`, at `{canonical base}/StructureDefinition/answer-source`.",
+    responses={200: RESOURCE, 404: outcome("No such StructureDefinition.")},
+)
+async def read_structure_definition(
+    request: Request,
+    caller: Annotated[Caller, access(Action.TERMINOLOGY_READ)],
+    structure_definition_id: FhirId,
+) -> FhirResponse:
+    if structure_definition_id != ANSWER_SOURCE:
+        raise NotFound(f"No StructureDefinition '{structure_definition_id}'.")
+    return FhirResponse(answer_source_definition(service(request).vocabulary))
+
+
+@router.get(
+    "/StructureDefinition",
+    response_class=FhirResponse,
+    summary="Search extension definitions",
+    description="The extensions carelevel defines, or the one whose canonical `url` is given "
+    "(under the current canonical base or the former one).",
+    responses={200: RESOURCE},
+)
+async def search_structure_definitions(
+    request: Request,
+    caller: Annotated[Caller, access(Action.TERMINOLOGY_READ)],
+    url: Canonical = None,
+) -> FhirResponse:
+    ignored = ignored_parameters(request, "url")
+    vocabulary = service(request).vocabulary
+    wanted = None if url is None else canonical_id(vocabulary, url, "StructureDefinition")
+    found = [answer_source_definition(vocabulary)] if url is None or wanted == ANSWER_SOURCE else []
     return FhirResponse(searchset(base_url(request), found, ignored))

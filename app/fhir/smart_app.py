@@ -24,7 +24,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from app.fhir.chart import CHART_QUERIES
-from app.fhir.populate import POPULATED_FROM
+from app.fhir.terminology import Vocabulary
 from app.kernel.settings import Settings
 from app.kernel.smart_apps import SmartApp
 
@@ -50,7 +50,7 @@ def page_policy(apps: list[SmartApp]) -> str:
     )
 
 
-def app_config(apps: list[SmartApp]) -> dict[str, Any]:
+def app_config(apps: list[SmartApp], vocabulary: Vocabulary) -> dict[str, Any]:
     """What the pages need: each EHR's client registration, the redirect path, the chart
     searches (relative to the EHR's FHIR base, ``{{context.patientId}}`` to fill in) and the
     extension ``$populate`` marks the answers it took from the chart with."""
@@ -66,7 +66,7 @@ def app_config(apps: list[SmartApp]) -> dict[str, Any]:
         ],
         "redirect_path": APP_PATH,
         "chart_queries": dict(CHART_QUERIES),
-        "populated_from": POPULATED_FROM,
+        "populated_from": vocabulary.answer_source,
     }
 
 
@@ -143,7 +143,8 @@ async def smart_app(request: Request) -> HTMLResponse:
 @router.get(CONFIG_PATH)
 async def config(request: Request) -> JSONResponse:
     """The configured EHRs as the pages need them (public: client ids of public clients)."""
-    return JSONResponse(app_config(_settings(request).smart_apps))
+    settings = _settings(request)
+    return JSONResponse(app_config(settings.smart_apps, Vocabulary(settings.canonical_base)))
 
 
 def install_smart_app(app: FastAPI) -> None:

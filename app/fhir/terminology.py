@@ -105,6 +105,11 @@ class Vocabulary:
         files it under and finds it by again."""
         return f"{self.base}/NamingSystem/result-id"
 
+    @property
+    def answer_source(self) -> str:
+        """The extension marking an answer taken from the chart (app/fhir/populate.py)."""
+        return f"{self.base}/StructureDefinition/answer-source"
+
     def level_coding(self, level: LevelOfCare) -> dict[str, str]:
         return {"system": self.levels, "code": level.value, "display": LEVEL_INFO[level].label}
 

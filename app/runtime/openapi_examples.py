@@ -40,6 +40,7 @@ from app.engine import (
 from app.engine.answers import EXAMPLE_SECTIONS
 from app.fhir.examples import example_response
 from app.fhir.expansion import ExpansionRequest, expand
+from app.fhir.populate import answer_source_definition
 from app.fhir.questionnaire import QuestionnaireVersion
 from app.fhir.questionnaire import build_questionnaire as fhir_questionnaire
 from app.fhir.response import read_response
@@ -998,6 +999,7 @@ def _fhir_search_examples(result: Result, service_request: Json) -> dict[tuple[s
     )
     expansion["expansion"]["identifier"] = "urn:uuid:5b0f7c55-7e4b-4b8a-9c61-3f0a1d2e4b6c"
     named = naming_system(VOCABULARY, "screening-id", SCREENED_AT.date().isoformat())
+    answer_source = answer_source_definition(VOCABULARY)
     return {
         ("GET", "/fhir/r4/Observation"): {
             "responses": {
@@ -1028,6 +1030,12 @@ def _fhir_search_examples(result: Result, service_request: Json) -> dict[tuple[s
         },
         ("GET", "/fhir/r4/NamingSystem"): {
             "responses": {"200": _fhir(searchset(BASE_URL, [named]), "Search by value")}
+        },
+        ("GET", "/fhir/r4/StructureDefinition/{structure_definition_id}"): {
+            "responses": {"200": _fhir(answer_source, "The answer-source extension")}
+        },
+        ("GET", "/fhir/r4/StructureDefinition"): {
+            "responses": {"200": _fhir(searchset(BASE_URL, [answer_source]), "Search by url")}
         },
     }
 

@@ -40,6 +40,7 @@ class Operation:
             "code_system_id": "level-of-care",
             "value_set_id": "level-of-care",
             "naming_system_id": "screening-id",
+            "structure_definition_id": "answer-source",
             "operation_id": "QuestionnaireResponse-evaluate",
             "service_id": "carelevel-iop-screening",
         }

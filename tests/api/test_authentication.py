@@ -50,6 +50,8 @@ def test_only_the_probes_and_the_fhir_capabilities_are_public(app: FastAPI) -> N
         ("GET", "/fhir/r4/ValueSet/{value_set_id}/$expand"),
         ("GET", "/fhir/r4/NamingSystem"),
         ("GET", "/fhir/r4/NamingSystem/{naming_system_id}"),
+        ("GET", "/fhir/r4/StructureDefinition"),
+        ("GET", "/fhir/r4/StructureDefinition/{structure_definition_id}"),
         ("GET", "/fhir/r4/OperationDefinition/{operation_id}"),
     }
     bearer_scheme = app.openapi()["components"]["securitySchemes"]["bearer"]

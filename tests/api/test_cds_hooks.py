@@ -1068,7 +1068,10 @@ async def test_the_invitation_says_what_the_prefetched_chart_answers(
         "in-progress",
     )
     assert draft["subject"] == {"reference": f"Patient/{PATIENT}"}
-    assert set(populated_link_ids(draft)) >= {"respondent.age_years", "medical.heart_rate_bpm"}
+    assert set(populated_link_ids(draft, VOCABULARY)) >= {
+        "respondent.age_years",
+        "medical.heart_rate_bpm",
+    }
     # Only the patient's own Observation is a source.
     assert "hr-other" not in json.dumps(draft)
     assert await all_screenings(clinic_a) == []
@@ -1100,7 +1103,7 @@ async def test_the_chart_the_prefetch_lacks_is_read_for_the_invitation(
 
     assert "The chart already answers" in card["detail"]
     draft = card["suggestions"][0]["actions"][0]["resource"]
-    assert "medical.heart_rate_bpm" in populated_link_ids(draft)
+    assert "medical.heart_rate_bpm" in populated_link_ids(draft, VOCABULARY)
     asked = {request.url.path for request in fake_ehr.requests}
     assert asked == {
         f"/r4/Patient/{PATIENT}",

@@ -16,7 +16,7 @@ from fhir.resources.R4B import get_fhir_model_class
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.fhir.examples import response_for
-from app.fhir.populate import POPULATED_FROM, populated_link_ids
+from app.fhir.populate import LEGACY_POPULATED_FROM, populated_link_ids
 from app.fhir.response import MAX_ITEM_DEPTH
 from app.fhir.terminology import LOINC, Vocabulary
 from app.kernel.settings import LEGACY_FHIR_CANONICAL_BASE, Settings
@@ -145,7 +145,7 @@ async def test_populate_then_evaluate_gives_the_rest_determination(
     assert populated["status"] == "in-progress"
     assert populated["subject"] == {"reference": "Patient/pat-7"}
     assert populated["questionnaire"].startswith(VOCABULARY.questionnaire("iop-level-of-care|"))
-    assert sorted(populated_link_ids(populated)) == [
+    assert sorted(populated_link_ids(populated, VOCABULARY)) == [
         "co_occurring.substance_use.alcohol",
         "medical.heart_rate_bpm",
         "respondent.age_group",
@@ -176,7 +176,7 @@ async def test_an_answer_given_is_kept_and_unmarked(client: httpx.AsyncClient) -
         await post(client, parameters({"name": "response", "resource": answered}))
     )
 
-    marked = populated_link_ids(populated)
+    marked = populated_link_ids(populated, VOCABULARY)
     assert "respondent.sex_for_scoring" not in marked
     (respondent,) = (i for i in populated["item"] if i["linkId"] == "respondent")
     (sex,) = (i for i in respondent["item"] if i["linkId"] == "respondent.sex_for_scoring")
@@ -192,7 +192,7 @@ async def test_each_pre_filled_answer_names_its_source(client: httpx.AsyncClient
     (medical,) = (i for i in populated["item"] if i["linkId"] == "medical")
     (rate,) = medical["item"]
     (marker,) = rate["extension"]
-    assert marker["url"] == POPULATED_FROM
+    assert marker["url"] == VOCABULARY.answer_source
     assert marker["valueReference"]["reference"] == "Observation/hr-1"
     assert "8867-4" in marker["valueReference"]["display"]
 
@@ -209,7 +209,8 @@ async def test_chart_resources_about_another_patient_are_ignored(
     populated, issues = output(await post(client, body))
 
     assert not any(
-        link.startswith(("medical.", "co_occurring.")) for link in populated_link_ids(populated)
+        link.startswith(("medical.", "co_occurring."))
+        for link in populated_link_ids(populated, VOCABULARY)
     )
     assert (
         "2 chart resources not about the subject were ignored"
@@ -227,7 +228,8 @@ async def test_chart_resources_naming_no_patient_are_ignored(client: httpx.Async
     populated, issues = output(await post(client, body))
 
     assert not any(
-        link.startswith(("medical.", "co_occurring.")) for link in populated_link_ids(populated)
+        link.startswith(("medical.", "co_occurring."))
+        for link in populated_link_ids(populated, VOCABULARY)
     )
     assert "2 chart resources not about the subject" in issues["issue"][1]["diagnostics"]
 
@@ -394,3 +396,88 @@ async def test_the_operation_is_declared(client: httpx.AsyncClient) -> None:
         "context",
         "response",
     }
+
+
+def marked_former_way(response: Json, link_id: str) -> Json:
+    """``response`` with the answer to ``link_id`` marked as from the chart under the former
+    canonical base, as responses pre-filled before the marker moved are."""
+    marked = copy.deepcopy(response)
+
+    def visit(items: list[Json]) -> None:
+        for item in items:
+            if item["linkId"] == link_id:
+                reference = {"reference": "Observation/hr-1", "display": "From the chart"}
+                item["extension"] = [{"url": LEGACY_POPULATED_FROM, "valueReference": reference}]
+            visit(item.get("item", []))
+
+    visit(marked["item"])
+    return marked
+
+
+async def test_the_marker_lives_under_the_canonical_base_where_its_definition_is_served(
+    schema: AsyncEngine, settings: Settings
+) -> None:
+    public = "https://carelevel.example"
+    current = Vocabulary(f"{public}/fhir/r4")
+    async with (
+        started_app(schema, settings.model_copy(update={"public_url": public})) as app,
+        http_client(app, await new_key(app)) as client,
+    ):
+        populated, _ = output(await post(client, parameters()))
+        marker_url = populated["item"][0]["item"][0]["extension"][0]["url"]
+        read = await client.get(marker_url.removeprefix(public))
+        by_url = await client.get("/fhir/r4/StructureDefinition", params={"url": marker_url})
+        by_former_url = await client.get(
+            "/fhir/r4/StructureDefinition", params={"url": LEGACY_POPULATED_FROM}
+        )
+        by_other_url = await client.get(
+            "/fhir/r4/StructureDefinition", params={"url": f"{public}/fhir/r4/ValueSet/x"}
+        )
+        unknown = await client.get("/fhir/r4/StructureDefinition/answer-sources")
+        capabilities = (await client.get("/fhir/r4/metadata")).json()
+
+    assert marker_url == f"{public}/fhir/r4/StructureDefinition/answer-source"
+    assert "medical.heart_rate_bpm" in populated_link_ids(populated, current)
+    assert read.status_code == 200, read.text
+    definition = read.json()
+    get_fhir_model_class("StructureDefinition").model_validate(definition)
+    assert definition["url"] == marker_url
+    assert definition["type"] == "Extension"
+    for found in (by_url.json(), by_former_url.json()):
+        assert [e["resource"]["url"] for e in found["entry"]] == [marker_url]
+    assert by_other_url.json()["entry"] == []
+    assert unknown.status_code == 404
+    assert unknown.json()["resourceType"] == "OperationOutcome"
+    declared = {r["type"]: r for r in capabilities["rest"][0]["resource"]}
+    assert {i["code"] for i in declared["StructureDefinition"]["interaction"]} == {
+        "read",
+        "search-type",
+    }
+
+
+async def test_answers_marked_under_the_former_canonical_base_are_still_read(
+    schema: AsyncEngine, settings: Settings
+) -> None:
+    public = "https://carelevel.example"
+    current = Vocabulary(f"{public}/fhir/r4")
+    answers = example("adult-iop-suitable")  # no heart rate: the chart gives it
+    given = response_for(current, answers, subject="Patient/pat-7", status="in-progress")
+    given = marked_former_way(given, "respondent.sex_for_scoring")
+    completed = marked_former_way(
+        response_for(current, answers, subject="Patient/pat-7"), "respondent.sex_for_scoring"
+    )
+    async with (
+        started_app(schema, settings.model_copy(update={"public_url": public})) as app,
+        http_client(app, await new_key(app)) as client,
+    ):
+        populated, issues = output(
+            await post(client, parameters({"name": "response", "resource": given}))
+        )
+        evaluated = await post(client, completed, url=EVALUATE)
+
+    # The answer kept as given, its marker read as the current one: still shown as pre-filled.
+    marked = populated_link_ids(populated, current)
+    assert {"respondent.sex_for_scoring", "medical.heart_rate_bpm"} <= set(marked)
+    assert LEGACY_POPULATED_FROM not in json.dumps(populated)
+    assert f"{len(marked)} answers were pre-filled" in issues["issue"][0]["diagnostics"]
+    assert evaluated.status_code == 200, evaluated.text

@@ -857,7 +857,8 @@ async def exercise_fhir_search(d: Driver) -> None:
 
 
 async def exercise_fhir_terminology_operations(d: Driver) -> None:
-    """``ValueSet/$expand`` (by url and by id) and the NamingSystems, accepted and rejected."""
+    """``ValueSet/$expand`` (by url and by id), the NamingSystems and the StructureDefinition,
+    accepted and rejected."""
     by_url, by_id = FHIR + "/ValueSet/$expand", FHIR + "/ValueSet/{value_set_id}/$expand"
     verdict = {"value_set_id": "iop-verdict"}
     url = f"{VOCABULARY.base}/ValueSet/iop-verdict"
@@ -893,6 +894,20 @@ async def exercise_fhir_terminology_operations(d: Driver) -> None:
     await d.call("GET", one, 200, path={"naming_system_id": "screening-id"})
     await d.call("GET", one, 404, path={"naming_system_id": TEXT})
     await d.call("GET", one, 422, path={"naming_system_id": f"{TEXT} {OUT_OF_RANGE_INT}"})
+
+    defined = FHIR + "/StructureDefinition"
+    definition = defined + "/{structure_definition_id}"
+    answer_source = {"structure_definition_id": "answer-source"}
+    await d.call("GET", defined, 200)
+    found = await d.call("GET", defined, 200, params={"url": VOCABULARY.answer_source})
+    assert len(found.json()["entry"]) == 1
+    assert (await d.call("GET", defined, 200, params={"url": TEXT})).json()["entry"] == []
+    await d.call("GET", defined, 422, params={"url": f"{TEXT}\x01"})
+    await d.call("GET", definition, 200, path=answer_source)
+    await d.call("GET", definition, 404, path={"structure_definition_id": TEXT})
+    await d.call(
+        "GET", definition, 422, path={"structure_definition_id": f"{TEXT} {OUT_OF_RANGE_INT}"}
+    )
 
 
 @dataclass

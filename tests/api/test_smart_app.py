@@ -14,8 +14,8 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.fhir.chart import CHART_QUERIES
-from app.fhir.populate import POPULATED_FROM
-from app.kernel.settings import Settings
+from app.fhir.terminology import Vocabulary
+from app.kernel.settings import LEGACY_FHIR_CANONICAL_BASE, Settings
 from app.kernel.smart_apps import DEFAULT_SCOPE, SmartApp
 from tests.support.apps import http_client, started_app
 
@@ -103,7 +103,7 @@ async def test_the_pages_read_each_ehr_the_chart_searches_and_the_populated_mark
         ],
         "redirect_path": "/smart/app",
         "chart_queries": CHART_QUERIES,
-        "populated_from": POPULATED_FROM,
+        "populated_from": Vocabulary(LEGACY_FHIR_CANONICAL_BASE).answer_source,
     }
 
 

@@ -35,6 +35,7 @@ SHARED_BY_ALL = {
     "GET /fhir/r4/ValueSet/{value_set_id}",
     "GET /fhir/r4/ValueSet/{value_set_id}/$expand",
     "GET /fhir/r4/NamingSystem/{naming_system_id}",
+    "GET /fhir/r4/StructureDefinition/{structure_definition_id}",
     "GET /fhir/r4/OperationDefinition/{operation_id}",
 }
 KEY = "iop-level-of-care"

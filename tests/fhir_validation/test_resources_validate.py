@@ -54,6 +54,7 @@ EXPECTED_KINDS = {
     "OperationOutcome",
     "Questionnaire",
     "ServiceRequest",
+    "StructureDefinition",
     "ValueSet",
 }
 NODE_TIMEOUT_SECONDS = 120

@@ -101,7 +101,14 @@ const UNDECIDABLE = /\b(memberOf|conformsTo|resolve|htmlChecks)\(/;
 // R4's dom-3 applies `as(type)` to a collection (`descendants().as(canonical)`), which FHIRPath
 // allows on a single item only; R5 corrected it to `ofType(type)`, which means what R4 meant.
 // Without the correction, no resource with a contained resource could be checked.
-const ERRATA = [[/descendants\(\)\.as\((canonical|uri|url)\)/g, "descendants().ofType($1)"]];
+// eld-19 escapes a quote and a colon in its regular expression (`\'`, `\:`): identity escapes
+// Java and .NET read as the character itself, but syntax errors in the Unicode-mode regular
+// expressions fhirpath.js compiles; without the escapes it means the same.
+const ERRATA = [
+  [/descendants\(\)\.as\((canonical|uri|url)\)/g, "descendants().ofType($1)"],
+  [/\\\\\\'/g, "\\'"],
+  [/\\\\:/g, ":"],
+];
 
 function corrected(expression) {
   return ERRATA.reduce((text, [pattern, replacement]) => text.replace(pattern, replacement), expression);

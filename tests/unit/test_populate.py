@@ -14,7 +14,12 @@ from hypothesis import strategies as st
 
 from app.fhir.chart import CHART_QUERIES, MEASURES, Chart, chart_of
 from app.fhir.outcome import FhirError
-from app.fhir.populate import POPULATED_FROM, populate, populated_link_ids
+from app.fhir.populate import (
+    LEGACY_POPULATED_FROM,
+    answer_source_definition,
+    populate,
+    populated_link_ids,
+)
 from app.fhir.response import MAX_ITEM_DEPTH, read_response
 from app.fhir.terminology import LOINC, Vocabulary
 from app.questionnaire import FormItem, Kind, form
@@ -212,7 +217,7 @@ def test_the_most_recent_usable_observation_answers() -> None:
 
     assert answer_of(response, "medical.heart_rate_bpm") == 120
     (marker,) = items(response)["medical.heart_rate_bpm"]["extension"]
-    assert marker["url"] == POPULATED_FROM
+    assert marker["url"] == VOCABULARY.answer_source
     assert marker["valueReference"]["reference"] == "Observation/newer"
 
 
@@ -365,15 +370,46 @@ def test_a_chart_resource_names_the_patient_by_subject_or_patient(
 def test_a_pre_filled_answer_names_its_source_with_carelevels_answer_source_extension() -> None:
     # The core questionnaireresponse-author extension may only name a Device, Practitioner,
     # PractitionerRole, Patient, RelatedPerson or Organization: not an Observation.
-    response = filled(observation("8867-4", 88, "/min", identifier="hr"), condition("F41.1"))
+    vocabulary = Vocabulary("https://carelevel.example/fhir/r4")
+    chart = chart_of([observation("8867-4", 88, "/min", identifier="hr"), condition("F41.1")], "p1")
+    response = populate(vocabulary, chart, as_of=NOW)
 
     markers = [e for item in items(response).values() for e in item.get("extension", [])]
 
     assert {m["url"] for m in markers} == {
-        "https://carelevel.dev/fhir/StructureDefinition/answer-source"
+        "https://carelevel.example/fhir/r4/StructureDefinition/answer-source"
     }
-    assert markers[0]["url"] == POPULATED_FROM
+    assert vocabulary.answer_source == answer_source_definition(vocabulary)["url"]
     assert {m["valueReference"]["reference"] for m in markers} == {"Observation/hr", "Condition/c1"}
+
+
+def test_answers_marked_under_the_former_canonical_base_count_as_pre_filled() -> None:
+    vocabulary = Vocabulary("https://carelevel.example/fhir/r4")
+    chart = chart_of([patient(gender="male", birthDate="1980-01-01")], "p1")
+    response = populate(vocabulary, chart, as_of=NOW)
+    found = items(response)
+    found["respondent.sex_for_scoring"]["extension"][0]["url"] = LEGACY_POPULATED_FROM
+    elsewhere = "https://elsewhere.example/StructureDefinition/answer-source"
+    found["respondent.age_group"]["extension"][0]["url"] = elsewhere
+
+    assert sorted(populated_link_ids(response, vocabulary)) == [
+        "respondent.age_years",
+        "respondent.sex_for_scoring",
+    ]
+
+
+def test_the_marker_is_defined_as_an_extension_of_a_response_item_naming_any_resource() -> None:
+    definition = answer_source_definition(VOCABULARY)
+    value = next(e for e in definition["differential"]["element"] if e["path"].endswith("[x]"))
+
+    assert definition["type"] == "Extension"
+    assert definition["status"] == "active"
+    assert definition["context"] == [
+        {"type": "element", "expression": "QuestionnaireResponse.item"}
+    ]
+    assert value["type"] == [
+        {"code": "Reference", "targetProfile": ["http://hl7.org/fhir/StructureDefinition/Resource"]}
+    ]
 
 
 def test_every_code_used_is_fetched_by_the_chart_queries() -> None:
@@ -483,7 +519,7 @@ def test_the_response_is_in_progress_and_cites_the_questionnaire() -> None:
     assert response["status"] == "in-progress"
     assert response["questionnaire"] == VOCABULARY.questionnaire("iop-level-of-care")
     assert response["subject"] == {"reference": "Patient/p1"}
-    assert populated_link_ids(response) == []
+    assert populated_link_ids(response, VOCABULARY) == []
 
 
 # --- properties ----------------------------------------------------------------------------
@@ -495,7 +531,7 @@ CHART = (
     observation("2823-3", 4.1, "mmol/L", identifier="k"),
     condition("F10.20"),
 )
-CHART_LINK_IDS = sorted(populated_link_ids(filled(*CHART)))
+CHART_LINK_IDS = sorted(populated_link_ids(filled(*CHART), VOCABULARY))
 HUMAN_ANSWERS = st.one_of(
     st.builds(lambda v: {"valueInteger": v}, st.integers(20, 120)),
     st.builds(lambda v: {"valueBoolean": v}, st.booleans()),
@@ -524,7 +560,7 @@ def test_the_chart_never_overrides_an_answer_already_given(
     found = items(response)
     for link_id, answer in given_answers.items():
         assert found[link_id] == {"linkId": link_id, "answer": [answer]}
-    assert set(populated_link_ids(response)) == set(CHART_LINK_IDS) - set(given_answers)
+    assert set(populated_link_ids(response, VOCABULARY)) == set(CHART_LINK_IDS) - set(given_answers)
     assert answered == sent  # the caller's response is not changed in place
 
 
@@ -561,7 +597,7 @@ def measured(measure: Any, *, status: str = "final", minutes_ago: int = 30) -> J
 
 @pytest.mark.parametrize("measure", MEASURES, ids=lambda m: m.link_id)
 def test_each_measure_answers_when_final_and_recent(measure: Any) -> None:
-    assert populated_link_ids(filled(measured(measure))) == [measure.link_id]
+    assert populated_link_ids(filled(measured(measure)), VOCABULARY) == [measure.link_id]
 
 
 @settings(max_examples=80, deadline=None)
@@ -574,4 +610,4 @@ def test_stale_future_or_not_final_observations_are_never_used(
         for measure, (status, minutes_ago) in observations
     ]
 
-    assert populated_link_ids(filled(*chart)) == []
+    assert populated_link_ids(filled(*chart), VOCABULARY) == []
