@@ -8,6 +8,7 @@ A missing Chromium fails them; it never skips them.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -183,3 +184,27 @@ def page(context: BrowserContext, watch: Watch) -> Page:
     opened.on("console", watch.console)
     opened.on("pageerror", watch.page_error)
     return opened
+
+
+AXE = HERE / "node_modules" / "axe-core" / "axe.min.js"
+WCAG_21_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+
+
+def wcag_21_aa_check(page: Page) -> dict[str, Any]:
+    """axe-core's WCAG 2.1 A and AA rules on the page as it is now: fails on any violation or
+    when nothing was checked; returns axe's results. axe is evaluated in the page through the
+    browser's protocol, which the page's Content-Security-Policy does not govern."""
+    if not AXE.is_file():
+        pytest.fail("axe-core is not installed: run `make browser` (npm ci in tests/browser)")
+    page.evaluate(AXE.read_text())
+    page.wait_for_function("() => typeof window.axe === 'object'")
+    results: dict[str, Any] = page.evaluate(
+        "(tags) => axe.run(document, {runOnly: {type: 'tag', values: tags}})", WCAG_21_AA
+    )
+    violations = [
+        {"id": v["id"], "impact": v["impact"], "nodes": [n["target"] for n in v["nodes"]]}
+        for v in results["violations"]
+    ]
+    assert violations == [], json.dumps(violations, indent=2)
+    assert results["passes"], "axe checked nothing"
+    return results

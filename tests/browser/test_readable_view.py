@@ -6,7 +6,6 @@ finds no WCAG 2.1 A or AA violation. The screenshot is written to reports/browse
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,11 +13,8 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from tests.browser.conftest import HERE, PAGE_TIMEOUT_MS, REPORTS, Service, Watch
+from tests.browser.conftest import PAGE_TIMEOUT_MS, REPORTS, Service, Watch, wcag_21_aa_check
 from tests.support.examples import example
-
-AXE = HERE / "node_modules" / "axe-core" / "axe.min.js"
-WCAG_21_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 
 
 @pytest.fixture(scope="module")
@@ -73,20 +69,8 @@ def unenforced(browser: Browser) -> Iterator[BrowserContext]:
 def test_axe_finds_no_wcag_21_aa_violation(
     unenforced: BrowserContext, service: Service, stored: dict[str, Any]
 ) -> None:
-    if not AXE.is_file():
-        pytest.fail("axe-core is not installed: run `make browser` (npm ci in tests/browser)")
     page = unenforced.new_page()
     open_view(page, service, stored["id"])
     expect(page.locator("h1")).to_be_visible()
-    page.add_script_tag(path=AXE)
-    page.wait_for_function("() => typeof window.axe === 'object'")
-    results = page.evaluate(
-        "(tags) => axe.run(document, {runOnly: {type: 'tag', values: tags}})", WCAG_21_AA
-    )
-    violations = [
-        {"id": v["id"], "impact": v["impact"], "nodes": [n["target"] for n in v["nodes"]]}
-        for v in results["violations"]
-    ]
-    assert violations == [], json.dumps(violations, indent=2)
-    assert results["passes"], "axe checked nothing"
+    results = wcag_21_aa_check(page)
     assert "color-contrast" in {rule["id"] for rule in results["passes"]}

@@ -19,7 +19,7 @@ from playwright.sync_api import Page, Route, expect
 
 from app.fhir.examples import example_response
 from app.fhir.terminology import Vocabulary
-from tests.browser.conftest import REPORTS, Watch
+from tests.browser.conftest import REPORTS, Watch, wcag_21_aa_check
 from tests.browser.fake_ehr import LAUNCH_ID, FakeEhr, challenge_of, running_ehr
 from tests.server_support import running_server, server_environment
 
@@ -119,6 +119,8 @@ def test_an_ehr_launch_reaches_the_prefilled_form_and_files_the_determination(
 ) -> None:
     page.goto(f"{setup.carelevel}/smart/launch?iss={ehr.iss}&launch={LAUNCH_ID}")
     expect_prefilled_form(page)
+    page.screenshot(path=REPORTS / "smart-form.png", animations="disabled", full_page=True)
+    wcag_21_aa_check(page)
     sent = ehr.authorize_requests[-1]
     assert sent["launch"] == LAUNCH_ID
     assert sent["code_challenge_method"] == "S256"
@@ -139,6 +141,8 @@ def test_an_ehr_launch_reaches_the_prefilled_form_and_files_the_determination(
     level = ehr.filed[0]["entry"][0]["resource"]
     assert level["subject"] == {"reference": "Patient/pat-1"}
     expect(page.locator("#filed li").first).to_contain_text("201 Created")
+    page.screenshot(path=REPORTS / "smart-result.png", animations="disabled", full_page=True)
+    wcag_21_aa_check(page)
     assert watch.problems(page) == []
 
 
@@ -147,6 +151,8 @@ def test_a_standalone_launch_signs_in_to_the_configured_ehr(
 ) -> None:
     page.goto(f"{setup.carelevel}/smart/launch")
     expect_prefilled_form(page)
+    page.screenshot(path=REPORTS / "smart-form.png", animations="disabled", full_page=True)
+    wcag_21_aa_check(page)
     sent = ehr.authorize_requests[-1]
     assert "launch" not in sent
     assert "launch/patient" in sent["scope"].split()
