@@ -132,6 +132,7 @@ chart_router = APIRouter(
 )
 
 FhirId = Annotated[str, Path(pattern=r"^[A-Za-z0-9\-.]{1,64}$", description="A FHIR id.")]
+
 Canonical = Annotated[str | None, Query(max_length=500, pattern=r"^[^\x00-\x1f\x7f]*$")]
 UsCore = Annotated[
     bool,
@@ -665,6 +666,53 @@ POPULATE_DESCRIPTION = (
     "Nothing is stored; a clinician reviews every pre-filled answer before the response goes "
     "to `$evaluate`."
 )
+POPULATE_EXAMPLE = {
+    "resourceType": "Parameters",
+    "parameter": [
+        {"name": "subject", "valueReference": {"reference": "Patient/example"}},
+        {
+            "name": "context",
+            "part": [
+                {"name": "name", "valueString": "patient"},
+                {
+                    "name": "content",
+                    "resource": {
+                        "resourceType": "Patient",
+                        "id": "example",
+                        "gender": "female",
+                        "birthDate": "1990-05-14",
+                    },
+                },
+            ],
+        },
+    ],
+}
+POPULATE_BODY = {
+    "required": True,
+    "description": "A Parameters resource: `subject` (the patient), `context` parts `patient` "
+    "(the Patient) and `chart` (a Bundle of the chart's resources), and optionally `response` "
+    "(answers already given, kept) and `questionnaire` (a canonical).",
+    "content": {
+        media: {
+            "schema": {
+                "type": "object",
+                "required": ["resourceType", "parameter"],
+                "properties": {
+                    "resourceType": {"const": "Parameters"},
+                    "parameter": {"type": "array", "items": {"type": "object"}},
+                },
+            },
+            "examples": {
+                "patient": {
+                    "summary": "The patient alone: age group and sex are pre-filled",
+                    "value": POPULATE_EXAMPLE,
+                }
+            },
+        }
+        for media in (FHIR_JSON, "application/json")
+    },
+}
+
 POPULATE_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "Parameters: `response` (the pre-filled QuestionnaireResponse) and "
@@ -715,6 +763,7 @@ POPULATE_RESPONSES: dict[int | str, dict[str, Any]] = {
     description=POPULATE_DESCRIPTION + " The Questionnaire is the `questionnaire` parameter's, "
     "the response's, or `iop-level-of-care`.",
     responses=POPULATE_RESPONSES,
+    openapi_extra={"requestBody": POPULATE_BODY},
 )
 async def populate_questionnaire(
     request: Request, caller: Annotated[Caller, access(Action.SCREENING_CREATE, POPULATED)]
@@ -729,6 +778,7 @@ async def populate_questionnaire(
     summary="Pre-populate a Questionnaire from the chart",
     description=POPULATE_DESCRIPTION,
     responses=POPULATE_RESPONSES,
+    openapi_extra={"requestBody": POPULATE_BODY},
 )
 async def populate_questionnaire_instance(
     request: Request,
@@ -959,10 +1009,28 @@ async def search_code_systems(
 
 # Read as sent and checked by expansion_request: a bad value is a 400 naming the parameter,
 # like the search parameters' errors, not the 422 of FastAPI's validation.
-ExpandFilter = Annotated[str | None, Query(description=f"At most {FILTER_LENGTH} characters.")]
-ExpandOffset = Annotated[str | None, Query(description=f"0 to {MAX_OFFSET} (default 0).")]
+# The document states each rule (json_schema_extra is described, not enforced), so that a
+# request the schema admits is one the operation accepts.
+ExpandFilter = Annotated[
+    str | None,
+    Query(
+        description=f"At most {FILTER_LENGTH} characters.",
+        json_schema_extra={"maxLength": FILTER_LENGTH, "pattern": r"^[^\x00-\x1f\x7f]*$"},
+    ),
+]
+ExpandOffset = Annotated[
+    str | None,
+    Query(
+        description=f"0 to {MAX_OFFSET} (default 0).",
+        json_schema_extra={"pattern": r"^(?:[0-9]{0,4}|10000)$"},
+    ),
+]
 ExpandCount = Annotated[
-    str | None, Query(description=f"0 to {EXPANSION_MAX_COUNT} (default: every code).")
+    str | None,
+    Query(
+        description=f"0 to {EXPANSION_MAX_COUNT} (default: every code).",
+        json_schema_extra={"pattern": r"^(?:[0-9]{0,3}|1000)$"},
+    ),
 ]
 EXPAND_DESCRIPTION = (
     "The codes of the value set, as the ValueSet with its `expansion`: `filter` keeps the "
@@ -1012,7 +1080,17 @@ def _expansion(
 async def expand_value_set_by_url(
     request: Request,
     caller: Annotated[Caller, access(Action.TERMINOLOGY_READ)],
-    url: Annotated[str | None, Query(description="The value set's canonical URL.")] = None,
+    url: Annotated[
+        str,
+        Query(
+            description="The value set's canonical URL (no `|version`).",
+            json_schema_extra={
+                "minLength": 1,
+                "maxLength": 500,
+                "pattern": r"^[^\x00-\x1f\x7f|]+$",
+            },
+        ),
+    ],
     filter: ExpandFilter = None,
     offset: ExpandOffset = None,
     count: ExpandCount = None,

@@ -869,9 +869,9 @@ async def exercise_fhir_terminology_operations(d: Driver) -> None:
         {"url": TEXT},
     ):
         await d.call("GET", by_url, 404, params=refused)
+    await d.call("GET", by_url, 422, params={"filter": TEXT})  # url is a required parameter
     # FHIR operation parameters: a bad one is a 400 OperationOutcome
     for invalid in (
-        {"filter": TEXT},  # no url
         {"url": f"{url}|{TEXT}"},
         {"url": f"{TEXT}\x01"},
         {"url": url, "filter": f"{TEXT}\x7f"},

@@ -500,6 +500,16 @@ async def test_documented_requests_are_accepted_as_they_are(
         200,
     )
     assert {bundle["resourceType"] for bundle in bundles} == {"Bundle"}
+    for path, url in (
+        ("/fhir/r4/Questionnaire/$populate", "/fhir/r4/Questionnaire/$populate"),
+        (
+            "/fhir/r4/Questionnaire/{questionnaire_id}/$populate",
+            "/fhir/r4/Questionnaire/iop-level-of-care/$populate",
+        ),
+    ):
+        for populated in await call("POST", path, url, 200):
+            (response,) = [p["resource"] for p in populated["parameter"] if p["name"] == "response"]
+            assert response["subject"] == {"reference": "Patient/example"}
 
     # CDS Hooks calls need a JWT the EHR signs per call: their examples must fit the models.
     for _, body in request_examples(document, "POST", "/cds-services/{service_id}"):
