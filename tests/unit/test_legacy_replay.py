@@ -1,11 +1,13 @@
 """Versions published before the current semantics replay byte for byte.
 
 ``legacy/iop-level-of-care-2026.11.0.yaml`` is the rule set every database created before
-2026.12 holds as shared version 1. Its screenings must keep replaying exactly as they were
-decided, whatever the engine learns later: ``legacy/replay-2026.11.0.json`` records, per test
-case of that document, the sha256 of the determinations of the case and of a fixed family of
+2026.12 holds as shared version 1 (engine 1.0.0); ``legacy/iop-level-of-care-2026.12.0.yaml``
+is the first shipped version of semantics 2 (engine 2.0.0), stored as shared version 2 by those
+databases. Their screenings must keep replaying exactly as they were decided, whatever the
+engine learns later: ``legacy/replay-<version>.json`` records, per test case of the document and
+per shipped example, the sha256 of the determinations of the case and of a fixed family of
 variations of it (items raised, declined, safety answers flipped, abnormal vital signs, sections
-left out), as engine 1.0.0 produced them. The variations are frozen here on purpose: changing
+left out), as that engine produced them. The variations are frozen here on purpose: changing
 them means regenerating the record with the engine that decided those screenings.
 """
 
@@ -18,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from pydantic import ValidationError
 
 from app.engine import ScreeningAnswers, compile_rule_set, determination_to_json, evaluate
@@ -25,8 +28,8 @@ from app.engine.compiler import CompiledRuleSet
 from app.engine.testing import case_answers
 
 LEGACY = Path(__file__).parent / "legacy"
-DOCUMENT = LEGACY / "iop-level-of-care-2026.11.0.yaml"
-RECORD = LEGACY / "replay-2026.11.0.json"
+# label: (shared version number those databases store it as)
+LEGACY_VERSIONS = {"2026.11.0": "1", "2026.12.0": "2"}
 EXAMPLES = Path(__file__).parents[2] / "examples"
 EXAMPLE_NAMES = (
     "adult-iop-suitable",
@@ -197,20 +200,28 @@ def fingerprints(compiled: CompiledRuleSet) -> dict[str, str]:
     return result
 
 
-def legacy_rule_set() -> CompiledRuleSet:
-    """2026.11.0 as databases store it: shared version 1."""
-    return compile_rule_set(DOCUMENT.read_text("utf-8"), version="1")
+def legacy_rule_set(label: str = "2026.11.0") -> CompiledRuleSet:
+    """A legacy shipped version as databases store it (2026.11.0: shared version 1)."""
+    document = LEGACY / f"iop-level-of-care-{label}.yaml"
+    return compile_rule_set(document.read_text("utf-8"), version=LEGACY_VERSIONS[label])
 
 
-def test_the_legacy_document_keeps_its_identity() -> None:
-    record = json.loads(RECORD.read_text())
-    compiled = legacy_rule_set()
+def _record(label: str) -> dict[str, Any]:
+    return json.loads((LEGACY / f"replay-{label}.json").read_text())  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("label", LEGACY_VERSIONS)
+def test_the_legacy_document_keeps_its_identity(label: str) -> None:
+    record = _record(label)
+    compiled = legacy_rule_set(label)
     assert compiled.ref.sha256 == record["sha256"]
+    assert compiled.engine_version == record["engine_version"]
 
 
-def test_screenings_decided_by_2026_11_0_replay_byte_for_byte() -> None:
-    record = json.loads(RECORD.read_text())
-    got = fingerprints(legacy_rule_set())
+@pytest.mark.parametrize("label", LEGACY_VERSIONS)
+def test_screenings_decided_by_a_legacy_version_replay_byte_for_byte(label: str) -> None:
+    record = _record(label)
+    got = fingerprints(legacy_rule_set(label))
     changed = sorted(name for name, digest in record["fingerprints"].items() if got[name] != digest)
     assert changed == []
     assert got.keys() == record["fingerprints"].keys()
