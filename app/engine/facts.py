@@ -85,6 +85,14 @@ class FactSpec:
     description: str
     source: FactSource
     available_from: Stage = Stage.SAFETY
+    derived_from: tuple[str, ...] = ()
+    """The answer paths a derived or score fact is computed from (a section answer such as
+    ``functioning.self_care``, or ``instruments.<id>``); an answer fact reads only itself."""
+
+    @property
+    def answer_paths(self) -> tuple[str, ...]:
+        """The questionnaire answers this fact reads: itself for an answer, else its sources."""
+        return (self.path,) if self.source is FactSource.ANSWER else self.derived_from
 
 
 def _enum_type(enum: type[StrEnum]) -> FactType:
@@ -169,6 +177,7 @@ _CSSRS_TIER: Final = FactType(FactKind.STRING, tuple(t.value for t in CSSRS_TIER
 _MENTAL_HEALTH_CONDITIONS: Final = ("depressive", "anxiety", "trauma", "bipolar", "psychotic")
 _SERIOUS_MENTAL_ILLNESS: Final = ("bipolar", "psychotic")
 _SUBSTANCE_CLASSES: Final = ("alcohol", "opioids", "stimulants", "cannabis", "sedatives", "other")
+_DRUG_CLASSES: Final = ("opioids", "stimulants", "cannabis", "sedatives", "other")
 
 
 # What counts as evidence: safety rules read these instead of the presenting concerns, so a
@@ -192,53 +201,129 @@ EVIDENCE: Final = {
 }
 
 
+def _paths(section: str, names: Iterable[str]) -> tuple[str, ...]:
+    return tuple(f"{section}.{name}" for name in names)
+
+
+_FUNCTIONING_ANSWERS: Final = _paths(
+    "functioning", ("work_school", "self_care", "relationships", "daily_activities")
+)
+_SUBSTANCE_ANSWERS: Final = _paths("co_occurring.substance_use", _SUBSTANCE_CLASSES)
+_HEAVY_USE: Final = "withdrawal.heavy_daily_use"
+
+
+def _substance(name: str) -> str:
+    return f"co_occurring.substance_use.{name}"
+
+
+# The answers each evidence fact reads (see ``_put_evidence``).
+EVIDENCE_SOURCES: Final[dict[str, tuple[str, ...]]] = {
+    "evidence.alcohol": (
+        "instruments.audit_c",
+        "instruments.audit",
+        "respondent.sex_for_scoring",
+        _HEAVY_USE,
+        _substance("alcohol"),
+        "instruments.ciwa_ar",
+    ),
+    "evidence.sedatives": (_HEAVY_USE, _substance("sedatives"), "withdrawal.sedative_signs_now"),
+    "evidence.opioids": (_HEAVY_USE, _substance("opioids"), "instruments.cows"),
+    "evidence.drugs": (
+        "instruments.dast10",
+        *_paths("co_occurring.substance_use", _DRUG_CLASSES),
+        _HEAVY_USE,
+    ),
+    "evidence.eating_disorder": ("presenting_concerns", "co_occurring.eating", "instruments.scoff"),
+}
+EVIDENCE_SOURCES["evidence.substance_use"] = tuple(
+    dict.fromkeys(
+        path
+        for name in ("alcohol", "sedatives", "opioids", "drugs")
+        for path in EVIDENCE_SOURCES[f"evidence.{name}"]
+    )
+) + ("presenting_concerns",)
+
+
 def _derived_specs() -> list[FactSpec]:
-    def spec(path: str, kind: FactType, description: str) -> FactSpec:
-        return FactSpec(path, kind, description, FactSource.DERIVED)
+    def spec(
+        path: str, kind: FactType, description: str, derived_from: tuple[str, ...]
+    ) -> FactSpec:
+        return FactSpec(path, kind, description, FactSource.DERIVED, derived_from=derived_from)
 
     return [
         spec(
             "functioning.worst",
             _IMPAIRMENT,
             "The most impaired life domain among those answered.",
+            _FUNCTIONING_ANSWERS,
         ),
         spec(
             "functioning.domains_moderate_or_worse",
             _NUMBER,
             "How many answered life domains are moderately impaired or worse.",
+            _FUNCTIONING_ANSWERS,
         ),
         spec(
             "co_occurring.mental_health_any",
             _CONDITION,
             "Highest certainty among co-occurring depressive, anxiety, trauma, bipolar and "
             "psychotic disorders.",
+            _paths("co_occurring", _MENTAL_HEALTH_CONDITIONS),
         ),
         spec(
             "co_occurring.serious_mental_illness",
             _CONDITION,
             "Highest certainty among co-occurring bipolar and psychotic disorders.",
+            _paths("co_occurring", _SERIOUS_MENTAL_ILLNESS),
         ),
         spec(
             "co_occurring.substance_use_any",
             _CONDITION,
             "Highest certainty among co-occurring substance use problems of any class.",
+            _SUBSTANCE_ANSWERS,
         ),
-        *(spec(path, _BOOL, description) for path, description in EVIDENCE.items()),
+        *(
+            spec(path, _BOOL, description, EVIDENCE_SOURCES[path])
+            for path, description in EVIDENCE.items()
+        ),
         spec(
             "logistics.telehealth_capable",
             _BOOL,
             "Has a device, a private space and a reliable connection (all three).",
+            _paths("logistics.telehealth", ("device", "private_space", "reliable_connection")),
         ),
     ]
+
+
+def score_sources(instrument: InstrumentId) -> tuple[str, ...]:
+    """The answers an instrument's score facts read: its items, plus the respondent answers
+    that choose its cut-offs (adolescent cut-offs; AUDIT-C's are also sex-specific and it may
+    be taken from the full AUDIT's first items)."""
+    sources = [f"instruments.{instrument.value}", "respondent.age_group"]
+    if instrument is InstrumentId.AUDIT_C:
+        sources[1:1] = ["instruments.audit"]
+    if instrument in (InstrumentId.AUDIT_C, InstrumentId.AUDIT):
+        sources.append("respondent.sex_for_scoring")
+    return tuple(sources)
 
 
 def _score_specs(policies: Mapping[InstrumentId, InstrumentPolicy]) -> list[FactSpec]:
     specs: list[FactSpec] = []
     for instrument, spec in SPECS.items():
-        title, prefix = spec.title, instrument.value
+        title, prefix, sources = spec.title, instrument.value, score_sources(instrument)
 
-        def add(name: str, kind: FactType, description: str, prefix: str = prefix) -> None:
-            specs.append(FactSpec(f"{prefix}.{name}", kind, description, FactSource.SCORE))
+        def add(
+            name: str,
+            kind: FactType,
+            description: str,
+            prefix: str = prefix,
+            sources: tuple[str, ...] = sources,
+        ) -> None:
+            specs.append(
+                FactSpec(
+                    f"{prefix}.{name}", kind, description, FactSource.SCORE, derived_from=sources
+                )
+            )
 
         add("given", _BOOL, f"{title} was given (always known: true or false).")
         add("declined_items", _NUMBER, f"How many {title} items were declined.")
@@ -510,7 +595,6 @@ def _put_scores(
 
 
 _SUSPECTED: Final = _CONDITION_RANK[ConditionStatus.SUSPECTED]
-_DRUG_CLASSES: Final = ("opioids", "stimulants", "cannabis", "sedatives", "other")
 
 
 def _concern(concern: Concern, concerns: Sequence[Concern] | None) -> bool | None:
