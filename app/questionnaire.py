@@ -23,7 +23,6 @@ from app.engine import DEFAULT_RULE_SET_KEY
 from app.engine import instrument_content as content
 from app.engine.answers import (
     OrdinalInstrument,
-    PcPtsd5,
     ScreeningAnswers,
     Section,
     YesNoInstrument,
@@ -47,6 +46,7 @@ class Kind(StrEnum):
 class AskedWhen:
     path: str  # the question whose answer decides
     equals: bool
+    any_item: bool = False  # ``path`` is an item list: asked when any of its items ``equals``
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +122,11 @@ def _asked_when(info: FieldInfo, section_path: str) -> AskedWhen | None:
     condition = extra.get("askedWhen") if isinstance(extra, dict) else None
     if not isinstance(condition, dict):
         return None
-    return AskedWhen(f"{section_path}.{condition['field']}", bool(condition["equals"]))
+    return AskedWhen(
+        f"{section_path}.{condition['field']}",
+        bool(condition["equals"]),
+        bool(condition.get("anyItem", False)),
+    )
 
 
 def _items(path: str, name: str, info: FieldInfo, spec: InstrumentSpec, parent: str) -> FormItem:
@@ -167,10 +171,8 @@ def _item(path: str, name: str, info: FieldInfo, parent: str) -> FormItem:
         children = []
         for child_name, child in inner.model_fields.items():
             child_path = f"{path}.{child_name}"
-            if inner is PcPtsd5 and child_name == "items":
-                children.append(
-                    _items(child_path, child_name, child, SPECS[InstrumentId.PC_PTSD5], path)
-                )
+            if spec is not None and child_name == "items":  # PC-PTSD-5, CRAFFT 2.1, ASQ
+                children.append(_items(child_path, child_name, child, spec, path))
             else:
                 children.append(_item(child_path, child_name, child, path))
         return FormItem(
@@ -455,7 +457,8 @@ class Question(BaseModel):
     )
     asked_when: dict[str, Any] | None = Field(
         default=None,
-        description="A follow-up: asked only when the question at `path` was answered `equals`.",
+        description="A follow-up: asked only when the question at `path` was answered `equals` "
+        "(with `any_item`: when any item of the item list at `path` was).",
         examples=[{"path": "instruments.cssrs.non_specific_active_thoughts", "equals": True}],
     )
     questions: list[Question] | None = Field(
@@ -629,6 +632,13 @@ def _text(item: FormItem, language: str) -> str:
     return label(item.name)
 
 
+def _asked_when_json(asked_when: AskedWhen | None) -> dict[str, Any] | None:
+    if asked_when is None:
+        return None
+    condition: dict[str, Any] = {"path": asked_when.path, "equals": asked_when.equals}
+    return condition | ({"any_item": True} if asked_when.any_item else {})
+
+
 def _question(item: FormItem, language: str) -> Question:
     question = Question(
         path=item.path,
@@ -644,9 +654,7 @@ def _question(item: FormItem, language: str) -> Question:
         min_items=1 if item.at_least_one else None,
         minimum=item.minimum,
         maximum=item.maximum,
-        asked_when={"path": item.asked_when.path, "equals": item.asked_when.equals}
-        if item.asked_when
-        else None,
+        asked_when=_asked_when_json(item.asked_when),
     )
     if item.kind is Kind.YES_NO_OR_DECLINED:
         question.options = _yes_no_options(language)

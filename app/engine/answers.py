@@ -19,6 +19,7 @@ from pydantic import (
     StrictBool,
     StrictFloat,
     StrictInt,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -26,10 +27,13 @@ from pydantic_core import PydanticCustomError
 
 from app.engine.choice import Choice
 from app.engine.instruments import (
+    CRAFFT_PART_A,
+    DECLINED,
     SPECS,
     InstrumentId,
     ItemError,
     ScoringSex,
+    check_crafft_items,
     check_ordinal_items,
     check_yes_no_items,
 )
@@ -347,6 +351,96 @@ class CssrsScreener(Section):
         return self
 
 
+def _days_of_use(substance: str) -> Any:
+    return Field(
+        default=None,
+        ge=0,
+        le=365,
+        description=f"CRAFFT 2.1 Part A: on how many days in the past 12 months the person "
+        f"used {substance} (0-365).",
+        examples=[0],
+    )
+
+
+class Crafft(Section):
+    """CRAFFT 2.1 (ages 12-21): Part A, days of use in the past 12 months; Part B, six yes/no
+    items. When every Part A answer given is 0, only the first Part B item (CAR) is asked."""
+
+    days_alcohol: StrictInt | None = _days_of_use("alcohol (more than a few sips)")
+    days_cannabis: StrictInt | None = _days_of_use("cannabis (marijuana, hash, edibles, vaping)")
+    days_other: StrictInt | None = _days_of_use(
+        "anything else to get high (other drugs, medicines not as prescribed, things sniffed, "
+        "huffed or vaped)"
+    )
+    items: list[YesNoItem] = Field(
+        description="CRAFFT 2.1 Part B in questionnaire order (CAR, RELAX, ALONE, FORGET, "
+        'FRIENDS, TROUBLE), each true, false or "declined": all 6, or only CAR when every '
+        "Part A answer given is 0.",
+        examples=[[False, True, False, True, False, False]],
+        json_schema_extra={"minItems": 1, "maxItems": 6},
+    )
+
+    @field_validator("items")
+    @classmethod
+    def _items_fit_part_a(cls, items: list[Any], info: ValidationInfo) -> list[Any]:
+        # Part A is declared first, so its answers are in info.data when they were valid.
+        part_a = [info.data.get(name) for name in CRAFFT_PART_A]
+        given = [days for days in part_a if days is not None]
+        try:
+            check_crafft_items(items, bool(given) and not any(given))
+        except ItemError as error:
+            raise _item_error(error) from None
+        return items
+
+    def no_use_reported(self) -> bool:
+        """Whether Part A was given and every answer given is 0 (only CAR is then asked)."""
+        given = [
+            d for d in (self.days_alcohol, self.days_cannabis, self.days_other) if d is not None
+        ]
+        return bool(given) and not any(given)
+
+
+class Asq(Section):
+    """NIMH Ask Suicide-Screening Questions (ages 10 and over): four yes/no items, then item 5
+    (thoughts of killing oneself right now) only when any of them is yes."""
+
+    items: list[YesNoItem] = Field(
+        description="ASQ items 1-4 in questionnaire order (wished dead, family better off, "
+        "thoughts of killing self in the past week, ever tried), each true, false or "
+        '"declined".',
+        examples=[[False, False, False, False]],
+        json_schema_extra={"minItems": 4, "maxItems": 4},
+    )
+    acute: YesNoItem | None = Field(
+        default=None,
+        description="ASQ item 5: thoughts of killing oneself right now; asked only when any of "
+        'items 1-4 is yes (allowed also when one was declined), true, false or "declined".',
+        examples=[None],
+        json_schema_extra={"askedWhen": {"field": "items", "equals": True, "anyItem": True}},
+    )
+
+    @field_validator("items", mode="before")
+    @classmethod
+    def _items_fit_instrument(cls, items: Any) -> Any:
+        if isinstance(items, list):
+            try:
+                check_yes_no_items(SPECS[InstrumentId.ASQ], items)
+            except ItemError as error:
+                raise _item_error(error) from None
+        return items
+
+    @field_validator("acute")
+    @classmethod
+    def _acute_only_after_a_yes(cls, acute: Any, info: ValidationInfo) -> Any:
+        items = info.data.get("items")
+        if acute is not None and items is not None and not {True, DECLINED} & set(items):
+            raise PydanticCustomError(
+                "instrument_item",
+                "ASQ acute (item 5) is asked only when one of items 1-4 is yes (or declined)",
+            )
+        return acute
+
+
 class ClinicianTotal(Section):
     """A clinician-rated withdrawal scale, given as its total."""
 
@@ -436,6 +530,25 @@ class Instruments(Section):
     )
     cows: Cows | None = Field(
         default=None, description="COWS clinician total.", examples=[{"total": 6}]
+    )
+    crafft: Crafft | None = Field(
+        default=None,
+        description="CRAFFT 2.1 adolescent substance use screen (ages 12-21): Part A days of "
+        "use, Part B 6 yes/no items (CAR only when Part A reports no use).",
+        examples=[
+            {
+                "days_alcohol": 6,
+                "days_cannabis": 0,
+                "days_other": 0,
+                "items": [False, True, False, True, False, False],
+            }
+        ],
+    )
+    asq: Asq | None = Field(
+        default=None,
+        description="ASQ suicide-risk screen (NIMH; ages 10 and over): 4 yes/no items, then "
+        "item 5 (acute) after a yes.",
+        examples=[{"items": [False, False, False, False]}],
     )
 
     @model_validator(mode="after")
@@ -555,6 +668,20 @@ class Withdrawal(Section):
         "alcohol withdrawal only.",
         examples=[[]],
     )
+    drinks_per_week: StrictInt | None = Field(
+        default=None,
+        ge=0,
+        le=500,
+        description="Standard drinks in a typical week of the past 30 days (0-500).",
+        examples=[10],
+    )
+    most_drinks_in_a_day: StrictInt | None = Field(
+        default=None,
+        ge=0,
+        le=100,
+        description="The most standard drinks on any one day in the past 30 days (0-100).",
+        examples=[4],
+    )
 
     @field_validator("heavy_daily_use", "sedative_signs_now")
     @classmethod
@@ -665,6 +792,12 @@ class Medical(Section):
     acute_food_refusal: StrictBool | None = Field(
         default=None,
         description="Eating disorder: refusing food now, acutely (not only restricting).",
+        examples=[False],
+    )
+    cognitive_screen_positive: StrictBool | None = Field(
+        default=None,
+        description="A validated brief cognitive screen given by a clinician (for example "
+        "Mini-Cog or MoCA) was positive.",
         examples=[False],
     )
 
@@ -793,6 +926,16 @@ class PreviousIop(Choice):
     DID_NOT_COMPLETE = "did_not_complete"
 
 
+class ResponseToLevel(Choice):
+    """How the person is responding at the current level of care, from the most severe (a
+    step-up candidate) to goals met (a step-down candidate)."""
+
+    WORSENING = "worsening"
+    NOT_IMPROVING = "not_improving"
+    IMPROVING = "improving"
+    GOALS_MET = "goals_met"
+
+
 class TreatmentHistory(Section):
     """Current or most recent treatment, which decides step-down and step-up."""
 
@@ -815,6 +958,19 @@ class TreatmentHistory(Section):
     )
     previous_iop: PreviousIop | None = Field(
         default=None, description="Earlier intensive outpatient treatment.", examples=["never"]
+    )
+    weeks_at_current_level: StrictInt | None = Field(
+        default=None,
+        ge=0,
+        le=520,
+        description="Weeks at the current (or most recent) level of care (0-520).",
+        examples=[6],
+    )
+    response_to_current_level: ResponseToLevel | None = Field(
+        default=None,
+        description="How the person is responding at the current (or most recent) level of "
+        "care: worsening, not improving, improving, or treatment goals met.",
+        examples=["not_improving"],
     )
 
 

@@ -23,12 +23,16 @@ from app.engine.answers import (
     Concern,
     ConditionStatus,
     CoOccurring,
+    Crafft,
     DailyUseSubstance,
     Functioning,
     HomicidalIdeation,
     Impairment,
+    Instruments,
     OverdoseHistory,
     Readiness,
+    Respondent,
+    ResponseToLevel,
     ScreeningAnswers,
     Section,
     Willingness,
@@ -45,12 +49,21 @@ from app.engine.instruments import (
     InstrumentId,
     InstrumentPolicy,
     InstrumentScore,
+    asq_result,
     band_table,
 )
 
 # Enums whose values have a clinical order, so conditions may use < <= > >= on them.
 ORDERED_ENUMS: Final[frozenset[type[StrEnum]]] = frozenset(
-    {Impairment, ConditionStatus, Readiness, Willingness, HomicidalIdeation, OverdoseHistory}
+    {
+        Impairment,
+        ConditionStatus,
+        Readiness,
+        Willingness,
+        HomicidalIdeation,
+        OverdoseHistory,
+        ResponseToLevel,
+    }
 )
 
 # The answers sections that become facts, in questionnaire order (instruments become scores).
@@ -210,6 +223,7 @@ _FUNCTIONING_ANSWERS: Final = _paths(
 )
 _SUBSTANCE_ANSWERS: Final = _paths("co_occurring.substance_use", _SUBSTANCE_CLASSES)
 _HEAVY_USE: Final = "withdrawal.heavy_daily_use"
+_AGE_ANSWERS: Final = ("respondent.age_group", "respondent.age_years")
 
 
 def _substance(name: str) -> str:
@@ -225,6 +239,7 @@ EVIDENCE_SOURCES: Final[dict[str, tuple[str, ...]]] = {
         _HEAVY_USE,
         _substance("alcohol"),
         "instruments.ciwa_ar",
+        "instruments.crafft",
     ),
     "evidence.sedatives": (_HEAVY_USE, _substance("sedatives"), "withdrawal.sedative_signs_now"),
     "evidence.opioids": (_HEAVY_USE, _substance("opioids"), "instruments.cows"),
@@ -232,6 +247,7 @@ EVIDENCE_SOURCES: Final[dict[str, tuple[str, ...]]] = {
         "instruments.dast10",
         *_paths("co_occurring.substance_use", _DRUG_CLASSES),
         _HEAVY_USE,
+        "instruments.crafft",
     ),
     "evidence.eating_disorder": ("presenting_concerns", "co_occurring.eating", "instruments.scoff"),
 }
@@ -292,6 +308,25 @@ def _derived_specs() -> list[FactSpec]:
             "Has a device, a private space and a reliable connection (all three).",
             _paths("logistics.telehealth", ("device", "private_space", "reliable_connection")),
         ),
+        spec(
+            "co_occurring.mental_health_count",
+            _NUMBER,
+            "How many of depressive, anxiety, trauma, bipolar and psychotic disorders are "
+            "suspected or known.",
+            _paths("co_occurring", _MENTAL_HEALTH_CONDITIONS),
+        ),
+        spec(
+            "respondent.young_adult",
+            _BOOL,
+            "Is the person a young adult (18 to 25)? Asks the age in years of an adult.",
+            _AGE_ANSWERS,
+        ),
+        spec(
+            "respondent.older_adult",
+            _BOOL,
+            "Is the person an older adult (65 or over)? Asks the age in years of an adult.",
+            _AGE_ANSWERS,
+        ),
     ]
 
 
@@ -327,6 +362,10 @@ def _score_specs(policies: Mapping[InstrumentId, InstrumentPolicy]) -> list[Fact
 
         add("given", _BOOL, f"{title} was given (always known: true or false).")
         add("declined_items", _NUMBER, f"How many {title} items were declined.")
+        if instrument is InstrumentId.ASQ:
+            for name, kind, description in _EXTRA_SCORE_FACTS[instrument]:
+                add(name, kind, description)
+            continue
         if spec.kind is AnswerKind.CATEGORICAL:
             add(
                 "tier",
@@ -350,10 +389,45 @@ def _score_specs(policies: Mapping[InstrumentId, InstrumentPolicy]) -> list[Fact
         policy = policies[instrument]
         if policy.positive_at is not None or policy.positive_at_by_sex is not None:
             add("positive", _BOOL, f"{title} screen is positive at the rule set's cut-off.")
-        if instrument is InstrumentId.PHQ9:
-            add("item9", _NUMBER, "PHQ-9 item 9 (thoughts of death or self-harm), 0-3.")
-            add("item9_declined", _BOOL, "PHQ-9 item 9 was declined.")
+        for name, kind, description in _EXTRA_SCORE_FACTS.get(instrument, ()):
+            add(name, kind, description)
     return specs
+
+
+# Score facts of one instrument beyond its total, band and screen result.
+_EXTRA_SCORE_FACTS: Final[Mapping[InstrumentId, tuple[tuple[str, FactType, str], ...]]] = {
+    InstrumentId.PHQ9: (
+        ("item9", _NUMBER, "PHQ-9 item 9 (thoughts of death or self-harm), 0-3."),
+        ("item9_declined", _BOOL, "PHQ-9 item 9 was declined."),
+    ),
+    InstrumentId.CRAFFT: (
+        (
+            "car",
+            _BOOL,
+            "CRAFFT 2.1 CAR item: has the person ridden in a car driven by someone (or driven "
+            "themselves) who had been using alcohol or drugs?",
+        ),
+        (
+            "any_use",
+            _BOOL,
+            "CRAFFT 2.1 Part A: any days of alcohol, cannabis or other drug use in the past 12 "
+            "months?",
+        ),
+    ),
+    InstrumentId.ASQ: (
+        (
+            "positive",
+            _BOOL,
+            "ASQ screen is positive (a yes to any of items 1-4; unknown if a declined item "
+            "leaves it open).",
+        ),
+        (
+            "acute",
+            _BOOL,
+            "ASQ item 5: is the person having thoughts of killing themselves right now?",
+        ),
+    ),
+}
 
 
 def _stage_specs() -> list[FactSpec]:
@@ -429,6 +503,7 @@ class ExtractionPlan:
     co_occurring: bool
     telehealth: bool
     evidence: bool
+    age: bool
 
 
 def extraction_plan(paths: Iterable[str] | None = None) -> ExtractionPlan:
@@ -464,10 +539,12 @@ def extraction_plan(paths: Iterable[str] | None = None) -> ExtractionPlan:
                 "co_occurring.mental_health_any",
                 "co_occurring.serious_mental_illness",
                 "co_occurring.substance_use_any",
+                "co_occurring.mental_health_count",
             )
         ),
         telehealth=keep("logistics.telehealth_capable"),
         evidence=any(keep(path) for path in EVIDENCE),
+        age=any(keep(p) for p in ("respondent.young_adult", "respondent.older_adult")),
     )
 
 
@@ -548,24 +625,47 @@ def _put_derived(facts: dict[str, object], answers: ScreeningAnswers, plan: Extr
         )
     co: CoOccurring | None = answers.co_occurring
     if co is not None and plan.co_occurring:
-        values = co.__dict__
-        facts["co_occurring.mental_health_any"] = _highest(
-            [values[name] for name in _MENTAL_HEALTH_CONDITIONS], _CONDITION_RANK
-        )
-        facts["co_occurring.serious_mental_illness"] = _highest(
-            [values[name] for name in _SERIOUS_MENTAL_ILLNESS], _CONDITION_RANK
-        )
-        if co.substance_use is not None:
-            substances = co.substance_use.__dict__
-            facts["co_occurring.substance_use_any"] = _highest(
-                [substances[name] for name in _SUBSTANCE_CLASSES], _CONDITION_RANK
-            )
+        _put_co_occurring(facts, co)
+    if plan.age:
+        _put_age(facts, answers.respondent)
     logistics = answers.logistics
     if plan.telehealth and logistics is not None and logistics.telehealth is not None:
         t = logistics.telehealth
         facts["logistics.telehealth_capable"] = _kleene_all(
             (t.device, t.private_space, t.reliable_connection)
         )
+
+
+def _put_co_occurring(facts: dict[str, object], co: CoOccurring) -> None:
+    values = co.__dict__
+    mental_health = [values[name] for name in _MENTAL_HEALTH_CONDITIONS]
+    facts["co_occurring.mental_health_any"] = _highest(mental_health, _CONDITION_RANK)
+    facts["co_occurring.serious_mental_illness"] = _highest(
+        [values[name] for name in _SERIOUS_MENTAL_ILLNESS], _CONDITION_RANK
+    )
+    if any(status is not None for status in mental_health):  # none answered: unknown
+        facts["co_occurring.mental_health_count"] = sum(
+            1 for s in mental_health if s is not None and _CONDITION_RANK[s] >= _SUSPECTED
+        )
+    if co.substance_use is not None:
+        substances = co.substance_use.__dict__
+        facts["co_occurring.substance_use_any"] = _highest(
+            [substances[name] for name in _SUBSTANCE_CLASSES], _CONDITION_RANK
+        )
+
+
+def _put_age(facts: dict[str, object], respondent: Respondent) -> None:
+    """Young adult (18-25) and older adult (65+): false for an adolescent, unknown for an
+    adult whose age in years was not given."""
+    if respondent.age_group is AgeGroup.ADOLESCENT:
+        facts["respondent.young_adult"] = facts["respondent.older_adult"] = False
+    elif respondent.age_years is not None:
+        facts["respondent.young_adult"] = respondent.age_years <= _YOUNG_ADULT_UP_TO
+        facts["respondent.older_adult"] = respondent.age_years >= _OLDER_ADULT_FROM
+
+
+_YOUNG_ADULT_UP_TO: Final = 25
+_OLDER_ADULT_FROM: Final = 65
 
 
 def _put_scores(
@@ -581,6 +681,8 @@ def _put_scores(
         if instrument is InstrumentId.CSSRS:
             facts["cssrs.tier"] = score.tier
             facts["cssrs.tier_at_least"] = score.tier_at_least
+            continue
+        if instrument is InstrumentId.ASQ:  # no total: see _put_youth_screens
             continue
         facts[total] = score.total
         facts[at_least] = score.total_min
@@ -619,6 +721,40 @@ def _screen(
     return False if score is None else score.positive
 
 
+@dataclass(frozen=True, slots=True)
+class _CrafftEvidence:
+    substance_use: bool | None = False
+    alcohol: bool | None = False
+    drugs: bool | None = False
+
+
+_NO_CRAFFT: Final = _CrafftEvidence()
+
+
+def _crafft_evidence(
+    crafft: Crafft | None, scores: Mapping[InstrumentId, InstrumentScore]
+) -> _CrafftEvidence:
+    """What a CRAFFT 2.1 adds to the evidence (nothing when it was not given): a positive screen,
+    or use in Part A with a yes to CAR, is substance use; a positive screen with alcohol days
+    is alcohol, with cannabis or other days drugs."""
+    if crafft is None:
+        return _NO_CRAFFT
+    positive = scores[InstrumentId.CRAFFT].positive
+    alcohol_used = _used(crafft.days_alcohol)
+    drugs_used = _used(crafft.days_cannabis) or _used(crafft.days_other)
+    car_with_use = (alcohol_used or drugs_used) and crafft.items[0] is True
+    return _CrafftEvidence(
+        substance_use=_any((positive, car_with_use)),
+        alcohol=positive if alcohol_used else False,
+        drugs=positive if drugs_used else False,
+    )
+
+
+def _used(days: int | None) -> bool:
+    """Use reported in CRAFFT Part A (a question not asked is no evidence)."""
+    return days is not None and days > 0
+
+
 def _put_evidence(
     facts: dict[str, object],
     answers: ScreeningAnswers,
@@ -637,6 +773,7 @@ def _put_evidence(
         return status is not None and _CONDITION_RANK[status] >= _SUSPECTED
 
     sedative_signs = bool(withdrawal and withdrawal.sedative_signs_now)
+    crafft = _crafft_evidence(answers.instruments.crafft, scores)
     alcohol = _any(
         (
             _screen(scores, InstrumentId.AUDIT_C),
@@ -644,6 +781,7 @@ def _put_evidence(
             DailyUseSubstance.ALCOHOL in heavy,
             problem("alcohol"),
             InstrumentId.CIWA_AR in scores,
+            crafft.alcohol,
         )
     )
     sedatives = DailyUseSubstance.SEDATIVES in heavy or problem("sedatives") or sedative_signs
@@ -655,6 +793,7 @@ def _put_evidence(
             _screen(scores, InstrumentId.DAST10),
             any(problem(name) for name in _DRUG_CLASSES),
             DailyUseSubstance.OPIOIDS in heavy or DailyUseSubstance.SEDATIVES in heavy,
+            crafft.drugs,
         )
     )
     eating = co is not None and co.eating is not None and _CONDITION_RANK[co.eating] >= _SUSPECTED
@@ -663,7 +802,14 @@ def _put_evidence(
     facts["evidence.opioids"] = opioids
     facts["evidence.drugs"] = drugs
     facts["evidence.substance_use"] = _any(
-        (alcohol, sedatives, opioids, drugs, _concern(Concern.SUBSTANCE_USE, concerns))
+        (
+            alcohol,
+            sedatives,
+            opioids,
+            drugs,
+            _concern(Concern.SUBSTANCE_USE, concerns),
+            crafft.substance_use,
+        )
     )
     facts["evidence.eating_disorder"] = _any(
         (
@@ -690,9 +836,23 @@ def extract_facts(
     _put_scores(facts, scores, policies, answers.respondent.age_group is AgeGroup.ADOLESCENT)
     if plan.evidence:
         _put_evidence(facts, answers, scores)
+    _put_youth_screens(facts, answers.instruments)
     phq9 = answers.instruments.phq9
     if phq9 is not None:
         item9 = phq9.items[8]
         facts["phq9.item9_declined"] = item9 == DECLINED
         facts["phq9.item9"] = item9 if isinstance(item9, int) else None
     return facts
+
+
+def _put_youth_screens(facts: dict[str, object], instruments: Instruments) -> None:
+    """The CRAFFT 2.1 and ASQ facts read from the answers themselves (CAR, Part A, item 5)."""
+    crafft, asq = instruments.crafft, instruments.asq
+    if crafft is not None:
+        car = crafft.items[0]
+        facts["crafft.car"] = car if isinstance(car, bool) else None
+        part_a = (crafft.days_alcohol, crafft.days_cannabis, crafft.days_other)
+        given = [days for days in part_a if days is not None]
+        facts["crafft.any_use"] = any(given) if given else None
+    if asq is not None:
+        facts["asq.positive"], facts["asq.acute"] = asq_result(asq.items, asq.acute)

@@ -240,6 +240,30 @@ LICENCES: Final[Mapping[InstrumentId, Licence]] = {
         citation="Wesson DR, Ling W. The Clinical Opiate Withdrawal Scale (COWS). J "
         "Psychoactive Drugs 2003;35:253-259.",
     ),
+    InstrumentId.CRAFFT: Licence(
+        holder="John R. Knight, Boston Children's Hospital (distributed by CABHRe)",
+        verdict=Verdict.PERMISSION_REQUIRED,
+        terms="Clinicians may use the questions exactly as published, without fee; showing them "
+        "in another print or electronic format (an API or app) needs the holder's approval, "
+        "requested from crafft@childrens.harvard.edu. Part A stays numeric (days of use).",
+        terms_url="https://crafft.org",
+        attribution="CRAFFT 2.1 © John R. Knight, Boston Children's Hospital. Used with "
+        "permission. For more information, contact crafft@childrens.harvard.edu.",
+        citation="Knight JR, Sherritt L, Shrier LA, Harris SK, Chang G. Validity of the CRAFFT "
+        "substance abuse screening test among adolescent clinic patients. Arch Pediatr Adolesc "
+        "Med 2002;156:607-614.",
+    ),
+    InstrumentId.ASQ: Licence(
+        holder="National Institute of Mental Health (US government)",
+        verdict=Verdict.FREE_WITH_ATTRIBUTION,
+        terms="A work of the US government, offered by NIMH as a free resource in its ASQ "
+        "toolkit; cite NIMH wherever it is shown and imply no endorsement.",
+        terms_url="https://www.nimh.nih.gov/labs-at-nimh/asq-toolkit-materials/",
+        attribution="Ask Suicide-Screening Questions (ASQ), National Institute of Mental Health "
+        "(NIMH). Shown without NIMH endorsement.",
+        citation="Horowitz LM et al. Ask Suicide-Screening Questions (ASQ): a brief instrument "
+        "for the pediatric emergency department. Arch Pediatr Adolesc Med 2012;166:1170-1176.",
+    ),
 }
 
 
@@ -574,6 +598,56 @@ _PC_PTSD5_ITEMS: Final = tuple(
 )
 
 
+# --- CRAFFT 2.1 (permission required: topics only) and ASQ (NIMH, free with citation) ----------
+
+_CRAFFT_PART_A: Final = tuple(
+    _item(0, topic, None, (), name=name)
+    for name, topic in (
+        ("days_alcohol", "Days of alcohol use in the past 12 months (Part A)"),
+        ("days_cannabis", "Days of cannabis use in the past 12 months (Part A)"),
+        ("days_other", "Days of other use to get high in the past 12 months (Part A)"),
+    )
+)
+_CRAFFT_TOPICS: Final = (
+    "CAR: riding with a driver who had been using, or driving after use",
+    "RELAX: using to relax, feel better or fit in",
+    "ALONE: using while alone",
+    "FORGET: forgetting things done while using",
+    "FRIENDS: family or friends saying to cut down",
+    "TROUBLE: getting into trouble while using",
+)
+_ASQ_ITEMS: Final = tuple(
+    _item(number, topic, None, _YES_NO, wording, name=name)
+    for number, (name, topic, wording) in enumerate(
+        (
+            (
+                None,
+                "Wished to be dead (past few weeks)",
+                "In the past few weeks, have you wished you were dead?",
+            ),
+            (
+                None,
+                "Felt others would be better off (past few weeks)",
+                "In the past few weeks, have you felt that you or your family would be better "
+                "off if you were dead?",
+            ),
+            (
+                None,
+                "Thoughts of killing oneself (past week)",
+                "In the past week, have you been having thoughts about killing yourself?",
+            ),
+            (None, "Ever tried to kill oneself", "Have you ever tried to kill yourself?"),
+            (
+                "acute",
+                "Thoughts of killing oneself right now (acuity)",
+                "Are you having thoughts of killing yourself right now?",
+            ),
+        ),
+        start=1,
+    )
+)
+
+
 def _content(
     instrument: InstrumentId,
     items: tuple[ItemContent, ...],
@@ -609,14 +683,24 @@ CONTENT: Final[Mapping[InstrumentId, InstrumentContent]] = {
         ),
         _content(InstrumentId.CIWA_AR, ()),
         _content(InstrumentId.COWS, ()),
+        _content(
+            InstrumentId.CRAFFT,
+            (
+                *_CRAFFT_PART_A,
+                *(_item(n, topic, None, _YES_NO) for n, topic in enumerate(_CRAFFT_TOPICS, 1)),
+            ),
+        ),
+        _content(InstrumentId.ASQ, _ASQ_ITEMS),
     )
 }
 
 
 def item_content(instrument: InstrumentId, number: int) -> ItemContent:
     """The content of item ``number`` (1-based) of an instrument's item list; for PC-PTSD-5
-    the symptom items (the exposure question is ``CONTENT[...].named("trauma_exposure")``)."""
-    items = [item for item in CONTENT[instrument].items if item.number > 0]
+    the symptom items (the exposure question is ``CONTENT[...].named("trauma_exposure")``),
+    for CRAFFT 2.1 Part B (Part A: named ``days_*``), for the ASQ items 1-4 (item 5 is named
+    ``acute``)."""
+    items = [item for item in CONTENT[instrument].items if item.number > 0 and item.name is None]
     return items[number - 1]
 
 

@@ -37,6 +37,8 @@ class InstrumentId(Choice):
     SCOFF = "scoff"
     CIWA_AR = "ciwa_ar"
     COWS = "cows"
+    CRAFFT = "crafft"
+    ASQ = "asq"
 
 
 _PHQ9: Final = InstrumentId.PHQ9
@@ -67,7 +69,7 @@ class AnswerKind(Choice):
     ORDINAL = "ordinal"  # items scored as integers
     YES_NO = "yes_no"  # items answered yes/no, yes scores 1 (reverse-scored items: no scores 1)
     CLINICIAN_TOTAL = "clinician_total"  # a clinician-rated total only
-    CATEGORICAL = "categorical"  # C-SSRS screener: a triage tier, no total
+    CATEGORICAL = "categorical"  # C-SSRS screener, ASQ: a triage result, no total
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,8 +278,33 @@ SPECS: Final[Mapping[InstrumentId, InstrumentSpec]] = {
             ),
             default_positive_at=None,
         ),
+        InstrumentSpec(
+            id=InstrumentId.CRAFFT,
+            title="CRAFFT 2.1",
+            name="CRAFFT 2.1 adolescent substance use screen (ages 12-21, past 12 months)",
+            kind=AnswerKind.YES_NO,
+            item_values=(),
+            item_count=6,  # Part B; only the CAR item is asked when Part A reports no use
+            total_range=(0, 6),
+            default_bands=(),
+            default_positive_at=2,  # Knight et al. 2002: 2 or more yes answers in Part B
+        ),
+        InstrumentSpec(
+            id=InstrumentId.ASQ,
+            title="ASQ",
+            name="Ask Suicide-Screening Questions (NIMH, ages 10 and over)",
+            kind=AnswerKind.CATEGORICAL,
+            item_values=(),
+            item_count=4,  # items 1-4; item 5 (acute) is asked only after a yes
+            total_range=(0, 0),
+            default_bands=(),
+            default_positive_at=None,
+        ),
     )
 }
+
+CRAFFT_PART_A: Final = ("days_alcohol", "days_cannabis", "days_other")
+"""CRAFFT 2.1 Part A: days of use in the past 12 months (alcohol, cannabis, anything else)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -667,5 +694,101 @@ def score_cssrs(answers: CssrsResponses) -> InstrumentScore:
         tier=tier if settled else None,
         tier_at_least=tier,
         flags=tuple(flags),
+        notes=notes,
+    )
+
+
+# --- CRAFFT 2.1 --------------------------------------------------------------------------------
+
+_CRAFFT: Final = InstrumentId.CRAFFT
+CRAFFT_CAR_ONLY_NOTE: Final = "No use reported in Part A: only the CAR item was asked."
+
+
+def check_crafft_items(items: Sequence[object], no_use_reported: bool) -> None:
+    """Raise ItemError unless ``items`` is the 6 Part B answers, or only the CAR item when
+    ``no_use_reported`` (every Part A answer given is 0): the published skip of the 2.1 form."""
+    spec = SPECS[_CRAFFT]
+    if len(items) == 1 and not no_use_reported:
+        raise ItemError(
+            f"{spec.title} asks all {spec.item_count} Part B items when Part A reports use "
+            "(or is not given); only the CAR item alone is allowed when every Part A answer is 0"
+        )
+    if len(items) != 1:
+        _check_count(spec, items)
+    for number, item in enumerate(items, start=1):
+        if not isinstance(item, bool) and item != DECLINED:
+            raise ItemError(f'{spec.title} item {number} must be true, false or "declined"')
+
+
+def score_crafft(items: Sequence[YesNoAnswer], policy: InstrumentPolicy) -> InstrumentScore:
+    """Score CRAFFT 2.1 Part B: the number of yes answers among the items asked (CAR alone
+    when Part A reports no use, when the items not asked count 0, as the form scores them)."""
+    score = score_yes_no(_CRAFFT, items, policy)
+    notes: list[str] = []
+    if len(items) == 1:
+        notes.append(CRAFFT_CAR_ONLY_NOTE)
+    if items[0] is True:
+        score.flags = ("car_positive",)
+        notes.append(
+            "CAR item is yes: riding with a driver who had been using (or driving after use); "
+            "discuss safe transport whatever the total."
+        )
+    score.notes = (*score.notes, *notes)
+    return score
+
+
+# --- ASQ ---------------------------------------------------------------------------------------
+
+
+def asq_result(
+    items: Sequence[YesNoAnswer], acute: YesNoAnswer | None
+) -> tuple[bool | None, bool | None]:
+    """(positive, acute) of the ASQ: positive when any of items 1-4 is yes; acute when item 5
+    is yes. A declined item leaves either open (None) unless the answers given settle it: a yes
+    settles positive; acute is false when the screen is negative or item 5 was answered no."""
+    positive: bool | None = True if True in items else (None if DECLINED in items else False)
+    if acute is True:
+        return positive, True
+    if acute is False or positive is False:
+        return positive, False
+    return positive, None
+
+
+_ASQ_BANDS: Final = {True: "acute_positive", False: "non_acute_positive"}
+
+
+def score_asq(items: Sequence[YesNoAnswer], acute: YesNoAnswer | None) -> InstrumentScore:
+    """The ASQ result, following the NIMH pathway: negative, non-acute positive (a brief
+    suicide safety assessment before the person leaves) or acute positive (item 5 yes: an
+    emergency evaluation). Declined answers leave the result open as they do for the C-SSRS."""
+    spec = SPECS[InstrumentId.ASQ]
+    positive, is_acute = asq_result(items, acute)
+    declined = [number for number, item in enumerate(items, start=1) if item == DECLINED]
+    if acute == DECLINED:
+        declined.append(5)
+    band = None
+    if positive is False:
+        band = "negative"
+    elif positive is True and is_acute is not None:
+        band = _ASQ_BANDS[is_acute]
+    notes: tuple[str, ...] = ()
+    if band is None:
+        notes = (
+            "A declined answer leaves the ASQ result open; a clinician must complete the "
+            "suicide risk assessment.",
+        )
+    return InstrumentScore(
+        instrument=spec.id,
+        title=spec.title,
+        total=None,
+        total_min=None,
+        total_max=None,
+        band=band,
+        positive=positive,
+        cut_off=None,
+        declined_items=tuple(declined),
+        loinc_panel=None,
+        loinc_total=None,
+        flags=("acute",) if is_acute else (),
         notes=notes,
     )

@@ -11,7 +11,9 @@ from app.engine.instruments import (
     InstrumentPolicy,
     InstrumentScore,
     ScoringSex,
+    score_asq,
     score_clinician_total,
+    score_crafft,
     score_cssrs,
     score_ordinal,
     score_pc_ptsd5,
@@ -19,10 +21,12 @@ from app.engine.instruments import (
 )
 
 # Enum members bound once: class-attribute access on an Enum costs a metaclass lookup.
+_ASQ = InstrumentId.ASQ
 _AUDIT = InstrumentId.AUDIT
 _AUDIT_C = InstrumentId.AUDIT_C
 _CIWA_AR = InstrumentId.CIWA_AR
 _COWS = InstrumentId.COWS
+_CRAFFT = InstrumentId.CRAFFT
 _CSSRS = InstrumentId.CSSRS
 _DAST10 = InstrumentId.DAST10
 _GAD7 = InstrumentId.GAD7
@@ -59,6 +63,7 @@ def score_answers(
     _score_substance_use(given, policies, answers.respondent.sex_for_scoring, scores)
     _score_suicide_risk_trauma_and_eating(given, policies, scores)
     _score_withdrawal(given, policies, scores)
+    _score_youth_screens(given, policies, scores)
     for instrument in adolescent_cut_offs:
         adjusted = scores.get(instrument)
         if adjusted is not None:
@@ -119,3 +124,11 @@ def _score_withdrawal(given: Instruments, policies: _Policies, scores: _Scores) 
         scores[_CIWA_AR] = score_clinician_total(_CIWA_AR, given.ciwa_ar.total, policies[_CIWA_AR])
     if given.cows is not None:
         scores[_COWS] = score_clinician_total(_COWS, given.cows.total, policies[_COWS])
+
+
+def _score_youth_screens(given: Instruments, policies: _Policies, scores: _Scores) -> None:
+    """Add the CRAFFT 2.1 and ASQ results, for those given."""
+    if given.crafft is not None:
+        scores[_CRAFFT] = score_crafft(given.crafft.items, policies[_CRAFFT])
+    if given.asq is not None:
+        scores[_ASQ] = score_asq(given.asq.items, given.asq.acute)

@@ -1166,6 +1166,8 @@ VALID_INSTRUMENTS: Final[dict[str, Any]] = {
     "scoff": {"items": [False] * 5},
     "ciwa_ar": {"total": 8},
     "cows": {"total": 6},
+    "crafft": {"days_alcohol": 0, "days_cannabis": 0, "days_other": 0, "items": [False]},
+    "asq": {"items": [False] * 4},
 }
 
 ITEM_INSTRUMENTS: Final = [
