@@ -279,6 +279,7 @@ def _rules_check(args: argparse.Namespace) -> int:
     )
     _print_cases_and_coverage(report)
     _print_review_checks(report, compiled.semantics)
+    _print_unread_questions(compiled)
     print("OK" if report.passed else "FAILED")
     return EXIT_OK if report.passed else EXIT_FAILED
 
@@ -300,9 +301,9 @@ def _print_cases_and_coverage(report: TestReport) -> None:
 
 
 def _print_review_checks(report: TestReport, semantics: int) -> None:
-    """Monotonicity and citations: failures under the current semantics, warnings (!) for a
-    version published before them, which is told what a new version needs."""
-    mark = "✗" if semantics == CURRENT_SEMANTICS else "!"
+    """Monotonicity and citations: failures from semantics 2 on, warnings (!) for a version
+    published before them; an earlier semantics is told what a new version needs."""
+    mark = "✗" if semantics >= 2 else "!"
     print(
         "More severe evidence never lowers a case: "
         + ("yes" if not report.monotonicity else f"{len(report.monotonicity)} findings")
@@ -312,12 +313,27 @@ def _print_review_checks(report: TestReport, semantics: int) -> None:
     print(f"Rules citing a source: {len(report.rules) - len(report.uncited)}/{len(report.rules)}")
     for rule_id in report.uncited:
         print(f"  {mark} rule '{rule_id}' has no references")
-    if semantics < CURRENT_SEMANTICS:
+    if semantics == 1:
         print(
             f"  ! semantics {semantics}: evaluated as versions published before 2026.12 "
             f"were (the first override in file order decides); new versions need "
             f"'semantics: {CURRENT_SEMANTICS}' and then pass the two checks above"
         )
+    elif semantics < CURRENT_SEMANTICS:
+        print(
+            f"  ! semantics {semantics}: new versions need 'semantics: {CURRENT_SEMANTICS}' "
+            "(consistency rules, context answers, and the answers not used in each result)"
+        )
+
+
+def _print_unread_questions(compiled: CompiledRuleSet) -> None:
+    """The questions no rule reads and the rule set does not show as context: a warning (!),
+    since asking them costs the person time and the clinician cannot see why."""
+    unread = compiled.unread_questions
+    total = len(compiled.questions)
+    print(f"Questions read by a rule or shown as context: {total - len(unread)}/{total}")
+    for path in unread:
+        print(f"  ! {path} is read by no rule and not listed as context")
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -17,15 +17,27 @@ import orjson
 import yaml
 from pydantic import ValidationError
 
+from app.engine.answered import (
+    CONCERNS,
+    NO_WALK,
+    AnswerWalk,
+    answers_read,
+    question_paths,
+    walk,
+)
 from app.engine.determination import (
     ENGINE_VERSIONS,
+    LEVEL_INFO,
+    LEVEL_INFO_3,
     LEVEL_RANK,
     RATING_RANK,
     Accommodation,
     CitedReason,
     CitedSafetyAlert,
+    Contradiction,
     Domain,
     EliminatedLevel,
+    LevelInfo,
     LevelOfCare,
     PlacementCondition,
     Rating,
@@ -57,6 +69,8 @@ from app.engine.instruments import (
     ScoringSex,
 )
 from app.engine.ruleset import (
+    ConsistencyStage,
+    ContradictionRule,
     DomainStage,
     FeasibilityRule,
     FeasibilityStage,
@@ -190,6 +204,15 @@ class CompiledSafetyRule(_RuleOutcomes):
 
 
 @dataclass(frozen=True, slots=True)
+class CompiledContradictionRule(_RuleOutcomes):
+    id: str
+    description: str
+    condition: CompiledCondition
+    confirm: str
+    contradiction: Contradiction
+
+
+@dataclass(frozen=True, slots=True)
 class CompiledInformationRule(_RuleOutcomes):
     id: str
     description: str
@@ -219,6 +242,10 @@ class CompiledPlacementRule(_RuleOutcomes):
     not_met: Reason
     not_evaluated: Reason
     ruled_out: Reason
+    exceeded: Reason
+    """Semantics 3: why a level below the one this rule placed is exceeded."""
+    deferred: Reason
+    """Semantics 3: why every other level waits, when this rule places emergency evaluation."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,6 +294,19 @@ class CompiledRuleSet:
     """How the document is evaluated (``RuleSetDocument.semantics``)."""
     references: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     """Each rule's references, by rule id (an index of what the rules hold)."""
+    consistency: tuple[CompiledContradictionRule, ...] = ()
+    """Semantics 3: the consistency rules, run on every screening after safety."""
+    default_exceeded: Reason = Reason(None, "")
+    default_deferred: Reason = Reason(None, "")
+    questions: tuple[str, ...] = ()
+    """Every answer path of the questionnaire (see ``app.engine.answered``)."""
+    unread_questions: tuple[str, ...] = ()
+    """The answer paths no rule reads and the rule set does not show as context."""
+    context_walk: AnswerWalk = NO_WALK
+    """Semantics 3: finds the context answers given."""
+    unused_walks: tuple[AnswerWalk, AnswerWalk, AnswerWalk] = (NO_WALK, NO_WALK, NO_WALK)
+    """Semantics 3: finds the answers given that no rule evaluated read, by how far the
+    evaluation went (``Reach``): the read set depends only on which stages ran."""
 
     @property
     def engine_version(self) -> str:
@@ -282,6 +322,11 @@ class CompiledRuleSet:
     def engine_reasons(self) -> EngineReasons:
         """The engine's own reasons, in this rule set's shape."""
         return _ENGINE_REASONS[self.semantics >= 2]
+
+    @property
+    def level_info(self) -> Mapping[LevelOfCare, LevelInfo]:
+        """What each level is, in this engine version's words."""
+        return LEVEL_INFO_3 if self.semantics >= 3 else LEVEL_INFO
 
     @property
     def key(self) -> str:
@@ -395,7 +440,9 @@ def compile_rule_set(
     catalogue = build_catalogue(policies)
     _check_stages(document, problems)
     _check_unique_ids(document, problems)
+    _check_semantics(document, problems)
     safety: tuple[CompiledSafetyRule, ...] = ()
+    consistency: tuple[CompiledContradictionRule, ...] = ()
     information: tuple[CompiledInformationRule, ...] = ()
     domains: tuple[CompiledDomainRule, ...] = ()
     placement: tuple[CompiledPlacementRule, ...] = ()
@@ -412,6 +459,10 @@ def compile_rule_set(
             safety = tuple(_safety_rule(ctx, n, rule) for n, rule in enumerate(stage.rules))
             if document.semantics >= 2:
                 _check_evidence(ctx, safety)
+        elif isinstance(stage, ConsistencyStage):
+            consistency = tuple(
+                _contradiction_rule(ctx, n, rule) for n, rule in enumerate(stage.rules)
+            )
         elif isinstance(stage, InformationStage):
             information = tuple(
                 CompiledInformationRule(
@@ -451,9 +502,14 @@ def compile_rule_set(
         level: level_not_indicated(safety, placement, level, frozenset(), engine_reasons)
         for level in LevelOfCare
     }
+    reach = _reach(catalogue, safety, consistency, information, domains, placement, feasibility)
+    questions = question_paths(catalogue)
+    _check_context(document, questions, reach[-1], problems)
+    if problems:
+        raise RuleSetError(problems)
     read = {
         fact
-        for stage in (safety, information, domains, placement, feasibility)
+        for stage in (safety, consistency, information, domains, placement, feasibility)
         for rule in stage
         for fact in rule.condition.facts
     } | {
@@ -463,6 +519,8 @@ def compile_rule_set(
         if accommodation.condition is not None
         for fact in accommodation.condition.facts
     }
+    context = frozenset(document.context)
+    explained = document.semantics >= 3
     return CompiledRuleSet(
         document=document,
         ref=RuleSetRef(document.key, version or document.version, document_sha256(document)),
@@ -483,10 +541,100 @@ def compile_rule_set(
         semantics=document.semantics,
         references={
             rule.id: rule.references
-            for stage in (safety, information, domains, placement, feasibility)
+            for stage in (safety, consistency, information, domains, placement, feasibility)
             for rule in stage
         },
+        consistency=consistency,
+        default_exceeded=explain.reason(None, f"Exceeded: {default_reason}"),
+        default_deferred=explain.reason(
+            None, f"Decided after the emergency evaluation: {default_reason}"
+        ),
+        questions=questions,
+        unread_questions=tuple(q for q in questions if q not in reach[-1] and q not in context),
+        context_walk=walk(context, catalogue) if explained else NO_WALK,
+        unused_walks=(
+            _unused_walk(questions, reach[0], context, catalogue, explained),
+            _unused_walk(questions, reach[1], context, catalogue, explained),
+            _unused_walk(questions, reach[2], context, catalogue, explained),
+        ),
     )
+
+
+def _reach(
+    catalogue: Mapping[str, FactSpec],
+    safety: tuple[CompiledSafetyRule, ...],
+    consistency: tuple[CompiledContradictionRule, ...],
+    information: tuple[CompiledInformationRule, ...],
+    domains: tuple[CompiledDomainRule, ...],
+    placement: tuple[CompiledPlacementRule, ...],
+    feasibility: tuple[CompiledFeasibilityRule, ...],
+) -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
+    """The answer paths read when the evaluation ends after safety (an override fired), after
+    the information check (too little to place anyone), and when every stage ran. The engine
+    itself reads the presenting concerns from the information check on, and the age group
+    for the hours of the level placed."""
+    first = answers_read((r.condition for r in (*safety, *consistency)), catalogue)
+    second = first | answers_read((r.condition for r in information), catalogue) | {CONCERNS}
+    later = [r.condition for r in (*domains, *placement, *feasibility)]
+    later += [a.condition for r in feasibility for a in r.accommodations if a.condition]
+    every = second | answers_read(later, catalogue) | {"respondent.age_group"}
+    return first, second, every
+
+
+def _unused_walk(
+    questions: tuple[str, ...],
+    read: frozenset[str],
+    context: frozenset[str],
+    catalogue: Mapping[str, FactSpec],
+    explained: bool,
+) -> AnswerWalk:
+    if not explained:
+        return NO_WALK
+    return walk((q for q in questions if q not in read and q not in context), catalogue)
+
+
+def _check_semantics(document: RuleSetDocument, problems: list[RuleSetProblem]) -> None:
+    """What semantics 3 adds may not appear in an earlier document (it would evaluate
+    differently from what its author read)."""
+    if document.semantics >= 3:
+        return
+    needs = f"needs semantics 3 (this document declares {document.semantics})"
+    if document.context:
+        problems.append(RuleSetProblem(None, "context", f"context answers {needs}"))
+    for index, stage in enumerate(document.stages):
+        if isinstance(stage, ConsistencyStage):
+            problems.append(
+                RuleSetProblem(None, f"stages.{index}", f"the consistency stage {needs}")
+            )
+    for index, case in enumerate(document.tests):
+        if case.expect.contradictions is not None:
+            where = f"tests.{index}.expect.contradictions"
+            problems.append(RuleSetProblem(None, where, f"expecting contradictions {needs}"))
+
+
+def _check_context(
+    document: RuleSetDocument,
+    questions: tuple[str, ...],
+    read: frozenset[str],
+    problems: list[RuleSetProblem],
+) -> None:
+    """Each context entry is an answer path, listed once, that no rule reads."""
+    known = frozenset(questions)
+    seen: set[str] = set()
+    for index, path in enumerate(document.context):
+        where = f"context.{index}"
+        if path not in known:
+            message = (
+                f"'{path}' is not an answer path (a section answer such as "
+                "'respondent.answered_by', or 'instruments.<id>')"
+            )
+            problems.append(RuleSetProblem(None, where, message))
+        elif path in seen:
+            problems.append(RuleSetProblem(None, where, f"'{path}' is listed twice"))
+        elif path in read:
+            message = f"'{path}' is read by a rule; context lists only answers no rule reads"
+            problems.append(RuleSetProblem(None, where, message))
+        seen.add(path)
 
 
 def level_not_indicated(
@@ -595,6 +743,20 @@ def _check_evidence(ctx: _Context, safety: tuple[CompiledSafetyRule, ...]) -> No
             )
 
 
+def _contradiction_rule(
+    ctx: _Context, position: int, rule: ContradictionRule
+) -> CompiledContradictionRule:
+    references = tuple(rule.references)
+    return CompiledContradictionRule(
+        id=rule.id,
+        description=rule.description,
+        condition=ctx.condition(rule, position),
+        confirm=rule.confirm,
+        contradiction=Contradiction(rule.id, rule.description, rule.confirm, references),
+        **_outcomes(Stage.CONSISTENCY, rule, ctx.explain),
+    )
+
+
 def _placement_rule(ctx: _Context, position: int, rule: PlacementRule) -> CompiledPlacementRule:
     references = tuple(rule.references)
     reason = ctx.explain.reason
@@ -613,6 +775,10 @@ def _placement_rule(ctx: _Context, position: int, rule: PlacementRule) -> Compil
             rule.id, f"Could not be evaluated (information missing): {rule.description}", references
         ),
         ruled_out=reason(rule.id, f"Ruled out: {rule.description}", references),
+        exceeded=reason(rule.id, f"Exceeded: {rule.description}", references),
+        deferred=reason(
+            rule.id, f"Decided after the emergency evaluation: {rule.description}", references
+        ),
         **_outcomes(Stage.PLACEMENT, rule, ctx.explain),
     )
 
@@ -678,6 +844,12 @@ def _check_unique_ids(document: RuleSetDocument, problems: list[RuleSetProblem])
 
 def _check_test_references(document: RuleSetDocument, problems: list[RuleSetProblem]) -> None:
     rule_ids = {rule.id for stage in document.stages for rule in stage.rules}
+    consistency_ids = {
+        rule.id
+        for stage in document.stages
+        if isinstance(stage, ConsistencyStage)
+        for rule in stage.rules
+    }
     barrier_codes = {
         rule.barrier.code
         for stage in document.stages
@@ -699,6 +871,11 @@ def _check_test_references(document: RuleSetDocument, problems: list[RuleSetProb
         for rule_id in (*expect.fired, *expect.not_fired):
             if rule_id not in rule_ids:
                 problems.append(RuleSetProblem(None, where, f"expects unknown rule '{rule_id}'"))
+        problems.extend(
+            RuleSetProblem(None, where, f"expects unknown consistency rule '{rule_id}'")
+            for rule_id in expect.contradictions or ()
+            if rule_id not in consistency_ids
+        )
         for code in expect.barriers or ():
             if code not in barrier_codes:
                 problems.append(RuleSetProblem(None, where, f"expects unknown barrier '{code}'"))

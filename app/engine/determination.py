@@ -10,7 +10,7 @@ and several times faster.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 import orjson
@@ -18,9 +18,9 @@ import orjson
 from app.engine.choice import Choice
 from app.engine.instruments import InstrumentScore
 
-ENGINE_VERSIONS: Final = {1: "1.0.0", 2: "2.0.0"}
+ENGINE_VERSIONS: Final = {1: "1.0.0", 2: "2.0.0", 3: "3.0.0"}
 """The engine version each rule-set ``semantics`` evaluates as (see ``RuleSetDocument``)."""
-CURRENT_SEMANTICS: Final = 2
+CURRENT_SEMANTICS: Final = 3
 ENGINE_VERSION: Final = ENGINE_VERSIONS[CURRENT_SEMANTICS]
 
 DISCLAIMER: Final = (
@@ -113,6 +113,9 @@ class Stage(Choice):
     """Rule stages, in the order they run."""
 
     SAFETY = "safety"
+    CONSISTENCY = "consistency"
+    """Semantics 3: answers that contradict each other, to confirm (they never change the
+    result)."""
     INFORMATION = "information"
     DOMAINS = "domains"
     PLACEMENT = "placement"
@@ -204,6 +207,45 @@ LEVEL_INFO: Final = {
 }
 
 
+def _compare(scope: str) -> str:
+    return f"compare ASAM level {scope} for substance use; nomenclature only"
+
+
+LEVEL_INFO_3: Final = {
+    **LEVEL_INFO,
+    LevelOfCare.OUTPATIENT: replace(
+        LEVEL_INFO[LevelOfCare.OUTPATIENT],
+        label="Outpatient treatment",
+        aligned_with=f"Outpatient treatment ({_compare('1')})",
+    ),
+    LevelOfCare.INTENSIVE_OUTPATIENT: replace(
+        LEVEL_INFO[LevelOfCare.INTENSIVE_OUTPATIENT],
+        aligned_with=f"Intensive outpatient program ({_compare('2.1')})",
+    ),
+    LevelOfCare.PARTIAL_HOSPITALIZATION: replace(
+        LEVEL_INFO[LevelOfCare.PARTIAL_HOSPITALIZATION],
+        aligned_with="Partial hospitalization, a day program while living at home (compare ASAM "
+        "level 2.5 for substance use, called high-intensity outpatient in the fourth edition; "
+        "nomenclature only)",
+    ),
+    LevelOfCare.RESIDENTIAL: replace(
+        LEVEL_INFO[LevelOfCare.RESIDENTIAL],
+        aligned_with="Residential treatment; ASAM levels 3.1 to 3.7 describe several "
+        "intensities, which the receiving program decides (nomenclature only, not an ASAM "
+        "determination)",
+    ),
+    LevelOfCare.INPATIENT: replace(
+        LEVEL_INFO[LevelOfCare.INPATIENT],
+        label="Hospital inpatient care",
+        aligned_with="Hospital inpatient care (compare ASAM level 4 for substance use; "
+        "nomenclature only)",
+    ),
+}
+"""Level information from engine 3.0.0: each level's alignment says what it is in plain
+words and compares it with ASAM only where the comparison holds (earlier engines keep
+``LEVEL_INFO`` byte for byte)."""
+
+
 @dataclass(frozen=True)
 class Reason:
     """One piece of explanation, with the rule it comes from (None: from the engine itself)."""
@@ -253,6 +295,34 @@ class IopAssessment:
 class EliminatedLevel:
     level: LevelOfCare
     reasons: tuple[Reason, ...]
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema: Any, handler: Any) -> Any:
+        schema = handler(core_schema)
+        schema.get("properties", schema)["relation"] = {
+            "type": "string",
+            "enum": [relation.value for relation in Relation],
+            "description": "How the level relates to the one recommended (engine 3.0.0 and "
+            "later): 'exceeded' (below it: the need is more than this level offers), "
+            "'not_indicated' (above it: no rule for it was met), or 'deferred' (emergency "
+            "evaluation was recommended: every other level is decided after it).",
+        }
+        return schema
+
+
+class Relation(Choice):
+    """How an eliminated level relates to the recommended one (engine 3.0.0 and later)."""
+
+    EXCEEDED = "exceeded"
+    NOT_INDICATED = "not_indicated"
+    DEFERRED = "deferred"
+
+
+@dataclass(frozen=True)
+class RelatedEliminatedLevel(EliminatedLevel):
+    """An eliminated level with its relation to the recommended one (engine 3.0.0 and later)."""
+
+    relation: Relation = Relation.NOT_INDICATED
 
 
 @dataclass
@@ -321,6 +391,34 @@ def _with_references(schema: Any, what: str) -> Any:
 
 
 @dataclass(frozen=True)
+class Contradiction:
+    """Answers that contradict each other (engine 3.0.0 and later): confirm them with the
+    person. The answers are used as given; the result is provisional until confirmed."""
+
+    rule_id: str
+    description: str
+    confirm: str
+    references: tuple[str, ...]
+
+
+@dataclass
+class ContextAnswer:
+    """An answer shown to clinicians as context; no rule reads it (engine 3.0.0 and later)."""
+
+    item: str
+    label: str
+    value: Any
+
+
+@dataclass(frozen=True)
+class UnusedAnswer:
+    """An answer given that no rule evaluated in this screening read (engine 3.0.0 and later)."""
+
+    item: str
+    label: str
+
+
+@dataclass(frozen=True)
 class TraceStep:
     stage: Stage
     rule_id: str
@@ -354,6 +452,56 @@ class Determination:
     rule_set: RuleSetRef
     engine_version: str
     disclaimer: str
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema: Any, handler: Any) -> Any:
+        schema = handler(core_schema)
+        target = handler.resolve_ref_schema(schema) if "$ref" in schema else schema
+        target.setdefault("properties", {}).update(_EXPLAINED_PROPERTIES)
+        return schema
+
+
+def _items(description: str, properties: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "array",
+        "description": description + " Engine 3.0.0 and later; absent from earlier engines.",
+        "items": {"type": "object", "properties": properties, "required": list(properties)},
+    }
+
+
+_TEXT: Final = {"type": "string"}
+_EXPLAINED_PROPERTIES: Final = {
+    "contradictions": _items(
+        "Answers that contradict each other, to confirm with the person; each is also a "
+        "missing item (its `confirm` text), so the result is partial. The answers are used as "
+        "given: a contradiction never changes the level or the urgency.",
+        {
+            "rule_id": _TEXT,
+            "description": _TEXT,
+            "confirm": _TEXT,
+            "references": {"type": "array", "items": _TEXT},
+        },
+    ),
+    "context": _items(
+        "The answers the rule set shows as context (read by no rule), with their values.",
+        {"item": _TEXT, "label": _TEXT, "value": {}},
+    ),
+    "answers_not_used": _items(
+        "Answers given that no rule evaluated in this screening read (for example the "
+        "functioning answers after an emergency override), other than context.",
+        {"item": _TEXT, "label": _TEXT},
+    ),
+}
+
+
+@dataclass
+class ExplainedDetermination(Determination):
+    """A determination of engine 3.0.0 and later: it also lists the contradictions to confirm,
+    the answers shown as context and the answers given that did not affect the result."""
+
+    contradictions: tuple[Contradiction, ...] = ()
+    context: tuple[ContextAnswer, ...] = ()
+    answers_not_used: tuple[UnusedAnswer, ...] = ()
 
 
 def determination_to_json(determination: Determination, *, indent: bool = False) -> bytes:

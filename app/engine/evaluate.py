@@ -14,6 +14,12 @@ A safety question left open (an alert that requires an assessment, or a safety o
 requirement that could not be decided) is never taken as safe: the urgency is at least
 urgent, the result partial, and the IOP verdict waits (``pending_safety_assessment``).
 
+From semantics 3, the consistency stage runs right after safety, on every screening: a rule
+that fires reports a contradiction to confirm, and its ``confirm`` text becomes a missing item
+(the result is partial, the IOP verdict provisional) while the answers are used as given, so
+level and urgency never change. The determination also shows the context answers, the answers
+given that no rule evaluated read, and how each eliminated level relates to the one recommended.
+
 Rule sets written before these semantics (``semantics: 1``) are evaluated as they always were:
 the first override in file order ends the evaluation and open questions only make the result
 partial, so their screenings replay byte for byte.
@@ -26,6 +32,7 @@ from dataclasses import dataclass
 
 from app.engine.answers import AgeGroup, ScreeningAnswers
 from app.engine.compiler import (
+    CompiledContradictionRule,
     CompiledDomainRule,
     CompiledFeasibilityRule,
     CompiledPlacementRule,
@@ -36,15 +43,16 @@ from app.engine.compiler import (
 from app.engine.determination import (
     DISCLAIMER,
     DOMAIN_LABELS,
-    LEVEL_INFO,
     LEVEL_ORDER,
     LEVEL_RANK,
     URGENCY_RANK,
     Barrier,
+    Contradiction,
     Determination,
     Domain,
     DomainRating,
     EliminatedLevel,
+    ExplainedDetermination,
     IopAssessment,
     IopVerdict,
     LevelInfo,
@@ -54,6 +62,8 @@ from app.engine.determination import (
     Rating,
     Reason,
     RecommendedLevel,
+    RelatedEliminatedLevel,
+    Relation,
     RuleResult,
     SafetyAlert,
     Stage,
@@ -71,6 +81,9 @@ _URGENCIES = tuple(Urgency)
 _DOMAINS = tuple(Domain)
 _DOMAIN_FACTS = {domain: f"domains.{domain.value}" for domain in Domain}
 _IOP_RANK = LEVEL_RANK[LevelOfCare.INTENSIVE_OUTPATIENT]
+_EMERGENCY = LevelOfCare.EMERGENCY_EVALUATION
+# How far an evaluation went, which decides the answers its rules read (``unused_walks``).
+_AFTER_SAFETY, _AFTER_INFORMATION, _EVERY_STAGE = 0, 1, 2
 
 
 class _Run:
@@ -125,10 +138,18 @@ def evaluate(compiled: CompiledRuleSet, answers: ScreeningAnswers) -> Determinat
     run = _Run(facts, compiled.catalogue)
     score_list = tuple(scores.values())
 
-    # 1. Safety: alerts accumulate; an override that fires ends the evaluation after this stage.
+    # 1. Safety: alerts accumulate; an override that fires ends the evaluation after this stage
+    # (and after the consistency check, which runs on every screening).
     safety = _evaluate_safety(compiled, run)
+    contradictions = _check_consistency(compiled.consistency, run) if compiled.consistency else ()
     if safety.decisive:
-        return _after_override(compiled, run, safety.decisive, safety.alerts, score_list)
+        return _explained(
+            compiled,
+            answers,
+            _after_override(compiled, run, safety.decisive, safety.alerts, score_list),
+            contradictions,
+            _AFTER_SAFETY,
+        )
 
     # 2. Information: is there enough to place anyone? Nobody is placed before it is known
     # what they are asking for help with.
@@ -137,7 +158,13 @@ def evaluate(compiled: CompiledRuleSet, answers: ScreeningAnswers) -> Determinat
         insufficient.append(compiled.engine_reasons.no_concern)
         run.ask("presenting_concerns")
     if insufficient:
-        return _insufficient(compiled, run, insufficient, safety.alerts, score_list)
+        return _explained(
+            compiled,
+            answers,
+            _insufficient(compiled, run, insufficient, safety.alerts, score_list),
+            contradictions,
+            _AFTER_INFORMATION,
+        )
 
     # 3. Domains: the highest rating that fires, per domain; later rules read them as facts.
     ratings, evidence = _rate_domains(compiled.domains, run)
@@ -147,7 +174,7 @@ def evaluate(compiled: CompiledRuleSet, answers: ScreeningAnswers) -> Determinat
     # 4. Placement: the highest level that fires.
     best, decisive, fired, undetermined = _place(compiled.placement, run, compiled.default_level)
     level = LEVEL_ORDER[best]
-    info = LEVEL_INFO[level]
+    info = compiled.level_info[level]
     decided_by = tuple(p.reason for p in decisive) or (compiled.default_decision,)
     conditions = _placement_conditions(info, fired)
 
@@ -163,7 +190,7 @@ def evaluate(compiled: CompiledRuleSet, answers: ScreeningAnswers) -> Determinat
     )
     if missing:  # provisional: what is missing could change the verdict
         iop = IopAssessment(iop.verdict, (*iop.reasons, compiled.engine_reasons.provisional))
-    return Determination(
+    determination = Determination(
         status=Status.PARTIAL if missing else Status.COMPLETE,
         missing=missing,
         urgency=_URGENCIES[run.urgency],
@@ -185,6 +212,47 @@ def evaluate(compiled: CompiledRuleSet, answers: ScreeningAnswers) -> Determinat
         engine_version=compiled.engine_version,
         disclaimer=DISCLAIMER,
     )
+    return _explained(compiled, answers, determination, contradictions, _EVERY_STAGE)
+
+
+def _explained(
+    compiled: CompiledRuleSet,
+    answers: ScreeningAnswers,
+    determination: Determination,
+    contradictions: tuple[Contradiction, ...],
+    reach: int,
+) -> Determination:
+    """From semantics 3, the determination with its contradictions, context answers and the
+    answers given that no rule evaluated read (``reach``: how far the evaluation went)."""
+    if compiled.semantics < 3:
+        return determination
+    return ExplainedDetermination(
+        **determination.__dict__,
+        contradictions=contradictions,
+        context=compiled.context_walk.context(answers),
+        answers_not_used=compiled.unused_walks[reach].unused(answers),
+    )
+
+
+def _check_consistency(
+    rules: Sequence[CompiledContradictionRule], run: _Run
+) -> tuple[Contradiction, ...]:
+    """Every consistency rule, on every screening: one that fires reports its contradiction and
+    asks to confirm it (a missing item). Answers are never changed, and an undetermined rule is
+    silent: a contradiction needs both answers given."""
+    facts, trace = run.facts, run.trace
+    found: list[Contradiction] = []
+    for rule in rules:
+        result = rule.condition.evaluate(facts)
+        if result is None:
+            run.undetermined(Stage.CONSISTENCY, rule.id, rule.condition)
+        elif not result:
+            trace.append(rule.not_fired_step)
+        else:
+            trace.append(rule.fired_step)
+            found.append(rule.contradiction)
+            run.require((rule.confirm,), rule.id)
+    return tuple(found)
 
 
 @dataclass(frozen=True, slots=True)
@@ -477,6 +545,8 @@ def _eliminated(
     decisive: Sequence[CompiledPlacementRule],
     undetermined: set[str],
 ) -> tuple[EliminatedLevel, ...]:
+    if compiled.semantics >= 3:
+        return _related(compiled, best, decisive, undetermined)
     lower = tuple(p.ruled_out for p in decisive) or (compiled.default_ruled_out,)
     eliminated: list[EliminatedLevel] = []
     for rank, candidate in enumerate(LEVEL_ORDER):
@@ -498,6 +568,80 @@ def _eliminated(
     return tuple(eliminated)
 
 
+def _not_indicated(
+    compiled: CompiledRuleSet, candidate: LevelOfCare, undetermined: set[str]
+) -> tuple[Reason, ...]:
+    if not undetermined:
+        return compiled.not_indicated[candidate]
+    return level_not_indicated(
+        compiled.safety, compiled.placement, candidate, undetermined, compiled.engine_reasons
+    )
+
+
+def _related(
+    compiled: CompiledRuleSet,
+    best: int,
+    decisive: Sequence[CompiledPlacementRule],
+    undetermined: set[str],
+) -> tuple[EliminatedLevel, ...]:
+    """Semantics 3: each level not recommended, with how it relates to the one that is."""
+    if LEVEL_ORDER[best] is _EMERGENCY:
+        deferred = tuple(p.deferred for p in decisive) or (compiled.default_deferred,)
+        return _deferred(_EMERGENCY, deferred)
+    exceeded = tuple(p.exceeded for p in decisive) or (compiled.default_exceeded,)
+    return tuple(
+        RelatedEliminatedLevel(candidate, exceeded, Relation.EXCEEDED)
+        if rank < best
+        else RelatedEliminatedLevel(
+            candidate, _not_indicated(compiled, candidate, undetermined), Relation.NOT_INDICATED
+        )
+        for rank, candidate in enumerate(LEVEL_ORDER)
+        if rank != best
+    )
+
+
+def _deferred(level: LevelOfCare, reasons: tuple[Reason, ...]) -> tuple[EliminatedLevel, ...]:
+    """Every level but emergency evaluation waits for it: the evaluation decides them."""
+    return tuple(
+        RelatedEliminatedLevel(candidate, reasons, Relation.DEFERRED)
+        for candidate in LEVEL_ORDER
+        if candidate is not level
+    )
+
+
+def _override_eliminated(
+    compiled: CompiledRuleSet, level: LevelOfCare, decisive: Sequence[CompiledSafetyRule]
+) -> tuple[EliminatedLevel, ...]:
+    """The levels a safety override eliminated, and why (semantics 3 also says how each
+    relates to the level it set)."""
+    explain = compiled.explain
+    if compiled.semantics >= 3 and level is _EMERGENCY:
+        text = "Decided after the emergency evaluation: "
+        return _deferred(
+            level,
+            tuple(explain.reason(r.id, text + r.description, r.references) for r in decisive),
+        )
+    prefix = "Exceeded: " if compiled.semantics >= 3 else "Ruled out by safety override: "
+    below = tuple(
+        explain.reason(rule.id, f"{prefix}{rule.description}", rule.references) for rule in decisive
+    )
+    not_reached = (compiled.engine_reasons.no_override,)
+    rank = LEVEL_RANK[level]
+    if compiled.semantics < 3:
+        return tuple(
+            EliminatedLevel(candidate, below if LEVEL_RANK[candidate] < rank else not_reached)
+            for candidate in LEVEL_ORDER
+            if candidate is not level
+        )
+    return tuple(
+        RelatedEliminatedLevel(candidate, below, Relation.EXCEEDED)
+        if LEVEL_RANK[candidate] < rank
+        else RelatedEliminatedLevel(candidate, not_reached, Relation.NOT_INDICATED)
+        for candidate in LEVEL_ORDER
+        if candidate is not level
+    )
+
+
 def _after_override(
     compiled: CompiledRuleSet,
     run: _Run,
@@ -509,22 +653,9 @@ def _after_override(
     severe level (the first in file order under semantics 1)."""
     level = decisive[0].override_level
     assert level is not None
-    info = LEVEL_INFO[level]
+    info = compiled.level_info[level]
     reasons = tuple(rule.reason for rule in decisive)
-    ruled_out = tuple(
-        compiled.explain.reason(
-            rule.id, f"Ruled out by safety override: {rule.description}", rule.references
-        )
-        for rule in decisive
-    )
-    not_reached = (compiled.engine_reasons.no_override,)
-    eliminated = tuple(
-        EliminatedLevel(
-            candidate, ruled_out if LEVEL_RANK[candidate] < LEVEL_RANK[level] else not_reached
-        )
-        for candidate in LEVEL_ORDER
-        if candidate is not level
-    )
+    eliminated = _override_eliminated(compiled, level, decisive)
     missing = run.missing_items()
     return Determination(
         status=Status.PARTIAL if missing else Status.COMPLETE,

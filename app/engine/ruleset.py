@@ -77,6 +77,18 @@ class SafetyRule(RuleBase):
         return self
 
 
+class ContradictionRule(RuleBase):
+    """Semantics 3: answers that contradict each other. When it fires, the contradiction is
+    reported and ``confirm`` becomes a missing item (the result is partial); the answers are
+    used as given and the level and urgency never change."""
+
+    confirm: str = Field(
+        min_length=1,
+        description="What to confirm with the person, shown as a missing item.",
+        examples=["Confirm the pregnancy answer and the sex used for scoring with the person."],
+    )
+
+
 class InformationRule(RuleBase):
     """When it fires, the information is insufficient for any placement."""
 
@@ -132,6 +144,13 @@ class SafetyStage(DocumentModel):
     rules: list[SafetyRule] = Field(min_length=1)
 
 
+class ConsistencyStage(DocumentModel):
+    """Semantics 3: runs after safety (also when an override fired), before information."""
+
+    stage: Literal["consistency"]
+    rules: list[ContradictionRule] = Field(min_length=1)
+
+
 class InformationStage(DocumentModel):
     stage: Literal["information"]
     rules: list[InformationRule] = Field(min_length=1)
@@ -155,7 +174,12 @@ class FeasibilityStage(DocumentModel):
 
 
 StageDocument = Annotated[
-    SafetyStage | InformationStage | DomainStage | PlacementStage | FeasibilityStage,
+    SafetyStage
+    | ConsistencyStage
+    | InformationStage
+    | DomainStage
+    | PlacementStage
+    | FeasibilityStage,
     Field(discriminator="stage"),
 ]
 
@@ -220,6 +244,11 @@ class Expectation(DocumentModel):
         default_factory=list, description="Items that must be reported missing."
     )
     domains: dict[Domain, Rating] = Field(default_factory=dict)
+    contradictions: list[str] | None = Field(
+        default=None,
+        exclude_if=_omitted_when_none,
+        description="Exactly these consistency rule ids fire (semantics 3).",
+    )
 
 
 class TestCase(DocumentModel):
@@ -236,6 +265,10 @@ def _is_first_semantics(value: object) -> bool:
     return value == 1  # left out, so documents written before the key existed keep their hash
 
 
+def _is_empty(value: object) -> bool:
+    return not value  # left out, so documents written before the key existed keep their hash
+
+
 class RuleSetDocument(DocumentModel):
     """A whole rule set as written by a clinical admin."""
 
@@ -247,8 +280,11 @@ class RuleSetDocument(DocumentModel):
         le=CURRENT_SEMANTICS,
         exclude_if=_is_first_semantics,
         examples=[CURRENT_SEMANTICS],
-        description="How the engine evaluates this document. 2 (current; new versions must "
-        "declare it): every safety override is evaluated and the most severe one decides; an "
+        description="How the engine evaluates this document. 3 (current; new versions must "
+        "declare it): as 2, plus a `consistency` stage (answers that contradict each other, "
+        "to confirm), `context` answers, the answers given that did not affect the result, and "
+        "how each eliminated level relates to the one recommended. 2: every safety override "
+        "is evaluated and the most severe one decides; an "
         "open safety question withholds the IOP verdict; safety rules never read the "
         "presenting concerns; reasons carry their rules' references. 1 (a document without "
         "this key): the first override in file order decides; kept only so that versions "
@@ -256,6 +292,13 @@ class RuleSetDocument(DocumentModel):
     )
     title: str = Field(min_length=1)
     description: str = ""
+    context: list[str] = Field(
+        default_factory=list,
+        exclude_if=_is_empty,
+        examples=[["respondent.answered_by"]],
+        description="Semantics 3: answer paths shown to clinicians as context, read by no rule "
+        "(a section answer such as `respondent.answered_by`, or `instruments.<id>`).",
+    )
     instruments: dict[InstrumentId, InstrumentPolicyDocument] = Field(
         default_factory=dict,
         description="Cut-off overrides per instrument; instruments not listed use the published "

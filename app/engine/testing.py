@@ -51,11 +51,10 @@ class TestReport:
 
     @property
     def passed(self) -> bool:
-        """Every case passed, there was at least one, and every rule fired somewhere; under the
-        current semantics also: more severe evidence never lowers, and every rule cites a
-        source."""
+        """Every case passed, there was at least one, and every rule fired somewhere; from
+        semantics 2 also: more severe evidence never lowers, and every rule cites a source."""
         cases_pass = bool(self.cases) and all(c.passed for c in self.cases)
-        if self.semantics < CURRENT_SEMANTICS:
+        if self.semantics < 2:
             return cases_pass and not self.never_fired
         return cases_pass and not (self.never_fired or self.monotonicity or self.uncited)
 
@@ -133,7 +132,7 @@ def _compare_rules(expect: Expectation, fired: frozenset[str], failures: list[st
 
 def _compare_details(expect: Expectation, got: Determination, failures: list[str]) -> None:
     """Barriers and conditions (their codes, in any order), missing items (at least those
-    expected) and domain ratings."""
+    expected), domain ratings and contradictions (exactly those expected, in any order)."""
     if expect.barriers is not None:
         _check(failures, "barriers", sorted(expect.barriers), sorted(b.code for b in got.barriers))
     if expect.conditions is not None:
@@ -146,6 +145,9 @@ def _compare_details(expect: Expectation, got: Determination, failures: list[str
     ratings = {d.domain: d.rating for d in got.domains}
     for domain, rating in expect.domains.items():
         _check(failures, f"domain {domain.value}", rating, ratings.get(domain))
+    if expect.contradictions is not None:
+        found = sorted(c.rule_id for c in getattr(got, "contradictions", ()))
+        _check(failures, "contradictions", sorted(expect.contradictions), found)
 
 
 def _show(value: object) -> str:

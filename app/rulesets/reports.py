@@ -118,6 +118,7 @@ def _validate(
             for f in report.monotonicity
         ],
         rules_without_references=list(report.uncited),
+        unread_questions=list(compiled.unread_questions),
         publishable=report.passed and compiled.semantics == CURRENT_SEMANTICS,
     )
 

@@ -101,6 +101,12 @@ class ValidationReport(Schema):
         "a safety answer, an abnormal vital sign) that lower a test case's level or urgency."
     )
     rules_without_references: list[str] = Field(description="Rules that cite no source.")
+    unread_questions: list[str] = Field(
+        default_factory=list,
+        description="Questionnaire answers (answer paths such as `respondent.answered_by` or "
+        "`instruments.phq9`) that no rule reads and that the document does not list as "
+        "`context`: a warning for review; it does not block publishing.",
+    )
     publishable: bool
 
 

@@ -79,8 +79,9 @@ _OLD_SEMANTICS = RuleSetProblem(
     f"new versions are evaluated with semantics {CURRENT_SEMANTICS}: declare "
     f"'semantics: {CURRENT_SEMANTICS}', then check the document's cases with the rules of "
     "docs/rule-sets.md (the most severe safety override decides, an open safety question "
-    "withholds the IOP verdict, safety rules read evidence, not the presenting concerns); "
-    "a document without it is kept only to replay versions published before 2026.12",
+    "withholds the IOP verdict, safety rules read evidence, not the presenting concerns; "
+    "consistency rules and context answers may be added); earlier semantics are kept only "
+    "to replay the versions published with them",
 )
 
 

@@ -38,9 +38,17 @@ class Decided:
     ask_next: list[dict[str, Any]] = field(default_factory=list)
 
 
+# The brief fields of each determination class (engine 3.0.0 determinations add fields).
+_BRIEF_FIELDS: dict[type, tuple[str, ...]] = {Determination: BRIEF_FIELDS}
+
+
 def brief_json(determination: Determination) -> bytes:
     """The determination's JSON without its trace, in the engine's field order."""
-    return orjson.dumps({name: getattr(determination, name) for name in BRIEF_FIELDS})
+    names = _BRIEF_FIELDS.get(type(determination))
+    if names is None:
+        names = tuple(f.name for f in fields(determination) if f.name != TRACE)
+        _BRIEF_FIELDS[type(determination)] = names
+    return orjson.dumps({name: getattr(determination, name) for name in names})
 
 
 def without_trace(determination: Mapping[str, Any]) -> dict[str, Any]:

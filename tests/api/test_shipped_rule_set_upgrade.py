@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.cli import main
 from app.engine import compile_rule_set, default_rule_set
 from app.engine.compiler import canonical_json
+from app.engine.determination import CURRENT_SEMANTICS
 from app.kernel.db import create_sessionmaker, utcnow
 from app.kernel.settings import Settings, get_settings
 from app.kernel.tenancy import SHARED
@@ -98,7 +99,7 @@ async def test_the_newer_shipped_version_waits_published_and_says_so(
             assert await versions_of(http) == {2: "published", 1: "active"}
             second = (await http.get(f"{VERSIONS}/2")).json()
             assert second["content"]["version"] == default_rule_set().version
-            assert second["content"]["semantics"] == 2
+            assert second["content"]["semantics"] == CURRENT_SEMANTICS
         notices = [
             r.getMessage() for r in caplog.records if "waits for activation" in r.getMessage()
         ]
@@ -238,8 +239,9 @@ async def test_new_drafts_must_declare_the_current_semantics(client: httpx.Async
         await client.post("/v1/rule-sets/default/import", json=legacy), 422, "validation-error"
     )
     assert [error["pointer"] for error in problem["errors"]] == ["#/semantics"]
-    assert "semantics: 2" in problem["errors"][0]["detail"]
-    current = {**legacy, "semantics": 2}  # declared, but its safety rules read the concern
+    assert "semantics: 3" in problem["errors"][0]["detail"]
+    # declared, but its safety rules read the concern
+    current = {**legacy, "semantics": CURRENT_SEMANTICS}
     problem = assert_problem(
         await client.post("/v1/rule-sets/default/import", json=current), 422, "validation-error"
     )
