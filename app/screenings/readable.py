@@ -250,12 +250,15 @@ def document(determination: Json, about: About) -> Readable:
     """The readable document of ``determination`` (its JSON form)."""
     sections = (
         _reasons(determination),
+        _contradictions(determination),
         _domains(determination),
         *_other_levels(determination),
         _barriers(determination),
         _conditions(determination),
         _scores(determination),
         _missing(determination),
+        _context(determination),
+        _not_used(determination),
         _sources(determination),
     )
     return Readable(
@@ -317,24 +320,84 @@ def _domains(determination: Json) -> Section:
     return Section("domains", "Domains", items)
 
 
-def _other_levels(determination: Json) -> tuple[Section, Section]:
-    """The levels ruled out below the recommendation, and those not needed above it."""
+def _contradictions(determination: Json) -> Section:
+    """Answers that contradict each other (engine 3.0.0 and later): what to confirm."""
+    items = tuple(
+        Item(found["description"], found["rule_id"], (f"Confirm: {found['confirm']}",))
+        for found in determination.get("contradictions", ())
+    )
+    return Section("contradictions", "Contradictions to confirm", items)
+
+
+def _context(determination: Json) -> Section:
+    items = tuple(
+        Item(f"{given['label']} {_answer_value(given['value'])}", given["item"])
+        for given in determination.get("context", ())
+    )
+    return Section("context", "Context", items)
+
+
+def _not_used(determination: Json) -> Section:
+    items = tuple(
+        Item(unused["label"], unused["item"])
+        for unused in determination.get("answers_not_used", ())
+    )
+    return Section("not-used", "Answers given that did not affect this result", items)
+
+
+def _answer_value(value: Any) -> str:
+    """An answer in words: yes or no, choices joined, an instrument as given."""
+    if isinstance(value, bool):
+        text = "yes" if value else "no"
+    elif isinstance(value, list):
+        text = ", ".join(humanized(str(choice)) for choice in value) or "none"
+    elif isinstance(value, dict):
+        text = "given"
+    else:
+        text = humanized(str(value))
+    return f"(answer: {text})"
+
+
+# Engine 3.0.0 says how each eliminated level relates to the recommended one.
+_RELATIONS: Final = (
+    ("exceeded", "exceeded", "Less intensive levels the need exceeds"),
+    ("not_indicated", "not-indicated", "More intensive levels not indicated"),
+    ("deferred", "deferred", "Other levels, decided after the emergency evaluation"),
+)
+
+
+def _other_levels(determination: Json) -> tuple[Section, ...]:
+    """The levels not recommended: by their relation to the recommendation (engine 3.0.0), or
+    those ruled out below it and those not needed above it (earlier engines)."""
+    eliminated = determination["eliminated"]
+    if eliminated and "relation" in eliminated[0]:
+        return tuple(
+            Section(
+                anchor,
+                title,
+                tuple(_level_item(e) for e in eliminated if e["relation"] == relation),
+            )
+            for relation, anchor, title in _RELATIONS
+        )
     level = determination.get("recommended_level")
     rank = LEVEL_RANK[LevelOfCare(level["level"])] if level else None
     lower: list[Item] = []
     higher: list[Item] = []
-    for eliminated in determination["eliminated"]:
-        item = Item(
-            level_label(eliminated["level"]),
-            None,
-            tuple(_noted(reason["text"], reason["rule_id"]) for reason in eliminated["reasons"]),
-        )
-        above = rank is not None and LEVEL_RANK[LevelOfCare(eliminated["level"])] > rank
-        (higher if above else lower).append(item)
+    for other in eliminated:
+        above = rank is not None and LEVEL_RANK[LevelOfCare(other["level"])] > rank
+        (higher if above else lower).append(_level_item(other))
     ruled_out = "Less intensive levels ruled out" if level else "Levels ruled out"
     return (
         Section("ruled-out", ruled_out, tuple(lower)),
         Section("not-needed", "More intensive levels not needed", tuple(higher)),
+    )
+
+
+def _level_item(eliminated: Json) -> Item:
+    return Item(
+        level_label(eliminated["level"]),
+        None,
+        tuple(_noted(reason["text"], reason["rule_id"]) for reason in eliminated["reasons"]),
     )
 
 
@@ -384,6 +447,8 @@ def _sources(determination: Json) -> Section:
         *(level["decided_by"] if level else ()),
         *determination["iop"]["reasons"],
         *determination["safety_alerts"],
+        *determination.get("contradictions", ()),
+        *(reason for other in determination["eliminated"] for reason in other["reasons"]),
     ]
     references = dict.fromkeys(ref for item in cited for ref in item.get("references", ()))
     return Section(

@@ -184,18 +184,30 @@ def test_every_section_a_clinician_needs_is_in_its_order() -> None:
     found = determination("adult-iop-with-barriers")
     found["conditions"] = [{"code": "c", "description": "A recovery residence.", "rule_id": "r"}]
     found["missing"] = [{"item": "x.y", "label": "Something not asked.", "needed_by": ["r.1"]}]
+    found["contradictions"] = [
+        {
+            "rule_id": "c.1",
+            "description": "Two answers disagree.",
+            "confirm": "Ask.",
+            "references": [],
+        }
+    ]
+    found["answers_not_used"] = [{"item": "x.z", "label": "Something not read."}]
     titles = [title for _, title in outline(html_page(stored_document(found))).headings]
     assert titles == [
         "Level-of-care screening",
         "Recommendation",
         "Why",
+        "Contradictions to confirm",
         "Domains",
-        "Less intensive levels ruled out",
-        "More intensive levels not needed",
+        "Less intensive levels the need exceeds",
+        "More intensive levels not indicated",
         "Barriers to attending, and how to lift them",
         "Conditions",
         "Scores",
         "Missing information that could change this",
+        "Context",
+        "Answers given that did not affect this result",
         "Sources of these reasons and alerts",
         "About this determination",
     ]
