@@ -42,8 +42,20 @@ def test_default_rule_set_passes_its_own_checks() -> None:
     assert report.monotonicity == ()
     assert report.uncited == ()
     assert report.passed
-    assert len(report.cases) >= 150
+    assert len(report.cases) >= 190
     assert compiled.semantics == CURRENT_SEMANTICS
+
+
+def test_default_rule_set_reads_every_question() -> None:
+    """Every question the questionnaire asks is read by a rule or shown as context."""
+    assert default_rule_set().unread_questions == ()
+
+
+def test_default_rule_set_checks_contradictions_and_shows_context() -> None:
+    compiled = default_rule_set()
+    assert compiled.consistency
+    assert all(rule.id.startswith("consistency.") for rule in compiled.consistency)
+    assert compiled.document.context == ["respondent.answered_by"]
 
 
 @PROPERTY_SETTINGS
@@ -79,11 +91,16 @@ def test_every_determination_is_consistent_and_explained(data: dict[str, Any]) -
 @pytest.mark.parametrize(
     ("example", "level", "verdict", "status"),
     [
-        ("adult-iop-suitable", "intensive_outpatient", "suitable", "complete"),
+        # Substance use with suspected depression: from 2026.12.1 the program must be
+        # co-occurring capable, a condition on an otherwise suitable IOP.
+        ("adult-iop-suitable", "intensive_outpatient", "suitable_with_conditions", "complete"),
         ("emergency-suicide-risk", "emergency_evaluation", "higher_level_needed", "complete"),
         ("adolescent-step-down", "intensive_outpatient", "suitable_with_conditions", "complete"),
         ("adult-iop-with-barriers", "intensive_outpatient", "suitable_with_conditions", "complete"),
         ("insufficient-information", None, "insufficient_information", "insufficient_information"),
+        ("adolescent-crafft-asq", "intensive_outpatient", "pending_safety_assessment", "partial"),
+        ("older-adult-alcohol", "intensive_outpatient", "suitable_with_conditions", "complete"),
+        ("iop-step-up", "partial_hospitalization", "higher_level_needed", "complete"),
     ],
 )
 def test_examples_give_the_documented_results(
