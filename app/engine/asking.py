@@ -33,6 +33,7 @@ _DERIVED_FROM: Final = (
     ("functioning.", ("functioning",)),
     ("co_occurring.", ("co_occurring",)),
     ("logistics.telehealth_capable", ("logistics.telehealth",)),
+    ("respondent.", ("respondent.age_years",)),  # young and older adult: the age in years
     ("evidence.", ("presenting_concerns",)),
 )
 # A question a rule's words name: "Pregnancy status (medical.pregnant)".

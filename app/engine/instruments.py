@@ -754,7 +754,9 @@ def asq_result(
     return positive, None
 
 
-_ASQ_BANDS: Final = {True: "acute_positive", False: "non_acute_positive"}
+ASQ_RESULTS: Final = ("negative", "non_acute_positive", "acute_positive")
+"""The ASQ results (a score's ``band``), as NIMH names them."""
+_ASQ_BANDS: Final = {True: ASQ_RESULTS[2], False: ASQ_RESULTS[1]}
 
 
 def score_asq(items: Sequence[YesNoAnswer], acute: YesNoAnswer | None) -> InstrumentScore:
@@ -768,7 +770,7 @@ def score_asq(items: Sequence[YesNoAnswer], acute: YesNoAnswer | None) -> Instru
         declined.append(5)
     band = None
     if positive is False:
-        band = "negative"
+        band = ASQ_RESULTS[0]
     elif positive is True and is_acute is not None:
         band = _ASQ_BANDS[is_acute]
     notes: tuple[str, ...] = ()

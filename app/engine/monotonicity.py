@@ -31,6 +31,7 @@ from app.engine.answers import (
     HomicidalIdeation,
     Impairment,
     OverdoseHistory,
+    ResponseToLevel,
     ScreeningAnswers,
     SedativeWithdrawalSign,
 )
@@ -74,6 +75,7 @@ _YES_ANSWERS: Final = (
     ("withdrawal", "complicated_signs_now"),
     ("medical", "acute_condition_needing_hospital_care"),
     ("medical", "acute_food_refusal"),
+    ("medical", "cognitive_screen_positive"),
 )
 _ORDERED_ANSWERS: Final = (
     ("safety", "homicidal_ideation", tuple(HomicidalIdeation)),
@@ -82,6 +84,14 @@ _ORDERED_ANSWERS: Final = (
         ("functioning", name, tuple(Impairment))
         for name in ("work_school", "self_care", "relationships", "daily_activities")
     ),
+    # More severe is towards worsening: goals met, improving, not improving, worsening.
+    ("treatment_history", "response_to_current_level", tuple(reversed(ResponseToLevel))),
+)
+# Drinking raised to each threshold above the answer (NIAAA: 7 a week and 3 a day for people
+# 65 and over, 14 and 4 for men; 5 on a day is heavy drinking).
+_RAISED_NUMBERS: Final = (
+    ("withdrawal", "drinks_per_week", (8, 15, 36)),
+    ("withdrawal", "most_drinks_in_a_day", (4, 5, 10)),
 )
 _ADDED: Final = (
     ("heavy_daily_use", tuple(DailyUseSubstance)),
@@ -160,6 +170,7 @@ def more_severe_changes(answers: Answers, compiled: CompiledRuleSet) -> Iterator
         yield from _instrument_changes(answers, InstrumentId(name), given, compiled)
     yield from _yes_answer_changes(answers)
     yield from _raised_answer_changes(answers)
+    yield from _raised_number_changes(answers)
     yield from _added_choice_changes(answers)
     yield from _abnormal_value_changes(answers)
 
@@ -179,6 +190,17 @@ def _raised_answer_changes(answers: Answers) -> Iterator[Change]:
             raised = scale[[member.value for member in scale].index(current) + 1]
             change = f"{section}.{name}: {current} → {raised.value}"
             yield change, answers, _with(answers, section, name, raised.value)
+
+
+def _raised_number_changes(answers: Answers) -> Iterator[Change]:
+    """Each number answered (drinks), raised to each threshold above it."""
+    for section, name, thresholds in _RAISED_NUMBERS:
+        current = answers.get(section, {}).get(name)
+        if current is None:
+            continue
+        for value in (t for t in thresholds if t > current):
+            change = f"{section}.{name}: {current} → {value}"
+            yield change, answers, _with(answers, section, name, value)
 
 
 def _added_choice_changes(answers: Answers) -> Iterator[Change]:
@@ -215,7 +237,10 @@ def _instrument_changes(
                 _with(answers, "instruments", key, {"total": on}),
             )
         return
-    if spec.kind is AnswerKind.CATEGORICAL:
+    if instrument is InstrumentId.ASQ and given.get("acute") is False:
+        more = _with_instrument(answers, key, lambda asq: asq.update(acute=True))
+        yield f"{spec.title} acute: no → yes", answers, more
+    if instrument is InstrumentId.CSSRS:
         for name, answer in given.items():
             if answer is False:
                 more = _with_instrument(answers, key, _cssrs_yes(name))

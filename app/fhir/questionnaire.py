@@ -10,6 +10,7 @@ instrument items ``instruments.phq9.items.1``).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from html import escape
@@ -23,7 +24,7 @@ from app.engine.instrument_content import (
     Text,
     item_content,
 )
-from app.engine.instruments import SPECS, AnswerKind
+from app.engine.instruments import CRAFFT_PART_A, SPECS, AnswerKind, InstrumentId
 from app.fhir.terminology import (
     LOINC,
     LOINC_NOTICE,
@@ -39,7 +40,7 @@ from app.fhir.terminology import (
     humanize,
 )
 from app.kernel.tenancy import TENANT_PATTERN
-from app.questionnaire import DECLINED_LABEL, FormItem, Kind, form, named_content
+from app.questionnaire import DECLINED_LABEL, FormItem, Kind, form, form_items, named_content
 from app.screenings.schemas import RULE_SET_KEY
 
 _KEY = re.compile(RULE_SET_KEY)
@@ -145,12 +146,33 @@ def _score_options(vocabulary: Vocabulary, described: ItemContent) -> list[dict[
 def _enable_when(item: FormItem) -> dict[str, Any]:
     if item.asked_when is None:
         return {}
+    if item.asked_when.any_item:  # ASQ item 5: after a yes to any of the items of a list
+        decider = form_items()[item.asked_when.path]
+        yes = {"system": LOINC, "code": YES if item.asked_when.equals else NO}
+        return _enabled_by_any(
+            {"question": f"{decider.path}.{number}", "operator": "=", "answerCoding": yes}
+            for number in range(1, len(decider.item_values) + 1)
+        )
     decider = next(i for top in form() for i in top.walk() if i.path == item.asked_when.path)
     if decider.kind is Kind.BOOLEAN:
         answer: dict[str, Any] = {"answerBoolean": item.asked_when.equals}
     else:  # yes/no/declined: the coded yes (or no)
         answer = {"answerCoding": {"system": LOINC, "code": YES if item.asked_when.equals else NO}}
     return {"enableWhen": [{"question": item.asked_when.path, "operator": "=", **answer}]}
+
+
+def _enabled_by_any(conditions: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    return {"enableWhen": list(conditions), "enableBehavior": "any"}
+
+
+def _crafft_part_b(number: int) -> dict[str, Any]:
+    """CRAFFT 2.1 Part B beyond CAR is asked only when Part A reports use (any days above 0)."""
+    if number == 1:
+        return {}
+    return _enabled_by_any(
+        {"question": f"instruments.crafft.{name}", "operator": ">", "answerInteger": 0}
+        for name in CRAFFT_PART_A
+    )
 
 
 def given_link_id(instrument_path: str) -> str:
@@ -197,9 +219,13 @@ def _instrument_items(vocabulary: Vocabulary, items: FormItem) -> list[dict[str,
             _score_options(vocabulary, described)
             if spec.kind is AnswerKind.ORDINAL
             else _yes_no_options(
-                vocabulary, scored=True, reverse=number in spec.reverse_scored_items
+                vocabulary,
+                scored=spec.kind is AnswerKind.YES_NO,  # the ASQ's items are not summed
+                reverse=number in spec.reverse_scored_items,
             )
         )
+        if spec.id is InstrumentId.CRAFFT:
+            question |= _crafft_part_b(number)
         questions.append(question)
     return questions
 

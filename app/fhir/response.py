@@ -19,7 +19,7 @@ from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
 from pydantic import ValidationError
 
 from app.engine.instrument_content import item_content
-from app.engine.instruments import AnswerKind, InstrumentSpec
+from app.engine.instruments import CRAFFT_PART_A, AnswerKind, InstrumentSpec
 from app.fhir.outcome import FhirError, Issue, item_expression
 from app.fhir.questionnaire import given_link_id, is_questionnaire_key, parse_business_version
 from app.fhir.terminology import (
@@ -412,7 +412,16 @@ class _Reader:
             return
         for path, items in self.items.items():
             count = sum(1 for q in questions.values() if q.item.path == path)
+            if path == _CRAFFT_ITEMS and self.crafft_car_only(items):
+                count = 1
             self.put(path, [items.get(number, DECLINED) for number in range(1, count + 1)])
+
+    def crafft_car_only(self, items: dict[int, Any]) -> bool:
+        """CRAFFT 2.1 asks only its CAR item when Part A reports no use: then Part B is CAR
+        alone, unless more of it was answered anyway."""
+        part_a = [_value_at(self.answers, f"instruments.crafft.{name}") for name in CRAFFT_PART_A]
+        given = [days for days in part_a if days is not None]
+        return bool(given) and not any(given) and set(items) <= {1}
 
     def answered(self, path: str) -> bool:
         return _answered_under(self.answers, path) or any(
@@ -422,10 +431,7 @@ class _Reader:
     def complete(self, instrument: FormItem) -> None:
         """Fill what a given instrument left unanswered (see ``finish``)."""
         for question in instrument.children:
-            asked = question.required or (
-                question.asked_when is not None
-                and _value_at(self.answers, question.asked_when.path) == question.asked_when.equals
-            )
+            asked = question.required or self.follow_up_asked(question)
             if not asked or self.answered(question.path) or question.path in self.items:
                 continue
             if question.kind is Kind.ITEMS:
@@ -434,6 +440,15 @@ class _Reader:
                 self.put(question.path, DECLINED)
             else:
                 self.problem(question.path, "is required when the instrument is given")
+
+    def follow_up_asked(self, question: FormItem) -> bool:
+        """Whether the answer that asks a follow-up was given (ASQ item 5: a yes to any item)."""
+        condition = question.asked_when
+        if condition is None:
+            return False
+        if condition.any_item:
+            return condition.equals in self.items.get(condition.path, {}).values()
+        return bool(_value_at(self.answers, condition.path) == condition.equals)
 
     def not_given(self, path: str) -> None:
         if self.answered(path):
@@ -462,6 +477,9 @@ def _answered_under(answers: dict[str, Any], path: str) -> bool:
             return False
         target = target[part]
     return True
+
+
+_CRAFFT_ITEMS: Final = "instruments.crafft.items"
 
 
 class _Sentinel:

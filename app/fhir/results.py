@@ -39,7 +39,14 @@ SURVEY = {"coding": [{"system": OBSERVATION_CATEGORY, "code": "survey", "display
 INTERPRETATION = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
 PRIORITY = {"emergent": "stat", "urgent": "urgent", "routine": "routine"}
 # Instruments without a LOINC total: our own codes.
-OWN_TOTAL_CODES = {"ciwa_ar": "ciwa-ar-total", "cows": "cows-total", "cssrs": "cssrs-tier"}
+OWN_TOTAL_CODES = {
+    "ciwa_ar": "ciwa-ar-total",
+    "cows": "cows-total",
+    "cssrs": "cssrs-tier",
+    "asq": "asq-result",
+}
+# Instruments whose result is a category (a code of this code system), not a total.
+CATEGORY_SYSTEMS = {"cssrs": "cssrs-tier", "asq": "asq-result"}
 US_CORE: Final = "http://hl7.org/fhir/us/core/StructureDefinition"
 SCREENING_ASSESSMENT: Final = f"{US_CORE}/us-core-observation-screening-assessment"
 US_CORE_SERVICE_REQUEST: Final = f"{US_CORE}/us-core-servicerequest"
@@ -124,7 +131,7 @@ def score_observation(
         own = OWN_TOTAL_CODES.get(instrument, f"{instrument.replace('_', '-')}-total")
         code = {
             "coding": [{"system": vocabulary.observations, "code": own}],
-            "text": f"{score['title']} {'tier' if instrument == 'cssrs' else 'total score'}",
+            "text": f"{score['title']} {_RESULT_NAMES.get(instrument, 'total score')}",
         }
     observation: dict[str, Any] = {
         "resourceType": "Observation",
@@ -138,18 +145,8 @@ def score_observation(
         **_common(result),
     }
     notes = list(score.get("notes") or [])
-    if instrument == "cssrs":
-        if score.get("tier"):
-            observation["valueCodeableConcept"] = _concept(
-                vocabulary.code_system("cssrs-tier"), score["tier"]
-            )
-        else:
-            observation["dataAbsentReason"] = _concept(
-                DATA_ABSENT_REASON, "asked-declined", "Asked But Declined"
-            )
-            notes.append(
-                f"Declined answers leave the tier open: at least {score['tier_at_least']}."
-            )
+    if instrument in CATEGORY_SYSTEMS:
+        _category_value(vocabulary, observation, score, notes)
     elif score.get("total") is not None:
         observation["valueInteger"] = score["total"]
     else:
@@ -181,6 +178,26 @@ def score_observation(
     if notes:
         observation["note"] = [{"text": note} for note in notes]
     return observation
+
+
+_RESULT_NAMES = {"cssrs": "tier", "asq": "result"}
+
+
+def _category_value(
+    vocabulary: Vocabulary, observation: dict[str, Any], score: dict[str, Any], notes: list[str]
+) -> None:
+    """A C-SSRS tier or ASQ result as the value, or why it is open."""
+    instrument = score["instrument"]
+    category = score.get("tier") if instrument == "cssrs" else score.get("band")
+    if category:
+        system = vocabulary.code_system(CATEGORY_SYSTEMS[instrument])
+        observation["valueCodeableConcept"] = _concept(system, category)
+        return
+    observation["dataAbsentReason"] = _concept(
+        DATA_ABSENT_REASON, "asked-declined", "Asked But Declined"
+    )
+    if instrument == "cssrs":
+        notes.append(f"Declined answers leave the tier open: at least {score['tier_at_least']}.")
 
 
 def _reasons(determination: dict[str, Any]) -> str:

@@ -23,7 +23,7 @@ from app.engine.determination import (
     Status,
     Urgency,
 )
-from app.engine.instruments import CssrsTier
+from app.engine.instruments import ASQ_RESULTS, CssrsTier
 from app.questionnaire import form_items
 from app.screenings.schemas import VarianceReason
 
@@ -170,6 +170,7 @@ _OBSERVATION_CODES = (
     ("ciwa-ar-total", "CIWA-Ar total (clinician-rated alcohol withdrawal)", None),
     ("cows-total", "COWS total (clinician-rated opioid withdrawal)", None),
     ("cssrs-tier", "C-SSRS screener triage tier", None),
+    ("asq-result", "ASQ suicide-risk screen result", None),
 )
 
 
@@ -219,6 +220,13 @@ def code_systems() -> dict[str, CodeSystemSpec]:
             title="C-SSRS triage tier",
             description="The triage tier of the C-SSRS screener, as scored by carelevel.",
             concepts=tuple((t.value, humanize(t.value), None) for t in CssrsTier),
+        ),
+        CodeSystemSpec(
+            id="asq-result",
+            title="ASQ result",
+            description="The result of the NIMH Ask Suicide-Screening Questions: negative, "
+            "non-acute positive or acute positive (item 5 yes).",
+            concepts=tuple((r, humanize(r), None) for r in ASQ_RESULTS),
         ),
         CodeSystemSpec(
             id="item-response",

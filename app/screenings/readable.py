@@ -147,6 +147,9 @@ def score_line(score: Json) -> str:
     if score.get("tier") is not None or score.get("tier_at_least") is not None:
         tier = score["tier"] or f"at least {score['tier_at_least']}"
         return f"{score['title']}: tier {tier}"
+    if score["total_min"] is None:  # a categorical result without a total (the ASQ)
+        result = humanized(score["band"]) if score.get("band") else "open (answers declined)"
+        return f"{score['title']}: {result}"
     total = (
         str(score["total"])
         if score["total"] is not None

@@ -774,6 +774,91 @@ async def test_a_follow_up_left_blank_after_a_yes_is_declined(client: httpx.Asyn
     assert cssrs["tier"] is None
 
 
+async def test_crafft_and_asq_follow_ups_are_asked_on_their_conditions(
+    client: httpx.AsyncClient,
+) -> None:
+    """CRAFFT 2.1 Part B beyond CAR only when Part A reports use; ASQ item 5 only after a yes to
+    any of items 1-4; the ASQ's items carry no score, CRAFFT's do."""
+    questionnaire = (await client.get("/fhir/r4/Questionnaire/iop-level-of-care")).json()
+    items = {item["linkId"]: item for item in walk(questionnaire["item"])}
+
+    assert "enableWhen" not in items["instruments.crafft.items.1"]
+    for number in range(2, 7):
+        crafft = items[f"instruments.crafft.items.{number}"]
+        assert crafft["enableBehavior"] == "any"
+        assert crafft["enableWhen"] == [
+            {"question": f"instruments.crafft.{name}", "operator": ">", "answerInteger": 0}
+            for name in ("days_alcohol", "days_cannabis", "days_other")
+        ]
+        assert "topic only" in crafft["text"]  # CRAFFT's wording needs permission
+    assert items["instruments.crafft.days_alcohol"]["type"] == "integer"
+    acute = items["instruments.asq.acute"]
+    assert acute["enableBehavior"] == "any"
+    assert [c["question"] for c in acute["enableWhen"]] == [
+        f"instruments.asq.items.{n}" for n in range(1, 5)
+    ]
+    assert all(c["answerCoding"]["code"] == "LA33-6" for c in acute["enableWhen"])
+    assert acute["text"] == "Are you having thoughts of killing yourself right now?"
+    assert all("extension" not in o for o in items["instruments.asq.items.1"]["answerOption"])
+    assert "ASQ" in questionnaire["copyright"]
+    assert "NIMH" in questionnaire["copyright"]
+
+
+@pytest.mark.parametrize(
+    "youth",
+    [
+        {
+            "crafft": {"days_alcohol": 0, "days_cannabis": 0, "days_other": 0, "items": [True]},
+            "asq": {"items": [True, False, "declined", False], "acute": True},
+        },
+        {
+            "crafft": {"days_alcohol": 4, "days_cannabis": 2, "items": [False, True] + [False] * 4},
+            "asq": {"items": [False] * 4},
+        },
+    ],
+)
+async def test_crafft_and_asq_round_trip_as_through_rest(
+    client: httpx.AsyncClient, youth: Json
+) -> None:
+    sent = answers("adolescent-step-down")
+    sent["instruments"] |= youth
+    evaluated = await evaluate(client, response_for(VOCABULARY, sent))
+
+    assert evaluated.status_code == 200, evaluated.text
+    bundle = evaluated.json()
+    Bundle.model_validate(bundle)
+    screening_id = bundle["entry"][0]["resource"]["id"]
+    stored = (await client.get(f"/v1/screenings/{screening_id}")).json()
+    rest_made = await client.post("/v1/screenings/evaluate", json={"answers": sent})
+    assert stored["determination"] == rest_made.json()["determination"]
+    scores = {s["instrument"]: s for s in stored["determination"]["scores"]}
+    crafft_items = youth["crafft"]["items"]
+    assert scores["crafft"]["total"] == sum(1 for item in crafft_items if item is True)
+    car_only = any("only the CAR item" in note for note in scores["crafft"]["notes"])
+    assert car_only is (len(crafft_items) == 1)
+    asq = next(e["resource"] for e in bundle["entry"] if e["resource"]["id"].endswith("-asq"))
+    valid(asq)
+    if youth["asq"].get("acute"):
+        assert asq["valueCodeableConcept"]["coding"][0]["code"] == "acute_positive"
+    else:
+        assert asq["valueCodeableConcept"]["coding"][0]["code"] == "negative"
+
+
+async def test_a_given_asq_left_blank_after_a_yes_declines_item_5(
+    client: httpx.AsyncClient,
+) -> None:
+    """A yes to an ASQ item and item 5 left blank: item 5 counts as declined, the result open."""
+    sent = answers("adolescent-step-down")
+    sent["instruments"]["asq"] = {"items": [False, True, False, False]}
+    evaluated = await evaluate(client, response_for(VOCABULARY, sent))
+
+    assert evaluated.status_code == 200, evaluated.text
+    screening_id = evaluated.json()["entry"][0]["resource"]["id"]
+    stored = (await client.get(f"/v1/screenings/{screening_id}")).json()
+    asq = next(s for s in stored["determination"]["scores"] if s["instrument"] == "asq")
+    assert (asq["positive"], asq["band"], asq["declined_items"]) == (True, None, [5])
+
+
 async def test_a_given_total_left_blank_and_a_switch_misused_are_refused(
     client: httpx.AsyncClient,
 ) -> None:

@@ -176,6 +176,67 @@ async def test_phq9_items_must_fit_the_instrument(
     assert fragment in problem["errors"][0]["detail"]
 
 
+def with_instrument(name: str, given: Json) -> Json:
+    answers = example("adult-iop-suitable")
+    answers["instruments"][name] = given
+    return {"answers": answers}
+
+
+@pytest.mark.parametrize(
+    ("name", "given", "pointer", "fragment"),
+    [
+        # CAR alone only when every Part A answer given is 0
+        ("crafft", {"days_alcohol": 3, "items": [True]}, "crafft/items", "only the CAR item"),
+        ("crafft", {"items": [False]}, "crafft/items", "only the CAR item"),
+        ("crafft", {"days_other": 0, "items": [False] * 5}, "crafft/items", "6 items"),
+        ("crafft", {"days_cannabis": 366, "items": [False] * 6}, "crafft/days_cannabis", "365"),
+        ("crafft", {"days_alcohol": True, "items": [False] * 6}, "crafft/days_alcohol", ""),
+        ("asq", {"items": [False] * 3}, "asq/items", "4 items"),
+        ("asq", {"items": [False, False, "maybe", False]}, "asq/items", "item 3"),
+        # item 5 only after a yes (or a declined item)
+        ("asq", {"items": [False] * 4, "acute": False}, "asq/acute", "item 5"),
+    ],
+)
+async def test_crafft_and_asq_answers_must_fit_the_instrument(
+    api: httpx.AsyncClient, name: str, given: Json, pointer: str, fragment: str
+) -> None:
+    response = await api.post("/v1/screenings/evaluate", json=with_instrument(name, given))
+
+    problem = assert_problem(response, 422, "validation-error")
+    assert f"#/answers/instruments/{pointer}" in pointers(problem)
+    assert any(fragment in error["detail"] for error in problem["errors"])
+
+
+@pytest.mark.parametrize(
+    ("section", "field", "value"),
+    [
+        ("withdrawal", "drinks_per_week", 501),
+        ("withdrawal", "most_drinks_in_a_day", -1),
+        ("withdrawal", "drinks_per_week", 3.5),
+        ("treatment_history", "weeks_at_current_level", 521),
+        ("treatment_history", "response_to_current_level", "better"),
+        ("medical", "cognitive_screen_positive", "yes"),
+    ],
+)
+async def test_new_answers_are_validated_at_the_boundary(
+    api: httpx.AsyncClient, section: str, field: str, value: Any
+) -> None:
+    response = await api.post("/v1/screenings/evaluate", json=with_answer(section, field, value))
+
+    problem = assert_problem(response, 422, "validation-error")
+    assert pointers(problem) == [f"#/answers/{section}/{field}"]
+
+
+async def test_crafft_car_alone_and_asq_item_5_are_accepted(api: httpx.AsyncClient) -> None:
+    body = with_instrument("crafft", {"days_alcohol": 0, "days_cannabis": 0, "items": [False]})
+    body["answers"]["instruments"]["asq"] = {"items": [False, "declined", False, False]}
+    body["answers"]["instruments"]["asq"]["acute"] = False
+
+    response = await api.post("/v1/screenings/evaluate", json=body)
+
+    assert response.status_code == 200, response.text
+
+
 async def test_declined_items_are_accepted(api: httpx.AsyncClient) -> None:
     body = with_phq9([2, 2, 1, 2, 1, 2, 1, 1, "declined"])
 

@@ -17,6 +17,7 @@ Sections:
     9. C-SSRS screener triage
     10. Questionnaire validation (``ScreeningAnswers``)
     11. ``score_answers`` and LOINC codes
+    12. CRAFFT 2.1 and ASQ (adolescents)
 """
 
 from __future__ import annotations
@@ -45,7 +46,10 @@ from app.engine.instruments import (
     ItemAnswer,
     ScoringSex,
     YesNoAnswer,
+    asq_result,
+    score_asq,
     score_clinician_total,
+    score_crafft,
     score_cssrs,
     score_ordinal,
     score_pc_ptsd5,
@@ -1578,3 +1582,136 @@ def test_loinc_codes(instrument: InstrumentId, panel: str | None, total: str | N
 def test_published_table_loinc_codes_match(published: Published) -> None:
     spec = SPECS[published.instrument]
     assert (spec.loinc_panel, spec.loinc_total) == (published.loinc_panel, published.loinc_total)
+
+
+# =================================================================================================
+# 12. CRAFFT 2.1 and ASQ (adolescents)
+# =================================================================================================
+
+CRAFFT_POLICY: Final = DEFAULT_POLICIES[InstrumentId.CRAFFT]
+yes_no_declined = st.sampled_from([True, False, DECLINED])
+
+
+def test_crafft_and_asq_specs_follow_the_published_instruments() -> None:
+    crafft, asq = SPECS[InstrumentId.CRAFFT], SPECS[InstrumentId.ASQ]
+    assert (crafft.item_count, crafft.total_range, crafft.default_positive_at) == (6, (0, 6), 2)
+    assert crafft.loinc_panel is None  # no LOINC panel is confirmed
+    assert (asq.kind, asq.item_count, asq.loinc_panel) == (AnswerKind.CATEGORICAL, 4, None)
+
+
+@pytest.mark.parametrize(
+    ("items", "total", "positive"),
+    [
+        ([False] * 6, 0, False),
+        ([True] + [False] * 5, 1, False),
+        ([True, True] + [False] * 4, 2, True),  # Knight 2002: 2 or more is positive
+        ([True] * 6, 6, True),
+        ([False], 0, False),  # CAR alone, after no use in Part A
+        ([True], 1, False),
+    ],
+)
+def test_crafft_total_is_the_yes_answers_of_part_b(
+    items: list[YesNoAnswer], total: int, positive: bool
+) -> None:
+    score = score_crafft(items, CRAFFT_POLICY)
+    assert (score.total, score.positive, score.cut_off) == (total, positive, 2)
+    assert ("car_positive" in score.flags) is (items[0] is True)
+
+
+@given(
+    st.lists(yes_no_declined, min_size=6, max_size=6)
+    | st.lists(yes_no_declined, max_size=1, min_size=1)
+)
+def test_crafft_total_stays_in_range_and_declined_keeps_the_lower_bound(
+    items: list[YesNoAnswer],
+) -> None:
+    score = score_crafft(items, CRAFFT_POLICY)
+    yes = sum(1 for item in items if item is True)
+    declined = sum(1 for item in items if item == DECLINED)
+    assert score.total_min == yes
+    assert score.total_max == yes + declined
+    assert 0 <= score.total_min <= score.total_max <= 6
+    assert (score.total is None) is (declined > 0)
+    if score.positive is not None:  # settled: every total in the range agrees
+        assert score.positive is (score.total_min >= 2)
+    else:
+        assert score.total_min < 2 <= score.total_max
+
+
+@given(
+    st.lists(yes_no_declined, min_size=4, max_size=4),
+    st.sampled_from([None, True, False, DECLINED]),
+)
+def test_asq_acute_implies_positive_and_declined_answers_leave_it_open(
+    items: list[YesNoAnswer], acute: YesNoAnswer | None
+) -> None:
+    if acute is not None and True not in items and DECLINED not in items:
+        return  # item 5 is asked only after a yes (or a declined item)
+    positive, is_acute = asq_result(items, acute)
+    score = score_asq(items, acute)
+    assert score.positive is positive
+    if True in items:
+        assert positive is True
+    elif DECLINED in items:
+        assert positive is None
+    else:
+        assert (positive, is_acute) == (False, False)
+    if is_acute is True:
+        assert positive is not False
+        assert score.flags == ("acute",)
+    if score.band is not None:  # settled: negative exactly when the screen is
+        assert (score.band == "negative") is (positive is False)
+    assert (5 in score.declined_items) is (acute == DECLINED)
+
+
+@pytest.mark.parametrize(
+    ("items", "acute", "band"),
+    [
+        ([False] * 4, None, "negative"),
+        ([True, False, False, False], False, "non_acute_positive"),
+        ([False, False, False, True], True, "acute_positive"),
+        ([True, False, False, False], None, None),  # item 5 not asked: open
+        ([True, False, False, False], DECLINED, None),
+        ([DECLINED, False, False, False], False, None),  # positive itself open
+    ],
+)
+def test_asq_result_follows_the_nimh_pathway(
+    items: list[YesNoAnswer], acute: YesNoAnswer | None, band: str | None
+) -> None:
+    assert score_asq(items, acute).band == band
+
+
+@pytest.mark.parametrize(
+    "crafft",
+    [
+        {"days_alcohol": 0, "items": [True]},
+        {"days_alcohol": 0, "days_cannabis": 0, "days_other": 0, "items": [False]},
+        {"days_alcohol": 0, "items": [False] * 6},  # asked in full anyway
+        {"items": [False, True, DECLINED, False, False, False]},
+    ],
+)
+def test_crafft_answers_accepted(crafft: dict[str, Any]) -> None:
+    ScreeningAnswers.model_validate(answers_with({"crafft": crafft}))
+
+
+@pytest.mark.parametrize(
+    ("crafft", "fragment"),
+    [
+        ({"days_alcohol": 1, "items": [True]}, "only the CAR item"),
+        ({"items": [True]}, "only the CAR item"),
+        ({"days_other": 0, "items": [False] * 2}, "6 items"),
+        ({"days_alcohol": 366, "items": [False] * 6}, "less than or equal to 365"),
+    ],
+)
+def test_crafft_answers_refused(crafft: dict[str, Any], fragment: str) -> None:
+    with pytest.raises(ValidationError, match=fragment):
+        ScreeningAnswers.model_validate(answers_with({"crafft": crafft}))
+
+
+def test_asq_item_5_only_after_a_yes_or_a_declined_item() -> None:
+    for items in ([True, False, False, False], [DECLINED, False, False, False]):
+        ScreeningAnswers.model_validate(answers_with({"asq": {"items": items, "acute": False}}))
+    with pytest.raises(ValidationError, match="item 5"):
+        ScreeningAnswers.model_validate(
+            answers_with({"asq": {"items": [False] * 4, "acute": False}})
+        )
