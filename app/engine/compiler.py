@@ -573,9 +573,11 @@ def _reach(
     the information check (too little to place anyone), and when every stage ran. The engine
     itself reads the presenting concerns from the information check on, and the age group
     for the hours of the level placed."""
-    first = answers_read((r.condition for r in (*safety, *consistency)), catalogue)
+    early = [r.condition for r in safety] + [r.condition for r in consistency]
+    first = answers_read(early, catalogue)
     second = first | answers_read((r.condition for r in information), catalogue) | {CONCERNS}
-    later = [r.condition for r in (*domains, *placement, *feasibility)]
+    later = [r.condition for r in domains] + [r.condition for r in placement]
+    later += [r.condition for r in feasibility]
     later += [a.condition for r in feasibility for a in r.accommodations if a.condition]
     every = second | answers_read(later, catalogue) | {"respondent.age_group"}
     return first, second, every
