@@ -114,7 +114,8 @@ def with_(answers: Answers, **sections: dict[str, Any]) -> Answers:
 def test_a_contradiction_makes_the_result_partial_and_changes_neither_level_nor_urgency() -> None:
     plain = run(BASE)
     found = run(with_(BASE, medical={"pregnant": True}))
-    assert plain.status is Status.COMPLETE and found.status is Status.PARTIAL
+    assert plain.status is Status.COMPLETE
+    assert found.status is Status.PARTIAL
     assert isinstance(found, ExplainedDetermination)
     assert [c.rule_id for c in found.contradictions] == ["consistency.pregnant-and-male"]
     assert found.contradictions[0].references == ("Own wording; consistency check.",)
@@ -134,7 +135,8 @@ def test_consistency_runs_also_when_an_override_fires() -> None:
     found = run(answers)
     assert found.recommended_level is not None
     assert found.recommended_level.level is LevelOfCare.EMERGENCY_EVALUATION
-    assert isinstance(found, ExplainedDetermination) and found.contradictions
+    assert isinstance(found, ExplainedDetermination)
+    assert found.contradictions
     assert found.status is Status.PARTIAL
 
 
@@ -143,7 +145,8 @@ def test_an_undetermined_consistency_rule_is_silent() -> None:
     del answers["medical"]
     found = run(answers)
     assert isinstance(found, ExplainedDetermination)
-    assert found.contradictions == () and found.status is Status.COMPLETE
+    assert found.contradictions == ()
+    assert found.status is Status.COMPLETE
 
 
 # --- context and the answers not used ----------------------------------------------------------
@@ -154,7 +157,8 @@ def test_context_and_answers_not_used_are_listed() -> None:
     assert isinstance(found, ExplainedDetermination)
     assert [(c.item, c.value) for c in found.context] == [("respondent.answered_by", "clinician")]
     unused = [a.item for a in found.answers_not_used]
-    assert "engagement.readiness_stage" in unused and "functioning.work_school" in unused
+    assert "engagement.readiness_stage" in unused
+    assert "functioning.work_school" in unused
     assert "respondent.answered_by" not in unused  # context, not "unused"
     assert "instruments.phq9" not in unused  # read by p.iop
 
@@ -168,7 +172,8 @@ def test_after_an_emergency_override_the_functioning_answers_were_not_used() -> 
     found = run(with_(BASE, instruments={"cssrs": emergency}))
     assert isinstance(found, ExplainedDetermination)
     unused = [a.item for a in found.answers_not_used]
-    assert "functioning.work_school" in unused and "instruments.phq9" in unused
+    assert "functioning.work_school" in unused
+    assert "instruments.phq9" in unused
     assert "presenting_concerns" in unused  # nothing after the safety stage read it
 
 
@@ -273,7 +278,8 @@ def test_relation_wording() -> None:
 
 def test_engine_3_describes_levels_accurately() -> None:
     level = run(BASE).recommended_level
-    assert level is not None and "compare ASAM level 2.1" in level.aligned_with
+    assert level is not None
+    assert "compare ASAM level 2.1" in level.aligned_with
     residential = run(
         BASE, compile_rule_set(third(placement=[{**IOP, "level": "residential"}]))
     ).recommended_level
