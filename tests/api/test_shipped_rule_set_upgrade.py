@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.cli import main
 from app.engine import compile_rule_set, default_rule_set
 from app.engine.compiler import canonical_json
-from app.engine.determination import CURRENT_SEMANTICS
+from app.engine.determination import CURRENT_SEMANTICS, ENGINE_VERSION
 from app.kernel.db import create_sessionmaker, utcnow
 from app.kernel.settings import Settings, get_settings
 from app.kernel.tenancy import SHARED
@@ -148,7 +148,7 @@ async def test_review_then_activate_while_stored_screenings_replay_byte_for_byte
 
         after = await create(http, unsafe)
         assert after["rule_set"]["version"] == 2
-        assert after["engine_version"] == "2.0.0"
+        assert after["engine_version"] == ENGINE_VERSION
         determination = after["determination"]
         assert determination["iop"]["verdict"] == "pending_safety_assessment"
         assert determination["urgency"] == "urgent"
@@ -207,7 +207,7 @@ async def test_the_command_line_lists_compares_simulates_and_activates(
 
         code, out, _ = await run("versions")
         assert code == 0
-        assert "2  published 2026.12.0" in out
+        assert f"2  published {default_rule_set().version}" in out
         assert "1  active    2026.11.0" in out
         code, out, _ = await run("diff", "1", "2")
         assert code == 0
