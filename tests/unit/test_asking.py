@@ -41,7 +41,11 @@ def test_an_early_intake_asks_the_safety_questions_first() -> None:
     }
     # A rule's own words ("a suicide-risk screen…") become the instruments that supply it.
     screen = next(ask for ask in asks if ask["needed_by"] == ["info.no-suicide-screen"])
-    assert [q["path"] for q in screen["questions"]] == ["instruments.cssrs", "instruments.phq9"]
+    assert [q["path"] for q in screen["questions"]] == [
+        "instruments.cssrs",
+        "instruments.asq",
+        "instruments.phq9",
+    ]
     assert all(ask["kind"] == "question" for ask in asks)
 
 

@@ -86,7 +86,8 @@ def test_rules_check_passes_on_the_default_rule_set(capsys: pytest.CaptureFixtur
     assert "Rule coverage:" in out
     assert "(100%)" in out
     assert "More severe evidence never lowers a case: yes" in out
-    assert "Rules citing a source: 117/117" in out
+    assert "Rules citing a source: 156/156" in out
+    assert "Questions read by a rule or shown as context: 86/86" in out
     assert out.rstrip().endswith("OK")
 
 

@@ -59,7 +59,12 @@ def stored_document(found: Json) -> Any:
 
 
 def test_the_summary_says_level_urgency_verdict_reason_and_what_next() -> None:
-    found = determination("adult-iop-suitable")
+    # Without a co-occurring mental health condition no program condition qualifies the IOP.
+    co_occurring = example("adult-iop-suitable")["co_occurring"] | {
+        "depressive": "absent",
+        "anxiety": "absent",
+    }
+    found = determination("adult-iop-suitable", co_occurring=co_occurring)
     said = summary(found)
     assert said.startswith(
         "Recommended level of care: Intensive outpatient program (IOP); urgency: routine; "
