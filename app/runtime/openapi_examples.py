@@ -106,7 +106,7 @@ PILOT_KEY = "iop-depression-pilot"
 PILOT_DOCUMENT: Json = {
     "key": PILOT_KEY,
     "version": "2026.12.0",
-    "semantics": 2,
+    "semantics": 3,
     "title": "IOP for depression that weekly outpatient care did not help (pilot)",
     "description": "A clinic's pilot: moderate or worse depression after weekly outpatient "
     "treatment that did not help goes to an intensive outpatient program.",

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.audit.models import AuditEvent
+from app.engine.determination import ENGINE_VERSION
 from app.screenings.models import Screening
 from app.screenings.readable import STYLE_SOURCE
 from tests.support.apps import http_client, new_key
@@ -191,7 +192,7 @@ async def test_a_stored_screening_reads_as_a_page_and_the_read_is_recorded(
     assert response.headers["content-type"] == "text/html; charset=utf-8"
     assert response.headers["vary"] == "Accept"
     page = response.text
-    for shown in (stored["id"], stored["rule_set"]["sha256"], "enc-2026-000123", "2.0.0"):
+    for shown in (stored["id"], stored["rule_set"]["sha256"], "enc-2026-000123", ENGINE_VERSION):
         assert shown in page
     assert stored["summary"] in page
     refused = await client.get(f"/v1/screenings/{stored['id']}", headers={"Accept": "image/*"})

@@ -50,7 +50,8 @@ def test_evaluate_json_is_the_full_determination(capsys: pytest.CaptureFixture[s
     assert document["urgency"] == "emergent"
     fired = {step["rule_id"] for step in document["trace"] if step["result"] == "fired"}
     assert "safety.cssrs-high" in fired
-    assert {step["stage"] for step in document["trace"]} == {"safety"}  # nothing outvotes it
+    # nothing outvotes it: only the safety rules and the consistency checks ran
+    assert {step["stage"] for step in document["trace"]} == {"safety", "consistency"}
     assert document["rule_set"]["key"] == "iop-level-of-care"
 
 
