@@ -215,7 +215,6 @@ LEVEL_INFO_3: Final = {
     **LEVEL_INFO,
     LevelOfCare.OUTPATIENT: replace(
         LEVEL_INFO[LevelOfCare.OUTPATIENT],
-        label="Outpatient treatment",
         aligned_with=f"Outpatient treatment ({_compare('1')})",
     ),
     LevelOfCare.INTENSIVE_OUTPATIENT: replace(
@@ -236,7 +235,6 @@ LEVEL_INFO_3: Final = {
     ),
     LevelOfCare.INPATIENT: replace(
         LEVEL_INFO[LevelOfCare.INPATIENT],
-        label="Hospital inpatient care",
         aligned_with="Hospital inpatient care (compare ASAM level 4 for substance use; "
         "nomenclature only)",
     ),
