@@ -96,7 +96,7 @@ def summary(determination: dict[str, Any]) -> str:
 
 
 # The sections of the readable document a card shows, in its order (the view shows them all).
-CARD_SECTIONS = ("safety-alerts", "why", "barriers", "missing")
+CARD_SECTIONS = ("safety-alerts", "contradictions", "why", "barriers", "missing")
 
 
 def detail(result: Result) -> str:

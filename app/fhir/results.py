@@ -282,12 +282,21 @@ def level_observation(vocabulary: Vocabulary, result: Result) -> dict[str, Any]:
             ),
         },
     ]
-    notes = [_reasons(determination), *_barriers(determination)]
+    notes = [_reasons(determination), *_contradictions(determination), *_barriers(determination)]
     if determination["missing"]:
         missing = "; ".join(m["label"] for m in determination["missing"])
         notes.append(f"Missing information that could change this: {missing}.")
     observation["note"] = [{"text": text} for text in (*notes, determination["disclaimer"])]
     return observation
+
+
+def _contradictions(determination: dict[str, Any]) -> list[str]:
+    """One sentence per pair of answers that disagree (engine 3.0.0 and later), with what to
+    confirm: the determination used the answers as given."""
+    return [
+        f"Answers disagree: {found['description']} Confirm: {found['confirm']}"
+        for found in determination.get("contradictions", ())
+    ]
 
 
 def _barriers(determination: dict[str, Any]) -> list[str]:

@@ -72,7 +72,10 @@ def shown_decided(decided: Decided) -> Shown:
     # The summary reads a few fields: those alone are written and read back, which costs less
     # than reading the whole brief determination (on the hot path, about the time the trace
     # no longer takes to write).
-    read = {name: getattr(decided.determination, name) for name in SUMMARY_READS}
+    determination = decided.determination
+    read = {
+        name: getattr(determination, name) for name in SUMMARY_READS if hasattr(determination, name)
+    }
     whole = None if decided.whole_json is None else orjson.Fragment(decided.whole_json)
     return Shown(
         summary(orjson.loads(orjson.dumps(read))), whole, orjson.Fragment(decided.brief_json)

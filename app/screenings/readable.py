@@ -82,8 +82,10 @@ SUMMARY_READS: Final = (
     "missing",
     "barriers",
     "conditions",
+    "contradictions",
 )
-"""The fields of a determination ``summary`` reads: all it needs of a determination."""
+"""The fields of a determination ``summary`` reads: all it needs of a determination (those
+an earlier engine did not write, such as ``contradictions``, are read when present)."""
 
 
 def summary(determination: Json) -> str:
@@ -119,6 +121,10 @@ def _next_step(determination: Json) -> str:
         count = f" (1 of {len(alerts)} safety alerts)" if len(alerts) > 1 else ""
         return f"Do now{count}: {_sentence(alerts[0]['action'])}"
     level = determination.get("recommended_level")
+    contradictions = len(determination.get("contradictions", ()))
+    if contradictions:  # answers that disagree are confirmed before anything else is asked
+        found = "1 contradiction" if contradictions == 1 else f"{contradictions} contradictions"
+        return f"Next: confirm the answers that disagree ({found}), then complete the screening."
     missing = len(determination["missing"])
     if missing:
         items = "item" if missing == 1 else "items"
