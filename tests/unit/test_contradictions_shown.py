@@ -26,13 +26,14 @@ RULE_SET = {"owner": "_shared", "key": "iop-level-of-care", "version": 3, "sha25
 def decided(answers: dict[str, Any]) -> dict[str, Any]:
     compiled = default_rule_set()
     found = evaluate(compiled, ScreeningAnswers.model_validate(answers))
-    return orjson.loads(determination_to_json(found))  # type: ignore[no-any-return]
+    decoded: dict[str, Any] = orjson.loads(determination_to_json(found))
+    return decoded
 
 
 def contradicting() -> dict[str, Any]:
     """The IOP example, with pregnancy reported for a person scored as male."""
     answers = json.loads((EXAMPLES / "adult-iop-suitable.json").read_text())
-    changed = copy.deepcopy(answers)
+    changed: dict[str, Any] = copy.deepcopy(answers)
     changed["respondent"]["sex_for_scoring"] = "male"
     changed.setdefault("medical", {})["pregnant"] = True
     return changed

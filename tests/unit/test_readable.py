@@ -125,7 +125,7 @@ def test_the_summary_depends_on_the_determination_alone() -> None:
 )
 def test_the_summary_reads_only_the_fields_it_names(name: str) -> None:
     found = determination(name)
-    read = {field: found[field] for field in SUMMARY_READS if field in found}
+    read: dict[str, Any] = {field: found[field] for field in SUMMARY_READS if field in found}
     assert summary(read) == summary(found)
 
 
