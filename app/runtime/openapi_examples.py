@@ -229,10 +229,11 @@ def _used(compiled: CompiledRuleSet) -> Json:
 def screening_requests() -> dict[str, Json]:
     return {
         "adult-iop-suitable": example(
-            "An adult suited to IOP",
+            "An adult suited to IOP in a co-occurring capable program",
             {"answers": EXAMPLE_SECTIONS, "external_reference": EXTERNAL_REFERENCE},
             "A complete intake (examples/adult-iop-suitable.json): substance use and "
-            "depression, weekly outpatient care did not help, no safety concern.",
+            "depression, weekly outpatient care did not help, no safety concern; an IOP fits "
+            "once it is a co-occurring capable program (a condition).",
         ),
         "pinned-version": example(
             "The same answers, decided by a pinned rule-set version",
@@ -307,7 +308,7 @@ def _readable_examples(**screening: Any) -> Json:
     readable = document(
         without_trace(determination), about_stored(rule_set, ENGINE_VERSION, **screening)
     )
-    summary = "IOP suitable, to read"
+    summary = "IOP suitable with a condition, to read"
     return {
         HTML: {"page": example(summary, html_page(readable))},
         MARKDOWN: {"markdown": example(summary, markdown(readable))},
@@ -344,7 +345,7 @@ def _screening_examples() -> dict[tuple[str, str], Json]:
                 "200": {
                     JSON: {
                         "adult-iop-suitable": example(
-                            "IOP suitable",
+                            "IOP suitable with a condition",
                             _shown({"rule_set": rule_set, "determination": determination}, []),
                             "What the adult-iop-suitable request answers.",
                         ),
