@@ -230,26 +230,45 @@ def _substance(name: str) -> str:
     return f"co_occurring.substance_use.{name}"
 
 
+def score_sources(instrument: InstrumentId) -> tuple[str, ...]:
+    """The answers an instrument's score facts read: its items, plus the respondent answers
+    that choose its cut-offs (adolescent cut-offs; AUDIT-C's are also sex-specific and it may
+    be taken from the full AUDIT's first items)."""
+    sources = [f"instruments.{instrument.value}", "respondent.age_group"]
+    if instrument is InstrumentId.AUDIT_C:
+        sources[1:1] = ["instruments.audit"]
+    if instrument in (InstrumentId.AUDIT_C, InstrumentId.AUDIT):
+        sources.append("respondent.sex_for_scoring")
+    return tuple(sources)
+
+
+def _evidence_sources(instruments: Iterable[InstrumentId], *answers: str) -> tuple[str, ...]:
+    """What an evidence fact reads: every answer the scores of ``instruments`` read (their
+    cut-offs depend on the age group, and AUDIT-C's on sex), then ``answers``."""
+    return tuple(
+        dict.fromkeys(
+            (*(path for instrument in instruments for path in score_sources(instrument)), *answers)
+        )
+    )
+
+
 # The answers each evidence fact reads (see ``_put_evidence``).
 EVIDENCE_SOURCES: Final[dict[str, tuple[str, ...]]] = {
-    "evidence.alcohol": (
-        "instruments.audit_c",
-        "instruments.audit",
-        "respondent.sex_for_scoring",
+    "evidence.alcohol": _evidence_sources(
+        (InstrumentId.AUDIT_C, InstrumentId.AUDIT, InstrumentId.CIWA_AR, InstrumentId.CRAFFT),
         _HEAVY_USE,
         _substance("alcohol"),
-        "instruments.ciwa_ar",
-        "instruments.crafft",
     ),
     "evidence.sedatives": (_HEAVY_USE, _substance("sedatives"), "withdrawal.sedative_signs_now"),
-    "evidence.opioids": (_HEAVY_USE, _substance("opioids"), "instruments.cows"),
-    "evidence.drugs": (
-        "instruments.dast10",
+    "evidence.opioids": _evidence_sources((InstrumentId.COWS,), _HEAVY_USE, _substance("opioids")),
+    "evidence.drugs": _evidence_sources(
+        (InstrumentId.DAST10, InstrumentId.CRAFFT),
         *_paths("co_occurring.substance_use", _DRUG_CLASSES),
         _HEAVY_USE,
-        "instruments.crafft",
     ),
-    "evidence.eating_disorder": ("presenting_concerns", "co_occurring.eating", "instruments.scoff"),
+    "evidence.eating_disorder": _evidence_sources(
+        (InstrumentId.SCOFF,), "presenting_concerns", "co_occurring.eating"
+    ),
 }
 EVIDENCE_SOURCES["evidence.substance_use"] = tuple(
     dict.fromkeys(
@@ -328,18 +347,6 @@ def _derived_specs() -> list[FactSpec]:
             _AGE_ANSWERS,
         ),
     ]
-
-
-def score_sources(instrument: InstrumentId) -> tuple[str, ...]:
-    """The answers an instrument's score facts read: its items, plus the respondent answers
-    that choose its cut-offs (adolescent cut-offs; AUDIT-C's are also sex-specific and it may
-    be taken from the full AUDIT's first items)."""
-    sources = [f"instruments.{instrument.value}", "respondent.age_group"]
-    if instrument is InstrumentId.AUDIT_C:
-        sources[1:1] = ["instruments.audit"]
-    if instrument in (InstrumentId.AUDIT_C, InstrumentId.AUDIT):
-        sources.append("respondent.sex_for_scoring")
-    return tuple(sources)
 
 
 def _score_specs(policies: Mapping[InstrumentId, InstrumentPolicy]) -> list[FactSpec]:
