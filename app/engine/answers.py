@@ -36,6 +36,7 @@ from app.engine.instruments import (
     check_crafft_items,
     check_ordinal_items,
     check_yes_no_items,
+    crafft_part_a_use,
 )
 
 Declined = Literal["declined"]
@@ -380,24 +381,22 @@ class Crafft(Section):
         json_schema_extra={"minItems": 1, "maxItems": 6},
     )
 
-    @field_validator("items")
+    @field_validator("items", mode="before")
     @classmethod
-    def _items_fit_part_a(cls, items: list[Any], info: ValidationInfo) -> list[Any]:
-        # Part A is declared first, so its answers are in info.data when they were valid.
-        part_a = [info.data.get(name) for name in CRAFFT_PART_A]
-        given = [days for days in part_a if days is not None]
-        try:
-            check_crafft_items(items, bool(given) and not any(given))
-        except ItemError as error:
-            raise _item_error(error) from None
+    def _items_fit_part_a(cls, items: Any, info: ValidationInfo) -> Any:
+        # Checked before type validation so an error names the items, not Pydantic's union
+        # members. Part A is declared first, so its answers are in info.data when valid.
+        if isinstance(items, list):
+            no_use = crafft_part_a_use(info.data.get(name) for name in CRAFFT_PART_A) is False
+            try:
+                check_crafft_items(items, no_use)
+            except ItemError as error:
+                raise _item_error(error) from None
         return items
 
-    def no_use_reported(self) -> bool:
-        """Whether Part A was given and every answer given is 0 (only CAR is then asked)."""
-        given = [
-            d for d in (self.days_alcohol, self.days_cannabis, self.days_other) if d is not None
-        ]
-        return bool(given) and not any(given)
+    def part_a_use(self) -> bool | None:
+        """What Part A reports (see ``crafft_part_a_use``): False means only CAR was asked."""
+        return crafft_part_a_use((self.days_alcohol, self.days_cannabis, self.days_other))
 
 
 class Asq(Section):

@@ -858,8 +858,6 @@ def _put_youth_screens(facts: dict[str, object], instruments: Instruments) -> No
     if crafft is not None:
         car = crafft.items[0]
         facts["crafft.car"] = car if isinstance(car, bool) else None
-        part_a = (crafft.days_alcohol, crafft.days_cannabis, crafft.days_other)
-        given = [days for days in part_a if days is not None]
-        facts["crafft.any_use"] = any(given) if given else None
+        facts["crafft.any_use"] = crafft.part_a_use()
     if asq is not None:
         facts["asq.positive"], facts["asq.acute"] = asq_result(asq.items, asq.acute)

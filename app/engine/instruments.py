@@ -11,7 +11,7 @@ positive screen when every total in that range agrees.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal, Protocol, cast
 
@@ -704,6 +704,13 @@ _CRAFFT: Final = InstrumentId.CRAFFT
 CRAFFT_CAR_ONLY_NOTE: Final = "No use reported in Part A: only the CAR item was asked."
 
 
+def crafft_part_a_use(days: Iterable[int | None]) -> bool | None:
+    """What CRAFFT 2.1 Part A reports: use (any answer given above 0), no use (every answer
+    given is 0: the form then asks only the CAR item), or None when no Part A answer was given."""
+    given = [count for count in days if count is not None]
+    return any(given) if given else None
+
+
 def check_crafft_items(items: Sequence[object], no_use_reported: bool) -> None:
     """Raise ItemError unless ``items`` is the 6 Part B answers, or only the CAR item when
     ``no_use_reported`` (every Part A answer given is 0): the published skip of the 2.1 form."""
@@ -746,9 +753,9 @@ def asq_result(
     """(positive, acute) of the ASQ: positive when any of items 1-4 is yes; acute when item 5
     is yes. A declined item leaves either open (None) unless the answers given settle it: a yes
     settles positive; acute is false when the screen is negative or item 5 was answered no."""
+    if acute is True:  # item 5 yes is an acute positive, whatever items 1-4 left open
+        return True, True
     positive: bool | None = True if True in items else (None if DECLINED in items else False)
-    if acute is True:
-        return positive, True
     if acute is False or positive is False:
         return positive, False
     return positive, None

@@ -191,6 +191,9 @@ def with_instrument(name: str, given: Json) -> Json:
         ("crafft", {"days_other": 0, "items": [False] * 5}, "crafft/items", "6 items"),
         ("crafft", {"days_cannabis": 366, "items": [False] * 6}, "crafft/days_cannabis", "365"),
         ("crafft", {"days_alcohol": True, "items": [False] * 6}, "crafft/days_alcohol", ""),
+        # an item of the wrong type is named by the items, not by Pydantic's union members
+        ("crafft", {"items": [1, 0, 0, 0, 0, 0]}, "crafft/items", "item 1"),
+        ("crafft", {"items": ["maybe", *[False] * 5]}, "crafft/items", "item 1"),
         ("asq", {"items": [False] * 3}, "asq/items", "4 items"),
         ("asq", {"items": [False, False, "maybe", False]}, "asq/items", "item 3"),
         # item 5 only after a yes (or a declined item)
@@ -203,7 +206,7 @@ async def test_crafft_and_asq_answers_must_fit_the_instrument(
     response = await api.post("/v1/screenings/evaluate", json=with_instrument(name, given))
 
     problem = assert_problem(response, 422, "validation-error")
-    assert f"#/answers/instruments/{pointer}" in pointers(problem)
+    assert pointers(problem) == [f"#/answers/instruments/{pointer}"]
     assert any(fragment in error["detail"] for error in problem["errors"])
 
 

@@ -1650,7 +1650,7 @@ def test_asq_acute_implies_positive_and_declined_answers_leave_it_open(
     positive, is_acute = asq_result(items, acute)
     score = score_asq(items, acute)
     assert score.positive is positive
-    if True in items:
+    if True in items or acute is True:  # item 5 yes is an acute positive
         assert positive is True
     elif DECLINED in items:
         assert positive is None
@@ -1673,6 +1673,7 @@ def test_asq_acute_implies_positive_and_declined_answers_leave_it_open(
         ([True, False, False, False], None, None),  # item 5 not asked: open
         ([True, False, False, False], DECLINED, None),
         ([DECLINED, False, False, False], False, None),  # positive itself open
+        ([DECLINED, False, False, False], True, "acute_positive"),  # item 5 yes settles it
     ],
 )
 def test_asq_result_follows_the_nimh_pathway(
