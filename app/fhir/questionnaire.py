@@ -166,12 +166,16 @@ def _enabled_by_any(conditions: Iterable[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _crafft_part_b(number: int) -> dict[str, Any]:
-    """CRAFFT 2.1 Part B beyond CAR is asked only when Part A reports use (any days above 0)."""
+    """CRAFFT 2.1 Part B beyond CAR is skipped only when Part A reports no use: asked when any
+    Part A answer is above 0 or left unanswered (every one answered 0 skips it)."""
     if number == 1:
         return {}
+    questions = [f"instruments.crafft.{name}" for name in CRAFFT_PART_A]
     return _enabled_by_any(
-        {"question": f"instruments.crafft.{name}", "operator": ">", "answerInteger": 0}
-        for name in CRAFFT_PART_A
+        [
+            *({"question": q, "operator": ">", "answerInteger": 0} for q in questions),
+            *({"question": q, "operator": "exists", "answerBoolean": False} for q in questions),
+        ]
     )
 
 

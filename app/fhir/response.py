@@ -19,7 +19,12 @@ from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
 from pydantic import ValidationError
 
 from app.engine.instrument_content import item_content
-from app.engine.instruments import CRAFFT_PART_A, AnswerKind, InstrumentSpec
+from app.engine.instruments import (
+    CRAFFT_PART_A,
+    AnswerKind,
+    InstrumentSpec,
+    crafft_part_a_use,
+)
 from app.fhir.outcome import FhirError, Issue, item_expression
 from app.fhir.questionnaire import given_link_id, is_questionnaire_key, parse_business_version
 from app.fhir.terminology import (
@@ -417,11 +422,12 @@ class _Reader:
             self.put(path, [items.get(number, DECLINED) for number in range(1, count + 1)])
 
     def crafft_car_only(self, items: dict[int, Any]) -> bool:
-        """CRAFFT 2.1 asks only its CAR item when Part A reports no use: then Part B is CAR
-        alone, unless more of it was answered anyway."""
+        """The questionnaire asks CRAFFT 2.1's CAR item alone when every Part A question is
+        answered 0 (one left blank asks the rest of Part B): then Part B is CAR alone, unless
+        more of it was answered anyway."""
         part_a = [_value_at(self.answers, f"instruments.crafft.{name}") for name in CRAFFT_PART_A]
-        given = [days for days in part_a if days is not None]
-        return bool(given) and not any(given) and set(items) <= {1}
+        answered = None not in part_a
+        return answered and crafft_part_a_use(part_a) is False and set(items) <= {1}
 
     def answered(self, path: str) -> bool:
         return _answered_under(self.answers, path) or any(

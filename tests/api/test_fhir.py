@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -17,8 +18,9 @@ from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.questionnaire import Questionnaire
 
 from app.engine.determination import ENGINE_VERSION, LevelOfCare
+from app.engine.instruments import DECLINED
 from app.fhir.examples import example_response, response_for
-from app.fhir.response import given_switches, link_ids
+from app.fhir.response import given_switches, link_ids, read_response
 from app.fhir.results import SCREENING_ASSESSMENT, US_CORE_PROVENANCE, US_CORE_SERVICE_REQUEST
 from app.fhir.terminology import LOINC, ORDINAL_VALUE, SNOMED, Vocabulary, code_systems
 from app.questionnaire import form_items
@@ -786,9 +788,12 @@ async def test_crafft_and_asq_follow_ups_are_asked_on_their_conditions(
     for number in range(2, 7):
         crafft = items[f"instruments.crafft.items.{number}"]
         assert crafft["enableBehavior"] == "any"
+        part_a = [f"instruments.crafft.{name}" for name in ("days_alcohol", "days_cannabis")]
+        part_a.append("instruments.crafft.days_other")
+        # asked unless every Part A question is answered 0
         assert crafft["enableWhen"] == [
-            {"question": f"instruments.crafft.{name}", "operator": ">", "answerInteger": 0}
-            for name in ("days_alcohol", "days_cannabis", "days_other")
+            *({"question": q, "operator": ">", "answerInteger": 0} for q in part_a),
+            *({"question": q, "operator": "exists", "answerBoolean": False} for q in part_a),
         ]
         assert "topic only" in crafft["text"]  # CRAFFT's wording needs permission
     assert items["instruments.crafft.days_alcohol"]["type"] == "integer"
@@ -842,6 +847,38 @@ async def test_crafft_and_asq_round_trip_as_through_rest(
         assert asq["valueCodeableConcept"]["coding"][0]["code"] == "acute_positive"
     else:
         assert asq["valueCodeableConcept"]["coding"][0]["code"] == "negative"
+
+
+@pytest.mark.parametrize(
+    ("part_a", "expected"),
+    [
+        ({}, [False, *[DECLINED] * 5]),  # Part A blank: the form asked items 2-6
+        ({"days_alcohol": 0}, [False, *[DECLINED] * 5]),  # one answered 0, two blank
+        ({"days_alcohol": 0, "days_cannabis": 0, "days_other": 0}, [False]),  # CAR alone
+    ],
+)
+def test_crafft_part_b_reads_back_as_the_questionnaire_asked_it(
+    part_a: Json, expected: list[Any]
+) -> None:
+    """Items 2-6 are skipped only when every Part A question is answered 0; otherwise the form
+    asks them, so left blank they were declined."""
+    sent = answers("adolescent-step-down")
+    crafft = {**part_a, "items": [False, False, False, False, False, False]}
+    sent["instruments"]["crafft"] = crafft
+    response = response_for(VOCABULARY, sent)
+    part_b = [f"instruments.crafft.items.{n}" for n in range(2, 7)]
+    response["item"] = list(_without(response["item"], set(part_b)))
+    read = read_response(response, VOCABULARY)
+    assert read.answers["instruments"]["crafft"]["items"] == expected
+
+
+def _without(items: list[Json], link_ids: set[str]) -> Iterator[Json]:
+    for item in items:
+        if item["linkId"] in link_ids:
+            continue
+        if "item" in item:
+            item = {**item, "item": list(_without(item["item"], link_ids))}
+        yield item
 
 
 async def test_a_given_asq_left_blank_after_a_yes_declines_item_5(
