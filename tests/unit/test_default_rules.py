@@ -22,6 +22,7 @@ from app.engine.determination import (
     LEVEL_RANK,
     IopVerdict,
     LevelOfCare,
+    Rating,
     RuleResult,
     Status,
 )
@@ -83,9 +84,23 @@ def test_every_determination_is_consistent_and_explained(data: dict[str, Any]) -
     assert all(e.reasons for e in result.eliminated)
     if result.iop.verdict is IopVerdict.SUITABLE_WITH_CONDITIONS:
         assert result.barriers or result.conditions
+    if result.iop.verdict is IopVerdict.SUITABLE:  # plain "suitable" never beside a severe need
+        assert all(d.rating in (Rating.NONE, Rating.MILD, Rating.MODERATE) for d in result.domains)
     if result.iop.verdict is IopVerdict.PENDING_SAFETY_ASSESSMENT:
         assert result.status is Status.PARTIAL
         assert level_rank <= LEVEL_RANK[LevelOfCare.INTENSIVE_OUTPATIENT]
+
+
+def test_an_acute_asq_is_the_emergency_alone() -> None:
+    """An acute ASQ positive sends to emergency evaluation without also asking for the brief
+    assessment meant for a non-acute positive (both would be read as the plan)."""
+    data = json.loads((EXAMPLES / "adolescent-crafft-asq.json").read_text())
+    data["instruments"]["asq"] = {"items": [True, False, True, False], "acute": True}
+    result = evaluate(default_rule_set(), ScreeningAnswers.model_validate(data))
+    fired = {s.rule_id for s in result.trace if s.result is RuleResult.FIRED}
+    assert result.recommended_level is not None
+    assert result.recommended_level.level is LevelOfCare.EMERGENCY_EVALUATION
+    assert "safety.asq-positive" not in fired
 
 
 @pytest.mark.parametrize(
