@@ -85,7 +85,7 @@ class ContradictionRule(RuleBase):
     confirm: str = Field(
         min_length=1,
         description="What to confirm with the person, shown as a missing item.",
-        examples=["Confirm the pregnancy answer and the sex used for scoring with the person."],
+        examples=["Check both answers with the person; both can be right."],
     )
 
 
