@@ -18,10 +18,10 @@ import yaml
 from pydantic import ValidationError
 
 from app.engine.answered import (
-    CONCERNS,
     NO_WALK,
     AnswerWalk,
-    answers_read,
+    answers_read_by_reach,
+    context_problems,
     question_paths,
     walk,
 )
@@ -201,6 +201,9 @@ class CompiledSafetyRule(_RuleOutcomes):
     action: str
     requires: tuple[str, ...]
     alert: SafetyAlert
+    eliminates: Reason | None = None
+    """An override: why it eliminated a level below the one it set (exceeded; under semantics
+    3 at emergency evaluation, decided after it; before semantics 3, ruled out)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,8 +308,9 @@ class CompiledRuleSet:
     context_walk: AnswerWalk = NO_WALK
     """Semantics 3: finds the context answers given."""
     unused_walks: tuple[AnswerWalk, AnswerWalk, AnswerWalk] = (NO_WALK, NO_WALK, NO_WALK)
-    """Semantics 3: finds the answers given that no rule evaluated read, by how far the
-    evaluation went (``Reach``): the read set depends only on which stages ran."""
+    """Semantics 3: finds the answers given that no rule evaluated read, indexed by how far the
+    evaluation went (``app.engine.answered.Reach``): the read set depends only on which stages
+    ran."""
 
     @property
     def engine_version(self) -> str:
@@ -456,7 +460,9 @@ def compile_rule_set(
             explain,
         )
         if isinstance(stage, SafetyStage):
-            safety = tuple(_safety_rule(ctx, n, rule) for n, rule in enumerate(stage.rules))
+            safety = tuple(
+                _safety_rule(ctx, n, rule, document.semantics) for n, rule in enumerate(stage.rules)
+            )
             if document.semantics >= 2:
                 _check_evidence(ctx, safety)
         elif isinstance(stage, ConsistencyStage):
@@ -502,9 +508,20 @@ def compile_rule_set(
         level: level_not_indicated(safety, placement, level, frozenset(), engine_reasons)
         for level in LevelOfCare
     }
-    reach = _reach(catalogue, safety, consistency, information, domains, placement, feasibility)
+    later = [r.condition for r in domains] + [r.condition for r in placement]
+    later += [r.condition for r in feasibility]
+    later += [a.condition for r in feasibility for a in r.accommodations if a.condition]
+    reach = answers_read_by_reach(
+        [r.condition for r in safety] + [r.condition for r in consistency],
+        [r.condition for r in information],
+        later,
+        catalogue,
+    )
     questions = question_paths(catalogue)
-    _check_context(document, questions, reach[-1], problems)
+    problems += (
+        RuleSetProblem(None, where, message)
+        for where, message in context_problems(document.context, questions, reach[-1])
+    )
     if problems:
         raise RuleSetError(problems)
     read = {
@@ -552,47 +569,25 @@ def compile_rule_set(
         questions=questions,
         unread_questions=tuple(q for q in questions if q not in reach[-1] and q not in context),
         context_walk=walk(context, catalogue) if explained else NO_WALK,
-        unused_walks=(
-            _unused_walk(questions, reach[0], context, catalogue, explained),
-            _unused_walk(questions, reach[1], context, catalogue, explained),
-            _unused_walk(questions, reach[2], context, catalogue, explained),
-        ),
+        unused_walks=_unused_walks(questions, reach, context, catalogue) if explained else NO_WALKS,
     )
 
 
-def _reach(
-    catalogue: Mapping[str, FactSpec],
-    safety: tuple[CompiledSafetyRule, ...],
-    consistency: tuple[CompiledContradictionRule, ...],
-    information: tuple[CompiledInformationRule, ...],
-    domains: tuple[CompiledDomainRule, ...],
-    placement: tuple[CompiledPlacementRule, ...],
-    feasibility: tuple[CompiledFeasibilityRule, ...],
-) -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
-    """The answer paths read when the evaluation ends after safety (an override fired), after
-    the information check (too little to place anyone), and when every stage ran. The engine
-    itself reads the presenting concerns from the information check on, and the age group
-    for the hours of the level placed."""
-    early = [r.condition for r in safety] + [r.condition for r in consistency]
-    first = answers_read(early, catalogue)
-    second = first | answers_read((r.condition for r in information), catalogue) | {CONCERNS}
-    later = [r.condition for r in domains] + [r.condition for r in placement]
-    later += [r.condition for r in feasibility]
-    later += [a.condition for r in feasibility for a in r.accommodations if a.condition]
-    every = second | answers_read(later, catalogue) | {"respondent.age_group"}
-    return first, second, every
+NO_WALKS: Final = (NO_WALK, NO_WALK, NO_WALK)
 
 
-def _unused_walk(
+def _unused_walks(
     questions: tuple[str, ...],
-    read: frozenset[str],
+    reach: tuple[frozenset[str], ...],
     context: frozenset[str],
     catalogue: Mapping[str, FactSpec],
-    explained: bool,
-) -> AnswerWalk:
-    if not explained:
-        return NO_WALK
-    return walk((q for q in questions if q not in read and q not in context), catalogue)
+) -> tuple[AnswerWalk, AnswerWalk, AnswerWalk]:
+    """For each ``Reach``, a walk over the questions neither read by then nor context."""
+    first, second, every = (
+        walk((q for q in questions if q not in read and q not in context), catalogue)
+        for read in reach
+    )
+    return first, second, every
 
 
 def _check_semantics(document: RuleSetDocument, problems: list[RuleSetProblem]) -> None:
@@ -612,31 +607,6 @@ def _check_semantics(document: RuleSetDocument, problems: list[RuleSetProblem]) 
         if case.expect.contradictions is not None:
             where = f"tests.{index}.expect.contradictions"
             problems.append(RuleSetProblem(None, where, f"expecting contradictions {needs}"))
-
-
-def _check_context(
-    document: RuleSetDocument,
-    questions: tuple[str, ...],
-    read: frozenset[str],
-    problems: list[RuleSetProblem],
-) -> None:
-    """Each context entry is an answer path, listed once, that no rule reads."""
-    known = frozenset(questions)
-    seen: set[str] = set()
-    for index, path in enumerate(document.context):
-        where = f"context.{index}"
-        if path not in known:
-            message = (
-                f"'{path}' is not an answer path (a section answer such as "
-                "'respondent.answered_by', or 'instruments.<id>')"
-            )
-            problems.append(RuleSetProblem(None, where, message))
-        elif path in seen:
-            problems.append(RuleSetProblem(None, where, f"'{path}' is listed twice"))
-        elif path in read:
-            message = f"'{path}' is read by a rule; context lists only answers no rule reads"
-            problems.append(RuleSetProblem(None, where, message))
-        seen.add(path)
 
 
 def level_not_indicated(
@@ -682,7 +652,18 @@ class _Context:
         self.problems.append(RuleSetProblem(rule_id, f"{self.location}.{location}", message))
 
 
-def _safety_rule(ctx: _Context, position: int, rule: SafetyRule) -> CompiledSafetyRule:
+def _eliminates(rule: SafetyRule, level: LevelOfCare, semantics: int) -> str:
+    """Why an override eliminated the levels below the one it set, in words."""
+    if semantics < 3:
+        return f"Ruled out by safety override: {rule.description}"
+    if level is LevelOfCare.EMERGENCY_EVALUATION:
+        return f"Decided after the emergency evaluation: {rule.description}"
+    return f"Exceeded: {rule.description}"
+
+
+def _safety_rule(
+    ctx: _Context, position: int, rule: SafetyRule, semantics: int
+) -> CompiledSafetyRule:
     condition = ctx.condition(rule, position)
     references = tuple(rule.references)
     if rule.override is not None:
@@ -707,6 +688,9 @@ def _safety_rule(ctx: _Context, position: int, rule: SafetyRule) -> CompiledSafe
                 rule.description,
                 True,
                 references,
+            ),
+            eliminates=ctx.explain.reason(
+                rule.id, _eliminates(rule, rule.override.level, semantics), references
             ),
             **_outcomes(Stage.SAFETY, rule, ctx.explain),
         )

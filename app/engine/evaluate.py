@@ -29,7 +29,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
+from app.engine.answered import Reach
 from app.engine.answers import AgeGroup, ScreeningAnswers
 from app.engine.compiler import (
     CompiledContradictionRule,
@@ -82,8 +84,6 @@ _DOMAINS = tuple(Domain)
 _DOMAIN_FACTS = {domain: f"domains.{domain.value}" for domain in Domain}
 _IOP_RANK = LEVEL_RANK[LevelOfCare.INTENSIVE_OUTPATIENT]
 _EMERGENCY = LevelOfCare.EMERGENCY_EVALUATION
-# How far an evaluation went, which decides the answers its rules read (``unused_walks``).
-_AFTER_SAFETY, _AFTER_INFORMATION, _EVERY_STAGE = 0, 1, 2
 
 
 class _Run:
@@ -143,13 +143,8 @@ def evaluate(compiled: CompiledRuleSet, answers: ScreeningAnswers) -> Determinat
     safety = _evaluate_safety(compiled, run)
     contradictions = _check_consistency(compiled.consistency, run) if compiled.consistency else ()
     if safety.decisive:
-        return _explained(
-            compiled,
-            answers,
-            _after_override(compiled, run, safety.decisive, safety.alerts, score_list),
-            contradictions,
-            _AFTER_SAFETY,
-        )
+        explained = _explained(compiled, answers, contradictions, Reach.AFTER_SAFETY)
+        return _after_override(compiled, run, safety.decisive, safety.alerts, score_list, explained)
 
     # 2. Information: is there enough to place anyone? Nobody is placed before it is known
     # what they are asking for help with.
@@ -158,13 +153,8 @@ def evaluate(compiled: CompiledRuleSet, answers: ScreeningAnswers) -> Determinat
         insufficient.append(compiled.engine_reasons.no_concern)
         run.ask("presenting_concerns")
     if insufficient:
-        return _explained(
-            compiled,
-            answers,
-            _insufficient(compiled, run, insufficient, safety.alerts, score_list),
-            contradictions,
-            _AFTER_INFORMATION,
-        )
+        explained = _explained(compiled, answers, contradictions, Reach.AFTER_INFORMATION)
+        return _insufficient(compiled, run, insufficient, safety.alerts, score_list, explained)
 
     # 3. Domains: the highest rating that fires, per domain; later rules read them as facts.
     ratings, evidence = _rate_domains(compiled.domains, run)
@@ -190,7 +180,7 @@ def evaluate(compiled: CompiledRuleSet, answers: ScreeningAnswers) -> Determinat
     )
     if missing:  # provisional: what is missing could change the verdict
         iop = IopAssessment(iop.verdict, (*iop.reasons, compiled.engine_reasons.provisional))
-    determination = Determination(
+    return _kind(compiled)(
         status=Status.PARTIAL if missing else Status.COMPLETE,
         missing=missing,
         urgency=_URGENCIES[run.urgency],
@@ -211,27 +201,34 @@ def evaluate(compiled: CompiledRuleSet, answers: ScreeningAnswers) -> Determinat
         rule_set=compiled.ref,
         engine_version=compiled.engine_version,
         disclaimer=DISCLAIMER,
+        **_explained(compiled, answers, contradictions, Reach.EVERY_STAGE),
     )
-    return _explained(compiled, answers, determination, contradictions, _EVERY_STAGE)
+
+
+_NOTHING_MORE: dict[str, Any] = {}
 
 
 def _explained(
     compiled: CompiledRuleSet,
     answers: ScreeningAnswers,
-    determination: Determination,
     contradictions: tuple[Contradiction, ...],
-    reach: int,
-) -> Determination:
-    """From semantics 3, the determination with its contradictions, context answers and the
-    answers given that no rule evaluated read (``reach``: how far the evaluation went)."""
+    reach: Reach,
+) -> dict[str, Any]:
+    """From semantics 3, what the determination adds (``ExplainedDetermination``'s fields): its
+    contradictions, the context answers and the answers given that no rule evaluated read
+    (``reach``: how far the evaluation went); nothing before."""
     if compiled.semantics < 3:
-        return determination
-    return ExplainedDetermination(
-        **determination.__dict__,
-        contradictions=contradictions,
-        context=compiled.context_walk.context(answers),
-        answers_not_used=compiled.unused_walks[reach].unused(answers),
-    )
+        return _NOTHING_MORE
+    return {
+        "contradictions": contradictions,
+        "context": compiled.context_walk.context(answers),
+        "answers_not_used": compiled.unused_walks[reach].unused(answers),
+    }
+
+
+def _kind(compiled: CompiledRuleSet) -> type[Determination]:
+    """The determination a rule set's semantics makes (built once, never copied)."""
+    return ExplainedDetermination if compiled.semantics >= 3 else Determination
 
 
 def _check_consistency(
@@ -612,19 +609,26 @@ def _deferred(level: LevelOfCare, reasons: tuple[Reason, ...]) -> tuple[Eliminat
 def _override_eliminated(
     compiled: CompiledRuleSet, level: LevelOfCare, decisive: Sequence[CompiledSafetyRule]
 ) -> tuple[EliminatedLevel, ...]:
+    """The levels a safety override eliminated, and why; memoised per decisive overrides
+    (keyed apart from the placement rules' entries by its first element, a string)."""
+    key: tuple[int | str, ...] = ("override", *(rule.id for rule in decisive))
+    memo = compiled.eliminated_memo
+    cached = memo.get(key)
+    if cached is None:
+        cached = _override_eliminated_now(compiled, level, decisive)
+        if len(memo) < _MEMO_LIMIT:
+            memo[key] = cached
+    return cached
+
+
+def _override_eliminated_now(
+    compiled: CompiledRuleSet, level: LevelOfCare, decisive: Sequence[CompiledSafetyRule]
+) -> tuple[EliminatedLevel, ...]:
     """The levels a safety override eliminated, and why (semantics 3 also says how each
     relates to the level it set)."""
-    explain = compiled.explain
+    below = tuple(rule.eliminates for rule in decisive if rule.eliminates is not None)
     if compiled.semantics >= 3 and level is _EMERGENCY:
-        text = "Decided after the emergency evaluation: "
-        return _deferred(
-            level,
-            tuple(explain.reason(r.id, text + r.description, r.references) for r in decisive),
-        )
-    prefix = "Exceeded: " if compiled.semantics >= 3 else "Ruled out by safety override: "
-    below = tuple(
-        explain.reason(rule.id, f"{prefix}{rule.description}", rule.references) for rule in decisive
-    )
+        return _deferred(level, below)
     not_reached = (compiled.engine_reasons.no_override,)
     rank = LEVEL_RANK[level]
     if compiled.semantics < 3:
@@ -648,16 +652,18 @@ def _after_override(
     decisive: Sequence[CompiledSafetyRule],
     alerts: Sequence[SafetyAlert],
     scores: tuple[InstrumentScore, ...],
+    explained: Mapping[str, Any],
 ) -> Determination:
     """The determination when safety overrides fired: ``decisive`` are those at the most
-    severe level (the first in file order under semantics 1)."""
+    severe level (the first in file order under semantics 1); ``explained``: what semantics 3
+    adds."""
     level = decisive[0].override_level
     assert level is not None
     info = compiled.level_info[level]
     reasons = tuple(rule.reason for rule in decisive)
     eliminated = _override_eliminated(compiled, level, decisive)
     missing = run.missing_items()
-    return Determination(
+    return _kind(compiled)(
         status=Status.PARTIAL if missing else Status.COMPLETE,
         missing=missing,
         urgency=_URGENCIES[run.urgency],
@@ -680,6 +686,7 @@ def _after_override(
         rule_set=compiled.ref,
         engine_version=compiled.engine_version,
         disclaimer=DISCLAIMER,
+        **explained,
     )
 
 
@@ -689,8 +696,9 @@ def _insufficient(
     reasons: Iterable[Reason],
     alerts: Sequence[SafetyAlert],
     scores: tuple[InstrumentScore, ...],
+    explained: Mapping[str, Any],
 ) -> Determination:
-    return Determination(
+    return _kind(compiled)(
         status=Status.INSUFFICIENT_INFORMATION,
         missing=run.missing_items(),
         urgency=_URGENCIES[run.urgency],
@@ -706,4 +714,5 @@ def _insufficient(
         rule_set=compiled.ref,
         engine_version=compiled.engine_version,
         disclaimer=DISCLAIMER,
+        **explained,
     )

@@ -50,7 +50,6 @@ from app.engine.instruments import (
     InstrumentPolicy,
     InstrumentScore,
     asq_result,
-    band_table,
 )
 
 # Enums whose values have a clinical order, so conditions may use < <= > >= on them.
@@ -698,7 +697,7 @@ def _put_scores(
         if score.band is not None:
             facts[band_at_least] = score.band
         elif score.total_min is not None:
-            table = band_table(policies[instrument].for_respondent(adolescent).bands)
+            table = policies[instrument].for_respondent(adolescent).band_labels
             if score.total_min < len(table):
                 facts[band_at_least] = table[score.total_min]
 

@@ -12,7 +12,7 @@ positive screen when every total in that range agrees.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final, Literal, Protocol, cast
 
 from app.engine.choice import Choice
@@ -307,6 +307,27 @@ CRAFFT_PART_A: Final = ("days_alcohol", "days_cannabis", "days_other")
 """CRAFFT 2.1 Part A: days of use in the past 12 months (alcohol, cannabis, anything else)."""
 
 
+_BAND_TABLES: dict[tuple[Band, ...], tuple[str | None, ...]] = {}
+
+
+def band_table(bands: tuple[Band, ...]) -> tuple[str | None, ...]:
+    """The band label of every total from 0 up, prepared once per band scheme."""
+    table = _BAND_TABLES.get(bands)
+    if table is None:
+        top = max((band.maximum for band in bands), default=-1)
+        table = tuple(band_for(total, bands) for total in range(top + 1))
+        _BAND_TABLES[bands] = table
+    return table
+
+
+def band_for(total: int, bands: Sequence[Band]) -> str | None:
+    """The label of the band containing ``total``, or None when no band covers it."""
+    for band in bands:
+        if band.minimum <= total <= band.maximum:
+            return band.label
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class InstrumentPolicy:
     """The cut-offs a rule set applies to one instrument."""
@@ -316,6 +337,11 @@ class InstrumentPolicy:
     positive_at_by_sex: Mapping[ScoringSex, int] | None = None
     adolescent: InstrumentPolicy | None = None
     """The cut-offs applied to adolescents, when the rule set gives them."""
+    band_labels: tuple[str | None, ...] = field(init=False, repr=False, compare=False)
+    """The band label of every total from 0 up (``band_table``), prepared with the policy."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "band_labels", band_table(self.bands))
 
     def for_respondent(self, adolescent: bool) -> InstrumentPolicy:
         """The policy that scores this respondent: the adolescent one where there is one."""
@@ -397,27 +423,6 @@ def _check_count(spec: InstrumentSpec, items: Sequence[object]) -> None:
         raise ItemError(f"{spec.title} has {spec.item_count} items; {len(items)} were given")
 
 
-_BAND_TABLES: dict[tuple[Band, ...], tuple[str | None, ...]] = {}
-
-
-def band_table(bands: tuple[Band, ...]) -> tuple[str | None, ...]:
-    """The band label of every total from 0 up, prepared once per band scheme."""
-    table = _BAND_TABLES.get(bands)
-    if table is None:
-        top = max((band.maximum for band in bands), default=-1)
-        table = tuple(band_for(total, bands) for total in range(top + 1))
-        _BAND_TABLES[bands] = table
-    return table
-
-
-def band_for(total: int, bands: Sequence[Band]) -> str | None:
-    """The label of the band containing ``total``, or None when no band covers it."""
-    for band in bands:
-        if band.minimum <= total <= band.maximum:
-            return band.label
-    return None
-
-
 def _score_range(
     spec: InstrumentSpec,
     minimum: int,
@@ -430,7 +435,7 @@ def _score_range(
     notes: tuple[str, ...] = (),
 ) -> InstrumentScore:
     """Band and screen result for a total known to lie in ``minimum..maximum``."""
-    table = band_table(policy.bands)
+    table = policy.band_labels
     low_band = table[minimum] if minimum < len(table) else None
     high_band = table[maximum] if maximum < len(table) else None
     by_sex = policy.positive_at_by_sex
