@@ -22,9 +22,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from functools import cache
+from typing import Any, Final, get_args
 
-from pydantic import ValidationError
+from annotated_types import Le
+from pydantic import BaseModel, ValidationError
 
 from app.engine.answers import (
     DailyUseSubstance,
@@ -87,11 +89,12 @@ _ORDERED_ANSWERS: Final = (
     # More severe is towards worsening: goals met, improving, not improving, worsening.
     ("treatment_history", "response_to_current_level", tuple(reversed(ResponseToLevel))),
 )
-# Drinking raised to each threshold above the answer (NIAAA: 7 a week and 3 a day for people
-# 65 and over, 14 and 4 for men; 5 on a day is heavy drinking).
+# Drinking raised by a step that doubles each time (+1, +2, +4 ... drinks a day; +7, +14,
+# +28 ... a week) up to the most the question allows: whatever threshold a rule set uses, some
+# step crosses it, without this check knowing the rule set's thresholds.
 _RAISED_NUMBERS: Final = (
-    ("withdrawal", "drinks_per_week", (8, 15, 36)),
-    ("withdrawal", "most_drinks_in_a_day", (4, 5, 10)),
+    ("withdrawal", "drinks_per_week", 7),
+    ("withdrawal", "most_drinks_in_a_day", 1),
 )
 _ADDED: Final = (
     ("heavy_daily_use", tuple(DailyUseSubstance)),
@@ -193,14 +196,31 @@ def _raised_answer_changes(answers: Answers) -> Iterator[Change]:
 
 
 def _raised_number_changes(answers: Answers) -> Iterator[Change]:
-    """Each number answered (drinks), raised to each threshold above it."""
-    for section, name, thresholds in _RAISED_NUMBERS:
+    """Each number answered (drinks), raised by each step of its ladder."""
+    for section, name, step in _RAISED_NUMBERS:
         current = answers.get(section, {}).get(name)
         if current is None:
             continue
-        for value in (t for t in thresholds if t > current):
+        for value in _ladder(current, step, _maximum(section, name)):
             change = f"{section}.{name}: {current} → {value}"
             yield change, answers, _with(answers, section, name, value)
+
+
+def _ladder(current: int, step: int, maximum: int) -> Iterator[int]:
+    """``current`` plus ``step``, twice ``step``, four times ... while within ``maximum``."""
+    increment = step
+    while current + increment <= maximum:
+        yield current + increment
+        increment *= 2
+
+
+@cache
+def _maximum(section: str, name: str) -> int:
+    """The largest answer the questionnaire allows for a number question."""
+    model = ScreeningAnswers.model_fields[section].annotation
+    model = next(a for a in get_args(model) if isinstance(a, type) and issubclass(a, BaseModel))
+    limits = [m.le for m in model.model_fields[name].metadata if isinstance(m, Le)]
+    return int(limits[0])
 
 
 def _added_choice_changes(answers: Answers) -> Iterator[Change]:
