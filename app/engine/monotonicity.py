@@ -219,8 +219,9 @@ def _maximum(section: str, name: str) -> int:
     """The largest answer the questionnaire allows for a number question."""
     model = ScreeningAnswers.model_fields[section].annotation
     model = next(a for a in get_args(model) if isinstance(a, type) and issubclass(a, BaseModel))
-    limits = [m.le for m in model.model_fields[name].metadata if isinstance(m, Le)]
-    return int(limits[0])
+    (limit,) = (m.le for m in model.model_fields[name].metadata if isinstance(m, Le))
+    assert isinstance(limit, int), (section, name)  # a count of drinks
+    return limit
 
 
 def _added_choice_changes(answers: Answers) -> Iterator[Change]:
