@@ -677,29 +677,50 @@ def score_cssrs(answers: CssrsResponses) -> InstrumentScore:
         open_up_to = _HIGH
     tier = CSSRS_TIER_ORDER[established]
     settled = open_up_to <= established
-    notes: tuple[str, ...] = ()
-    if not settled:
-        notes = (
-            f"A declined answer could raise the tier above '{tier}'; "
-            "a clinician must complete the risk assessment.",
-        )
+    return _suicide_screen(
+        spec,
+        band=str(tier) if settled else None,
+        # Any reported ideation or behavior is a positive screen even while the tier is open.
+        positive=established > 0 if settled else (established > 0 or None),
+        declined=declined,
+        flags=tuple(flags),
+        open_note=f"A declined answer could raise the tier above '{tier}'; "
+        "a clinician must complete the risk assessment.",
+        tier=tier if settled else None,
+        tier_at_least=tier,
+    )
+
+
+def _suicide_screen(
+    spec: InstrumentSpec,
+    *,
+    band: str | None,
+    positive: bool | None,
+    declined: Sequence[int],
+    flags: tuple[str, ...],
+    open_note: str,
+    tier: CssrsTier | None = None,
+    tier_at_least: CssrsTier | None = None,
+) -> InstrumentScore:
+    """The score of a suicide risk screen (C-SSRS, ASQ): a result and no total; while a
+    declined answer leaves the result open (``band`` None) ``open_note`` says a clinician must
+    complete the assessment."""
     return InstrumentScore(
         instrument=spec.id,
         title=spec.title,
         total=None,
         total_min=None,
         total_max=None,
-        band=str(tier) if settled else None,
-        # Any reported ideation or behavior is a positive screen even while the tier is open.
-        positive=established > 0 if settled else (established > 0 or None),
+        band=band,
+        positive=positive,
         cut_off=None,
         declined_items=tuple(declined),
         loinc_panel=spec.loinc_panel,
         loinc_total=None,
-        tier=tier if settled else None,
-        tier_at_least=tier,
-        flags=tuple(flags),
-        notes=notes,
+        tier=tier,
+        tier_at_least=tier_at_least,
+        flags=flags,
+        notes=() if band is not None else (open_note,),
     )
 
 
@@ -785,24 +806,12 @@ def score_asq(items: Sequence[YesNoAnswer], acute: YesNoAnswer | None) -> Instru
         band = ASQ_RESULTS[0]
     elif positive is True and is_acute is not None:
         band = _ASQ_BANDS[is_acute]
-    notes: tuple[str, ...] = ()
-    if band is None:
-        notes = (
-            "A declined answer leaves the ASQ result open; a clinician must complete the "
-            "suicide risk assessment.",
-        )
-    return InstrumentScore(
-        instrument=spec.id,
-        title=spec.title,
-        total=None,
-        total_min=None,
-        total_max=None,
+    return _suicide_screen(
+        spec,
         band=band,
         positive=positive,
-        cut_off=None,
-        declined_items=tuple(declined),
-        loinc_panel=None,
-        loinc_total=None,
+        declined=declined,
         flags=("acute",) if is_acute else (),
-        notes=notes,
+        open_note="A declined answer leaves the ASQ result open; a clinician must complete the "
+        "suicide risk assessment.",
     )
