@@ -365,7 +365,7 @@ def _days_of_use(substance: str) -> Any:
 
 class Crafft(Section):
     """CRAFFT 2.1 (ages 12-21): Part A, days of use in the past 12 months; Part B, six yes/no
-    items. When every Part A answer given is 0, only the first Part B item (CAR) is asked."""
+    items. When all three Part A answers are 0, only the first Part B item (CAR) is asked."""
 
     days_alcohol: StrictInt | None = _days_of_use("alcohol (more than a few sips)")
     days_cannabis: StrictInt | None = _days_of_use("cannabis (marijuana, hash, edibles, vaping)")
@@ -375,8 +375,8 @@ class Crafft(Section):
     )
     items: list[YesNoItem] = Field(
         description="CRAFFT 2.1 Part B in questionnaire order (CAR, RELAX, ALONE, FORGET, "
-        'FRIENDS, TROUBLE), each true, false or "declined": all 6, or only CAR when every '
-        "Part A answer given is 0.",
+        'FRIENDS, TROUBLE), each true, false or "declined": all 6, or only CAR when all three '
+        "Part A answers are 0.",
         examples=[[False, True, False, True, False, False]],
         json_schema_extra={"minItems": 1, "maxItems": 6},
     )

@@ -731,20 +731,24 @@ CRAFFT_CAR_ONLY_NOTE: Final = "No use reported in Part A: only the CAR item was 
 
 
 def crafft_part_a_use(days: Iterable[int | None]) -> bool | None:
-    """What CRAFFT 2.1 Part A reports: use (any answer given above 0), no use (every answer
-    given is 0: the form then asks only the CAR item), or None when no Part A answer was given."""
-    given = [count for count in days if count is not None]
-    return any(given) if given else None
+    """What CRAFFT 2.1 Part A reports: use (any answer above 0), no use (all three answered 0:
+    the form then asks only the CAR item), or None (no use reported, but a Part A question was
+    left unanswered, so the form asks every Part B item)."""
+    counts = list(days)
+    if any(count for count in counts if count is not None):
+        return True
+    return False if all(count is not None for count in counts) else None
 
 
 def check_crafft_items(items: Sequence[object], no_use_reported: bool) -> None:
     """Raise ItemError unless ``items`` is the 6 Part B answers, or only the CAR item when
-    ``no_use_reported`` (every Part A answer given is 0): the published skip of the 2.1 form."""
+    ``no_use_reported`` (all three Part A answers are 0): the published skip of the 2.1 form."""
     spec = SPECS[_CRAFFT]
     if len(items) == 1 and not no_use_reported:
         raise ItemError(
             f"{spec.title} asks all {spec.item_count} Part B items when Part A reports use "
-            "(or is not given); only the CAR item alone is allowed when every Part A answer is 0"
+            "(or a Part A question is unanswered); only the CAR item alone is allowed when all "
+            "three Part A answers are 0"
         )
     if len(items) != 1:
         _check_count(spec, items)

@@ -185,9 +185,10 @@ def with_instrument(name: str, given: Json) -> Json:
 @pytest.mark.parametrize(
     ("name", "given", "pointer", "fragment"),
     [
-        # CAR alone only when every Part A answer given is 0
+        # CAR alone only when all three Part A answers are 0
         ("crafft", {"days_alcohol": 3, "items": [True]}, "crafft/items", "only the CAR item"),
         ("crafft", {"items": [False]}, "crafft/items", "only the CAR item"),
+        ("crafft", {"days_alcohol": 0, "items": [False]}, "crafft/items", "only the CAR item"),
         ("crafft", {"days_other": 0, "items": [False] * 5}, "crafft/items", "6 items"),
         ("crafft", {"days_cannabis": 366, "items": [False] * 6}, "crafft/days_cannabis", "365"),
         ("crafft", {"days_alcohol": True, "items": [False] * 6}, "crafft/days_alcohol", ""),
@@ -231,7 +232,9 @@ async def test_new_answers_are_validated_at_the_boundary(
 
 
 async def test_crafft_car_alone_and_asq_item_5_are_accepted(api: httpx.AsyncClient) -> None:
-    body = with_instrument("crafft", {"days_alcohol": 0, "days_cannabis": 0, "items": [False]})
+    body = with_instrument(
+        "crafft", {"days_alcohol": 0, "days_cannabis": 0, "days_other": 0, "items": [False]}
+    )
     body["answers"]["instruments"]["asq"] = {"items": [False, "declined", False, False]}
     body["answers"]["instruments"]["asq"]["acute"] = False
 

@@ -1685,7 +1685,7 @@ def test_asq_result_follows_the_nimh_pathway(
 @pytest.mark.parametrize(
     "crafft",
     [
-        {"days_alcohol": 0, "items": [True]},
+        {"days_alcohol": 0, "days_cannabis": 0, "days_other": 0, "items": [True]},
         {"days_alcohol": 0, "days_cannabis": 0, "days_other": 0, "items": [False]},
         {"days_alcohol": 0, "items": [False] * 6},  # asked in full anyway
         {"items": [False, True, DECLINED, False, False, False]},

@@ -68,7 +68,8 @@ def test_mental_health_count_counts_suspected_and_known() -> None:
         # use and a yes to CAR, below the cut-off: substance use
         ({"days_other": 2, "items": [True] + [False] * 5}, True, False, False, True, True),
         # no use: CAR alone, negative
-        ({"days_alcohol": 0, "items": [True]}, False, False, False, True, False),
+        ({"days_alcohol": 0, "days_cannabis": 0, "days_other": 0, "items": [True]}, False, False,
+         False, True, False),
         # a declined item could make it positive: open
         ({"days_alcohol": 3, "items": [False, True, "declined", False, False, False]}, None,
          None, False, False, True),
