@@ -47,12 +47,16 @@ def answers_read(
 
 
 def question_label(path: str, catalogue: Mapping[str, FactSpec]) -> str:
-    """What a question is, in words: its fact's description, or the instrument's title."""
+    """What a question is, in words: the first sentence of its fact's description (the rest
+    explains its scale, which a list of answers does not need), or the instrument's title."""
     instrument = _INSTRUMENTS.get(path)
     if instrument is not None:
         return SPECS[instrument].title
     spec = catalogue.get(path)
-    return spec.description if spec is not None and spec.description else path
+    if spec is None or not spec.description:
+        return path
+    first, stop, _ = spec.description.partition(". ")
+    return f"{first}." if stop else spec.description
 
 
 def _json_value(value: Any) -> Any:

@@ -384,7 +384,7 @@ def _other_levels(determination: Json) -> tuple[Section, ...]:
             Section(
                 anchor,
                 title,
-                tuple(_level_item(e) for e in eliminated if e["relation"] == relation),
+                _level_items([e for e in eliminated if e["relation"] == relation]),
             )
             for relation, anchor, title in _RELATIONS
         )
@@ -402,9 +402,18 @@ def _other_levels(determination: Json) -> tuple[Section, ...]:
     )
 
 
-def _level_item(eliminated: Json) -> Item:
+def _level_items(levels: list[Json]) -> tuple[Item, ...]:
+    """One item per level, or a single item naming them all when they share their reasons (as
+    every level does after an emergency override): the reasons are read once, not five times."""
+    if len(levels) > 1 and all(other["reasons"] == levels[0]["reasons"] for other in levels):
+        names = ", ".join(level_label(other["level"]) for other in levels)
+        return (_level_item({**levels[0], "level": None}, names),)
+    return tuple(_level_item(other) for other in levels)
+
+
+def _level_item(eliminated: Json, label: str | None = None) -> Item:
     return Item(
-        level_label(eliminated["level"]),
+        label or level_label(eliminated["level"]),
         None,
         tuple(_noted(reason["text"], reason["rule_id"]) for reason in eliminated["reasons"]),
     )

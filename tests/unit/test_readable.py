@@ -325,3 +325,30 @@ def test_a_narrative_escapes_what_it_shows(name: str) -> None:
     result = Result("s-1", datetime(2026, 12, 1, tzinfo=UTC), RULE_SET, "2.0.0", found, {})
     div = level_observation(Vocabulary("https://carelevel.dev/fhir"), result)["text"]["div"]
     assert 'Ask <now> & "then"' in "".join(ElementTree.fromstring(div).itertext())
+
+
+def test_after_an_emergency_the_other_levels_are_named_once_with_their_shared_reason() -> None:
+    found = determination("emergency-suicide-risk")
+    assert {other["relation"] for other in found["eliminated"]} == {"deferred"}
+    readable = document(found, about_determination(found))
+    deferred = readable.section("deferred")
+    assert deferred is not None
+    (item,) = deferred.items
+    assert item.text.startswith("Outpatient, Intensive outpatient program (IOP), ")
+    assert len(item.details) == 1
+    assert item.details[0].startswith("Decided after the emergency evaluation: ")
+
+
+def test_levels_with_their_own_reasons_are_listed_one_by_one() -> None:
+    found = determination("adult-iop-suitable")
+    readable = document(found, about_determination(found))
+    higher = readable.section("not-indicated")
+    assert higher is not None
+    names = [item.text for item in higher.items]
+    assert names[:2] == ["Partial hospitalization program (PHP)", "Residential treatment"]
+
+
+def test_answers_not_used_are_named_by_their_question_without_its_scale() -> None:
+    found = determination("emergency-suicide-risk")
+    labels = {unused["item"]: unused["label"] for unused in found["answers_not_used"]}
+    assert labels["functioning.work_school"] == "Work, school or training."
