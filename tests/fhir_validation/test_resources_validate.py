@@ -206,6 +206,21 @@ BROKEN: dict[str, tuple[dict[str, Any], set[str]]] = {
         },
         {"medplum", "fhirpath"},
     ),
+    "an 'exists' condition answered with a number (que-7)": (
+        {
+            "resourceType": "Questionnaire",
+            "status": "active",
+            "item": [
+                {"linkId": "a", "type": "integer"},
+                {
+                    "linkId": "b",
+                    "type": "boolean",
+                    "enableWhen": [{"question": "a", "operator": "exists", "answerInteger": 0}],
+                },
+            ],
+        },
+        {"fhirpath"},
+    ),
     "a contained resource nothing refers to (dom-3)": (
         OBSERVATION | {"contained": [{"resourceType": "Device", "id": "unused"}]},
         {"fhirpath"},

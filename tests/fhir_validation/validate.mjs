@@ -104,8 +104,12 @@ const UNDECIDABLE = /\b(memberOf|conformsTo|resolve|htmlChecks)\(/;
 // eld-19 escapes a quote and a colon in its regular expression (`\'`, `\:`): identity escapes
 // Java and .NET read as the character itself, but syntax errors in the Unicode-mode regular
 // expressions fhirpath.js compiles; without the escapes it means the same.
+// que-7 ("if the operator is 'exists', the value must be a boolean") names the FHIRPath System
+// type (`answer is Boolean`), which no FHIR element holds, so taken literally every `exists`
+// condition fails it; read with the FHIR type `boolean`, it checks what its words say.
 const ERRATA = [
   [/descendants\(\)\.as\((canonical|uri|url)\)/g, "descendants().ofType($1)"],
+  [/\(answer is Boolean\)/g, "(answer is boolean)"],
   [/\\\\\\'/g, "\\'"],
   [/\\\\:/g, ":"],
 ];
