@@ -33,6 +33,7 @@ from app.engine.determination import (
     Determination,
     ExplainedDetermination,
     LevelOfCare,
+    RelatedEliminatedLevel,
     Relation,
     Status,
     determination_to_json,
@@ -239,7 +240,12 @@ def test_every_answer_not_used_was_given_and_read_by_no_rule_evaluated(data: Ans
 
 
 def _relations(result: Determination) -> dict[LevelOfCare, Relation]:
-    return {e.level: e.relation for e in result.eliminated}  # type: ignore[attr-defined]
+    """Each eliminated level's relation (engine 3.0.0 eliminates only related levels)."""
+    relations = {}
+    for eliminated in result.eliminated:
+        assert isinstance(eliminated, RelatedEliminatedLevel)
+        relations[eliminated.level] = eliminated.relation
+    return relations
 
 
 @PROPERTY

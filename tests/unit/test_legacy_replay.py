@@ -207,7 +207,8 @@ def legacy_rule_set(label: str = "2026.11.0") -> CompiledRuleSet:
 
 
 def _record(label: str) -> dict[str, Any]:
-    return json.loads((LEGACY / f"replay-{label}.json").read_text())  # type: ignore[no-any-return]
+    record: dict[str, Any] = json.loads((LEGACY / f"replay-{label}.json").read_text())
+    return record
 
 
 @pytest.mark.parametrize("label", LEGACY_VERSIONS)
