@@ -17,6 +17,8 @@ from app.audit import models as audit_tables
 from app.cds_hooks import models as cds_tables
 from app.kernel.db import Base, UtcDateTime, create_engine
 from app.kernel.settings import Settings
+from app.programs import models as program_tables
+from app.referrals import models as referral_tables
 from app.retention import models as retention_tables
 from app.rulesets import models as rule_set_tables
 from app.screenings import models as screening_tables
@@ -26,6 +28,8 @@ from app.security import models as security_tables
 TABLE_MODULES = (
     audit_tables,
     cds_tables,
+    program_tables,
+    referral_tables,
     retention_tables,
     rule_set_tables,
     screening_tables,

@@ -21,6 +21,10 @@ _REFERENCE = re.compile(
     r"(?:/_history/[A-Za-z0-9\-.]{1,64})?"
 )
 SUBJECT_REFERENCE_LENGTH = 300
+# A person id is an opaque token the tenant chooses (docs/intake-workflow.md says how an EHR
+# derives one from its patient without revealing who it is).
+PERSON_ID_LENGTH = 64
+PERSON_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._~-]{7,63}$"
 
 
 def normal_reference(reference: object) -> str | None:
@@ -69,6 +73,10 @@ class Screening(Base):
             "created_at",
             "id",
         ),
+        # A person's screenings (GET /v1/people/{id}/screenings), newest first.
+        Index(
+            "ix_screenings_tenant_id_person_id_listed", "tenant_id", "person_id", "created_at", "id"
+        ),
         {"postgresql_partition_by": "RANGE (created_at)"},
     )
 
@@ -100,6 +108,9 @@ class Screening(Base):
     # sha256 of what identifies that QuestionnaireResponse and its answers, so that the same
     # response shown again (CDS Hooks) opens the same screening.
     response_digest: Mapped[str | None] = mapped_column(String(64))
+    # The tenant's pseudonymous id of the person screened (``PERSON_ID_PATTERN``): links a
+    # person's screenings over time without a name or any direct identifier.
+    person_id: Mapped[str | None] = mapped_column(String(PERSON_ID_LENGTH))
 
 
 class Decision(Base):

@@ -1,0 +1,266 @@
+"""A treatment program as a tenant records it in its directory: what it offers, to whom, when
+and where. One type for the REST body, the stored document, the FHIR ``HealthcareService`` and
+the matcher's input (app/engine/matching.py).
+
+A program is about a service, never about a person: nothing here may hold a patient's data.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+from app.engine.choice import Choice
+from app.engine.determination import LevelOfCare
+
+
+class ProgramPart(BaseModel):
+    """Base of every part of a program document: strict about unknown fields, immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Population(Choice):
+    """Who a program admits. ``older_adult``: 65 and over (a program for adults that also
+    welcomes older adults lists both)."""
+
+    ADULT = "adult"
+    ADOLESCENT = "adolescent"
+    OLDER_ADULT = "older_adult"
+
+
+class Specialty(Choice):
+    """What a program treats; the presenting concerns of the questionnaire, plus trauma."""
+
+    SUBSTANCE_USE = "substance_use"
+    MENTAL_HEALTH = "mental_health"
+    EATING_DISORDER = "eating_disorder"
+    TRAUMA = "trauma"
+
+
+class CoOccurringCapability(Choice):
+    """How a program treats co-occurring substance use and mental health conditions, in
+    ascending order: none, capable (screens for and treats both), enhanced (psychiatric staff,
+    integrated treatment of serious conditions)."""
+
+    NONE = "none"
+    CAPABLE = "capable"
+    ENHANCED = "enhanced"
+
+
+class ProgramService(Choice):
+    """Services a program provides that a determination's conditions may ask for (the condition
+    codes of the shipped rule set with the same name)."""
+
+    MOUD = "moud"
+    MOUD_IN_PREGNANCY = "moud_in_pregnancy"
+    SUPERVISED_TAPER = "supervised_taper"
+    FAMILY_BASED_TREATMENT = "family_based_treatment"
+    ADAPTED_PROGRAM = "adapted_program"
+    PRIMARY_CARE_COORDINATION = "primary_care_coordination"
+
+
+class Modality(Choice):
+    IN_PERSON = "in_person"
+    TELEHEALTH = "telehealth"
+    HYBRID = "hybrid"
+
+
+class SessionModality(Choice):
+    IN_PERSON = "in_person"
+    TELEHEALTH = "telehealth"
+
+
+class Day(Choice):
+    MONDAY = "monday"
+    TUESDAY = "tuesday"
+    WEDNESDAY = "wednesday"
+    THURSDAY = "thursday"
+    FRIDAY = "friday"
+    SATURDAY = "saturday"
+    SUNDAY = "sunday"
+
+
+WEEKEND: frozenset[Day] = frozenset({Day.SATURDAY, Day.SUNDAY})
+ClockTime = Annotated[str, StringConstraints(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
+Token = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")]
+# BCP 47, as far as a directory needs: a language and optional subtags (``en``, ``es-MX``).
+LanguageTag = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8}){0,3}$")]
+
+
+def minutes_of(clock: str) -> int:
+    """Minutes after midnight of an ``HH:MM`` time."""
+    hours, minutes = clock.split(":")
+    return int(hours) * 60 + int(minutes)
+
+
+class Session(ProgramPart):
+    """One weekly session: its day, local start and end times, and how it is held (a hybrid
+    program says which sessions are telehealth)."""
+
+    day: Day = Field(description="Day of the week.", examples=["monday"])
+    start: ClockTime = Field(description="Local start time, HH:MM (24-hour).", examples=["18:00"])
+    end: ClockTime = Field(
+        description="Local end time, HH:MM (24-hour), later than the start on the same day.",
+        examples=["21:00"],
+    )
+    modality: SessionModality | None = Field(
+        default=None,
+        description="How this session is held; empty: as the program's modality says (a "
+        "hybrid program must say it for each session).",
+        examples=["in_person"],
+    )
+
+    @model_validator(mode="after")
+    def _ends_after_start(self) -> Session:
+        if minutes_of(self.end) <= minutes_of(self.start):
+            raise ValueError("end must be later than start on the same day")
+        return self
+
+    @property
+    def hours(self) -> float:
+        return (minutes_of(self.end) - minutes_of(self.start)) / 60
+
+
+class Location(ProgramPart):
+    """Where the in-person sessions are held. Coordinates give straight-line distances; no map
+    service is called."""
+
+    label: str = Field(min_length=1, max_length=200, description="A name people know the place by.")
+    address: str | None = Field(default=None, max_length=300, description="Street address.")
+    latitude: StrictFloat | StrictInt | None = Field(
+        default=None, ge=-90, le=90, description="WGS 84 latitude, degrees."
+    )
+    longitude: StrictFloat | StrictInt | None = Field(
+        default=None, ge=-180, le=180, description="WGS 84 longitude, degrees."
+    )
+
+    @model_validator(mode="after")
+    def _both_coordinates_or_none(self) -> Location:
+        if (self.latitude is None) != (self.longitude is None):
+            raise ValueError("give both latitude and longitude, or neither")
+        return self
+
+
+class TravelTime(ProgramPart):
+    """The tenant's own estimate of the one-way travel time from an area it names (a district, a
+    postcode prefix, a town) to this program."""
+
+    area: Token = Field(description="The tenant's name for the area travelled from.")
+    minutes: StrictInt = Field(ge=0, le=600, description="One-way travel time, minutes.")
+
+
+class Capacity(ProgramPart):
+    """How soon the program can admit someone, as the tenant last recorded it."""
+
+    places: StrictInt | None = Field(default=None, ge=0, le=100_000, description="Total places.")
+    open_places: StrictInt | None = Field(
+        default=None, ge=0, le=100_000, description="Places free now."
+    )
+    waitlist_weeks: StrictFloat | StrictInt | None = Field(
+        default=None, ge=0, le=104, description="Estimated wait before admission, weeks."
+    )
+
+
+class Contact(ProgramPart):
+    """How a referrer reaches the program's intake (the program's, never a person's)."""
+
+    phone: str | None = Field(default=None, max_length=40)
+    email: str | None = Field(default=None, max_length=200)
+    url: str | None = Field(default=None, max_length=500)
+
+
+class ProgramDocument(ProgramPart):
+    """A program of the tenant's directory, its own or one it refers to."""
+
+    name: str = Field(min_length=1, max_length=200, examples=["Evening IOP, Riverside clinic"])
+    description: str | None = Field(default=None, max_length=2000)
+    operated_by: str | None = Field(
+        default=None,
+        max_length=200,
+        description="The organisation that runs it, when it is not the tenant's own program.",
+    )
+    level: LevelOfCare = Field(description="The level of care the program provides.")
+    populations: list[Population] = Field(min_length=1, description="Who it admits.")
+    specialties: list[Specialty] = Field(min_length=1, description="What it treats.")
+    co_occurring_capability: CoOccurringCapability = Field(
+        default=CoOccurringCapability.NONE,
+        description="How it treats co-occurring substance use and mental health conditions.",
+    )
+    services: list[ProgramService] = Field(
+        default_factory=list,
+        description="Services it provides that a determination's conditions may ask for.",
+    )
+    modality: Modality = Field(description="In person, telehealth, or both (hybrid).")
+    timetable: list[Session] = Field(
+        default_factory=list,
+        max_length=50,
+        description="The weekly sessions (empty: not recorded; 24-hour programs need none).",
+    )
+    location: Location | None = Field(default=None, description="Where in-person sessions are.")
+    travel_times: list[TravelTime] = Field(
+        default_factory=list,
+        max_length=500,
+        description="The tenant's travel-time table to this program, by area (one entry each).",
+    )
+    languages: list[LanguageTag] = Field(
+        min_length=1, max_length=30, description="Languages sessions are held in (BCP 47)."
+    )
+    capacity: Capacity = Field(default_factory=Capacity)
+    payers: list[Token] | None = Field(
+        default=None,
+        max_length=200,
+        description="Payers it accepts, in the tenant's own codes; empty: not recorded.",
+    )
+    accepting_referrals: StrictBool = Field(
+        default=True, description="False while the program takes no new referrals."
+    )
+    contact: Contact | None = None
+
+    @field_validator("populations", "specialties", "services", "languages", "payers")
+    @classmethod
+    def _as_sets(cls, value: list[str] | None) -> list[str] | None:
+        """Lists are sets: duplicates dropped, sorted, so equal programs store equal documents."""
+        return None if value is None else sorted(set(value))
+
+    @field_validator("timetable")
+    @classmethod
+    def _timetable_in_week_order(cls, value: list[Session]) -> list[Session]:
+        order = {day: rank for rank, day in enumerate(Day)}
+        return sorted(value, key=lambda s: (order[s.day], s.start, s.end))
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ProgramDocument:
+        areas = [t.area for t in self.travel_times]
+        if len(areas) != len(set(areas)):
+            raise ValueError("travel_times names an area twice")
+        if self.modality is Modality.HYBRID and any(s.modality is None for s in self.timetable):
+            raise ValueError("a hybrid program says for each session whether it is in person")
+        if self.modality is not Modality.HYBRID and any(
+            s.modality not in (None, self.modality) for s in self.timetable
+        ):
+            raise ValueError("a session's modality differs from the program's")
+        return self
+
+    @property
+    def hours_per_week(self) -> float | None:
+        """Scheduled hours a week, from the timetable (None: no timetable recorded)."""
+        if not self.timetable:
+            return None
+        return round(sum(session.hours for session in self.timetable), 2)
+
+    def session_modality(self, session: Session) -> SessionModality:
+        if session.modality is not None:
+            return session.modality
+        return SessionModality(self.modality.value)

@@ -1,0 +1,1 @@
+"""Matching a determination to the tenant's programs, and the referrals recorded from it."""
