@@ -7,6 +7,7 @@ A program is about a service, never about a person: nothing here may hold a pati
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
 from pydantic import (
@@ -264,3 +265,12 @@ class ProgramDocument(ProgramPart):
         if session.modality is not None:
             return session.modality
         return SessionModality(self.modality.value)
+
+
+@dataclass(frozen=True, slots=True)
+class DirectoryEntry:
+    """A program as the matcher sees it: its id, the version of its document, the document."""
+
+    id: str
+    version: int
+    program: ProgramDocument
