@@ -46,6 +46,11 @@ class Action(StrEnum):
     CLIENT_REVOKE = "client.revoke"
     AUDIT_LIST = "audit_event.list"
     METRICS_READ = "metrics.read"
+    PROGRAM_CREATE = "program.create"
+    PROGRAM_LIST = "program.list"
+    PROGRAM_READ = "program.read"
+    PROGRAM_UPDATE = "program.update"
+    PROGRAM_RETIRE = "program.retire"
     # Operators' commands (carelevel retention …), recorded like the API's operations.
     RETENTION_SET = "retention.set"
     RETENTION_EXPIRE = "retention.expire"
@@ -60,6 +65,7 @@ class ResourceType(StrEnum):
     AUDIT_EVENT = "audit_event"
     METRICS = "metrics"
     RETENTION = "retention"
+    PROGRAM = "program"
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +121,11 @@ ACTIONS: Mapping[Action, ActionSpec] = {
     Action.AUDIT_LIST: _spec(ResourceType.AUDIT_EVENT, Scope.AUDIT_READ),
     # Scraped every few seconds and about no one: not worth an audit event each time.
     Action.METRICS_READ: _spec(ResourceType.METRICS, Scope.METRICS_READ, audited=False),
+    Action.PROGRAM_CREATE: _spec(ResourceType.PROGRAM, Scope.PROGRAMS_WRITE),
+    Action.PROGRAM_LIST: _spec(ResourceType.PROGRAM, Scope.PROGRAMS_READ),
+    Action.PROGRAM_READ: _spec(ResourceType.PROGRAM, Scope.PROGRAMS_READ),
+    Action.PROGRAM_UPDATE: _spec(ResourceType.PROGRAM, Scope.PROGRAMS_WRITE),
+    Action.PROGRAM_RETIRE: _spec(ResourceType.PROGRAM, Scope.PROGRAMS_WRITE),
     Action.RETENTION_SET: _spec(ResourceType.RETENTION, Scope.ADMIN),
     Action.RETENTION_EXPIRE: _spec(ResourceType.RETENTION, Scope.ADMIN),
 }
@@ -128,11 +139,11 @@ _VERSION = re.compile(r"[1-9][0-9]{0,9}")
 
 
 def resource_id_from_path(path_params: Mapping[str, str]) -> str | None:
-    """The id of the resource a request names in its path: a screening or client id, or a
-    rule set as ``owner/key`` and a version as ``owner/key/version`` (natural keys: version
+    """The id of the resource a request names in its path: a screening, client or program id,
+    or a rule set as ``owner/key`` and a version as ``owner/key/version`` (natural keys: version
     numbers are never reused). None when the path holds something that is not an id: the
     trail records ids, never whatever text a request put where one belongs."""
-    for name in ("screening_id", "client_id"):
+    for name in ("screening_id", "client_id", "program_id"):
         if name in path_params:
             return path_params[name] if _ID.fullmatch(path_params[name]) else None
     for name in ("observation_id", "service_request_id"):

@@ -18,6 +18,8 @@ class Scope(StrEnum):
     AUDIT_READ = "audit:read"
     ADMIN = "admin"
     METRICS_READ = "metrics:read"
+    PROGRAMS_READ = "programs:read"
+    PROGRAMS_WRITE = "programs:write"
 
 
 SCOPE_DESCRIPTIONS: dict[Scope, str] = {
@@ -29,6 +31,8 @@ SCOPE_DESCRIPTIONS: dict[Scope, str] = {
     Scope.AUDIT_READ: "Read the tenant's audit trail.",
     Scope.ADMIN: "Manage the tenant's API clients.",
     Scope.METRICS_READ: "Read the service's Prometheus metrics (operator tenant only).",
+    Scope.PROGRAMS_READ: "Read the program directory and match screenings to it.",
+    Scope.PROGRAMS_WRITE: "Add, edit and retire programs of the directory.",
 }
 
 ALL_SCOPES = frozenset(Scope)
