@@ -18,9 +18,11 @@ from pydantic import (
     StrictFloat,
     StrictInt,
     StringConstraints,
+    ValidationError,
+    ValidationInfo,
     field_validator,
-    model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from app.engine.choice import Choice
 from app.engine.determination import LevelOfCare
@@ -98,6 +100,17 @@ ClockTime = Annotated[str, StringConstraints(pattern=r"^([01][0-9]|2[0-3]):[0-5]
 Token = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")]
 # BCP 47, as far as a directory needs: a language and optional subtags (``en``, ``es-MX``).
 LanguageTag = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8}){0,3}$")]
+# Free text holds no control characters (PostgreSQL refuses NUL in JSON); a description may
+# hold line breaks and tabs.
+Line = Annotated[str, StringConstraints(pattern=r"^[^\x00-\x1f\x7f]*$")]
+Paragraphs = Annotated[str, StringConstraints(pattern=r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$")]
+
+
+def _invalid(kind: str, message: str, *loc: str | int) -> ValidationError:
+    """An error at ``loc`` below the field being validated, so that the response's pointer names
+    the very entry (``#/travel_times/1/area``) rather than the list."""
+    error = InitErrorDetails(type=PydanticCustomError(kind, message), loc=loc, input=None)
+    return ValidationError.from_exception_data("ProgramDocument", [error])
 
 
 def minutes_of(clock: str) -> int:
@@ -123,11 +136,13 @@ class Session(ProgramPart):
         examples=["in_person"],
     )
 
-    @model_validator(mode="after")
-    def _ends_after_start(self) -> Session:
-        if minutes_of(self.end) <= minutes_of(self.start):
-            raise ValueError("end must be later than start on the same day")
-        return self
+    @field_validator("end")
+    @classmethod
+    def _ends_after_start(cls, end: str, info: ValidationInfo) -> str:
+        start = info.data.get("start")  # absent when the start itself is invalid
+        if start is not None and minutes_of(end) <= minutes_of(start):
+            raise PydanticCustomError("end_before_start", "must be later than start")
+        return end
 
     @property
     def hours(self) -> float:
@@ -138,20 +153,29 @@ class Location(ProgramPart):
     """Where the in-person sessions are held. Coordinates give straight-line distances; no map
     service is called."""
 
-    label: str = Field(min_length=1, max_length=200, description="A name people know the place by.")
-    address: str | None = Field(default=None, max_length=300, description="Street address.")
+    label: Line = Field(
+        min_length=1, max_length=200, description="A name people know the place by."
+    )
+    address: Line | None = Field(default=None, max_length=300, description="Street address.")
     latitude: StrictFloat | StrictInt | None = Field(
         default=None, ge=-90, le=90, description="WGS 84 latitude, degrees."
     )
     longitude: StrictFloat | StrictInt | None = Field(
-        default=None, ge=-180, le=180, description="WGS 84 longitude, degrees."
+        default=None,
+        ge=-180,
+        le=180,
+        validate_default=True,  # so that a latitude without a longitude is refused
+        description="WGS 84 longitude, degrees (given with the latitude, or neither).",
     )
 
-    @model_validator(mode="after")
-    def _both_coordinates_or_none(self) -> Location:
-        if (self.latitude is None) != (self.longitude is None):
-            raise ValueError("give both latitude and longitude, or neither")
-        return self
+    @field_validator("longitude")
+    @classmethod
+    def _both_coordinates_or_none(
+        cls, longitude: float | None, info: ValidationInfo
+    ) -> float | None:
+        if "latitude" in info.data and (info.data["latitude"] is None) != (longitude is None):
+            raise PydanticCustomError("coordinates", "give both latitude and longitude, or neither")
+        return longitude
 
 
 class TravelTime(ProgramPart):
@@ -177,17 +201,22 @@ class Capacity(ProgramPart):
 class Contact(ProgramPart):
     """How a referrer reaches the program's intake (the program's, never a person's)."""
 
-    phone: str | None = Field(default=None, max_length=40)
-    email: str | None = Field(default=None, max_length=200)
-    url: str | None = Field(default=None, max_length=500)
+    phone: Line | None = Field(default=None, max_length=40, examples=["+1 555 0100"])
+    email: Line | None = Field(default=None, max_length=200, examples=["intake@example.org"])
+    url: Line | None = Field(default=None, max_length=500, examples=["https://example.org/iop"])
 
 
 class ProgramDocument(ProgramPart):
     """A program of the tenant's directory, its own or one it refers to."""
 
-    name: str = Field(min_length=1, max_length=200, examples=["Evening IOP, Riverside clinic"])
-    description: str | None = Field(default=None, max_length=2000)
-    operated_by: str | None = Field(
+    name: Line = Field(
+        min_length=1,
+        max_length=200,
+        description="The program's name as referrers know it (not a person's).",
+        examples=["Evening IOP, Riverside clinic"],
+    )
+    description: Paragraphs | None = Field(default=None, max_length=2000)
+    operated_by: Line | None = Field(
         default=None,
         max_length=200,
         description="The organisation that runs it, when it is not the tenant's own program.",
@@ -237,22 +266,24 @@ class ProgramDocument(ProgramPart):
 
     @field_validator("timetable")
     @classmethod
-    def _timetable_in_week_order(cls, value: list[Session]) -> list[Session]:
+    def _timetable_in_week_order(cls, value: list[Session], info: ValidationInfo) -> list[Session]:
+        """Sessions fit the program's modality (checked in the order sent, so that an error
+        names the session as sent), then sorted into week order."""
+        modality = info.data.get("modality")  # absent when the modality itself is invalid
+        for index, session in enumerate(value):
+            _check_session_modality(modality, session, index)
         order = {day: rank for rank, day in enumerate(Day)}
         return sorted(value, key=lambda s: (order[s.day], s.start, s.end))
 
-    @model_validator(mode="after")
-    def _consistent(self) -> ProgramDocument:
-        areas = [t.area for t in self.travel_times]
-        if len(areas) != len(set(areas)):
-            raise ValueError("travel_times names an area twice")
-        if self.modality is Modality.HYBRID and any(s.modality is None for s in self.timetable):
-            raise ValueError("a hybrid program says for each session whether it is in person")
-        if self.modality is not Modality.HYBRID and any(
-            s.modality not in (None, self.modality) for s in self.timetable
-        ):
-            raise ValueError("a session's modality differs from the program's")
-        return self
+    @field_validator("travel_times")
+    @classmethod
+    def _one_entry_per_area(cls, value: list[TravelTime]) -> list[TravelTime]:
+        seen: set[str] = set()
+        for index, travel_time in enumerate(value):
+            if travel_time.area in seen:
+                raise _invalid("duplicate_area", "names an area listed before", index, "area")
+            seen.add(travel_time.area)
+        return value
 
     @property
     def hours_per_week(self) -> float | None:
@@ -265,6 +296,22 @@ class ProgramDocument(ProgramPart):
         if session.modality is not None:
             return session.modality
         return SessionModality(self.modality.value)
+
+
+def _check_session_modality(modality: Modality | None, session: Session, index: int) -> None:
+    if modality is Modality.HYBRID and session.modality is None:
+        raise _invalid(
+            "session_modality_missing",
+            "a hybrid program says for each session whether it is in person or telehealth",
+            index,
+            "modality",
+        )
+    # The two enumerations share their values: a session's modality is the program's, or none.
+    differs = session.modality is not None and session.modality.value != modality
+    if modality not in (None, Modality.HYBRID) and differs:
+        raise _invalid(
+            "session_modality_differs", "differs from the program's modality", index, "modality"
+        )
 
 
 @dataclass(frozen=True, slots=True)
