@@ -31,6 +31,7 @@ from app.fhir.search import (
     MAX_COUNT,
     ignored_entry,
     parse_search,
+    parse_service_search,
     search_bundle,
     strict_handling,
     unknown_parameters,
@@ -278,6 +279,16 @@ def capability_statement(vocabulary: Vocabulary, base: str, today: str) -> dict[
                         "type": "ServiceRequest",
                         "interaction": [*read, {"code": "search-type"}],
                         "searchParam": [*by_subject, {"name": "code", "type": "token"}],
+                    },
+                    {
+                        "type": "HealthcareService",
+                        "interaction": [*read, {"code": "search-type"}],
+                        "searchParam": [
+                            {"name": "_id", "type": "token"},
+                            {"name": "active", "type": "token"},
+                            {"name": "name", "type": "string"},
+                            {"name": "service-category", "type": "token"},
+                        ],
                     },
                     {
                         "type": "CodeSystem",
@@ -842,8 +853,10 @@ async def read_observation(
     summary="Read a proposed referral",
     description="The ServiceRequest (`intent=proposal`) of a stored screening: `<id>-referral`, "
     "a proposed referral to the recommended level that the EHR may turn into an order. Exists "
-    "only when a level was recommended and the QuestionnaireResponse named its subject. "
-    "Another tenant's ids answer 404.",
+    "only when a level was recommended and the QuestionnaireResponse named its subject. A "
+    "referral recorded from a screening (`POST /v1/screenings/{id}/referrals`) reads by its "
+    "own id as an `intent=order` ServiceRequest whose `performer` is the program's "
+    "HealthcareService. Another tenant's ids answer 404.",
     responses={
         200: RESOURCE,
         404: outcome(
@@ -923,14 +936,80 @@ async def search_observations(
     operation_id="searchServiceRequests",
     response_class=FhirResponse,
     summary="Search proposed referrals",
-    description="The proposed referrals (`intent=proposal`) of the subject's screenings, as a "
-    "searchset Bundle; also by `code` and `identifier` (alone too)." + SEARCH_HOW,
+    description="The proposed referrals (`intent=proposal`) of the subject's screenings and "
+    "the referrals recorded from them (`intent=order`), as a searchset Bundle; also by `code` "
+    "and `identifier` (alone too)." + SEARCH_HOW,
     responses=SEARCH_ERRORS,
 )
 async def search_service_requests(
     request: Request, caller: Annotated[Caller, access(Action.SCREENING_READ, SEARCHED)]
 ) -> FhirResponse:
     return await _search_results(request, caller, "ServiceRequest")
+
+
+# --- the program directory --------------------------------------------------------------------
+
+
+@router.get(
+    "/HealthcareService/{program_id}",
+    response_class=FhirResponse,
+    summary="Read a program of the directory",
+    description="A program of your tenant's directory (`/v1/programs/{id}`, the same id) as a "
+    "HealthcareService: its level of care as `category` (carelevel's `level-of-care` code), "
+    "specialties, the populations it admits (`eligibility`), co-occurring capability and "
+    "services (`program`), modality (`characteristic`), weekly hours (`availableTime`), "
+    "languages (`communication`), its place (a contained Location) and whether it takes "
+    "referrals, with the wait (`availabilityExceptions`). `meta.versionId` is the program's "
+    "version; a retired program reads `active: false`. Another tenant's ids answer 404.",
+    responses={
+        200: RESOURCE,
+        404: outcome(
+            "No such program (in your tenant).",
+            outcome_example(
+                404,
+                "No HealthcareService with id '0193a4f2-7c1e-7d3a-9b2e-5f6a7b8c9d0e'.",
+                summary="Unknown id",
+            ),
+        ),
+    },
+)
+async def read_healthcare_service(
+    request: Request,
+    caller: Annotated[Caller, access(Action.PROGRAM_READ)],
+    program_id: FhirId,
+) -> FhirResponse:
+    return FhirResponse(await service(request).healthcare_service(caller, program_id))
+
+
+@router.get(
+    "/HealthcareService",
+    operation_id="searchHealthcareServices",
+    response_class=FhirResponse,
+    summary="Search the program directory",
+    description="Your tenant's programs as HealthcareServices in a searchset Bundle, oldest "
+    "first: by `_id`, `active` (`true`: in use; `false`: retired), `name` (the name starts "
+    "with the text, ignoring case and accents) and `service-category` (the level of care: "
+    "`intensive_outpatient`, or `system|code`); comma-separated values match any. Unknown "
+    "parameters are ignored and reported in an OperationOutcome entry, or refused with "
+    "`Prefer: handling=strict`.",
+    responses={
+        200: RESOURCE,
+        400: outcome(
+            "A parameter that cannot be used: a malformed value or a modifier (`name:exact`), "
+            "or (with `Prefer: handling=strict`) a parameter not supported.",
+            outcome_example(400, "active: must be true or false, given once", summary="Bad active"),
+        ),
+    },
+)
+async def search_healthcare_services(
+    request: Request, caller: Annotated[Caller, access(Action.PROGRAM_LIST)]
+) -> FhirResponse:
+    search = parse_service_search(
+        request.query_params.multi_items(),
+        strict=strict_handling(request.headers.get("prefer")),
+    )
+    found = await service(request).healthcare_services(caller, search)
+    return FhirResponse(searchset(base_url(request), found, search.ignored))
 
 
 # --- terminology ------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ never the value sent."""
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -356,3 +357,66 @@ def ignored_entry(names: tuple[str, ...]) -> dict[str, Any]:
         ],
     }
     return {"resource": outcome, "search": {"mode": "outcome"}}
+
+
+# --- the program directory (HealthcareService) -----------------------------------------------
+
+SERVICE_PARAMETERS = frozenset({"_id", "active", "name", "service-category"})
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceSearch:
+    """A search of the tenant's HealthcareServices (its programs): each tuple of alternatives
+    is ORed, the criteria ANDed. ``names``: prefixes, already folded (``fold``)."""
+
+    ids: tuple[frozenset[str], ...] = ()
+    active: bool | None = None
+    names: tuple[tuple[str, ...], ...] = ()
+    categories: tuple[tuple[Token, ...], ...] = ()
+    ignored: tuple[str, ...] = ()
+
+
+def fold(text: str) -> str:
+    """Text as FHIR string search compares it: case and accents ignored."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+def parse_service_search(parameters: Sequence[tuple[str, str]], *, strict: bool) -> ServiceSearch:
+    """The HealthcareService search a query string asks for; 400 when it cannot be run."""
+    supported = SERVICE_PARAMETERS | {"_format"}
+    ignored = unknown_parameters(parameters, supported, strict=strict)
+    ids: list[frozenset[str]] = []
+    names: list[tuple[str, ...]] = []
+    categories: list[tuple[Token, ...]] = []
+    active: bool | None = None
+    for name, value in parameters:
+        if not value or name not in SERVICE_PARAMETERS:
+            continue
+        if len(value) > 1000 or not _PLAIN.match(value):
+            raise _error(name, "is too long or holds control characters")
+        if name == "_id":
+            ids.append(frozenset(value.split(",")))
+        elif name == "name":
+            names.append(tuple(fold(v) for v in value.split(",")))
+        elif name == "service-category":
+            categories.append(tuple(_token(v) for v in value.split(",")))
+        elif active is not None or value not in ("true", "false"):
+            raise _error("active", "must be true or false, given once")
+        else:
+            active = value == "true"
+    return ServiceSearch(tuple(ids), active, tuple(names), tuple(categories), ignored)
+
+
+def service_matches(resource: dict[str, Any], search: ServiceSearch) -> bool:
+    """Whether a HealthcareService meets every criterion of ``search`` (``name``: the name
+    starts with one of the values, as FHIR's string search)."""
+    if search.active is not None and resource.get("active") is not search.active:
+        return False
+    if not all(resource["id"] in ids for ids in search.ids):
+        return False
+    name = fold(str(resource.get("name") or ""))
+    if not all(any(name.startswith(prefix) for prefix in names) for names in search.names):
+        return False
+    codings = [c for concept in resource.get("category") or [] for c in concept["coding"]]
+    return _tokens_match(search.categories, codings)

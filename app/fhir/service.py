@@ -6,24 +6,31 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 import orjson
 from pydantic import ValidationError
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.audit.trail import record
 from app.engine.instruments import InstrumentId
+from app.engine.programs import DirectoryEntry, ProgramDocument
+from app.fhir.healthcare_service import healthcare_service
 from app.fhir.outcome import FhirError, Issue, item_expression
 from app.fhir.questionnaire import QuestionnaireVersion, build_questionnaire, is_questionnaire_key
+from app.fhir.referrals import referral_request
 from app.fhir.response import ReadResponse, answers_link_id, read_response
-from app.fhir.results import Result, require_subject, resources, transaction_bundle
-from app.fhir.search import Search, matches, screening_ids
+from app.fhir.results import Result, referral, require_subject, resources, transaction_bundle
+from app.fhir.search import Search, ServiceSearch, matches, screening_ids, service_matches
 from app.fhir.terminology import Vocabulary
 from app.kernel.errors import NotFound, Unprocessable
 from app.kernel.pagination import decode_cursor, encode_cursor
 from app.kernel.text import NO_CONTROL_CHARACTERS
+from app.programs.models import Program
+from app.referrals.models import Referral
 from app.rulesets.resolve import RuleSets
 from app.screenings.bodies import Stored, stored_rule_set
 from app.screenings.models import Screening
@@ -34,6 +41,11 @@ from app.security.caller import Caller
 
 _PLAIN = re.compile(NO_CONTROL_CHARACTERS)
 _OBSERVATION_SUFFIXES = ("", *(f"-{i.value.replace('_', '-')}" for i in InstrumentId))
+# A referral's ServiceRequest is named by the referral's id alone (a UUID, like a screening's).
+_REFERRAL_SUFFIX = ""
+# A tenant's directory holds at most 1000 programs in use; a search reads no more than this
+# many programs, retired ones included, oldest first.
+MAX_PROGRAMS = 2000
 
 
 class FhirService:
@@ -174,9 +186,14 @@ class FhirService:
         included."""
         missing = NotFound(f"No {resource_type} with id '{resource_id}'.")
         suffix = resource_id[36:]
-        expected = {"ServiceRequest": ("-referral",), "Observation": _OBSERVATION_SUFFIXES}
+        expected = {
+            "ServiceRequest": ("-referral", _REFERRAL_SUFFIX),
+            "Observation": _OBSERVATION_SUFFIXES,
+        }
         if suffix not in expected.get(resource_type, ()):
             raise missing  # not a name carelevel gives: no need to read anything
+        if resource_type == "ServiceRequest" and suffix == _REFERRAL_SUFFIX:
+            return await self._recorded_referral(caller, resource_id, missing)
         try:
             row = await self.screenings.stored(caller, resource_id[:36])
         except NotFound:
@@ -185,6 +202,25 @@ class FhirService:
             if found["resourceType"] == resource_type and found["id"] == resource_id:
                 return found
         raise missing
+
+    async def _recorded_referral(
+        self, caller: Caller, referral_id: str, missing: NotFound
+    ) -> dict[str, Any]:
+        """A recorded referral's ServiceRequest; 404 for another tenant's, or for one whose
+        screening a token bound to a patient may not see."""
+        async with self.sessions() as session, session.begin():
+            found = await session.get(Referral, referral_id)
+            if found is None or found.tenant_id != caller.tenant:
+                raise missing
+            row = await ScreeningRepository(session).get(caller.tenant, found.screening_id)
+            if row is None or not caller.principal.may_see(row.subject_reference):
+                raise missing
+            record(session, caller, 200, resource_id=row.id)
+        return self._referral_request(found, row)
+
+    def _referral_request(self, found: Referral, row: Screening) -> dict[str, Any]:
+        proposed = referral(self.vocabulary, _result_of_row(row)) is not None
+        return referral_request(self.vocabulary, found, row, proposed=proposed)
 
     async def search(
         self, caller: Caller, search: Search
@@ -225,17 +261,17 @@ class FhirService:
         found: list[tuple[Screening, dict[str, Any]]] = []
         if after is not None:
             at, last_id = after
-            row = await repository.get(caller.tenant, last_id[:36])
+            screening_id = await _screening_of(repository, caller.tenant, last_id)
+            row = await repository.get(caller.tenant, screening_id)
             if row is not None and row.subject_reference in references:
-                rest = self._matching(row, search)
+                rest = await self._matching(repository, [row], search)
                 ids = [resource["id"] for _, resource in rest]
                 found += rest[ids.index(last_id) + 1 :] if last_id in ids else []
-            after = (at, last_id[:36])
+            after = (at, screening_id)
         batch = search.count + 1
         while len(found) <= search.count:
             rows = await repository.of_subjects(caller.tenant, references, limit=batch, after=after)
-            for row in rows:
-                found += self._matching(row, search)
+            found += await self._matching(repository, rows, search)
             if len(rows) < batch:
                 break
             after = (rows[-1].created_at, rows[-1].id)
@@ -249,21 +285,95 @@ class FhirService:
         after: tuple[datetime, str] | None,
     ) -> list[tuple[Screening, dict[str, Any]]]:
         """The matches after the cursor among the few screenings an identifier names."""
+        named = {
+            await _screening_of(repository, caller.tenant, resource_id)
+            for resource_id in screening_ids(search.identifiers)
+        }
         rows = [
             row
-            for screening_id in sorted(screening_ids(search.identifiers))
+            for screening_id in sorted(named)
             if (row := await repository.get(caller.tenant, screening_id)) is not None
         ]
         rows.sort(key=lambda row: (row.created_at, row.id), reverse=True)
-        found = [match for row in rows for match in self._matching(row, search)]
+        found = await self._matching(repository, rows, search)
         if after is None:
             return found
         ids = [resource["id"] for _, resource in found]
         return found[ids.index(after[1]) + 1 :] if after[1] in ids else []
 
-    def _matching(self, row: Screening, search: Search) -> list[tuple[Screening, dict[str, Any]]]:
-        rendered = resources(self.vocabulary, _result_of_row(row))
-        return [(row, resource) for resource in rendered if matches(resource, search)]
+    async def _matching(
+        self, repository: ScreeningRepository, rows: Sequence[Screening], search: Search
+    ) -> list[tuple[Screening, dict[str, Any]]]:
+        """The resources of ``rows`` that ``search`` matches, each screening's in order: its
+        results, then (ServiceRequests) the referrals recorded from it, oldest first."""
+        recorded: dict[str, list[Referral]] = {}
+        if search.resource_type == "ServiceRequest" and rows:
+            query = (
+                select(Referral)
+                .where(
+                    Referral.tenant_id == rows[0].tenant_id,
+                    Referral.screening_id.in_([row.id for row in rows]),
+                )
+                .order_by(Referral.created_at, Referral.id)
+            )
+            for found in (await repository.session.execute(query)).scalars():
+                recorded.setdefault(found.screening_id, []).append(found)
+        matched = []
+        for row in rows:
+            rendered = resources(self.vocabulary, _result_of_row(row))
+            rendered += [self._referral_request(r, row) for r in recorded.get(row.id, [])]
+            matched += [(row, resource) for resource in rendered if matches(resource, search)]
+        return matched
+
+    # --- the program directory ----------------------------------------------------------------
+
+    async def healthcare_service(self, caller: Caller, program_id: str) -> dict[str, Any]:
+        """A program of the caller's tenant as a HealthcareService (retired ones inactive)."""
+        async with self.sessions() as session, session.begin():
+            row = await session.get(Program, program_id)
+            if row is None or row.tenant_id != caller.tenant:
+                raise NotFound(f"No HealthcareService with id '{program_id}'.")
+            record(session, caller, 200, resource_id=row.id)
+        return _service_of(self.vocabulary, row)
+
+    async def healthcare_services(
+        self, caller: Caller, search: ServiceSearch
+    ) -> list[dict[str, Any]]:
+        """The tenant's programs ``search`` matches, as HealthcareServices, oldest first."""
+        query = select(Program).where(Program.tenant_id == caller.tenant)
+        if search.active is not None:
+            retired = Program.retired_at.is_(None)
+            query = query.where(retired if search.active else ~retired)
+        query = query.order_by(Program.created_at, Program.id).limit(MAX_PROGRAMS)
+        async with self.sessions() as session, session.begin():
+            rows = (await session.execute(query)).scalars().all()
+            found = [
+                resource
+                for row in rows
+                if service_matches(resource := _service_of(self.vocabulary, row), search)
+            ]
+            record(
+                session,
+                caller,
+                200,
+                details={"search": "HealthcareService", "returned": len(found)},
+            )
+        return found
+
+
+def _service_of(vocabulary: Vocabulary, row: Program) -> dict[str, Any]:
+    entry = DirectoryEntry(row.id, row.version, ProgramDocument.model_validate(row.document))
+    return healthcare_service(vocabulary, entry, retired=row.retired_at is not None)
+
+
+async def _screening_of(repository: ScreeningRepository, tenant: str, resource_id: str) -> str:
+    """The screening a result resource belongs to: a recorded referral's (its id is the
+    referral's), else the one whose id the resource's begins with."""
+    if len(resource_id) == 36:
+        found = await repository.session.get(Referral, resource_id)
+        if found is not None and found.tenant_id == tenant:
+            return found.screening_id
+    return resource_id[:36]
 
 
 def result_of(stored: Stored) -> Result:

@@ -24,6 +24,13 @@ from app.engine.determination import (
     Urgency,
 )
 from app.engine.instruments import ASQ_RESULTS, CssrsTier
+from app.engine.programs import (
+    CoOccurringCapability,
+    Modality,
+    Population,
+    ProgramService,
+    Specialty,
+)
 from app.questionnaire import form_items
 from app.screenings.schemas import VarianceReason
 
@@ -113,6 +120,11 @@ class Vocabulary:
     def level_coding(self, level: LevelOfCare) -> dict[str, str]:
         return {"system": self.levels, "code": level.value, "display": LEVEL_INFO[level].label}
 
+    def program_coding(self, value: StrEnum) -> dict[str, str]:
+        """A program's population, specialty, service, … in its code system."""
+        system = self.code_system(PROGRAM_SYSTEMS[type(value)][0])
+        return {"system": system, "code": value.value, "display": program_display(value.value)}
+
 
 # SNOMED CT referrals (procedure hierarchy) beside our level code on the ServiceRequest. Each id
 # was checked against the VSAC expansions of the eCQM value sets "Referral for Adult Depression"
@@ -172,6 +184,44 @@ _OBSERVATION_CODES = (
     ("cssrs-tier", "C-SSRS screener triage tier", None),
     ("asq-result", "ASQ suicide-risk screen result", None),
 )
+
+
+# What a program of the directory says of itself (app/engine/programs.py), as the
+# HealthcareService codes it (app/fhir/healthcare_service.py): one code system each, by id.
+PROGRAM_SYSTEMS: Final[dict[type[StrEnum], tuple[str, str, str]]] = {
+    Population: ("program-population", "Program population", "Who a treatment program admits."),
+    Specialty: ("program-specialty", "Program specialty", "What a treatment program treats."),
+    CoOccurringCapability: (
+        "co-occurring-capability",
+        "Co-occurring capability",
+        "How a treatment program treats co-occurring substance use and mental health "
+        "conditions: none, capable (screens for and treats both), enhanced (psychiatric staff, "
+        "integrated treatment of serious conditions).",
+    ),
+    ProgramService: (
+        "program-service",
+        "Program service",
+        "Services a treatment program provides that a screening's conditions may ask for.",
+    ),
+    Modality: ("program-modality", "Program modality", "How a treatment program holds sessions."),
+}
+# Displays that humanize() would spell badly.
+PROGRAM_DISPLAYS: Final = {
+    "moud": "Medication for opioid use disorder (MOUD)",
+    "moud_in_pregnancy": "MOUD in pregnancy",
+    "family_based_treatment": "Family-based treatment",
+    "older_adult": "Older adult (65 and over)",
+}
+
+
+def program_display(code: str) -> str:
+    return PROGRAM_DISPLAYS.get(code) or humanize(code)
+
+
+def _program_system(enum: type[StrEnum]) -> CodeSystemSpec:
+    identifier, title, description = PROGRAM_SYSTEMS[enum]
+    concepts = tuple((m.value, program_display(m.value), None) for m in enum)
+    return CodeSystemSpec(identifier, title, description, concepts)
 
 
 @cache
@@ -253,6 +303,7 @@ def code_systems() -> dict[str, CodeSystemSpec]:
             concepts=tuple((r.value, humanize(r.value), None) for r in VarianceReason),
         ),
     ]
+    specs += [_program_system(enum) for enum in PROGRAM_SYSTEMS]
     seen: set[type[StrEnum]] = set()
     for item in form_items().values():
         if item.choices is not None and item.choices not in seen:
