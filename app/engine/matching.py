@@ -226,6 +226,13 @@ def match(needs: Needs, entries: Sequence[DirectoryEntry]) -> Matches:
     return Matches(level=needs.level, urgency=needs.urgency, notice=None, candidates=candidates)
 
 
+def judge(needs: Needs, entry: DirectoryEntry) -> Candidate:
+    """One program judged alone (rank 1), whatever the level: what a referral records, also
+    for a screening without a level or one that needs emergency evaluation first."""
+    _, _, judgements, travel = _judge(needs, entry)
+    return _candidate(entry, 1, judgements, travel)
+
+
 _Judged = tuple[tuple[Any, ...], DirectoryEntry, dict[str, _Judgement], int | None]
 
 
@@ -323,6 +330,8 @@ def _words(value: str) -> str:
 
 def _level(needs: Needs, program: ProgramDocument, _: int | None) -> _Judgement:
     offered, needed = _words(program.level.value), _words(str(needs.level))
+    if needs.level is None:
+        return _unknown(f"The program provides {offered}; the screening has no level yet.", "")
     if program.level.value == needs.level:
         return _fits(f"The program provides {offered}, the recommended level.", offered)
     return _not(
@@ -406,8 +415,12 @@ def _language(needs: Needs, program: ProgramDocument, _: int | None) -> _Judgeme
     wanted = needs.preferences.languages
     if not wanted:
         return _fits(f"Sessions are held in {held}; a preferred language was not asked.", "")
-    if {_primary(t) for t in wanted} & {_primary(t) for t in program.languages}:
-        return _fits(f"Sessions are held in {held}, a preferred language.", f"in {held}")
+    shared = sorted({_primary(t) for t in wanted} & {_primary(t) for t in program.languages})
+    if shared:
+        return _fits(
+            f"Sessions are held in {held}, including the preferred {', '.join(shared)}.",
+            f"in {', '.join(shared)}",
+        )
     return _not(
         f"Sessions are held in {held}, none of the preferred languages ({', '.join(wanted)}).",
         f"sessions in {held}",
