@@ -157,10 +157,10 @@ class Location(ProgramPart):
         min_length=1, max_length=200, description="A name people know the place by."
     )
     address: Line | None = Field(default=None, max_length=300, description="Street address.")
-    latitude: StrictFloat | StrictInt | None = Field(
+    latitude: StrictFloat | None = Field(
         default=None, ge=-90, le=90, description="WGS 84 latitude, degrees."
     )
-    longitude: StrictFloat | StrictInt | None = Field(
+    longitude: StrictFloat | None = Field(
         default=None,
         ge=-180,
         le=180,
@@ -193,7 +193,7 @@ class Capacity(ProgramPart):
     open_places: StrictInt | None = Field(
         default=None, ge=0, le=100_000, description="Places free now."
     )
-    waitlist_weeks: StrictFloat | StrictInt | None = Field(
+    waitlist_weeks: StrictFloat | None = Field(
         default=None, ge=0, le=104, description="Estimated wait before admission, weeks."
     )
 
