@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.cds_hooks.models import IssuedCard
 from app.kernel.db import Base, IdColumn, UtcDateTime
+from app.referrals.models import Referral
 from app.retention.models import RetentionPolicy
 from app.retention.partitions import PARTITION_KEYS
 from app.retention.plan import Retention, Stored, Sweep
@@ -40,7 +41,11 @@ def _table(model: type[Base]) -> Table:
 
 
 # What lasts as long as its screening (by the screening's created_at it records), with its key.
-_FOLLOWING_SCREENINGS = ((_table(Decision), "id"), (_table(IssuedCard), "uuid"))
+_FOLLOWING_SCREENINGS = (
+    (_table(Decision), "id"),
+    (_table(IssuedCard), "uuid"),
+    (_table(Referral), "id"),
+)
 
 
 async def tenant_policies(session: AsyncSession) -> dict[str, Retention]:

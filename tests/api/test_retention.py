@@ -27,6 +27,8 @@ from app.kernel.db import UtcDateTime, utcnow
 from app.kernel.ids import random_uuid
 from app.kernel.months import Month
 from app.kernel.settings import Settings, get_settings
+from app.programs.examples import EVENING_IOP
+from app.referrals.models import Referral
 from app.retention.plan import TABLES, Partition
 from app.retention.service import RetentionService
 from app.screenings.models import Decision, Screening
@@ -213,6 +215,44 @@ async def test_a_screening_past_retention_goes_and_its_audit_event_stays_until_t
 
     await expire(retention, years_later(13))
     assert await _audit_events(schema, **created) == []
+
+
+async def _referred(http: httpx.AsyncClient) -> str:
+    """A stored screening of ``http``'s tenant, referred to a program of its directory."""
+    program = await http.post("/v1/programs", json=EVENING_IOP)
+    assert program.status_code == 201, program.text
+    screening = await create(http)
+    referred = await http.post(
+        f"/v1/screenings/{screening['id']}/referrals",
+        json={"program_id": program.json()["id"], "referred_by": "clinician-042"},
+    )
+    assert referred.status_code == 201, referred.text
+    return str(screening["id"])
+
+
+@pytest.mark.usefixtures("partitions_restored")
+async def test_a_screenings_referrals_expire_with_it_whether_its_month_is_dropped_or_swept(
+    app: FastAPI, retention: RetentionService, schema: AsyncEngine
+) -> None:
+    await retention.set_policy(_caller("clinic-a", Action.RETENTION_SET), 2, None)
+    async with (
+        http_client(app, await new_key(app, tenant="clinic-a")) as clinic_a,
+        http_client(app, await new_key(app, tenant="clinic-b")) as clinic_b,
+    ):
+        of_a, of_b = await _referred(clinic_a), await _referred(clinic_b)
+
+        swept = await expire(retention, years_later(3))  # clinic-b keeps the month: swept
+
+        assert swept.removed["referrals"] == 1
+        assert (await clinic_a.get(f"/v1/screenings/{of_a}/referrals")).status_code == 404
+        kept = await clinic_b.get(f"/v1/screenings/{of_b}/referrals")
+        assert len(kept.json()["items"]) == 1
+
+        dropped = await expire(retention, years_later(11))  # past everyone's: dropped
+
+        assert dropped.removed["referrals"] == 1
+    async with schema.connect() as connection:
+        assert await connection.scalar(select(func.count()).select_from(Referral)) == 0
 
 
 @pytest.mark.usefixtures("partitions_restored")
