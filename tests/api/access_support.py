@@ -30,6 +30,7 @@ class Operation:
         defaults = {
             "screening_id": UNKNOWN_ID,
             "client_id": UNKNOWN_ID,
+            "program_id": UNKNOWN_ID,
             "owner": "shared",
             "key": "iop-level-of-care",
             "version": 1,

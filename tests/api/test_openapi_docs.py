@@ -491,6 +491,17 @@ async def test_documented_requests_are_accepted_as_they_are(
         **{"If-Match": etag},
     )
 
+    # Programs: the documented program is added and edited as shown.
+    added = await call("POST", "/v1/programs", "/v1/programs", 201)
+    made_up = ("id", "created_at", "created_by", "updated_at", "updated_by")
+    documented_program = success(document, "POST", "/v1/programs", "201", "added")
+    assert without(added[0], *made_up) == without(documented_program, *made_up)
+    one = "/v1/programs/{program_id}"
+    program = f"/v1/programs/{added[0]['id']}"
+    edited = await call("PUT", one, program, 200, **{"If-Match": '"1"'})
+    documented_edit = success(document, "PUT", one, "200", "edited")
+    assert without(edited[0], *made_up) == without(documented_edit, *made_up)
+
     # Clients and FHIR.
     await call("POST", "/v1/clients", "/v1/clients", 201)
     bundles = await call(
