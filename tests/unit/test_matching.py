@@ -1,0 +1,402 @@
+"""The program matcher (app/engine/matching.py): deterministic, order-independent, ranking
+what fits first and never ranking a program lower for being better; each criterion's rules on
+examples; explanations that never repeat the coordinates given."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from app.engine import ScreeningAnswers, default_rule_set, determination_to_json, evaluate
+from app.engine.matching import (
+    Candidate,
+    Needs,
+    Origin,
+    Preferences,
+    judge,
+    match,
+    needs_for,
+)
+from app.engine.programs import CoOccurringCapability, DirectoryEntry, Population, ProgramDocument
+from tests.support.examples import example
+
+Json = dict[str, Any]
+LEVELS = ("outpatient", "intensive_outpatient", "partial_hospitalization")
+DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+@st.composite
+def sessions(draw: st.DrawFn) -> Json:
+    start = draw(st.integers(6, 20))
+    return {
+        "day": draw(st.sampled_from(DAYS)),
+        "start": f"{start:02d}:00",
+        "end": f"{start + draw(st.integers(1, 3)):02d}:00",
+    }
+
+
+@st.composite
+def programs(draw: st.DrawFn) -> Json:
+    located = draw(st.booleans())
+    return {
+        "name": draw(st.sampled_from(["Alder", "Birch", "Cedar", "Dogwood"])),
+        "level": draw(st.sampled_from(LEVELS)),
+        "populations": draw(
+            st.lists(
+                st.sampled_from(["adult", "adolescent", "older_adult"]), min_size=1, max_size=3
+            )
+        ),
+        "specialties": draw(
+            st.lists(
+                st.sampled_from(["substance_use", "mental_health", "trauma"]),
+                min_size=1,
+                max_size=3,
+            )
+        ),
+        "co_occurring_capability": draw(st.sampled_from(["none", "capable", "enhanced"])),
+        "services": draw(st.lists(st.sampled_from(["moud", "supervised_taper"]), max_size=2)),
+        "modality": draw(st.sampled_from(["in_person", "telehealth"])),
+        "timetable": draw(st.lists(sessions(), max_size=4)),
+        "location": (
+            {
+                "label": "Clinic",
+                "latitude": draw(st.floats(39, 41)),
+                "longitude": draw(st.floats(-91, -89)),
+            }
+            if located
+            else None
+        ),
+        "travel_times": draw(
+            st.one_of(
+                st.just([]),
+                st.builds(lambda m: [{"area": "home", "minutes": m}], st.integers(0, 120)),
+            )
+        ),
+        "languages": draw(
+            st.lists(st.sampled_from(["en", "es", "es-MX", "fr"]), min_size=1, max_size=4)
+        ),
+        "capacity": {
+            "open_places": draw(st.one_of(st.none(), st.integers(0, 3))),
+            "waitlist_weeks": draw(st.one_of(st.none(), st.integers(0, 6))),
+        },
+        "payers": draw(
+            st.one_of(st.none(), st.lists(st.sampled_from(["medicaid", "self-pay"]), max_size=2))
+        ),
+        "accepting_referrals": draw(st.booleans()),
+    }
+
+
+@st.composite
+def directories(draw: st.DrawFn) -> list[DirectoryEntry]:
+    documents = draw(st.lists(programs(), max_size=8))
+    return [
+        DirectoryEntry(f"p{index}", 1, ProgramDocument.model_validate(document))
+        for index, document in enumerate(documents)
+    ]
+
+
+@st.composite
+def needs(draw: st.DrawFn) -> Needs:
+    origin = draw(
+        st.one_of(
+            st.none(),
+            st.just(Origin(area="home")),
+            st.builds(
+                Origin,
+                latitude=st.floats(39.0001, 40.9999).map(lambda v: round(v, 6)),
+                longitude=st.floats(-90.9999, -89.0001).map(lambda v: round(v, 6)),
+            ),
+        )
+    )
+    return Needs(
+        level=draw(st.sampled_from(LEVELS)),
+        urgency=draw(st.sampled_from(["routine", "urgent"])),
+        population=draw(st.sampled_from([None, *Population])),
+        concerns=tuple(
+            draw(st.lists(st.sampled_from(["substance_use", "mental_health"]), unique=True))
+        ),
+        capability=draw(st.sampled_from(CoOccurringCapability)),
+        services=tuple(draw(st.lists(st.sampled_from(["moud", "supervised_taper"]), unique=True))),
+        transport=draw(st.sampled_from([None, "own_vehicle", "public_transit", "none"])),
+        telehealth_capable=draw(st.sampled_from([None, True, False])),
+        hours_available=draw(st.one_of(st.none(), st.integers(0, 30).map(float))),
+        times_available=draw(
+            st.one_of(
+                st.none(),
+                st.lists(st.sampled_from(["daytime", "evening", "weekend"]), unique=True).map(
+                    tuple
+                ),
+            )
+        ),
+        preferences=Preferences(
+            origin=origin,
+            languages=tuple(draw(st.lists(st.sampled_from(["en", "es", "fr"]), max_size=2))),
+            payer=draw(st.sampled_from([None, "medicaid"])),
+        ),
+    )
+
+
+def order(candidates: tuple[Candidate, ...]) -> list[str]:
+    return [candidate.program_id for candidate in candidates]
+
+
+@given(needs(), directories(), st.randoms(use_true_random=False))
+@settings(max_examples=150, deadline=None)
+def test_the_ranking_is_deterministic_and_independent_of_the_directorys_order(
+    person: Needs, entries: list[DirectoryEntry], random: Any
+) -> None:
+    shuffled = list(entries)
+    random.shuffle(shuffled)
+
+    ranked = match(person, entries)
+
+    assert ranked == match(person, entries)
+    assert ranked == match(person, shuffled)
+    assert [c.rank for c in ranked.candidates] == list(range(1, len(entries) + 1))
+
+
+@given(needs(), directories(), st.data())
+@settings(max_examples=150, deadline=None)
+def test_removing_a_program_never_reorders_the_others(
+    person: Needs, entries: list[DirectoryEntry], data: st.DataObject
+) -> None:
+    if not entries:
+        return
+    removed = data.draw(st.sampled_from(entries)).id
+
+    before = [p for p in order(match(person, entries).candidates) if p != removed]
+    after = order(match(person, [e for e in entries if e.id != removed]).candidates)
+
+    assert after == before
+
+
+@given(needs(), directories())
+@settings(max_examples=150, deadline=None)
+def test_a_program_that_fits_ranks_above_every_one_that_does_not(
+    person: Needs, entries: list[DirectoryEntry]
+) -> None:
+    candidates = match(person, entries).candidates
+    fits = [c.rank for c in candidates if c.fits]
+    misfits = [c.rank for c in candidates if not c.fits]
+
+    assert all(f < m for f in fits for m in misfits)
+    for candidate in candidates:
+        outcomes = {c.outcome for c in candidate.criteria}
+        assert candidate.fits == ("does_not_fit" not in outcomes)
+        assert [c.criterion for c in candidate.criteria][0] == "level"
+
+
+def _better(document: Json, person: Needs, how: str) -> Json | None:
+    """``document`` made strictly better in one respect (None: it cannot be)."""
+    improved: Json = json.loads(json.dumps(document))
+    if how == "places":
+        improved["capacity"]["open_places"] = 5
+    elif how == "accepting":
+        if document["accepting_referrals"]:
+            return None
+        improved["accepting_referrals"] = True
+    elif how == "language":
+        if not person.preferences.languages:
+            return None
+        improved["languages"] = sorted(
+            set(document["languages"]) | {person.preferences.languages[0]}
+        )
+    elif how == "closer":
+        if not document["travel_times"] or document["travel_times"][0]["minutes"] == 0:
+            return None
+        improved["travel_times"][0]["minutes"] = document["travel_times"][0]["minutes"] // 2
+    return improved
+
+
+@given(needs(), directories(), st.data())
+@settings(max_examples=200, deadline=None)
+def test_a_program_made_better_in_one_respect_never_ranks_lower(
+    person: Needs, entries: list[DirectoryEntry], data: st.DataObject
+) -> None:
+    if not entries:
+        return
+    target = data.draw(st.sampled_from(entries))
+    how = data.draw(st.sampled_from(["places", "accepting", "language", "closer"]))
+    improved = _better(target.program.model_dump(mode="json"), person, how)
+    if improved is None:
+        return
+    better = DirectoryEntry(target.id, 2, ProgramDocument.model_validate(improved))
+    others = [e for e in entries if e.id != target.id]
+
+    def rank_of(entry: DirectoryEntry) -> int:
+        ranked = match(person, [*others, entry]).candidates
+        return next(c.rank for c in ranked if c.program_id == target.id)
+
+    assert rank_of(better) <= rank_of(target)
+
+
+@given(needs(), directories())
+@settings(max_examples=150, deadline=None)
+def test_explanations_never_contain_the_coordinates_given(
+    person: Needs, entries: list[DirectoryEntry]
+) -> None:
+    origin = person.preferences.origin
+    if origin is None or origin.latitude is None or origin.longitude is None:
+        return
+    shown = [str(origin.latitude), str(origin.longitude)]
+    shown += [f"{origin.latitude:.2f}", f"{origin.longitude:.2f}"]
+    for candidate in match(person, entries).candidates:
+        for text in [candidate.summary, *(c.explanation for c in candidate.criteria)]:
+            assert not any(value in text for value in shown), text
+
+
+# --- examples of each rule ---------------------------------------------------------------------
+
+ADULT_IOP = Needs(
+    level="intensive_outpatient",
+    urgency="routine",
+    population=Population.ADULT,
+    concerns=("mental_health", "substance_use"),
+    transport="own_vehicle",
+    telehealth_capable=True,
+    hours_available=12,
+    times_available=("evening",),
+)
+
+
+def program(**fields: Any) -> DirectoryEntry:
+    document: Json = {
+        "name": "Evening IOP",
+        "level": "intensive_outpatient",
+        "populations": ["adult"],
+        "specialties": ["mental_health", "substance_use"],
+        "modality": "in_person",
+        "timetable": [
+            {"day": day, "start": "18:00", "end": "21:00"}
+            for day in ("monday", "wednesday", "thursday")
+        ],
+        "languages": ["en"],
+        "capacity": {"open_places": 2},
+    }
+    return DirectoryEntry("p", 1, ProgramDocument.model_validate(document | fields))
+
+
+def outcome(candidate: Candidate, criterion: str) -> tuple[str, str]:
+    found = next(c for c in candidate.criteria if c.criterion == criterion)
+    return found.outcome, found.explanation
+
+
+def test_an_older_adult_fits_a_program_for_adults_and_an_adolescent_needs_one_for_them() -> None:
+    older = dataclasses.replace(ADULT_IOP, population=Population.OLDER_ADULT)
+    teen = dataclasses.replace(ADULT_IOP, population=Population.ADOLESCENT)
+
+    assert outcome(judge(older, program()), "population")[0] == "fits"
+    assert outcome(judge(teen, program()), "population")[0] == "does_not_fit"
+    assert outcome(judge(teen, program(populations=["adolescent"])), "population")[0] == "fits"
+
+
+def test_a_preferred_language_matches_its_regional_variants() -> None:
+    person = dataclasses.replace(ADULT_IOP, preferences=Preferences(languages=("es",)))
+
+    assert outcome(judge(person, program(languages=["es-MX"])), "language")[0] == "fits"
+    assert outcome(judge(person, program(languages=["en"])), "language")[0] == "does_not_fit"
+    assert outcome(judge(ADULT_IOP, program()), "language")[0] == "fits"
+
+
+def test_a_missing_service_is_arranged_alongside_unless_safety_needs_it() -> None:
+    moud = dataclasses.replace(ADULT_IOP, services=("moud",))
+    taper = dataclasses.replace(ADULT_IOP, services=("supervised_taper",))
+
+    assert outcome(judge(moud, program()), "services")[0] == "partly"
+    assert outcome(judge(taper, program()), "services")[0] == "does_not_fit"
+    assert outcome(judge(taper, program(services=["supervised_taper"])), "services")[0] == "fits"
+
+
+def test_sessions_outside_the_times_available_are_named() -> None:
+    mixed = program(
+        timetable=[
+            {"day": "monday", "start": "18:00", "end": "21:00"},
+            {"day": "saturday", "start": "10:00", "end": "13:00"},
+        ]
+    )
+    working = dataclasses.replace(ADULT_IOP, times_available=("evening",), obligations=("work",))
+    days = program(timetable=[{"day": "tuesday", "start": "09:00", "end": "12:00"}])
+
+    partly, why = outcome(judge(working, mixed), "schedule")
+    assert partly == "partly"
+    assert "Saturday 10:00-13:00" in why
+    clash, why = outcome(judge(working, days), "schedule")
+    assert clash == "does_not_fit"
+    assert "work or school" in why
+    unknown = dataclasses.replace(ADULT_IOP, times_available=None)
+    assert outcome(judge(unknown, mixed), "schedule")[0] == "unknown"
+
+
+def test_travel_comes_from_the_table_or_a_straight_line_estimate() -> None:
+    from_table = dataclasses.replace(ADULT_IOP, preferences=Preferences(Origin(area="north")))
+    from_point = dataclasses.replace(
+        ADULT_IOP, preferences=Preferences(Origin(latitude=39.78, longitude=-89.65))
+    )
+    located = {"label": "Clinic", "latitude": 39.78, "longitude": -89.25}  # about 34 km east
+
+    tabled = judge(from_table, program(travel_times=[{"area": "north", "minutes": 50}]))
+    estimated = judge(from_point, program(location=located))
+
+    assert (tabled.travel_minutes, outcome(tabled, "travel")[0]) == (50, "partly")
+    assert estimated.travel_minutes == 67  # 34.2 km x 1.3 at 40 km/h
+    travel, why = outcome(estimated, "travel")
+    assert travel == "does_not_fit"
+    assert "straight-line" in why
+    assert "60" in why
+    remote = judge(from_point, program(modality="telehealth", location=located))
+    assert outcome(remote, "travel")[0] == "fits"
+
+
+def test_a_wait_rules_a_program_out_only_when_care_is_urgent() -> None:
+    waiting = program(capacity={"open_places": 0, "waitlist_weeks": 4})
+    urgent = dataclasses.replace(ADULT_IOP, urgency="urgent")
+
+    assert outcome(judge(ADULT_IOP, waiting), "waitlist")[0] == "partly"
+    assert outcome(judge(urgent, waiting), "waitlist")[0] == "does_not_fit"
+
+
+def test_too_few_hours_for_the_level_is_flagged_and_too_many_rule_it_out() -> None:
+    minimum = dataclasses.replace(ADULT_IOP, minimum_hours=9)
+    short = program(timetable=[{"day": "monday", "start": "18:00", "end": "21:00"}])
+    busy = dataclasses.replace(ADULT_IOP, hours_available=6)
+
+    assert outcome(judge(minimum, short), "hours")[0] == "partly"
+    assert outcome(judge(busy, program()), "hours")[0] == "does_not_fit"
+
+
+def _determination(name: str) -> tuple[Json, Json]:
+    answers = example(name)
+    determination = evaluate(default_rule_set(), ScreeningAnswers.model_validate(answers))
+    return json.loads(determination_to_json(determination)), answers
+
+
+def test_needs_are_read_from_the_determination_and_the_answers() -> None:
+    determination, answers = _determination("adult-iop-suitable")
+    answers["respondent"]["age_years"] = 70
+
+    person = needs_for(determination, answers, Preferences())
+
+    assert person.level == "intensive_outpatient"
+    assert person.population == "older_adult"
+    assert person.capability == "capable"
+    assert person.concerns == ("mental_health", "substance_use")
+    assert person.telehealth_capable is True
+    assert person.minimum_hours == 9
+    assert person.times_available == ("daytime", "evening")
+
+
+def test_no_level_or_an_emergency_gives_no_candidates_and_a_notice() -> None:
+    emergency = needs_for(*_determination("emergency-suicide-risk"), Preferences())
+    partial = needs_for(*_determination("insufficient-information"), Preferences())
+
+    first = match(emergency, [program()])
+    second = match(partial, [program()])
+
+    assert first.candidates == ()
+    assert "Emergency evaluation" in str(first.notice)
+    assert second.candidates == ()
+    assert "no recommended level" in str(second.notice)
