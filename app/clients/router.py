@@ -79,15 +79,15 @@ ClientId = Annotated[
             problem_example(
                 Unprocessable,
                 "scopes/0: Input should be 'screenings:write', 'screenings:read', "
-                "'rulesets:read', 'rulesets:write', 'rulesets:publish', 'audit:read', 'admin' "
-                "or 'metrics:read'",
+                "'rulesets:read', 'rulesets:write', 'rulesets:publish', 'audit:read', 'admin', "
+                "'metrics:read', 'programs:read' or 'programs:write'",
                 summary="An unknown scope",
                 errors=[
                     FieldProblem(
                         pointer="#/scopes/0",
                         detail="Input should be 'screenings:write', 'screenings:read', "
                         "'rulesets:read', 'rulesets:write', 'rulesets:publish', 'audit:read', "
-                        "'admin' or 'metrics:read'",
+                        "'admin', 'metrics:read', 'programs:read' or 'programs:write'",
                     )
                 ],
             ),
