@@ -47,7 +47,7 @@ ScreeningId = Annotated[
 @router.post(
     "/v1/program-matches",
     tags=["programs"],
-    operation_id="matchPrograms",
+    operation_id="evaluateProgramMatches",
     response_model=MatchResponse,
     summary="Match a screening to the program directory",
     description="Rank your tenant's programs (those not retired) for a stored screening "
@@ -90,7 +90,7 @@ async def match_programs(
 @router.post(
     "/v1/screenings/{screening_id}/referrals",
     tags=["screenings"],
-    operation_id="referScreening",
+    operation_id="recordReferral",
     status_code=status.HTTP_201_CREATED,
     response_model=ReferralResponse,
     summary="Refer to a program",
