@@ -400,6 +400,24 @@ def request_examples(document: Json, method: str, path: str) -> list[tuple[str, 
     return [(media, value) for media, m in content.items() for value in example_values(m)]
 
 
+async def send_naming(
+    document: Json, client: httpx.AsyncClient, real: Json
+) -> set[tuple[str, str]]:
+    """Send the documented match and referral bodies with the ids they name replaced by
+    ``real`` ones (a made-up id is not found); each is accepted."""
+    referrals = "/v1/screenings/{screening_id}/referrals"
+    sent_to = {
+        ("POST", "/v1/program-matches"): ("/v1/program-matches", 200),
+        ("POST", referrals): (f"/v1/screenings/{real['screening_id']}/referrals", 201),
+    }
+    for (method, path), (url, status) in sent_to.items():
+        for _, body in request_examples(document, method, path):
+            sent = body | {name: real[name] for name in body if name in real}
+            response = await client.request(method, url, json=sent)
+            assert response.status_code == status, (path, response.text)
+    return set(sent_to)
+
+
 def send(media_type: str, body: Any) -> Json:
     """httpx arguments sending ``body`` as documented."""
     if isinstance(body, str):
@@ -501,6 +519,10 @@ async def test_documented_requests_are_accepted_as_they_are(
     edited = await call("PUT", one, program, 200, **{"If-Match": '"1"'})
     documented_edit = success(document, "PUT", one, "200", "edited")
     assert without(edited[0], *made_up) == without(documented_edit, *made_up)
+
+    # Matches and referrals: the documented bodies, naming a real screening and program.
+    real = {"screening_id": stored[0]["id"], "program_id": added[0]["id"], "program_version": 2}
+    exercised |= await send_naming(document, client, real)
 
     # Clients and FHIR.
     await call("POST", "/v1/clients", "/v1/clients", 201)
