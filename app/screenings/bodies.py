@@ -139,6 +139,7 @@ def screening_body(row: Screening, decision: Decision | None = None) -> dict[str
         row.engine_version,
         row.determination,
         decision_body(decision, row) if decision else None,
+        row.person_id,
     )
 
 
@@ -150,6 +151,7 @@ def build_screening_body(
     engine_version: str,
     determination: Any,
     latest_decision: dict[str, Any] | None,
+    person_id: str | None = None,
 ) -> dict[str, Any]:
     """A stored screening, its determination whole (what FHIR and CDS Hooks read); the API
     answers it ``with_summary``."""
@@ -157,6 +159,7 @@ def build_screening_body(
         "id": screening_id,
         "created_at": created_at,
         "external_reference": external_reference,
+        "person_id": person_id,
         "rule_set": rule_set,
         "engine_version": engine_version,
         "determination": determination,

@@ -12,7 +12,15 @@ from sqlalchemy.orm import Mapped, mapped_column
 from app.kernel.db import Base, IdColumn, JSONDocument, new_id, utcnow
 
 # The columns GET /v1/screenings filters on, one at a time.
-LIST_FILTERS = ("external_reference", "level", "urgency", "rule_set_key", "rule_set_version")
+# person_id's index is also what reads a person's screenings (GET /v1/people/{id}/screenings).
+LIST_FILTERS = (
+    "external_reference",
+    "level",
+    "urgency",
+    "rule_set_key",
+    "rule_set_version",
+    "person_id",
+)
 
 # A FHIR reference carelevel can search by: relative (``Patient/123``) or absolute
 # (``https://ehr.example/fhir/Patient/123``), without its ``/_history/…`` version.
@@ -72,10 +80,6 @@ class Screening(Base):
             "subject_reference",
             "created_at",
             "id",
-        ),
-        # A person's screenings (GET /v1/people/{id}/screenings), newest first.
-        Index(
-            "ix_screenings_tenant_id_person_id_listed", "tenant_id", "person_id", "created_at", "id"
         ),
         {"postgresql_partition_by": "RANGE (created_at)"},
     )

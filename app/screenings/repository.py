@@ -63,6 +63,7 @@ LISTED_COLUMNS = (
     Screening.id,
     Screening.created_at,
     Screening.external_reference,
+    Screening.person_id,
     Screening.rule_set_owner,
     Screening.rule_set_key,
     Screening.rule_set_version,
@@ -84,6 +85,7 @@ def page_query(
     urgency: str | None = None,
     rule_set_key: str | None = None,
     rule_set_version: int | None = None,
+    person_id: str | None = None,
     created_from: datetime | None = None,
     created_to: datetime | None = None,
 ) -> Select[Screening]:
@@ -105,6 +107,7 @@ def page_query(
         (Screening.urgency, urgency),
         (Screening.rule_set_key, rule_set_key),
         (Screening.rule_set_version, rule_set_version),
+        (Screening.person_id, person_id),
     ):
         if value is not None:
             query = query.where(column == value)

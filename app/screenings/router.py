@@ -34,6 +34,7 @@ from app.screenings.bodies import (
     stored_json,
     with_summary,
 )
+from app.screenings.models import PERSON_ID_LENGTH, PERSON_ID_PATTERN
 from app.screenings.representations import VARY, negotiated, readable_openapi, readable_response
 from app.screenings.schemas import (
     MAX_VERSION,
@@ -252,8 +253,9 @@ DIRECT_BINDERS: dict[Callable[..., Any], Binder] = {
     summary="List screenings",
     description="Your tenant's stored screenings, newest first, as summaries (level, urgency, "
     "IOP verdict and the rule-set version that decided), filtered by your "
-    "`external_reference`, level, urgency, rule-set version or creation time. Pages follow "
-    "`next_cursor` until it is null. For reporting and work lists; read one screening for "
+    "`external_reference`, `person_id`, level, urgency, rule-set version or creation time. "
+    "Pages follow `next_cursor` until it is null. For reporting and work lists; read one "
+    "screening for "
     "its full determination.",
     responses={
         400: problem(
@@ -294,6 +296,14 @@ async def list_screenings(
     urgency: Urgency | None = None,
     rule_set_key: Annotated[str | None, Query(pattern=RULE_SET_KEY)] = None,
     rule_set_version: Annotated[int | None, Query(ge=1, le=MAX_VERSION)] = None,
+    person_id: Annotated[
+        str | None,
+        Query(
+            max_length=PERSON_ID_LENGTH,
+            pattern=PERSON_ID_PATTERN,
+            description="Only this person's screenings (your pseudonymous `person_id`).",
+        ),
+    ] = None,
     created_from: Annotated[
         Instant | None,
         Query(description="Created at or after this instant (with a time zone)."),
@@ -313,6 +323,7 @@ async def list_screenings(
             "urgency": urgency.value if urgency else None,
             "rule_set_key": rule_set_key,
             "rule_set_version": rule_set_version,
+            "person_id": person_id,
             "created_from": created_from,
             "created_to": created_to,
         },

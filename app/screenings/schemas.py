@@ -21,6 +21,7 @@ from app.engine.answers import EXAMPLE_SECTIONS, ScreeningAnswers
 from app.engine.determination import Determination, LevelOfCare, Stage, Status, Urgency
 from app.kernel.tenancy import TENANT_PATTERN
 from app.kernel.text import NO_CONTROL_CHARACTERS, NO_NUL, NOT_BLANK
+from app.screenings.models import PERSON_ID_LENGTH, PERSON_ID_PATTERN
 
 EXAMPLE_ANSWERS: dict[str, Any] = EXAMPLE_SECTIONS
 
@@ -60,6 +61,18 @@ class RuleSetPin(Schema):
     )
 
 
+PERSON_ID_EXAMPLE = "p-3f9a1c7e5b2d4f60"
+PERSON_ID_DESCRIPTION = (
+    "Your pseudonymous id of the person screened (8 to 64 characters of letters, digits and "
+    "`. _ ~ -`, starting with a letter or digit): it links this person's screenings over time "
+    "(`GET /v1/people/{person_id}/screenings`). Never a name, MRN or other direct identifier. "
+    "Derive it from your patient without revealing who it is: an HMAC-SHA-256 of your "
+    "patient's id under a secret key that only your EHR keeps (hex-encoded, 64 characters), "
+    "or a random id that your EHR stores beside its patient. Only `POST /v1/screenings` "
+    "stores it; an evaluation ignores it."
+)
+
+
 class ScreeningRequest(Schema):
     answers: ScreeningAnswers = Field(
         description="Everything the intake asked, section by section (`GET /v1/questionnaire` "
@@ -73,6 +86,13 @@ class ScreeningRequest(Schema):
         description="Your own reference for this screening (an encounter id, not a name).",
         examples=["enc-2026-000123"],
     )
+    person_id: str | None = Field(
+        default=None,
+        max_length=PERSON_ID_LENGTH,
+        pattern=PERSON_ID_PATTERN,
+        description=PERSON_ID_DESCRIPTION,
+        examples=[PERSON_ID_EXAMPLE],
+    )
     rule_set: RuleSetPin | None = Field(
         default=None,
         description="Pin a rule-set version; the active version decides otherwise.",
@@ -82,7 +102,13 @@ class ScreeningRequest(Schema):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
-            "examples": [{"answers": EXAMPLE_ANSWERS, "external_reference": "enc-2026-000123"}]
+            "examples": [
+                {
+                    "answers": EXAMPLE_ANSWERS,
+                    "external_reference": "enc-2026-000123",
+                    "person_id": PERSON_ID_EXAMPLE,
+                }
+            ]
         },
     )
 
@@ -213,10 +239,17 @@ class EvaluationResponse(Schema):
     ask_next: list[AskNext] = ASK_NEXT
 
 
+PERSON_ID = Field(
+    description="Your pseudonymous id of the person screened, if you gave one.",
+    examples=[PERSON_ID_EXAMPLE],
+)
+
+
 class ScreeningResponse(Schema):
     id: str = Field(examples=["7d7c1b0e-52a8-4f0e-8f5f-3f1f8c9b2a61"])
     created_at: datetime
     external_reference: str | None
+    person_id: str | None = PERSON_ID
     rule_set: RuleSetUsed
     engine_version: str
     summary: str = SUMMARY
@@ -229,6 +262,7 @@ class ScreeningSummary(Schema):
     id: str
     created_at: datetime
     external_reference: str | None
+    person_id: str | None = PERSON_ID
     rule_set: RuleSetUsed
     status: Status
     level: LevelOfCare | None

@@ -60,7 +60,11 @@ def fingerprint(request: ScreeningRequest, context: dict[str, Any] | None = None
 
 
 def _fingerprint(dumped: dict[str, Any], context: dict[str, Any] | None) -> str:
-    """``fingerprint`` of a request already dumped (``model_dump(mode="json")``)."""
+    """``fingerprint`` of a request already dumped (``model_dump(mode="json")``). A body
+    without a person id hashes as it did before person ids existed, so keys stored then still
+    replay."""
+    if dumped.get("person_id") is None:
+        dumped = {name: value for name, value in dumped.items() if name != "person_id"}
     body = dumped | ({"fhir_context": context} if context else {})
     return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
@@ -251,6 +255,7 @@ class ScreeningService:
             values["engine_version"],
             orjson.Fragment(decided.whole_json),
             None,
+            values["person_id"],
         )
         return Stored(
             body, False, values["fhir_context"], decided=decided, ask_next=decided.ask_next
@@ -313,6 +318,7 @@ class ScreeningService:
             "client_id": caller.client_id,
             "created_at": utcnow(),
             "external_reference": request.external_reference,
+            "person_id": request.person_id,
             "idempotency_key": idempotency_key,
             "rule_set_version_id": decided.rule_set.id,
             "rule_set_owner": decided.rule_set.owner,
@@ -392,6 +398,7 @@ class ScreeningService:
                 "id": row.id,
                 "created_at": row.created_at,
                 "external_reference": row.external_reference,
+                "person_id": row.person_id,
                 "rule_set": stored_rule_set(row),
                 "status": row.status,
                 "level": row.level,

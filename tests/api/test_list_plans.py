@@ -43,6 +43,7 @@ SCREENING_FILTERS: list[dict[str, Any]] = [
     {"urgency": "emergent"},
     {"rule_set_key": "no-such-key"},
     {"rule_set_version": 1},
+    {"person_id": "p-person-17"},
     {"level": "no-such-level"},
 ]
 AUDIT_FILTERS: list[dict[str, Any]] = [
@@ -82,12 +83,13 @@ _SCREENINGS = text(
     f"""
     INSERT INTO screenings (id, tenant_id, client_id, created_at, external_reference,
         rule_set_version_id, rule_set_owner, rule_set_key, rule_set_version, rule_set_sha256,
-        engine_version, status, level, urgency, iop_verdict, answers, determination)
+        engine_version, status, level, urgency, iop_verdict, answers, determination, person_id)
     SELECT :tenant || '-' || n, :tenant, 'client-1',
         timestamptz '2026-01-01 00:00:00+00' + n * interval '20 minutes', 'enc-' || (n % 997),
         :version, 'shared', 'iop-level-of-care', 1 + (n % 3), repeat('a', 64), '2.0.0',
         'complete', (ARRAY['outpatient', 'intensive_outpatient', 'residential'])[1 + n % 3],
-        (ARRAY['routine', 'urgent', 'emergent'])[1 + n % 3], 'suitable', '{{}}', '{{}}'
+        (ARRAY['routine', 'urgent', 'emergent'])[1 + n % 3], 'suitable', '{{}}', '{{}}',
+        'p-person-' || (n % 997)
     FROM generate_series(1, {ROWS}) AS n
     """
 )
