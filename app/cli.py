@@ -544,11 +544,14 @@ def _on_rule_sets(call: Callable[[Any], Awaitable[Any]]) -> tuple[Any, int]:
     from app.rulesets.cache import RuleSetCache
     from app.rulesets.resolve import RuleSets
     from app.rulesets.service import RuleSetService
+    from app.screenings.overrides import decided_screenings
     from app.screenings.repository import recent_screenings_of_key
 
     async def work(sessions: Any) -> Any:
         rule_sets = RuleSets(RuleSetCache(), get_settings().operator_tenant)
-        return await call(RuleSetService(sessions, rule_sets, recent_screenings_of_key))
+        return await call(
+            RuleSetService(sessions, rule_sets, recent_screenings_of_key, decided_screenings)
+        )
 
     try:
         return _run_with_database(work), EXIT_OK
@@ -574,8 +577,17 @@ def _rules_versions(args: argparse.Namespace) -> int:
 
 
 def _rules_diff(args: argparse.Namespace) -> int:
+    from app.kernel.settings import get_settings
+
     diff, code = _on_rule_sets(
-        lambda service: service.diff(None, args.owner, args.key, args.from_version, args.to_version)
+        lambda service: service.diff(
+            None,
+            args.owner,
+            args.key,
+            args.from_version,
+            args.to_version,
+            min_count=get_settings().override_report_min_count,
+        )
     )
     if code:
         return code
@@ -602,9 +614,16 @@ def _rules_diff(args: argparse.Namespace) -> int:
 
 
 def _rules_simulate(args: argparse.Namespace) -> int:
+    from app.kernel.settings import get_settings
+
     report, code = _on_rule_sets(
         lambda service: service.simulate(
-            None, args.owner, args.key, args.version, max(1, args.sample)
+            None,
+            args.owner,
+            args.key,
+            args.version,
+            max(1, args.sample),
+            get_settings().override_report_min_count,
         )
     )
     if code:

@@ -54,6 +54,7 @@ from app.runtime.edge import Edge
 from app.runtime.fast_lane import FastLane, lanes_of
 from app.runtime.openapi import complete_openapi, operation_id
 from app.runtime.problems import ProblemHandlers
+from app.screenings.overrides import decided_screenings
 from app.screenings.repository import recent_screenings_of_key
 from app.screenings.router import DIRECT_BINDERS
 from app.screenings.router import router as screenings_router
@@ -261,7 +262,7 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
         app.state.sessions = create_sessionmaker(app.state.engine)
         rule_sets = RuleSets(app.state.rule_set_cache, settings.operator_tenant)
         app.state.rule_set_service = RuleSetService(
-            app.state.sessions, rule_sets, recent_screenings_of_key
+            app.state.sessions, rule_sets, recent_screenings_of_key, decided_screenings
         )
         app.state.screening_service = ScreeningService(
             app.state.sessions,

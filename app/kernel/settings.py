@@ -140,6 +140,14 @@ class Settings(BaseSettings):
     )
     max_page_size: int = Field(default=100, ge=1, le=1000)
     simulation_sample_size: int = Field(default=500, ge=1, le=10_000)
+    override_report_min_count: int = Field(
+        default=10,
+        ge=1,
+        le=1000,
+        description="The fewest screenings a figure of the override report (and of the "
+        "override and agreement figures of a diff or simulation) may rest on; smaller ones are "
+        "withheld. At least 5 in production.",
+    )
     max_body_bytes: int = Field(
         default=64 * 1024,
         ge=1024,
@@ -337,6 +345,13 @@ class Settings(BaseSettings):
                 "CARELEVEL_CDS_CLIENTS needs CARELEVEL_PUBLIC_URL: the address the EHRs call, "
                 "which their JWTs must name as aud"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _production_withholds_small_counts(self) -> Settings:
+        # Figures about a handful of screenings could point at the people behind them.
+        if self.environment == "production" and self.override_report_min_count < 5:
+            raise ValueError("CARELEVEL_OVERRIDE_REPORT_MIN_COUNT: at least 5 in production")
         return self
 
     @model_validator(mode="after")

@@ -235,32 +235,49 @@ Changes = dict[tuple[str | None, str | None], list[str]]
 
 @dataclass(frozen=True, slots=True)
 class SimulationChanges:
-    """How stored screenings' level, urgency and IOP verdict change under a version."""
+    """How stored screenings' level, urgency and IOP verdict change under a version, and how
+    often the stored and the simulated level match a clinician's final level."""
 
     levels: Changes
     urgencies: Changes
     verdicts: Changes
     changed: int  # screenings whose level changed
+    decided: int = 0  # screenings whose latest clinician decision names a final level
+    agreed_stored: int = 0  # of those, how many the stored level matches
+    agreed_simulated: int = 0  # and how many the simulated level would match
 
 
 def re_evaluation(compiled: CompiledRuleSet, rows: Sequence[Any]) -> SimulationChanges:
-    """Stored screenings ``(id, answers, level, urgency, verdict)`` re-evaluated under
-    ``compiled``: their level, urgency and verdict changes, and how many changed level."""
+    """Stored screenings ``(id, answers, level, urgency, verdict, final level)`` re-evaluated
+    under ``compiled``: their level, urgency and verdict changes, how many changed level, and
+    how the stored and new levels compare with the clinicians' final levels."""
     levels: Changes = defaultdict(list)
     urgencies: Changes = defaultdict(list)
     verdicts: Changes = defaultdict(list)
-    changed = 0
-    for screening_id, answers, level, urgency, verdict in rows:
+    changed = decided = agreed_stored = agreed_simulated = 0
+    for screening_id, answers, level, urgency, verdict, final_level in rows:
         result = evaluate(compiled, ScreeningAnswers.model_validate(answers))
         new_level = result.recommended_level.level.value if result.recommended_level else None
         if new_level != level:
             changed += 1
+        if final_level is not None:
+            decided += 1
+            agreed_stored += final_level == level
+            agreed_simulated += final_level == new_level
         levels[(level, new_level)].append(screening_id)
         if result.urgency.value != urgency:
             urgencies[(urgency, result.urgency.value)].append(screening_id)
         if result.iop.verdict.value != verdict:
             verdicts[(verdict, result.iop.verdict.value)].append(screening_id)
-    return SimulationChanges(dict(levels), dict(urgencies), dict(verdicts), changed)
+    return SimulationChanges(
+        dict(levels),
+        dict(urgencies),
+        dict(verdicts),
+        changed,
+        decided,
+        agreed_stored,
+        agreed_simulated,
+    )
 
 
 def export_yaml(row: StoredVersion) -> str:

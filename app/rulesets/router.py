@@ -28,6 +28,7 @@ from app.rulesets.models import RuleSetVersion
 from app.rulesets.schemas import (
     DOCUMENT_REF,
     ActivationResult,
+    OverrideReport,
     RuleSetSummary,
     SimulationReport,
     ValidationReport,
@@ -518,7 +519,10 @@ async def retire_version(
     description="Rules added, removed and changed (by id), and the test cases of both versions "
     "whose outcome differs between them. `from_owner=shared` compares a fork with the shared "
     "version it came from. Read it before publishing a new version: it shows which test "
-    "cases would be decided differently.",
+    "cases would be decided differently. With the `screenings:read` scope, each removed or "
+    "changed rule also carries `overrides`: how your clinicians decided the screenings of the "
+    "`from` version in which it fired (see the override report); a rule often overridden is "
+    "the one whose change to check first.",
     responses={404: NO_SUCH_VERSION},
 )
 async def diff_versions(
@@ -526,11 +530,20 @@ async def diff_versions(
     key: Key,
     caller: Annotated[Caller, access(Action.RULE_SET_DIFF)],
     rule_sets: RuleSetServiceDep,
+    settings: SettingsDep,
     from_version: Annotated[int, Query(alias="from", ge=1, le=MAX_VERSION)],
     to_version: Annotated[int, Query(alias="to", ge=1, le=MAX_VERSION)],
     from_owner: OwnerQuery = None,
 ) -> VersionDiff:
-    return await rule_sets.diff(caller, owner, key, from_version, to_version, from_owner)
+    return await rule_sets.diff(
+        caller,
+        owner,
+        key,
+        from_version,
+        to_version,
+        from_owner,
+        min_count=settings.override_report_min_count,
+    )
 
 
 @router.post(
@@ -541,7 +554,9 @@ async def diff_versions(
     description="Re-evaluate your tenant's most recent stored screenings of this rule-set key "
     "under this version (a bounded sample) and count how many levels would change, from what "
     "to what. Stores nothing; the answers never leave the service (only counts and example "
-    "screening ids are returned).",
+    "screening ids are returned). `clinician_agreement` compares the stored and the simulated "
+    "levels with the final levels your clinicians chose: a version that agrees more often "
+    "follows their judgement more closely.",
     responses={404: NO_SUCH_VERSION},
 )
 async def simulate_version(
@@ -554,7 +569,39 @@ async def simulate_version(
     sample: Annotated[int | None, Query(ge=1, le=10_000)] = None,
 ) -> SimulationReport:
     limit = min(sample or settings.simulation_sample_size, settings.simulation_sample_size)
-    return await rule_sets.simulate(caller, owner, key, version, limit)
+    return await rule_sets.simulate(
+        caller, owner, key, version, limit, settings.override_report_min_count
+    )
+
+
+@router.get(
+    V + "/overrides",
+    operation_id="getRuleSetVersionOverrides",
+    response_model=OverrideReport,
+    summary="What clinicians' overrides teach about a version",
+    description="How your tenant's clinicians decided the screenings this version decided "
+    "(each screening once, with its latest decision; a shared version counts your decisions "
+    "only): how often the recommendation was taken, the variance reasons and the levels chosen "
+    "instead when it was not (`unknown` when an EHR reported an override without the level), "
+    "and, for every rule that fired, how often its screenings were overridden and how much more "
+    "often than the rest (`lift`). Read it before drafting the next version: rules with a high "
+    "override rate and lift are where the version and clinical judgement part; then compare "
+    "the draft with `diff` and `simulate`. Figures resting on fewer screenings than "
+    "`CARELEVEL_OVERRIDE_REPORT_MIN_COUNT` are null and marked `suppressed`; below it overall "
+    "the whole report is withheld. No screening ids, comments or clinicians are returned.",
+    responses={404: NO_SUCH_VERSION},
+)
+async def get_overrides(
+    owner: Owner,
+    key: Key,
+    version: Version,
+    caller: Annotated[Caller, access(Action.VERSION_OVERRIDES)],
+    rule_sets: RuleSetServiceDep,
+    settings: SettingsDep,
+) -> OverrideReport:
+    return await rule_sets.overrides(
+        caller, owner, key, version, settings.override_report_min_count
+    )
 
 
 @router.get(

@@ -110,12 +110,68 @@ class ValidationReport(Schema):
     publishable: bool
 
 
+# --- what clinicians' decisions teach (app/rulesets/overrides.py) ------------------------------
+
+SUPPRESSED = (
+    "True when a figure of this row is withheld (null): it rests on fewer screenings than the "
+    "smallest count reported (`CARELEVEL_OVERRIDE_REPORT_MIN_COUNT`), or would give such a "
+    "figure away."
+)
+
+
+class OverrideReasonCount(Schema):
+    reason: str = Field(description="A variance reason code.", examples=["waitlist"])
+    count: int | None = Field(description="Overridden screenings giving this reason.")
+    suppressed: bool = Field(description=SUPPRESSED)
+
+
+class LevelChosenInstead(Schema):
+    recommended_level: str | None = Field(examples=["intensive_outpatient"])
+    chosen_level: str = Field(
+        description="The level the clinician chose; `unknown` when an EHR reported the "
+        "recommendation overridden without saying what was chosen (CDS Hooks feedback).",
+        examples=["partial_hospitalization"],
+    )
+    count: int | None
+    suppressed: bool = Field(description=SUPPRESSED)
+
+
+class RuleOverrides(Schema):
+    """How often a rule's screenings were overridden. A rule with a high override rate and a
+    lift well above 1 is where clinicians disagree with the version: read its condition, the
+    reasons and the levels chosen instead before drafting the next version."""
+
+    rule_id: str
+    fired_in_decided: int | None = Field(
+        description="Screenings with a clinician decision in which the rule fired."
+    )
+    fired_in_overridden: int | None = Field(
+        description="Of those, the screenings whose recommendation was overridden."
+    )
+    override_rate: float | None = Field(
+        description="fired_in_overridden / fired_in_decided: how often the recommendation was "
+        "overridden when this rule fired."
+    )
+    lift: float | None = Field(
+        description="override_rate / the version's overall override rate: above 1, screenings "
+        "in which the rule fires are overridden more often than the others."
+    )
+    suppressed: bool = Field(description=SUPPRESSED)
+
+
 class RuleChange(Schema):
     rule_id: str
     stage: str
     change: str = Field(description="added, removed or changed")
     before: dict[str, Any] | None
     after: dict[str, Any] | None
+    overrides: RuleOverrides | None = Field(
+        default=None,
+        description="For a removed or changed rule: how clinicians decided your tenant's "
+        "screenings of the `from` version in which it fired (null for an added rule, for a "
+        "rule that never fired in a decided screening, and without the `screenings:read` "
+        "scope). A changed rule that was often overridden is the change to check first.",
+    )
 
 
 class CaseDifference(Schema):
@@ -124,6 +180,16 @@ class CaseDifference(Schema):
     source_version: int
     before: dict[str, Any]
     after: dict[str, Any]
+
+
+class DiffOverrides(Schema):
+    decisions_considered: int | None = Field(
+        description="Your tenant's screenings of the `from` version with a clinician decision "
+        "(null below min_count)."
+    )
+    override_rate: float | None
+    min_count: int = Field(description="The smallest number of screenings a figure rests on.")
+    truncated: bool = Field(description="Only the most recently decided screenings were read.")
 
 
 class VersionDiff(Schema):
@@ -136,6 +202,11 @@ class VersionDiff(Schema):
     other_changes: list[str] = Field(description="Top-level fields that differ.")
     cases_compared: int
     behaviour_changes: list[CaseDifference]
+    overrides: DiffOverrides | None = Field(
+        default=None,
+        description="The clinician decisions the rules' `overrides` rest on (null without the "
+        "`screenings:read` scope).",
+    )
 
 
 class LevelTransition(Schema):
@@ -150,6 +221,22 @@ class ValueChange(Schema):
     after: str | None = Field(description="The value under the simulated version.")
     count: int
     example_screening_ids: list[str]
+
+
+class ClinicianAgreement(Schema):
+    """Whether the simulated version would agree with clinicians more often than the stored
+    results did: more agreement than stored suggests the change follows clinical judgement;
+    less suggests it moves away from it (read the transitions and the override report)."""
+
+    decided: int | None = Field(
+        description="Sampled screenings whose latest clinician decision names a final level."
+    )
+    agreed_stored: int | None = Field(description="Of those, how many the stored level matches.")
+    agreed_simulated: int | None = Field(
+        description="And how many the level under this version would match."
+    )
+    min_count: int = Field(description="The smallest number of screenings a figure rests on.")
+    suppressed: bool = Field(description=SUPPRESSED)
 
 
 class SimulationReport(Schema):
@@ -170,6 +257,42 @@ class SimulationReport(Schema):
         "pending_safety_assessment), grouped by stored and new verdict."
     )
     sample_limit: int
+    clinician_agreement: ClinicianAgreement
+
+
+class OverrideReport(Schema):
+    """How clinicians decided your tenant's screenings of one rule-set version: agreement,
+    the reasons and levels of overrides, and the rules that fire where recommendations are
+    overridden. Each screening counts once, with its latest decision."""
+
+    owner: str
+    key: str
+    version: int
+    min_count: int = Field(
+        description="The smallest number of screenings a figure rests on "
+        "(`CARELEVEL_OVERRIDE_REPORT_MIN_COUNT`)."
+    )
+    decisions_considered: int | None = Field(
+        description="Screenings of this version with a clinician decision (null below min_count)."
+    )
+    decision_limit: int = Field(description="The most recently decided screenings read, at most.")
+    truncated: bool = Field(description="More screenings were decided than decision_limit.")
+    withheld: bool = Field(description="Fewer than min_count decided screenings: no figures.")
+    notice: str | None
+    agreed: int | None = Field(description="Screenings whose recommendation was taken.")
+    overridden: int | None = Field(description="Screenings whose recommendation was not.")
+    agreement_rate: float | None
+    override_rate: float | None
+    suppressed: bool = Field(description=SUPPRESSED)
+    reasons: list[OverrideReasonCount] = Field(
+        description="Variance reasons of the overridden screenings, the most frequent first."
+    )
+    chosen_instead: list[LevelChosenInstead] = Field(
+        description="Recommended level → level chosen instead, the most frequent first."
+    )
+    rules: list[RuleOverrides] = Field(
+        description="Every rule that fired in a decided screening, the most overridden first."
+    )
 
 
 class ActivationResult(Schema):

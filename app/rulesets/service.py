@@ -41,11 +41,23 @@ from app.kernel.tenancy import SHARED
 from app.rulesets import work as rule_set_work
 from app.rulesets.deciding import DecidingVersion
 from app.rulesets.models import RuleSet, RuleSetEvent, RuleSetVersion, VersionStatus
+from app.rulesets.overrides import (
+    DecidedScreening,
+    OverrideFigures,
+    agreement,
+    override_figures,
+    override_report,
+)
+from app.rulesets.reports import SimulationChanges
 from app.rulesets.repository import RuleSetRepository
 from app.rulesets.resolve import RuleSets
 from app.rulesets.schemas import (
     ActivationResult,
+    ClinicianAgreement,
+    DiffOverrides,
     LevelTransition,
+    OverrideReport,
+    RuleOverrides,
     RuleSetSummary,
     SimulationReport,
     ValidationReport,
@@ -55,6 +67,7 @@ from app.rulesets.schemas import (
 from app.rulesets.work import RULE_SET_WORK, StoredDocument
 from app.security.actions import version_resource_id
 from app.security.caller import Caller
+from app.security.principal import Scope
 
 SYSTEM_ACTOR = "system"
 T = TypeVar("T")
@@ -114,12 +127,36 @@ def _problems(error: RuleSetError) -> list[FieldProblem]:
 
 
 # The most recent stored screenings decided under a rule-set key (of one tenant; None: all), as
-# (id, answers, level, urgency, IOP verdict) rows: what a simulation re-evaluates. The screenings
-# package provides it (screenings depend on rule sets, never the reverse).
-SampledScreening = tuple[str, dict[str, Any], str | None, str | None, str | None]
+# (id, answers, level, urgency, IOP verdict, final level of the latest clinician decision) rows:
+# what a simulation re-evaluates. The screenings package provides it (screenings depend on rule
+# sets, never the reverse).
+SampledScreening = tuple[str, dict[str, Any], str | None, str | None, str | None, str | None]
 ScreeningSamples = Callable[
     [AsyncSession, str | None, str, int], Awaitable[Sequence[SampledScreening]]
 ]
+# A tenant's screenings decided by one version (owner, key, version) that have a clinician
+# decision, each with its latest, the most recently decided first, at most ``limit``: what an
+# override report counts. The screenings package provides it too.
+ScreeningDecisions = Callable[
+    [AsyncSession, str, str, str, int, int], Awaitable[Sequence[DecidedScreening]]
+]
+# The most recently decided screenings an override report reads: a bound on its work. On
+# PostgreSQL, reading the fired rules of 10 000 screenings from their stored determinations
+# took 1 to 2.5 s (two busy cores), most of it decompressing and walking the traces.
+OVERRIDE_DECISION_LIMIT = 20_000
+
+
+def _clinician_agreement(simulated: SimulationChanges, min_count: int) -> ClinicianAgreement:
+    found = agreement(
+        simulated.decided, simulated.agreed_stored, simulated.agreed_simulated, min_count
+    )
+    return ClinicianAgreement(
+        decided=found.decided,
+        agreed_stored=found.agreed_stored,
+        agreed_simulated=found.agreed_simulated,
+        min_count=min_count,
+        suppressed=found.suppressed,
+    )
 
 
 class _UseCase:
@@ -131,10 +168,12 @@ class _UseCase:
         session: AsyncSession,
         rule_sets: RuleSets,
         samples: ScreeningSamples,
+        decisions: ScreeningDecisions,
         caller: Caller | None,
     ) -> None:
         self.session = session
         self.samples = samples
+        self.decisions = decisions
         self.repository = RuleSetRepository(session)
         self.cache = rule_sets.cache
         self.caller = caller
@@ -495,14 +534,22 @@ class _UseCase:
         from_version: int,
         to_version: int,
         from_owner: str | None = None,
+        *,
+        min_count: int,
     ) -> VersionDiff:
         """Compare ``from_owner``'s version (the same owner by default: a fork against the
-        shared version it came from otherwise) with ``owner``'s."""
+        shared version it came from otherwise) with ``owner``'s. A caller who reads
+        screenings also gets, for each removed or changed rule, how its tenant's clinicians
+        decided the screenings of ``from`` in which it fired."""
         before_row = await self._find(from_owner or owner, key, from_version)
         after_row = await self._find(owner, key, to_version)
         result = await self._in_worker(
             rule_set_work.diff, key, StoredDocument.of(before_row), StoredDocument.of(after_row)
         )
+        if self.caller is not None and not self.caller.principal.missing(
+            frozenset({Scope.SCREENINGS_READ})
+        ):
+            result = await self._with_overrides(result, before_row, min_count)
         self._record(
             200,
             details={
@@ -512,10 +559,59 @@ class _UseCase:
         )
         return result
 
-    async def simulate(self, owner: str, key: str, version: int, sample: int) -> SimulationReport:
+    async def _with_overrides(
+        self, diff: VersionDiff, before: RuleSetVersion, min_count: int
+    ) -> VersionDiff:
+        """``diff`` with the override figures of its removed and changed rules in ``before``."""
+        figures, truncated = await self._figures(before, min_count)
+        by_rule = {figure.rule_id: figure for figure in figures.rules}
+        rules = [
+            change.model_copy(
+                update={
+                    "overrides": RuleOverrides.model_validate(
+                        by_rule[change.rule_id], from_attributes=True
+                    )
+                }
+            )
+            if change.change != "added" and change.rule_id in by_rule
+            else change
+            for change in diff.rules
+        ]
+        summary = DiffOverrides(
+            decisions_considered=figures.decided,
+            override_rate=figures.override_rate,
+            min_count=min_count,
+            truncated=truncated,
+        )
+        return diff.model_copy(update={"rules": rules, "overrides": summary})
+
+    async def _figures(self, row: RuleSetVersion, min_count: int) -> tuple[OverrideFigures, bool]:
+        """The override figures of the caller's decided screenings of ``row``, and whether
+        more were decided than were read."""
+        assert self.caller is not None
+        limit = OVERRIDE_DECISION_LIMIT
+        rows = await self.decisions(
+            self.session, self.caller.tenant, row.owner, row.key, row.version, limit + 1
+        )
+        return override_figures(rows[:limit], min_count), len(rows) > limit
+
+    async def overrides(self, owner: str, key: str, version: int, min_count: int) -> OverrideReport:
+        """How the caller's clinicians decided the screenings this version decided (a shared
+        version too: only the caller's tenant's decisions count)."""
+        row = await self._find(owner, key, version)
+        figures, truncated = await self._figures(row, min_count)
+        self._record(200, details={"decisions_considered": figures.decided, "truncated": truncated})
+        return override_report(
+            row.owner, row.key, row.version, figures, OVERRIDE_DECISION_LIMIT, truncated
+        )
+
+    async def simulate(
+        self, owner: str, key: str, version: int, sample: int, min_count: int
+    ) -> SimulationReport:
         """Re-evaluate the caller's most recent stored screenings of ``key`` (whichever owner's
         version decided them) under this version: how the levels, urgencies and IOP verdicts
-        would change."""
+        would change, and how often the stored and the new levels match what clinicians
+        decided."""
         row = await self._find(owner, key, version)
         tenant = self.caller.tenant if self.caller is not None else None
         rows = await self.samples(self.session, tenant, key, sample)
@@ -549,6 +645,7 @@ class _UseCase:
                 for (b, a), ids in _by_size(verdicts)
             ],
             sample_limit=sample,
+            clinician_agreement=_clinician_agreement(simulated, min_count),
         )
 
     # --- seeding and shipped versions ----------------------------------------------------------
@@ -623,14 +720,18 @@ class RuleSetService:
         sessions: async_sessionmaker[AsyncSession],
         rule_sets: RuleSets,
         samples: ScreeningSamples,
+        decisions: ScreeningDecisions,
     ) -> None:
         self.sessions = sessions
         self.rule_sets = rule_sets
         self.samples = samples  # the stored screenings a simulation re-evaluates
+        self.decisions = decisions  # the clinician decisions an override report counts
 
     async def _run(self, caller: Caller | None, use_case: Callable[[_UseCase], Awaitable[T]]) -> T:
         async with self.sessions() as session, session.begin():
-            return await use_case(_UseCase(session, self.rule_sets, self.samples, caller))
+            return await use_case(
+                _UseCase(session, self.rule_sets, self.samples, self.decisions, caller)
+            )
 
     async def summaries(self, caller: Caller | None) -> list[RuleSetSummary]:
         return await self._run(caller, lambda work: work.summaries())
@@ -708,15 +809,33 @@ class RuleSetService:
         from_version: int,
         to_version: int,
         from_owner: str | None = None,
+        *,
+        min_count: int,
     ) -> VersionDiff:
         return await self._run(
-            caller, lambda work: work.diff(owner, key, from_version, to_version, from_owner)
+            caller,
+            lambda work: work.diff(
+                owner, key, from_version, to_version, from_owner, min_count=min_count
+            ),
         )
 
     async def simulate(
-        self, caller: Caller | None, owner: str, key: str, version: int, sample: int
+        self,
+        caller: Caller | None,
+        owner: str,
+        key: str,
+        version: int,
+        sample: int,
+        min_count: int,
     ) -> SimulationReport:
-        return await self._run(caller, lambda work: work.simulate(owner, key, version, sample))
+        return await self._run(
+            caller, lambda work: work.simulate(owner, key, version, sample, min_count)
+        )
+
+    async def overrides(
+        self, caller: Caller, owner: str, key: str, version: int, min_count: int
+    ) -> OverrideReport:
+        return await self._run(caller, lambda work: work.overrides(owner, key, version, min_count))
 
     async def ensure_default(self) -> ShippedVersion:
         """Seed or upgrade the shipped default rule set (see ``_UseCase.ensure_default``)."""

@@ -60,8 +60,15 @@ from app.operations.health import Readiness
 from app.questionnaire import build_questionnaire
 from app.rulesets.compiled import relabelled
 from app.rulesets.models import RuleSetVersion, VersionStatus
+from app.rulesets.overrides import DecidedScreening, override_figures, override_report
 from app.rulesets.reports import export_yaml, validation_report, version_diff
-from app.rulesets.schemas import ActivationResult, RuleSetSummary, VersionDetail, VersionSummary
+from app.rulesets.schemas import (
+    ActivationResult,
+    OverrideReport,
+    RuleSetSummary,
+    VersionDetail,
+    VersionSummary,
+)
 from app.screenings.asking import ask_next
 from app.screenings.bodies import shown_stored, with_summary, without_trace
 from app.screenings.readable import about_stored, document, html_page, markdown, plain_text
@@ -534,6 +541,24 @@ def _summary(row: Any) -> Json:
     return found
 
 
+def _override_report_example() -> OverrideReport:
+    """The override report of the pilot's version 1 over 129 decided screenings."""
+    iop, rule = "intensive_outpatient", "place.iop-depression-after-outpatient"
+
+    def decided(count: int, final: str, reason: str | None, *rules: str) -> list[Any]:
+        reasons = (reason,) if reason else ()
+        return [DecidedScreening("decided", iop, final, reasons, rules)] * count
+
+    rows = (
+        decided(70, iop, None, rule)
+        + decided(20, iop, None)
+        + decided(24, "partial_hospitalization", "clinical_judgment", rule)
+        + decided(12, "residential", "clinical_judgment", rule)
+        + decided(3, "outpatient", "waitlist", rule)
+    )
+    return override_report(SHARED, PILOT_KEY, 1, override_figures(rows, 10), 20_000, False)
+
+
 def _rule_set_examples() -> dict[tuple[str, str], Json]:
     published_at = DRAFTED_AT + timedelta(days=1)
     activated_at = published_at + timedelta(hours=2)
@@ -735,7 +760,30 @@ def _rule_set_examples() -> dict[tuple[str, str], Json]:
                                     }
                                 ],
                                 "sample_limit": 500,
+                                "clinician_agreement": {
+                                    "decided": 120,
+                                    "agreed_stored": 96,
+                                    "agreed_simulated": 104,
+                                    "min_count": 10,
+                                    "suppressed": False,
+                                },
                             },
+                        )
+                    }
+                }
+            }
+        },
+        ("GET", version + "/overrides"): {
+            "responses": {
+                "200": {
+                    JSON: {
+                        "overrides": example(
+                            "Clinicians overrode 39 of 129 recommendations",
+                            _override_report_example().model_dump(mode="json"),
+                            "Most overrides chose partial hospitalization where the pilot's IOP "
+                            "rule fired. Three overrides to outpatient care for a waitlist are "
+                            "too few to show (minimum 10), and so are the residential ones, "
+                            "which would give them away by subtraction.",
                         )
                     }
                 }

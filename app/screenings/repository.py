@@ -36,10 +36,22 @@ from app.screenings.models import Decision, IdempotencyRecord, Screening
 
 async def recent_screenings_of_key(
     session: AsyncSession, tenant: str | None, key: str, limit: int
-) -> Sequence[tuple[str, dict[str, Any], str | None, str | None, str | None]]:
+) -> Sequence[tuple[str, dict[str, Any], str | None, str | None, str | None, str | None]]:
     """The most recent screenings decided under rule-set ``key`` (of ``tenant``; None: every
-    tenant's), as (id, answers, level, urgency, IOP verdict): what a rule-set simulation
-    re-evaluates."""
+    tenant's), as (id, answers, level, urgency, IOP verdict, final level): what a rule-set
+    simulation re-evaluates. The final level is the one the screening's latest clinician
+    decision chose (None: no decision, or one that did not say)."""
+    final_level = (
+        select(Decision.final_level)
+        .where(
+            Decision.screening_id == Screening.id,
+            Decision.tenant_id == Screening.tenant_id,
+        )
+        .order_by(Decision.created_at.desc(), Decision.id.desc())
+        .limit(1)
+        .correlate(Screening)
+        .scalar_subquery()
+    )
     query = (
         select(
             Screening.id,
@@ -47,6 +59,7 @@ async def recent_screenings_of_key(
             Screening.level,
             Screening.urgency,
             Screening.iop_verdict,
+            final_level,
         )
         .where(Screening.rule_set_key == key)
         .order_by(Screening.created_at.desc(), Screening.id.desc())
@@ -55,7 +68,7 @@ async def recent_screenings_of_key(
     if tenant is not None:
         query = query.where(Screening.tenant_id == tenant)
     rows = (await session.execute(query)).all()
-    return [(row[0], row[1], row[2], row[3], row[4]) for row in rows]
+    return [(row[0], row[1], row[2], row[3], row[4], row[5]) for row in rows]
 
 
 # What a page of GET /v1/screenings shows of each screening.

@@ -34,6 +34,7 @@ class Action(StrEnum):
     VERSION_EXPORT = "rule_set_version.export"
     VERSION_VALIDATE = "rule_set_version.validate"
     VERSION_SIMULATE = "rule_set_version.simulate"
+    VERSION_OVERRIDES = "rule_set_version.overrides"
     VERSION_CREATE = "rule_set_version.create"
     VERSION_UPDATE = "rule_set_version.update"
     VERSION_DELETE = "rule_set_version.delete"
@@ -108,6 +109,8 @@ ACTIONS: Mapping[Action, ActionSpec] = {
     Action.VERSION_VALIDATE: _spec(_V, Scope.RULESETS_READ),
     # A simulation re-evaluates the tenant's stored screenings.
     Action.VERSION_SIMULATE: _spec(_V, Scope.RULESETS_READ, Scope.SCREENINGS_READ),
+    # The override report counts the tenant's clinician decisions on stored screenings.
+    Action.VERSION_OVERRIDES: _spec(_V, Scope.RULESETS_READ, Scope.SCREENINGS_READ),
     Action.VERSION_CREATE: _spec(_V, Scope.RULESETS_WRITE),
     Action.VERSION_UPDATE: _spec(_V, Scope.RULESETS_WRITE),
     Action.VERSION_DELETE: _spec(_V, Scope.RULESETS_WRITE),

@@ -124,6 +124,11 @@ def successful_requests(
             lambda: client.post(f"{v}/3/simulate"),
         ),
         (
+            Action.VERSION_OVERRIDES,
+            "shared/iop-level-of-care/1",
+            lambda: client.get(f"{v}/1/overrides"),
+        ),
+        (
             Action.RULE_SET_DIFF,
             "shared/iop-level-of-care",
             lambda: client.get(f"{RULE_SET}/diff", params={"from": 1, "to": 3}),

@@ -518,6 +518,10 @@ async def exercise_rule_sets(d: Driver) -> None:
     simulate = VERSION + "/simulate"
     await d.call("POST", simulate, 200, path=v1, params={"sample": 7})
     await d.call("POST", simulate, 422, path=v1, params={"sample": OUT_OF_RANGE_INT})
+    overrides = VERSION + "/overrides"
+    await d.call("GET", overrides, 200, path=v1)
+    await d.call("GET", overrides, 422, path=DEFAULT_SET | {"version": TEXT})
+    await d.call("GET", overrides, 404, path=DEFAULT_SET | {"version": 98765})
     await d.call("GET", VERSION + "/export", 200, path=a)
     await d.call("GET", VERSION + "/export", 404, path=DEFAULT_SET | {"version": 98765})
 

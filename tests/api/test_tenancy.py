@@ -120,6 +120,11 @@ def object_requests(w: World) -> dict[str, tuple[str, str, dict[str, Any]]]:
             f"{version}/simulate",
             {},
         ),
+        "GET /v1/rule-sets/{owner}/{key}/versions/{version}/overrides": (
+            "GET",
+            f"{version}/overrides",
+            {},
+        ),
         "GET /v1/rule-sets/{owner}/{key}/diff": (
             "GET",
             f"{FORK}/diff",
