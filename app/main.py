@@ -38,9 +38,15 @@ from app.kernel.settings import Settings, get_settings
 from app.operations.docs_pages import install_docs_pages
 from app.operations.health import router as health_router
 from app.operations.metrics import Metrics, metrics_router, sample_forever
+from app.people.router import router as people_router
+from app.people.service import PeopleService
 from app.process.gc_tuning import settle_after_startup
 from app.process.logging_setup import keep_health_information_out_of_logs
+from app.programs.router import router as programs_router
+from app.programs.service import ProgramService
 from app.questionnaire import Questionnaire, build_questionnaire
+from app.referrals.router import router as referrals_router
+from app.referrals.service import ReferralService
 from app.rulesets.cache import RuleSetCache, refresh_forever
 from app.rulesets.compiled import COMPILED
 from app.rulesets.resolve import RuleSets
@@ -277,8 +283,13 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
             RateLimiter(counter, settings.rate_limit_requests, settings.rate_limit_tenant_requests),
             FailedAuthentications(counter, settings.auth_failures_per_address),
         )
+        app.state.people_service = PeopleService(app.state.sessions)
         app.state.client_service = ClientService(
             app.state.sessions, app.state.guard.authenticator.forget
+        )
+        app.state.program_service = ProgramService(app.state.sessions)
+        app.state.referral_service = ReferralService(
+            app.state.sessions, app.state.screening_service, app.state.program_service
         )
         app.state.fhir = FhirService(
             app.state.sessions,
@@ -356,8 +367,11 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
     app.problems.install(app)
     app.include_router(screenings_router)  # no prefix: the fast lane serves its routes' paths
     app.include_router(view_router)
+    app.include_router(people_router)
     app.include_router(rule_sets_router, max_body_size=settings.max_rule_set_body_bytes)
     app.include_router(clients_router)
+    app.include_router(programs_router)
+    app.include_router(referrals_router)
     app.include_router(audit_router)
     app.include_router(fhir_router)
     # Bodies carrying the patient's chart: $populate and the CDS Hooks service calls.

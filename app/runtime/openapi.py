@@ -107,6 +107,13 @@ TAGS = [
         "record the clinician's decision.",
     },
     {
+        "name": "people",
+        "description": "A person's screenings over time, linked by your pseudonymous "
+        "`person_id` (never a name or MRN): scores with their meaningful changes, responses "
+        "and remissions, how the recommended level moved, a step-up or step-down suggestion "
+        "and when to screen again (measurement-based care).",
+    },
+    {
         "name": "rule sets",
         "description": "The clinical rules that decide: shared rule sets (maintained by the "
         "operator tenant) and your tenant's own forks. A version is a draft until it compiles, "
@@ -126,6 +133,13 @@ TAGS = [
         "description": "CDS Hooks 2.0 services for the EHR's patient-view and order-select "
         "hooks: cards with the recommended level, reasons and barriers, and feedback recorded "
         "as the clinician's decision. Every call carries a JWT the EHR signs for that call.",
+    },
+    {
+        "name": "programs",
+        "description": "Your tenant's directory of treatment programs (its own and those it "
+        "refers to): what each offers, to whom, when, where and how soon. Add, list, read, edit "
+        "(with `If-Match`) and retire them; screenings are matched to the programs that are "
+        "not retired.",
     },
     {
         "name": "clients",

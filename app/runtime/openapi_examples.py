@@ -57,7 +57,10 @@ from app.fhir.terminology import (
 from app.kernel.pagination import encode_cursor
 from app.kernel.tenancy import SHARED
 from app.operations.health import Readiness
+from app.people.examples import people_examples
+from app.programs.examples import program_examples
 from app.questionnaire import build_questionnaire
+from app.referrals.examples import referral_examples
 from app.rulesets.compiled import relabelled
 from app.rulesets.models import RuleSetVersion, VersionStatus
 from app.rulesets.overrides import DecidedScreening, override_figures, override_report
@@ -73,6 +76,7 @@ from app.screenings.asking import ask_next
 from app.screenings.bodies import shown_stored, with_summary, without_trace
 from app.screenings.readable import about_stored, document, html_page, markdown, plain_text
 from app.screenings.representations import HTML, MARKDOWN, PLAIN
+from app.screenings.schemas import PERSON_ID_EXAMPLE
 from app.security.links import LinkSigner
 
 Json = dict[str, Any]
@@ -93,6 +97,7 @@ ADMIN_CLIENT_ID = "bed409df-7c8c-4278-a0d4-0b7dca859f48"
 CARD_UUID = "ced0e2bf-903a-4748-a324-f33522477a8b"  # the card app.cds_hooks.examples overrides
 SUGGESTION_UUID = "0f5b8c2e-7a41-4d3b-9e6f-1c2d3e4f5a6b"
 EXTERNAL_REFERENCE = "enc-2026-000123"
+PERSON_ID = PERSON_ID_EXAMPLE  # a pseudonymous person id (POST /v1/screenings' person_id)
 API_KEY = "clk_3fa9c2d1.8Jx0sQ0bVb6qK2mN5p7r9t1v3x5z7B9D1F3H5J7L9N1"  # ClientCreated's example
 
 FIRST_START = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
@@ -237,7 +242,11 @@ def screening_requests() -> dict[str, Json]:
     return {
         "adult-iop-suitable": example(
             "An adult suited to IOP in a co-occurring capable program",
-            {"answers": EXAMPLE_SECTIONS, "external_reference": EXTERNAL_REFERENCE},
+            {
+                "answers": EXAMPLE_SECTIONS,
+                "external_reference": EXTERNAL_REFERENCE,
+                "person_id": PERSON_ID,
+            },
             "A complete intake (examples/adult-iop-suitable.json): substance use and "
             "depression, weekly outpatient care did not help, no safety concern; an IOP fits "
             "once it is a co-occurring capable program (a condition).",
@@ -299,6 +308,7 @@ def _screening(decision: Json | None = None) -> Json:
             "id": SCREENING_ID,
             "created_at": SCREENED_AT,
             "external_reference": EXTERNAL_REFERENCE,
+            "person_id": PERSON_ID,
             "rule_set": rule_set,
             "engine_version": ENGINE_VERSION,
             "determination": determination,
@@ -335,6 +345,7 @@ def _screening_examples() -> dict[tuple[str, str], Json]:
         "id": SCREENING_ID,
         "created_at": SCREENED_AT,
         "external_reference": EXTERNAL_REFERENCE,
+        "person_id": PERSON_ID,
         "rule_set": rule_set,
         "status": determination["status"],
         "level": determination["recommended_level"]["level"],
@@ -887,6 +898,8 @@ def _client_examples() -> dict[tuple[str, str], Json]:
                                             "audit:read",
                                             "admin",
                                             "metrics:read",
+                                            "programs:read",
+                                            "programs:write",
                                         ],
                                         created_at=FIRST_START,
                                         created_by="carelevel first start",
@@ -1147,7 +1160,10 @@ def _all_examples() -> dict[tuple[str, str], Json]:
         _screening_examples()
         | _rule_set_examples()
         | _client_examples()
+        | people_examples()
+        | program_examples()
         | _fhir_examples()
         | _cds_examples()
         | _operations_examples()
+        | referral_examples()
     )

@@ -47,11 +47,15 @@ class Action(StrEnum):
     CLIENT_REVOKE = "client.revoke"
     AUDIT_LIST = "audit_event.list"
     METRICS_READ = "metrics.read"
+    PERSON_SCREENINGS = "person.screenings"
     PROGRAM_CREATE = "program.create"
     PROGRAM_LIST = "program.list"
     PROGRAM_READ = "program.read"
     PROGRAM_UPDATE = "program.update"
     PROGRAM_RETIRE = "program.retire"
+    PROGRAM_MATCH = "program.match"
+    SCREENING_REFER = "screening.refer"
+    SCREENING_REFERRALS = "screening.referrals"
     # Operators' commands (carelevel retention …), recorded like the API's operations.
     RETENTION_SET = "retention.set"
     RETENTION_EXPIRE = "retention.expire"
@@ -66,6 +70,7 @@ class ResourceType(StrEnum):
     AUDIT_EVENT = "audit_event"
     METRICS = "metrics"
     RETENTION = "retention"
+    PERSON = "person"
     PROGRAM = "program"
 
 
@@ -129,6 +134,12 @@ ACTIONS: Mapping[Action, ActionSpec] = {
     Action.PROGRAM_READ: _spec(ResourceType.PROGRAM, Scope.PROGRAMS_READ),
     Action.PROGRAM_UPDATE: _spec(ResourceType.PROGRAM, Scope.PROGRAMS_WRITE),
     Action.PROGRAM_RETIRE: _spec(ResourceType.PROGRAM, Scope.PROGRAMS_WRITE),
+    # A person's screenings over time; the event names the pseudonymous person id.
+    Action.PERSON_SCREENINGS: _spec(ResourceType.PERSON, Scope.SCREENINGS_READ),
+    # Matching reads a screening (stored, or answers given) and the directory; it stores nothing.
+    Action.PROGRAM_MATCH: _spec(_S, Scope.PROGRAMS_READ, Scope.SCREENINGS_READ),
+    Action.SCREENING_REFER: _spec(_S, Scope.PROGRAMS_READ, Scope.SCREENINGS_WRITE),
+    Action.SCREENING_REFERRALS: _spec(_S, Scope.SCREENINGS_READ),
     Action.RETENTION_SET: _spec(ResourceType.RETENTION, Scope.ADMIN),
     Action.RETENTION_EXPIRE: _spec(ResourceType.RETENTION, Scope.ADMIN),
 }
@@ -139,6 +150,7 @@ _SCREENING = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-
 _OWNER = re.compile(TENANT_PATTERN.strip("^$"))
 _KEY = re.compile(r"[a-z][a-z0-9-]{1,63}")
 _VERSION = re.compile(r"[1-9][0-9]{0,9}")
+_PERSON = re.compile(r"[A-Za-z0-9][A-Za-z0-9._~-]{7,63}")  # PERSON_ID_PATTERN (app/screenings)
 
 
 def resource_id_from_path(path_params: Mapping[str, str]) -> str | None:
@@ -149,6 +161,8 @@ def resource_id_from_path(path_params: Mapping[str, str]) -> str | None:
     for name in ("screening_id", "client_id", "program_id"):
         if name in path_params:
             return path_params[name] if _ID.fullmatch(path_params[name]) else None
+    if "person_id" in path_params:  # pseudonymous, never a direct identifier
+        return path_params["person_id"] if _PERSON.fullmatch(path_params["person_id"]) else None
     for name in ("observation_id", "service_request_id"):
         if name in path_params:  # FHIR resources of a screening: <screening id>[-<part>]
             screening = path_params[name][:36]

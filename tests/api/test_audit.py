@@ -30,6 +30,7 @@ from tests.support.problems import assert_problem
 
 Json = dict[str, Any]
 SENTINEL = "AUDIT-SENTINEL-5521"
+PERSON = "p-audited-0001"  # a pseudonymous person id: what the person read names
 
 
 async def events(schema: AsyncEngine) -> list[AuditEvent]:
@@ -81,10 +82,18 @@ def successful_requests(
         (
             Action.SCREENING_CREATE,
             None,
-            lambda: client.post("/v1/screenings", json={"answers": example("adult-iop-suitable")}),
+            lambda: client.post(
+                "/v1/screenings",
+                json={"answers": example("adult-iop-suitable"), "person_id": PERSON},
+            ),
         ),
         (Action.SCREENING_READ, screening, lambda: client.get(f"/v1/screenings/{screening}")),
         (Action.SCREENING_LIST, None, lambda: client.get("/v1/screenings")),
+        (
+            Action.PERSON_SCREENINGS,
+            PERSON,
+            lambda: client.get(f"/v1/people/{PERSON}/screenings"),
+        ),
         (
             Action.SCREENING_REPLAY,
             screening,

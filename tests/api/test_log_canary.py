@@ -295,7 +295,8 @@ class Driver:
 async def exercise_screenings(d: Driver) -> str:
     """Every screening operation, accepted and rejected; returns the stored screening's id."""
     s, one = "/v1/screenings", "/v1/screenings/{screening_id}"
-    body = {"answers": canary_answers(), "external_reference": f"{TEXT}-ref"}
+    person = f"{TEXT}-person"
+    body = {"answers": canary_answers(), "external_reference": f"{TEXT}-ref", "person_id": person}
     idempotent = {"Idempotency-Key": f"{TEXT}-{OUT_OF_RANGE_INT}"}
 
     stored = (await d.call("POST", s, 201, json=body, headers=idempotent)).json()
@@ -316,6 +317,8 @@ async def exercise_screenings(d: Driver) -> str:
         {"answers": canary_answers(), TEXT: OUT_OF_RANGE_FLOAT},
         {"answers": canary_answers(), "external_reference": f"{TEXT}\x00{OUT_OF_RANGE_INT}"},
         {"answers": canary_answers(), "external_reference": TEXT * 30},
+        {"answers": canary_answers(), "person_id": f"{TEXT} {OUT_OF_RANGE_INT}"},
+        {"answers": canary_answers(), "person_id": TEXT * 7},
         {"answers": canary_answers(), "rule_set": {"key": TEXT, "version": OUT_OF_RANGE_INT}},
         {"answers": [TEXT, OUT_OF_RANGE_FLOAT]},
     ]
@@ -352,6 +355,7 @@ async def exercise_screenings(d: Driver) -> str:
         {"rule_set_version": TEXT},
         {"created_from": TEXT},
         {"created_to": f"{TEXT}T00:00:00"},
+        {"person_id": f"{TEXT}/{OUT_OF_RANGE_INT}"},
     ):
         await d.call("GET", s, 422, params=bad_filter)
     await d.call("GET", s, 400, params={"cursor": TEXT})
@@ -414,6 +418,13 @@ async def exercise_screenings(d: Driver) -> str:
         content=json.dumps(decided).encode(),
         headers=TEXT_TYPE,
     )
+
+    people = "/v1/people/{person_id}/screenings"
+    trajectory = await d.call("GET", people, 200, path={"person_id": person})
+    assert [item["id"] for item in trajectory.json()["screenings"]][0] == screening_id
+    await d.call("GET", people, 404, path={"person_id": f"{TEXT}-nobody"})
+    await d.call("GET", people, 422, path={"person_id": f"{TEXT}.{OUT_OF_RANGE_INT}" * 6})
+    await d.call("GET", people, 422, path={"person_id": person}, params={"limit": TEXT})
     return screening_id
 
 
@@ -554,6 +565,116 @@ async def exercise_clients(d: Driver) -> str:
     await d.call("GET", "/v1/questionnaire", 401, headers=revoked)
     key: str = created["api_key"]
     return key
+
+
+def canary_program() -> Json:
+    """A program with a sentinel in every free-text field and code, and sentinel numbers."""
+    return {
+        "name": f"{TEXT} program",
+        "description": f"{TEXT}\n{OUT_OF_RANGE_INT}",
+        "operated_by": TEXT,
+        "level": "intensive_outpatient",
+        "populations": ["adult"],
+        "specialties": ["substance_use"],
+        "modality": "hybrid",
+        "timetable": [{"day": "monday", "start": "18:00", "end": "21:00", "modality": "in_person"}],
+        "location": {"label": TEXT, "address": TEXT, "latitude": 41.739, "longitude": 7.3181},
+        "travel_times": [{"area": TEXT, "minutes": 587}],
+        "languages": ["en"],
+        "capacity": {"places": 237, "open_places": 187, "waitlist_weeks": 1.5},
+        "payers": [TEXT],
+        "contact": {"phone": TEXT, "email": f"{SLUG}@example.org", "url": TEXT},
+    }
+
+
+async def exercise_programs(d: Driver) -> None:
+    """The program directory, accepted and rejected."""
+    programs, one = "/v1/programs", "/v1/programs/{program_id}"
+    body = canary_program()
+    created = (await d.call("POST", programs, 201, json=body)).json()
+    path = {"program_id": created["id"]}
+    session = {"day": "monday", "start": "21:00", "end": "18:00", "modality": "in_person"}
+    for invalid in (
+        body | {"name": f"{TEXT}\x01"},
+        body | {"name": TEXT * 30},
+        body | {"languages": [TEXT]},
+        body | {"level": TEXT},
+        body | {"timetable": [session]},
+        body | {"travel_times": [{"area": TEXT, "minutes": 1}, {"area": TEXT, "minutes": 2}]},
+        body | {"capacity": {"places": OUT_OF_RANGE_INT}},
+        body | {"location": {"label": TEXT, "latitude": OUT_OF_RANGE_FLOAT}},
+        body | {TEXT: OUT_OF_RANGE_FLOAT},
+    ):
+        await d.call("POST", programs, 422, json=invalid)
+    await d.call("POST", programs, 400, content=malformed("{"), headers=JSON_TYPE)
+
+    await d.call("GET", programs, 200, params={"limit": 3, "level": "intensive_outpatient"})
+    await d.call("GET", programs, 400, params={"cursor": TEXT})
+    await d.call("GET", programs, 422, params={"level": TEXT})
+    await d.call("GET", programs, 422, params={"limit": OUT_OF_RANGE_INT})
+    await d.call("GET", one, 200, path=path)
+    await d.call("GET", one, 304, path=path, headers={"If-None-Match": '"1"'})
+    await d.call("GET", one, 404, path={"program_id": TEXT})
+    await d.call("GET", one, 422, path={"program_id": f"{TEXT}.{OUT_OF_RANGE_INT}"})
+    changed = body | {"name": f"{TEXT} renamed"}
+    await d.call("PUT", one, 428, path=path, json=changed)
+    await d.call("PUT", one, 412, path=path, json=changed, headers={"If-Match": f'"{TEXT}"'})
+    await d.call("PUT", one, 422, path=path, json=body | {"payers": [f"{TEXT} {TEXT}"]})
+    await d.call("PUT", one, 200, path=path, json=changed, headers={"If-Match": '"1"'})
+    await d.call("DELETE", one, 428, path=path)
+    await d.call("DELETE", one, 404, path={"program_id": TEXT}, headers={"If-Match": "*"})
+    await d.call("DELETE", one, 200, path=path, headers={"If-Match": '"2"'})
+    await d.call("PUT", one, 409, path=path, json=changed, headers={"If-Match": '"3"'})
+
+
+async def exercise_matches_and_referrals(d: Driver) -> None:
+    """Matching and referrals, accepted and rejected; the origin's latitude is a sentinel."""
+    program = (await d.call("POST", "/v1/programs", 201, json=canary_program())).json()
+    screening = await d.call("POST", "/v1/screenings", 201, json={"answers": canary_answers()})
+    screening_id = screening.json()["id"]
+    matches = "/v1/program-matches"
+    origin = {"latitude": IN_RANGE[("medical", "temperature_c")], "longitude": -89.65}
+    preferences = {"origin": origin, "languages": ["es"], "payer": f"{SLUG}-payer"}
+    await d.call(
+        "POST", matches, 200, json={"screening_id": screening_id, "preferences": preferences}
+    )
+    await d.call("POST", matches, 200, json={"answers": canary_answers(), "limit": 3})
+    for invalid in (
+        {},
+        {"screening_id": TEXT, "answers": canary_answers()},
+        {"answers": with_answer("logistics", "travel_minutes_one_way", OUT_OF_RANGE_INT)},
+        {"answers": canary_answers(), "limit": OUT_OF_RANGE_INT},
+        {"answers": canary_answers(), "preferences": {"origin": {"latitude": OUT_OF_RANGE_FLOAT}}},
+        {"answers": canary_answers(), "preferences": {"languages": [TEXT]}},
+        {"answers": canary_answers(), TEXT: OUT_OF_RANGE_FLOAT},
+    ):
+        await d.call("POST", matches, 422, json=invalid)
+    await d.call("POST", matches, 404, json={"screening_id": f"{TEXT}-nothing"})
+    await d.call("POST", matches, 400, content=malformed("{"), headers=JSON_TYPE)
+
+    referrals = "/v1/screenings/{screening_id}/referrals"
+    path = {"screening_id": screening_id}
+    referral = {
+        "program_id": program["id"],
+        "program_version": 1,
+        "note": f"{TEXT} note {OUT_OF_RANGE_FLOAT}",
+        "referred_by": f"{TEXT}-clinician",
+        "preferences": preferences,
+    }
+    await d.call("POST", referrals, 201, path=path, json=referral)
+    for invalid in (
+        referral | {"program_id": f"{TEXT}-unknown"},
+        referral | {"program_id": f"{TEXT} {OUT_OF_RANGE_INT}"},
+        referral | {"note": f"{TEXT}\x00"},
+        referral | {"referred_by": f"{TEXT}\n"},
+        referral | {"program_version": OUT_OF_RANGE_INT * 10},
+    ):
+        await d.call("POST", referrals, 422, path=path, json=invalid)
+    await d.call("POST", referrals, 409, path=path, json=referral | {"program_version": 2})
+    await d.call("POST", referrals, 404, path={"screening_id": TEXT}, json=referral)
+    await d.call("GET", referrals, 200, path=path)
+    await d.call("GET", referrals, 404, path={"screening_id": TEXT})
+    await d.call("GET", referrals, 422, path={"screening_id": f"{TEXT}.{OUT_OF_RANGE_INT}"})
 
 
 async def exercise_the_rest(d: Driver) -> None:
@@ -1234,6 +1355,8 @@ async def drive(schema: AsyncEngine, settings: Settings) -> Drive:
                 await exercise_screenings(driver)
                 await exercise_rule_sets(driver)
                 client_key = await exercise_clients(driver)
+                await exercise_programs(driver)
+                await exercise_matches_and_referrals(driver)
                 await exercise_the_rest(driver)
                 await exercise_fhir(driver)
                 await exercise_fhir_populate(driver)

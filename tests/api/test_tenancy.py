@@ -19,6 +19,7 @@ from fastapi import FastAPI
 
 from app.fhir.examples import response_for
 from app.fhir.terminology import Vocabulary
+from app.programs.examples import EVENING_IOP
 from tests.api.access_support import UNKNOWN_ID, protected
 from tests.support.apps import http_client, new_key
 from tests.support.examples import example, level_of
@@ -39,6 +40,7 @@ SHARED_BY_ALL = {
     "GET /fhir/r4/OperationDefinition/{operation_id}",
 }
 KEY = "iop-level-of-care"
+PERSON = "p-clinic-a-0001"  # clinic-a's pseudonymous id of the person its screening is about
 SHARED_VERSIONS = f"/v1/rule-sets/shared/{KEY}/versions"
 FORK = f"/v1/rule-sets/{A}/{KEY}"
 
@@ -53,6 +55,7 @@ class World:
     fork_version: int  # clinic-a's draft of its fork
     fork_etag: str
     a_client: str  # a client of clinic-a
+    program: str  # a program of clinic-a's directory
     document: dict[str, Any]
 
 
@@ -62,7 +65,9 @@ async def world(app: FastAPI, client: httpx.AsyncClient) -> AsyncIterator[World]
         http_client(app, await new_key(app, tenant=A, name="clinic-a admin")) as a,
         http_client(app, await new_key(app, tenant=B, name="clinic-b admin")) as b,
     ):
-        screening = await a.post("/v1/screenings", json={"answers": example("adult-iop-suitable")})
+        screening = await a.post(
+            "/v1/screenings", json={"answers": example("adult-iop-suitable"), "person_id": PERSON}
+        )
         assert screening.status_code == 201, screening.text
         fork = await a.post(
             f"{FORK}/versions", params={"copy_from": 1, "copy_from_owner": "shared"}
@@ -70,6 +75,8 @@ async def world(app: FastAPI, client: httpx.AsyncClient) -> AsyncIterator[World]
         assert fork.status_code == 201, fork.text
         created = await a.post("/v1/clients", json={"name": "intake", "scopes": ["admin"]})
         assert created.status_code == 201, created.text
+        program = await a.post("/v1/programs", json=EVENING_IOP)
+        assert program.status_code == 201, program.text
         response = response_for(VOCABULARY, example("adult-iop-suitable"), subject="Patient/7")
         evaluated = await a.post("/fhir/r4/QuestionnaireResponse/$evaluate", json=response)
         assert evaluated.status_code == 200, evaluated.text
@@ -82,6 +89,7 @@ async def world(app: FastAPI, client: httpx.AsyncClient) -> AsyncIterator[World]
             fork_version=fork.json()["version"],
             fork_etag=fork.headers["etag"],
             a_client=created.json()["id"],
+            program=program.json()["id"],
             document=copy.deepcopy(fork.json()["content"]),
         )
 
@@ -93,6 +101,7 @@ def object_requests(w: World) -> dict[str, tuple[str, str, dict[str, Any]]]:
     decision = {"final_level": "intensive_outpatient", "decided_by": "clinician-1"}
     return {
         "GET /v1/screenings/{screening_id}": ("GET", f"/v1/screenings/{w.screening}", {}),
+        "GET /v1/people/{person_id}/screenings": ("GET", f"/v1/people/{PERSON}/screenings", {}),
         "POST /v1/screenings/{screening_id}/replay": (
             "POST",
             f"/v1/screenings/{w.screening}/replay",
@@ -102,6 +111,16 @@ def object_requests(w: World) -> dict[str, tuple[str, str, dict[str, Any]]]:
             "POST",
             f"/v1/screenings/{w.screening}/decision",
             {"json": decision},
+        ),
+        "POST /v1/screenings/{screening_id}/referrals": (
+            "POST",
+            f"/v1/screenings/{w.screening}/referrals",
+            {"json": {"program_id": w.program, "referred_by": "clinician-1"}},
+        ),
+        "GET /v1/screenings/{screening_id}/referrals": (
+            "GET",
+            f"/v1/screenings/{w.screening}/referrals",
+            {},
         ),
         "GET /v1/rule-sets/{owner}/{key}/versions": ("GET", f"{FORK}/versions", {}),
         "GET /v1/rule-sets/{owner}/{key}/versions/{version}": ("GET", version, {}),
@@ -182,6 +201,17 @@ def object_requests(w: World) -> dict[str, tuple[str, str, dict[str, Any]]]:
         ),
         "GET /v1/clients/{client_id}": ("GET", f"/v1/clients/{w.a_client}", {}),
         "POST /v1/clients/{client_id}/revoke": ("POST", f"/v1/clients/{w.a_client}/revoke", {}),
+        "GET /v1/programs/{program_id}": ("GET", f"/v1/programs/{w.program}", {}),
+        "PUT /v1/programs/{program_id}": (
+            "PUT",
+            f"/v1/programs/{w.program}",
+            {"json": EVENING_IOP, "headers": {"If-Match": '"1"'}},
+        ),
+        "DELETE /v1/programs/{program_id}": (
+            "DELETE",
+            f"/v1/programs/{w.program}",
+            {"headers": {"If-Match": '"2"'}},
+        ),
     }
 
 
@@ -190,7 +220,8 @@ async def snapshot(w: World) -> dict[str, Any]:
     screening = (await w.a.get(f"/v1/screenings/{w.screening}")).json()
     versions = (await w.a.get(f"{FORK}/versions")).json()
     client = (await w.a.get(f"/v1/clients/{w.a_client}")).json()
-    return {"screening": screening, "versions": versions, "client": client}
+    program = (await w.a.get(f"/v1/programs/{w.program}")).json()
+    return {"screening": screening, "versions": versions, "client": client, "program": program}
 
 
 def _without_names(response: httpx.Response) -> dict[str, Any]:
@@ -227,7 +258,7 @@ async def test_every_object_endpoint_is_404_for_another_tenant_and_works_for_its
         foreign = await world.b.request(method, path, **arguments)
         # The same answer as for something that does not exist: nothing to probe.
         unknown_path = path
-        for known in (world.screening, world.fhir_screening, world.a_client):
+        for known in (world.screening, world.fhir_screening, world.a_client, world.program):
             unknown_path = unknown_path.replace(known, UNKNOWN_ID)
         unknown = await world.a.request(method, unknown_path.replace(A, "clinic-z"), **arguments)
         assert _without_names(foreign) == _without_names(unknown), name
@@ -257,6 +288,12 @@ async def test_lists_show_only_the_tenants_own(app: FastAPI, world: World) -> No
     assert {c["tenant"] for c in b_clients} == {B}
     a_clients = (await world.a.get("/v1/clients")).json()["items"]
     assert {c["tenant"] for c in a_clients} == {A}
+    assert (await world.b.get("/v1/programs", params={"include_retired": True})).json() == {
+        "items": [],
+        "next_cursor": None,
+    }
+    a_programs = (await world.a.get("/v1/programs")).json()["items"]
+    assert [p["id"] for p in a_programs] == [world.program]
     b_events = (await world.b.get("/v1/audit-events", params={"limit": 1000})).json()["items"]
     assert b_events
     assert {e["tenant"] for e in b_events} == {B}
@@ -264,6 +301,18 @@ async def test_lists_show_only_the_tenants_own(app: FastAPI, world: World) -> No
     # The screening list filters cannot reach across either.
     reference = await world.b.get("/v1/screenings", params={"rule_set_key": KEY})
     assert reference.json()["items"] == []
+
+
+async def test_matching_reaches_neither_another_tenants_screening_nor_its_programs(
+    world: World,
+) -> None:
+    foreign = await world.b.post("/v1/program-matches", json={"screening_id": world.screening})
+    own = await world.b.post("/v1/program-matches", json={"answers": example("adult-iop-suitable")})
+    theirs = await world.a.post("/v1/program-matches", json={"screening_id": world.screening})
+
+    assert_problem(foreign, 404)
+    assert (own.json()["considered"], own.json()["candidates"]) == (0, [])
+    assert [c["program"]["id"] for c in theirs.json()["candidates"]] == [world.program]
 
 
 async def test_an_idempotency_key_belongs_to_the_client_that_sent_it(world: World) -> None:
