@@ -661,7 +661,7 @@ async def exercise_matches_and_referrals(d: Driver) -> None:
         "referred_by": f"{TEXT}-clinician",
         "preferences": preferences,
     }
-    await d.call("POST", referrals, 201, path=path, json=referral)
+    recorded = await d.call("POST", referrals, 201, path=path, json=referral)
     for invalid in (
         referral | {"program_id": f"{TEXT}-unknown"},
         referral | {"program_id": f"{TEXT} {OUT_OF_RANGE_INT}"},
@@ -675,6 +675,26 @@ async def exercise_matches_and_referrals(d: Driver) -> None:
     await d.call("GET", referrals, 200, path=path)
     await d.call("GET", referrals, 404, path={"screening_id": TEXT})
     await d.call("GET", referrals, 422, path={"screening_id": f"{TEXT}.{OUT_OF_RANGE_INT}"})
+    await exercise_fhir_programs(d, program["id"], recorded.json()["id"])
+
+
+async def exercise_fhir_programs(d: Driver, program_id: str, referral_id: str) -> None:
+    """The sentinel program read and searched as a HealthcareService, and its referral read as
+    a ServiceRequest, accepted and rejected."""
+    one, search = FHIR + "/HealthcareService/{program_id}", FHIR + "/HealthcareService"
+    await d.call("GET", one, 200, path={"program_id": program_id})
+    await d.call("GET", one, 404, path={"program_id": TEXT})
+    await d.call("GET", one, 422, path={"program_id": f"{TEXT}:{OUT_OF_RANGE_INT}"})
+    await d.call("GET", one, 401, anonymous=True, path={"program_id": program_id})
+    found = await d.call("GET", search, 200, params={"name": TEXT, "active": "true", TEXT: TEXT})
+    assert [e["resource"]["id"] for e in found.json()["entry"][:1]] == [program_id]
+    await d.call("GET", search, 200, params={"service-category": f"{TEXT}|{TEXT}"})
+    await d.call("GET", search, 400, params={"active": TEXT})
+    await d.call("GET", search, 400, params={"name": f"{TEXT}\x01"})
+    await d.call("GET", search, 400, params={TEXT: TEXT}, headers={"Prefer": "handling=strict"})
+    await d.call("GET", search, 401, anonymous=True)
+    referral = FHIR + "/ServiceRequest/{service_request_id}"
+    await d.call("GET", referral, 200, path={"service_request_id": referral_id})
 
 
 async def exercise_the_rest(d: Driver) -> None:

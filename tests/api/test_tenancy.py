@@ -202,6 +202,11 @@ def object_requests(w: World) -> dict[str, tuple[str, str, dict[str, Any]]]:
         "GET /v1/clients/{client_id}": ("GET", f"/v1/clients/{w.a_client}", {}),
         "POST /v1/clients/{client_id}/revoke": ("POST", f"/v1/clients/{w.a_client}/revoke", {}),
         "GET /v1/programs/{program_id}": ("GET", f"/v1/programs/{w.program}", {}),
+        "GET /fhir/r4/HealthcareService/{program_id}": (
+            "GET",
+            f"/fhir/r4/HealthcareService/{w.program}",
+            {},
+        ),
         "PUT /v1/programs/{program_id}": (
             "PUT",
             f"/v1/programs/{w.program}",
@@ -313,6 +318,27 @@ async def test_matching_reaches_neither_another_tenants_screening_nor_its_progra
     assert_problem(foreign, 404)
     assert (own.json()["considered"], own.json()["candidates"]) == (0, [])
     assert [c["program"]["id"] for c in theirs.json()["candidates"]] == [world.program]
+
+
+async def test_fhir_finds_neither_another_tenants_programs_nor_its_referrals(
+    world: World,
+) -> None:
+    referred = await world.a.post(
+        f"/v1/screenings/{world.screening}/referrals",
+        json={"program_id": world.program, "referred_by": "clinician-1"},
+    )
+    assert referred.status_code == 201, referred.text
+    order = f"/fhir/r4/ServiceRequest/{referred.json()['id']}"
+
+    foreign = await world.b.get(order)
+    unknown = await world.a.get(f"/fhir/r4/ServiceRequest/{UNKNOWN_ID}")
+    assert _without_names(foreign) == _without_names(unknown)
+    own = await world.a.get(order)
+    assert own.json()["performer"][0]["reference"] == f"HealthcareService/{world.program}"
+    searched = {"_id": world.program}
+    theirs = (await world.b.get("/fhir/r4/HealthcareService", params=searched)).json()
+    mine = (await world.a.get("/fhir/r4/HealthcareService", params=searched)).json()
+    assert (theirs["total"], mine["total"]) == (0, 1)
 
 
 async def test_an_idempotency_key_belongs_to_the_client_that_sent_it(world: World) -> None:
