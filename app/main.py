@@ -301,7 +301,10 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
         # The chart is read from an EHR well within the request's deadline.
         chart_seconds = min(CHART_SECONDS, settings.request_deadline_seconds / 3)
         app.state.cds_hooks = CdsHooksService(
-            app.state.sessions, app.state.fhir, ChartReader(seconds=chart_seconds)
+            app.state.sessions,
+            app.state.fhir,
+            ChartReader(seconds=chart_seconds),
+            programs=app.state.program_service,
         )
         await prepare_database(app, settings)
         background = [

@@ -12,11 +12,14 @@ CDS client's configuration lists (app/cds_hooks/chart.py), all of it at once wit
 budget; otherwise a missing latest response is a 412. When that read fails, the card says the
 screening on file could not be checked, never that there is none. Each evaluated response is
 stored as a screening (idempotently: the same response, the same screening), and each card is
-remembered so that feedback reaches its screening as the clinician's decision.
+remembered so that feedback reaches its screening as the clinician's decision. A screening card
+also suggests the tenant's programs that fit the screened person (app/cds_hooks/cards.py), from
+the stored answers and the program directory, ranked off the event loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -26,7 +29,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.audit.trail import record
-from app.cds_hooks.cards import Links, invitation_card, screening_card
+from app.cds_hooks.cards import (
+    Links,
+    ProgramOffer,
+    invitation_card,
+    program_offer,
+    screening_card,
+)
 from app.cds_hooks.chart import ChartReader, may_query
 from app.cds_hooks.models import IssuedCard
 from app.cds_hooks.orders import code_map, difference
@@ -51,6 +60,8 @@ from app.cds_hooks.schemas import (
     parse_context,
 )
 from app.engine import DEFAULT_RULE_SET_KEY
+from app.engine.determination import LevelOfCare
+from app.engine.matching import Preferences, needs_for
 from app.fhir.chart import CHART_QUERIES, chart_of
 from app.fhir.populate import populate, populated_link_ids
 from app.fhir.results import Result
@@ -59,6 +70,7 @@ from app.fhir.terminology import Vocabulary
 from app.kernel.db import new_id, utcnow
 from app.kernel.errors import BadRequest, NotFound, PrefetchMissing
 from app.kernel.issuers import CdsClient
+from app.referrals.service import Directory
 from app.screenings.models import Decision, Screening
 from app.screenings.repository import ScreeningRepository
 from app.screenings.schemas import VarianceReason
@@ -182,11 +194,13 @@ class CdsHooksService:
         sessions: async_sessionmaker[AsyncSession],
         fhir: FhirService,
         chart_reader: ChartReader | None = None,
+        programs: Directory | None = None,
     ) -> None:
         self.sessions = sessions
         self.fhir = fhir
         self.vocabulary = fhir.vocabulary
         self.chart_reader = chart_reader or ChartReader()
+        self.programs = programs  # the program directory (None: cards suggest no program)
 
     async def aclose(self) -> None:
         await self.chart_reader.aclose()
@@ -225,11 +239,29 @@ class CdsHooksService:
             note = difference(context.draftOrders, context.selections, recommended, codes)
             if note is None:
                 return CdsResponse(cards=[])
-        card = screening_card(self.vocabulary, links, result, note=note)
+        programs = await self._program_offer(caller, result)
+        card = screening_card(self.vocabulary, links, result, note=note, programs=programs)
         if note is not None and card.indicator == "info":
             card.indicator = "warning"
         await self._remember(caller, spec, request, card, result)
         return CdsResponse(cards=[card])
+
+    async def _program_offer(self, caller: Caller, result: Result) -> ProgramOffer | None:
+        """What the tenant's directory offers the screened person: nothing to look up without
+        a level, when emergency evaluation comes first, or without a program at the level."""
+        level = (result.determination.get("recommended_level") or {}).get("level")
+        if self.programs is None or level in (None, LevelOfCare.EMERGENCY_EVALUATION.value):
+            return None
+        entries = await self.programs.directory(caller.tenant)
+        if not any(entry.program.level.value == level for entry in entries):
+            return None
+        async with self.sessions() as session, session.begin():
+            row = await ScreeningRepository(session).get(caller.tenant, result.screening_id)
+        if row is None:  # deleted since it was evaluated, moments ago
+            return None
+        needs = needs_for(result.determination, row.answers, Preferences())
+        # Up to a thousand programs judged on thirteen criteria each: not on the event loop.
+        return await asyncio.to_thread(program_offer, needs, entries)
 
     async def _latest(self, chart: _ChartCall) -> object:
         """The prefetched latest response (a resource, a Bundle or null), read from the EHR's

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.cds_hooks.chart import ChartReader
 from app.cds_hooks.examples import example_hook_request
+from app.cds_hooks.schemas import CdsResponse
 from app.engine.determination import LevelOfCare
 from app.fhir.chart import CHART_QUERIES
 from app.fhir.examples import response_for
@@ -33,6 +34,7 @@ from app.fhir.populate import populated_link_ids
 from app.fhir.terminology import Vocabulary
 from app.kernel.issuers import CdsClient
 from app.kernel.settings import Settings
+from app.programs.examples import EVENING_IOP
 from app.screenings.schemas import VarianceReason
 from tests.api.screenings_support import all_screenings
 from tests.support.apps import http_client, new_key, reset, running
@@ -683,6 +685,139 @@ async def test_each_tenant_sees_only_its_own_screenings(
     # Feedback from another EHR on clinic-b's card does not reach it.
     refused = await send_feedback(ehr, accepted(card))
     assert_problem(refused, 404, "not-found")
+
+
+# --- the program directory: suggested programs -------------------------------------------------
+
+
+def program(name: str, **changes: Any) -> Json:
+    """The documented evening IOP under another name, with ``changes``."""
+    return EVENING_IOP | {"name": name} | changes
+
+
+async def programs_of_clinic_a(clinic_a: httpx.AsyncClient, *bodies: Json) -> list[str]:
+    ids = []
+    for body in bodies:
+        created = await clinic_a.post("/v1/programs", json=body)
+        assert created.status_code == 201, created.text
+        ids.append(created.json()["id"])
+    return ids
+
+
+def program_suggestions(card: Json) -> list[Json]:
+    """The card's suggestions after the referral to the level, checked as the EHR reads them."""
+    CdsResponse.model_validate({"cards": [card]})  # still a valid card
+    proposal, *programs = card["suggestions"]
+    assert proposal["label"].startswith("Propose a referral to ")
+    assert card["selectionBehavior"] == "at-most-one"
+    return [dict(suggestion) for suggestion in programs]
+
+
+async def test_the_card_suggests_the_programs_that_fit_best_first(
+    ehr: httpx.AsyncClient, clinic_a: httpx.AsyncClient
+) -> None:
+    waiting, closed, open_places, day = await programs_of_clinic_a(
+        clinic_a,
+        program("Waitlisted IOP", capacity={"open_places": 0, "waitlist_weeks": 4}),
+        program("Closed IOP", accepting_referrals=False),
+        program("Riverside IOP"),
+        program("Day program", level="partial_hospitalization"),
+    )
+    card = await the_card(ehr, hook_request(questionnaire_response()))
+
+    suggested = program_suggestions(card)
+    # Open places before a wait; the program taking no referrals, and the one at another
+    # level, are not offered.
+    performers = [s["actions"][0]["resource"]["performer"] for s in suggested]
+    assert performers == [
+        [{"reference": f"{BASE_URL}/fhir/r4/HealthcareService/{open_places}", "display": name}]
+        for open_places, name in ((open_places, "Riverside IOP"), (waiting, "Waitlisted IOP"))
+    ]
+    assert [s["label"].split(".")[0] for s in suggested] == [
+        "Refer to Riverside IOP",
+        "Refer to Waitlisted IOP",
+    ]
+    [proposed] = card["suggestions"][0]["actions"]
+    for suggestion in suggested:
+        assert len(suggestion["label"]) <= 140
+        assert suggestion.get("isRecommended") is not True  # the level is what is recommended
+        [action] = suggestion["actions"]
+        resource = action["resource"]
+        ServiceRequest.model_validate(resource)
+        # The proposal, sent to the program: same patient, level, reason and status.
+        assert {k: v for k, v in resource.items() if k not in ("performer", "code")} == {
+            k: v for k, v in proposed["resource"].items() if k != "code"
+        }
+        assert resource["code"]["coding"] == proposed["resource"]["code"]["coding"]
+        assert resource["performer"][0]["display"] in resource["code"]["text"]
+    assert len({s["uuid"] for s in card["suggestions"]}) == 3
+    assert "No program in the directory fits" not in card["detail"]
+    # The EHR may read the performer it is given.
+    hs = await clinic_a.get(f"/fhir/r4/HealthcareService/{open_places}")
+    assert hs.json()["name"] == "Riverside IOP"
+    assert closed not in json.dumps(card)
+    assert day not in json.dumps(card)
+
+
+async def test_at_most_three_programs_are_suggested(
+    ehr: httpx.AsyncClient, clinic_a: httpx.AsyncClient
+) -> None:
+    await programs_of_clinic_a(clinic_a, *(program(f"IOP {n}") for n in range(4)))
+    card = await the_card(ehr, hook_request(questionnaire_response()))
+
+    assert [s["label"].split(".")[0] for s in program_suggestions(card)] == [
+        "Refer to IOP 0",
+        "Refer to IOP 1",
+        "Refer to IOP 2",
+    ]
+
+
+async def test_when_no_program_at_the_level_fits_the_detail_says_why(
+    ehr: httpx.AsyncClient, clinic_a: httpx.AsyncClient
+) -> None:
+    await programs_of_clinic_a(
+        clinic_a,
+        program("Closed *IOP*", accepting_referrals=False),
+        program("Teen IOP", accepting_referrals=False, populations=["adolescent"]),
+    )
+    card = await the_card(ehr, hook_request(questionnaire_response()))
+
+    assert program_suggestions(card) == []
+    lines = [line for line in card["detail"].splitlines() if "No program" in line]
+    assert lines == [
+        # The tenant's name shown as written, not as markdown.
+        "No program in the directory fits: the closest, Closed \\*IOP\\*: The program takes "
+        "no new referrals at present."
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "directory"),
+    [
+        # the directory holds no program at the level: nothing to say about it
+        ("adult-iop-suitable", [program("Day program", level="partial_hospitalization")]),
+        # emergency evaluation comes first: no program, and no line on programs
+        ("emergency-suicide-risk", [program("Riverside IOP"), program("Riverside PHP")]),
+    ],
+)
+async def test_the_directory_adds_nothing_when_it_has_no_program_to_offer(
+    ehr: httpx.AsyncClient, clinic_a: httpx.AsyncClient, name: str, directory: list[Json]
+) -> None:
+    await programs_of_clinic_a(clinic_a, *directory)
+    card = await the_card(ehr, hook_request(questionnaire_response(name)))
+
+    assert not any(s["label"].startswith("Refer to") for s in card.get("suggestions") or [])
+    assert "No program in the directory" not in card["detail"]
+
+
+async def test_another_tenants_programs_are_never_suggested(
+    ehr: httpx.AsyncClient, clinic_a: httpx.AsyncClient
+) -> None:
+    await programs_of_clinic_a(clinic_a, program("Riverside IOP"))
+    card = await the_card(ehr, hook_request(questionnaire_response()), issuer=EHR_B.issuer)
+
+    assert program_suggestions(card) == []
+    assert "No program in the directory" not in card["detail"]
 
 
 # --- feedback ---------------------------------------------------------------------------------
