@@ -6,7 +6,10 @@ declares is searched (search-type) and read (read, vread), and every operation i
 called through a driver of its own. A type or an operation declared but not collected is a
 *gap*: the run fails on it, so nothing the server claims goes unvalidated. The rest comes from
 what the endpoints return: the ``$evaluate`` Bundles' entries read again at their ``fullUrl``,
-OperationOutcomes of refused requests, and the FHIR resources of CDS Hooks cards.
+OperationOutcomes of refused requests, and the FHIR resources of CDS Hooks cards. The program
+directory is filled through the REST API first (a program in use, a retired one, and a referral
+to the first), so that its HealthcareServices and the referral's ServiceRequest are among what
+the searches find, and the cards suggest the program.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import httpx
 
 from app.fhir.examples import example_response, response_for
 from app.fhir.terminology import Vocabulary
+from app.programs.examples import EVENING_IOP
 from tests.support.examples import example
 
 Json = dict[str, Any]
@@ -37,6 +41,8 @@ EXAMPLES = (
     "insufficient-information",
 )
 PATIENT = "1288992"
+# The screening referred to the directory's program: one whose subject the searches find.
+REFERRED = "adult-iop-suitable"
 
 
 @dataclass
@@ -130,6 +136,7 @@ class Harvester:
     harvest: Harvest = field(default_factory=Harvest)
     questionnaire_ids: list[str] = field(default_factory=list)
     value_sets: list[Json] = field(default_factory=list)
+    referred_screening: str | None = None  # a screening of PATIENT evaluated from REFERRED
 
     async def get(self, label: str, path: str, **params: str) -> Json | None:
         return await fetched(self.harvest, label, self.fhir.get(path, params=params))
@@ -178,7 +185,10 @@ class Harvester:
             for subject in (f"Patient/{PATIENT}", None):
                 response = response_for(self.vocabulary, example(name), subject=subject)
                 label = f"evaluate-{name}-{'subject' if subject else 'anonymous'}"
-                await self.read_entries(label, await self.post(label, path, response))
+                bundle = await self.post(label, path, response)
+                if bundle is not None and name == REFERRED and subject is not None:
+                    self.referred_screening = bundle["identifier"]["value"]
+                await self.read_entries(label, bundle)
         parameters = {
             "resourceType": "Parameters",
             "parameter": [
@@ -186,6 +196,48 @@ class Harvester:
             ],
         }
         await self.post("evaluate-parameters", path, parameters)
+
+    async def rest(self, label: str, method: str, path: str, **arguments: Any) -> Json | None:
+        """A REST call (not FHIR) that should succeed, its JSON body; None (a gap) otherwise."""
+        response = await self.fhir.request(method, path, **arguments)
+        if response.status_code not in (200, 201):
+            self.harvest.gaps.append(f"{label}: answered {response.status_code}")
+            return None
+        body: Json = response.json()
+        return body
+
+    async def directory(self) -> None:
+        """The program directory through the REST API: the documented program (a place, a
+        timetable, languages, capacity, contact), a retired one (an inactive
+        HealthcareService), and a referral of the REFERRED screening to the first (an
+        ``intent=order`` ServiceRequest found by the patient's ServiceRequest search)."""
+        program = await self.rest("program", "POST", "/v1/programs", json=EVENING_IOP)
+        bare = {
+            "name": "Day program",
+            "level": "partial_hospitalization",
+            "populations": ["adolescent"],
+            "specialties": ["eating_disorder"],
+            "modality": "in_person",
+            "languages": ["en"],
+        }
+        retired = await self.rest("retired-program", "POST", "/v1/programs", json=bare)
+        if retired is not None:
+            path = f"/v1/programs/{retired['id']}"
+            await self.rest("retire", "DELETE", path, headers={"If-Match": '"1"'})
+        if program is None or self.referred_screening is None:
+            self.harvest.gaps.append("no referral recorded: no program or no screening to refer")
+            return
+        referral = {
+            "program_id": program["id"],
+            "referred_by": "dr-lee",
+            "note": "Prefers evening sessions.",
+        }
+        path = f"/v1/screenings/{self.referred_screening}/referrals"
+        recorded = await self.rest("referral", "POST", path, json=referral)
+        if recorded is not None:
+            await self.get(
+                "referral-ServiceRequest-read", f"{FHIR}/ServiceRequest/{recorded['id']}"
+            )
 
     def populate_parameters(self) -> Json:
         patient = {
@@ -398,6 +450,7 @@ async def harvest(
     declared = {operation["name"] for _, operation in operations}
     if "evaluate" in declared:  # first: it stores the results the searches then find
         await harvester.evaluate()
+    await harvester.directory()
     for kind, declaration in types.items():
         await harvester.search_and_read(kind, declaration)
     for name, driver in DRIVERS.items():
