@@ -38,8 +38,10 @@ from app.engine import (
     parse_document,
 )
 from app.engine.answers import EXAMPLE_SECTIONS
+from app.engine.programs import DirectoryEntry, ProgramDocument
 from app.fhir.examples import example_response
 from app.fhir.expansion import ExpansionRequest, expand
+from app.fhir.healthcare_service import healthcare_service
 from app.fhir.populate import answer_source_definition
 from app.fhir.questionnaire import QuestionnaireVersion
 from app.fhir.questionnaire import build_questionnaire as fhir_questionnaire
@@ -58,7 +60,7 @@ from app.kernel.pagination import encode_cursor
 from app.kernel.tenancy import SHARED
 from app.operations.health import Readiness
 from app.people.examples import people_examples
-from app.programs.examples import program_examples
+from app.programs.examples import EVENING_IOP, PROGRAM_ID, program_examples
 from app.questionnaire import build_questionnaire
 from app.referrals.examples import referral_examples
 from app.rulesets.compiled import relabelled
@@ -1043,6 +1045,24 @@ def _fhir_examples() -> dict[tuple[str, str], Json]:
             "responses": {"200": _fhir(operation_definition(VOCABULARY), "$evaluate")}
         },
         **_fhir_search_examples(result, service_request),
+        **_fhir_program_examples(),
+    }
+
+
+def _fhir_program_examples() -> dict[tuple[str, str], Json]:
+    """The documented program (/v1/programs) read and searched as a HealthcareService."""
+    program = ProgramDocument.model_validate(EVENING_IOP)
+    entry = DirectoryEntry(id=PROGRAM_ID, version=1, program=program)
+    service = healthcare_service(VOCABULARY, entry, retired=False)
+    return {
+        ("GET", "/fhir/r4/HealthcareService/{program_id}"): {
+            "responses": {"200": _fhir(service, "An evening IOP")}
+        },
+        ("GET", "/fhir/r4/HealthcareService"): {
+            "responses": {
+                "200": _fhir(searchset(BASE_URL, [service]), "The directory's one program")
+            }
+        },
     }
 
 
