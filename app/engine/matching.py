@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from app.engine.determination import LevelOfCare, Urgency
+from app.engine.determination import LEVEL_INFO, LevelOfCare, Urgency
 from app.engine.programs import (
     WEEKEND,
     CoOccurringCapability,
@@ -30,6 +30,7 @@ from app.engine.programs import (
 )
 
 Outcome = Literal["fits", "partly", "does_not_fit", "unknown"]
+LevelSource = Literal["recommended", "decided"]
 CRITERIA: tuple[str, ...] = (
     "level",
     "population",
@@ -95,6 +96,9 @@ class Needs:
     level: str | None
     urgency: str
     missing: tuple[str, ...] = ()
+    # "decided": a clinician decided the level to match; the recommended one is kept to say so.
+    level_source: LevelSource = "recommended"
+    recommended_level: str | None = None
     population: Population | None = None
     concerns: tuple[str, ...] = ()
     capability: CoOccurringCapability = CoOccurringCapability.NONE
@@ -134,6 +138,7 @@ class Matches:
     urgency: str
     notice: str | None
     candidates: tuple[Candidate, ...]
+    level_source: LevelSource = "recommended"
 
 
 @dataclass(frozen=True)
@@ -149,17 +154,30 @@ class _Judgement:
 
 
 def needs_for(
-    determination: Mapping[str, Any], answers: Mapping[str, Any], preferences: Preferences
+    determination: Mapping[str, Any],
+    answers: Mapping[str, Any],
+    preferences: Preferences,
+    *,
+    decided_level: str | None = None,
 ) -> Needs:
-    """What the person needs, from the determination JSON, the answers JSON and preferences."""
+    """What the person needs, from the determination JSON, the answers JSON and preferences.
+
+    ``decided_level``: the level a clinician decided (the latest decision's final level); the
+    programs are then matched against it rather than the recommended level."""
     recommended = determination.get("recommended_level") or {}
     codes = [str(c.get("code")) for c in determination.get("conditions") or ()]
     logistics = answers.get("logistics") or {}
+    respondent = answers.get("respondent") or {}
+    minimum = (recommended.get("hours_per_week") or {}).get("minimum_per_week")
+    if decided_level is not None and decided_level != recommended.get("level"):
+        minimum = _minimum_hours(decided_level, respondent.get("age_group"))
     return Needs(
-        level=recommended.get("level"),
+        level=decided_level or recommended.get("level"),
         urgency=str(determination.get("urgency") or Urgency.ROUTINE.value),
         missing=tuple(str(m.get("label")) for m in determination.get("missing") or ()),
-        population=_population(answers.get("respondent") or {}),
+        level_source="recommended" if decided_level is None else "decided",
+        recommended_level=recommended.get("level"),
+        population=_population(respondent),
         concerns=tuple(sorted(set(answers.get("presenting_concerns") or ()))),
         capability=max(
             (_CAPABILITY_CONDITIONS[c] for c in codes if c in _CAPABILITY_CONDITIONS),
@@ -167,7 +185,7 @@ def needs_for(
             default=CoOccurringCapability.NONE,
         ),
         services=tuple(sorted({c for c in codes if c in _SERVICE_CODES})),
-        minimum_hours=(recommended.get("hours_per_week") or {}).get("minimum_per_week"),
+        minimum_hours=minimum,
         transport=logistics.get("transport"),
         telehealth_capable=_telehealth_capable(logistics.get("telehealth")),
         hours_available=logistics.get("hours_per_week_available"),
@@ -175,6 +193,16 @@ def needs_for(
         obligations=tuple(logistics.get("obligations") or ()),
         preferences=preferences,
     )
+
+
+def _minimum_hours(level: str, age_group: str | None) -> int | None:
+    """The usual weekly minimum of a level for the person's age group (adult when unknown)."""
+    try:
+        info = LEVEL_INFO[LevelOfCare(level)]
+    except (ValueError, KeyError):
+        return None
+    hours = info.adolescent_hours if age_group == Population.ADOLESCENT else info.adult_hours
+    return hours.minimum_per_week
 
 
 def _population(respondent: Mapping[str, Any]) -> Population | None:
@@ -211,19 +239,19 @@ def match(needs: Needs, entries: Sequence[DirectoryEntry]) -> Matches:
             "The screening has no recommended level yet, so no program is matched. "
             f"Missing: {missing}."
         )
-        return Matches(level=None, urgency=needs.urgency, notice=notice, candidates=())
+        return Matches(None, needs.urgency, notice, (), needs.level_source)
     if needs.level == LevelOfCare.EMERGENCY_EVALUATION.value:
         notice = (
             "Emergency evaluation comes first (988, 911 or the nearest emergency department); "
             "match programs after it."
         )
-        return Matches(level=needs.level, urgency=needs.urgency, notice=notice, candidates=())
+        return Matches(needs.level, needs.urgency, notice, (), needs.level_source)
     judged = sorted((_judge(needs, entry) for entry in entries), key=lambda j: j[0])
     candidates = tuple(
         _candidate(entry, rank, judgements, travel)
         for rank, (_, entry, judgements, travel) in enumerate(judged, start=1)
     )
-    return Matches(level=needs.level, urgency=needs.urgency, notice=None, candidates=candidates)
+    return Matches(needs.level, needs.urgency, None, candidates, needs.level_source)
 
 
 def judge(needs: Needs, entry: DirectoryEntry) -> Candidate:
@@ -328,14 +356,26 @@ def _words(value: str) -> str:
     return value.replace("_", " ")
 
 
+def _level_to_match(needs: Needs) -> str:
+    """How the explanations name the level matched against."""
+    needed = _words(str(needs.level))
+    if needs.level_source == "recommended":
+        return f"the recommended level, {needed}"
+    if needs.recommended_level is None or needs.recommended_level == needs.level:
+        return f"the level the clinician decided, {needed}"
+    recommended = _words(needs.recommended_level)
+    return f"the level the clinician decided, {needed} (recommended: {recommended})"
+
+
 def _level(needs: Needs, program: ProgramDocument, _: int | None) -> _Judgement:
-    offered, needed = _words(program.level.value), _words(str(needs.level))
+    offered = _words(program.level.value)
     if needs.level is None:
         return _unknown(f"The program provides {offered}; the screening has no level yet.", "")
     if program.level.value == needs.level:
-        return _fits(f"The program provides {offered}, the recommended level.", offered)
+        return _fits(f"The program provides {offered}: {_level_to_match(needs)}.", offered)
     return _not(
-        f"The program provides {offered}; the recommended level is {needed}.", f"{offered} only"
+        f"The program provides {offered}; the level to match is {_level_to_match(needs)}.",
+        f"{offered} only",
     )
 
 
@@ -668,6 +708,7 @@ def as_json(matches: Matches) -> dict[str, Any]:
     """The matches as JSON (each candidate's part is what a referral stores)."""
     return {
         "level": matches.level,
+        "level_source": matches.level_source,
         "urgency": matches.urgency,
         "notice": matches.notice,
         "candidates": [candidate_json(c) for c in matches.candidates],

@@ -17,6 +17,7 @@ from app.engine.matching import (
     Needs,
     Origin,
     Preferences,
+    as_json,
     judge,
     match,
     needs_for,
@@ -400,3 +401,27 @@ def test_no_level_or_an_emergency_gives_no_candidates_and_a_notice() -> None:
     assert "Emergency evaluation" in str(first.notice)
     assert second.candidates == ()
     assert "no recommended level" in str(second.notice)
+
+
+def test_a_level_the_clinician_decided_is_the_one_matched_and_said_so() -> None:
+    determination, answers = _determination("adult-iop-suitable")
+    php = dataclasses.replace(program(name="Day PHP", level="partial_hospitalization"), id="php")
+
+    decided = needs_for(determination, answers, Preferences(), decided_level=php.program.level)
+    recommended = needs_for(determination, answers, Preferences())
+    matches = match(decided, [program(), php])
+
+    assert (decided.level, decided.level_source, decided.minimum_hours) == (
+        "partial_hospitalization",
+        "decided",
+        20,
+    )
+    assert (matches.level, matches.level_source) == ("partial_hospitalization", "decided")
+    assert as_json(matches)["level_source"] == "decided"
+    assert matches.candidates[0].program_id == php.id
+    assert outcome(matches.candidates[0], "level") == (
+        "fits",
+        "The program provides partial hospitalization: the level the clinician decided, "
+        "partial hospitalization (recommended: intensive outpatient).",
+    )
+    assert match(recommended, [program()]).level_source == "recommended"
