@@ -136,6 +136,9 @@ class Decision(Base):
     __tablename__ = "decisions"
     __table_args__ = (
         Index("uq_decisions_card_feedback", "card_uuid", "outcome", "outcome_at", unique=True),
+        # A tenant's decisions by screening, newest last: the latest decision of each screening
+        # (screening responses, people, the override report) without reading other tenants'.
+        Index("ix_decisions_tenant_id_screening_id", "tenant_id", "screening_id", "created_at"),
     )
 
     id: Mapped[str] = mapped_column(IdColumn, primary_key=True, default=new_id)

@@ -11,6 +11,8 @@ referrals recorded from screenings, and a pseudonymous person id linking screeni
   person, then the list's order. On PostgreSQL the column and the index are added to the
   partitioned parent, which adds them to every partition. Screenings already stored keep no
   person id: nothing links them.
+- ``decisions`` gain an index by tenant, screening and time: the latest decision of each of a
+  tenant's screenings (people, the override report) without reading other tenants' decisions.
 
 Revision ID: a7c3e9d41b26
 Revises: 9d3b6f2e8c14
@@ -88,6 +90,12 @@ def upgrade() -> None:
         op.f("ix_referrals_screening_created_at"), "referrals", ["screening_created_at"]
     )
 
+    op.create_index(
+        "ix_decisions_tenant_id_screening_id",
+        "decisions",
+        ["tenant_id", "screening_id", "created_at"],
+    )
+
     op.add_column("screenings", sa.Column("person_id", sa.String(length=64), nullable=True))
     # IF NOT EXISTS: on a large live database an operator may build it CONCURRENTLY first.
     op.create_index(
@@ -102,5 +110,6 @@ def downgrade() -> None:
     op.drop_index(PERSON_INDEX, table_name="screenings")
     with op.batch_alter_table("screenings", schema=None) as batch_op:
         batch_op.drop_column("person_id")
+    op.drop_index("ix_decisions_tenant_id_screening_id", table_name="decisions")
     op.drop_table("referrals")
     op.drop_table("programs")
