@@ -2,22 +2,35 @@
 were followed, why and to what they were overridden, and which rules fire in the screenings
 whose recommendation was overridden. Pure: rows in, figures out.
 
-**Withheld figures.** A figure computed from fewer than ``min_count`` screenings (k) is
-withheld: shown as null, its row kept and marked ``suppressed``. A count is shown when it is 0
-or at least k; a rate when its denominator is at least k and both its numerator and what the
-numerator leaves of the denominator are shown counts (otherwise the rate and the denominator
-would give the withheld count away). Counts that split a shown total (the levels chosen
-instead, and the reasons, split the overridden screenings) are withheld together until what
-they add up to is 0 or at least k, so no withheld count follows by subtraction; a rule's
-figures are shown only when every cell of its table (fired or not, overridden or not) is 0 or
-at least k. Fewer than k screenings with a decision withhold the whole report. No screening
-id, comment or clinician is ever reported.
+**Who is counted.** Each screening counts once, with its latest decision. A decision on a
+screening without a recommended level is no override: such screenings are counted apart
+(``without_recommendation``) and left out of the agreement, the reasons, the levels chosen
+instead and the rules' figures.
+
+**Withheld figures.** A figure resting on fewer than ``min_count`` (k) people is withheld:
+shown as null, its row kept and marked ``suppressed``. People, not screenings: a person
+screened five times is one person (a screening without a person id counts as its own
+person). A count is shown when it is 0 or rests on at least k people. Counts that split a
+shown total are withheld together until what the withheld ones add up to is 0 or rests on at
+least k people, so subtracting the shown ones from the total reveals no smaller group: the
+decided screenings split into agreed, overridden and without a recommendation; the
+overridden ones into the levels chosen instead, and into the reasons (with those giving
+none). When the agreed and overridden counts are withheld, every figure that splits them
+(reasons, levels, the rules' overridden counts and rates) is withheld too. A rule's figures
+are shown only when every cell of its table (fired or not, overridden or not) is 0 or rests
+on at least k people. Fewer than k people with a decision withhold the whole report. No
+screening id, person id, comment or clinician is ever reported.
+
+**Rounded counts.** Every count shown is rounded down to a multiple of the granularity (5
+when k is at least 5, else 1), and every rate is computed from the rounded counts (two
+decimals), so one more decision between two reports changes a shown figure only when it
+crosses a multiple: comparing successive reports tells far less about the latest decisions.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from app.rulesets.schemas import (
@@ -33,15 +46,23 @@ ACCEPTED, OVERRIDDEN = "accepted", "overridden"
 UNKNOWN_LEVEL = "unknown"
 
 
+def granularity_for(k: int) -> int:
+    """What shown counts are rounded down to a multiple of, for the smallest count ``k``."""
+    return 5 if k >= 5 else 1
+
+
 @dataclass(frozen=True, slots=True)
 class DecidedScreening:
-    """One screening decided by the version, with its latest clinician decision."""
+    """One screening decided by the version, with its latest clinician decision. ``person``
+    is who the screening counts as for the k rule: its person id, or, without one, the
+    screening's own id (never reported)."""
 
     outcome: str
     recommended_level: str | None
     final_level: str | None
     variance_reasons: tuple[str, ...]
     fired_rules: tuple[str, ...]
+    person: str
 
     @property
     def agreed(self) -> bool:
@@ -56,6 +77,26 @@ class DecidedScreening:
     def chosen_level(self) -> str:
         """The level chosen instead (``unknown`` when an EHR did not say)."""
         return self.final_level or UNKNOWN_LEVEL
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """A number of screenings and the people they are of."""
+
+    count: int
+    people: frozenset[str]
+
+    @staticmethod
+    def of(rows: Iterable[DecidedScreening]) -> Group:
+        listed = list(rows)
+        return Group(len(listed), frozenset(row.person for row in listed))
+
+    def enough(self, k: int) -> bool:
+        """Whether a figure may rest on this group: none, or at least ``k`` people."""
+        return self.count == 0 or len(self.people) >= k
+
+
+EMPTY = Group(0, frozenset())
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,11 +126,13 @@ class RuleFigure:
 
 @dataclass(frozen=True, slots=True)
 class OverrideFigures:
-    """The report's figures (None: withheld)."""
+    """The report's figures (None: withheld), counts rounded down to ``granularity``."""
 
     min_count: int
-    withheld: bool  # fewer than min_count screenings: nothing but this is shown
+    granularity: int
+    withheld: bool  # fewer than min_count people: nothing but this is shown
     decided: int | None
+    without_recommendation: int | None
     agreed: int | None
     overridden: int | None
     agreement_rate: float | None
@@ -100,25 +143,22 @@ class OverrideFigures:
     rules: tuple[RuleFigure, ...]
 
 
-def shown(count: int, k: int) -> int | None:
-    """A count, or None when it rests on fewer than ``k`` screenings (0 rests on none)."""
-    return count if count == 0 or count >= k else None
+def shown(group: Group, k: int) -> int | None:
+    """A group's count, or None when it rests on fewer than ``k`` people (0 rests on none)."""
+    return group.count if group.enough(k) else None
 
 
-def share(part: int, whole: int, k: int) -> float | None:
-    """``part / whole``, or None unless ``whole``, ``part`` and ``whole - part`` are shown."""
-    if whole < k or shown(part, k) is None or shown(whole - part, k) is None:
-        return None
-    return round(part / whole, 4)
-
-
-def split(counts: Mapping[str, int], total: int, k: int) -> dict[str, int | None]:
-    """The counts that split a shown ``total``, withholding more of the smallest until the
-    withheld ones add up to 0 or at least ``k`` (so subtraction reveals none of them)."""
-    result: dict[str, int | None] = {name: shown(count, k) for name, count in counts.items()}
+def split(groups: Mapping[str, Group], k: int) -> dict[str, int | None]:
+    """The counts of ``groups``, parts of a shown total, withholding more of the smallest
+    until the withheld ones are together none or of at least ``k`` people (so subtraction
+    from the total reveals none of them)."""
+    result: dict[str, int | None] = {name: shown(group, k) for name, group in groups.items()}
     while True:
-        hidden = total - sum(count for count in result.values() if count is not None)
-        if hidden == 0 or hidden >= k:
+        hidden = [groups[name] for name, count in result.items() if count is None]
+        together = Group(
+            sum(g.count for g in hidden), frozenset().union(*(g.people for g in hidden))
+        )
+        if together.enough(k):
             return result
         candidates = [(count, name) for name, count in result.items() if count]
         if not candidates:
@@ -126,49 +166,55 @@ def split(counts: Mapping[str, int], total: int, k: int) -> dict[str, int | None
         result[min(candidates)[1]] = None
 
 
-def _pair(part: int, whole: int, k: int) -> tuple[int | None, int | None]:
-    """A count and its complement in ``whole``: both shown, or both withheld."""
-    if shown(part, k) is None or shown(whole - part, k) is None:
-        return None, None
-    return part, whole - part
+def rounded(count: int | None, granularity: int) -> int | None:
+    """``count`` rounded down to a multiple of ``granularity``."""
+    return None if count is None else count - count % granularity
+
+
+def rate(part: int | None, whole: int | None) -> float | None:
+    """``part / whole`` to two decimals, of shown (rounded) counts only."""
+    if part is None or not whole:
+        return None
+    return round(part / whole, 2)
+
+
+def _table_cells(rows: Sequence[DecidedScreening], rule_id: str) -> tuple[Group, ...]:
+    """Fired and overridden, fired and agreed, overridden without it, agreed without it."""
+    return tuple(
+        Group.of(r for r in rows if (rule_id in r.fired_rules) == fired and r.agreed == agreed)
+        for fired, agreed in ((True, False), (True, True), (False, False), (False, True))
+    )
 
 
 def _rule_figures(
-    rows: Sequence[DecidedScreening], overall_rate: float | None, k: int
+    rows: Sequence[DecidedScreening], overall_rate: float | None, k: int, g: int
 ) -> tuple[RuleFigure, ...]:
-    """Per rule that fired in a decided screening: in how many it fired, in how many of those
-    the recommendation was overridden, that share and its lift over the overall rate.
+    """Per rule that fired in a screening with a recommendation: in how many it fired, in how
+    many of those the recommendation was overridden, that share and its lift over the
+    overall rate (None: ``overall_rate`` is withheld, and so is every overridden count).
 
     The figures of a rule are the margins of a two-by-two table (fired or not, overridden or
     not) whose total and overridden margin are shown: each is shown only when no cell of the
-    table that it and those margins give away rests on fewer than k screenings."""
-    n, overridden_total = len(rows), sum(1 for row in rows if not row.agreed)
-    fired: Counter[str] = Counter()
-    fired_overridden: Counter[str] = Counter()
-    for row in rows:
-        rules = set(row.fired_rules)
-        fired.update(rules)
-        if not row.agreed:
-            fired_overridden.update(rules)
+    table that it and those margins give away rests on fewer than k people."""
     figures = []
-    for rule_id, count in fired.items():
-        overridden = fired_overridden[rule_id]
-        in_decided, _ = _pair(count, n, k)
-        # fired and overridden, fired and agreed, overridden without it, agreed without it
-        not_fired_overridden = overridden_total - overridden
-        cells = (overridden, count - overridden, not_fired_overridden)
-        cells_left = n - count - not_fired_overridden
-        whole_table = in_decided is not None and all(
-            shown(c, k) is not None for c in (*cells, cells_left)
-        )
-        rate = share(overridden, count, k) if whole_table else None
+    for rule_id in sorted({rule for row in rows for rule in row.fired_rules}):
+        cells = _table_cells(rows, rule_id)
+        fired = Group.of(r for r in rows if rule_id in r.fired_rules)
+        not_fired = Group.of(r for r in rows if rule_id not in r.fired_rules)
+        pair = fired.enough(k) and not_fired.enough(k)
+        whole_table = pair and overall_rate is not None and all(c.enough(k) for c in cells)
+        in_decided = rounded(fired.count, g) if pair else None
+        in_overridden = rounded(cells[0].count, g) if whole_table else None
+        override_rate = rate(in_overridden, in_decided) if whole_table else None
         figures.append(
             RuleFigure(
                 rule_id=rule_id,
                 fired_in_decided=in_decided,
-                fired_in_overridden=overridden if whole_table else None,
-                override_rate=rate,
-                lift=round(rate / overall_rate, 2) if rate is not None and overall_rate else None,
+                fired_in_overridden=in_overridden,
+                override_rate=override_rate,
+                lift=round(override_rate / overall_rate, 2)
+                if override_rate is not None and overall_rate
+                else None,
                 suppressed=not whole_table,
             )
         )
@@ -184,27 +230,41 @@ def _rule_order(figure: RuleFigure) -> tuple[int, int, str]:
     return (0 if count else 2, -count, figure.rule_id)
 
 
-def _reasons(overrides: Sequence[DecidedScreening], k: int) -> tuple[ReasonFigure, ...]:
+def _reasons(
+    overrides: Sequence[DecidedScreening], k: int, g: int, withheld: bool
+) -> tuple[ReasonFigure, ...]:
     """Overrides by variance reason. Most give one reason, so the counts split the overrides
-    (with those giving none): they are withheld together like the levels chosen instead."""
+    (with those giving none): they are withheld together like the levels chosen instead, and
+    all of them when the overridden count is (``withheld``)."""
     counts = Counter(reason for row in overrides for reason in dict.fromkeys(row.variance_reasons))
     none = "\x00none"  # overrides giving no reason: never shown, but part of the split
-    cells = dict(counts) | {none: sum(1 for row in overrides if not row.variance_reasons)}
-    figures = split(cells, sum(cells.values()), k)
-    rows = [ReasonFigure(reason, figures[reason], figures[reason] is None) for reason in counts]
+    groups = {
+        reason: Group.of(row for row in overrides if reason in row.variance_reasons)
+        for reason in counts
+    } | {none: Group.of(row for row in overrides if not row.variance_reasons)}
+    figures = dict.fromkeys(groups) if withheld else split(groups, k)
+    rows = [
+        ReasonFigure(reason, rounded(figures[reason], g), figures[reason] is None)
+        for reason in counts
+    ]
     return tuple(sorted(rows, key=lambda f: (f.count is None, -(f.count or 0), f.reason)))
 
 
 def _chosen_instead(
-    overrides: Sequence[DecidedScreening], total: int | None, k: int
+    overrides: Sequence[DecidedScreening], k: int, g: int, withheld: bool
 ) -> tuple[LevelFigure, ...]:
-    counts = Counter((row.recommended_level, row.chosen_level) for row in overrides)
-    names = {f"{before}\x00{after}": (before, after) for before, after in counts}
-    keyed = {f"{before}\x00{after}": count for (before, after), count in counts.items()}
+    """Overrides by recommended level and level chosen instead: they split the overrides,
+    so they are withheld together, and all of them when the overridden count is."""
+    pairs = dict.fromkeys((row.recommended_level, row.chosen_level) for row in overrides)
+    names = {f"{before}\x00{after}": (before, after) for before, after in pairs}
+    groups = {
+        name: Group.of(r for r in overrides if (r.recommended_level, r.chosen_level) == pair)
+        for name, pair in names.items()
+    }
     # A withheld total splits into nothing shown: each cell on its own would reveal it.
-    figures = split(keyed, len(overrides), k) if total is not None else dict.fromkeys(keyed)
+    figures = dict.fromkeys(groups) if withheld else split(groups, k)
     levels = [
-        LevelFigure(names[name][0], names[name][1], count, count is None)
+        LevelFigure(names[name][0], names[name][1], rounded(count, g), count is None)
         for name, count in figures.items()
     ]
     return tuple(
@@ -220,30 +280,44 @@ def _chosen_instead(
     )
 
 
-def override_figures(rows: Sequence[DecidedScreening], min_count: int) -> OverrideFigures:
-    """The override report of ``rows`` (each screening once, with its latest decision)."""
+def override_figures(
+    rows: Sequence[DecidedScreening], min_count: int, granularity: int | None = None
+) -> OverrideFigures:
+    """The override report of ``rows`` (each screening once, with its latest decision);
+    counts rounded down to ``granularity`` (by default ``granularity_for(min_count)``)."""
     k = min_count
-    n = len(rows)
-    if n < k:
-        return OverrideFigures(k, True, None, None, None, None, None, True, (), (), ())
-    overrides = [row for row in rows if not row.agreed]
-    agreed, overridden = _pair(n - len(overrides), n, k)
-    override_rate = share(len(overrides), n, k)
-    rules = _rule_figures(rows, override_rate, k)
-    reasons = _reasons(overrides, k)
-    chosen = _chosen_instead(overrides, overridden, k)
+    g = granularity or granularity_for(k)
+    if not Group.of(rows).enough(k) or not rows:
+        return OverrideFigures(k, g, True, None, None, None, None, None, None, True, (), (), ())
+    recommended = [row for row in rows if row.recommended_level is not None]
+    overrides = [row for row in recommended if not row.agreed]
+    top = split(
+        {
+            "without": Group.of(row for row in rows if row.recommended_level is None),
+            "agreed": Group.of(row for row in recommended if row.agreed),
+            "overridden": Group.of(overrides),
+        },
+        k,
+    )
+    agreed, overridden = rounded(top["agreed"], g), rounded(top["overridden"], g)
+    suppressed = agreed is None or overridden is None
+    # Both rates of the rounded counts, so that they add up to 1 (give or take a rounding).
+    both = None if agreed is None or overridden is None else agreed + overridden
+    override_rate = rate(overridden, both)
     return OverrideFigures(
         min_count=k,
+        granularity=g,
         withheld=False,
-        decided=n,
+        decided=rounded(len(rows), g),
+        without_recommendation=rounded(top["without"], g),
         agreed=agreed,
         overridden=overridden,
-        agreement_rate=share(n - len(overrides), n, k),
+        agreement_rate=rate(agreed, both),
         override_rate=override_rate,
-        suppressed=agreed is None,
-        reasons=reasons,
-        chosen_instead=chosen,
-        rules=rules,
+        suppressed=suppressed,
+        reasons=_reasons(overrides, k, g, suppressed),
+        chosen_instead=_chosen_instead(overrides, k, g, suppressed),
+        rules=_rule_figures(recommended, override_rate, k, g),
     )
 
 
@@ -254,16 +328,29 @@ class Agreement:
     decided: int | None  # sampled screenings with a known final level
     agreed_stored: int | None
     agreed_simulated: int | None
+    excluded_unknown_level: int | None  # sampled CDS overrides: the level chosen is unknown
+    granularity: int
     suppressed: bool
 
 
-def agreement(decided: int, agreed_stored: int, agreed_simulated: int, k: int) -> Agreement:
-    """Counts of agreement, each withheld with the rule of the override report."""
+def agreement(
+    decided: int, agreed_stored: int, agreed_simulated: int, excluded: int, k: int
+) -> Agreement:
+    """Counts of agreement, each withheld with the rule of the override report (counting
+    screenings: the samples carry no person id) and rounded down alike."""
+    g = granularity_for(k)
+    left_out = rounded(excluded if excluded == 0 or excluded >= k else None, g)
     if decided < k:
-        return Agreement(None, None, None, True)
-    stored, _ = _pair(agreed_stored, decided, k)
-    simulated, _ = _pair(agreed_simulated, decided, k)
-    return Agreement(decided, stored, simulated, None in (stored, simulated))
+        return Agreement(None, None, None, left_out, g, True)
+
+    def paired(part: int) -> int | None:
+        fine = all(count == 0 or count >= k for count in (part, decided - part))
+        return rounded(part, g) if fine else None
+
+    stored, simulated = paired(agreed_stored), paired(agreed_simulated)
+    return Agreement(
+        rounded(decided, g), stored, simulated, left_out, g, None in (stored, simulated)
+    )
 
 
 def rule_figures_by_id(figures: OverrideFigures) -> dict[str, RuleFigure]:
@@ -279,8 +366,8 @@ def override_report(
     notice = None
     if figures.withheld:
         notice = (
-            f"Fewer than {figures.min_count} of your tenant's screenings of this version have a "
-            "clinician decision: the report is withheld until more are decided."
+            f"Fewer than {figures.min_count} people's screenings of this version have a "
+            "clinician decision in your tenant: the report is withheld until more are decided."
         )
     elif truncated:
         notice = f"Only the {limit} most recently decided screenings were read."
@@ -289,7 +376,9 @@ def override_report(
         key=key,
         version=version,
         min_count=figures.min_count,
+        count_granularity=figures.granularity,
         decisions_considered=figures.decided,
+        without_recommendation=figures.without_recommendation,
         decision_limit=limit,
         truncated=truncated,
         withheld=figures.withheld,

@@ -18,6 +18,7 @@ from app.engine.determination import CURRENT_SEMANTICS
 from app.engine.ruleset import RuleSetDocument
 from app.engine.testing import case_answers
 from app.rulesets.compiled import COMPILED
+from app.rulesets.overrides import UNKNOWN_LEVEL
 from app.rulesets.schemas import (
     CaseDifference,
     CaseOutcome,
@@ -245,22 +246,26 @@ class SimulationChanges:
     decided: int = 0  # screenings whose latest clinician decision names a final level
     agreed_stored: int = 0  # of those, how many the stored level matches
     agreed_simulated: int = 0  # and how many the simulated level would match
+    unknown_level: int = 0  # left out: their latest decision is a CDS override (level unknown)
 
 
 def re_evaluation(compiled: CompiledRuleSet, rows: Sequence[Any]) -> SimulationChanges:
     """Stored screenings ``(id, answers, level, urgency, verdict, final level)`` re-evaluated
     under ``compiled``: their level, urgency and verdict changes, how many changed level, and
-    how the stored and new levels compare with the clinicians' final levels."""
+    how the stored and new levels compare with the clinicians' final levels (a final level
+    of ``unknown``, a CDS override, is left out and counted apart)."""
     levels: Changes = defaultdict(list)
     urgencies: Changes = defaultdict(list)
     verdicts: Changes = defaultdict(list)
-    changed = decided = agreed_stored = agreed_simulated = 0
+    changed = decided = agreed_stored = agreed_simulated = unknown_level = 0
     for screening_id, answers, level, urgency, verdict, final_level in rows:
         result = evaluate(compiled, ScreeningAnswers.model_validate(answers))
         new_level = result.recommended_level.level.value if result.recommended_level else None
         if new_level != level:
             changed += 1
-        if final_level is not None:
+        if final_level == UNKNOWN_LEVEL:
+            unknown_level += 1
+        elif final_level is not None:
             decided += 1
             agreed_stored += final_level == level
             agreed_simulated += final_level == new_level
@@ -277,6 +282,7 @@ def re_evaluation(compiled: CompiledRuleSet, rows: Sequence[Any]) -> SimulationC
         decided,
         agreed_stored,
         agreed_simulated,
+        unknown_level,
     )
 
 

@@ -113,9 +113,14 @@ class ValidationReport(Schema):
 # --- what clinicians' decisions teach (app/rulesets/overrides.py) ------------------------------
 
 SUPPRESSED = (
-    "True when a figure of this row is withheld (null): it rests on fewer screenings than the "
-    "smallest count reported (`CARELEVEL_OVERRIDE_REPORT_MIN_COUNT`), or would give such a "
-    "figure away."
+    "True when a figure of this row is withheld (null): it rests on fewer people than the "
+    "smallest count reported (`CARELEVEL_OVERRIDE_REPORT_MIN_COUNT`; a screening without a "
+    "person id counts as its own person), or would give such a figure away by subtraction."
+)
+GRANULARITY = Field(
+    description="Every count shown is rounded down to a multiple of this (5 when min_count is "
+    "at least 5, else 1), and every rate is computed from the rounded counts, to two "
+    "decimals: one more decision changes a figure only when a count crosses a multiple."
 )
 
 
@@ -185,10 +190,11 @@ class CaseDifference(Schema):
 class DiffOverrides(Schema):
     decisions_considered: int | None = Field(
         description="Your tenant's screenings of the `from` version with a clinician decision "
-        "(null below min_count)."
+        "(null below min_count people; rounded down to count_granularity)."
     )
     override_rate: float | None
-    min_count: int = Field(description="The smallest number of screenings a figure rests on.")
+    min_count: int = Field(description="The smallest number of people a figure rests on.")
+    count_granularity: int = GRANULARITY
     truncated: bool = Field(description="Only the most recently decided screenings were read.")
 
 
@@ -229,13 +235,26 @@ class ClinicianAgreement(Schema):
     less suggests it moves away from it (read the transitions and the override report)."""
 
     decided: int | None = Field(
-        description="Sampled screenings whose latest clinician decision names a final level."
+        description="Sampled screenings whose latest clinician decision names a final level "
+        "(a level recorded through the API, or a CDS recommendation accepted). Unlike the "
+        "override report, CDS overrides are left out (the level chosen is unknown, so neither "
+        "level can be compared with it: see excluded_unknown_level), and screenings without "
+        "a stored recommendation are in (the simulated version may recommend the level "
+        "chosen)."
     )
     agreed_stored: int | None = Field(description="Of those, how many the stored level matches.")
     agreed_simulated: int | None = Field(
         description="And how many the level under this version would match."
     )
-    min_count: int = Field(description="The smallest number of screenings a figure rests on.")
+    excluded_unknown_level: int | None = Field(
+        description="Sampled screenings left out because their latest decision is a CDS "
+        "override without the level chosen (null when fewer than min_count)."
+    )
+    min_count: int = Field(
+        description="The smallest number of screenings a figure rests on (the samples carry "
+        "no person id: screenings are counted)."
+    )
+    count_granularity: int = GRANULARITY
     suppressed: bool = Field(description=SUPPRESSED)
 
 
@@ -263,32 +282,44 @@ class SimulationReport(Schema):
 class OverrideReport(Schema):
     """How clinicians decided your tenant's screenings of one rule-set version: agreement,
     the reasons and levels of overrides, and the rules that fire where recommendations are
-    overridden. Each screening counts once, with its latest decision."""
+    overridden. Each screening counts once, with its latest decision; a decision on a
+    screening without a recommended level is no override (`without_recommendation`). A CDS
+    override without the level chosen counts as overridden (to `unknown`), unlike in a
+    simulation's clinician_agreement, which cannot compare it."""
 
     owner: str
     key: str
     version: int
     min_count: int = Field(
-        description="The smallest number of screenings a figure rests on "
-        "(`CARELEVEL_OVERRIDE_REPORT_MIN_COUNT`)."
+        description="The smallest number of people a figure rests on "
+        "(`CARELEVEL_OVERRIDE_REPORT_MIN_COUNT`); a screening without a person id counts as "
+        "its own person."
     )
+    count_granularity: int = GRANULARITY
     decisions_considered: int | None = Field(
-        description="Screenings of this version with a clinician decision (null below min_count)."
+        description="Screenings of this version with a clinician decision (null below "
+        "min_count people)."
+    )
+    without_recommendation: int | None = Field(
+        description="Of those, screenings without a recommended level: their decisions are "
+        "no overrides and count in no other figure."
     )
     decision_limit: int = Field(description="The most recently decided screenings read, at most.")
     truncated: bool = Field(description="More screenings were decided than decision_limit.")
-    withheld: bool = Field(description="Fewer than min_count decided screenings: no figures.")
+    withheld: bool = Field(description="Fewer than min_count people decided: no figures.")
     notice: str | None
     agreed: int | None = Field(description="Screenings whose recommendation was taken.")
     overridden: int | None = Field(description="Screenings whose recommendation was not.")
-    agreement_rate: float | None
-    override_rate: float | None
+    agreement_rate: float | None = Field(description="agreed / (agreed + overridden).")
+    override_rate: float | None = Field(description="overridden / (agreed + overridden).")
     suppressed: bool = Field(description=SUPPRESSED)
     reasons: list[OverrideReasonCount] = Field(
-        description="Variance reasons of the overridden screenings, the most frequent first."
+        description="Variance reasons of the overridden screenings, the most frequent first "
+        "(all withheld when overridden is)."
     )
     chosen_instead: list[LevelChosenInstead] = Field(
-        description="Recommended level → level chosen instead, the most frequent first."
+        description="Recommended level → level chosen instead, the most frequent first (all "
+        "withheld when overridden is)."
     )
     rules: list[RuleOverrides] = Field(
         description="Every rule that fired in a decided screening, the most overridden first."

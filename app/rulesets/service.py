@@ -148,13 +148,19 @@ OVERRIDE_DECISION_LIMIT = 20_000
 
 def _clinician_agreement(simulated: SimulationChanges, min_count: int) -> ClinicianAgreement:
     found = agreement(
-        simulated.decided, simulated.agreed_stored, simulated.agreed_simulated, min_count
+        simulated.decided,
+        simulated.agreed_stored,
+        simulated.agreed_simulated,
+        simulated.unknown_level,
+        min_count,
     )
     return ClinicianAgreement(
         decided=found.decided,
         agreed_stored=found.agreed_stored,
         agreed_simulated=found.agreed_simulated,
+        excluded_unknown_level=found.excluded_unknown_level,
         min_count=min_count,
+        count_granularity=found.granularity,
         suppressed=found.suppressed,
     )
 
@@ -581,6 +587,7 @@ class _UseCase:
             decisions_considered=figures.decided,
             override_rate=figures.override_rate,
             min_count=min_count,
+            count_granularity=figures.granularity,
             truncated=truncated,
         )
         return diff.model_copy(update={"rules": rules, "overrides": summary})

@@ -560,7 +560,12 @@ def _override_report_example() -> OverrideReport:
 
     def decided(count: int, final: str, reason: str | None, *rules: str) -> list[Any]:
         reasons = (reason,) if reason else ()
-        return [DecidedScreening("decided", iop, final, reasons, rules)] * count
+        return [
+            DecidedScreening(
+                "decided", iop, final, reasons, rules, f"{final}-{reason}-{len(rules)}-{n}"
+            )
+            for n in range(count)
+        ]
 
     rows = (
         decided(70, iop, None, rule)

@@ -1,5 +1,6 @@
 """The clinician decisions an override report reads: each screening a rule-set version decided,
-with its latest decision and the rules that fired in it, in one bounded query.
+with its latest decision, the rules that fired in it and the person it counts as (its person
+id, or, without one, the screening itself), in one bounded query.
 
 The fired rules are read inside the database from the stored determination's trace (a JSON
 path on PostgreSQL, ``json_each`` on SQLite), so only their ids cross the wire, not the
@@ -99,6 +100,8 @@ async def decided_screenings(
             latest.c.final_level,
             latest.c.variance_reasons,
             fired_rules(Screening.determination),
+            Screening.id,
+            Screening.person_id,
         )
         .join(
             Screening,
@@ -120,6 +123,7 @@ async def decided_screenings(
             final_level=final,
             variance_reasons=tuple(reasons or ()),
             fired_rules=_ids(fired),
+            person=f"person:{person_id}" if person_id else f"screening:{screening_id}",
         )
-        for outcome, recommended, final, reasons, fired in rows
+        for outcome, recommended, final, reasons, fired, screening_id, person_id in rows
     ]

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Text,
     bindparam,
     delete,
+    func,
     insert,
     or_,
     select,
@@ -31,6 +32,7 @@ from app.audit.models import AuditEvent
 from app.kernel.db import Base, DriverStatement, UtcDateTime, driver_connection, for_asyncpg
 from app.kernel.months import stored_near_id
 from app.kernel.pagination import after_row
+from app.rulesets.overrides import UNKNOWN_LEVEL
 from app.screenings.models import Decision, IdempotencyRecord, Screening
 
 
@@ -40,9 +42,9 @@ async def recent_screenings_of_key(
     """The most recent screenings decided under rule-set ``key`` (of ``tenant``; None: every
     tenant's), as (id, answers, level, urgency, IOP verdict, final level): what a rule-set
     simulation re-evaluates. The final level is the one the screening's latest clinician
-    decision chose (None: no decision, or one that did not say)."""
+    decision chose (None: no decision; ``UNKNOWN_LEVEL``: a CDS override that did not say)."""
     final_level = (
-        select(Decision.final_level)
+        select(func.coalesce(Decision.final_level, UNKNOWN_LEVEL))
         .where(
             Decision.screening_id == Screening.id,
             Decision.tenant_id == Screening.tenant_id,

@@ -5,7 +5,8 @@ The application withholds figures resting on fewer than 5 screenings
 (``override_report_min_count=5``) and trusts one EHR (tenant ``clinic-c``) for the CDS Hooks
 feedback that reports overrides without the level chosen. The usual story: 6 adults screened
 for IOP whose recommendation the clinician took, and 6 adolescents stepping down from a day
-program whose IOP recommendation the clinician overrode to partial hospitalization.
+program whose IOP recommendation the clinician overrode to partial hospitalization. With k = 5,
+every count shown is rounded down to a multiple of 5 (6 shows as 5, 12 as 10).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from tests.api.rule_sets_support import (
     stepping_down_to_php,
 )
 from tests.support.apps import http_client, new_key, reset, running
-from tests.support.examples import example
+from tests.support.examples import create, example
 from tests.support.problems import assert_problem
 from tests.support.tokens import EC_384_KEY, public_jwk
 
@@ -127,33 +128,34 @@ async def test_the_report_counts_each_screenings_latest_decision(
 
     assert (body["owner"], body["key"], body["version"]) == ("shared", KEY, 1)
     assert (body["min_count"], body["withheld"], body["truncated"]) == (K, False, False)
+    assert body["count_granularity"] == 5
     assert body["notice"] is None
-    assert body["decisions_considered"] == 12
-    assert (body["agreed"], body["overridden"]) == (6, 6)
+    assert (body["decisions_considered"], body["without_recommendation"]) == (10, 0)  # 12
+    assert (body["agreed"], body["overridden"]) == (5, 5)  # 6 and 6
     assert (body["agreement_rate"], body["override_rate"]) == (0.5, 0.5)
     assert body["suppressed"] is False
-    assert body["reasons"] == [{"reason": "clinical_judgment", "count": 6, "suppressed": False}]
+    assert body["reasons"] == [{"reason": "clinical_judgment", "count": 5, "suppressed": False}]
     assert body["chosen_instead"] == [
-        {"recommended_level": IOP, "chosen_level": PHP, "count": 6, "suppressed": False}
+        {"recommended_level": IOP, "chosen_level": PHP, "count": 5, "suppressed": False}
     ]
     rules = rules_of(body)
     assert rules[STEP_DOWN] == {
         "rule_id": STEP_DOWN,
-        "fired_in_decided": 6,
-        "fired_in_overridden": 6,
+        "fired_in_decided": 5,
+        "fired_in_overridden": 5,
         "override_rate": 1.0,
         "lift": 2.0,
         "suppressed": False,
     }
     shared = rules["place.iop-symptoms-with-impairment"]  # fires in both groups
-    assert (shared["fired_in_decided"], shared["override_rate"], shared["lift"]) == (12, 0.5, 1.0)
+    assert (shared["fired_in_decided"], shared["override_rate"], shared["lift"]) == (10, 0.5, 1.0)
     adults_only = rules["place.iop-step-up"]
     assert (adults_only["fired_in_overridden"], adults_only["override_rate"]) == (0, 0.0)
     assert adults_only["lift"] == 0.0
     # The most overridden first, then by rule id; never-overridden rules last.
     order = [row["rule_id"] for row in body["rules"]]
     assert order.index(STEP_DOWN) < order.index("place.iop-step-up")
-    overridden = [r["rule_id"] for r in body["rules"] if r["fired_in_overridden"] == 6]
+    overridden = [r["rule_id"] for r in body["rules"] if r["fired_in_overridden"] == 5]
     assert overridden == sorted(overridden) == order[: len(overridden)]
     text = str(body)  # no screening ids and no clinicians anywhere
     assert adult["id"] not in text
@@ -173,7 +175,7 @@ async def test_figures_resting_on_fewer_than_k_screenings_are_withheld(
 
     body = await report(client)
 
-    assert (body["decisions_considered"], body["agreed"], body["overridden"]) == (13, 6, 7)
+    assert (body["decisions_considered"], body["agreed"], body["overridden"]) == (10, 5, 5)
     # 7 overrides split 6 + 1, by reason and by level chosen: showing the 6 would give the 1
     # away, so both are withheld (and the rows kept).
     assert {(row["reason"], row["count"], row["suppressed"]) for row in body["reasons"]} == {
@@ -192,7 +194,7 @@ async def test_figures_resting_on_fewer_than_k_screenings_are_withheld(
     # The step-down rule fired in 6 screenings, all overridden: shown, that rate would tell
     # that the seventh override is the one screening without it.
     step_down = rules[STEP_DOWN]
-    assert step_down["fired_in_decided"] == 6
+    assert step_down["fired_in_decided"] == 5
     assert (step_down["fired_in_overridden"], step_down["override_rate"]) == (None, None)
     assert (step_down["lift"], step_down["suppressed"]) == (None, True)
 
@@ -226,9 +228,9 @@ async def test_only_the_callers_tenant_decisions_count(
 
     ours = await report(client)
 
-    assert (ours["decisions_considered"], ours["overridden"]) == (12, 6)
+    assert (ours["decisions_considered"], ours["overridden"]) == (10, 5)
     assert (theirs["decisions_considered"], theirs["agreed"], theirs["overridden"]) == (
-        6,
+        5,
         None,
         None,
     )
@@ -257,7 +259,7 @@ async def test_the_report_reads_only_the_most_recently_decided_screenings(
     body = await report(client)
 
     assert (body["truncated"], body["decision_limit"]) == (True, 6)
-    assert (body["decisions_considered"], body["agreed"], body["overridden"]) == (6, 6, 0)
+    assert (body["decisions_considered"], body["agreed"], body["overridden"]) == (5, 5, 0)
     assert "6 most recently decided" in body["notice"]
 
 
@@ -276,12 +278,13 @@ async def test_a_diff_shows_how_changed_rules_were_overridden(
 
     [change] = diff["rules"]
     assert (change["rule_id"], change["change"]) == (STEP_DOWN, "changed")
-    assert change["overrides"]["fired_in_decided"] == 6
+    assert change["overrides"]["fired_in_decided"] == 5
     assert (change["overrides"]["override_rate"], change["overrides"]["lift"]) == (1.0, 2.0)
     assert diff["overrides"] == {
-        "decisions_considered": 12,
+        "decisions_considered": 10,
         "override_rate": 0.5,
         "min_count": K,
+        "count_granularity": 5,
         "truncated": False,
     }
     # Without screenings:read, the diff is what it always was.
@@ -304,19 +307,23 @@ async def test_a_simulation_compares_agreement_with_clinicians(client: httpx.Asy
     unchanged = (await client.post(f"{VERSIONS}/1/simulate")).json()
 
     assert simulated["clinician_agreement"] == {
-        "decided": 12,
-        "agreed_stored": 6,
-        "agreed_simulated": 12,
+        "decided": 10,  # 12, 6 and 12 rounded down
+        "agreed_stored": 5,
+        "agreed_simulated": 10,
+        "excluded_unknown_level": 0,
         "min_count": K,
+        "count_granularity": 5,
         "suppressed": False,
     }
-    assert unchanged["clinician_agreement"]["agreed_simulated"] == 6
+    assert unchanged["clinician_agreement"]["agreed_simulated"] == 5
     few = (await client.post(f"{VERSIONS}/2/simulate", params={"sample": 4})).json()
     assert few["clinician_agreement"] == {
         "decided": None,
         "agreed_stored": None,
         "agreed_simulated": None,
+        "excluded_unknown_level": 0,
         "min_count": K,
+        "count_granularity": 5,
         "suppressed": True,
     }
 
@@ -382,3 +389,57 @@ async def test_cds_overrides_count_with_an_unknown_level(app: FastAPI) -> None:
         {"recommended_level": IOP, "chosen_level": "unknown", "count": 5, "suppressed": False}
     ]
     assert body["reasons"] == [{"reason": "waitlist", "count": 5, "suppressed": False}]
+
+
+async def test_a_simulation_leaves_cds_overrides_out_and_says_how_many(app: FastAPI) -> None:
+    async with (
+        http_client(app, None) as ehr,
+        http_client(app, await new_key(app, tenant="clinic-c")) as clinic_c,
+    ):
+        for patient in range(1001, 1007):
+            await cds_override(ehr, str(patient))
+        report_body = await report(clinic_c)
+        simulated = await clinic_c.post(f"{VERSIONS}/1/simulate")
+
+    # The report counts them as overridden to an unknown level; a simulation cannot compare
+    # an unknown level with either version's, so it counts them apart.
+    assert report_body["overridden"] == 5
+    assert simulated.status_code == 200, simulated.text
+    agreement = simulated.json()["clinician_agreement"]
+    assert (agreement["decided"], agreement["excluded_unknown_level"]) == (None, 5)
+
+
+# --- who is counted ----------------------------------------------------------------------------
+
+
+async def test_k_counts_people_not_screenings(client: httpx.AsyncClient) -> None:
+    # 12 decided screenings of 4 people: fewer than k people, so nothing is shown.
+    for n in range(12):
+        adult = await create(client, example("adult-iop-suitable"), person_id=f"pid-{n % 4:04d}")
+        await decide(client, adult, IOP)
+
+    assert (await report(client))["withheld"] is True
+    # A fifth person, once: 13 screenings of 5 people.
+    await decide(
+        client, await create(client, example("adult-iop-suitable"), person_id="pid-0004"), IOP
+    )
+    body = await report(client)
+    assert (body["withheld"], body["decisions_considered"], body["agreed"]) == (False, 10, 10)
+
+
+async def test_decisions_without_a_recommendation_are_no_overrides(
+    client: httpx.AsyncClient,
+) -> None:
+    await agreed_adults(client, 5)
+    await overridden_step_downs(client, 5)
+    for _ in range(5):
+        unclear = await screen(client, "insufficient-information")
+        assert unclear["determination"]["recommended_level"] is None
+        await decide(client, unclear, "outpatient", "clinical_judgment")
+
+    body = await report(client)
+
+    assert (body["decisions_considered"], body["without_recommendation"]) == (15, 5)
+    assert (body["agreed"], body["overridden"], body["override_rate"]) == (5, 5, 0.5)
+    assert body["reasons"] == [{"reason": "clinical_judgment", "count": 5, "suppressed": False}]
+    assert [row["recommended_level"] for row in body["chosen_instead"]] == [IOP]
