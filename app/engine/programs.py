@@ -232,6 +232,12 @@ class ProgramDocument(ProgramPart):
         default_factory=list,
         description="Services it provides that a determination's conditions may ask for.",
     )
+    accepts_people_on_moud: StrictBool | None = Field(
+        default=None,
+        description="Whether it admits people taking medication for opioid use disorder "
+        "(MOUD: buprenorphine, methadone, naltrexone), including from another prescriber; "
+        "empty: not recorded. A program that provides MOUD admits them.",
+    )
     modality: Modality = Field(description="In person, telehealth, or both (hybrid).")
     timetable: list[Session] = Field(
         default_factory=list,
