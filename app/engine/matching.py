@@ -361,6 +361,7 @@ class _Facts:
 
 
 def _facts(needs: Needs, program: ProgramDocument) -> _Facts:
+    """One pass over the timetable and the travel-time table, shared by every criterion."""
     # The session's own modality, else the program's (they share their values).
     modalities = [s.modality or program.modality for s in program.timetable]
     kinds = frozenset(map(SessionModality, modalities)) or _declared_kinds(program)

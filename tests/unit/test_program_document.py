@@ -162,7 +162,12 @@ def test_a_description_may_hold_line_breaks() -> None:
 
 def test_whether_it_admits_people_taking_moud_is_a_strict_boolean_or_not_recorded() -> None:
     assert ProgramDocument.model_validate(document()).accepts_people_on_moud is None
-    assert ProgramDocument.model_validate(EVENING_IOP).accepts_people_on_moud is True
+    assert (
+        ProgramDocument.model_validate(
+            document(accepts_people_on_moud=False)
+        ).accepts_people_on_moud
+        is False
+    )
     with pytest.raises(ValidationError) as raised:
         ProgramDocument.model_validate(document(accepts_people_on_moud="yes"))
 
