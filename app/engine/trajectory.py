@@ -1,18 +1,24 @@
 """A person's screenings over time (measurement-based care), pure.
 
-Given one person's screenings, oldest first, as plain data, and the day it is today, this says
-how each instrument's score moved (from the first score and from the one before), whether the
-PHQ-9 and GAD-7 changes are meaningful, responses or remissions, how the recommended level
-moved, what the latest recommendation means for the level the person is at now, and when to
-screen again. No clock and no I/O: the same input gives the same output.
+Given one person's screenings, oldest first, as plain data, what is known of them beyond those
+screenings (``History``: the latest referral and decision of any earlier screening, the first
+screenings of the current episode) and the day it is today, this says how each instrument's
+score moved (from the baseline and from the one before), whether the PHQ-9 and GAD-7 changes
+are meaningful, responses or remissions, how the recommended level moved, what the latest
+recommendation means for the level the person is at now, and when to screen again. No clock
+and no I/O: the same input gives the same output.
 
-The level suggestion never contradicts the determination: it compares the level the latest
-determination recommends (which already weighs the treatment history's step-up and step-down
-rules) with the level the person is at, and says nothing else about placement.
+The level suggestion never contradicts the determination. Its kind compares only the level the
+latest determination recommends with the person's current level, and names no other level.
+When the latest answers report the current level, that report is the current level: it is
+what the determination weighed (its step-up and step-down rules), so both read the same
+level. Only when the answers are silent does the current level come from an earlier referral
+or decision, which the determination could not weigh.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -41,6 +47,11 @@ BAO_2016: Final = (
     "Bao Y et al. 2016, Unpacking collaborative care for depression: examining two essential "
     "tasks for implementation, Psychiatr Serv"
 )
+CHUNG_2017: Final = (
+    "Chung DT et al. 2017, Suicide rates after discharge from psychiatric facilities: a "
+    "systematic review and meta-analysis, JAMA Psychiatry"
+)
+NCQA_FUH: Final = "NCQA HEDIS: Follow-Up After Hospitalization for Mental Illness (FUH), 7-day rate"
 
 # Response and remission are read only from a baseline at least this high (moderate).
 RESPONSE_BASELINE: Final = 10
@@ -48,6 +59,11 @@ RESPONSE_DROP: Final = 0.5  # a response: the score at most half of its baseline
 REMISSION_BELOW: Final = 5
 REVIEW_WEEKS: Final = 4  # follow-up within 4 weeks of starting (Bao 2016)
 PSYCHIATRIC_REVIEW_WEEKS: Final = 8  # psychiatric review at weeks 8-12 without response
+TWENTY_FOUR_HOUR_CARE: Final = frozenset({"inpatient", "residential"})
+AFTER_DISCHARGE_DAYS: Final = 7  # follow-up within 7 days of leaving 24-hour care (HEDIS FUH)
+# How many of the current episode's first screenings the baseline is read from (a bound: an
+# instrument first scored later in the episode takes its baseline from the screenings shown).
+EPISODE_SCREENINGS: Final = 10
 
 Direction = Literal["improvement", "worsening", "none"]
 LevelDirection = Literal["up", "down", "same", "unknown"]
@@ -118,6 +134,7 @@ class Treatment:
     current_or_recent_level: str | None = None
     weeks_at_current_level: int | None = None
     response_to_current_level: str | None = None
+    discharged_last_30_days: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +150,31 @@ class ScreeningPoint:
     treatment: Treatment = Treatment()
     decision: LevelEvent | None = None  # the latest decision's final level, if any
     referral: LevelEvent | None = None  # the latest referral's level, if any
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    """What the trajectory reads beyond the screenings shown, so that the current level and
+    the baseline do not move with how many screenings are shown."""
+
+    referral: LevelEvent | None = None  # the latest referral of any earlier screening
+    decision: LevelEvent | None = None  # the latest decision on any earlier screening
+    episode: tuple[ScreeningPoint, ...] = ()  # the current episode's first screenings
+
+
+def history_of(screenings: Sequence[ScreeningPoint]) -> History:
+    """The history when every screening of the person is given (oldest first)."""
+    earlier = screenings[:-1]
+    referrals = [s.referral for s in earlier if s.referral is not None]
+    decisions = [s.decision for s in earlier if s.decision is not None]
+    found = History(
+        referral=max(referrals, key=lambda e: e.at, default=None),
+        decision=max(decisions, key=lambda e: e.at, default=None),
+    )
+    since = episode_start(screenings[-1], found)
+    episode = [s for s in screenings if since is None or s.created_at > since]
+    # A level chosen after the latest screening: no screening of that episode yet.
+    return dataclasses.replace(found, episode=tuple((episode or screenings)[:EPISODE_SCREENINGS]))
 
 
 # --- output -----------------------------------------------------------------------------------
@@ -196,6 +238,18 @@ class Rescreen:
     overdue: bool
     explanation: str
     references: tuple[str, ...]
+    level: str | None  # the level in force the due date follows
+    level_source: Literal["decision", "recommendation"] | None
+
+
+@dataclass(frozen=True, slots=True)
+class BaselineFrom:
+    """Where the baselines are read from: the current episode or the person's first screening."""
+
+    kind: Literal["current_level", "first_screening"]
+    screening_id: str
+    date: date
+    explanation: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +258,7 @@ class Trajectory:
     level_changes: tuple[LevelChange, ...]
     suggestion: Suggestion
     rescreen: Rescreen
+    baseline_from: BaselineFrom
 
 
 # --- instruments ------------------------------------------------------------------------------
@@ -229,16 +284,24 @@ def _response_and_remission(
     return latest <= baseline * RESPONSE_DROP, latest < REMISSION_BELOW
 
 
-def instrument_trend(instrument: str, title: str, series: Sequence[SeriesPoint]) -> InstrumentTrend:
-    """One instrument's series (oldest first) and what its changes mean."""
+def instrument_trend(
+    instrument: str,
+    title: str,
+    series: Sequence[SeriesPoint],
+    baseline: SeriesPoint | None,
+) -> InstrumentTrend:
+    """One instrument's series (oldest first) and what its changes mean, from ``baseline``
+    (its first total of the current episode, which may be older than the series)."""
     policy = POLICIES.get(instrument)
-    scored = [(point, point.total) for point in series if point.total is not None]
+    scored = [point for point in series if point.total is not None]
+    latest = scored[-1] if scored else None
     from_baseline = from_previous = None
     response = remission = None
     if len(scored) >= 2:
-        (_, first), (_, previous), (_, last) = scored[0], scored[-2], scored[-1]
+        from_previous = _change(_total(scored[-2]), _total(scored[-1]), policy)
+    if baseline is not None and latest is not None and baseline.screening_id != latest.screening_id:
+        first, last = _total(baseline), _total(latest)
         from_baseline = _change(first, last, policy)
-        from_previous = _change(previous, last, policy)
         response, remission = _response_and_remission(first, last, policy)
     notes = [policy.response_and_remission if policy else NO_THRESHOLD]
     if len(scored) < len(series):
@@ -247,8 +310,8 @@ def instrument_trend(instrument: str, title: str, series: Sequence[SeriesPoint])
         instrument=instrument,
         title=title,
         series=tuple(series),
-        baseline=scored[0][0] if scored else None,
-        latest=scored[-1][0] if scored else None,
+        baseline=baseline,
+        latest=latest,
         change_from_baseline=from_baseline,
         change_from_previous=from_previous,
         meaningful_change_points=policy.meaningful_change if policy else None,
@@ -259,18 +322,54 @@ def instrument_trend(instrument: str, title: str, series: Sequence[SeriesPoint])
     )
 
 
-def instrument_trends(screenings: Sequence[ScreeningPoint]) -> tuple[InstrumentTrend, ...]:
-    """Every instrument any screening scored, in the order they first appear."""
-    series: dict[str, list[SeriesPoint]] = {}
-    titles: dict[str, str] = {}
+def _total(point: SeriesPoint) -> int:
+    assert point.total is not None  # only scored points are compared
+    return point.total
+
+
+def _series(screenings: Sequence[ScreeningPoint]) -> dict[str, list[tuple[SeriesPoint, str]]]:
+    """Each instrument's points with its title, in the order the instruments first appear."""
+    series: dict[str, list[tuple[SeriesPoint, str]]] = {}
     for screening in screenings:
         for score in screening.scores:
             point = SeriesPoint(
                 screening.id, screening.created_at.date(), score.total, score.severity
             )
-            series.setdefault(score.instrument, []).append(point)
-            titles.setdefault(score.instrument, score.title or score.instrument)
-    return tuple(instrument_trend(name, titles[name], points) for name, points in series.items())
+            series.setdefault(score.instrument, []).append((point, score.title or ""))
+    return series
+
+
+def _baselines(
+    screenings: Sequence[ScreeningPoint], episode: Sequence[ScreeningPoint]
+) -> dict[str, SeriesPoint]:
+    """Each instrument's first total in the episode: among its first screenings, then among
+    those shown from its start on."""
+    start = episode[0].created_at if episode else screenings[0].created_at
+    known = {s.id for s in episode}
+    ordered = [*episode, *(s for s in screenings if s.created_at >= start and s.id not in known)]
+    baselines: dict[str, SeriesPoint] = {}
+    for name, points in _series(ordered).items():
+        scored = [point for point, _ in points if point.total is not None]
+        if scored:
+            baselines[name] = scored[0]
+    return baselines
+
+
+def instrument_trends(
+    screenings: Sequence[ScreeningPoint], episode: Sequence[ScreeningPoint] = ()
+) -> tuple[InstrumentTrend, ...]:
+    """Every instrument the screenings shown scored, in the order they first appear, each
+    from its baseline in ``episode`` (none given: the screenings shown are the episode)."""
+    baselines = _baselines(screenings, episode)
+    return tuple(
+        instrument_trend(
+            name,
+            next((title for _, title in points if title), name),
+            [point for point, _ in points],
+            baselines.get(name),
+        )
+        for name, points in _series(screenings).items()
+    )
 
 
 # --- levels -----------------------------------------------------------------------------------
@@ -296,60 +395,115 @@ def level_changes(screenings: Sequence[ScreeningPoint]) -> tuple[LevelChange, ..
     )
 
 
+CurrentSource = Literal["referral", "decision", "treatment_history"]
+
+
 @dataclass(frozen=True, slots=True)
-class _Current:
-    level: str
-    source: Literal["referral", "decision", "treatment_history"]
+class Current:
+    """The level the person is at (None: the answers report no treatment), where that is
+    known from, and since when, if a referral or decision chose it."""
+
+    level: str | None
+    source: CurrentSource
     since: datetime | None
 
 
-def current_level(screenings: Sequence[ScreeningPoint]) -> _Current | None:
-    """The level the person was at when last screened: the latest referral made from an
-    earlier screening, else the latest clinician decision on one, else what the latest
-    screening's treatment history says. (A referral or decision on the latest screening acts
-    on its recommendation; it is not where the person was when screened.)"""
-    earlier = screenings[:-1]
-    for screening in reversed(earlier):
-        if screening.referral is not None:
-            return _Current(screening.referral.level, "referral", screening.referral.at)
-    for screening in reversed(earlier):
-        if screening.decision is not None:
-            return _Current(screening.decision.level, "decision", screening.decision.at)
-    reported = screenings[-1].treatment.current_or_recent_level
-    if reported is None or _rank(reported) is None:  # 'none': never treated
+def current_level(latest: ScreeningPoint, history: History) -> Current | None:
+    """The level the person was at when last screened: what the latest answers' treatment
+    history reports, when they report it (the person's own current report wins over older
+    records: a referral may never have been taken up); else the most recent of the latest
+    referral and the latest decision of an earlier screening. (A referral or decision on the
+    latest screening acts on its recommendation; it is not where the person was.)"""
+    events: list[tuple[LevelEvent, CurrentSource]] = []
+    if history.referral is not None:
+        events.append((history.referral, "referral"))
+    if history.decision is not None:
+        events.append((history.decision, "decision"))
+    reported = latest.treatment.current_or_recent_level
+    if reported is not None:
+        level = reported if _rank(reported) is not None else None  # 'none': never treated
+        chosen = [event.at for event, _ in events if event.level == level]
+        return Current(level, "treatment_history", max(chosen, default=None))
+    if not events:
         return None
-    return _Current(reported, "treatment_history", None)
+    event, source = max(events, key=lambda pair: pair[0].at)  # a tie: the referral
+    return Current(event.level, source, event.at)
 
 
-def _weeks_at(current: _Current, latest: ScreeningPoint) -> int | None:
+def episode_start(latest: ScreeningPoint, history: History) -> datetime | None:
+    """When the current level began (the referral or decision that chose it), if known: the
+    current episode's screenings are the ones after it."""
+    current = current_level(latest, history)
+    return current.since if current else None
+
+
+def _weeks_at(current: Current, latest: ScreeningPoint) -> int | None:
     """Weeks at the current level: as the latest answers say, else since it was chosen."""
-    if latest.treatment.weeks_at_current_level is not None:
+    if (
+        current.source == "treatment_history"
+        and latest.treatment.weeks_at_current_level is not None
+    ):
         return latest.treatment.weeks_at_current_level
     if current.since is None:
         return None
     return max(0, (latest.created_at - current.since).days // 7)
 
 
-def measurement_prompts(trends: Sequence[InstrumentTrend], weeks: int | None) -> tuple[str, ...]:
-    """Prompts from the PHQ-9 and GAD-7 at a level held ``weeks`` weeks (Bao 2016)."""
-    if weeks is None or weeks < REVIEW_WEEKS:
-        return ()
+def _worsening_prompt(trend: InstrumentTrend) -> str | None:
+    """A meaningful worsening from the previous score or the baseline: at any week."""
+    for change, since in (
+        (trend.change_from_previous, "the previous score"),
+        (trend.change_from_baseline, "the baseline"),
+    ):
+        if change is not None and change.meaningful == "worsening":
+            return (
+                f"{trend.title}: worsening: review now ({change.points:+d} points from {since}; "
+                f"{trend.meaningful_change_points} or more is a meaningful change)."
+            )
+    return None
+
+
+def _review_prompt(trend: InstrumentTrend, weeks: int | None) -> str | None:
+    """No response after 8 weeks, or no meaningful improvement after 4 (Bao 2016); none
+    from a baseline below moderate or at a latest score in remission range."""
+    change = trend.change_from_baseline
+    if weeks is None or weeks < REVIEW_WEEKS or change is None:
+        return None
+    if weeks >= PSYCHIATRIC_REVIEW_WEEKS and trend.response is False:
+        return (
+            f"{trend.title}: no response after {weeks} weeks at this level: ask for a "
+            "psychiatric review (collaborative care: weeks 8 to 12)."
+        )
+    if trend.baseline is None or change.meaningful == "improvement":
+        return None
+    # Below moderate there is little to improve on. (From 10 or more, a latest score in
+    # remission range is a drop of 6 or more: a meaningful improvement on both instruments.)
+    if _total(trend.baseline) < RESPONSE_BASELINE:
+        return None
+    return (
+        f"{trend.title}: no meaningful improvement after {weeks} weeks at this level: "
+        "review the plan (collaborative care: follow-up within 4 weeks)."
+    )
+
+
+def measurement_prompts(
+    trends: Sequence[InstrumentTrend], weeks: int | None
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Prompts from the PHQ-9 and GAD-7 at a level held ``weeks`` weeks, and their sources."""
     prompts: list[str] = []
+    references: list[str] = []
     for trend in trends:
-        change = trend.change_from_baseline
-        if trend.instrument not in POLICIES or change is None:
+        policy = POLICIES.get(trend.instrument)
+        if policy is None:
             continue
-        if weeks >= PSYCHIATRIC_REVIEW_WEEKS and trend.response is False:
-            prompts.append(
-                f"{trend.title}: no response after {weeks} weeks at this level: ask for a "
-                "psychiatric review (collaborative care: weeks 8 to 12)."
-            )
-        elif change.meaningful != "improvement":
-            prompts.append(
-                f"{trend.title}: no meaningful improvement after {weeks} weeks at this level: "
-                "review the plan (collaborative care: follow-up within 4 weeks)."
-            )
-    return tuple(prompts)
+        worsening = _worsening_prompt(trend)
+        prompt = worsening or _review_prompt(trend, weeks)
+        if prompt is None:
+            continue
+        prompts.append(prompt)
+        cited = policy.references[:1] if worsening else (BAO_2016,)
+        references.extend(r for r in cited if r not in references)
+    return tuple(prompts), tuple(references)
 
 
 _KIND_WORDS: Final[dict[SuggestionKind, str]] = {
@@ -366,34 +520,37 @@ _KINDS: Final[dict[LevelDirection, SuggestionKind]] = {
 }
 
 
-def _no_suggestion(latest: ScreeningPoint, current: _Current | None) -> Suggestion:
+def _no_suggestion(
+    latest: ScreeningPoint, current: Current | None, trends: Sequence[InstrumentTrend]
+) -> Suggestion:
     if _rank(latest.level) is None:
         why = "the latest screening recommends no level (complete it first)."
+    elif current is not None:
+        why = "the latest answers report no current treatment."
     else:
         why = "no current level is known (no referral, decision or treatment history)."
+    prompts, references = measurement_prompts(trends, None)  # a worsening still prompts
     return Suggestion(
         kind="none",
         current_level=current.level if current else None,
         current_level_source=current.source if current else None,
         recommended_level=latest.level,
         weeks_at_current_level=None,
-        prompts=(),
+        prompts=prompts,
         explanation=f"No suggestion: {why}",
-        references=(),
+        references=references,
     )
 
 
 def suggestion(
-    screenings: Sequence[ScreeningPoint], trends: Sequence[InstrumentTrend]
+    latest: ScreeningPoint, current: Current | None, trends: Sequence[InstrumentTrend]
 ) -> Suggestion:
     """The latest recommendation against the level the person is at now."""
-    latest = screenings[-1]
-    current = current_level(screenings)
-    if current is None or _rank(latest.level) is None:
-        return _no_suggestion(latest, current)
+    if current is None or current.level is None or _rank(latest.level) is None:
+        return _no_suggestion(latest, current, trends)
     kind = _KINDS[_direction(current.level, latest.level)]  # both ranked: never 'unknown'
     weeks = _weeks_at(current, latest)
-    prompts = measurement_prompts(trends, weeks)
+    prompts, references = measurement_prompts(trends, weeks)
     return Suggestion(
         kind=kind,
         current_level=current.level,
@@ -404,7 +561,7 @@ def suggestion(
         explanation=_KIND_WORDS[kind]
         + " The recommendation is the determination's own, which weighs the treatment "
         "history (its step-up and step-down rules).",
-        references=(BAO_2016,) if prompts else (),
+        references=references,
     )
 
 
@@ -418,44 +575,114 @@ RESCREEN_DAYS: Final[dict[str, tuple[int, str]]] = {
     "intensive_outpatient": (14, "every two weeks in an IOP, several contacts a week"),
     "outpatient": (28, "within 4 weeks in outpatient care (collaborative care follow-up)"),
 }
+AFTER_DISCHARGE: Final = (
+    f"In {AFTER_DISCHARGE_DAYS} days: stepping down from 24-hour care, and the first week "
+    "after leaving it is the riskiest (suicide rates are highest soon after discharge, Chung "
+    "2017); follow-up within 7 days as the HEDIS FUH measure counts it (carelevel's default)."
+)
 
 
-def rescreen(latest: ScreeningPoint, today: date) -> Rescreen:
-    """When to screen the person again (carelevel's defaults), and whether that has passed."""
-    screened = latest.created_at.date()
+def level_in_force(
+    latest: ScreeningPoint,
+) -> tuple[str | None, Literal["decision", "recommendation"] | None]:
+    """The level the latest screening put in force: its latest clinician decision's final
+    level, else its recommendation."""
+    if latest.decision is not None and _rank(latest.decision.level) is not None:
+        return latest.decision.level, "decision"
     if latest.level is None:
+        return None, None
+    return latest.level, "recommendation"
+
+
+def _steps_down_from_24_hour_care(
+    latest: ScreeningPoint, current: Current | None, level: str
+) -> bool:
+    treatment = latest.treatment
+    if (
+        treatment.discharged_last_30_days
+        and treatment.current_or_recent_level in TWENTY_FOUR_HOUR_CARE
+    ):
+        return True
+    if current is None or current.level not in TWENTY_FOUR_HOUR_CARE:
+        return False
+    return _direction(current.level, level) == "down"
+
+
+def rescreen(latest: ScreeningPoint, current: Current | None, today: date) -> Rescreen:
+    """When to screen the person again (carelevel's defaults), after the level in force, and
+    whether that has passed."""
+    screened = latest.created_at.date()
+    level, source = level_in_force(latest)
+    if level is None:
         return Rescreen(
             screened,
             today > screened,
             "The latest screening recommends no level: complete the screening now.",
             (),
+            None,
+            None,
         )
-    if latest.level == "emergency_evaluation" or latest.urgency in ("urgent", "emergent"):
+    if level == "emergency_evaluation" or latest.urgency in ("urgent", "emergent"):
         return Rescreen(
             screened,
             today > screened,
             "Now, after the emergency or urgent evaluation: screen again once it is done "
             "(carelevel's default).",
             (),
+            level,
+            source,
         )
-    days, why = RESCREEN_DAYS.get(latest.level, RESCREEN_DAYS["outpatient"])
+    if _steps_down_from_24_hour_care(latest, current, level):
+        due = screened + timedelta(days=AFTER_DISCHARGE_DAYS)
+        return Rescreen(due, today > due, AFTER_DISCHARGE, (CHUNG_2017, NCQA_FUH), level, source)
+    days, why = RESCREEN_DAYS.get(level, RESCREEN_DAYS["outpatient"])
     due = screened + timedelta(days=days)
     return Rescreen(
         due,
         today > due,
         f"In {days} days: {why} (carelevel's default).",
-        (BAO_2016,) if latest.level == "outpatient" else (),
+        (BAO_2016,) if level == "outpatient" else (),
+        level,
+        source,
     )
 
 
-def trajectory(screenings: Sequence[ScreeningPoint], today: date) -> Trajectory:
-    """The trajectory of a person's screenings (at least one, oldest first)."""
+def baseline_from(latest: ScreeningPoint, history: History, first: ScreeningPoint) -> BaselineFrom:
+    """Which screening starts the current episode (``first``: the earliest one known)."""
+    since = episode_start(latest, history)
+    if since is not None and first.created_at > since:
+        return BaselineFrom(
+            "current_level",
+            first.id,
+            first.created_at.date(),
+            "Baselines are the first scores since the current level began (the first "
+            "screening after the referral or decision that chose it).",
+        )
+    return BaselineFrom(
+        "first_screening",
+        first.id,
+        first.created_at.date(),
+        "Baselines are the person's first scores (no referral or decision is known to have "
+        "started the current level before a later screening).",
+    )
+
+
+def trajectory(
+    screenings: Sequence[ScreeningPoint], today: date, history: History | None = None
+) -> Trajectory:
+    """The trajectory of a person's screenings shown (at least one, oldest first), with what
+    is known beyond them (default: the screenings shown are all the person's)."""
     if not screenings:
         raise ValueError("a trajectory needs at least one screening")
-    trends = instrument_trends(screenings)
+    latest = screenings[-1]
+    history = history if history is not None else history_of(screenings)
+    episode = history.episode or (screenings[0],)
+    current = current_level(latest, history)
+    trends = instrument_trends(screenings, episode)
     return Trajectory(
         instruments=trends,
         level_changes=level_changes(screenings),
-        suggestion=suggestion(screenings, trends),
-        rescreen=rescreen(screenings[-1], today),
+        suggestion=suggestion(latest, current, trends),
+        rescreen=rescreen(latest, current, today),
+        baseline_from=baseline_from(latest, history, episode[0]),
     )

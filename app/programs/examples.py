@@ -117,7 +117,7 @@ def program_examples() -> dict[tuple[str, str], Json]:
             "request": {JSON: {"full": _example("No places free for three weeks", edited)}},
             "responses": {"200": {JSON: {"edited": _example("Edited (version 2)", replaced)}}},
         },
-        ("DELETE", one): {
+        ("POST", f"{one}/retire"): {
             "responses": {"200": {JSON: {"retired": _example("Retired (version 3)", retired)}}}
         },
     }
