@@ -1,7 +1,7 @@
 """The documented answer of GET /v1/people/{person_id}/screenings (merged into the OpenAPI
 document's examples by app/runtime/openapi_examples.py), computed by the trajectory
-itself from three made-up screenings (PHQ-9 20, 14, 8; from a day program down to IOP), so the
-document cannot drift from what the service says."""
+itself from three made-up screenings (PHQ-9 20, 14, 8; referred to a day program, improving
+there, then IOP recommended), so the document cannot drift from what the service says."""
 
 from __future__ import annotations
 
@@ -20,11 +20,13 @@ _IDS = (
     "019a6e2b-1f00-7000-8000-000000000002",
     "019a9237-0b00-7000-8000-000000000003",
 )
+DAY_PROGRAM_ID = "0193a6f2-7c41-7e0a-9d55-3b8f0c2e6a20"
 _VISITS = (
-    # (days after the first, level recommended, level the clinician chose, PHQ-9, its band,
-    # GAD-7, its band): the day program was kept after the second screening.
+    # (days after the first, level recommended, level referred to, PHQ-9, its band, GAD-7, its
+    # band): referred to a day program after the first screening, the person is in it at the
+    # next two, so the second one is the current episode's baseline.
     (0, "partial_hospitalization", "partial_hospitalization", 20, "severe", 15, "severe"),
-    (21, "intensive_outpatient", "partial_hospitalization", 14, "moderate", 11, "moderate"),
+    (21, "intensive_outpatient", None, 14, "moderate", 11, "moderate"),
     (42, "intensive_outpatient", None, 8, "mild", 9, "mild"),
 )
 
@@ -34,7 +36,7 @@ _VERDICTS = {"partial_hospitalization": "higher_level_needed", "intensive_outpat
 
 def _points() -> list[ScreeningPoint]:
     points = []
-    for screening_id, (days, level, chosen, phq9, phq9_band, gad7, gad7_band) in zip(
+    for screening_id, (days, level, referred, phq9, phq9_band, gad7, gad7_band) in zip(
         _IDS, _VISITS, strict=True
     ):
         at = _START + timedelta(days=days)
@@ -50,7 +52,7 @@ def _points() -> list[ScreeningPoint]:
                     Score("gad7", gad7, gad7_band, "GAD-7"),
                 ),
                 treatment=Treatment("partial_hospitalization" if days else "outpatient"),
-                decision=LevelEvent(chosen, at + timedelta(hours=2)) if chosen else None,
+                referral=LevelEvent(referred, at + timedelta(hours=2)) if referred else None,
             )
         )
     return points
@@ -67,13 +69,14 @@ def person_screenings_example() -> dict[str, Any]:
             "status": point.status,
             "iop_verdict": _VERDICTS[point.level or ""],
             "scores": {score.instrument: score.total for score in point.scores},
-            "latest_decision": {
-                "final_level": point.decision.level,
-                "created_at": point.decision.at,
+            "latest_decision": None,
+            "latest_referral": {
+                "program_id": DAY_PROGRAM_ID,
+                "level": point.referral.level,
+                "created_at": point.referral.at,
             }
-            if point.decision
+            if point.referral
             else None,
-            "latest_referral": None,
         }
         for point in points
     ]
@@ -90,7 +93,7 @@ def person_screenings_example() -> dict[str, Any]:
 def people_examples() -> dict[tuple[str, str], dict[str, Any]]:
     """The examples of the people operations, as ``operation_examples`` lists them."""
     example = {
-        "summary": "PHQ-9 20, 14, 8: a response, stepping down from a day program",
+        "summary": "PHQ-9 20, 14, 8: improving in a day program, IOP recommended",
         "value": person_screenings_example(),
     }
     return {

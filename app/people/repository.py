@@ -1,4 +1,4 @@
-"""All SQL about a person's screenings: three bounded queries, never one per screening."""
+"""All SQL about a person's screenings: a few bounded queries, never one per screening."""
 
 from __future__ import annotations
 
@@ -24,6 +24,10 @@ READ_COLUMNS = (
     Screening.answers,
     Screening.determination,
 )
+
+
+def _person(tenant: str, person_id: str) -> tuple[Any, ...]:
+    return Screening.tenant_id == tenant, Screening.person_id == person_id
 
 
 class PeopleRepository:
@@ -70,3 +74,51 @@ class PeopleRepository:
         return {
             row[0]: {"program_id": row[1], "level": row[2], "created_at": row[3]} for row in rows
         }
+
+    async def latest_earlier_decision(
+        self, tenant: str, person_id: str, latest_id: str
+    ) -> tuple[str | None, datetime] | None:
+        """The latest decision (final level, created_at) on any of the person's screenings
+        but the latest one, however old."""
+        query = (
+            select(Decision.final_level, Decision.created_at)
+            .join(Screening, Screening.id == Decision.screening_id)
+            .where(*_person(tenant, person_id), Screening.id != latest_id)
+            .where(Decision.tenant_id == tenant)
+            .order_by(Decision.created_at.desc(), Decision.id.desc())
+            .limit(1)
+        )
+        row = (await self.session.execute(query)).first()
+        return (row[0], row[1]) if row else None
+
+    async def latest_earlier_referral(
+        self, tenant: str, person_id: str, latest_id: str
+    ) -> tuple[str, datetime] | None:
+        """The latest referral (level, created_at) made from any of the person's screenings
+        but the latest one, however old."""
+        query = (
+            select(Referral.level, Referral.created_at)
+            .join(Screening, Screening.id == Referral.screening_id)
+            .where(*_person(tenant, person_id), Screening.id != latest_id)
+            .where(Referral.tenant_id == tenant)
+            .order_by(Referral.created_at.desc(), Referral.id.desc())
+            .limit(1)
+        )
+        row = (await self.session.execute(query)).first()
+        return (row[0], row[1]) if row else None
+
+    async def oldest_screenings(
+        self, tenant: str, person_id: str, after: datetime | None, limit: int
+    ) -> Sequence[Screening]:
+        """The person's ``limit`` oldest screenings created after ``after`` (None: of all),
+        oldest first: where the current episode's baselines are read."""
+        query = (
+            select(Screening)
+            .options(load_only(*READ_COLUMNS, raiseload=True))
+            .where(*_person(tenant, person_id))
+            .order_by(Screening.created_at, Screening.id)
+            .limit(limit)
+        )
+        if after is not None:
+            query = query.where(Screening.created_at > after)
+        return (await self.session.execute(query)).scalars().all()

@@ -47,10 +47,12 @@ PersonId = Annotated[
     summary="A person's screenings over time",
     description="The newest screenings (`limit`) your tenant stored with this `person_id`, "
     "oldest first, and what they say over time: each instrument's scores with the change "
-    "from the first and from the previous one (for the PHQ-9 and GAD-7: whether it is "
+    "from the baseline (the first score of the current episode, `baseline_from`, read beyond "
+    "`limit` when older) and from the previous one (for the PHQ-9 and GAD-7: whether it is "
     "meaningful, a response or a remission), how the recommended level moved, what the "
     "latest recommendation means for the person's current level (step up, step down or "
-    "continue, with measurement-based care prompts), and when to screen again. Clinical "
+    "continue, with measurement-based care prompts), and when to screen again after the "
+    "level in force. Clinical "
     "decision support: a clinician reviews it. 404 when your tenant has no screening of "
     "that person. Reading is recorded in the audit trail.",
     responses={

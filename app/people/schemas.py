@@ -65,9 +65,15 @@ class InstrumentTrajectory(Schema):
     series: list[ScoreSeriesPoint] = Field(
         description="Every screening that scored it, oldest first."
     )
-    baseline: ScoreSeriesPoint | None = Field(description="The first score with a total.")
+    baseline: ScoreSeriesPoint | None = Field(
+        description="The first score with a total of the current episode (see "
+        "`baseline_from`); it may be older than the screenings shown, so it does not move "
+        "with `limit`."
+    )
     latest: ScoreSeriesPoint | None = Field(description="The last score with a total.")
-    change_from_baseline: ScoreChange | None
+    change_from_baseline: ScoreChange | None = Field(
+        description="From the baseline to the latest score (null: no score since the baseline)."
+    )
     change_from_previous: ScoreChange | None
     meaningful_change_points: int | None
     response: bool | None = Field(
@@ -95,27 +101,49 @@ class LevelSuggestion(Schema):
         description="The latest recommended level against the person's current level."
     )
     current_level: LevelOfCare | None = Field(
-        description="Where the person was when last screened: the latest referral of an "
-        "earlier screening, else the latest clinician decision on one, else the latest "
-        "answers' treatment history."
+        description="Where the person was when last screened: the level the latest answers' "
+        "treatment history reports, when it reports one (the person's own report wins: a "
+        "referral may never have been taken up; null when it reports no treatment); else the "
+        "more recent of the latest referral of an earlier screening and the latest clinician "
+        "decision on one."
     )
     current_level_source: Literal["referral", "decision", "treatment_history"] | None
     recommended_level: LevelOfCare | None
     weeks_at_current_level: int | None
     prompts: list[str] = Field(
-        description="Measurement-based care prompts: no meaningful PHQ-9 or GAD-7 improvement "
-        "after 4 weeks at the level (review the plan), no response after 8 (psychiatric "
-        "review)."
+        description="Measurement-based care prompts: a meaningful PHQ-9 or GAD-7 worsening "
+        "from the previous score or the baseline at any week (review now); no meaningful "
+        "improvement from a baseline of 10 or more after 4 weeks at the level (review the "
+        "plan); no response after 8 (psychiatric review)."
     )
     explanation: str
     references: list[str]
 
 
 class RescreenDue(Schema):
-    due: date = Field(description="When to screen again (carelevel's defaults by level).")
+    due: date = Field(
+        description="When to screen again (carelevel's defaults by the level in force; 7 days "
+        "when stepping down from inpatient or residential care or discharged from it in the "
+        "last 30 days)."
+    )
     overdue: bool
     explanation: str
     references: list[str]
+    level: LevelOfCare | None = Field(
+        description="The level in force the date follows: the latest screening's latest "
+        "clinician decision, else its recommendation."
+    )
+    level_source: Literal["decision", "recommendation"] | None
+
+
+class BaselineFrom(Schema):
+    kind: Literal["current_level", "first_screening"] = Field(
+        description="`current_level`: the first screening since the current level began (after "
+        "the referral or decision that chose it); `first_screening`: the person's first."
+    )
+    screening_id: str
+    date: date
+    explanation: str
 
 
 class PersonScreenings(Schema):
@@ -125,3 +153,6 @@ class PersonScreenings(Schema):
     level_changes: list[LevelStep]
     suggestion: LevelSuggestion
     rescreen: RescreenDue
+    baseline_from: BaselineFrom = Field(
+        description="Which screening the instruments' baselines are read from."
+    )

@@ -1,4 +1,4 @@
-"""A person's screenings over time: read in three bounded queries, the trajectory computed by
+"""A person's screenings over time: read in a few bounded queries, the trajectory computed by
 the pure engine (app/engine/trajectory.py)."""
 
 from __future__ import annotations
@@ -11,7 +11,16 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.audit.trail import record
-from app.engine.trajectory import LevelEvent, Score, ScreeningPoint, Treatment, trajectory
+from app.engine.trajectory import (
+    EPISODE_SCREENINGS,
+    History,
+    LevelEvent,
+    Score,
+    ScreeningPoint,
+    Treatment,
+    episode_start,
+    trajectory,
+)
 from app.kernel.db import utcnow
 from app.kernel.errors import NotFound
 from app.people.repository import PeopleRepository
@@ -38,6 +47,7 @@ def treatment_of(answers: Mapping[str, Any]) -> Treatment:
         history.get("current_or_recent_level"),
         history.get("weeks_at_current_level"),
         history.get("response_to_current_level"),
+        history.get("discharged_last_30_days"),
     )
 
 
@@ -83,6 +93,25 @@ def _screening_body(
     }
 
 
+async def read_history(
+    repository: PeopleRepository, tenant: str, person_id: str, latest: ScreeningPoint
+) -> History:
+    """What the trajectory reads beyond the screenings shown, so that the current level and
+    the baselines do not move with ``limit``: the latest referral and decision of any earlier
+    screening, and the current episode's first screenings (else the person's first ones)."""
+    referral = await repository.latest_earlier_referral(tenant, person_id, latest.id)
+    decision = await repository.latest_earlier_decision(tenant, person_id, latest.id)
+    found = History(
+        referral=_event(*referral) if referral else None,
+        decision=_event(*decision) if decision else None,
+    )
+    since = episode_start(latest, found)
+    rows = await repository.oldest_screenings(tenant, person_id, since, EPISODE_SCREENINGS)
+    if not rows and since is not None:  # the level was chosen after the latest screening
+        rows = await repository.oldest_screenings(tenant, person_id, None, EPISODE_SCREENINGS)
+    return dataclasses.replace(found, episode=tuple(screening_point(r, None, None) for r in rows))
+
+
 class PeopleService:
     """A person's screenings, for a ``Caller``: its tenant's only, the read audited."""
 
@@ -100,11 +129,13 @@ class PeopleService:
             ids = [row.id for row in rows]
             decisions = await repository.latest_decisions(caller.tenant, ids)
             referrals = await repository.latest_referrals(caller.tenant, ids)
+            latest = screening_point(rows[0], decisions.get(ids[0]), referrals.get(ids[0]))
+            history = await read_history(repository, caller.tenant, person_id, latest)
             # A pseudonymous id, not a direct identifier: it may name the resource read.
             record(session, caller, 200, resource_id=person_id, details={"returned": len(rows)})
         rows.reverse()  # oldest first
         points = [screening_point(r, decisions.get(r.id), referrals.get(r.id)) for r in rows]
-        found = trajectory(points, utcnow().date())
+        found = trajectory(points, utcnow().date(), history)
         return {
             "person_id": person_id,
             "screenings": [

@@ -5,6 +5,7 @@ core, tests/unit/test_trajectory.py)."""
 from __future__ import annotations
 
 import copy
+from datetime import date, timedelta
 from typing import Any
 
 import httpx
@@ -129,10 +130,84 @@ async def test_decisions_and_the_limit(client: httpx.AsyncClient) -> None:
     assert body["screenings"][1]["latest_decision"]["final_level"] == "intensive_outpatient"
     assert body["screenings"][0]["latest_decision"] is None
     assert body["screenings"][2]["latest_referral"] is None
-    assert body["suggestion"]["current_level_source"] == "decision"
+    # The latest answers report the level: the person's own report names the current level.
+    assert body["suggestion"]["current_level_source"] == "treatment_history"
 
     newest = (await client.get(f"/v1/people/{PERSON}/screenings", params={"limit": 2})).json()
     assert [s["id"] for s in newest["screenings"]] == [created[1]["id"], created[2]["id"]]
+
+
+def phq9_baseline(body: Json) -> tuple[Any, ...]:
+    (phq9,) = [i for i in body["instruments"] if i["instrument"] == "phq9"]
+    return (phq9["baseline"], phq9["change_from_baseline"], phq9["response"], phq9["remission"])
+
+
+async def test_the_baseline_does_not_move_with_the_limit(client: httpx.AsyncClient) -> None:
+    created = await three_screenings(client)
+    pages = [
+        (await client.get(f"/v1/people/{PERSON}/screenings", params={"limit": n})).json()
+        for n in (1, 2, 50)
+    ]
+    assert len({str(phq9_baseline(body)) for body in pages}) == 1
+    baseline, change, response, remission = phq9_baseline(pages[0])
+    assert (baseline["screening_id"], baseline["total"]) == (created[0]["id"], 20)
+    assert (change["points"], response, remission) == (-12, True, False)
+    assert {body["baseline_from"]["kind"] for body in pages} == {"first_screening"}
+
+
+async def test_a_decision_starts_the_episode_the_baseline_is_read_from(
+    client: httpx.AsyncClient,
+) -> None:
+    first = await create(client, with_phq9(20), person_id=PERSON)
+    decided = await client.post(
+        f"/v1/screenings/{first['id']}/decision",
+        json={"final_level": "intensive_outpatient", "decided_by": "clinician-7"},
+    )
+    assert decided.status_code == 201, decided.text
+    second = await create(client, with_phq9(14), person_id=PERSON)
+    await create(client, improved(8), person_id=PERSON)
+    for limit in (1, 50):
+        params = {"limit": limit}
+        body = (await client.get(f"/v1/people/{PERSON}/screenings", params=params)).json()
+        baseline, change, response, _ = phq9_baseline(body)
+        assert (baseline["total"], change["points"], response) == (14, -6, False)
+        assert body["baseline_from"]["kind"] == "current_level"
+        assert body["baseline_from"]["screening_id"] == second["id"]
+
+
+async def test_the_rescreen_date_follows_the_decision_on_the_latest_screening(
+    client: httpx.AsyncClient,
+) -> None:
+    created = await three_screenings(client)
+    decided = await client.post(
+        f"/v1/screenings/{created[2]['id']}/decision",
+        json={
+            "final_level": "intensive_outpatient",
+            "decided_by": "clinician-7",
+            "variance_reasons": ["other"],
+            "comment": "Prefers the structure of the evening program.",
+        },
+    )
+    assert decided.status_code == 201, decided.text
+    rescreen = (await client.get(f"/v1/people/{PERSON}/screenings")).json()["rescreen"]
+    assert (rescreen["level"], rescreen["level_source"]) == ("intensive_outpatient", "decision")
+    assert "14 days" in rescreen["explanation"]  # IOP's, not outpatient's 28
+
+
+async def test_a_discharge_from_residential_care_rescreens_in_7_days(
+    client: httpx.AsyncClient,
+) -> None:
+    answers = improved(8)
+    answers["treatment_history"] |= {
+        "current_or_recent_level": "residential",
+        "discharged_last_30_days": True,
+    }
+    created = await create(client, answers, person_id=PERSON)
+    rescreen = (await client.get(f"/v1/people/{PERSON}/screenings")).json()["rescreen"]
+    screened = date.fromisoformat(created["created_at"][:10])
+    assert rescreen["due"] == (screened + timedelta(days=7)).isoformat()
+    assert "riskiest" in rescreen["explanation"]
+    assert any("FUH" in reference for reference in rescreen["references"])
 
 
 async def test_another_tenants_person_is_not_found(app: FastAPI, client: httpx.AsyncClient) -> None:
