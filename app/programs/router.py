@@ -25,7 +25,15 @@ from app.kernel.errors import (
 from app.kernel.responses import json_response
 from app.programs.models import Program
 from app.programs.schemas import ProgramOut, ProgramPage
-from app.programs.service import MAX_PROGRAMS, ProgramService, etag, program_body
+from app.programs.service import (
+    MAX_PROGRAMS,
+    MAX_STORED_PROGRAMS,
+    ProgramService,
+    etag,
+    program_body,
+    too_many_active,
+    too_many_stored,
+)
 from app.security.access import GuardedRoute, access
 from app.security.actions import Action
 from app.security.caller import Caller
@@ -124,16 +132,15 @@ def program_response(program: Program, status_code: int = 200) -> Response:
     "languages, capacity and payers. Lists are sets (duplicates dropped, sorted) and the "
     "timetable is put in week order. Only the program's own contact details belong here, "
     "never a person's. Returns 201 with `Location` and the `ETag` that `If-Match` needs to "
-    f"edit it. Not idempotent: each call adds a program. At most {MAX_PROGRAMS} programs a "
-    "tenant, retired ones included. Recorded in the audit trail.",
+    f"edit it. Not idempotent: each call adds a program. At most {MAX_PROGRAMS} active "
+    f"programs a tenant, and {MAX_STORED_PROGRAMS} counting retired ones. Recorded in the "
+    "audit trail.",
     responses={
         409: problem(
-            f"The tenant already has {MAX_PROGRAMS} programs.",
-            problem_example(
-                Conflict,
-                f"Your directory holds {MAX_PROGRAMS} programs (retired ones included), the "
-                "most a tenant may have: edit an existing program instead.",
-            ),
+            f"The tenant already has {MAX_PROGRAMS} active programs, or "
+            f"{MAX_STORED_PROGRAMS} counting retired ones.",
+            problem_example(Conflict, too_many_active(), summary="Too many active programs"),
+            problem_example(Conflict, too_many_stored(), summary="Too many programs kept"),
         ),
         422: INVALID_PROGRAM,
     },
@@ -251,8 +258,8 @@ async def update(
     return program_response(await programs.update(caller, program_id, body, if_match))
 
 
-@router.delete(
-    "/{program_id}",
+@router.post(
+    "/{program_id}/retire",
     operation_id="retireProgram",
     response_model=ProgramOut,
     summary="Retire a program",

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.audit.models import AuditEvent
 from app.audit.trail import audit_event_values
+from app.programs.examples import EVENING_IOP
 from app.screenings import service as screening_service
 from app.security.actions import ACTIONS, Action
 from app.security.principal import Scope
@@ -69,6 +70,31 @@ async def draft(client: httpx.AsyncClient) -> httpx.Response:
     response = await client.post(f"{RULE_SET}/versions", params={"copy_from": 1})
     assert response.status_code == 201, response.text
     return response
+
+
+async def program_requests(
+    client: httpx.AsyncClient,
+) -> list[tuple[Action, str | None, Callable[[], Awaitable[httpx.Response]]]]:
+    """The program directory's operations, on a program added for them."""
+    added = await client.post("/v1/programs", json=EVENING_IOP)
+    assert added.status_code == 201, added.text
+    program = added.json()["id"]
+    one = f"/v1/programs/{program}"
+    return [
+        (Action.PROGRAM_CREATE, None, lambda: client.post("/v1/programs", json=EVENING_IOP)),
+        (Action.PROGRAM_LIST, None, lambda: client.get("/v1/programs")),
+        (Action.PROGRAM_READ, program, lambda: client.get(one)),
+        (
+            Action.PROGRAM_UPDATE,
+            program,
+            lambda: client.put(one, json=EVENING_IOP, headers={"If-Match": '"1"'}),
+        ),
+        (
+            Action.PROGRAM_RETIRE,
+            program,
+            lambda: client.post(f"{one}/retire", headers={"If-Match": '"2"'}),
+        ),
+    ]
 
 
 def successful_requests(
@@ -190,6 +216,7 @@ async def test_every_audited_operation_writes_exactly_one_event(
     document = version_2.json()["content"]
     me = await client_id_of(app, client)
     requests = successful_requests(client, screening, document)
+    requests += await program_requests(client)
     # Reading and revoking a client are covered below; opening a signed view link (no API key)
     # in tests/api/test_screening_view.py; the retention commands in tests/api/test_retention.py.
     covered = {action for action, _, _ in requests} | {

@@ -621,9 +621,11 @@ async def exercise_programs(d: Driver) -> None:
     await d.call("PUT", one, 412, path=path, json=changed, headers={"If-Match": f'"{TEXT}"'})
     await d.call("PUT", one, 422, path=path, json=body | {"payers": [f"{TEXT} {TEXT}"]})
     await d.call("PUT", one, 200, path=path, json=changed, headers={"If-Match": '"1"'})
-    await d.call("DELETE", one, 428, path=path)
-    await d.call("DELETE", one, 404, path={"program_id": TEXT}, headers={"If-Match": "*"})
-    await d.call("DELETE", one, 200, path=path, headers={"If-Match": '"2"'})
+    retire = f"{one}/retire"
+    await d.call("POST", retire, 428, path=path)
+    await d.call("POST", retire, 404, path={"program_id": TEXT}, headers={"If-Match": "*"})
+    await d.call("POST", retire, 412, path=path, headers={"If-Match": f'W/"{TEXT}"'})
+    await d.call("POST", retire, 200, path=path, headers={"If-Match": '"2"'})
     await d.call("PUT", one, 409, path=path, json=changed, headers={"If-Match": '"3"'})
 
 

@@ -1,10 +1,13 @@
 """The program directory over HTTP: added, listed (filtered, paged), read with its ETag,
-edited only with a current If-Match, retired; isolated by tenant, guarded by scopes, audited;
-every invalid program refused naming the field."""
+edited and retired only with a current If-Match (one of concurrent changes made, on either
+database); bounded per tenant; isolated by tenant, guarded by scopes, audited; every invalid
+program refused naming the field; documents parsed once per version."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
+from collections.abc import Awaitable
 from typing import Any
 
 import httpx
@@ -12,6 +15,8 @@ import pytest
 from fastapi import FastAPI
 
 from app.programs.examples import EVENING_IOP
+from app.programs.models import Program
+from app.programs.service import DocumentCache
 from app.security.principal import Scope
 from tests.support.apps import http_client, new_key
 from tests.support.problems import assert_problem, pointers
@@ -22,6 +27,12 @@ Json = dict[str, Any]
 
 def program(**fields: Any) -> Json:
     return copy.deepcopy(EVENING_IOP) | fields
+
+
+async def retire(client: httpx.AsyncClient, location: str) -> httpx.Response:
+    response = await client.post(f"{location}/retire", headers={"If-Match": "*"})
+    assert response.status_code == 200, response.text
+    return response
 
 
 async def add(client: httpx.AsyncClient, **fields: Any) -> httpx.Response:
@@ -81,13 +92,16 @@ async def test_retiring_keeps_the_program_readable_and_stops_edits(
 ) -> None:
     location = (await add(client)).headers["location"]
 
-    assert_problem(await client.delete(location), 428, "precondition-required")
-    assert_problem(await client.delete(location, headers={"If-Match": '"2"'}), 412)
-    retired = await client.delete(location, headers={"If-Match": '"1"'})
+    retire = f"{location}/retire"
+    assert_problem(await client.post(retire), 428, "precondition-required")
+    assert_problem(await client.post(retire, headers={"If-Match": '"2"'}), 412)
+    assert_problem(await client.post(retire, headers={"If-Match": 'W/"1"'}), 412)
+    retired = await client.post(retire, headers={"If-Match": '"1"'})
     assert retired.status_code == 200, retired.text
+    assert retired.headers["etag"] == '"2"'
     assert (retired.json()["status"], retired.json()["version"]) == ("retired", 2)
     assert retired.json()["retired_by"] is not None
-    again = await client.delete(location, headers={"If-Match": "*"})
+    again = await client.post(retire, headers={"If-Match": "*"})
     assert (again.status_code, again.json()) == (200, retired.json())
     refused = await client.put(location, json=program(), headers={"If-Match": '"2"'})
     assert_problem(refused, 409, "conflict")
@@ -99,7 +113,7 @@ async def test_the_list_is_oldest_first_in_pages_filtered_by_level_and_retiremen
 ) -> None:
     ids = [(await add(client, name=f"Program {n}")).json()["id"] for n in range(5)]
     php = (await add(client, name="Day program", level="partial_hospitalization")).json()["id"]
-    retired = await client.delete(f"{PROGRAMS}/{ids[1]}", headers={"If-Match": '"1"'})
+    retired = await client.post(f"{PROGRAMS}/{ids[1]}/retire", headers={"If-Match": '"1"'})
     assert retired.status_code == 200
 
     seen: list[str] = []
@@ -193,13 +207,13 @@ async def test_another_tenants_program_is_404_like_an_unknown_one(
 ) -> None:
     location = (await add(client)).headers["location"]
     async with http_client(app, await new_key(app, tenant="clinic-b")) as other:
-        for method, headers in (
-            ("GET", {}),
-            ("PUT", {"If-Match": '"1"'}),
-            ("DELETE", {"If-Match": "*"}),
+        for method, path, headers in (
+            ("GET", location, {}),
+            ("PUT", location, {"If-Match": '"1"'}),
+            ("POST", f"{location}/retire", {"If-Match": "*"}),
         ):
             json = program() if method == "PUT" else None
-            foreign = await other.request(method, location, json=json, headers=headers)
+            foreign = await other.request(method, path, json=json, headers=headers)
             assert_problem(foreign, 404, "not-found")
         assert (await other.get(PROGRAMS)).json()["items"] == []
     assert (await client.get(location)).json()["version"] == 1
@@ -214,7 +228,8 @@ async def test_writing_needs_programs_write_and_reading_programs_read(
         assert_problem(await reader.post(PROGRAMS, json=program()), 403, "forbidden")
         refused = await reader.put(location, json=program(), headers={"If-Match": '"1"'})
         assert_problem(refused, 403, "forbidden")
-        assert_problem(await reader.delete(location, headers={"If-Match": '"1"'}), 403)
+        retire = await reader.post(f"{location}/retire", headers={"If-Match": '"1"'})
+        assert_problem(retire, 403)
     async with http_client(app, await new_key(app, scopes={Scope.PROGRAMS_WRITE})) as writer:
         assert_problem(await writer.get(PROGRAMS), 403, "forbidden")
         assert (await writer.post(PROGRAMS, json=program())).status_code == 201
@@ -227,7 +242,7 @@ async def test_every_change_is_in_the_audit_trail_with_the_program_id(
     program_id = location.rsplit("/", 1)[1]
     await client.put(location, json=program(), headers={"If-Match": '"1"'})
     await client.put(location, json=program(), headers={"If-Match": '"1"'})  # 412
-    await client.delete(location, headers={"If-Match": '"2"'})
+    await client.post(f"{location}/retire", headers={"If-Match": '"2"'})
 
     events = (await client.get("/v1/audit-events", params={"limit": 100})).json()["items"]
     mine = [
@@ -243,19 +258,82 @@ async def test_every_change_is_in_the_audit_trail_with_the_program_id(
     ]
 
 
-async def test_a_tenant_holds_at_most_the_limit_of_programs(
+async def test_the_limit_counts_active_programs_and_bounds_retired_ones_too(
     client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("app.programs.service.MAX_PROGRAMS", 2)
+    monkeypatch.setattr("app.programs.service.MAX_STORED_PROGRAMS", 3)
     first = await add(client)
-    await client.delete(first.headers["location"], headers={"If-Match": "*"})
-    await add(client)
+    await retire(client, first.headers["location"])
+    second = await add(client)
+    await add(client)  # a retired program leaves its place to another
 
-    refused = await client.post(PROGRAMS, json=program())
+    too_many_active = await client.post(PROGRAMS, json=program())
+    await retire(client, second.headers["location"])
+    too_many_kept = await client.post(PROGRAMS, json=program())
 
-    assert "retired ones included" in assert_problem(refused, 409, "conflict")["detail"]
+    active = assert_problem(too_many_active, 409, "conflict")["detail"]
+    assert "2 active programs" in active
+    assert "/retire" in active
+    kept = assert_problem(too_many_kept, 409, "conflict")["detail"]
+    assert "3 programs counting retired ones" in kept
     every = (await client.get(PROGRAMS, params={"include_retired": "true"})).json()["items"]
-    assert len(every) == 2
+    assert [item["status"] for item in every] == ["retired", "retired", "active"]
+
+
+async def test_concurrent_creations_never_pass_the_limit(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("app.programs.service.MAX_PROGRAMS", 3)
+    for _ in range(2):
+        await add(client)
+
+    created = await asyncio.gather(*(client.post(PROGRAMS, json=program()) for _ in range(10)))
+
+    statuses = sorted(response.status_code for response in created)
+    assert statuses == [201] + [409] * 9, [r.text for r in created]
+    assert len((await client.get(PROGRAMS)).json()["items"]) == 3
+
+
+@pytest.mark.parametrize("change", ["edit", "retire"])
+async def test_of_concurrent_changes_from_one_version_exactly_one_is_made(
+    client: httpx.AsyncClient, change: str
+) -> None:
+    location = (await add(client)).headers["location"]
+    headers = {"If-Match": '"1"'}
+
+    def attempt(n: int) -> Awaitable[httpx.Response]:
+        if change == "edit":
+            return client.put(location, json=program(name=f"Edit {n}"), headers=headers)
+        return client.post(f"{location}/retire", headers=headers)
+
+    responses = await asyncio.gather(*(attempt(n) for n in range(10)))
+
+    statuses = sorted(response.status_code for response in responses)
+    assert statuses == [200] + [412] * 9, [r.text for r in responses]
+    (made,) = [r.json() for r in responses if r.status_code == 200]
+    assert (await client.get(location)).json() == made
+    assert made["version"] == 2
+
+
+async def test_delete_is_not_a_way_to_retire(client: httpx.AsyncClient) -> None:
+    location = (await add(client)).headers["location"]
+
+    refused = await client.delete(location, headers={"If-Match": '"1"'})
+
+    assert refused.status_code == 405
+    assert (await client.get(location)).json()["status"] == "active"
+
+
+async def test_if_none_match_compares_weakly_and_takes_a_list(client: httpx.AsyncClient) -> None:
+    location = (await add(client)).headers["location"]
+
+    for tags in ('W/"1"', '"5", "1"', "*"):
+        cached = await client.get(location, headers={"If-None-Match": tags})
+        assert (cached.status_code, cached.headers["etag"]) == (304, '"1"'), tags
+    assert (await client.get(location, headers={"If-None-Match": 'W/"2"'})).status_code == 200
+    edited = await client.put(location, json=program(), headers={"If-Match": '"7", "1"'})
+    assert edited.status_code == 200, edited.text
 
 
 async def test_the_service_gives_other_packages_the_directory_and_any_entry(
@@ -263,7 +341,7 @@ async def test_the_service_gives_other_packages_the_directory_and_any_entry(
 ) -> None:
     kept = (await add(client)).json()
     gone = (await add(client, name="Closed program")).json()
-    await client.delete(f"{PROGRAMS}/{gone['id']}", headers={"If-Match": "*"})
+    await retire(client, f"{PROGRAMS}/{gone['id']}")
     service = app.state.program_service
 
     directory = await service.directory("default")
@@ -273,3 +351,35 @@ async def test_the_service_gives_other_packages_the_directory_and_any_entry(
     assert (entry.id, entry.version, retired) == (gone["id"], 2, True)
     assert await service.entry("clinic-b", kept["id"]) is None
     assert await service.directory("clinic-b") == []
+
+
+async def test_the_directory_parses_a_document_once_per_version(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    location = (await add(client)).headers["location"]
+    service = app.state.program_service
+
+    (first,) = await service.directory("default")
+    (again,) = await service.directory("default")
+    entry, _ = await service.entry("default", first.id)
+    await client.put(location, json=program(name="Renamed"), headers={"If-Match": '"1"'})
+    (edited,) = await service.directory("default")
+
+    assert again.program is first.program
+    assert entry.program is first.program
+    assert edited.program is not first.program
+    assert (edited.version, edited.program.name) == (2, "Renamed")
+
+
+def test_the_document_cache_keeps_the_least_recently_used_out() -> None:
+    cache = DocumentCache(2)
+    rows = [Program(id=f"p{n}", version=1, document=program(name=f"P{n}")) for n in range(3)]
+
+    first = cache.document(rows[0])
+    cache.document(rows[1])
+    assert cache.document(rows[0]) is first  # used again: now the most recent
+    cache.document(rows[2])  # evicts rows[1]
+
+    assert len(cache) == 2
+    assert cache.document(rows[0]) is first
+    assert cache.document(rows[1]).name == "P1"  # parsed again

@@ -209,7 +209,9 @@ async def test_a_referral_to_a_changed_retired_or_unknown_program_is_refused(
         referrals,
         json={"program_id": ids["evening"], "program_version": 1, "referred_by": "c-1"},
     )
-    retired = await client.delete(f"/v1/programs/{ids['waitlist']}", headers={"If-Match": '"1"'})
+    retired = await client.post(
+        f"/v1/programs/{ids['waitlist']}/retire", headers={"If-Match": '"1"'}
+    )
     assert retired.status_code == 200, retired.text
     to_retired = await client.post(
         referrals, json={"program_id": ids["waitlist"], "referred_by": "c-1"}

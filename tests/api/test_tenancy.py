@@ -212,9 +212,9 @@ def object_requests(w: World) -> dict[str, tuple[str, str, dict[str, Any]]]:
             f"/v1/programs/{w.program}",
             {"json": EVENING_IOP, "headers": {"If-Match": '"1"'}},
         ),
-        "DELETE /v1/programs/{program_id}": (
-            "DELETE",
-            f"/v1/programs/{w.program}",
+        "POST /v1/programs/{program_id}/retire": (
+            "POST",
+            f"/v1/programs/{w.program}/retire",
             {"headers": {"If-Match": '"2"'}},
         ),
     }

@@ -223,7 +223,7 @@ class Harvester:
         retired = await self.rest("retired-program", "POST", "/v1/programs", json=bare)
         if retired is not None:
             path = f"/v1/programs/{retired['id']}"
-            await self.rest("retire", "DELETE", path, headers={"If-Match": '"1"'})
+            await self.rest("retire", "POST", f"{path}/retire", headers={"If-Match": '"1"'})
         if program is None or self.referred_screening is None:
             self.harvest.gaps.append("no referral recorded: no program or no screening to refer")
             return
