@@ -296,6 +296,7 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
             rule_sets,
             app.state.screening_service,
             Vocabulary(settings.canonical_base),
+            app.state.program_service,
         )
         app.state.cds_verifier = JwtVerifier(settings.cds_clients, list(Scope))
         # The chart is read from an EHR well within the request's deadline.

@@ -988,15 +988,18 @@ async def read_healthcare_service(
     summary="Search the program directory",
     description="Your tenant's programs as HealthcareServices in a searchset Bundle, oldest "
     "first: by `_id`, `active` (`true`: in use; `false`: retired), `name` (the name starts "
-    "with the text, ignoring case and accents) and `service-category` (the level of care: "
-    "`intensive_outpatient`, or `system|code`); comma-separated values match any. Unknown "
-    "parameters are ignored and reported in an OperationOutcome entry, or refused with "
-    "`Prefer: handling=strict`.",
+    "with the text) and `service-category` (the level of care: "
+    "`intensive_outpatient`, or `system|code`); comma-separated values match any. The name "
+    "search ignores the case of A to Z only: accented letters match as written (`Év`, not "
+    "`ev`, finds `Évening IOP`). Pages of `_count` programs (default 20, at most 100); the "
+    "`next` link gives the page after. Unknown parameters are ignored and reported in an "
+    "OperationOutcome entry, or refused with `Prefer: handling=strict`.",
     responses={
         200: RESOURCE,
         400: outcome(
             "A parameter that cannot be used: a malformed value or a modifier (`name:exact`), "
-            "or (with `Prefer: handling=strict`) a parameter not supported.",
+            "a cursor this API did not give, or (with `Prefer: handling=strict`) a parameter "
+            "not supported.",
             outcome_example(400, "active: must be true or false, given once", summary="Bad active"),
         ),
     },
@@ -1008,8 +1011,8 @@ async def search_healthcare_services(
         request.query_params.multi_items(),
         strict=strict_handling(request.headers.get("prefer")),
     )
-    found = await service(request).healthcare_services(caller, search)
-    return FhirResponse(searchset(base_url(request), found, search.ignored))
+    found, next_cursor = await service(request).healthcare_services(caller, search)
+    return FhirResponse(search_bundle(base_url(request), search, found, next_cursor))
 
 
 # --- terminology ------------------------------------------------------------------------------

@@ -15,15 +15,16 @@ never the value sent."""
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlencode
 
+from app.engine.determination import LevelOfCare
 from app.fhir.outcome import FhirError, Issue
 from app.kernel.text import NO_CONTROL_CHARACTERS
+from app.programs.repository import ProgramCriteria
 from app.screenings.models import normal_reference
 
 MAX_COUNT = 100
@@ -320,7 +321,7 @@ def matches(resource: dict[str, Any], search: Search) -> bool:
 
 
 def search_bundle(
-    base: str, search: Search, found: list[dict[str, Any]], next_cursor: str | None
+    base: str, search: Search | ServiceSearch, found: list[dict[str, Any]], next_cursor: str | None
 ) -> dict[str, Any]:
     """The searchset Bundle of one page: ``self`` names the parameters applied, ``next`` (if
     there are more) the same with the cursor of the page after."""
@@ -362,61 +363,82 @@ def ignored_entry(names: tuple[str, ...]) -> dict[str, Any]:
 # --- the program directory (HealthcareService) -----------------------------------------------
 
 SERVICE_PARAMETERS = frozenset({"_id", "active", "name", "service-category"})
+_SERVICE_PAGING = frozenset({"_count", "_cursor"})
 
 
 @dataclass(frozen=True, slots=True)
 class ServiceSearch:
     """A search of the tenant's HealthcareServices (its programs): each tuple of alternatives
-    is ORed, the criteria ANDed. ``names``: prefixes, already folded (``fold``)."""
+    is ORed, the criteria ANDed. ``names``: prefixes as sent. Paged like the results'
+    searches: ``count`` a page, ``cursor`` the next link's."""
 
+    resource_type: ClassVar[str] = "HealthcareService"
     ids: tuple[frozenset[str], ...] = ()
     active: bool | None = None
     names: tuple[tuple[str, ...], ...] = ()
     categories: tuple[tuple[Token, ...], ...] = ()
+    count: int = DEFAULT_COUNT
+    cursor: str | None = None
+    used: tuple[tuple[str, str], ...] = ()  # (name, value) as applied: the self link's
     ignored: tuple[str, ...] = ()
-
-
-def fold(text: str) -> str:
-    """Text as FHIR string search compares it: case and accents ignored."""
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
 def parse_service_search(parameters: Sequence[tuple[str, str]], *, strict: bool) -> ServiceSearch:
     """The HealthcareService search a query string asks for; 400 when it cannot be run."""
-    supported = SERVICE_PARAMETERS | {"_format"}
+    supported = SERVICE_PARAMETERS | _SERVICE_PAGING | {"_format"}
     ignored = unknown_parameters(parameters, supported, strict=strict)
     ids: list[frozenset[str]] = []
     names: list[tuple[str, ...]] = []
     categories: list[tuple[Token, ...]] = []
-    active: bool | None = None
+    single: dict[str, str] = {}
+    used: list[tuple[str, str]] = []
     for name, value in parameters:
-        if not value or name not in SERVICE_PARAMETERS:
+        if not value or name not in supported - {"_format"}:
             continue
         if len(value) > 1000 or not _PLAIN.match(value):
             raise _error(name, "is too long or holds control characters")
         if name == "_id":
             ids.append(frozenset(value.split(",")))
         elif name == "name":
-            names.append(tuple(fold(v) for v in value.split(",")))
+            names.append(tuple(value.split(",")))
         elif name == "service-category":
             categories.append(tuple(_token(v) for v in value.split(",")))
-        elif active is not None or value not in ("true", "false"):
-            raise _error("active", "must be true or false, given once")
+        elif name in single:
+            raise _error(name, "may be given once")
         else:
-            active = value == "true"
-    return ServiceSearch(tuple(ids), active, tuple(names), tuple(categories), ignored)
+            single[name] = value
+        if name != "_cursor":  # the next link gives it; the self link stays the search's
+            used.append((name, value))
+    active = single.get("active")
+    if active not in (None, "true", "false"):
+        raise _error("active", "must be true or false, given once")
+    return ServiceSearch(
+        ids=tuple(ids),
+        active=None if active is None else active == "true",
+        names=tuple(names),
+        categories=tuple(categories),
+        count=_count(single.get("_count")),
+        cursor=single.get("_cursor"),
+        used=tuple(used),
+        ignored=ignored,
+    )
 
 
-def service_matches(resource: dict[str, Any], search: ServiceSearch) -> bool:
-    """Whether a HealthcareService meets every criterion of ``search`` (``name``: the name
-    starts with one of the values, as FHIR's string search)."""
-    if search.active is not None and resource.get("active") is not search.active:
-        return False
-    if not all(resource["id"] in ids for ids in search.ids):
-        return False
-    name = fold(str(resource.get("name") or ""))
-    if not all(any(name.startswith(prefix) for prefix in names) for names in search.names):
-        return False
-    codings = [c for concept in resource.get("category") or [] for c in concept["coding"]]
-    return _tokens_match(search.categories, codings)
+def program_criteria(search: ServiceSearch, levels_system: str) -> ProgramCriteria:
+    """What ``search`` asks of the programs table: ``service-category`` is the level of care,
+    a code of ``levels_system`` (a token of another system, or ``|code``, finds none)."""
+    return ProgramCriteria(
+        ids=search.ids,
+        retired=None if search.active is None else not search.active,
+        name_prefixes=search.names,
+        levels=tuple(_levels(tokens, levels_system) for tokens in search.categories),
+    )
+
+
+def _levels(tokens: tuple[Token, ...], levels_system: str) -> frozenset[str]:
+    found: set[str] = set()
+    for token in tokens:
+        if token.no_system or token.system not in (None, levels_system):
+            continue
+        found |= {level.value for level in LevelOfCare} if token.code is None else {token.code}
+    return frozenset(found)

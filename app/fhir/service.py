@@ -17,19 +17,18 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.audit.trail import record
 from app.engine.instruments import InstrumentId
-from app.engine.programs import DirectoryEntry, ProgramDocument
 from app.fhir.healthcare_service import healthcare_service
 from app.fhir.outcome import FhirError, Issue, item_expression
 from app.fhir.questionnaire import QuestionnaireVersion, build_questionnaire, is_questionnaire_key
 from app.fhir.referrals import referral_request
 from app.fhir.response import ReadResponse, answers_link_id, read_response
 from app.fhir.results import Result, referral, require_subject, resources, transaction_bundle
-from app.fhir.search import Search, ServiceSearch, matches, screening_ids, service_matches
+from app.fhir.search import Search, ServiceSearch, matches, program_criteria, screening_ids
 from app.fhir.terminology import Vocabulary
 from app.kernel.errors import NotFound, Unprocessable
 from app.kernel.pagination import decode_cursor, encode_cursor
 from app.kernel.text import NO_CONTROL_CHARACTERS
-from app.programs.models import Program
+from app.programs.service import ProgramService
 from app.referrals.models import Referral
 from app.rulesets.resolve import RuleSets
 from app.screenings.bodies import Stored, stored_rule_set
@@ -43,9 +42,6 @@ _PLAIN = re.compile(NO_CONTROL_CHARACTERS)
 _OBSERVATION_SUFFIXES = ("", *(f"-{i.value.replace('_', '-')}" for i in InstrumentId))
 # A referral's ServiceRequest is named by the referral's id alone (a UUID, like a screening's).
 _REFERRAL_SUFFIX = ""
-# A tenant's directory holds at most 1000 programs in use; a search reads no more than this
-# many programs, retired ones included, oldest first.
-MAX_PROGRAMS = 2000
 
 
 class FhirService:
@@ -55,8 +51,10 @@ class FhirService:
         rule_sets: RuleSets,
         screenings: ScreeningService,
         vocabulary: Vocabulary,
+        programs: ProgramService,
     ) -> None:
         self.sessions = sessions
+        self.programs = programs
         self.rule_sets = rule_sets
         self.screenings = screenings
         self.vocabulary = vocabulary
@@ -329,41 +327,32 @@ class FhirService:
 
     async def healthcare_service(self, caller: Caller, program_id: str) -> dict[str, Any]:
         """A program of the caller's tenant as a HealthcareService (retired ones inactive)."""
+        found = await self.programs.entry(caller.tenant, program_id)
+        if found is None:
+            raise NotFound(f"No HealthcareService with id '{program_id}'.")
+        entry, retired = found
         async with self.sessions() as session, session.begin():
-            row = await session.get(Program, program_id)
-            if row is None or row.tenant_id != caller.tenant:
-                raise NotFound(f"No HealthcareService with id '{program_id}'.")
-            record(session, caller, 200, resource_id=row.id)
-        return _service_of(self.vocabulary, row)
+            record(session, caller, 200, resource_id=entry.id)
+        return healthcare_service(self.vocabulary, entry, retired=retired)
 
     async def healthcare_services(
         self, caller: Caller, search: ServiceSearch
-    ) -> list[dict[str, Any]]:
-        """The tenant's programs ``search`` matches, as HealthcareServices, oldest first."""
-        query = select(Program).where(Program.tenant_id == caller.tenant)
-        if search.active is not None:
-            retired = Program.retired_at.is_(None)
-            query = query.where(retired if search.active else ~retired)
-        query = query.order_by(Program.created_at, Program.id).limit(MAX_PROGRAMS)
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """A page of the tenant's programs ``search`` matches, as HealthcareServices, oldest
+        first, and the cursor of the next page (None: this is the last)."""
+        criteria = program_criteria(search, self.vocabulary.levels)
+        page, next_cursor = await self.programs.search(
+            caller.tenant, criteria, search.count, search.cursor
+        )
         async with self.sessions() as session, session.begin():
-            rows = (await session.execute(query)).scalars().all()
-            found = [
-                resource
-                for row in rows
-                if service_matches(resource := _service_of(self.vocabulary, row), search)
-            ]
             record(
                 session,
                 caller,
                 200,
-                details={"search": "HealthcareService", "returned": len(found)},
+                details={"search": "HealthcareService", "returned": len(page)},
             )
-        return found
-
-
-def _service_of(vocabulary: Vocabulary, row: Program) -> dict[str, Any]:
-    entry = DirectoryEntry(row.id, row.version, ProgramDocument.model_validate(row.document))
-    return healthcare_service(vocabulary, entry, retired=row.retired_at is not None)
+        found = [healthcare_service(self.vocabulary, e, retired=r) for e, r in page]
+        return found, next_cursor
 
 
 async def _screening_of(repository: ScreeningRepository, tenant: str, resource_id: str) -> str:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, false, func, select, text, update
+from sqlalchemy import ColumnElement, false, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.kernel.pagination import after_row
@@ -15,6 +17,26 @@ from app.programs.models import Program
 # tenant's programs (the second is the tenant's hash), so that two at once cannot both pass
 # the limit.
 _CREATION_LOCK_CLASS = 0x5052_4F47  # "PROG"
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+@dataclass(frozen=True, slots=True)
+class ProgramCriteria:
+    """What a search of a tenant's programs asks for. Each tuple's alternatives are ORed (a
+    program meets one of them), the tuples ANDed. ``retired``: None for either state.
+    ``name_prefixes``: the name starts with one of them, ignoring the case of A to Z only;
+    other letters, accented ones included, compare as written (a folded name would need a
+    column of its own, and SQL folds accents in no way both PostgreSQL and SQLite share)."""
+
+    ids: tuple[frozenset[str], ...] = ()
+    retired: bool | None = None
+    name_prefixes: tuple[tuple[str, ...], ...] = ()
+    levels: tuple[frozenset[str], ...] = ()
+
+
+def ascii_lower(text: str) -> str:
+    """``text`` in Unicode's composed form with A to Z lowered, as the name search compares."""
+    return unicodedata.normalize("NFC", text).translate(_ASCII_LOWER)
 
 
 class ProgramRepository:
@@ -91,3 +113,45 @@ class ProgramRepository:
                 .values(id=Program.id)
                 .execution_options(synchronize_session=False)
             )
+
+    async def search(
+        self,
+        tenant: str,
+        criteria: ProgramCriteria,
+        *,
+        limit: int,
+        after: tuple[datetime, str] | None = None,
+    ) -> Sequence[Program]:
+        """The programs that meet ``criteria``, oldest first, retired ones included unless
+        ``criteria`` says; ``after`` is the (created_at, id) of the last one seen. One query,
+        a seek of the tenant's (created_at, id) index."""
+        query = select(Program).where(Program.tenant_id == tenant)
+        if criteria.retired is not None:
+            in_use = Program.retired_at.is_(None)
+            query = query.where(~in_use if criteria.retired else in_use)
+        for ids in criteria.ids:
+            query = query.where(Program.id.in_(sorted(ids)) if ids else false())
+        for levels in criteria.levels:
+            query = query.where(Program.level.in_(sorted(levels)) if levels else false())
+        name = self._lowered_name()
+        for prefixes in criteria.name_prefixes:
+            query = query.where(or_(false(), *(_starts(name, p) for p in prefixes)))
+        if after is not None:
+            query = query.where(
+                after_row(Program.created_at, Program.id, after, newest_first=False)
+            )
+        query = query.order_by(Program.created_at, Program.id).limit(limit)
+        return (await self.session.execute(query)).scalars().all()
+
+    def _lowered_name(self) -> ColumnElement[str]:
+        """The name with A to Z lowered and nothing else: SQLite's ``lower`` does just that;
+        PostgreSQL's does under the C collation (under another it lowers by that locale)."""
+        if self.session.get_bind().dialect.name == "postgresql":
+            return func.lower(Program.name.collate("C"))
+        return func.lower(Program.name)
+
+
+def _starts(name: ColumnElement[str], prefix: str) -> ColumnElement[bool]:
+    # A substring compared, not LIKE: no wildcard in the prefix to escape.
+    lowered = ascii_lower(prefix)
+    return func.substr(name, 1, len(lowered)) == lowered

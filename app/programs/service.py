@@ -22,7 +22,7 @@ from app.kernel.errors import Conflict, NotFound
 from app.kernel.pagination import decode_cursor, encode_cursor
 from app.kernel.preconditions import if_none_match_names, require_if_match
 from app.programs.models import Program
-from app.programs.repository import ProgramRepository
+from app.programs.repository import ProgramCriteria, ProgramRepository
 from app.security.caller import Caller
 
 # A tenant's active programs: matching reads them all for every request.
@@ -234,6 +234,23 @@ class ProgramService:
         async with self.sessions() as session, session.begin():
             row = await ProgramRepository(session).get(tenant_id, program_id)
         return None if row is None else (entry_of(row), row.retired_at is not None)
+
+    async def search(
+        self, tenant_id: str, criteria: ProgramCriteria, limit: int, cursor: str | None
+    ) -> tuple[list[tuple[DirectoryEntry, bool]], str | None]:
+        """A page of the tenant's programs that meet ``criteria``, oldest first, each with
+        whether it is retired, and the cursor of the next page (None: this is the last); 400
+        for a cursor this API did not give."""
+        after = decode_cursor(cursor) if cursor else None
+        async with self.sessions() as session, session.begin():
+            rows = list(
+                await ProgramRepository(session).search(
+                    tenant_id, criteria, limit=limit + 1, after=after
+                )
+            )
+        last = rows[limit - 1] if len(rows) > limit else None
+        page = [(entry_of(row), row.retired_at is not None) for row in rows[:limit]]
+        return page, encode_cursor(last.created_at, last.id) if last else None
 
 
 async def _program(

@@ -4,20 +4,27 @@ ServiceRequests that name the program as performer, and the pure mappings behind
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+import pytest
 from fastapi import FastAPI
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlalchemy import event
 
 from app.engine.determination import LevelOfCare
 from app.engine.programs import DirectoryEntry, ProgramDocument
 from app.fhir.healthcare_service import availability, available_times, healthcare_service
+from app.fhir.outcome import FhirError
 from app.fhir.referrals import person_system, referral_request
-from app.fhir.search import ServiceSearch, fold, parse_service_search, service_matches
+from app.fhir.search import DEFAULT_COUNT, MAX_COUNT, parse_service_search, program_criteria
 from app.fhir.terminology import Vocabulary
 from app.kernel.db import new_id
 from app.programs.models import Program
+from app.programs.repository import ascii_lower
 from app.referrals.models import Referral
 from app.screenings.models import Screening
 from app.screenings.repository import ScreeningRepository
@@ -158,14 +165,80 @@ async def test_the_directory_is_searched_by_active_name_category_and_id(
     assert await found() == [iop, day]
     assert await found(active="true") == [iop]
     assert await found(active="false") == [day]
-    assert await found(name="evening") == [iop]  # case and accents ignored
+    assert await found(name="ÉVENING") == [iop]  # the case of A to Z ignored
+    assert await found(name="Év,nothing") == [iop]
+    assert await found(name="év") == await found(name="evening") == []  # accents as written
     assert await found(name="IOP") == []  # starts with, not contains
+    assert await found(name="_") == await found(name="%") == []  # no wildcards
+    assert await found(name="day", active="false") == [day]
     assert await found(**{"service-category": "partial_hospitalization"}) == [day]
     system = VOCABULARY.levels.replace("carelevel.dev", "nowhere.example")
     assert await found(**{"service-category": f"{system}|partial_hospitalization"}) == []
     assert await found(_id=f"{day},{new_id()}") == [day]
     issues = outcome(await client.get("/fhir/r4/HealthcareService", params={"active": "yes"}), 400)
     assert issues[0]["diagnostics"].startswith("active:")
+
+
+async def test_the_directory_is_paged_by_count_and_the_next_link(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    stored = [await stored_program(app, EVENING_IOP | {"name": f"IOP {i}"}) for i in range(5)]
+    await stored_program(app, DAY_PROGRAM)  # not an IOP: filtered out of every page
+    await stored_program(app, EVENING_IOP | {"name": "IOP of clinic-b"}, tenant="clinic-b")
+    url: str | None = "/fhir/r4/HealthcareService?name=iop&_count=2"
+    pages: list[list[str]] = []
+    while url is not None:
+        answered = await client.get(url, headers={"Prefer": "handling=strict"})
+        assert answered.status_code == 200, answered.text
+        bundle = valid(answered.json())
+        links = {link["relation"]: link["url"] for link in bundle["link"]}
+        assert links["self"].endswith("/fhir/r4/HealthcareService?name=iop&_count=2")
+        pages.append([e["resource"]["id"] for e in bundle["entry"]])
+        url = links.get("next")
+    assert pages == [stored[:2], stored[2:4], stored[4:]]
+
+
+async def test_a_page_holds_the_default_count_and_the_most_a_client_may_ask(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    for i in range(DEFAULT_COUNT + 1):
+        await stored_program(app, DAY_PROGRAM | {"name": f"Day {i}"})
+
+    async def page(**params: str) -> Json:
+        answered = await client.get("/fhir/r4/HealthcareService", params=params)
+        assert answered.status_code == 200, answered.text
+        return dict(answered.json())
+
+    first = await page()
+    assert len(first["entry"]) == DEFAULT_COUNT
+    assert [link["relation"] for link in first["link"]] == ["self", "next"]
+    assert len((await page(_count=str(MAX_COUNT + 1)))["entry"]) == DEFAULT_COUNT + 1
+    issues = outcome(await client.get("/fhir/r4/HealthcareService", params={"_count": "0"}), 400)
+    assert issues[0]["diagnostics"].startswith("_count:")
+    refused = await client.get("/fhir/r4/HealthcareService", params={"_cursor": "bm9wZQ"})
+    assert outcome(refused, 400)
+
+
+async def test_a_page_is_one_query_of_at_most_a_page_and_one_more_program(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    for i in range(4):
+        await stored_program(app, DAY_PROGRAM | {"name": f"Day {i}"})
+    read: list[tuple[Any, ...]] = []
+
+    def reading(_: Any, __: Any, statement: str, parameters: Any, *args: Any) -> None:
+        if "FROM programs" in statement:
+            read.append(tuple(parameters))
+
+    engine = app.state.engine.sync_engine
+    event.listen(engine, "after_cursor_execute", reading)
+    try:
+        answered = await client.get("/fhir/r4/HealthcareService", params={"_count": "1"})
+    finally:
+        event.remove(engine, "after_cursor_execute", reading)
+    assert len(answered.json()["entry"]) == 1
+    assert len(read) == 1
+    assert 2 in read[0]  # the LIMIT: the page and one more, to know whether there is a next
 
 
 async def test_the_directory_needs_the_programs_read_scope(app: FastAPI) -> None:
@@ -269,15 +342,39 @@ def test_the_healthcare_service_codes_what_the_program_offers() -> None:
     assert bare["active"] is False
 
 
-def test_a_name_search_folds_case_and_accents() -> None:
-    resource = {"id": "a", "name": "Évening IOP", "active": True, "category": []}
-    assert fold("ÉVENING") == "evening"
-    assert service_matches(resource, ServiceSearch(names=(("even",),)))
-    assert not service_matches(resource, ServiceSearch(names=(("iop",),)))
-    assert not service_matches(resource, ServiceSearch(active=False))
-    search = parse_service_search([("name", "Ev,Da"), ("colour", "red")], strict=False)
-    assert search.names == (("ev", "da"),)
-    assert search.ignored == ("colour",)
+def test_a_search_asks_the_programs_table_for_what_fhir_parameters_say() -> None:
+    search = parse_service_search(
+        [
+            ("name", "Ev,Da"),
+            ("colour", "red"),
+            ("active", "false"),
+            ("service-category", f"{VOCABULARY.levels}|residential,elsewhere|inpatient"),
+            ("service-category", "|residential"),
+            ("_count", "5"),
+            ("_cursor", "abc"),
+        ],
+        strict=False,
+    )
+    assert (search.count, search.cursor, search.ignored) == (5, "abc", ("colour",))
+    assert ("_cursor", "abc") not in search.used
+    criteria = program_criteria(search, VOCABULARY.levels)
+    assert criteria.name_prefixes == (("Ev", "Da"),)
+    assert criteria.retired is True
+    assert criteria.levels == (frozenset({"residential"}), frozenset())
+    any_level = parse_service_search([("service-category", f"{VOCABULARY.levels}|")], strict=False)
+    every = program_criteria(any_level, VOCABULARY.levels)
+    assert every.levels == (frozenset(level.value for level in LevelOfCare),)
+    with pytest.raises(FhirError) as refused:
+        parse_service_search([("_count", "1"), ("_count", "2")], strict=True)
+    assert refused.value.issues[0].diagnostics == "_count: may be given once"
+
+
+@given(st.text(max_size=20))
+def test_the_name_search_lowers_a_to_z_and_nothing_else(text: str) -> None:
+    lowered = ascii_lower(text)
+    assert len(lowered) == len(unicodedata.normalize("NFC", text))
+    for before, after in zip(unicodedata.normalize("NFC", text), lowered, strict=True):
+        assert after == (before.lower() if "A" <= before <= "Z" else before)
 
 
 def test_a_referral_names_the_person_by_subject_person_id_or_description() -> None:

@@ -692,6 +692,8 @@ async def exercise_fhir_programs(d: Driver, program_id: str, referral_id: str) -
     assert [e["resource"]["id"] for e in found.json()["entry"][:1]] == [program_id]
     await d.call("GET", search, 200, params={"service-category": f"{TEXT}|{TEXT}"})
     await d.call("GET", search, 400, params={"active": TEXT})
+    await d.call("GET", search, 400, params={"_count": TEXT})
+    await d.call("GET", search, 400, params={"_cursor": TEXT})
     await d.call("GET", search, 400, params={"name": f"{TEXT}\x01"})
     await d.call("GET", search, 400, params={TEXT: TEXT}, headers={"Prefer": "handling=strict"})
     await d.call("GET", search, 401, anonymous=True)
