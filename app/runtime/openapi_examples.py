@@ -781,8 +781,10 @@ def _rule_set_examples() -> dict[tuple[str, str], Json]:
                                 "clinician_agreement": {
                                     "decided": 120,
                                     "agreed_stored": 96,
-                                    "agreed_simulated": 104,
+                                    "agreed_simulated": 100,
+                                    "excluded_unknown_level": 15,
                                     "min_count": 10,
+                                    "count_granularity": 5,
                                     "suppressed": False,
                                 },
                             },
