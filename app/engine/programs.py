@@ -264,11 +264,18 @@ class ProgramDocument(ProgramPart):
     )
     contact: Contact | None = None
 
-    @field_validator("populations", "specialties", "services", "languages", "payers")
+    @field_validator("populations", "specialties", "services", "languages")
     @classmethod
-    def _as_sets(cls, value: list[str] | None) -> list[str] | None:
+    def _as_sets(cls, value: list[str]) -> list[str]:
         """Lists are sets: duplicates dropped, sorted, so equal programs store equal documents."""
-        return None if value is None else sorted(set(value))
+        return sorted(set(value))
+
+    @field_validator("payers")
+    @classmethod
+    def _payers_as_set(cls, value: list[str] | None) -> list[str] | None:
+        """A set like the other lists; an empty list records no more than an absent one (the
+        matcher would read it as accepting no payer at all)."""
+        return sorted(set(value)) if value else None
 
     @field_validator("timetable")
     @classmethod
@@ -278,6 +285,7 @@ class ProgramDocument(ProgramPart):
         modality = info.data.get("modality")  # absent when the modality itself is invalid
         for index, session in enumerate(value):
             _check_session_modality(modality, session, index)
+            _check_no_overlap(value[:index], session, index)
         order = {day: rank for rank, day in enumerate(Day)}
         return sorted(value, key=lambda s: (order[s.day], s.start, s.end))
 
@@ -302,6 +310,19 @@ class ProgramDocument(ProgramPart):
         if session.modality is not None:
             return session.modality
         return SessionModality(self.modality.value)
+
+
+def _check_no_overlap(earlier: list[Session], session: Session, index: int) -> None:
+    """A session overlapping one listed before it on the same day is refused: the week's hours
+    would count the same time twice."""
+    start, end = minutes_of(session.start), minutes_of(session.end)
+    for other in earlier:
+        if (
+            other.day == session.day
+            and start < minutes_of(other.end)
+            and minutes_of(other.start) < end
+        ):
+            raise _invalid("sessions_overlap", "overlaps a session listed before it", index)
 
 
 def _check_session_modality(modality: Modality | None, session: Session, index: int) -> None:

@@ -62,7 +62,7 @@ def programs(draw: st.DrawFn) -> Json:
         "co_occurring_capability": draw(st.sampled_from(["none", "capable", "enhanced"])),
         "services": draw(st.lists(st.sampled_from(["moud", "supervised_taper"]), max_size=2)),
         "modality": draw(st.sampled_from(["in_person", "telehealth"])),
-        "timetable": draw(st.lists(sessions(), max_size=4)),
+        "timetable": draw(st.lists(sessions(), max_size=4, unique_by=lambda s: s["day"])),
         "location": (
             {
                 "label": "Clinic",

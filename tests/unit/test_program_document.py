@@ -38,6 +38,20 @@ def sessions(draw: st.DrawFn) -> Json:
     return {"day": draw(st.sampled_from(list(Day))).value, "start": clock(start), "end": clock(end)}
 
 
+def overlap(a: Json, b: Json) -> bool:
+    return a["day"] == b["day"] and a["start"] < b["end"] and b["start"] < a["end"]
+
+
+@st.composite
+def timetables(draw: st.DrawFn, max_size: int) -> list[Json]:
+    """Sessions that do not overlap (each drawn one that overlaps an earlier one is left out)."""
+    kept: list[Json] = []
+    for session in draw(st.lists(sessions(), max_size=max_size)):
+        if not any(overlap(session, other) for other in kept):
+            kept.append(session)
+    return kept
+
+
 def locations(error: ValidationError) -> list[tuple[str | int, ...]]:
     return [tuple(e["loc"]) for e in error.errors()]
 
@@ -84,7 +98,7 @@ def test_lists_are_sets_and_the_timetable_is_in_week_order() -> None:
     assert program.hours_per_week == 3.5
 
 
-@given(st.lists(sessions(), max_size=50))
+@given(timetables(max_size=50))
 def test_hours_per_week_is_the_sum_of_the_sessions(timetable: list[Json]) -> None:
     program = ProgramDocument.model_validate(document(timetable=timetable))
 
@@ -96,7 +110,7 @@ def test_hours_per_week_is_the_sum_of_the_sessions(timetable: list[Json]) -> Non
 
 
 @given(
-    st.lists(sessions(), max_size=20),
+    timetables(max_size=20),
     st.lists(st.sampled_from(["en", "es", "fr", "zh-Hant", "pt-BR"]), min_size=1, max_size=8),
     st.lists(st.sampled_from(["medicaid", "medicare", "self-pay"]), max_size=6) | st.none(),
 )
@@ -145,6 +159,20 @@ def test_normalising_twice_is_normalising_once(
         ({"location": {"label": "Clinic", "longitude": 3.5}}, ("location", "longitude")),
         ({"languages": ["EN"]}, ("languages", 0)),
         ({"description": "line\u0007"}, ("description",)),
+        (
+            {
+                "timetable": [
+                    {"day": "monday", "start": "18:00", "end": "21:00"},
+                    {"day": "tuesday", "start": "18:00", "end": "21:00"},
+                    {"day": "monday", "start": "20:30", "end": "22:00"},
+                ]
+            },
+            ("timetable", 2),
+        ),
+        (
+            {"timetable": [{"day": "monday", "start": "00:00", "end": "23:59"}] * 2},
+            ("timetable", 1),
+        ),
     ],
 )
 def test_an_invalid_document_names_the_field(fields: Json, location: tuple[str | int, ...]) -> None:
@@ -172,3 +200,33 @@ def test_whether_it_admits_people_taking_moud_is_a_strict_boolean_or_not_recorde
         ProgramDocument.model_validate(document(accepts_people_on_moud="yes"))
 
     assert locations(raised.value) == [("accepts_people_on_moud",)]
+
+
+def test_sessions_that_meet_do_not_overlap() -> None:
+    back_to_back = [
+        {"day": "monday", "start": "18:00", "end": "19:00"},
+        {"day": "monday", "start": "19:00", "end": "20:00"},
+    ]
+
+    assert ProgramDocument.model_validate(document(timetable=back_to_back)).hours_per_week == 2
+
+
+@given(st.lists(sessions(), min_size=2, max_size=12))
+def test_a_timetable_is_accepted_exactly_when_no_two_sessions_overlap(
+    timetable: list[Json],
+) -> None:
+    overlapping = any(overlap(a, b) for i, a in enumerate(timetable) for b in timetable[:i])
+    try:
+        ProgramDocument.model_validate(document(timetable=timetable))
+    except ValidationError:
+        assert overlapping
+    else:
+        assert not overlapping
+
+
+@pytest.mark.parametrize("payers", [[], None])
+def test_no_payers_is_not_recorded(payers: list[str] | None) -> None:
+    program = ProgramDocument.model_validate(document(payers=payers))
+
+    assert program.payers is None
+    assert program.model_dump(mode="json")["payers"] is None
