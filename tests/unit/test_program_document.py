@@ -39,7 +39,7 @@ def sessions(draw: st.DrawFn) -> Json:
 
 
 def overlap(a: Json, b: Json) -> bool:
-    return a["day"] == b["day"] and a["start"] < b["end"] and b["start"] < a["end"]
+    return bool(a["day"] == b["day"] and a["start"] < b["end"] and b["start"] < a["end"])
 
 
 @st.composite
