@@ -19,7 +19,6 @@ the stored answers and the program directory, ranked off the event loop.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -61,7 +60,7 @@ from app.cds_hooks.schemas import (
 )
 from app.engine import DEFAULT_RULE_SET_KEY
 from app.engine.determination import LevelOfCare
-from app.engine.matching import Preferences, needs_for
+from app.engine.matching import Preferences
 from app.fhir.chart import CHART_QUERIES, chart_of
 from app.fhir.populate import populate, populated_link_ids
 from app.fhir.results import Result
@@ -70,6 +69,7 @@ from app.fhir.terminology import Vocabulary
 from app.kernel.db import new_id, utcnow
 from app.kernel.errors import BadRequest, NotFound, PrefetchMissing
 from app.kernel.issuers import CdsClient
+from app.referrals.matching import Screened, matched
 from app.referrals.service import Directory
 from app.screenings.models import Decision, Screening
 from app.screenings.repository import ScreeningRepository
@@ -259,9 +259,8 @@ class CdsHooksService:
             row = await ScreeningRepository(session).get(caller.tenant, result.screening_id)
         if row is None:  # deleted since it was evaluated, moments ago
             return None
-        needs = needs_for(result.determination, row.answers, Preferences())
-        # Up to a thousand programs judged on thirteen criteria each: not on the event loop.
-        return await asyncio.to_thread(program_offer, needs, entries)
+        screened = Screened(result.determination, row.answers)
+        return await matched(screened, Preferences(), lambda needs: program_offer(needs, entries))
 
     async def _latest(self, chart: _ChartCall) -> object:
         """The prefetched latest response (a resource, a Bundle or null), read from the EHR's

@@ -7,20 +7,24 @@ program as it was and the judgement that explained the choice.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.audit.trail import record
-from app.engine.matching import Preferences, candidate_json, judge, match, needs_for
+from app.engine.matching import Matches, Preferences, candidate_json, judge, match
 from app.engine.programs import DirectoryEntry
 from app.kernel.db import new_id, utcnow
 from app.kernel.errors import Conflict, FieldProblem, NotFound, Unprocessable
+from app.programs.models import Program
+from app.programs.service import entry_of
+from app.referrals.matching import Screened, matched
 from app.referrals.models import Referral
 from app.referrals.repository import ReferralRepository
 from app.referrals.schemas import MatchRequest, ReferralRequest
-from app.screenings.models import Screening
+from app.screenings.models import Decision, Screening
 from app.screenings.repository import ScreeningRepository
 from app.screenings.schemas import ScreeningRequest
 from app.screenings.service import ScreeningService
@@ -40,11 +44,6 @@ class Directory(Protocol):
     ) -> tuple[DirectoryEntry, bool] | None: ...
 
 
-def _not_found(screening_id: str) -> NotFound:
-    """The same answer for an id that does not exist and one of another tenant."""
-    return NotFound(f"No screening with id '{screening_id}'.")
-
-
 def _program_brief(entry: DirectoryEntry) -> dict[str, Any]:
     program = entry.program
     return {
@@ -55,6 +54,29 @@ def _program_brief(entry: DirectoryEntry) -> dict[str, Any]:
         "modality": program.modality.value,
         "hours_per_week": program.hours_per_week,
         "contact": None if program.contact is None else program.contact.model_dump(mode="json"),
+    }
+
+
+def ranked(
+    screening_id: str | None, matches: Matches, entries: Sequence[DirectoryEntry], limit: int
+) -> dict[str, Any]:
+    """The matches as the API answers them: the best ``limit`` candidates, each with the
+    program in brief."""
+    by_id = {entry.id: entry for entry in entries}
+    candidates = []
+    for candidate in matches.candidates[:limit]:
+        shown = candidate_json(candidate)
+        for name in ("program_id", "program_version", "name"):
+            del shown[name]
+        candidates.append({"program": _program_brief(by_id[candidate.program_id])} | shown)
+    return {
+        "screening_id": screening_id,
+        "level": matches.level,
+        "level_source": matches.level_source,
+        "urgency": matches.urgency,
+        "notice": matches.notice,
+        "considered": len(entries),
+        "candidates": candidates,
     }
 
 
@@ -92,86 +114,64 @@ class ReferralService:
         self.screenings = screenings
         self.programs = programs
 
-    async def _screening(
-        self, session: AsyncSession, caller: Caller, screening_id: str
-    ) -> Screening:
-        row = await ScreeningRepository(session).get(caller.tenant, screening_id)
-        # A token bound to a patient finds no one else's, like another tenant's.
-        if row is None or not caller.principal.may_see(row.subject_reference):
-            raise _not_found(screening_id)
-        return row
-
     async def matches(self, caller: Caller, request: MatchRequest) -> dict[str, Any]:
         """The directory ranked against a stored screening or answers evaluated now."""
         preferences = request.preferences.preferences()
         if request.answers is None:
             assert request.screening_id is not None  # the request has one or the other
-            return await self._stored_matches(
-                caller, request.screening_id, preferences, request.limit
-            )
-        evaluate = ScreeningRequest(answers=request.answers, rule_set=request.rule_set)
-        decided = await self.screenings.evaluate_only(caller, evaluate)
-        determination = orjson.loads(decided.brief_json)
-        answers = request.answers.model_dump(mode="json", exclude_none=True)
+            screened = await self._screened(caller, request.screening_id)
+            screening_id: str | None = request.screening_id
+        else:
+            evaluate = ScreeningRequest(answers=request.answers, rule_set=request.rule_set)
+            decided = await self.screenings.evaluate_only(caller, evaluate)
+            answers = request.answers.model_dump(mode="json", exclude_none=True)
+            screened = Screened(orjson.loads(decided.brief_json), answers)
+            screening_id = None
         entries = await self.programs.directory(caller.tenant)
-        body = self._ranked(None, determination, answers, preferences, entries, request.limit)
+        body = await matched(
+            screened,
+            preferences,
+            lambda needs: ranked(screening_id, match(needs, entries), entries, request.limit),
+        )
+        # Recorded once matched (the read above stores nothing and holds no lock), before the
+        # answer leaves: the event says how many programs were judged and returned.
         async with self.sessions() as session, session.begin():
-            record(session, caller, 200, details=_counts(body))
+            record(session, caller, 200, resource_id=screening_id, details=_counts(body))
         return body
 
-    async def _stored_matches(
-        self, caller: Caller, screening_id: str, preferences: Preferences, limit: int
-    ) -> dict[str, Any]:
-        entries = await self.programs.directory(caller.tenant)
+    async def _screened(self, caller: Caller, screening_id: str) -> Screened:
+        """What matching reads of a stored screening, read in a transaction that ends before
+        the matcher runs."""
         async with self.sessions() as session, session.begin():
-            row = await self._screening(session, caller, screening_id)
-            body = self._ranked(row.id, row.determination, row.answers, preferences, entries, limit)
-            record(session, caller, 200, resource_id=row.id, details=_counts(body))
-        return body
-
-    @staticmethod
-    def _ranked(
-        screening_id: str | None,
-        determination: dict[str, Any],
-        answers: dict[str, Any],
-        preferences: Preferences,
-        entries: list[DirectoryEntry],
-        limit: int,
-    ) -> dict[str, Any]:
-        matches = match(needs_for(determination, answers, preferences), entries)
-        by_id = {entry.id: entry for entry in entries}
-        candidates = []
-        for candidate in matches.candidates[:limit]:
-            shown = candidate_json(candidate)
-            for name in ("program_id", "program_version", "name"):
-                del shown[name]
-            candidates.append({"program": _program_brief(by_id[candidate.program_id])} | shown)
-        return {
-            "screening_id": screening_id,
-            "level": matches.level,
-            "urgency": matches.urgency,
-            "notice": matches.notice,
-            "considered": len(entries),
-            "candidates": candidates,
-        }
+            row = await self.screenings.visible(session, caller, screening_id)
+            decision = await ScreeningRepository(session).latest_decision(row.id)
+        return _screened(row, decision)
 
     async def refer(
         self, caller: Caller, screening_id: str, request: ReferralRequest
     ) -> dict[str, Any]:
-        """Record a referral of the screening's person to a program of the directory."""
-        async with self.sessions() as session, session.begin():
-            await self._screening(session, caller, screening_id)
-        entry = await self._referable(caller, request)
+        """Record a referral of the screening's person to a program of the directory, in one
+        transaction: the program is locked while it is checked and referred to (an edit or a
+        retirement waits, or is seen), and the screening's referrals while they are counted."""
         preferences = request.preferences.preferences() if request.preferences else Preferences()
         async with self.sessions() as session, session.begin():
-            row = await self._screening(session, caller, screening_id)
             referrals = ReferralRepository(session)
+            program = await referrals.program(caller.tenant, request.program_id)  # first: locks
+            row = await self.screenings.visible(session, caller, screening_id)
+            entry = _referable(program, request)
+            await referrals.lock_referrals_of(row.id)
             if await referrals.count(caller.tenant, row.id) >= MAX_REFERRALS_PER_SCREENING:
                 raise Conflict(
                     f"This screening has {MAX_REFERRALS_PER_SCREENING} referrals already, "
                     "as many as one screening keeps: screen again."
                 )
-            judged = judge(needs_for(row.determination, row.answers, preferences), entry)
+            decision = await ScreeningRepository(session).latest_decision(row.id)
+            # One program judged: brief, so the locks are held while it runs.
+            judged = await matched(
+                _screened(row, decision),
+                preferences,
+                lambda needs: candidate_json(judge(needs, entry)),
+            )
             referral = Referral(
                 id=new_id(),
                 tenant_id=caller.tenant,
@@ -183,7 +183,7 @@ class ReferralService:
                 program_version=entry.version,
                 program=entry.program.model_dump(mode="json"),
                 level=entry.program.level.value,
-                match=candidate_json(judged),
+                match=judged,
                 referred_by=request.referred_by,
                 note=request.note,
                 source="api",
@@ -199,35 +199,53 @@ class ReferralService:
             await session.flush()
             return referral_body(referral)
 
-    async def _referable(self, caller: Caller, request: ReferralRequest) -> DirectoryEntry:
-        """The program referred to, if it can take this referral."""
-        found = await self.programs.entry(caller.tenant, request.program_id)
-        if found is None:
-            raise Unprocessable(
-                f"No program with id '{request.program_id}' in your directory.",
-                errors=[FieldProblem(pointer="#/program_id", detail="no such program")],
-            )
-        entry, retired = found
-        if retired:
-            raise Conflict("The program is retired: refer to one of the directory's programs.")
-        if not entry.program.accepting_referrals:
-            raise Conflict("The program takes no new referrals at present.")
-        if request.program_version is not None and request.program_version != entry.version:
-            raise Conflict(
-                f"The program changed since version {request.program_version} (it is now "
-                f"version {entry.version}): match again and check the changes."
-            )
-        return entry
-
     async def of_screening(self, caller: Caller, screening_id: str) -> dict[str, Any]:
         """The screening's referrals, newest first."""
         async with self.sessions() as session, session.begin():
-            row = await self._screening(session, caller, screening_id)
+            row = await self.screenings.visible(session, caller, screening_id)
             rows = await ReferralRepository(session).of_screening(
                 caller.tenant, row.id, MAX_REFERRALS_PER_SCREENING
             )
             record(session, caller, 200, resource_id=row.id, details={"returned": len(rows)})
         return {"items": [referral_body(r) for r in rows]}
+
+    async def referral(self, caller: Caller, screening_id: str, referral_id: str) -> dict[str, Any]:
+        """One of the screening's referrals."""
+        async with self.sessions() as session, session.begin():
+            row = await self.screenings.visible(session, caller, screening_id)
+            found = await ReferralRepository(session).get(caller.tenant, row.id, referral_id)
+            if found is None:
+                raise NotFound(f"No referral with id '{referral_id}' of this screening.")
+            record(session, caller, 200, resource_id=row.id, details={"referral_id": found.id})
+        return referral_body(found)
+
+
+def _screened(row: Screening, decision: Decision | None) -> Screened:
+    return Screened(
+        row.determination,
+        row.answers,
+        decided_level=None if decision is None else decision.final_level,
+    )
+
+
+def _referable(program: Program | None, request: ReferralRequest) -> DirectoryEntry:
+    """The program referred to, if it can take this referral."""
+    if program is None:
+        raise Unprocessable(
+            f"No program with id '{request.program_id}' in your directory.",
+            errors=[FieldProblem(pointer="#/program_id", detail="no such program")],
+        )
+    if program.retired_at is not None:
+        raise Conflict("The program is retired: refer to one of the directory's programs.")
+    entry = entry_of(program)
+    if not entry.program.accepting_referrals:
+        raise Conflict("The program takes no new referrals at present.")
+    if request.program_version is not None and request.program_version != entry.version:
+        raise Conflict(
+            f"The program changed since version {request.program_version} (it is now "
+            f"version {entry.version}): match again and check the changes."
+        )
+    return entry
 
 
 def _counts(body: dict[str, Any]) -> dict[str, Any]:

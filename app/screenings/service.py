@@ -355,11 +355,18 @@ class ScreeningService:
     async def stored(self, caller: Caller, screening_id: str) -> Screening:
         """The stored screening (its row), read as the caller's action records it."""
         async with self.sessions() as session, session.begin():
-            row = await ScreeningRepository(session).get(caller.tenant, screening_id)
-            # A token bound to a patient finds no one else's, like another tenant's.
-            if row is None or not caller.principal.may_see(row.subject_reference):
-                raise _not_found(screening_id)
+            row = await self.visible(session, caller, screening_id)
             record(session, caller, 200, resource_id=row.id)
+        return row
+
+    @staticmethod
+    async def visible(session: AsyncSession, caller: Caller, screening_id: str) -> Screening:
+        """The caller's stored screening, read in ``session`` (the caller's transaction, which
+        records its action): 404 for another tenant's, or another patient's."""
+        row = await ScreeningRepository(session).get(caller.tenant, screening_id)
+        # A token bound to a patient finds no one else's, like another tenant's.
+        if row is None or not caller.principal.may_see(row.subject_reference):
+            raise _not_found(screening_id)
         return row
 
     async def get(
