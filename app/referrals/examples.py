@@ -12,11 +12,11 @@ import orjson
 
 from app.engine import ScreeningAnswers, default_rule_set, determination_to_json, evaluate
 from app.engine.answers import EXAMPLE_SECTIONS
-from app.engine.matching import Preferences, candidate_json, judge, needs_for
+from app.engine.matching import Preferences, candidate_json, judge, match, needs_for
 from app.engine.programs import DirectoryEntry, ProgramDocument
 from app.referrals.models import Referral
-from app.referrals.schemas import EXAMPLE_PROGRAM_ID, EXAMPLE_SCREENING_ID
-from app.referrals.service import ReferralService, referral_body
+from app.referrals.schemas import EXAMPLE_PROGRAM_ID, EXAMPLE_REFERRAL_ID, EXAMPLE_SCREENING_ID
+from app.referrals.service import ranked, referral_body
 
 Json = dict[str, Any]
 JSON = "application/json"
@@ -104,9 +104,9 @@ def _matches() -> Json:
     answers = ScreeningAnswers.model_validate(EXAMPLE_SECTIONS).model_dump(
         mode="json", exclude_none=True
     )
-    body = ReferralService._ranked(
-        EXAMPLE_SCREENING_ID, _determination(), answers, _preferences(), _entries(), 10
-    )
+    entries = _entries()
+    matches = match(needs_for(_determination(), answers, _preferences()), entries)
+    body = ranked(EXAMPLE_SCREENING_ID, matches, entries, 10)
     wired: Json = orjson.loads(orjson.dumps(body))
     return wired
 
@@ -115,7 +115,7 @@ def _referral() -> Json:
     entry = _entries()[0]
     needs = needs_for(_determination(), EXAMPLE_SECTIONS, _preferences())
     referral = Referral(
-        id="6f7a8b9c-0d1e-4f2a-8b3c-4d5e6f7a8b9c",
+        id=EXAMPLE_REFERRAL_ID,
         tenant_id="clinic-a",
         client_id="intake-web",
         screening_id=EXAMPLE_SCREENING_ID,
@@ -176,5 +176,8 @@ def referral_examples() -> dict[tuple[str, str], Json]:
         },
         ("GET", referrals): {
             "responses": {"200": {JSON: {"list": _example("One referral", {"items": [referral]})}}}
+        },
+        ("GET", referrals + "/{referral_id}"): {
+            "responses": {"200": {JSON: {"referral": _example("The referral", referral)}}}
         },
     }

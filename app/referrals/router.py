@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Path, Request, Response, status
 from app.kernel.errors import (
     Conflict,
     FieldProblem,
+    NotFound,
     Unprocessable,
     problem,
     problem_example,
@@ -17,6 +18,8 @@ from app.kernel.errors import (
 from app.kernel.responses import json_response
 from app.referrals.schemas import (
     EXAMPLE_PROGRAM_ID,
+    EXAMPLE_REFERRAL_ID,
+    EXAMPLE_SCREENING_ID,
     MatchRequest,
     MatchResponse,
     ReferralList,
@@ -42,6 +45,20 @@ ReferralServiceDep = Annotated[ReferralService, Depends(get_referral_service)]
 ScreeningId = Annotated[
     str, Path(max_length=64, pattern=r"^[A-Za-z0-9-]+$", description="The screening's id.")
 ]
+ReferralId = Annotated[
+    str, Path(max_length=64, pattern=r"^[A-Za-z0-9-]+$", description="The referral's id.")
+]
+NO_SUCH_REFERRAL = problem(
+    "No such screening or referral (another tenant's ids answer the same).",
+    problem_example(
+        NotFound, f"No screening with id '{EXAMPLE_SCREENING_ID}'.", summary="An unknown screening"
+    ),
+    problem_example(
+        NotFound,
+        f"No referral with id '{EXAMPLE_REFERRAL_ID}' of this screening.",
+        summary="An unknown referral",
+    ),
+)
 
 
 @router.post(
@@ -137,7 +154,7 @@ async def refer(
     service: ReferralServiceDep,
 ) -> Response:
     body = await service.refer(caller, screening_id, request)
-    location = f"/v1/screenings/{body['screening_id']}/referrals"
+    location = f"/v1/screenings/{body['screening_id']}/referrals/{body['id']}"
     return json_response(body, status.HTTP_201_CREATED, {"Location": location})
 
 
@@ -158,3 +175,24 @@ async def list_referrals(
     service: ReferralServiceDep,
 ) -> Response:
     return json_response(await service.of_screening(caller, screening_id))
+
+
+@router.get(
+    "/v1/screenings/{screening_id}/referrals/{referral_id}",
+    tags=["screenings"],
+    operation_id="readReferral",
+    response_model=ReferralResponse,
+    summary="Read a referral",
+    description="One referral recorded from a screening (where `POST "
+    "/v1/screenings/{screening_id}/referrals` answers `Location`), with the program as it was "
+    "when referred and the judgement that went with it. Another tenant's ids answer 404, like "
+    "ids that do not exist. Reading is recorded in the audit trail.",
+    responses={404: NO_SUCH_REFERRAL},
+)
+async def read_referral(
+    caller: Annotated[Caller, access(Action.SCREENING_REFERRAL)],
+    screening_id: ScreeningId,
+    referral_id: ReferralId,
+    service: ReferralServiceDep,
+) -> Response:
+    return json_response(await service.referral(caller, screening_id, referral_id))

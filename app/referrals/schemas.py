@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, StrictFloat, StrictInt, ValidationInfo, field_validator
+from pydantic import Field, StrictFloat, ValidationInfo, WithJsonSchema, field_validator
 from pydantic_core import PydanticCustomError
 
 from app.engine.answers import ScreeningAnswers
 from app.engine.determination import LevelOfCare, Urgency
-from app.engine.matching import Origin, Preferences
+from app.engine.matching import CRITERIA, LevelSource, Origin, Preferences
 from app.engine.programs import Contact, LanguageTag, Modality, ProgramDocument, Token
 from app.kernel.text import NO_CONTROL_CHARACTERS, NO_NUL
 from app.screenings.schemas import EXAMPLE_ANSWERS, RuleSetPin, Schema
@@ -18,6 +18,7 @@ from app.screenings.schemas import EXAMPLE_ANSWERS, RuleSetPin, Schema
 ID_PATTERN = r"^[A-Za-z0-9-]+$"
 EXAMPLE_SCREENING_ID = "0b8f5a7e-6c1d-4f0a-9a57-3f1c2e4d5b6a"
 EXAMPLE_PROGRAM_ID = "5d0c2a9e-3f4b-4c1d-8e7f-6a5b4c3d2e1f"
+EXAMPLE_REFERRAL_ID = "6f7a8b9c-0d1e-4f2a-8b3c-4d5e6f7a8b9c"
 
 
 class OriginIn(Schema):
@@ -25,15 +26,15 @@ class OriginIn(Schema):
     coordinates (used for straight-line estimates only; never stored or logged)."""
 
     area: Token | None = Field(default=None, examples=["riverside"])
-    latitude: StrictFloat | StrictInt | None = Field(default=None, ge=-90, le=90)
-    longitude: StrictFloat | StrictInt | None = Field(
-        default=None, ge=-180, le=180, validate_default=True
-    )
+    latitude: StrictFloat | None = Field(default=None, ge=-90, le=90)
+    longitude: StrictFloat | None = Field(default=None, ge=-180, le=180, validate_default=True)
 
     @field_validator("longitude")
     @classmethod
     def _one_origin(cls, longitude: float | None, info: ValidationInfo) -> float | None:
-        latitude, area = info.data.get("latitude"), info.data.get("area")
+        if not {"latitude", "area"} <= info.data.keys():
+            return longitude  # another field failed: its own error says what is wrong
+        latitude, area = info.data["latitude"], info.data["area"]
         if (latitude is None) != (longitude is None):
             raise PydanticCustomError("coordinates", "give both latitude and longitude, or neither")
         if area is None and latitude is None:
@@ -41,10 +42,7 @@ class OriginIn(Schema):
         return longitude
 
     def origin(self) -> Origin:
-        def degrees(value: float | None) -> float | None:
-            return None if value is None else float(value)
-
-        return Origin(self.area, degrees(self.latitude), degrees(self.longitude))
+        return Origin(self.area, self.latitude, self.longitude)
 
 
 class PreferencesIn(Schema):
@@ -95,7 +93,9 @@ class MatchRequest(Schema):
     @field_validator("answers")
     @classmethod
     def _one_source(cls, answers: Any, info: ValidationInfo) -> Any:
-        given = info.data.get("screening_id") is not None
+        if "screening_id" not in info.data:
+            return answers  # screening_id failed: its own error says what is wrong
+        given = info.data["screening_id"] is not None
         if given == (answers is not None):
             raise PydanticCustomError("one_source", "give either screening_id or answers")
         return answers
@@ -111,21 +111,9 @@ class MatchRequest(Schema):
 
 
 class CriterionOut(Schema):
-    criterion: Literal[
-        "level",
-        "population",
-        "specialty",
-        "co_occurring",
-        "services",
-        "language",
-        "payer",
-        "accepting_referrals",
-        "modality",
-        "schedule",
-        "hours",
-        "travel",
-        "waitlist",
-    ]
+    criterion: Annotated[str, WithJsonSchema({"type": "string", "enum": list(CRITERIA)})] = Field(
+        description="The criterion judged: one of the matcher's, in its order."
+    )
     outcome: Literal["fits", "partly", "does_not_fit", "unknown"]
     explanation: str = Field(examples=["The program has 2 places open."])
 
@@ -154,7 +142,11 @@ class CandidateOut(Schema):
 
 class MatchResponse(Schema):
     screening_id: str | None
-    level: LevelOfCare | None = Field(description="The recommended level matched against.")
+    level: LevelOfCare | None = Field(description="The level matched against.")
+    level_source: LevelSource = Field(
+        description="`decided`: the level of the screening's latest clinician decision, "
+        "`recommended`: the determination's (no decision, or answers evaluated now)."
+    )
     urgency: Urgency
     notice: str | None = Field(
         description="Why there are no candidates (no level yet, or emergency evaluation first)."

@@ -56,6 +56,7 @@ class Action(StrEnum):
     PROGRAM_MATCH = "program.match"
     SCREENING_REFER = "screening.refer"
     SCREENING_REFERRALS = "screening.referrals"
+    SCREENING_REFERRAL = "screening.referral"
     # Operators' commands (carelevel retention …), recorded like the API's operations.
     RETENTION_SET = "retention.set"
     RETENTION_EXPIRE = "retention.expire"
@@ -140,6 +141,7 @@ ACTIONS: Mapping[Action, ActionSpec] = {
     Action.PROGRAM_MATCH: _spec(_S, Scope.PROGRAMS_READ, Scope.SCREENINGS_READ),
     Action.SCREENING_REFER: _spec(_S, Scope.PROGRAMS_READ, Scope.SCREENINGS_WRITE),
     Action.SCREENING_REFERRALS: _spec(_S, Scope.SCREENINGS_READ),
+    Action.SCREENING_REFERRAL: _spec(_S, Scope.SCREENINGS_READ),
     Action.RETENTION_SET: _spec(ResourceType.RETENTION, Scope.ADMIN),
     Action.RETENTION_EXPIRE: _spec(ResourceType.RETENTION, Scope.ADMIN),
 }

@@ -31,6 +31,7 @@ class Operation:
             "screening_id": UNKNOWN_ID,
             "client_id": UNKNOWN_ID,
             "program_id": UNKNOWN_ID,
+            "referral_id": UNKNOWN_ID,
             "person_id": "p-unknown-person",
             "owner": "shared",
             "key": "iop-level-of-care",
