@@ -208,6 +208,40 @@ def successful_requests(
     ]
 
 
+Requests = list[tuple[Action, str | None, Callable[[], Awaitable[httpx.Response]]]]
+
+
+async def referral_requests(client: httpx.AsyncClient, screening: str) -> Requests:
+    """The matching and referral operations on ``screening``, with a program to refer to."""
+    created = await client.post("/v1/programs", json=EVENING_IOP)
+    assert created.status_code == 201, created.text
+    program = created.json()["id"]
+    referrals = f"/v1/screenings/{screening}/referrals"
+    recorded: dict[str, str] = {}
+
+    async def refer() -> httpx.Response:
+        response = await client.post(
+            referrals, json={"program_id": program, "referred_by": "clinician-1"}
+        )
+        recorded["id"] = response.json()["id"]
+        return response
+
+    return [
+        (
+            Action.PROGRAM_MATCH,
+            screening,
+            lambda: client.post("/v1/program-matches", json={"screening_id": screening}),
+        ),
+        (Action.SCREENING_REFER, screening, refer),
+        (Action.SCREENING_REFERRALS, screening, lambda: client.get(referrals)),
+        (
+            Action.SCREENING_REFERRAL,
+            screening,
+            lambda: client.get(f"{referrals}/{recorded['id']}"),
+        ),
+    ]
+
+
 async def test_every_audited_operation_writes_exactly_one_event(
     app: FastAPI, client: httpx.AsyncClient, schema: AsyncEngine
 ) -> None:
@@ -217,6 +251,7 @@ async def test_every_audited_operation_writes_exactly_one_event(
     me = await client_id_of(app, client)
     requests = successful_requests(client, screening, document)
     requests += await program_requests(client)
+    requests += await referral_requests(client, screening)
     # Reading and revoking a client are covered below; opening a signed view link (no API key)
     # in tests/api/test_screening_view.py; the retention commands in tests/api/test_retention.py.
     covered = {action for action, _, _ in requests} | {

@@ -677,6 +677,11 @@ async def exercise_matches_and_referrals(d: Driver) -> None:
     await d.call("GET", referrals, 200, path=path)
     await d.call("GET", referrals, 404, path={"screening_id": TEXT})
     await d.call("GET", referrals, 422, path={"screening_id": f"{TEXT}.{OUT_OF_RANGE_INT}"})
+    one = referrals + "/{referral_id}"
+    await d.call("GET", one, 200, path=path | {"referral_id": recorded.json()["id"]})
+    await d.call("GET", one, 404, path=path | {"referral_id": TEXT})
+    await d.call("GET", one, 404, path={"screening_id": TEXT, "referral_id": TEXT})
+    await d.call("GET", one, 422, path=path | {"referral_id": f"{TEXT}.{OUT_OF_RANGE_INT}"})
     await exercise_fhir_programs(d, program["id"], recorded.json()["id"])
 
 

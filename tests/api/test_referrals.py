@@ -5,7 +5,10 @@ isolated by tenant; audited without the preferences."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
+import threading
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
@@ -14,7 +17,11 @@ from fastapi import FastAPI
 from sqlalchemy import select
 
 from app.audit.models import AuditEvent
+from app.engine.matching import CRITERIA, Matches, Needs, match
+from app.engine.programs import DirectoryEntry
 from app.programs.examples import EVENING_IOP
+from app.referrals import service as referral_service
+from app.referrals.models import Referral
 from app.security.principal import Scope
 from tests.support.apps import http_client, new_key
 from tests.support.examples import create, example
@@ -100,7 +107,7 @@ async def test_answers_are_evaluated_and_matched_without_storing(
 
     assert response.status_code == 200, response.text
     body = response.json()
-    assert body["screening_id"] is None
+    assert (body["screening_id"], body["level_source"]) == (None, "recommended")
     assert body["candidates"][0]["program"]["id"] == ids["evening"]
     by_id = {c["program"]["id"]: c for c in body["candidates"]}
     daytime = by_id[ids["waitlist"]]
@@ -171,8 +178,11 @@ async def test_a_referral_is_stored_with_the_program_and_listed(
     )
 
     assert first.status_code == 201, first.text
-    assert first.headers["location"] == referrals
     body = first.json()
+    assert first.headers["location"] == f"{referrals}/{body['id']}"
+    read = await client.get(first.headers["location"])
+    assert read.status_code == 200, read.text
+    assert read.json() == body
     assert (body["program_id"], body["program_version"], body["level"]) == (
         ids["evening"],
         1,
@@ -236,6 +246,12 @@ async def test_another_tenants_screening_and_programs_are_not_found(
 ) -> None:
     ids = await add_programs(client)
     screening = await create(client, example("adult-iop-suitable"))
+    ours = (
+        await client.post(
+            f"/v1/screenings/{screening['id']}/referrals",
+            json={"program_id": ids["evening"], "referred_by": "c-1"},
+        )
+    ).json()
     async with http_client(app, await new_key(app, tenant="clinic-b")) as other:
         matched = await other.post(MATCHES, json={"screening_id": screening["id"]})
         referred = await other.post(
@@ -243,6 +259,7 @@ async def test_another_tenants_screening_and_programs_are_not_found(
             json={"program_id": ids["evening"], "referred_by": "c-1"},
         )
         listed = await other.get(f"/v1/screenings/{screening['id']}/referrals")
+        read = await other.get(f"/v1/screenings/{screening['id']}/referrals/{ours['id']}")
         own = await create(other, example("adult-iop-suitable"))
         their_directory = await other.post(MATCHES, json={"screening_id": own["id"]})
         to_ours = await other.post(
@@ -253,6 +270,7 @@ async def test_another_tenants_screening_and_programs_are_not_found(
     assert_problem(matched, 404)
     assert_problem(referred, 404)
     assert_problem(listed, 404)
+    assert_problem(read, 404)
     assert their_directory.json()["considered"] == 0
     assert pointers(assert_problem(to_ours, 422)) == ["#/program_id"]
 
@@ -286,3 +304,133 @@ async def test_the_audit_trail_records_counts_never_the_origin(
     assert [(e.resource_id, e.details) for e in events] == [
         (screening["id"], {"considered": 5, "returned": 5})
     ]
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        # A failed field alone: no "give either" or "give both" error about the others.
+        ({"screening_id": "not an id!"}, ["#/screening_id"]),
+        ({"origin": {"latitude": "north", "longitude": 10.5}}, ["#/preferences/origin/latitude"]),
+        ({"origin": {"latitude": 91, "longitude": 10.5}}, ["#/preferences/origin/latitude"]),
+        ({"origin": {"latitude": True, "longitude": 10}}, ["#/preferences/origin/latitude"]),
+        ({"origin": {"area": "Not a token!"}}, ["#/preferences/origin/area"]),
+        ({"origin": {"latitude": 40}}, ["#/preferences/origin/longitude"]),
+    ],
+)
+async def test_an_invalid_field_is_the_only_one_named(
+    client: httpx.AsyncClient, body: Json, expected: list[str]
+) -> None:
+    if "origin" in body:
+        body = {"answers": example("adult-iop-suitable"), "preferences": body}
+
+    response = await client.post(MATCHES, json=body)
+
+    assert pointers(assert_problem(response, 422)) == expected
+
+
+def test_the_schema_states_the_coordinates_bounds_and_the_matchers_criteria(app: FastAPI) -> None:
+    schemas = app.openapi()["components"]["schemas"]
+    latitude = schemas["OriginIn"]["properties"]["latitude"]["anyOf"][0]
+    criterion = schemas["CriterionOut"]["properties"]["criterion"]
+
+    assert (latitude["type"], latitude["minimum"], latitude["maximum"]) == ("number", -90, 90)
+    assert criterion["enum"] == list(CRITERIA)
+
+
+async def test_a_decided_level_is_matched_and_referred_against(client: httpx.AsyncClient) -> None:
+    ids = await add_programs(client)
+    screening = await create(client, example("adult-iop-suitable"))
+    decided = await client.post(
+        f"/v1/screenings/{screening['id']}/decision",
+        json={
+            "final_level": "partial_hospitalization",
+            "decided_by": "clinician-042",
+            "variance_reasons": ["clinical_judgment"],
+        },
+    )
+    assert decided.status_code == 201, decided.text
+
+    response = await client.post(MATCHES, json={"screening_id": screening["id"]})
+    referred = await client.post(
+        f"/v1/screenings/{screening['id']}/referrals",
+        json={"program_id": ids["php"], "referred_by": "clinician-042"},
+    )
+
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["level"], body["level_source"]) == ("partial_hospitalization", "decided")
+    by_id = {c["program"]["id"]: c for c in body["candidates"]}
+    assert body["candidates"][0]["program"]["id"] == ids["php"]
+    assert outcomes(by_id[ids["php"]])["level"] == "fits"
+    assert outcomes(by_id[ids["evening"]])["level"] == "does_not_fit"
+    assert referred.status_code == 201, referred.text
+    assert outcomes(referred.json()["match"])["level"] == "fits"
+
+
+async def test_matching_runs_off_the_event_loop_holding_no_connection(
+    app: FastAPI, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await add_programs(client)
+    screening = await create(client, example("adult-iop-suitable"))
+    pool = app.state.engine.pool
+    seen: list[tuple[int, int]] = []
+    real = match
+
+    def spying(needs: Needs, entries: Sequence[DirectoryEntry]) -> Matches:
+        seen.append((threading.get_ident(), pool.checkedout()))
+        return real(needs, entries)
+
+    monkeypatch.setattr(referral_service, "match", spying)
+
+    response = await client.post(MATCHES, json={"screening_id": screening["id"]})
+
+    assert response.status_code == 200, response.text
+    [(thread, connections)] = seen
+    assert thread != threading.get_ident()  # not the event loop's
+    assert connections == 0
+
+
+async def test_concurrent_referrals_never_pass_the_screenings_limit(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = await add_programs(client)
+    screening = await create(client, example("adult-iop-suitable"))
+    referrals = f"/v1/screenings/{screening['id']}/referrals"
+    monkeypatch.setattr(referral_service, "MAX_REFERRALS_PER_SCREENING", 2)
+
+    answers = await asyncio.gather(
+        *(
+            client.post(referrals, json={"program_id": ids[key], "referred_by": "c-1"})
+            for key in ("evening", "waitlist", "php", "evening", "waitlist", "php")
+        )
+    )
+
+    assert sorted(a.status_code for a in answers) == [201, 201, 409, 409, 409, 409]
+    assert len((await client.get(referrals)).json()["items"]) == 2
+
+
+async def test_a_referral_stores_no_origin_and_rounded_travel_minutes(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    ids = await add_programs(client)
+    screening = await create(client, example("adult-iop-suitable"))
+    origin = {"latitude": 39.871234, "longitude": -89.587654}
+
+    response = await client.post(
+        f"/v1/screenings/{screening['id']}/referrals",
+        json={
+            "program_id": ids["evening"],
+            "referred_by": "c-1",
+            "preferences": {"origin": origin},
+        },
+    )
+
+    assert response.status_code == 201, response.text
+    async with app.state.sessions() as session:
+        stored = (await session.execute(select(Referral))).scalar_one()
+    minutes = stored.match["travel_minutes"]
+    assert minutes is not None
+    assert minutes % 5 == 0
+    kept = str(stored.match)
+    assert [text for text in ("39.87", "89.58", "871234", "587654") if text in kept] == []

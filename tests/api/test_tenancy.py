@@ -56,6 +56,7 @@ class World:
     fork_etag: str
     a_client: str  # a client of clinic-a
     program: str  # a program of clinic-a's directory
+    referral: str  # clinic-a's referral of its screening to the program
     document: dict[str, Any]
 
 
@@ -77,6 +78,11 @@ async def world(app: FastAPI, client: httpx.AsyncClient) -> AsyncIterator[World]
         assert created.status_code == 201, created.text
         program = await a.post("/v1/programs", json=EVENING_IOP)
         assert program.status_code == 201, program.text
+        referral = await a.post(
+            f"/v1/screenings/{screening.json()['id']}/referrals",
+            json={"program_id": program.json()["id"], "referred_by": "clinician-1"},
+        )
+        assert referral.status_code == 201, referral.text
         response = response_for(VOCABULARY, example("adult-iop-suitable"), subject="Patient/7")
         evaluated = await a.post("/fhir/r4/QuestionnaireResponse/$evaluate", json=response)
         assert evaluated.status_code == 200, evaluated.text
@@ -90,6 +96,7 @@ async def world(app: FastAPI, client: httpx.AsyncClient) -> AsyncIterator[World]
             fork_etag=fork.headers["etag"],
             a_client=created.json()["id"],
             program=program.json()["id"],
+            referral=referral.json()["id"],
             document=copy.deepcopy(fork.json()["content"]),
         )
 
@@ -120,6 +127,11 @@ def object_requests(w: World) -> dict[str, tuple[str, str, dict[str, Any]]]:
         "GET /v1/screenings/{screening_id}/referrals": (
             "GET",
             f"/v1/screenings/{w.screening}/referrals",
+            {},
+        ),
+        "GET /v1/screenings/{screening_id}/referrals/{referral_id}": (
+            "GET",
+            f"/v1/screenings/{w.screening}/referrals/{w.referral}",
             {},
         ),
         "GET /v1/rule-sets/{owner}/{key}/versions": ("GET", f"{FORK}/versions", {}),
