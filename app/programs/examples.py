@@ -28,6 +28,7 @@ EVENING_IOP: Json = {
     "specialties": ["mental_health", "substance_use"],
     "co_occurring_capability": "capable",
     "services": ["moud", "primary_care_coordination"],
+    "accepts_people_on_moud": True,
     "modality": "hybrid",
     "timetable": [
         {"day": "monday", "start": "18:00", "end": "21:00", "modality": "in_person"},
