@@ -878,6 +878,9 @@ def _travel(needs: Needs, program: ProgramDocument, facts: _Facts) -> _Judgement
     minutes = facts.travel
     if _remote(needs, facts):
         return _fits("Every session can be attended by telehealth: no travel.", "telehealth")
+    if facts.kinds == {SessionModality.TELEHEALTH}:
+        # Telehealth only: no journey, whether the person can join is the modality's question.
+        return _fits("Every session is held by telehealth: no travel.", "no travel")
     if minutes is None:
         return _unknown(
             "The travel time is not known (no origin, or no table or location to estimate from).",

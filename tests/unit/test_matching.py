@@ -634,3 +634,14 @@ def test_explanations_use_words_not_codes() -> None:
     modality = outcome(judged, "modality")[1]
     assert "Telehealth sessions: the person has a device" in modality
     assert "arrange transport for the in-person sessions" in modality
+
+
+def test_a_telehealth_only_program_needs_no_travel_even_for_a_person_who_cannot_join() -> None:
+    cannot_join = dataclasses.replace(ADULT_IOP, telehealth_capable=False)
+    remote = program(modality="telehealth")
+
+    assert outcome(judge(cannot_join, remote), "travel") == (
+        "fits",
+        "Every session is held by telehealth: no travel.",
+    )
+    assert outcome(judge(cannot_join, remote), "modality")[0] == "does_not_fit"
